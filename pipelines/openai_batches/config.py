@@ -1,0 +1,130 @@
+"""Where a run gets its projects, keys and database path from.
+
+Environment names are the official SDKs' (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_ORG_ID`,
+`OPENAI_PROJECT_ID`); files are dlt's `.dlt/config.toml` and `.dlt/secrets.toml` under
+`[sources.openai_batches]`. Several projects are named in `[sources.openai_batches.projects.NAME]`
+tables, each with its own `api_key` (and optional `base_url`, `organization`, `project_id`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import settings
+
+SECTION = "sources.openai_batches"
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot work; the message names the setting, never a key's value."""
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str | None  # None: take the name from the API's `openai-project` header
+    api_key: str = field(repr=False)
+    base_url: str = settings.DEFAULT_BASE_URL
+    organization: str | None = None
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    projects: tuple[ProjectConfig, ...]
+    timeout: float = settings.READ_TIMEOUT_S
+    max_attempts: int = settings.RETRY_MAX_ATTEMPTS
+
+
+def _lookup(key: str) -> Any:
+    """A value from dlt's providers (environment, secrets.toml, config.toml), or None."""
+    import dlt
+
+    for accessor in (dlt.secrets, dlt.config):
+        try:
+            value = accessor.get(f"{SECTION}.{key}")
+        except Exception as e:  # a malformed toml file surfaces here
+            raise ConfigError(f"cannot read .dlt configuration: {e}") from None
+        if value is not None:
+            return value
+    return None
+
+
+def _text(value: Any, setting: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{setting} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _number(value: Any, setting: str, default: float, minimum: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{setting} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{setting} must be at least {minimum:g}, got {number:g}")
+    return number
+
+
+def configured_projects() -> tuple[ProjectConfig, ...]:
+    """Named projects from `.dlt`, else the one project of OPENAI_API_KEY (or `api_key` in `.dlt`).
+
+    Returns an empty tuple when no key is configured anywhere."""
+    named = _lookup("projects")
+    if named is not None and not isinstance(named, Mapping):
+        raise ConfigError(f"{SECTION}.projects must be a table of [{SECTION}.projects.NAME] sections")
+    default_base = os.environ.get("OPENAI_BASE_URL") or _text(_lookup("base_url"), f"{SECTION}.base_url")
+    if named:
+        projects = []
+        for name, entry in named.items():
+            where = f"{SECTION}.projects.{name}"
+            if not isinstance(entry, Mapping):
+                raise ConfigError(f"{where} must be a table with at least api_key")
+            key = _text(entry.get("api_key"), f"{where}.api_key")
+            if not key:
+                raise ConfigError(f"{where}.api_key is missing (put it in .dlt/secrets.toml)")
+            projects.append(
+                ProjectConfig(
+                    name=str(name),
+                    api_key=key,
+                    base_url=_text(entry.get("base_url"), f"{where}.base_url") or default_base or settings.DEFAULT_BASE_URL,
+                    organization=_text(entry.get("organization"), f"{where}.organization"),
+                    project_id=_text(entry.get("project_id"), f"{where}.project_id"),
+                )
+            )
+        return tuple(projects)
+    key = os.environ.get("OPENAI_API_KEY") or _text(_lookup("api_key"), f"{SECTION}.api_key")
+    if not key:
+        return ()
+    return (
+        ProjectConfig(
+            name=_text(_lookup("project_name"), f"{SECTION}.project_name"),
+            api_key=key,
+            base_url=default_base or settings.DEFAULT_BASE_URL,
+            organization=os.environ.get("OPENAI_ORG_ID") or _text(_lookup("organization"), f"{SECTION}.organization"),
+            project_id=os.environ.get("OPENAI_PROJECT_ID") or _text(_lookup("project_id"), f"{SECTION}.project_id"),
+        ),
+    )
+
+
+def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
+    return RunConfig(
+        projects=configured_projects() if projects is None else projects,
+        timeout=_number(_lookup("request_timeout"), f"{SECTION}.request_timeout", settings.READ_TIMEOUT_S, 0.01),
+        max_attempts=int(_number(_lookup("max_attempts"), f"{SECTION}.max_attempts", settings.RETRY_MAX_ATTEMPTS, 1)),
+    )
+
+
+def database_path(cli_value: str | None) -> str:
+    """--db wins, then OPENAI_BATCHES_DB, then `db_path` in `.dlt`, then ./openai_batches.duckdb."""
+    return (
+        cli_value
+        or os.environ.get("OPENAI_BATCHES_DB")
+        or _text(_lookup("db_path"), f"{SECTION}.db_path")
+        or settings.DEFAULT_DB_PATH
+    )

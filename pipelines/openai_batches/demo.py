@@ -1,0 +1,92 @@
+"""`openai-batches demo`: the whole product on the built-in simulator, no API key needed.
+
+Two simulated projects with a realistic history are served on loopback; the real `load` backfills
+them into a fresh demo database, then the simulated clock moves one hour and a second `load` shows
+what a cron run costs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from . import settings
+from .config import ProjectConfig, RunConfig
+from .progress import make_progress
+from .runner import LoadResult, run_load, working_dir
+from .simulator import SimClock, SimulatedOrg, SimulatorServer
+
+# Simulator keys: they only open the local simulator, so printing them is fine.
+DEMO_PROJECTS = {"sk-sim-research": "proj_research", "sk-sim-production": "proj_production"}
+# Enough history to show costs over months, small enough to backfill in seconds.
+DEMO_BATCHES_PER_PROJECT = 1500
+# Long enough to straddle 2025-09-07, before which the API reported no usage (unpriced rows).
+DEMO_HISTORY_DAYS = 540.0
+# New batches per hour per project after the backfill, so the cron tick has something to pick up.
+DEMO_ARRIVALS_PER_HOUR = 6.0
+
+
+def _fresh(db_path: str) -> None:
+    """The demo always starts from nothing: its simulated ids depend on today's date."""
+    for path in (db_path, db_path + ".wal"):
+        Path(path).unlink(missing_ok=True)
+    shutil.rmtree(working_dir(db_path), ignore_errors=True)
+
+
+def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
+    from .cli import _print_summary
+
+    config = RunConfig(
+        projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
+    )
+    progress = make_progress()
+    try:
+        result = run_load(db_path, config, progress=progress)
+    finally:
+        getattr(progress, "close", lambda: None)()
+    _print_summary(result, label)
+    return result
+
+
+def _print_contents(db_path: str) -> None:
+    import duckdb
+
+    with duckdb.connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            f"""
+            SELECT project, count(*) AS batches,
+                   count(*) FILTER (WHERE status NOT IN ('completed','failed','expired','cancelled')) AS open,
+                   sum(request_counts__total) AS requests,
+                   sum(usage__total_tokens) AS tokens,
+                   count(*) FILTER (WHERE usage__total_tokens IS NULL) AS without_usage
+            FROM {settings.DATASET_NAME}.{settings.BATCHES_TABLE} GROUP BY 1 ORDER BY 1
+            """
+        ).fetchall()
+    print(f"\n{'project':<18}{'batches':>9}{'open':>7}{'requests':>13}{'tokens':>16}{'no usage':>10}")
+    for project, batches, open_, requests, tokens, without in rows:
+        print(f"{project:<18}{batches:>9}{open_:>7}{requests or 0:>13,}{tokens or 0:>16,}{without:>10}")
+
+
+def run_demo(db_path: str | None = None, batches: int | None = None, seed: int = 0) -> int:
+    db_path = db_path or os.environ.get("OPENAI_BATCHES_DEMO_DB") or settings.DEMO_DB_PATH
+    per_project = batches or DEMO_BATCHES_PER_PROJECT
+    _fresh(db_path)
+    org = SimulatedOrg(projects=dict(DEMO_PROJECTS), clock=SimClock(start=time.time()), seed=seed)
+    for project in DEMO_PROJECTS.values():
+        org.generate_history(per_project, project=project, days=DEMO_HISTORY_DAYS)
+        org.set_arrival_rate(DEMO_ARRIVALS_PER_HOUR, project=project)
+    print(f"Simulated organisation: {len(DEMO_PROJECTS)} projects, {per_project} batches each, seed {seed}.")
+    with SimulatorServer(org) as server:
+        first = _load(db_path, server, "backfill")
+        if not first.ok:
+            return 1
+        org.advance(3600)
+        print("One simulated hour later (a cron tick):")
+        second = _load(db_path, server, "incremental")
+        if not second.ok:
+            return 1
+    _print_contents(db_path)
+    print(f"\nDemo database: {db_path}  (duckdb {db_path} -c 'FROM openai_batches.batches LIMIT 5')")
+    return 0

@@ -1,0 +1,166 @@
+"""One `load`: a dlt pipeline per database file, one pipeline run per project.
+
+Each project is its own dlt run so that a failing project cannot take the others' data with it:
+what loaded stays loaded, the failure is reported, and the exit code says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from . import ProgressSink, SyncStats, openai_batches, settings
+from .config import RunConfig
+from .helpers import ApiError, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProjectOutcome:
+    name: str
+    stats: SyncStats
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    db_path: str
+    outcomes: list[ProjectOutcome] = field(default_factory=list)
+    elapsed: float = 0.0
+    error: str | None = None  # a failure outside any one project (database, working directory)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(o.error is None for o in self.outcomes)
+
+    @property
+    def requests(self) -> int:
+        return sum(o.stats.requests for o in self.outcomes)
+
+
+def working_dir(db_path: str) -> str:
+    """dlt's working directory for one database file.
+
+    Keyed by the file's absolute path so that two databases on one machine never share local
+    state (which would make one of them skip history); the pipeline name stays the same so that a
+    database copied elsewhere still carries the state dlt restores from it."""
+    digest = hashlib.sha256(str(Path(db_path).resolve()).encode()).hexdigest()[:16]
+    return os.path.join(dlt.current.run_context().data_dir, "pipelines", f"openai_batches-{digest}")
+
+
+def make_pipeline(db_path: str) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=settings.PIPELINE_NAME,
+        pipelines_dir=working_dir(db_path),
+        destination=dlt.destinations.duckdb(str(Path(db_path).resolve())),
+        dataset_name=settings.DATASET_NAME,
+    )
+
+
+def destination_state_version(db_path: str) -> int | None:
+    """Version of the pipeline state stored in the database, None when there is none."""
+    if not Path(db_path).exists():
+        return None
+    import duckdb
+
+    try:
+        with duckdb.connect(db_path, read_only=True) as con:
+            row = con.execute(
+                f"SELECT max(version) FROM {settings.DATASET_NAME}._dlt_pipeline_state WHERE pipeline_name = ?",
+                [settings.PIPELINE_NAME],
+            ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def reconcile_local_state(pipeline: dlt.Pipeline, db_path: str) -> dlt.Pipeline:
+    """Make sure local state never claims more than the database holds.
+
+    Local state may run ahead of the database only while a pending load package carries the
+    difference. A deleted or replaced database file, or a package that was dropped, leaves local
+    state that would skip batches; it is discarded so dlt restores state from the database (or, for
+    an empty one, starts a full backfill)."""
+    local_dir = Path(pipeline.working_dir)
+    if not (local_dir / "state.json").exists():
+        return pipeline
+    remote = destination_state_version(db_path)
+    local = pipeline.state.get("_state_version", 0)
+    if remote is None or (local > remote and not pipeline.has_pending_data):
+        why = "the database has no pipeline state" if remote is None else "local state is ahead of the database"
+        log.info("discarding local dlt state in %s: %s", local_dir, why)
+        shutil.rmtree(local_dir, ignore_errors=True)
+        return make_pipeline(db_path)
+    return pipeline
+
+
+def run_load(
+    db_path: str,
+    config: RunConfig,
+    *,
+    full_refresh: bool = False,
+    progress: ProgressSink | None = None,
+) -> LoadResult:
+    started = time.monotonic()
+    result = LoadResult(db_path=db_path)
+    retry = RetryPolicy(max_attempts=config.max_attempts)
+    try:
+        pipeline = reconcile_local_state(make_pipeline(db_path), db_path)
+        if pipeline.has_pending_data:
+            log.info("loading what an interrupted run had already extracted")
+            pipeline.run()
+    except Exception as e:
+        result.error = f"database {db_path}: {_cause(e)}"
+        result.elapsed = time.monotonic() - started
+        return result
+    for project in config.projects:
+        stats = SyncStats(project=project.name)
+        outcome = ProjectOutcome(name=project.name or "default", stats=stats)
+        result.outcomes.append(outcome)
+        source = openai_batches(
+            api_key=project.api_key,
+            base_url=project.base_url,
+            organization=project.organization,
+            project=project.project_id,
+            project_name=project.name,
+            full_refresh=full_refresh,
+            timeout=config.timeout,
+            retry=retry,
+            stats=stats,
+            progress=progress,
+        )
+        try:
+            pipeline.run(source, loader_file_format="parquet")
+        except PipelineStepFailed as e:
+            outcome.error = _cause(e)
+            if e.step != "extract":
+                # The database refused the data: later projects would fail the same way, and
+                # dlt keeps the package to retry on the next run.
+                result.error = f"loading into {db_path} failed: {outcome.error}"
+                break
+        finally:
+            outcome.name = stats.project or outcome.name
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost meaningful message: our ApiError's one line, else the root exception."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ApiError):
+            return str(seen)
+        if seen.__cause__ is None and seen.__context__ is None:
+            break
+        seen = seen.__cause__ or seen.__context__
+    root = seen or error
+    return f"{type(root).__name__}: {root}".splitlines()[0]

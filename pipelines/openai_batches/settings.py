@@ -1,0 +1,53 @@
+"""Constants of the OpenAI batches source, each with the reason it has its value."""
+
+from __future__ import annotations
+
+# The official SDKs' default; OPENAI_BASE_URL or config overrides it (simulator, proxies, Azure-style gateways).
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# The API's maximum page size: fewer requests per backfill (ceil(N/100)) and per cron run.
+PAGE_LIMIT = 100
+
+# Terminal statuses never change again, so a batch in one of them is never re-read.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+
+# Every status the reference lists; anything else is loaded as-is but treated as still open (safe side).
+KNOWN_STATUSES = TERMINAL_STATUSES | frozenset({"validating", "in_progress", "finalizing", "cancelling"})
+
+# dlt names: the DuckDB schema, the main table and the table that holds `errors.data`.
+DATASET_NAME = "openai_batches"
+PIPELINE_NAME = "openai_batches"
+BATCHES_TABLE = "batches"
+ERRORS_TABLE = "batches__errors__data"
+
+# Where `load` writes when neither --db nor config names a file: the working directory, next to `.dlt/`.
+DEFAULT_DB_PATH = "openai_batches.duckdb"
+# The demo gets its own file so it never mixes simulated rows into a real database.
+DEMO_DB_PATH = "openai_batches_demo.duckdb"
+
+# Rows per arrow table handed to dlt: large tables extract 2-3x faster than one per page,
+# while 10k rows of ~30 columns stay a few MB, which keeps a million-batch backfill in bounded memory.
+ARROW_CHUNK_ROWS = 10_000
+
+# Pages fetched ahead while the previous one is converted; more buys nothing on a sequential cursor.
+PREFETCH_PAGES = 2
+
+# Per-request timeouts: listing 100 batches is fast; a long read timeout only delays retrying a stuck call.
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 60.0
+
+# Retry policy, as the official SDK does it: exponential from 0.5 s, doubling, capped at 8 s, with jitter.
+RETRY_INITIAL_S = 0.5
+RETRY_MAX_BACKOFF_S = 8.0
+# A server hint (retry-after) is honoured up to this; a longer one means "come back later", so fail instead.
+RETRY_MAX_HINT_S = 60.0
+# Attempts of one request before giving up on it (the SDK uses 2 retries; cron can afford more).
+RETRY_MAX_ATTEMPTS = 8
+# Whole-run budget so a flapping API cannot keep a cron job alive for hours.
+RETRY_BUDGET_RETRIES = 200
+RETRY_BUDGET_SLEEP_S = 600.0
+
+# HTTP statuses worth retrying (the SDK's list): timeouts, lock conflicts, rate limits and server errors.
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# Error codes that a retry cannot fix even though the status (429) usually can.
+NON_RETRYABLE_CODES = frozenset({"insufficient_quota"})

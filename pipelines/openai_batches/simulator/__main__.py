@@ -1,0 +1,7 @@
+"""``python -m pipelines.openai_batches.simulator``: same as ``openai-batches simulate``."""
+
+import sys
+
+from .cli import serve
+
+sys.exit(serve())

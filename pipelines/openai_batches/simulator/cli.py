@@ -1,0 +1,141 @@
+"""``openai-batches simulate``: run the simulator as a standalone server (demo, benchmarks)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from .clock import SimClock
+from .org import DEFAULT_PROJECTS, SimulatedOrg
+from .server import DEFAULT_RANDOM_FAULTS, FAULT_KINDS, SimulatorServer
+from .workload import USAGE_CUTOFF
+
+
+def parse_projects(spec: str) -> dict[str, str]:
+    """``"3"`` -> three projects; ``"alpha,beta"`` -> named ones; ``"1"`` -> the default key/project.
+
+    Keys are ``sk-sim-<name>`` and projects ``proj_<name>``, so a key says which project it reads.
+    """
+    spec = spec.strip()
+    if spec.isdigit():
+        count = int(spec)
+        if count < 1:
+            raise ValueError("--projects must be >= 1")
+        if count == 1:
+            return dict(DEFAULT_PROJECTS)
+        return {f"sk-sim-{i}": f"proj_sim_{i}" for i in range(1, count + 1)}
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ValueError("--projects: give a count or a comma separated list of names")
+    out: dict[str, str] = {}
+    for name in names:
+        short = name.removeprefix("proj_")
+        out[f"sk-sim-{short}"] = f"proj_{short}"
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="openai-batches simulate",
+        description="Serve a simulated OpenAI Batches API (GET /v1/batches, GET /v1/batches/{id}) over HTTP.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port, 0 for any free one (default %(default)s)")
+    p.add_argument(
+        "--batches",
+        type=int,
+        default=2000,
+        help="batches of history, split evenly over the projects (default %(default)s)",
+    )
+    p.add_argument(
+        "--days",
+        type=float,
+        default=None,
+        help="history span in days (default: 120, or longer so it straddles 2025-09-07)",
+    )
+    p.add_argument("--open-fraction", type=float, default=None, help="share of the history forced to be still open now")
+    p.add_argument("--seed", type=int, default=0, help="makes the generated history reproducible (default %(default)s)")
+    p.add_argument(
+        "--projects", default="1", help="number of projects, or a comma separated list of names (default %(default)s)"
+    )
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every response (default %(default)s)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default %(default)s)")
+    p.add_argument(
+        "--arrival-rate", type=float, default=0.0, help="new batches per hour and project (default %(default)s)"
+    )
+    p.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="fraction of requests that get a random fault (default %(default)s)",
+    )
+    p.add_argument(
+        "--fault-kinds",
+        default=",".join(DEFAULT_RANDOM_FAULTS),
+        help=f"comma separated, among {', '.join(FAULT_KINDS)} (default %(default)s)",
+    )
+    return p
+
+
+def serve(argv: list[str] | None = None) -> int:
+    """The `openai-batches simulate` command: serve until Ctrl-C (or SIGTERM), return 0."""
+    args = build_parser().parse_args(argv)
+    try:
+        projects = parse_projects(args.projects)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    kinds = tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip())
+    clock = SimClock(realtime=True, speed=args.speed)
+    days = args.days
+    if days is None:
+        # The demo should show both pre-cutoff rows (no usage/model) and post-cutoff ones.
+        days = max(120.0, (clock.now() - USAGE_CUTOFF) / 86_400 + 60)
+    org = SimulatedOrg(projects=projects, clock=clock, seed=args.seed)
+    t0 = time.perf_counter()
+    org.generate_history(args.batches, days=days, open_fraction=args.open_fraction)
+    gen_s = time.perf_counter() - t0
+    if args.arrival_rate > 0:
+        org.set_arrival_rate(args.arrival_rate)
+    try:
+        server = SimulatorServer(
+            org,
+            host=args.host,
+            port=args.port,
+            latency=args.latency_ms / 1000.0,
+            fault_rate=args.fault_rate,
+            fault_kinds=kinds,
+            fault_seed=args.seed,
+        ).start()
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+
+    def _on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_term)
+
+    print(
+        f"Simulated {args.batches} batches over {days:.0f} days in {gen_s:.2f} s "
+        f"(seed {args.seed}, {len(set(projects.values()))} project(s))."
+    )
+    print(f"OPENAI_BASE_URL={server.base_url}")
+    for key, project in projects.items():
+        print(f"OPENAI_API_KEY={key}  # {project}")
+    print("Simulator keys only: they are not secrets. Press Ctrl-C to stop.", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

@@ -1,0 +1,719 @@
+"""An organisation's batches, per project, rendered as the OpenAI API returns them at the clock's "now"."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .clock import SimClock
+from .workload import (
+    COLUMN_DTYPES,
+    EXPIRY_S,
+    NEVER,
+    OUTCOME_CODES,
+    USAGE_CUTOFF,
+    Catalog,
+    Columns,
+    draw_batches,
+    draw_created,
+    make_open,
+)
+
+DEFAULT_PROJECTS = {"sk-sim-default": "proj_default"}
+
+# Real ids: 8 hex of created_at, 4 random hex, a constant "8190", 16 random hex (all 20 recorded ids
+# have it). Exact created_at in the first 8 hex lets `after=` find its position by binary search.
+_ID_RE = re.compile(r"^batch_([0-9a-f]{8})([0-9a-f]{4})8190([0-9a-f]{16})$")
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+# The order the columns are zipped in when a page is rendered (see _render_rows).
+_ROW = tuple(COLUMN_DTYPES)
+
+_ALLOWED_OVERRIDES = frozenset(
+    {
+        "outcome",
+        "model",
+        "endpoint",
+        "metadata",
+        "total_requests",
+        "validating_seconds",
+        "processing_seconds",
+        "finalizing_seconds",
+        "failed_fraction",
+        "input_file_id",
+    }
+)
+
+_TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+def batch_id(created: int, ida: int, idb: int) -> str:
+    return f"batch_{created:08x}{ida:04x}8190{idb:016x}"
+
+
+def parse_batch_id(bid: str) -> tuple[int, int, int] | None:
+    m = _ID_RE.match(bid)
+    if m is None:
+        return None
+    return int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16)
+
+
+class _Table:
+    """One project's batches as parallel numpy columns, sorted ascending by (created_at, id).
+
+    The list order is the reverse, so "newest first" pages are slices read backwards and the
+    position of an `after` id is a binary search on created_at plus a scan of its (tiny) tie group.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.cols: dict[str, npt.NDArray[Any]] = {k: np.empty(1024, dtype=t) for k, t in COLUMN_DTYPES.items()}
+
+    def col(self, name: str) -> npt.NDArray[Any]:
+        return self.cols[name][: self.n]
+
+    def _reserve(self, extra: int) -> None:
+        cap = len(self.cols["created"])
+        if self.n + extra <= cap:
+            return
+        new_cap = max(2 * cap, self.n + extra)
+        for k, arr in self.cols.items():
+            grown = np.empty(new_cap, dtype=arr.dtype)
+            grown[: self.n] = arr[: self.n]
+            self.cols[k] = grown
+
+    def _key(self, i: int) -> tuple[int, int, int]:
+        return int(self.cols["created"][i]), int(self.cols["ida"][i]), int(self.cols["idb"][i])
+
+    def add(self, rows: Columns) -> None:
+        m = len(rows["created"])
+        if m == 0:
+            return
+        order = np.lexsort((rows["idb"], rows["ida"], rows["created"]))
+        rows = {k: v[order] for k, v in rows.items()}
+        first = (int(rows["created"][0]), int(rows["ida"][0]), int(rows["idb"][0]))
+        if self.n == 0 or first > self._key(self.n - 1):
+            # New batches are (nearly always) the newest: append in place, amortised O(1).
+            self._reserve(m)
+            for k, v in rows.items():
+                self.cols[k][self.n : self.n + m] = v
+            self.n += m
+        elif m == 1:
+            pos = self.insert_pos(*first)
+            self._reserve(1)
+            for k, v in rows.items():
+                arr = self.cols[k]
+                arr[pos + 1 : self.n + 1] = arr[pos : self.n]  # numpy handles the overlap
+                arr[pos] = v[0]
+            self.n += 1
+        else:
+            merged = {k: np.concatenate([self.col(k), v]) for k, v in rows.items()}
+            order = np.lexsort((merged["idb"], merged["ida"], merged["created"]))
+            total = self.n + m
+            self._reserve(m)
+            for k, v in merged.items():
+                self.cols[k][:total] = v[order]
+            self.n = total
+
+    def insert_pos(self, created: int, ida: int, idb: int) -> int:
+        c = self.col("created")
+        lo = int(np.searchsorted(c, created, "left"))
+        hi = int(np.searchsorted(c, created, "right"))
+        a, b = self.cols["ida"], self.cols["idb"]
+        while lo < hi and (int(a[lo]), int(b[lo])) < (ida, idb):
+            lo += 1
+        return lo
+
+    def find(self, created: int, ida: int, idb: int) -> int:
+        pos = self.insert_pos(created, ida, idb)
+        if pos < self.n and self._key(pos) == (created, ida, idb):
+            return pos
+        return -1
+
+
+class _Arrivals:
+    """Poisson arrivals of new batches for one project.
+
+    Arrival times and their batches are drawn in blocks from an rng seeded by (segment, block), so
+    the same clock gives the same batches however often the org happens to be looked at.
+    """
+
+    BLOCK = 256
+
+    def __init__(self, per_hour: float, start: float, seed_key: list[int]) -> None:
+        self.scale = 3600.0 / per_hour
+        self.last_t = start
+        self.seed_key = seed_key
+        self.block_no = 0
+        self.pending: Columns | None = None
+        self.pos = 0
+
+    def due(self, now: int, catalog: Catalog) -> list[Columns]:
+        out: list[Columns] = []
+        while True:
+            if self.pending is None or self.pos >= len(self.pending["created"]):
+                rng = np.random.default_rng([*self.seed_key, self.block_no])
+                self.block_no += 1
+                times = self.last_t + np.cumsum(rng.exponential(self.scale, self.BLOCK))
+                self.last_t = float(times[-1])
+                self.pending = draw_batches(rng, np.floor(times).astype(np.int64), catalog)
+                self.pos = 0
+            created = self.pending["created"]
+            end = int(np.searchsorted(created, now, "right"))
+            if end > self.pos:
+                out.append({k: v[self.pos : end] for k, v in self.pending.items()})
+                self.pos = end
+            if self.pos < len(created):
+                return out
+
+
+class SimulatedOrg:
+    """All batches of an organisation, per project, with their lifecycle schedules.
+
+    Each batch is a compact record of *scheduled* lifecycle instants; its status, counts, usage and
+    file ids are derived from the clock when it is read, so advancing the clock moves every batch at
+    no cost. Thread safe: the server thread reads while a test thread advances the clock or creates.
+    """
+
+    def __init__(self, *, projects: dict[str, str] | None = None, clock: SimClock | None = None, seed: int = 0) -> None:
+        self._keys = dict(projects) if projects else dict(DEFAULT_PROJECTS)
+        self.clock = clock or SimClock()
+        self.seed = seed
+        self._lock = threading.RLock()
+        self._projects: list[str] = list(dict.fromkeys(self._keys.values()))
+        self._tables: dict[str, _Table] = {p: _Table() for p in self._projects}
+        self._catalog = Catalog()
+        self._history_calls = 0
+        self._create_rng = np.random.default_rng([seed, 2])
+        self._arrivals: dict[str, _Arrivals] = {}
+        self._arrival_segments = 0
+        self._meta: dict[str, dict[str, str]] = {}
+        self._input_files: dict[str, str] = {}
+        # Everything rendered lazily (file ids, metadata, errors) is a hash of the row's random bits
+        # salted with the seed, so two orgs with different seeds do not share file ids.
+        self._salt = hashlib.blake2b(f"openai-batches-sim:{seed}".encode(), digest_size=16).digest()
+        self._salt_int = int.from_bytes(self._salt[:8], "little")
+        self.organization = "org-sim" + _base62(int.from_bytes(self._salt, "little"), 17)
+
+    # ------------------------------------------------------------------ projects and keys
+    @property
+    def keys(self) -> dict[str, str]:
+        """api_key -> project id (a copy)."""
+        return dict(self._keys)
+
+    @property
+    def projects(self) -> list[str]:
+        return list(self._projects)
+
+    def project_of_key(self, api_key: str) -> str | None:
+        return self._keys.get(api_key)
+
+    def _project(self, project: str | None) -> str:
+        if project is None:
+            return self._projects[0]
+        if project not in self._tables:
+            raise ValueError(f"unknown project {project!r}; known: {', '.join(self._projects)}")
+        return project
+
+    # ------------------------------------------------------------------ populating
+    def generate_history(
+        self, n: int, *, project: str | None = None, days: float = 120.0, open_fraction: float | None = None
+    ) -> None:
+        """Add ``n`` realistic batches created over the ``days`` before now (deterministic from the seed).
+
+        With ``project=None`` the batches are split evenly over all projects. Batches created in the
+        last day or so are naturally still open; ``open_fraction`` forces that share of them to be open
+        now (non-terminal) by moving them into the last 24 h. Batches created before 2025-09-07 have no
+        `usage`/`model`, so use a clock and ``days`` that straddle it to get both kinds.
+        """
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        if open_fraction is not None and not 0.0 <= open_fraction <= 1.0:
+            raise ValueError("open_fraction must be within [0, 1]")
+        with self._lock:
+            self._sync()
+            now = self._now()
+            targets = [self._project(project)] if project is not None else self._projects
+            share, rest = divmod(n, len(targets))
+            self._history_calls += 1
+            for i, p in enumerate(targets):
+                count = share + (rest if i == 0 else 0)
+                if count == 0:
+                    continue
+                rng = np.random.default_rng([self.seed, self._projects.index(p), 1, self._history_calls])
+                created = draw_created(rng, count, now - int(days * 86_400), now)
+                cols = draw_batches(rng, created, self._catalog)
+                if open_fraction:
+                    make_open(rng, cols, now, open_fraction)
+                self._tables[p].add(cols)
+
+    def create_batch(self, *, project: str | None = None, created_at: float | None = None, **overrides: Any) -> str:
+        """Create one batch (in 'validating' when created now) and return its id.
+
+        Overrides: ``outcome`` ("completed", "failed", "expired", "cancelled", "all_failed"),
+        ``model``, ``endpoint``, ``metadata`` (None or dict str -> str), ``total_requests``,
+        ``validating_seconds``, ``processing_seconds``, ``finalizing_seconds``,
+        ``failed_fraction`` (share of requests that fail), ``input_file_id``.
+        """
+        unknown = set(overrides) - _ALLOWED_OVERRIDES
+        if unknown:
+            raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
+        outcome = overrides.get("outcome")
+        if outcome is not None and outcome not in OUTCOME_CODES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOME_CODES)}")
+        metadata = overrides.get("metadata", ...)
+        if metadata is not ... and metadata is not None:
+            _check_metadata(metadata)
+        with self._lock:
+            self._sync()
+            p = self._project(project)
+            created = math.floor(self.clock.now() if created_at is None else created_at)
+            cols = draw_batches(
+                self._create_rng,
+                np.array([created], dtype=np.int64),
+                self._catalog,
+                outcome=OUTCOME_CODES[outcome] if outcome is not None else None,
+                model=overrides.get("model"),
+                endpoint=overrides.get("endpoint"),
+                total=overrides.get("total_requests"),
+                validating_s=overrides.get("validating_seconds"),
+                processing_s=overrides.get("processing_seconds"),
+                finalizing_s=overrides.get("finalizing_seconds"),
+                failed_fraction=overrides.get("failed_fraction"),
+                has_metadata=None if metadata is ... else False,
+            )
+            bid = batch_id(created, int(cols["ida"][0]), int(cols["idb"][0]))
+            if isinstance(metadata, dict):
+                cols["meta"][0] = 2
+                self._meta[bid] = dict(metadata)
+            if overrides.get("input_file_id"):
+                self._input_files[bid] = str(overrides["input_file_id"])
+            self._tables[p].add(cols)
+            return bid
+
+    def cancel(self, batch_id: str) -> None:
+        """Cancel a non-terminal batch: 'cancelling' now, 'cancelled' a few minutes later.
+
+        Raises KeyError for an unknown id and ValueError for a terminal batch; cancelling a batch
+        that is already cancelling does nothing (like repeating the API call).
+        """
+        with self._lock:
+            self._sync()
+            loc = self._locate(batch_id)
+            if loc is None:
+                raise KeyError(batch_id)
+            table, i = loc[1], loc[2]
+            now = self._now()
+            status = self._render(table, i, now)["status"]
+            if status == "cancelling":
+                return
+            if status in _TERMINAL:
+                raise ValueError(f"Cannot cancel a batch with status '{status}'.")
+            c = table.cols
+            at = max(now, int(c["created"][i]))
+            for name in ("ip", "fin", "comp", "fail", "exp"):
+                if int(c[name][i]) > at:
+                    c[name][i] = NEVER
+            c["cing"][i] = at
+            # "cancelling for up to 10 minutes": 10 s to ~5 min, fixed per batch.
+            c["cled"][i] = at + 10 + (int(c["idb"][i]) >> 7) % 290
+
+    def set_arrival_rate(self, per_hour: float, project: str | None = None) -> None:
+        """New batches appear at random (Poisson) as the clock advances; ``project=None``: every project."""
+        if per_hour < 0:
+            raise ValueError("per_hour must be >= 0")
+        with self._lock:
+            self._sync()
+            now = self.clock.now()
+            for p in [self._project(project)] if project is not None else self._projects:
+                self._arrivals.pop(p, None)
+                if per_hour > 0:
+                    self._arrival_segments += 1
+                    key = [self.seed, self._projects.index(p), 3, self._arrival_segments]
+                    self._arrivals[p] = _Arrivals(per_hour, now, key)
+
+    def advance(self, seconds: float) -> None:
+        """Advance the clock; the lifecycle of every batch moves with it, arrivals appear."""
+        with self._lock:
+            self.clock.advance(seconds)
+            self._sync()
+
+    # ------------------------------------------------------------------ reading
+    def count(self, project: str | None = None) -> int:
+        """Number of batches of a project (all projects when None)."""
+        with self._lock:
+            self._sync()
+            if project is None:
+                return sum(t.n for t in self._tables.values())
+            return self._tables[self._project(project)].n
+
+    def batches(self, project: str | None = None) -> list[dict[str, Any]]:
+        """The API objects as they are now, newest first: what paging the list endpoint returns.
+
+        ``project=None`` merges all projects in the same order (a test convenience: no single key sees
+        that). Renders every batch: fine for tests, heavy for a million.
+        """
+        with self._lock:
+            self._sync()
+            now = self._now()
+            targets = [self._project(project)] if project is not None else self._projects
+            out: list[dict[str, Any]] = []
+            for p in targets:
+                t = self._tables[p]
+                out.extend(self._render_rows(t, 0, t.n, now))
+            if len(targets) > 1:
+                out.sort(key=lambda b: (b["created_at"], b["id"]), reverse=True)
+            return out
+
+    def get(self, batch_id: str, project: str | None = None) -> dict[str, Any] | None:
+        """One batch as the API returns it now, or None. ``project`` restricts the lookup to it."""
+        with self._lock:
+            self._sync()
+            loc = self._locate(batch_id, project)
+            if loc is None:
+                return None
+            return self._render(loc[1], loc[2], self._now())
+
+    def list_page(self, project: str | None = None, *, limit: int = 20, after: str | None = None) -> dict[str, Any]:
+        """One page of ``GET /v1/batches`` for a project, as the JSON envelope (a dict).
+
+        ``after`` that is not the id of one of this project's batches (unknown, malformed, deleted or
+        another project's) returns an empty page with ``has_more: false`` and null ``first_id``/
+        ``last_id``: the real API leaves this undocumented, and an empty page is the answer that never
+        leaks another project's data and that makes a client relying on a stale cursor visibly stop
+        rather than loop. An empty ``after`` means no cursor.
+        """
+        if not 1 <= limit <= 100:
+            raise ValueError("limit must be within 1..100")
+        with self._lock:
+            self._sync()
+            p = self._project(project)
+            t = self._tables[p]
+            now = self._now()
+            if after:
+                key = parse_batch_id(after)
+                pos = t.find(*key) if key is not None else -1
+                if pos < 0:
+                    return {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+            else:
+                pos = t.n
+            lo = max(0, pos - limit)
+            data = self._render_rows(t, lo, pos, now)
+            return {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": lo > 0,
+            }
+
+    # ------------------------------------------------------------------ internals
+    def _now(self) -> int:
+        return math.floor(self.clock.now())
+
+    def _sync(self) -> None:
+        """Materialise the arrivals the clock has reached (called under the lock by every access)."""
+        if not self._arrivals:
+            return
+        now = self._now()
+        for p, arr in self._arrivals.items():
+            for cols in arr.due(now, self._catalog):
+                self._tables[p].add(cols)
+
+    def _locate(self, bid: str, project: str | None = None) -> tuple[str, _Table, int] | None:
+        key = parse_batch_id(bid)
+        if key is None:
+            return None
+        for p in [self._project(project)] if project is not None else self._projects:
+            t = self._tables[p]
+            i = t.find(*key)
+            if i >= 0:
+                return p, t, i
+        return None
+
+    def _render(self, t: _Table, i: int, now: int) -> dict[str, Any]:
+        return self._render_rows(t, i, i + 1, now)[0]
+
+    def _render_rows(self, t: _Table, lo: int, hi: int, now: int) -> list[dict[str, Any]]:
+        """Rows lo..hi-1 as API objects, newest (hi-1) first."""
+        if hi <= lo:
+            return []
+        columns = [t.cols[k][lo:hi].tolist() for k in _ROW]
+        rows = list(zip(*columns, strict=True))
+        rows.reverse()
+        models = self._catalog.models
+        endpoints = self._catalog.endpoints
+        return [self._batch_object(r, now, models, endpoints) for r in rows]
+
+    def _batch_object(self, r: tuple[Any, ...], now: int, models: list[str], endpoints: list[str]) -> dict[str, Any]:
+        (
+            created,
+            ida,
+            idb,
+            ip,
+            fin,
+            comp,
+            fail,
+            exp,
+            cing,
+            cled,
+            nend,
+            total,
+            ffrac,
+            model,
+            endpoint,
+            meta,
+            tin,
+            tout,
+            cfrac,
+            rfrac,
+        ) = r
+        bid = f"batch_{created:08x}{ida:04x}8190{idb:016x}"
+        if cled <= now:
+            status = "cancelled"
+        elif cing <= now:
+            status = "cancelling"
+        elif fail <= now:
+            status = "failed"
+        elif exp <= now:
+            status = "expired"
+        elif comp <= now:
+            status = "completed"
+        elif fin <= now:
+            status = "finalizing"
+        elif ip <= now:
+            status = "in_progress"
+        else:
+            status = "validating"
+        expires = created + EXPIRY_S
+
+        if ip <= now:
+            # Work stops at a cancel or at the deadline; until then counts grow linearly to nend.
+            stop = min(now, cing, expires)
+            progress = 1.0 if nend <= ip else min(1.0, max(0.0, (stop - ip) / (nend - ip)))
+            done = int(total * progress)
+            failed = int(done * ffrac)
+            completed = done - failed
+            shown_total = total
+        else:
+            done = failed = completed = shown_total = 0
+
+        output_file_id: str | None = None
+        error_file_id: str | None = None
+        if status in ("completed", "expired", "cancelled"):
+            if completed > 0:
+                output_file_id = self._file_id(idb, 2)
+            # Requests an expired batch never ran are reported in the error file (code batch_expired).
+            if failed > 0 or (status == "expired" and done < total):
+                error_file_id = self._file_id(idb, 3)
+
+        obj: dict[str, Any] = {"id": bid, "object": "batch", "endpoint": endpoints[endpoint]}
+        post_cutoff = created >= USAGE_CUTOFF
+        if post_cutoff:
+            obj["model"] = models[model]
+        obj["errors"] = self._errors(idb, models[model]) if status == "failed" else None
+        obj["input_file_id"] = self._input_files.get(bid) or self._file_id(idb, 1)
+        obj["completion_window"] = "24h"
+        obj["status"] = status
+        obj["output_file_id"] = output_file_id
+        obj["error_file_id"] = error_file_id
+        obj["created_at"] = created
+        obj["in_progress_at"] = ip if ip <= now else None
+        obj["expires_at"] = expires
+        obj["finalizing_at"] = fin if fin <= now else None
+        obj["completed_at"] = comp if comp <= now else None
+        obj["failed_at"] = fail if fail <= now else None
+        obj["expired_at"] = exp if exp <= now else None
+        obj["cancelling_at"] = cing if cing <= now else None
+        obj["cancelled_at"] = cled if cled <= now else None
+        obj["request_counts"] = {"total": shown_total, "completed": completed, "failed": failed}
+        if post_cutoff:
+            # Only completed requests are billed; token counts are integers that grow with progress.
+            inp = int(completed * tin)
+            out = int(completed * tout)
+            obj["usage"] = {
+                "input_tokens": inp,
+                "input_tokens_details": {"cached_tokens": int(inp * cfrac)},
+                "output_tokens": out,
+                "output_tokens_details": {"reasoning_tokens": int(out * rfrac)},
+                "total_tokens": inp + out,
+            }
+        if meta == 0:
+            obj["metadata"] = None
+        elif meta == 2:
+            obj["metadata"] = dict(self._meta.get(bid, {}))
+        else:
+            obj["metadata"] = _metadata(idb ^ self._salt_int)
+        return obj
+
+    def _file_id(self, idb: int, tag: int) -> str:
+        h = hashlib.blake2b(idb.to_bytes(8, "little") + bytes([tag]), key=self._salt, digest_size=17).digest()
+        return "file-" + _base62(int.from_bytes(h, "little"), 22)
+
+    def _errors(self, idb: int, model: str) -> dict[str, Any]:
+        return {"object": "list", "data": _validation_errors(idb ^ self._salt_int, model, self.organization)}
+
+
+def _base62(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        value, r = divmod(value, 62)
+        chars.append(_BASE62[r])
+    return "".join(chars)
+
+
+def _check_metadata(metadata: Any) -> None:
+    if not isinstance(metadata, dict):
+        raise TypeError("metadata must be None or a dict of str -> str")
+    if len(metadata) > 16:
+        raise ValueError("metadata holds at most 16 keys")
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError("metadata keys and values must be str")
+        if len(k) > 64 or len(v) > 512:
+            raise ValueError("metadata keys are at most 64 chars, values at most 512")
+
+
+# ---------------------------------------------------------------------- lazily rendered content
+_JOBS = (
+    "nightly-summaries",
+    "ticket-triage",
+    "embed-docs",
+    "eval-run",
+    "backfill",
+    "classify-reviews",
+    "extract-invoices",
+    "translate-catalog",
+    "moderation-sweep",
+    "weekly-report",
+)
+_TEAMS = ("search", "growth", "support", "ml-platform", "data", "risk", "content", "research")
+_ENVS = ("prod", "staging", "dev")
+_DESCRIPTIONS = (
+    "Nightly summarisation of support tickets",
+    "Re-embed the knowledge base after the schema change",
+    "Offline eval of the new ranking prompt",
+    "Backfill product descriptions (FR, DE, ES)",
+    "Classify app store reviews by topic and sentiment",
+    "Résumé des appels clients — lot du jour",
+    "日本語カタログの翻訳バッチ",
+    'Extract line items from invoices; see "runbook v2"',
+)
+_OTHER_KEYS = (
+    "run_id",
+    "owner",
+    "pipeline",
+    "dataset",
+    "customer_id",
+    "priority",
+    "git_sha",
+    "experiment",
+    "version",
+    "source",
+    "region",
+    "ticket",
+    "prompt_version",
+    "cost_center",
+)
+
+
+def _metadata(seed: int) -> dict[str, str]:
+    rnd = random.Random(seed)
+    keys: list[str] = []
+    for k, p in (("job", 0.7), ("team", 0.5), ("env", 0.45), ("description", 0.3)):
+        if rnd.random() < p:
+            keys.append(k)
+    extra = rnd.choice((0, 0, 0, 1, 1, 2, 3)) if rnd.random() < 0.98 else 16
+    pool = list(_OTHER_KEYS)
+    rnd.shuffle(pool)
+    keys.extend(pool[:extra])
+    if not keys:
+        keys.append("job")
+    keys = keys[:16]
+    while len(keys) < 16 and extra == 16:
+        keys.append(f"tag_{len(keys):02d}")
+    md: dict[str, str] = {}
+    for k in keys:
+        if k == "job":
+            md[k] = f"{rnd.choice(_JOBS)}-{rnd.randrange(1, 500)}"
+        elif k == "team":
+            md[k] = rnd.choice(_TEAMS)
+        elif k == "env":
+            md[k] = rnd.choice(_ENVS)
+        elif k == "description":
+            # Now and then a maximal 512-char value, the documented limit.
+            md[k] = rnd.choice(_DESCRIPTIONS) if rnd.random() < 0.97 else ("x" * 512)
+        elif k in ("run_id", "git_sha"):
+            md[k] = f"{rnd.getrandbits(64):016x}"
+        elif k == "owner":
+            md[k] = f"{rnd.choice(('alice', 'bob', 'chen', 'dana', 'eve'))}@example.com"
+        elif k == "priority":
+            md[k] = rnd.choice(("low", "normal", "high"))
+        else:
+            md[k] = f"{k.replace('_', '-')}-{rnd.randrange(1, 10_000)}"
+    return md
+
+
+def _validation_errors(seed: int, model: str, org: str) -> list[dict[str, Any]]:
+    rnd = random.Random(seed)
+    u = rnd.random()
+    if u < 0.35:
+        return [
+            {
+                "code": "token_limit_exceeded",
+                "line": None,
+                "message": f"Enqueued token limit reached for {model} in organization {org}. "
+                "Limit: 2,000,000 enqueued tokens. Please try again once some in_progress batches have been completed.",
+                "param": None,
+            }
+        ]
+    if u < 0.40:
+        return [
+            {
+                "code": "empty_file",
+                "line": None,
+                "message": "The batch input file is empty. Please ensure that the batch contains at least one request.",
+                "param": None,
+            }
+        ]
+    lines = sorted(rnd.sample(range(1, 2000), rnd.choice((1, 1, 1, 2, 3, 5))))
+    out: list[dict[str, Any]] = []
+    for line in lines:
+        v = rnd.random()
+        if u < 0.60 or v < 0.2:
+            out.append(
+                {
+                    "code": "invalid_json_line",
+                    "line": line,
+                    "message": "This line is not parseable as valid JSON.",
+                    "param": None,
+                }
+            )
+        elif u < 0.80:
+            param = rnd.choice(("custom_id", "method", "url", "body"))
+            out.append(
+                {
+                    "code": "missing_required_parameter",
+                    "line": line,
+                    "message": f"Missing required parameter: '{param}'.",
+                    "param": param,
+                }
+            )
+        else:
+            bad = rnd.choice(("gpt-4o-mini-2024-0718", "gpt4o", "gpt-4.1-nano-preview", "o3-mini-high"))
+            out.append(
+                {
+                    "code": "model_not_found",
+                    "line": line,
+                    "message": f"The provided model '{bad}' is not supported by the Batch API.",
+                    "param": "body.model",
+                }
+            )
+    return out

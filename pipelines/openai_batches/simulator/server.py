@@ -1,0 +1,517 @@
+"""The HTTP face of the simulator: OpenAI's batch endpoints, errors, headers and injectable faults."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+from .org import SimulatedOrg
+
+FAULT_KINDS = (
+    "429",
+    "429-no-retry-after",
+    "insufficient_quota",
+    "500",
+    "502-html",
+    "503",
+    "timeout",
+    "slow",
+    "truncated-json",
+    "non-json",
+    "empty-body",
+    "401",
+    "403",
+)
+# Random faults a well-behaved client must survive by retrying (fault campaigns pick from these).
+DEFAULT_RANDOM_FAULTS = ("429", "500", "502-html", "503")
+
+_OPENAI_VERSION = "2020-10-01"
+
+_HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+)
+_HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head>"
+    b"<body><p>Checking your browser before accessing api.openai.com.</p></body></html>\n"
+)
+
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth "
+    "(i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API "
+    "from your browser and are prompted for a username and password. You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
+
+
+@dataclass
+class Fault:
+    """A misbehaviour to apply to the next ``count`` requests whose path starts with ``path_prefix``.
+
+    ``timeout`` holds the connection ``delay`` seconds and closes it without a response (``delay=0``:
+    an immediate disconnect); ``slow`` answers normally after ``delay``; ``retry_after`` (seconds) is
+    sent as ``retry-after`` and ``retry-after-ms`` on 429/503; ``should_retry`` as ``x-should-retry``.
+    """
+
+    kind: str
+    count: int = 1
+    path_prefix: str = "/v1/batches"
+    retry_after: float | None = 0.01
+    delay: float = 0.0
+    should_retry: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the server saw. ``status`` 0 means the connection was dropped without a response."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    project: str | None
+    timestamp: float  # wall clock (time.time()) when the response was sent
+    fault: str | None = None
+    request_id: str = ""
+    api_key_valid: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # request headers, lower-cased names
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
+    # The real API pretty-prints with two-space indentation, as the recorded fixture shows.
+    return _Response(status, orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n", headers=headers or {})
+
+
+def _error(
+    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> _Response:
+    return _json(status, {"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def mask_key(key: str) -> str:
+    """OpenAI-style masking: a short prefix and the last 4 chars, never the whole key."""
+    if len(key) < 12:
+        return key[:2] + "*" * max(1, len(key) - 2) if len(key) > 3 else "*" * max(1, len(key))
+    prefix = 8 if key.startswith("sk-proj-") else min(7, len(key) // 4)
+    return key[:prefix] + "*" * (len(key) - prefix - 4) + key[-4:]
+
+
+def _retry_headers(fault: Fault) -> dict[str, str]:
+    h: dict[str, str] = {}
+    if fault.retry_after is not None:
+        h["retry-after"] = f"{fault.retry_after:g}"
+        h["retry-after-ms"] = f"{fault.retry_after * 1000:g}"
+    return h
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    sim: SimulatorServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive like the real API, so pooled clients (httpx, the SDK) measure the server, not TCP setup.
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    # Idle keep-alive connections are dropped after this, as a load balancer would.
+    timeout = 120
+
+    def version_string(self) -> str:
+        return "cloudflare"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sim._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.sim._track(self.connection, False)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def _serve(self, method: str) -> None:
+        self.server.sim._handle(self, method)
+
+
+class SimulatorServer:
+    """A local HTTP server that answers like api.openai.com's batch endpoints for a :class:`SimulatedOrg`.
+
+    Endpoints: ``GET /v1/batches``, ``GET /v1/batches/{id}``, plus ``POST /v1/batches`` and
+    ``POST /v1/batches/{id}/cancel`` so the demo can be driven with the SDK too.
+    """
+
+    def __init__(
+        self,
+        org: SimulatedOrg,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_kinds: tuple[str, ...] = DEFAULT_RANDOM_FAULTS,
+        fault_seed: int = 0,
+        fault_delay: float = 0.5,
+    ) -> None:
+        for kind in fault_kinds:
+            Fault(kind)  # validates the name
+        self.org = org
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.fault_kinds = tuple(fault_kinds)
+        self.fault_delay = fault_delay
+        self.requests: list[RequestRecord] = []
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._fault_rng = random.Random(fault_seed)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> SimulatorServer:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = _HTTPServer((self.host, self.port), _Handler)
+        httpd.sim = self
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-batches-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd = self._httpd
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        # Idle keep-alive connections would otherwise keep answering after stop().
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/v1"
+
+    # ------------------------------------------------------------------ faults and records
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each hits the next ``count`` requests its ``path_prefix`` matches, in order."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for i, f in enumerate(self._faults):
+                if path.startswith(f.path_prefix):
+                    f.count -= 1
+                    if f.count <= 0:
+                        del self._faults[i]
+                    return f
+            if self.fault_rate > 0 and self.fault_kinds and self._fault_rng.random() < self.fault_rate:
+                return Fault(self._fault_rng.choice(self.fault_kinds), delay=self.fault_delay)
+        return None
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _record(self, rec: RequestRecord) -> None:
+        with self._lock:
+            self.requests.append(rec)
+
+    # ------------------------------------------------------------------ request handling
+    def _handle(self, h: _Handler, method: str) -> None:
+        started = time.perf_counter()
+        split = urlsplit(h.path)
+        path = split.path
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(h.headers.get("content-length") or 0)
+        body = h.rfile.read(length) if length > 0 else b""
+        request_id = "req_" + secrets.token_hex(16)
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        auth = h.headers.get("authorization") or ""
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        project = self.org.project_of_key(key) if key else None
+
+        fault = self._take_fault(path)
+        if self.latency > 0:
+            self._stopping.wait(self.latency)
+
+        def record(status: int) -> None:
+            self._record(
+                RequestRecord(
+                    method,
+                    path,
+                    query,
+                    status,
+                    project,
+                    time.time(),
+                    fault.kind if fault else None,
+                    request_id,
+                    project is not None,
+                    headers,
+                )
+            )
+
+        if fault is not None and fault.kind == "timeout":
+            self._stopping.wait(fault.delay)
+            h.close_connection = True
+            record(0)
+            return
+        if fault is not None and fault.kind == "slow":
+            self._stopping.wait(fault.delay)
+
+        resp = self._fault_response(fault, key) if fault is not None else None
+        if resp is None:
+            resp = self._route(method, path, query, body, key, project)
+            if fault is not None and fault.kind == "truncated-json":
+                resp.body = resp.body[: len(resp.body) // 2]
+        if fault is not None and fault.should_retry is not None:
+            resp.headers["x-should-retry"] = "true" if fault.should_retry else "false"
+
+        h.send_response(resp.status)
+        h.send_header("content-type", resp.content_type)
+        h.send_header("content-length", str(len(resp.body)))
+        h.send_header("x-request-id", request_id)
+        h.send_header("openai-organization", self.org.organization)
+        if project is not None:
+            h.send_header("openai-project", project)
+        h.send_header("openai-version", _OPENAI_VERSION)
+        h.send_header("openai-processing-ms", str(max(1, round((time.perf_counter() - started) * 1000))))
+        for name, value in resp.headers.items():
+            h.send_header(name, value)
+        h.end_headers()
+        h.wfile.write(resp.body)
+        record(resp.status)
+
+    def _fault_response(self, fault: Fault, key: str) -> _Response | None:
+        kind = fault.kind
+        if kind == "429":
+            r = _error(
+                429,
+                f"Rate limit reached for requests in organization {self.org.organization} on requests per min (RPM): "
+                "Limit 100, Used 100, Requested 1. Please try again in 600ms.",
+                "requests",
+                None,
+                "rate_limit_exceeded",
+            )
+            r.headers.update(_retry_headers(fault))
+            return r
+        if kind == "429-no-retry-after":
+            return _error(
+                429, "Rate limit reached for requests. Please try again later.", "requests", None, "rate_limit_exceeded"
+            )
+        if kind == "insufficient_quota":
+            return _error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details. "
+                "For more information on this error, read the docs: "
+                "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "insufficient_quota",
+                None,
+                "insufficient_quota",
+            )
+        if kind == "500":
+            return _error(
+                500, "The server had an error while processing your request. Sorry about that!", "server_error"
+            )
+        if kind == "502-html":
+            return _Response(502, _HTML_502, "text/html")
+        if kind == "503":
+            r = _error(503, "The engine is currently overloaded, please try again later.", "server_error")
+            r.headers.update(_retry_headers(fault))
+            return r
+        if kind == "non-json":
+            return _Response(200, _HTML_PAGE, "text/html; charset=UTF-8")
+        if kind == "empty-body":
+            return _Response(200, b"")
+        if kind == "401":
+            return _error(
+                401,
+                f"Incorrect API key provided: {mask_key(key or 'sk-none')}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+        if kind == "403":
+            return _error(
+                403,
+                "You have insufficient permissions for this operation. Missing scopes: api.batch.read. "
+                "Check that you have the correct role in your organization (Reader, Writer, Owner) and project "
+                "(Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.",
+                code=None,
+            )
+        return None  # slow, truncated-json: the normal answer (possibly mangled afterwards)
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: bytes, key: str, project: str | None
+    ) -> _Response:
+        if not key:
+            return _error(401, _NO_KEY)
+        if project is None:
+            return _error(
+                401,
+                f"Incorrect API key provided: {mask_key(key)}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+        parts = [unquote(p) for p in path.split("/")]
+        # "", "v1", "batches", [id], ["cancel"]
+        if len(parts) >= 3 and parts[0] == "" and parts[1] == "v1" and parts[2] == "batches":
+            if len(parts) == 3 and method == "GET":
+                return self._list(project, query)
+            if len(parts) == 3 and method == "POST":
+                return self._create(project, body)
+            if len(parts) == 4 and parts[3] and method == "GET":
+                obj = self.org.get(parts[3], project)
+                if obj is None:
+                    return _error(404, f"No batch found with id '{parts[3]}'.")
+                return _json(200, obj)
+            if len(parts) == 5 and parts[3] and parts[4] == "cancel" and method == "POST":
+                return self._cancel(project, parts[3])
+        return _error(404, f"Invalid URL ({method} {path})")
+
+    def _list(self, project: str, query: dict[str, str]) -> _Response:
+        raw = query.get("limit")
+        limit = 20
+        if raw is not None:
+            try:
+                limit = int(raw)
+            except ValueError:
+                return _error(
+                    400,
+                    f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
+                    param="limit",
+                    code="invalid_type",
+                )
+            if limit < 1:
+                return _error(
+                    400,
+                    f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {limit} instead.",
+                    param="limit",
+                    code="integer_below_min_value",
+                )
+            if limit > 100:
+                return _error(
+                    400,
+                    f"Invalid 'limit': integer above maximum value. Expected a value <= 100, but got {limit} instead.",
+                    param="limit",
+                    code="integer_above_max_value",
+                )
+        return _json(200, self.org.list_page(project, limit=limit, after=query.get("after") or None))
+
+    def _create(self, project: str, body: bytes) -> _Response:
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return _error(
+                400,
+                "We could not parse the JSON body of your request. "
+                "(HINT: This likely means you aren't using your HTTP library correctly.)",
+            )
+        if not isinstance(req, dict):
+            return _error(400, "Invalid type for request body: expected an object.")
+        for name in ("input_file_id", "endpoint", "completion_window"):
+            if not req.get(name):
+                return _error(
+                    400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+                )
+        if req["completion_window"] != "24h":
+            return _error(
+                400,
+                f"Invalid value: '{req['completion_window']}'. Supported values are: '24h'.",
+                param="completion_window",
+                code="invalid_value",
+            )
+        metadata = req.get("metadata")
+        overrides: dict[str, Any] = {"endpoint": str(req["endpoint"]), "input_file_id": str(req["input_file_id"])}
+        if "metadata" in req:
+            overrides["metadata"] = metadata
+        try:
+            bid = self.org.create_batch(project=project, **overrides)
+        except (TypeError, ValueError) as exc:
+            return _error(400, str(exc), param="metadata")
+        return _json(200, self.org.get(bid, project))
+
+    def _cancel(self, project: str, bid: str) -> _Response:
+        if self.org.get(bid, project) is None:
+            return _error(404, f"No batch found with id '{bid}'.")
+        try:
+            self.org.cancel(bid)
+        except ValueError as exc:
+            return _error(409, str(exc))
+        return _json(200, self.org.get(bid, project))

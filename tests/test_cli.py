@@ -1,0 +1,102 @@
+"""The `openai-batches` command as a user (or cron) runs it: exit codes, messages, no key leaks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
+
+from .conftest import KEY_A, PROJECT_A, table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.openai_batches.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=240,
+    )
+
+
+def test_load_with_env_configuration_like_the_sdks(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
+    org.generate_history(150, project=PROJECT_A, days=10)
+    env = {"OPENAI_API_KEY": KEY_A, "OPENAI_BASE_URL": server.base_url}
+    first = cli("load", "--db", db, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "2 requests, 150 new" in first.stdout
+    second = cli("load", "--db", db, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "1 requests, 0 new" in second.stdout
+    assert KEY_A not in first.stdout + first.stderr + second.stdout + second.stderr
+    assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(150,)]
+
+
+def test_wrong_key_exits_non_zero_prints_no_key_and_leaves_the_database_untouched(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    org.generate_history(50, project=PROJECT_A, days=10)
+    good = cli("load", "--db", db, env={"OPENAI_API_KEY": KEY_A, "OPENAI_BASE_URL": server.base_url})
+    assert good.returncode == 0
+    before = hashlib.sha256(Path(db).read_bytes()).hexdigest()
+    wrong = "sk-wrong-secret-key-abcdef123456"
+    bad = cli("load", "--db", db, env={"OPENAI_API_KEY": wrong, "OPENAI_BASE_URL": server.base_url})
+    assert bad.returncode == 1
+    output = bad.stdout + bad.stderr
+    assert wrong not in output and "abcdef123456" not in output
+    assert "HTTP 401" in bad.stderr and "x-request-id" in bad.stderr
+    assert "Traceback" not in output
+    assert hashlib.sha256(Path(db).read_bytes()).hexdigest() == before
+
+
+def test_missing_key_is_a_configuration_error(db: str) -> None:
+    result = cli("load", "--db", db)
+    assert result.returncode == 2
+    assert "no API key configured" in result.stderr
+    assert not Path(db).exists()
+
+
+def test_db_path_from_config_and_cli_wins(tmp_path: Path, org: SimulatedOrg, server: SimulatorServer) -> None:
+    org.generate_history(20, project=PROJECT_A, days=10)
+    project = tmp_path / "proj"
+    (project / ".dlt").mkdir(parents=True)
+    (project / ".dlt" / "config.toml").write_text(
+        f'[sources.openai_batches]\ndb_path = "from_config.duckdb"\nbase_url = "{server.base_url}"\n'
+    )
+    (project / ".dlt" / "secrets.toml").write_text(f'[sources.openai_batches]\napi_key = "{KEY_A}"\n')
+    env = {"DLT_PROJECT_DIR": str(project)}
+    assert cli("load", env=env, cwd=project).returncode == 0
+    assert (project / "from_config.duckdb").exists()
+    assert cli("load", "--db", "from_cli.duckdb", env=env, cwd=project).returncode == 0
+    assert table(str(project / "from_cli.duckdb"), "SELECT count(*) FROM openai_batches.batches") == [(20,)]
+
+
+def test_projects_table_in_secrets_loads_each_project(tmp_path: Path, org: SimulatedOrg, server: SimulatorServer) -> None:
+    org.generate_history(30, project=PROJECT_A, days=10)
+    project = tmp_path / "proj"
+    (project / ".dlt").mkdir(parents=True)
+    (project / ".dlt" / "secrets.toml").write_text(
+        f'[sources.openai_batches.projects.research]\napi_key = "{KEY_A}"\nbase_url = "{server.base_url}"\n'
+    )
+    result = cli("load", "--db", str(tmp_path / "p.duckdb"), env={"DLT_PROJECT_DIR": str(project)}, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "load [research] ok" in result.stdout
+    assert table(str(tmp_path / "p.duckdb"), "SELECT DISTINCT project FROM openai_batches.batches") == [("research",)]
+
+
+def test_run_without_a_key_runs_the_demo(tmp_path: Path) -> None:
+    demo_db = tmp_path / "demo.duckdb"
+    result = cli("run", "--db", str(demo_db), env={"DLT_PROJECT_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "running the demo" in result.stdout
+    assert "backfill:" in result.stdout and "incremental:" in result.stdout
+    assert table(str(demo_db), "SELECT count(DISTINCT project) FROM openai_batches.batches") == [(2,)]
