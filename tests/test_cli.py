@@ -80,7 +80,9 @@ def test_db_path_from_config_and_cli_wins(tmp_path: Path, org: SimulatedOrg, ser
     assert table(str(project / "from_cli.duckdb"), "SELECT count(*) FROM openai_batches.batches") == [(20,)]
 
 
-def test_projects_table_in_secrets_loads_each_project(tmp_path: Path, org: SimulatedOrg, server: SimulatorServer) -> None:
+def test_projects_table_in_secrets_loads_each_project(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
     org.generate_history(30, project=PROJECT_A, days=10)
     project = tmp_path / "proj"
     (project / ".dlt").mkdir(parents=True)

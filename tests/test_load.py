@@ -68,7 +68,9 @@ def assert_matches_simulator(db: str, org: SimulatedOrg, project: str) -> None:
         for name in row:
             if name.startswith(("usage__", "model", "errors__")) and name not in want:
                 assert row[name] is None, f"{batch_id}.{name} should be NULL"
-    errors = table(db, "SELECT batch_id, error_index, code, line, message, param FROM openai_batches.batches__errors__data")
+    errors = table(
+        db, "SELECT batch_id, error_index, code, line, message, param FROM openai_batches.batches__errors__data"
+    )
     want_errors = {
         (b["id"], i, e["code"], e["line"], e["message"], e["param"])
         for b in expected.values()
@@ -156,9 +158,7 @@ def test_many_open_batches_are_refreshed_by_paging_when_cheaper(
 ) -> None:
     start = org.clock.now()
     for i in range(250):
-        org.create_batch(
-            project=PROJECT_A, created_at=start - 5000 + i, outcome="completed", processing_seconds=36_000
-        )
+        org.create_batch(project=PROJECT_A, created_at=start - 5000 + i, outcome="completed", processing_seconds=36_000)
     org.advance(60)  # all 250 are still open (validating or in progress)
     assert load(db, server, KEY_A).ok
     org.advance(2 * 86400)
@@ -176,12 +176,29 @@ def test_recorded_real_page_loads_with_all_columns_and_null_usage(db: str, fixtu
     with StaticApi(fixture_page["data"]) as api:
         result = run_load(db, config_for(api.base_url, KEY_A))
     assert result.ok
-    columns = dict(table(db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='batches'"))
-    for name in ("created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at", "failed_at",
-                 "expired_at", "cancelling_at", "cancelled_at"):
+    columns = dict(
+        table(db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='batches'")
+    )
+    for name in (
+        "created_at",
+        "in_progress_at",
+        "expires_at",
+        "finalizing_at",
+        "completed_at",
+        "failed_at",
+        "expired_at",
+        "cancelling_at",
+        "cancelled_at",
+    ):
         assert columns[name] == "TIMESTAMP WITH TIME ZONE"
-    for name in ("usage__input_tokens", "usage__input_tokens_details__cached_tokens", "usage__output_tokens",
-                 "usage__output_tokens_details__reasoning_tokens", "usage__total_tokens", "request_counts__total"):
+    for name in (
+        "usage__input_tokens",
+        "usage__input_tokens_details__cached_tokens",
+        "usage__output_tokens",
+        "usage__output_tokens_details__reasoning_tokens",
+        "usage__total_tokens",
+        "request_counts__total",
+    ):
         assert columns[name] == "BIGINT"
     assert columns["metadata"] == "JSON"
     assert columns["model"] == "VARCHAR"
@@ -198,10 +215,13 @@ def test_recorded_real_page_loads_with_all_columns_and_null_usage(db: str, fixtu
 
 def test_stale_error_rows_disappear_when_a_batch_is_merged_again(db: str, fixture_page: dict[str, Any]) -> None:
     batch = dict(fixture_page["data"][0], status="validating", created_at=1_790_000_000)
-    batch["errors"] = {"object": "list", "data": [
-        {"code": "invalid_json_line", "line": 3, "message": "bad line", "param": None},
-        {"code": "invalid_json_line", "line": 9, "message": "bad line", "param": None},
-    ]}
+    batch["errors"] = {
+        "object": "list",
+        "data": [
+            {"code": "invalid_json_line", "line": 3, "message": "bad line", "param": None},
+            {"code": "invalid_json_line", "line": 9, "message": "bad line", "param": None},
+        ],
+    }
     with StaticApi([batch]) as api:
         assert run_load(db, config_for(api.base_url, KEY_A)).ok
         assert len(table(db, "SELECT * FROM openai_batches.batches__errors__data")) == 2
@@ -332,9 +352,14 @@ def test_one_failing_project_keeps_the_others_data(db: str, org: SimulatedOrg, s
 def test_columns_are_stable_from_the_first_load(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
     org.create_batch(project=PROJECT_A)  # one young batch: nearly every timestamp is still NULL
     assert load(db, server, KEY_A).ok
-    columns = dict(table(db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='batches'"))
+    columns = dict(
+        table(db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='batches'")
+    )
     assert columns["cancelled_at"] == "TIMESTAMP WITH TIME ZONE"
     assert columns["usage__output_tokens_details__reasoning_tokens"] == "BIGINT"
-    errors = dict(table(db, "SELECT column_name, data_type FROM information_schema.columns "
-                            "WHERE table_name='batches__errors__data'"))
+    errors = dict(
+        table(
+            db, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='batches__errors__data'"
+        )
+    )
     assert errors["line"] == "BIGINT" and errors["batch_id"] == "VARCHAR"

@@ -8,8 +8,9 @@ reads what is new since the last run plus every batch that was still open then, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import dlt
 from dlt.sources import DltResource

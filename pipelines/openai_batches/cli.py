@@ -6,7 +6,11 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runner import LoadResult
 
 # Exit codes: 0 success, 1 a load failed (API, database), 2 bad usage or configuration.
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -22,17 +26,13 @@ def _setup_logging(verbose: bool) -> None:
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "INFO" if verbose else "WARNING")
 
 
-def _print_summary(result: "LoadResult", label: str = "load") -> None:  # noqa: F821
-    from .runner import LoadResult
-
-    assert isinstance(result, LoadResult)
+def _print_summary(result: LoadResult, label: str = "load") -> None:
     for o in result.outcomes:
         c = o.stats.counts
         status = "FAILED: " + o.error if o.error else "ok"
         print(
             f"{label} [{o.name}] {status}: {o.stats.requests} requests, {c.new} new, "
-            f"{c.updated} updated, {c.still_open} still open"
-            + (f", {c.gone} gone" if c.gone else "")
+            f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
         )
     total_new = sum(o.stats.counts.new for o in result.outcomes)
     total_upd = sum(o.stats.counts.updated for o in result.outcomes)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -175,7 +176,7 @@ def _column_array(column: Column, batches: Sequence[Mapping[str, Any]]) -> pa.Ar
         # Slow path for the rare page with an odd value (a string where an int was): coerce one by one.
         if column.arrow_type == pa.string():
             return pa.array([_to_text(v) for v in values], pa.string())
-        ints = [_to_int(v, column.name, b.get("id")) for v, b in zip(values, batches)]
+        ints = [_to_int(v, column.name, b.get("id")) for v, b in zip(values, batches, strict=True)]
         if column.arrow_type == TIMESTAMP:
             return pa.array([None if v is None else v * 1_000_000 for v in ints], pa.int64()).cast(TIMESTAMP)
         return pa.array(ints, column.arrow_type)

@@ -9,8 +9,9 @@ tables, each with its own `api_key` (and optional `base_url`, `organization`, `p
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from . import settings
 
@@ -42,6 +43,7 @@ def _lookup(key: str) -> Any:
     import dlt
 
     for accessor in (dlt.secrets, dlt.config):
+        value: Any
         try:
             value = accessor.get(f"{SECTION}.{key}")
         except Exception as e:  # a malformed toml file surfaces here
@@ -92,7 +94,9 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
                 ProjectConfig(
                     name=str(name),
                     api_key=key,
-                    base_url=_text(entry.get("base_url"), f"{where}.base_url") or default_base or settings.DEFAULT_BASE_URL,
+                    base_url=_text(entry.get("base_url"), f"{where}.base_url")
+                    or default_base
+                    or settings.DEFAULT_BASE_URL,
                     organization=_text(entry.get("organization"), f"{where}.organization"),
                     project_id=_text(entry.get("project_id"), f"{where}.project_id"),
                 )

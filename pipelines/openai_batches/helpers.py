@@ -12,8 +12,9 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -237,7 +238,9 @@ class BatchesClient:
         error.args = (str(error),)
         return error
 
-    def _attempt(self, path: str, params: dict[str, Any], what: str, expect: str) -> tuple[dict[str, Any], httpx.Response]:
+    def _attempt(
+        self, path: str, params: dict[str, Any], what: str, expect: str
+    ) -> tuple[dict[str, Any], httpx.Response]:
         with self._count_lock:
             self.requests_made += 1
         try:
@@ -268,7 +271,9 @@ class BatchesClient:
     def _raise_for_status(self, response: httpx.Response, what: str, request_id: str | None) -> None:
         status = response.status_code
         message, code = _error_details(response)
-        retryable = (status in settings.RETRYABLE_STATUSES or status >= 500) and code not in settings.NON_RETRYABLE_CODES
+        retryable = (
+            status in settings.RETRYABLE_STATUSES or status >= 500
+        ) and code not in settings.NON_RETRYABLE_CODES
         should_retry = response.headers.get("x-should-retry")
         if should_retry in ("true", "false"):
             retryable = should_retry == "true"

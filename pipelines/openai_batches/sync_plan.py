@@ -18,8 +18,9 @@ No `after` cursor is ever stored: every run starts at the head.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import settings
 from .helpers import Page
@@ -77,10 +78,9 @@ class SyncPlan:
             oldest_on_page = created if oldest_on_page is None else min(oldest_on_page, created)
             if batch_id in self.targets and batch_id not in self.found:
                 self.found[batch_id] = self.position
-            if self.watermark is not None and not self.head_done:
-                if created < self.watermark[0]:
-                    self.head_done = True
-                    self.new_before_watermark = self.position
+            if self.watermark is not None and not self.head_done and created < self.watermark[0]:
+                self.head_done = True
+                self.new_before_watermark = self.position
             self.position += 1
         if self.watermark is None:
             return True  # backfill: everything
@@ -159,6 +159,7 @@ class SyncPlan:
     def new_state(self) -> dict[str, Any]:
         """The state to commit with this run's data."""
         self.counts.still_open = len(self.open_now)
+        watermark: tuple[int, str] | None
         if self.head is not None:
             watermark, ids = self.head, set(self.head_ids)
             if self.watermark is not None and self.watermark[0] == self.head[0]:
