@@ -189,6 +189,33 @@ def test_same_seed_and_clock_give_the_same_batches() -> None:
     assert make(3) != make(4)
 
 
+def test_org_helpers_projects_overrides_and_out_of_order_creation() -> None:
+    org = SimulatedOrg(projects={KEY_A: PROJ_A, KEY_B: PROJ_B}, clock=SimClock(T0), seed=2)
+    assert org.keys == {KEY_A: PROJ_A, KEY_B: PROJ_B}
+    assert org.project_of_key(KEY_B) == PROJ_B and org.project_of_key("sk-x") is None
+    org.generate_history(1001, days=10, open_fraction=0.3)  # split over both projects
+    assert (org.count(PROJ_A), org.count(PROJ_B)) == (501, 500)
+    open_share = sum(b["status"] in ("validating", "in_progress", "finalizing", "cancelling") for b in org.batches())
+    assert 0.2 < open_share / 1001 < 0.4
+    # Created in the past, the batch lands at its place in the newest-first order.
+    old = org.create_batch(project=PROJ_B, created_at=T0 - 5 * 86400, outcome="completed")
+    ids = [b["id"] for b in org.batches(PROJ_B)]
+    keys = [(b["created_at"], b["id"]) for b in org.batches(PROJ_B)]
+    assert old in ids and keys == sorted(keys, reverse=True)
+    assert (org.get(old) or {}).get("status") == "completed"
+    assert org.list_page(PROJ_B, limit=1, after=ids[ids.index(old) - 1])["data"][0]["id"] == old
+    new = org.create_batch(project=PROJ_A, endpoint="/v1/embeddings", metadata=None)
+    b = org.get(new)
+    assert b is not None and b["status"] == "validating" and b["model"] == "text-embedding-3-small"
+    assert b["metadata"] is None and org.get(new, PROJ_B) is None
+    with pytest.raises(TypeError):
+        org.create_batch(colour="red")
+    with pytest.raises(ValueError):
+        org.generate_history(1, project="proj_nope")
+    with pytest.raises(KeyError):
+        org.cancel("batch_00000000000081900000000000000000")
+
+
 # ---------------------------------------------------------------------------------------------- paging
 
 
@@ -298,7 +325,7 @@ def test_lifecycle_validating_in_progress_finalizing_completed(live: tuple[Simul
         assert b["status"] == "validating" and b["in_progress_at"] is None
         assert b["request_counts"] == {"total": 0, "completed": 0, "failed": 0}
         assert b["usage"]["total_tokens"] == 0 and b["output_file_id"] is None
-        assert b["model"] == "gpt-5-mini-2025-08-07" and b["endpoint"] == "/v1/chat/completions"
+        assert b["model"] == "gpt-5-mini-2025-08-07" and b["endpoint"] in ("/v1/chat/completions", "/v1/responses")
         assert b["metadata"] == {"job": "nightly"}
 
         org.advance(10)
@@ -350,9 +377,11 @@ def test_lifecycle_failed_validation(live: tuple[SimulatedOrg, SimulatorServer])
 def test_lifecycle_expiry_all_failed_and_cancel(live: tuple[SimulatedOrg, SimulatorServer]) -> None:
     org, srv = live
     expiring = org.create_batch(outcome="expired", total_requests=5000, validating_seconds=2)
-    all_failed = org.create_batch(outcome="all_failed", total_requests=40, processing_seconds=60, finalizing_seconds=5)
+    all_failed = org.create_batch(
+        outcome="all_failed", total_requests=40, validating_seconds=1, processing_seconds=60, finalizing_seconds=5
+    )
     running = org.create_batch(outcome="completed", total_requests=100, validating_seconds=1, processing_seconds=1000)
-    early = org.create_batch(validating_seconds=300)
+    early = org.create_batch(outcome="completed", validating_seconds=900)
     with client(srv) as c:
         org.advance(500)
         assert get_batch(c, running)["status"] == "in_progress"
@@ -454,7 +483,7 @@ def test_injected_faults(live: tuple[SimulatedOrg, SimulatorServer]) -> None:
     ]  # fmt: skip
 
 
-def test_timeout_fault_drops_the_connection_and_path_prefix_filters(live: tuple[SimulatorServer, Any]) -> None:
+def test_timeout_fault_drops_the_connection_and_path_prefix_filters(live: tuple[SimulatedOrg, SimulatorServer]) -> None:
     org, srv = live
     srv.inject(Fault("timeout", delay=0.3, path_prefix="/v1/batches/"), Fault("slow", delay=0.2))
     with client(srv, timeout=5) as c:

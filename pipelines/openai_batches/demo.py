@@ -24,6 +24,8 @@ DEMO_PROJECTS = {"sk-sim-research": "proj_research", "sk-sim-production": "proj_
 DEMO_BATCHES_PER_PROJECT = 1500
 # Long enough to straddle 2025-09-07, before which the API reported no usage (unpriced rows).
 DEMO_HISTORY_DAYS = 540.0
+# Share of the history still running at load time, so the cron tick has open batches to bring up to date.
+DEMO_OPEN_FRACTION = 0.01
 # New batches per hour per project after the backfill, so the cron tick has something to pick up.
 DEMO_ARRIVALS_PER_HOUR = 6.0
 
@@ -75,7 +77,7 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
     _fresh(db_path)
     org = SimulatedOrg(projects=dict(DEMO_PROJECTS), clock=SimClock(start=time.time()), seed=seed)
     for project in DEMO_PROJECTS.values():
-        org.generate_history(per_project, project=project, days=DEMO_HISTORY_DAYS)
+        org.generate_history(per_project, project=project, days=DEMO_HISTORY_DAYS, open_fraction=DEMO_OPEN_FRACTION)
         org.set_arrival_rate(DEMO_ARRIVALS_PER_HOUR, project=project)
     print(f"Simulated organisation: {len(DEMO_PROJECTS)} projects, {per_project} batches each, seed {seed}.")
     with SimulatorServer(org) as server:

@@ -15,18 +15,17 @@ LOG_EVERY_PAGES = 20
 class LogProgress(ProgressSink):
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
-        self.pages = 0
-        self.items = 0
-        self.fetched_by_id = 0
+        self.pages: dict[str, int] = {}
+        self.items: dict[str, int] = {}
 
     def page(self, project: str, items: int) -> None:
-        self.pages += 1
-        self.items += items
-        if self.pages % LOG_EVERY_PAGES == 0:
-            print(f"[{project}] {self.pages} pages, {self.items} batches listed", file=self.stream, flush=True)
+        self.pages[project] = pages = self.pages.get(project, 0) + 1
+        self.items[project] = listed = self.items.get(project, 0) + items
+        if pages % LOG_EVERY_PAGES == 0:
+            print(f"[{project}] {pages} pages, {listed} batches listed", file=self.stream, flush=True)
 
     def fetched(self, project: str, batch_id: str) -> None:
-        self.fetched_by_id += 1
+        pass
 
 
 class BarProgress(ProgressSink):

@@ -18,6 +18,7 @@ from .workload import (
     EXPIRY_S,
     NEVER,
     OUTCOME_CODES,
+    TIME_COLUMNS,
     USAGE_CUTOFF,
     Catalog,
     Columns,
@@ -32,6 +33,8 @@ DEFAULT_PROJECTS = {"sk-sim-default": "proj_default"}
 # have it). Exact created_at in the first 8 hex lets `after=` find its position by binary search.
 _ID_RE = re.compile(r"^batch_([0-9a-f]{8})([0-9a-f]{4})8190([0-9a-f]{16})$")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Byte -> base62 char in one C call (bytes.translate); a slight bias towards low chars is irrelevant here.
+_BYTE_TO_B62 = bytes(ord(_BASE62[i % 62]) for i in range(256))
 
 # The order the columns are zipped in when a page is rendered (see _render_rows).
 _ROW = tuple(COLUMN_DTYPES)
@@ -289,6 +292,14 @@ class SimulatedOrg:
                 failed_fraction=overrides.get("failed_fraction"),
                 has_metadata=None if metadata is ... else False,
             )
+            if created_at is None and overrides.get("validating_seconds") is None:
+                # Created now means the caller just submitted it: the API answers 'validating'.
+                for name in TIME_COLUMNS:
+                    if int(cols[name][0]) == created:
+                        for other in TIME_COLUMNS:
+                            if int(cols[other][0]) < NEVER:
+                                cols[other][0] += 1
+                        break
             bid = batch_id(created, int(cols["ida"][0]), int(cols["idb"][0]))
             if isinstance(metadata, dict):
                 cols["meta"][0] = 2
@@ -554,8 +565,8 @@ class SimulatedOrg:
         return obj
 
     def _file_id(self, idb: int, tag: int) -> str:
-        h = hashlib.blake2b(idb.to_bytes(8, "little") + bytes([tag]), key=self._salt, digest_size=17).digest()
-        return "file-" + _base62(int.from_bytes(h, "little"), 22)
+        h = hashlib.blake2b(idb.to_bytes(8, "little") + bytes([tag]), key=self._salt, digest_size=22).digest()
+        return "file-" + h.translate(_BYTE_TO_B62).decode()
 
     def _errors(self, idb: int, model: str) -> dict[str, Any]:
         return {"object": "list", "data": _validation_errors(idb ^ self._salt_int, model, self.organization)}
@@ -631,9 +642,7 @@ def _metadata(seed: int) -> dict[str, str]:
         if rnd.random() < p:
             keys.append(k)
     extra = rnd.choice((0, 0, 0, 1, 1, 2, 3)) if rnd.random() < 0.98 else 16
-    pool = list(_OTHER_KEYS)
-    rnd.shuffle(pool)
-    keys.extend(pool[:extra])
+    keys.extend(rnd.sample(_OTHER_KEYS, min(extra, len(_OTHER_KEYS))))
     if not keys:
         keys.append("job")
     keys = keys[:16]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import secrets
@@ -140,6 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     # Idle keep-alive connections are dropped after this, as a load balancer would.
     timeout = 120
+    # Headers and body go out as two writes; with Nagle on, delayed ACKs would add ~40 ms per response.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "cloudflare"
@@ -263,7 +266,8 @@ class SimulatorServer:
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each hits the next ``count`` requests its ``path_prefix`` matches, in order."""
         with self._lock:
-            self._faults.extend(faults)
+            # Copies: the countdown must not consume the caller's objects (e.g. reused parametrize values).
+            self._faults.extend(dataclasses.replace(f) for f in faults)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -357,9 +361,10 @@ class SimulatorServer:
         h.send_header("openai-processing-ms", str(max(1, round((time.perf_counter() - started) * 1000))))
         for name, value in resp.headers.items():
             h.send_header(name, value)
+        # Recorded before the client can see the answer, so a test that just got it finds the record.
+        record(resp.status)
         h.end_headers()
         h.wfile.write(resp.body)
-        record(resp.status)
 
     def _fault_response(self, fault: Fault, key: str) -> _Response | None:
         kind = fault.kind

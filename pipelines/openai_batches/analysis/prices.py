@@ -1,0 +1,336 @@
+"""Price periods for the models in `batches`: genai-prices' bundled data, with the user's price file on top.
+
+They are stored as `openai_batches.model_prices`, one row per model and period in which its standard
+(synchronous) price was constant, so SQL joins a batch to the price in force at its `created_at`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from . import settings
+
+GENAI_PRICES = "genai-prices"
+OVERRIDE = "override"
+
+
+class PricesError(Exception):
+    """The price file cannot be used; the message names the file and the entry at fault."""
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One row of `model_prices`. Prices are standard USD per million tokens; batches pay `batch_factor` of them."""
+
+    model: str  # exactly as in `batches.model`
+    valid_from: date | None  # UTC day the price starts; None: as far back as the source knows
+    valid_to: date | None  # exclusive; None: still in force
+    input_usd_per_mtok: float
+    cached_input_usd_per_mtok: float | None  # None: the source lists none, cached input pays the input price
+    output_usd_per_mtok: float | None  # None: the source lists none (embeddings)
+    batch_factor: float
+    source: str
+    source_version: str
+    matched_model: str  # genai-prices' model id, or the override file's `model` pattern
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class OverrideEntry:
+    pattern: str  # an exact model id, or a glob (`*`, `?`, `[...]`)
+    valid_from: date | None
+    input: float
+    cached_input: float | None
+    output: float | None
+    batch_factor: float
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    entries: tuple[OverrideEntry, ...]
+    source: str
+    version: str
+
+
+NO_OVERRIDES = Overrides((), OVERRIDE, "")
+
+_COLUMNS_DDL = """
+    model VARCHAR NOT NULL,
+    valid_from TIMESTAMPTZ,
+    valid_to TIMESTAMPTZ,
+    input_usd_per_mtok DOUBLE NOT NULL,
+    cached_input_usd_per_mtok DOUBLE,
+    output_usd_per_mtok DOUBLE,
+    batch_factor DOUBLE NOT NULL,
+    source VARCHAR NOT NULL,
+    source_version VARCHAR NOT NULL,
+    matched_model VARCHAR NOT NULL,
+    note VARCHAR
+"""
+
+
+# --------------------------------------------------------------------------------------------- genai-prices
+def _genai_version() -> str:
+    from importlib.metadata import version
+
+    return version("genai-prices")
+
+
+def _number(value: Any) -> tuple[float | None, bool]:
+    """A genai-prices price as a float, and whether it was tiered (only its base rate is used)."""
+    if value is None:
+        return None, False
+    if isinstance(value, Decimal | int | float):
+        return float(value), False
+    base = getattr(value, "base", None)  # TieredPrices: the rate below the first long-context threshold
+    return (None, False) if base is None else (float(base), True)
+
+
+def genai_price_rows(models: Iterable[str]) -> list[PriceRow]:
+    """Price periods of each model genai-prices knows, from the data bundled with the package.
+
+    Only the bundled data: `genai_prices.data` is the snapshot shipped in the wheel, whereas the
+    package-level lookups would use prices fetched by `UpdatePrices` if anything in the process had
+    started it. Nothing here touches the network."""
+    from genai_prices import types
+    from genai_prices.data import providers
+
+    provider = next(p for p in providers if p.id == settings.PRICE_PROVIDER)
+    version = _genai_version()
+    rows: list[PriceRow] = []
+    for model in sorted(set(models)):
+        info = provider.find_model(model, all_providers=providers)
+        if info is None:
+            continue
+        starts: set[date] = set()
+        if isinstance(info.prices, list):
+            starts = {
+                c.constraint.start_date for c in info.prices if isinstance(c.constraint, types.StartDateConstraint)
+            }
+        # Ask genai-prices itself which price is in force from each start date on, so its precedence
+        # rules (last active conditional price wins) are applied exactly as it applies them.
+        periods: list[PriceRow] = []
+        for start in [None, *sorted(starts)]:
+            at = datetime.combine(start or date(1970, 1, 1), datetime.min.time(), UTC)
+            price = info.get_prices(at)
+            input_price, tiered_in = _number(getattr(price, "input_mtok", None))
+            if input_price is None:
+                continue  # listed without token prices (moderation): unpriced, never silently free
+            cached, tiered_cache = _number(getattr(price, "cache_read_mtok", None))
+            output, tiered_out = _number(getattr(price, "output_mtok", None))
+            note = "tiered: base rate used (batch usage has no per-request prompt sizes)"
+            row = PriceRow(
+                model=model,
+                valid_from=start,
+                valid_to=None,
+                input_usd_per_mtok=input_price,
+                cached_input_usd_per_mtok=cached,
+                output_usd_per_mtok=output,
+                batch_factor=settings.BATCH_FACTOR,
+                source=GENAI_PRICES,
+                source_version=version,
+                matched_model=info.id,
+                note=note if tiered_in or tiered_cache or tiered_out else None,
+            )
+            if periods and _same_price(periods[-1], row):
+                continue
+            periods.append(row)
+        rows.extend(_close_periods(periods))
+    return rows
+
+
+def _same_price(a: PriceRow, b: PriceRow) -> bool:
+    return (a.input_usd_per_mtok, a.cached_input_usd_per_mtok, a.output_usd_per_mtok, a.batch_factor) == (
+        b.input_usd_per_mtok,
+        b.cached_input_usd_per_mtok,
+        b.output_usd_per_mtok,
+        b.batch_factor,
+    )
+
+
+def _close_periods(periods: Sequence[PriceRow]) -> list[PriceRow]:
+    """Each period ends where the next one starts, so a range join finds exactly one row per instant."""
+    ordered = sorted(periods, key=lambda r: r.valid_from or date.min)
+    return [replace(r, valid_to=nxt.valid_from) for r, nxt in zip(ordered, ordered[1:], strict=False)] + ordered[-1:]
+
+
+# --------------------------------------------------------------------------------------------- override file
+def prices_path(explicit: str | None = None) -> Path:
+    """`--prices`, else OPENAI_BATCHES_PRICES, else `prices.toml` in dlt's settings folder (`.dlt/`)."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(settings.PRICES_ENV):
+        return Path(os.environ[settings.PRICES_ENV])
+    import dlt
+
+    return Path(dlt.current.run_context().settings_dir) / settings.PRICES_FILE_NAME
+
+
+_ENTRY_KEYS = {"model", "valid_from", "input", "cached_input", "output", "batch_factor", "note"}
+
+
+def _price(entry: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        if required:
+            raise PricesError(f"{where}: `{key}` is required (USD per million tokens)")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise PricesError(f"{where}: `{key}` must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _valid_from(value: Any, where: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PricesError(f"{where}: `valid_from` must be a date like 2025-06-01, got {value!r}")
+
+
+def load_overrides(path: Path, *, required: bool = False) -> Overrides:
+    """The `[[prices]]` entries of the user's file; an absent file is no overrides unless it was named."""
+    if not path.exists():
+        if required:
+            raise PricesError(f"price file {path} does not exist")
+        return NO_OVERRIDES
+    raw = path.read_bytes()
+    try:
+        doc = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise PricesError(f"{path}: not valid TOML: {e}") from None
+    unknown_tables = set(doc) - {"prices"}
+    if unknown_tables:
+        raise PricesError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown_tables))}; use [[prices]]")
+    items = doc.get("prices", [])
+    if not isinstance(items, list):
+        raise PricesError(f"{path}: `prices` must be an array of tables ([[prices]])")
+    entries: list[OverrideEntry] = []
+    seen: set[tuple[str, date | None]] = set()
+    for i, item in enumerate(items, 1):
+        where = f"{path}: [[prices]] entry {i}"
+        if not isinstance(item, Mapping):
+            raise PricesError(f"{where}: must be a table")
+        # A typo (`cached` for `cached_input`) would otherwise silently price cached input at the input rate.
+        unknown = set(item) - _ENTRY_KEYS
+        if unknown:
+            raise PricesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        pattern = item.get("model")
+        if not isinstance(pattern, str) or not pattern:
+            raise PricesError(f"{where}: `model` (a model id or glob) is required")
+        factor = _price(item, "batch_factor", where)
+        note = item.get("note")
+        entry = OverrideEntry(
+            pattern=pattern,
+            valid_from=_valid_from(item.get("valid_from"), where),
+            input=_price(item, "input", where, required=True) or 0.0,
+            cached_input=_price(item, "cached_input", where),
+            output=_price(item, "output", where),
+            batch_factor=settings.BATCH_FACTOR if factor is None else factor,
+            note=None if note is None else str(note),
+        )
+        if (entry.pattern, entry.valid_from) in seen:
+            raise PricesError(f"{where}: a second price for {pattern!r} from {entry.valid_from or 'always'}")
+        seen.add((entry.pattern, entry.valid_from))
+        entries.append(entry)
+    return Overrides(tuple(entries), f"{OVERRIDE} ({path})", hashlib.sha256(raw).hexdigest()[:12])
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def override_rows(models: Iterable[str], overrides: Overrides) -> list[PriceRow]:
+    """Rows for every model the file covers. An exact `model` wins over a glob; among globs the first
+    in the file that matches wins. The winner's entries replace the model's whole price history."""
+    rows: list[PriceRow] = []
+    for model in sorted(set(models)):
+        exact = [e for e in overrides.entries if not _is_glob(e.pattern) and e.pattern == model]
+        pattern = exact[0].pattern if exact else None
+        if pattern is None:
+            pattern = next(
+                (e.pattern for e in overrides.entries if _is_glob(e.pattern) and fnmatch.fnmatchcase(model, e.pattern)),
+                None,
+            )
+        if pattern is None:
+            continue
+        periods = [
+            PriceRow(
+                model=model,
+                valid_from=e.valid_from,
+                valid_to=None,
+                input_usd_per_mtok=e.input,
+                cached_input_usd_per_mtok=e.cached_input,
+                output_usd_per_mtok=e.output,
+                batch_factor=e.batch_factor,
+                source=overrides.source,
+                source_version=overrides.version,
+                matched_model=pattern,
+                note=e.note,
+            )
+            for e in overrides.entries
+            if e.pattern == pattern
+        ]
+        rows.extend(_close_periods(periods))
+    return rows
+
+
+def resolve_prices(models: Iterable[str], overrides: Overrides = NO_OVERRIDES) -> list[PriceRow]:
+    """Every price row the given models need: the user's file where it covers a model, genai-prices elsewhere."""
+    wanted = set(models)
+    overridden = override_rows(wanted, overrides)
+    covered = {r.model for r in overridden}
+    return sorted(
+        overridden + genai_price_rows(wanted - covered), key=lambda r: (r.model, r.valid_from or date.min)
+    )
+
+
+# --------------------------------------------------------------------------------------------- the table
+def _utc_midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, datetime.min.time(), UTC)
+
+
+def write_model_prices(con: duckdb.DuckDBPyConnection, rows: Sequence[PriceRow]) -> None:
+    """Replace `model_prices` with ``rows``; the caller's transaction makes it atomic with the views."""
+    table = f"{settings.SCHEMA}.{settings.PRICES_TABLE}"
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {settings.SCHEMA}")
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({_COLUMNS_DDL})")
+    if rows:
+        con.executemany(
+            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.model,
+                    _utc_midnight(r.valid_from),
+                    _utc_midnight(r.valid_to),
+                    r.input_usd_per_mtok,
+                    r.cached_input_usd_per_mtok,
+                    r.output_usd_per_mtok,
+                    r.batch_factor,
+                    r.source,
+                    r.source_version,
+                    r.matched_model,
+                    r.note,
+                )
+                for r in rows
+            ],
+        )

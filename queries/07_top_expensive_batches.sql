@@ -1,0 +1,17 @@
+-- Which batches cost the most? (top 20 priced batches; unpriced ones are listed by unpriced_usage)
+SELECT
+    id,
+    project,
+    model,
+    status,
+    created_at,
+    input_tokens,
+    cached_input_tokens,
+    output_tokens,
+    reasoning_tokens,
+    round(cost_usd, 4) AS cost_usd,
+    round(sync_cost_usd, 4) AS sync_cost_usd
+FROM openai_batches.batch_costs
+WHERE priced
+ORDER BY cost_usd DESC, id
+LIMIT 20;
