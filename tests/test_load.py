@@ -90,7 +90,9 @@ def test_backfill_equals_simulator_field_by_field(db: str, org: SimulatedOrg, se
     assert len(requests) == math.ceil(1234 / 100) == result.requests
     assert all(r.query.get("limit") == "100" for r in requests)
     # Every cursor is the last id of the previous page: never a stored one.
+    ordered = [b["id"] for b in org.batches(PROJECT_A)]
     assert "after" not in requests[0].query
+    assert [r.query["after"] for r in requests[1:]] == [ordered[i * 100 - 1] for i in range(1, len(requests))]
     assert result.outcomes[0].stats.counts.new == 1234
 
 

@@ -101,6 +101,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return cmd_demo(argparse.Namespace(db=args.db, batches=None, seed=0))
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .analysis.report import report_command
+
+    return report_command(
+        db=args.db, since=args.since, fmt=args.format, html=args.html, only=args.only, prices=args.prices
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openai-batches",
@@ -124,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db", help="DuckDB file")
     run.add_argument("--full-refresh", action="store_true", help="re-read every batch")
     run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="cost and throughput reports (the SQL in queries/), or an HTML page")
+    report.add_argument("--db", help="DuckDB file (default as for load; the demo database if only that exists)")
+    report.add_argument("--since", metavar="DATE", help="only batches created on or after this UTC date")
+    report.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    report.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with charts instead")
+    report.add_argument("--only", action="append", metavar="NAME", help="only this report (repeatable)")
+    report.add_argument("--prices", metavar="FILE", help="price overrides (default .dlt/prices.toml)")
+    report.set_defaults(func=cmd_report)
 
     sim = sub.add_parser("simulate", help="serve the API simulator (see `simulate --help`)", add_help=False)
     sim.set_defaults(func=None)

@@ -31,4 +31,4 @@ SINCE_VARIABLE = "since"
 QUERIES_DIR = Path(__file__).resolve().parents[3] / "queries"
 
 # Rows a terminal table shows before "N more"; csv, json and markdown always carry every row.
-TABLE_ROW_LIMIT = 20
+TABLE_ROW_LIMIT = 15

@@ -82,7 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve(argv: list[str] | None = None) -> int:
-    """The `openai-batches simulate` command: serve until Ctrl-C (or SIGTERM), return 0."""
+    """The `openai-batches simulate` command: serve until Ctrl-C (or SIGTERM), return 0.
+
+    The history uses a real-time clock (``--speed`` accelerates it), so open batches progress while
+    it runs. Once listening it prints, flushed, in this order (scripts and benchmarks parse it)::
+
+        Simulated N batches over D days in S s (seed X, P project(s)).
+        OPENAI_BASE_URL=http://127.0.0.1:8000/v1
+        OPENAI_API_KEY=sk-sim-default  # proj_default        (one line per key)
+        Simulator keys only: ...
+    """
     args = build_parser().parse_args(argv)
     try:
         projects = parse_projects(args.projects)
@@ -97,7 +106,10 @@ def serve(argv: list[str] | None = None) -> int:
         days = max(120.0, (clock.now() - USAGE_CUTOFF) / 86_400 + 60)
     org = SimulatedOrg(projects=projects, clock=clock, seed=args.seed)
     t0 = time.perf_counter()
-    org.generate_history(args.batches, days=days, open_fraction=args.open_fraction)
+    try:
+        org.generate_history(args.batches, days=days, open_fraction=args.open_fraction)
+    except KeyboardInterrupt:
+        return 130  # interrupted before serving anything
     gen_s = time.perf_counter() - t0
     if args.arrival_rate > 0:
         org.set_arrival_rate(args.arrival_rate)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import math
 import random
 import re
+import sys
 import threading
 from typing import Any
 
@@ -256,6 +259,9 @@ class SimulatedOrg:
                 if open_fraction:
                     make_open(rng, cols, now, open_fraction)
                 self._tables[p].add(cols)
+                del cols, created
+        if n >= 100_000:
+            _release_free_memory()
 
     def create_batch(self, *, project: str | None = None, created_at: float | None = None, **overrides: Any) -> str:
         """Create one batch (in 'validating' when created now) and return its id.
@@ -570,6 +576,17 @@ class SimulatedOrg:
 
     def _errors(self, idb: int, model: str) -> dict[str, Any]:
         return {"object": "list", "data": _validation_errors(idb ^ self._salt_int, model, self.organization)}
+
+
+def _release_free_memory() -> None:
+    """Hand the generation's freed numpy temporaries back to the OS.
+
+    glibc keeps them in its heap, which more than doubles the RSS of a million-batch server
+    (470 MB instead of 220 MB) for memory nobody will use again. Best effort, glibc only.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _base62(value: int, width: int) -> str:

@@ -1,0 +1,146 @@
+"""`report --html FILE`: one self-contained page (inline CSS and SVG, no scripts, no CDN) that works offline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from . import charts
+from .queries import Result
+from .report import display
+
+# Rows per table on the page; the terminal/CSV reports carry the rest. Keeps the page light with years of hours.
+HTML_ROW_LIMIT = 50
+
+# Which chart draws which report (by query name).
+CHARTS: tuple[tuple[str, Callable[[Result], Figure | None]], ...] = (
+    ("cost_by_day_model", charts.cost_per_day),
+    ("throughput_hourly", charts.throughput_per_hour),
+    ("turnaround_histogram", charts.turnaround_distribution),
+    ("failures_expiries", charts.failure_rates),
+)
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
+       padding: 0 1rem; color: #222; }
+h1 { margin-bottom: .2rem; } .meta { color: #666; margin-top: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
+.card { border: 1px solid #ddd; border-radius: 8px; padding: .6rem 1rem; min-width: 9rem; }
+.card b { display: block; font-size: 1.3rem; }
+.unpriced { border-left: 5px solid #d97706; background: #fffbeb; padding: .8rem 1rem; margin: 1rem 0; }
+.ok { border-left: 5px solid #16a34a; background: #f0fdf4; padding: .8rem 1rem; margin: 1rem 0; }
+figure { margin: 1.5rem 0; } figure svg { max-width: 100%; height: auto; }
+table { border-collapse: collapse; margin: .5rem 0 1.5rem; font-size: 12px; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.unpriced-cell { color: #b45309; font-style: italic; }
+.more { color: #666; font-size: 12px; }
+code { background: #f4f4f4; padding: 0 .2rem; }
+"""
+
+
+def _by_name(results: Sequence[Result]) -> dict[str, Result]:
+    return {r.name: r for r in results}
+
+
+def _cards(summary: Result | None) -> str:
+    if summary is None or not summary.rows:
+        return ""
+    rec = summary.records()[0]
+    items = (
+        ("cost (batch)", "cost_usd", "$"),
+        ("same tokens synchronously", "sync_cost_usd", "$"),
+        ("saved by batching", "batch_savings_usd", "$"),
+        ("saved by caching", "cache_savings_usd", "$"),
+        ("batches", "batches", ""),
+        ("unpriced batches", "unpriced_batches", ""),
+    )
+    cells = []
+    for label, key, unit in items:
+        value = rec.get(key)
+        shown = "unpriced" if value is None and unit else f"{unit}{display(value, key)}"
+        cells.append(f'<div class="card">{escape(label)}<b>{escape(shown)}</b></div>')
+    return '<div class="cards">' + "".join(cells) + "</div>"
+
+
+def _unpriced_callout(summary: Result | None, unpriced: Result | None) -> str:
+    count = summary.records()[0].get("unpriced_batches") if summary and summary.rows else None
+    if not count:
+        return '<div class="ok">Every batch in scope has a price.</div>'
+    rec = summary.records()[0] if summary else {}
+    text = (
+        f"<b>{count:,} batches could not be priced</b> and are in no cost figure on this page "
+        f"({display(rec.get('unpriced_input_tokens'), 'n') or 0} input and "
+        f"{display(rec.get('unpriced_output_tokens'), 'n') or 0} output tokens). "
+        "Batches created before September 2025 report no usage; for a model without a price, add one to "
+        "<code>.dlt/prices.toml</code> (see <code>.dlt/prices.toml.example</code>)."
+    )
+    table = _table(unpriced) if unpriced is not None else ""
+    return f'<div class="unpriced">{text}{table}</div>'
+
+
+def _table(result: Result) -> str:
+    if not result.rows:
+        return '<p class="more">No rows.</p>'
+    head = "".join(f"<th>{escape(c)}</th>" for c in result.columns)
+    body = []
+    for row in result.rows[:HTML_ROW_LIMIT]:
+        cells = []
+        for value, column in zip(row, result.columns, strict=True):
+            cls = ""
+            if value is None and column.endswith("_usd"):
+                cls = ' class="unpriced-cell"'
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                cls = ' class="num"'
+            cells.append(f"<td{cls}>{escape(display(value, column))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = len(result.rows) - HTML_ROW_LIMIT
+    note = (
+        f'<p class="more">First {HTML_ROW_LIMIT} of {len(result.rows):,} rows; all of them: '
+        f"<code>openai-batches report --only {escape(result.name)} --format csv</code></p>"
+        if more > 0
+        else ""
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
+
+
+def _chart(result: Result | None, draw: Callable[[Result], Figure | None]) -> str:
+    fig = draw(result) if result is not None else None
+    if fig is None:
+        return ""
+    return f'<figure role="img" aria-label="{escape(result.query.title if result else "")}">{charts.to_svg(fig)}</figure>'
+
+
+def render_html(results: Sequence[Result], *, db_path: str, since: str | None = None) -> str:
+    by_name = _by_name(results)
+    summary, unpriced = by_name.get("cost_summary"), by_name.get("unpriced_usage")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    scope = f"batches created since {since} UTC" if since else "all batches"
+    parts: list[Any] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>OpenAI batches: cost and throughput</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>OpenAI batches: cost and throughput</h1>",
+        f'<p class="meta">{escape(Path(db_path).name)} · {escape(scope)} · generated {generated} · '
+        "batch prices are 50% of the standard per-token price</p>",
+        _cards(summary),
+        _unpriced_callout(summary, unpriced),
+    ]
+    parts.extend(_chart(by_name.get(name), draw) for name, draw in CHARTS)
+    for result in results:
+        parts.append(f'<h2 id="{escape(result.name)}">{escape(result.name)}</h2>')
+        parts.append(f"<p>{escape(result.query.title)}</p>")
+        parts.append(_table(result))
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)
+
+
+def write_html(path: str, results: Sequence[Result], *, db_path: str, since: str | None = None) -> None:
+    Path(path).write_text(render_html(results, db_path=db_path, since=since), encoding="utf-8")
