@@ -59,6 +59,15 @@ class SyncStats:
     project: str | None = None
     requests: int = 0
     counts: SyncCounts = field(default_factory=SyncCounts)
+    # A listing with more to load after this dlt run (see `_Listing`): the runner runs the source
+    # again with the same stats, and the next run continues it. None once the listing is complete.
+    resume: _Listing | None = field(default=None, repr=False, compare=False)
+
+    def close_listing(self) -> None:
+        """Stop a listing that will not be continued (a later dlt run failed); idempotent."""
+        if self.resume is not None:
+            self.resume.close()
+            self.resume = None
 
 
 # Both tables are declared as table variants of the one resource: a variant inherits the resource's
@@ -137,48 +146,101 @@ def _batches(
     stats: SyncStats,
     progress: ProgressSink,
 ) -> Iterator[Any]:
-    # Per-project state lives under one resource; it is written before each yield because dlt
+    # Per-project state lives under one resource; it is written before the last yield because dlt
     # commits resource state together with the items of the same extract.
     all_projects: dict[str, Any] = dlt.current.resource_state().setdefault("projects", {})
-    client = BatchesClient(
-        api_key=api_key, base_url=base_url, organization=organization, project=project, timeout=timeout, retry=retry
-    )
-
-    def previous_state(first_page: Page) -> Mapping[str, Any] | None:
-        stats.project = project_name or first_page.project or "default"
-        return None if full_refresh else all_projects.get(stats.project)
-
-    plan = SyncPlan(previous_state)
-    stats.counts = plan.counts
-    pending: list[dict[str, Any]] = []
-    position = 0
+    listing = stats.resume
+    stats.resume = None
+    if listing is None:
+        client = BatchesClient(
+            api_key=api_key, base_url=base_url, organization=organization, project=project, timeout=timeout, retry=retry
+        )
+        listing = _Listing(client, project_name, full_refresh, stats, progress)
     try:
-        for page in iter_pages(client, plan.wants_next):
-            stats.requests = client.requests_made
-            progress.page(stats.project or "", len(page.data))
-            for item in page.data:
-                if plan.should_load(item, position):
-                    pending.append(item)
-                position += 1
-            if len(pending) >= settings.ARROW_CHUNK_ROWS:
+        yield from listing.tables(all_projects)
+    except BaseException:
+        listing.close()
+        raise
+    if listing.done:
+        listing.close()
+    else:
+        stats.resume = listing
+
+
+class _Listing:
+    """One project's paging and sync plan, possibly spread over several dlt runs.
+
+    A run that loads more than settings.LOAD_CHUNK_ROWS batches (a backfill) ends its dlt run there
+    and leaves the listing open: the runner runs the source again and paging continues where it
+    stopped. Each run is one load package, so DuckDB stages and merges a bounded number of rows and
+    the loader's memory does not grow with the history. Only the last run writes the new sync state,
+    so a failure part way leaves the previous state, and the next `load` reads those batches again."""
+
+    def __init__(
+        self,
+        client: BatchesClient,
+        project_name: str | None,
+        full_refresh: bool,
+        stats: SyncStats,
+        progress: ProgressSink,
+    ) -> None:
+        self.client = client
+        self.project_name = project_name
+        self.full_refresh = full_refresh
+        self.stats = stats
+        self.progress = progress
+        self.all_projects: dict[str, Any] = {}  # the resource state of the dlt run under way
+        self.plan = SyncPlan(self._previous_state)
+        stats.counts = self.plan.counts
+        self.pages = iter_pages(client, self.plan.wants_next)
+        self.position = 0
+        self.done = False
+
+    def _previous_state(self, first_page: Page) -> Mapping[str, Any] | None:
+        self.stats.project = self.project_name or first_page.project or "default"
+        return None if self.full_refresh else self.all_projects.get(self.stats.project)
+
+    def tables(self, all_projects: dict[str, Any]) -> Iterator[Any]:
+        """The arrow tables of this dlt run; sets `done` when nothing is left for another run."""
+        self.all_projects = all_projects
+        stats, plan = self.stats, self.plan
+        pending: list[dict[str, Any]] = []
+        in_this_run = 0
+        try:
+            for page in self.pages:
+                stats.requests = self.client.requests_made
+                self.progress.page(stats.project or "", len(page.data))
+                for item in page.data:
+                    if plan.should_load(item, self.position):
+                        pending.append(item)
+                    self.position += 1
+                if len(pending) >= settings.ARROW_CHUNK_ROWS:
+                    yield from _tables(pending, stats.project)
+                    in_this_run += len(pending)
+                    pending = []
+                    if in_this_run >= settings.LOAD_CHUNK_ROWS:
+                        return  # the rest goes into the next dlt run (pending is empty here)
+            for batch_id in plan.leftovers():
+                fetched = self.client.retrieve(batch_id)
+                stats.requests = self.client.requests_made
+                self.progress.fetched(stats.project or "", batch_id)
+                plan.record_fetched(batch_id, fetched)
+                if fetched is None:
+                    log.warning("batch %s was open at the last run but the API no longer returns it", batch_id)
+                else:
+                    pending.append(fetched)
+            if stats.project is not None:
+                all_projects[stats.project] = plan.new_state()
+            if pending:
                 yield from _tables(pending, stats.project)
-                pending = []
-        for batch_id in plan.leftovers():
-            fetched = client.retrieve(batch_id)
-            stats.requests = client.requests_made
-            progress.fetched(stats.project or "", batch_id)
-            plan.record_fetched(batch_id, fetched)
-            if fetched is None:
-                log.warning("batch %s was open at the last run but the API no longer returns it", batch_id)
-            else:
-                pending.append(fetched)
-        if stats.project is not None:
-            all_projects[stats.project] = plan.new_state()
-        if pending:
-            yield from _tables(pending, stats.project)
-    finally:
-        stats.requests = client.requests_made
-        client.close()
+            self.done = True
+        finally:
+            stats.requests = self.client.requests_made
+
+    def close(self) -> None:
+        getattr(self.pages, "close", lambda: None)()  # a generator: closing it stops the prefetch thread
+        self.stats.requests = self.client.requests_made
+        self.client.close()
 
 
 def _tables(batches: Sequence[Mapping[str, Any]], project: str | None) -> Iterator[Any]:

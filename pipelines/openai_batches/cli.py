@@ -6,14 +6,20 @@ import argparse
 import logging
 import os
 import sys
+import time
+import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import settings
 
 if TYPE_CHECKING:
     from .runner import LoadResult
 
-# Exit codes: 0 success, 1 a load failed (API, database), 2 bad usage or configuration.
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# Exit codes: 0 success, 1 a load failed (API, database) or `status` found the data stale, 2 bad usage or
+# configuration, 75 (sysexits EX_TEMPFAIL) another load holds the database: try again later.
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -50,6 +56,7 @@ def _print_summary(result: LoadResult, label: str = "load") -> None:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from .config import ConfigError, database_path, run_config
+    from .lock import DatabaseBusy, DatabaseUnusable, database_lock, wait_for_duckdb
     from .progress import make_progress
     from .runner import run_load
 
@@ -66,13 +73,88 @@ def cmd_load(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    progress = make_progress()
+    deadline = time.monotonic() + args.wait
     try:
-        result = run_load(db_path, config, full_refresh=args.full_refresh, progress=progress)
-    finally:
-        getattr(progress, "close", lambda: None)()
+        with database_lock(db_path, wait=args.wait):
+            wait_for_duckdb(db_path, wait=deadline - time.monotonic(), read_only=False)
+            progress = make_progress()
+            try:
+                result = run_load(db_path, config, full_refresh=args.full_refresh, progress=progress)
+            finally:
+                getattr(progress, "close", lambda: None)()
+    except DatabaseBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
+    except DatabaseUnusable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     _print_summary(result)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import duckdb
+
+    from .config import ConfigError, database_path
+    from .lock import DatabaseBusy, DatabaseUnusable, database_lock, wait_for_duckdb
+    from .status import read_status, render
+
+    try:
+        db_path = database_path(args.db)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not Path(db_path).is_file():
+        print(f"error: no database at {db_path}: no load has succeeded there yet", file=sys.stderr)
+        return EXIT_FAILED
+    deadline = time.monotonic() + args.wait
+    try:
+        with database_lock(db_path, wait=args.wait, shared=True):
+            wait_for_duckdb(db_path, wait=deadline - time.monotonic(), read_only=True)
+            report = read_status(db_path)
+    except DatabaseBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
+    except DatabaseUnusable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except duckdb.Error as e:
+        print(f"error: cannot read {db_path}: {_first_line(e)}", file=sys.stderr)
+        return EXIT_FAILED
+    now = datetime.now(UTC)
+    for line in render(report, now):
+        print(line)
+    stale = report.stale(args.max_age, now) if args.max_age is not None else []
+    for reason in stale:
+        print(f"stale: {reason}", file=sys.stderr)
+    return EXIT_FAILED if stale else EXIT_OK
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def _duration(text: str) -> timedelta:
+    from .status import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -109,6 +191,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
 
 
+def _wait_option(default: float, holder: str) -> dict[str, Any]:
+    return {
+        "type": _seconds,
+        "default": default,
+        "metavar": "SECONDS",
+        "help": f"how long to wait for {holder} holding the database before exiting 75 (default {default:g})",
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openai-batches",
@@ -120,7 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="load new and changed batches into the database")
     load.add_argument("--db", help="DuckDB file (default: db_path in .dlt, else ./openai_batches.duckdb)")
     load.add_argument("--full-refresh", action="store_true", help="re-read every batch, not only what changed")
+    load.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
     load.set_defaults(func=cmd_load)
+
+    status = sub.add_parser("status", help="last successful load, open batches; non-zero when stale")
+    status.add_argument("--db", help="DuckDB file (default as for load)")
+    status.add_argument(
+        "--max-age",
+        type=_duration,
+        metavar="DURATION",
+        help="exit 1 when a project's last successful load is older than this (e.g. 90m, 2h, 1d)",
+    )
+    status.add_argument("--wait", **_wait_option(settings.DEFAULT_STATUS_WAIT_S, "a running load"))
+    status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="load a simulated organisation into a demo database")
     demo.add_argument("--db", help="demo DuckDB file (default ./openai_batches_demo.duckdb; recreated)")
@@ -131,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="`load` when an API key is configured, otherwise `demo`")
     run.add_argument("--db", help="DuckDB file")
     run.add_argument("--full-refresh", action="store_true", help="re-read every batch")
+    run.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="cost and throughput reports (the SQL in queries/), or an HTML page")
@@ -163,6 +267,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        # Last line of defence: whatever escaped the commands' own handling is still one line for the
+        # cron log; -v adds the traceback for whoever debugs it.
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: unexpected {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

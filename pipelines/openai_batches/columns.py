@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .settings import BATCHES_TABLE, ERRORS_TABLE
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,11 @@ class Column:
     arrow_type: pa.DataType
     dlt_type: str  # dlt data_type; "json" for free-form maps
     description: str
+    blank_is_null: bool = False  # "" means "none" (Azure sends "" for file ids not produced yet)
 
 
-def _col(name: str, arrow_type: pa.DataType, dlt_type: str, description: str) -> Column:
-    return Column(name, tuple(name.split("__")), arrow_type, dlt_type, description)
+def _col(name: str, arrow_type: pa.DataType, dlt_type: str, description: str, blank_is_null: bool = False) -> Column:
+    return Column(name, tuple(name.split("__")), arrow_type, dlt_type, description, blank_is_null)
 
 
 def _text(name: str, description: str) -> Column:
@@ -55,11 +58,17 @@ BATCH_COLUMNS: tuple[Column, ...] = (
     _text("endpoint", "API endpoint the requests went to, e.g. `/v1/chat/completions`."),
     _text("model", "Model of the batch; NULL for batches created before September 2025."),
     _text("errors__object", "`list` when the batch has validation errors, else NULL."),
-    _text("input_file_id", "Uploaded JSONL file with the requests."),
+    _col("input_file_id", pa.string(), "text", "Uploaded JSONL file with the requests.", blank_is_null=True),
     _text("completion_window", "Requested completion window, e.g. `24h`."),
     _text("status", "validating, in_progress, finalizing, completed, failed, expired, cancelling, cancelled."),
-    _text("output_file_id", "File with successful responses; NULL until produced or when all failed."),
-    _text("error_file_id", "File with failed requests; NULL when none failed."),
+    _col(
+        "output_file_id",
+        pa.string(),
+        "text",
+        "File with successful responses; NULL until produced or when all failed.",
+        blank_is_null=True,
+    ),
+    _col("error_file_id", pa.string(), "text", "File with failed requests; NULL when none failed.", blank_is_null=True),
     _ts("created_at", "When the batch was created."),
     _ts("in_progress_at", "When validation passed and processing started."),
     _ts("expires_at", "Deadline: created_at plus the completion window."),
@@ -147,13 +156,15 @@ def _to_int(value: Any, column: str, batch_id: Any) -> int | None:
     """Coerce a value the API should have sent as an integer; keep NULL when it cannot be one."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     try:
-        return int(float(value)) if isinstance(value, (float, str)) and str(value).strip() else None
-    except ValueError:
+        number = value if isinstance(value, int) else int(float(value))
+    except (TypeError, ValueError, OverflowError):  # "n/a", "", "nan", "inf", a nested object
         log.warning("batch %s: %s=%r is not a number; stored as NULL", batch_id, column, value)
         return None
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        log.warning("batch %s: %s=%r is out of range; stored as NULL", batch_id, column, value)
+        return None
+    return number
 
 
 def _to_text(value: Any) -> str | None:
@@ -164,22 +175,71 @@ def _to_text(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True)
 
 
-def _column_array(column: Column, batches: Sequence[Mapping[str, Any]]) -> pa.Array:
-    values = [_dig(b, column.path) for b in batches]
+def _column_values(batches: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Any]]:
+    """What `_dig` finds at every column's path, one list per path, for all batches at once.
+
+    Built level by level with comprehensions, each parent list shared by its children (`usage` feeds five
+    columns): ~5x faster than `_dig` per cell, and this conversion is the pipeline's main local cost."""
+    found: dict[tuple[str, ...], list[Any]] = {}
+
+    def values(path: tuple[str, ...]) -> list[Any]:
+        if path not in found:
+            key = path[-1]
+            if len(path) == 1:
+                found[path] = [b.get(key) for b in batches]
+            else:
+                # Plain dicts (what JSON gives) take the fast branch; anything else goes through `_dig`.
+                found[path] = [
+                    v.get(key) if type(v) is dict else (None if v is None else _dig(v, (key,)))
+                    for v in values(path[:-1])
+                ]
+        return found[path]
+
+    for column in BATCH_COLUMNS:
+        values(column.path)
+    return found
+
+
+# `json.dumps(v, ensure_ascii=False)` builds a new encoder per call; the same encoder, built once.
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _column_array(column: Column, batches: Sequence[Mapping[str, Any]], values: list[Any] | None = None) -> pa.Array:
+    if values is None:
+        values = [_dig(b, column.path) for b in batches]
     if column.dlt_type == "json":
-        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string())
+        return pa.array([None if v is None else _json_text(v) for v in values], pa.string())
+    is_time = column.arrow_type == TIMESTAMP
+    array_type = pa.int64() if is_time else column.arrow_type  # timestamps arrive as epoch seconds
     try:
-        if column.arrow_type == TIMESTAMP:
-            return pa.array([None if v is None else v * 1_000_000 for v in values], pa.int64()).cast(TIMESTAMP)
-        return pa.array(values, column.arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        array = pa.array(values, array_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
         # Slow path for the rare page with an odd value (a string where an int was): coerce one by one.
-        if column.arrow_type == pa.string():
-            return pa.array([_to_text(v) for v in values], pa.string())
-        ints = [_to_int(v, column.name, b.get("id")) for v, b in zip(values, batches, strict=True)]
-        if column.arrow_type == TIMESTAMP:
-            return pa.array([None if v is None else v * 1_000_000 for v in ints], pa.int64()).cast(TIMESTAMP)
-        return pa.array(ints, column.arrow_type)
+        if array_type == pa.string():
+            array = pa.array([_to_text(v) for v in values], pa.string())
+        else:
+            array = pa.array([_to_int(v, column.name, b.get("id")) for v, b in zip(values, batches, strict=True)])
+            array = array.cast(array_type)
+    if is_time:
+        array = _epoch_to_timestamp(array, column.name, batches)
+    if column.blank_is_null:
+        array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
+    return array
+
+
+def _epoch_to_timestamp(seconds: pa.Array, column: str, batches: Sequence[Mapping[str, Any]]) -> pa.Array:
+    """Epoch seconds as microsecond timestamps, vectorised; a value too large for that is NULL."""
+    try:
+        return pc.multiply_checked(seconds, 1_000_000).cast(TIMESTAMP)
+    except pa.ArrowInvalid:
+        limit = _INT64_MAX // 1_000_000
+        kept = []
+        for value, batch in zip(seconds.to_pylist(), batches, strict=True):
+            if value is not None and abs(value) > limit:
+                log.warning("batch %s: %s=%r is out of range; stored as NULL", batch.get("id"), column, value)
+                value = None
+            kept.append(value)
+        return pc.multiply_checked(pa.array(kept, pa.int64()), 1_000_000).cast(TIMESTAMP)
 
 
 def _flatten_unknown(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -192,6 +252,51 @@ def _flatten_unknown(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
+def _known_tree(prefix: str) -> dict[str, Any]:
+    """The declared columns under one nested field as a tree: key -> subtree, or None for a leaf column."""
+    tree: dict[str, Any] = {}
+    for c in BATCH_COLUMNS:
+        if len(c.path) > 1 and c.path[0] == prefix:
+            node = tree
+            for key in c.path[1:-1]:
+                node = node.setdefault(key, {})
+            node[c.path[-1]] = None
+    return tree
+
+
+_NESTED_KNOWN = {key: _known_tree(key) for key in ("usage", "request_counts")}
+
+
+def _only_known(value: dict[str, Any], tree: dict[str, Any]) -> bool:
+    """True when flattening `value` the way `_flatten_unknown` does yields declared columns only."""
+    for key, inner in value.items():
+        if key not in tree:
+            return False
+        sub = tree[key]
+        if sub is None:
+            if type(inner) is not dict and isinstance(inner, Mapping):
+                return False  # an unusual mapping type: let the general path decide
+            if type(inner) is dict and inner:
+                return False  # a leaf column that arrived as a map: its keys are new columns
+        elif type(inner) is not dict or not inner or not _only_known(inner, sub):
+            return False
+    return True
+
+
+def _has_unknown_fields(batch: Mapping[str, Any]) -> bool:
+    """Cheap test that lets almost every batch skip the flattening below (identical result when False)."""
+    if type(batch) is not dict or not batch.keys() <= BATCH_FIELDS:
+        return True
+    for key, tree in _NESTED_KNOWN.items():
+        nested = batch.get(key)
+        if type(nested) is dict:
+            if not _only_known(nested, tree):
+                return True
+        elif nested is not None and isinstance(nested, Mapping):
+            return True
+    return False
+
+
 def _unknown_columns(batches: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array]:
     """Fields the API added after this code was written: kept as extra columns, never dropped."""
     known = {c.name for c in BATCH_COLUMNS}
@@ -199,6 +304,9 @@ def _unknown_columns(batches: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array
     names: dict[str, None] = {}
     for batch in batches:
         extra: dict[str, Any] = {}
+        if not _has_unknown_fields(batch):
+            rows.append(extra)
+            continue
         for key, value in batch.items():
             if key not in BATCH_FIELDS:
                 _flatten_unknown(key, value, extra)
@@ -214,7 +322,7 @@ def _unknown_columns(batches: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array
         values = [row.get(name) for row in rows]
         try:
             columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             columns[name] = pa.array([_to_text(v) for v in values], pa.string())
         if pa.types.is_null(columns[name].type):
             columns[name] = columns[name].cast(pa.string())
@@ -223,7 +331,8 @@ def _unknown_columns(batches: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array
 
 def batches_to_arrow(batches: Sequence[Mapping[str, Any]], projects: Sequence[str]) -> pa.Table:
     """One arrow table for `batches`, in the declared column order, plus any field the API added."""
-    arrays = [_column_array(c, batches) for c in BATCH_COLUMNS]
+    values = _column_values(batches)
+    arrays = [_column_array(c, batches, values[c.path]) for c in BATCH_COLUMNS]
     arrays.append(pa.array(list(projects), pa.string()))
     table = pa.Table.from_arrays(arrays, schema=batches_arrow_schema())
     for name, array in _unknown_columns(batches).items():
@@ -237,7 +346,10 @@ def errors_to_arrow(batches: Iterable[Mapping[str, Any]]) -> pa.Table:
     cols: dict[str, list[Any]] = {name: [] for name in errors_arrow_schema().names}
     for batch in batches:
         errors = batch.get("errors")
-        data = errors.get("data") if isinstance(errors, Mapping) else None
+        # `errors` is null on almost every batch; skipping the Mapping check for it is measurably faster.
+        data = errors.get("data") if errors is not None and isinstance(errors, Mapping) else None
+        if data and not isinstance(data, list):
+            data = [data]  # one odd error object or string, not a list of them: still one error row
         if not data:
             row: dict[str, Any] = {"batch_id": batch["id"], STALE_MARKER: True}
             for name, values in cols.items():

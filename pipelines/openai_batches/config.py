@@ -39,18 +39,48 @@ class RunConfig:
 
 
 def _lookup(key: str) -> Any:
-    """A value from dlt's providers (environment, secrets.toml, config.toml), or None."""
+    """A value from dlt's providers (environment, secrets.toml, config.toml), or None.
+
+    The first provider that has the value wins, except that a table split over several (a project's
+    base_url in config.toml and its api_key in secrets.toml, as the examples show) is merged, the
+    earlier provider winning key by key. The providers are asked directly rather than through
+    `dlt.config` / `dlt.secrets`: those stop at the first provider, and they record what they
+    resolve in the trace dlt pickles into its working directory, in clear for anything not asked for
+    as a secret, so a key put in config.toml would end up on disk."""
     import dlt
 
-    for accessor in (dlt.secrets, dlt.config):
-        value: Any
-        try:
-            value = accessor.get(f"{SECTION}.{key}")
-        except Exception as e:  # a malformed toml file surfaces here
-            raise ConfigError(f"cannot read .dlt configuration: {e}") from None
-        if value is not None:
-            return value
-    return None
+    found: list[Any] = []
+    try:
+        for provider in dlt.config.config_providers:
+            if provider.is_empty:
+                continue
+            value, _ = provider.get_value(key, Any, None, *SECTION.split("."))  # type: ignore[arg-type]
+            if value is not None:
+                found.append(value)
+    except Exception as e:  # a malformed toml file surfaces here
+        raise ConfigError(f"cannot read .dlt configuration: {_one_line(e)}") from None
+    if not found:
+        return None
+    if not isinstance(found[0], Mapping):
+        return found[0]
+    merged: dict[str, Any] = {}
+    for value in reversed(found):
+        if isinstance(value, Mapping):
+            merged = _merged(merged, value)
+    return merged
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for name, value in override.items():
+        inner = merged.get(name)
+        merged[name] = _merged(inner, value) if isinstance(inner, Mapping) and isinstance(value, Mapping) else value
+    return merged
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines)[:300] or type(error).__name__
 
 
 def _text(value: Any, setting: str) -> str | None:
@@ -61,9 +91,19 @@ def _text(value: Any, setting: str) -> str | None:
     return value
 
 
+def _url(value: str, setting: str) -> str:
+    from .helpers import base_url_problem
+
+    if problem := base_url_problem(value):
+        raise ConfigError(f"{setting}: {problem}")
+    return value
+
+
 def _number(value: Any, setting: str, default: float, minimum: float) -> float:
     if value is None or value == "":
         return default
+    if isinstance(value, bool):  # float(True) is 1.0: a `true` typed by mistake is not a number
+        raise ConfigError(f"{setting} must be a number, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -81,6 +121,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
     if named is not None and not isinstance(named, Mapping):
         raise ConfigError(f"{SECTION}.projects must be a table of [{SECTION}.projects.NAME] sections")
     default_base = os.environ.get("OPENAI_BASE_URL") or _text(_lookup("base_url"), f"{SECTION}.base_url")
+    base_setting = "OPENAI_BASE_URL" if os.environ.get("OPENAI_BASE_URL") else f"{SECTION}.base_url"
     if named:
         projects = []
         for name, entry in named.items():
@@ -94,9 +135,10 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
                 ProjectConfig(
                     name=str(name),
                     api_key=key,
-                    base_url=_text(entry.get("base_url"), f"{where}.base_url")
-                    or default_base
-                    or settings.DEFAULT_BASE_URL,
+                    base_url=_url(
+                        _text(entry.get("base_url"), f"{where}.base_url") or default_base or settings.DEFAULT_BASE_URL,
+                        f"{where}.base_url" if entry.get("base_url") else base_setting,
+                    ),
                     organization=_text(entry.get("organization"), f"{where}.organization"),
                     project_id=_text(entry.get("project_id"), f"{where}.project_id"),
                 )
@@ -109,7 +151,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
         ProjectConfig(
             name=_text(_lookup("project_name"), f"{SECTION}.project_name"),
             api_key=key,
-            base_url=default_base or settings.DEFAULT_BASE_URL,
+            base_url=_url(default_base or settings.DEFAULT_BASE_URL, base_setting),
             organization=os.environ.get("OPENAI_ORG_ID") or _text(_lookup("organization"), f"{SECTION}.organization"),
             project_id=os.environ.get("OPENAI_PROJECT_ID") or _text(_lookup("project_id"), f"{SECTION}.project_id"),
         ),

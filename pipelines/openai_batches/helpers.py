@@ -128,21 +128,47 @@ def _parse_retry_after(headers: httpx.Headers) -> float | None:
     try:
         return float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # a garbled hint is no hint: the client's own backoff applies
+    return max(0.0, parsed.timestamp() - time.time())
 
 
-def _error_details(response: httpx.Response) -> tuple[str, str | None]:
-    """The API's own message and code from an error body; a short excerpt when it is not JSON."""
+def _error_details(response: httpx.Response, secret: str) -> tuple[str, str | None]:
+    """The API's own message and code from an error body; a short excerpt when it is not JSON.
+
+    `secret` (the key) is masked wherever the server echoed it, before the excerpt is cut, so that
+    neither the error nor the retry warnings logged on the way carry it, not even in part."""
+
+    def masked(text: str) -> str:
+        return text.replace(secret, "***") if secret else text
+
     try:
         body = response.json()
         error = body.get("error") if isinstance(body, Mapping) else None
         if isinstance(error, Mapping):
-            return str(error.get("message") or ""), error.get("code")
+            return masked(str(error.get("message") or "")), error.get("code")
     except ValueError:
         pass
-    text = " ".join(response.text.split())[:120]
+    text = " ".join(masked(response.text).split())[:120]
     return (f"non-JSON body: {text}" if text else "empty body"), None
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """Why a base URL cannot work, or None. Configuration checks it up front (a clear exit 2 before
+    anything runs) and the client again, for callers that build one directly."""
+    try:
+        url = httpx.URL(base_url.rstrip("/"))
+        port = url.port
+    except httpx.InvalidURL as e:
+        return f"base URL {base_url!r} is not a valid URL ({e})"
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"base URL {base_url!r} must start with http:// or https:// and name a host"
+    if "%" in url.host or (port is not None and not 0 < port < 65536):
+        return f"base URL {base_url!r} names an invalid host or port"
+    return None
 
 
 class BatchesClient:
@@ -160,13 +186,9 @@ class BatchesClient:
     ) -> None:
         if not api_key:
             raise ApiError("no API key configured (set OPENAI_API_KEY or sources.openai_batches.api_key)")
+        if problem := base_url_problem(base_url):
+            raise ApiError(problem)
         base = base_url.rstrip("/")
-        try:
-            url = httpx.URL(base)
-        except httpx.InvalidURL as e:
-            raise ApiError(f"base URL {base_url!r} is not a valid URL ({e})") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ApiError(f"base URL {base_url!r} must start with http:// or https:// and name a host")
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         if organization:
             headers["OpenAI-Organization"] = organization
@@ -225,18 +247,11 @@ class BatchesClient:
         )
         try:
             return retrying(self._attempt, path, params, what, expect)
-        except RetryableApiError as e:
-            e.attempts = retrying.statistics.get("attempt_number", 1)
-            raise self._redacted(e) from None
         except ApiError as e:
-            raise self._redacted(e) from None
-
-    def _redacted(self, error: ApiError) -> ApiError:
-        """Never let the key travel in an exception, whatever the server echoed back."""
-        if self._secret and self._secret in error.message:
-            error.message = error.message.replace(self._secret, "***")
-        error.args = (str(error),)
-        return error
+            if isinstance(e, RetryableApiError):
+                e.attempts = retrying.statistics.get("attempt_number", 1)
+                e.args = (str(e),)  # the one line, now with the attempts
+            raise e from None
 
     def _attempt(
         self, path: str, params: dict[str, Any], what: str, expect: str
@@ -257,7 +272,7 @@ class BatchesClient:
         try:
             body = response.json()
         except ValueError:
-            message, _ = _error_details(response)
+            message, _ = _error_details(response, self._secret)
             raise RetryableApiError(what, status=response.status_code, message=message, request_id=request_id) from None
         if not _has_shape(body, expect):
             raise RetryableApiError(
@@ -270,7 +285,7 @@ class BatchesClient:
 
     def _raise_for_status(self, response: httpx.Response, what: str, request_id: str | None) -> None:
         status = response.status_code
-        message, code = _error_details(response)
+        message, code = _error_details(response, self._secret)
         retryable = (
             status in settings.RETRYABLE_STATUSES or status >= 500
         ) and code not in settings.NON_RETRYABLE_CODES
@@ -291,9 +306,14 @@ class BatchesClient:
 def _has_shape(body: Any, expect: str) -> bool:
     if not isinstance(body, dict):
         return False
+    # A batch without a string id can be neither merged nor used as a cursor: the page is refused.
     if expect == "list":
-        return isinstance(body.get("data"), list) and all(isinstance(b, dict) and "id" in b for b in body["data"])
-    return isinstance(body.get("id"), str)
+        return isinstance(body.get("data"), list) and all(_has_id(b) for b in body["data"])
+    return _has_id(body)
+
+
+def _has_id(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("id"), str) and bool(item["id"])
 
 
 def iter_pages(
@@ -325,6 +345,11 @@ def iter_pages(
         try:
             while not closing.is_set():
                 page = client.list_page(after=after)
+                if page.has_more and not page.data:
+                    # Contradictory: "more" but nothing. Asked once more in case it was a glitch; if it
+                    # persists (gateways that always say has_more), it ends the list, as in the SDK.
+                    log.warning("GET /batches after=%s: has_more but no data; asking again", after)
+                    page = client.list_page(after=after)
                 wanted = wants_next(page)  # always: the caller observes every page, the last included
                 more = bool(page.data) and page.has_more and wanted
                 if not put("page", page) or not more:

@@ -6,12 +6,14 @@ what loaded stays loaded, the failure is reported, and the exit code says so.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dlt
@@ -20,6 +22,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import ProgressSink, SyncStats, openai_batches, settings
 from .config import RunConfig
 from .helpers import ApiError, RetryPolicy
+from .status import record_run
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,28 @@ def reconcile_local_state(pipeline: dlt.Pipeline, db_path: str) -> dlt.Pipeline:
     return pipeline
 
 
+def finish_interrupted_commits(pipeline: dlt.Pipeline) -> None:
+    """Complete what a killed run left half done in dlt's working directory (we hold the load lock,
+    so nothing else is using it).
+
+    dlt's normalize step commits a package by renaming it into `load/normalized` and then deletes
+    the extracted copy, file by file. A process killed in between leaves that copy behind, whole or
+    in part: the next normalize would then fail on it forever (its schema.json already deleted) or
+    normalize and load it a second time, over newer data. Once the package exists further on, the
+    copy is redundant: finish deleting it. Extracts that were still being written when their process
+    died were never committed and never will be: remove them, or they pile up with every kill."""
+    root = Path(pipeline.working_dir)
+    committed = {p.name for stage in ("load/normalized", "load/loaded") for p in (root / stage).glob("*")}
+    for package in (root / "normalize" / "extracted").glob("*"):
+        if package.name in committed:
+            log.info("removing the leftover extracted copy of committed package %s", package.name)
+            shutil.rmtree(package, ignore_errors=True)
+    for folder in (root / "normalize").glob("*"):
+        if folder.is_dir() and folder.name != "extracted":
+            log.info("removing extract %s of a run that did not finish", folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_load(
     db_path: str,
     config: RunConfig,
@@ -113,8 +138,11 @@ def run_load(
     started = time.monotonic()
     result = LoadResult(db_path=db_path)
     retry = RetryPolicy(max_attempts=config.max_attempts)
+    new_database = not Path(db_path).exists()
     try:
-        pipeline = reconcile_local_state(make_pipeline(db_path), db_path)
+        pipeline = make_pipeline(db_path)
+        finish_interrupted_commits(pipeline)
+        pipeline = reconcile_local_state(pipeline, db_path)
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
             pipeline.run()
@@ -126,7 +154,8 @@ def run_load(
         stats = SyncStats(project=project.name)
         outcome = ProjectOutcome(name=project.name or "default", stats=stats)
         result.outcomes.append(outcome)
-        source = openai_batches(
+        source = functools.partial(  # the same arguments for every dlt run of this project
+            openai_batches,
             api_key=project.api_key,
             base_url=project.base_url,
             organization=project.organization,
@@ -138,8 +167,23 @@ def run_load(
             stats=stats,
             progress=progress,
         )
+        project_started = datetime.now(UTC)
         try:
-            pipeline.run(source, loader_file_format="parquet")
+            info = pipeline.run(source(), loader_file_format="parquet")
+            load_ids = list(info.loads_ids)
+            # A long backfill is loaded in several dlt runs of bounded size (settings.LOAD_CHUNK_ROWS);
+            # each continues the same listing, and the last one commits the sync state.
+            while stats.resume is not None:
+                info = pipeline.run(source(), loader_file_format="parquet")
+                load_ids += info.loads_ids
+            record_run(
+                pipeline,
+                stats,
+                started=project_started,
+                finished=datetime.now(UTC),
+                full_refresh=full_refresh,
+                load_ids=load_ids,
+            )
         except PipelineStepFailed as e:
             outcome.error = _cause(e)
             if e.step != "extract":
@@ -148,9 +192,27 @@ def run_load(
                 result.error = f"loading into {db_path} failed: {outcome.error}"
                 break
         finally:
+            stats.close_listing()
             outcome.name = stats.project or outcome.name
+    if new_database and all(o.error for o in result.outcomes):
+        _remove_if_empty(db_path)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _remove_if_empty(db_path: str) -> None:
+    """dlt creates the database file when a run starts; a first run that loaded nothing (a wrong key,
+    an unreachable host) should not leave an empty file that looks like a database."""
+    import duckdb
+
+    try:
+        with duckdb.connect(db_path, read_only=True) as con:
+            row = con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
+    except duckdb.Error:
+        return
+    if row is not None and row[0] == 0:
+        for path in (db_path, db_path + ".wal"):
+            Path(path).unlink(missing_ok=True)
 
 
 def _cause(error: BaseException) -> str:

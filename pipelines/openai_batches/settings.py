@@ -29,6 +29,12 @@ DEMO_DB_PATH = "openai_batches_demo.duckdb"
 # while 10k rows of ~30 columns stay a few MB, which keeps a million-batch backfill in bounded memory.
 ARROW_CHUNK_ROWS = 10_000
 
+# Most rows in one load package (one dlt run, one DuckDB staging + merge). A backfill beyond this is
+# loaded in several runs: DuckDB's merge needs memory in proportion to the rows it merges (~1.5 KB a
+# row: 1.7 GB for a million-batch backfill in one package), so chunks keep the loader's peak memory
+# independent of the history. 100k rows merge in ~170 MB and cost ~0.3 s of per-run overhead.
+LOAD_CHUNK_ROWS = 100_000
+
 # Pages fetched ahead while the previous one is converted; more buys nothing on a sequential cursor.
 PREFETCH_PAGES = 2
 
@@ -51,3 +57,15 @@ RETRY_BUDGET_SLEEP_S = 600.0
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 # Error codes that a retry cannot fix even though the status (429) usually can.
 NON_RETRYABLE_CODES = frozenset({"insufficient_quota"})
+
+# `load` holds `<database>.lock` for the whole run (see lock.py).
+LOCK_SUFFIX = ".lock"
+# How long a `load` waits for a running one before exiting 75: long enough to ride out a run that is
+# just finishing or a `status` read, short enough that a hung run is reported on the next cron tick.
+DEFAULT_LOCK_WAIT_S = 30.0
+# `status` is often run by a monitor while a load runs; it waits briefly, then says the database is busy.
+DEFAULT_STATUS_WAIT_S = 10.0
+LOCK_POLL_S = 0.2
+
+# Table of successful project runs, written by the runner after each one (see status.py).
+RUN_LOG_TABLE = "_load_runs"

@@ -20,8 +20,8 @@ from .queries import Result
 
 # Text stays text in the SVG (smaller, selectable; the browser's sans-serif draws it), and ids are
 # stable so the same data gives the same page.
-_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "openai-batches"}
-_STYLE = {
+_SVG_RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "openai-batches"}
+_STYLE: dict[Any, Any] = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -32,7 +32,8 @@ _STYLE = {
 
 def model_colors(models: Iterable[str]) -> dict[str, Any]:
     """One colour per model, the same in every chart of a page (sorted, so stable across runs)."""
-    palette = colormaps["tab20"].colors
+    tab20 = colormaps["tab20"]
+    palette = [tab20(i) for i in range(tab20.N)]
     return {m: palette[i % len(palette)] for i, m in enumerate(sorted(set(models)))}
 
 
@@ -189,12 +190,17 @@ def failure_rates(result: Result) -> Figure | None:
     return fig
 
 
-def to_svg(fig: Figure) -> str:
-    """The figure as an `<svg>` element to inline in HTML (no XML prolog, no external DTD reference)."""
+def to_svg(fig: Figure, prefix: str = "chart") -> str:
+    """The figure as an `<svg>` element to inline in HTML (no XML prolog, no external DTD reference).
+
+    Every SVG matplotlib writes uses the same ids (`figure_1`, `axes_1`, ...); several on one page would
+    share them, so ids and the references to them get ``prefix``."""
     buffer = io.StringIO()
     with rc_context(_SVG_RC):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = re.sub(r"^.*?(?=<svg)", "", buffer.getvalue(), flags=re.DOTALL)
     # The RDF metadata block only names its vocabularies by URL; a page that must work offline drops it.
-    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
-
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
+    return re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{prefix}-\1"', svg)

@@ -111,9 +111,10 @@ def _table(result: Result) -> str:
 
 def _chart(result: Result | None, draw: Callable[[Result], Figure | None]) -> str:
     fig = draw(result) if result is not None else None
-    if fig is None:
+    if result is None or fig is None:
         return ""
-    return f'<figure role="img" aria-label="{escape(result.query.title if result else "")}">{charts.to_svg(fig)}</figure>'
+    svg = charts.to_svg(fig, prefix=result.name)
+    return f'<figure role="img" aria-label="{escape(result.query.title)}">{svg}</figure>'
 
 
 def render_html(results: Sequence[Result], *, db_path: str, since: str | None = None) -> str:

@@ -299,9 +299,7 @@ def resolve_prices(models: Iterable[str], overrides: Overrides = NO_OVERRIDES) -
     wanted = set(models)
     overridden = override_rows(wanted, overrides)
     covered = {r.model for r in overridden}
-    return sorted(
-        overridden + genai_price_rows(wanted - covered), key=lambda r: (r.model, r.valid_from or date.min)
-    )
+    return sorted(overridden + genai_price_rows(wanted - covered), key=lambda r: (r.model, r.valid_from or date.min))
 
 
 # --------------------------------------------------------------------------------------------- the table

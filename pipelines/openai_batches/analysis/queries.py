@@ -99,8 +99,6 @@ def run_queries(
     con: duckdb.DuckDBPyConnection, queries: Sequence[Query] | None = None, since: str | None = None
 ) -> list[Result]:
     set_since(con, since)
+    # Timestamps come back in UTC whatever the machine's zone; the views already bucket days and hours in UTC.
+    con.execute("SET TimeZone = 'UTC'")
     return [run_query(con, q) for q in (load_queries() if queries is None else queries)]
-
-
-def query_by_name(name: str) -> Query:
-    return load_queries(only=[name])[0]

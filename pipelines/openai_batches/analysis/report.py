@@ -24,11 +24,11 @@ from .prices import PricesError
 from .queries import Result, load_queries, parse_since, run_queries
 from .views import NoBatchesError, refresh_analysis
 
-FORMATS = ("table", "csv", "json", "markdown")
 UNPRICED = "unpriced"
 
-# Exit codes as in the rest of the CLI: 0 ok, 1 the database could not be read, 2 bad usage or configuration.
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# Exit codes as in the rest of the CLI: 0 ok, 1 the database could not be read, 2 bad usage or configuration,
+# 75 a load holds the database (try again later).
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 
 def collect(
@@ -44,9 +44,7 @@ def collect(
 
 # --------------------------------------------------------------------------------------------- values
 def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date | time):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
@@ -112,7 +110,9 @@ def render_markdown(results: Sequence[Result]) -> str:
     return "\n".join(parts)
 
 
-def print_tables(results: Sequence[Result], limit: int = settings.TABLE_ROW_LIMIT, file: Any = None) -> None:
+def print_tables(
+    results: Sequence[Result], limit: int = settings.TABLE_ROW_LIMIT, file: Any = None, since: str | None = None
+) -> None:
     """Rich tables, ``limit`` rows each; off a terminal rich prints plain text at a width that fits."""
     from rich import box
     from rich.console import Console
@@ -121,6 +121,8 @@ def print_tables(results: Sequence[Result], limit: int = settings.TABLE_ROW_LIMI
     console = Console(file=file)
     if not console.is_terminal:
         console = Console(file=file, width=200)
+    if since:
+        console.print(f"Batches created since {parse_since(since)} UTC.")
     for result in results:
         table = Table(
             title=f"[bold]{result.name}[/]: {result.query.title}",
@@ -163,7 +165,7 @@ def print_terminal_report(db_path: str, since: str | None = None) -> None:
     except (PricesError, duckdb.Error, OSError, ValueError) as e:
         print(f"report skipped: {e}", file=sys.stderr)
         return
-    print_tables(results)
+    print_tables(results, since=since)
 
 
 # --------------------------------------------------------------------------------------------- the command
@@ -189,6 +191,8 @@ def report_command(
     prices: str | None = None,
 ) -> int:
     from ..config import ConfigError
+    from ..lock import DatabaseBusy, DatabaseUnusable, database_lock, wait_for_duckdb
+    from ..settings import DEFAULT_LOCK_WAIT_S
 
     try:
         db_path = resolve_db(db)
@@ -199,15 +203,24 @@ def report_command(
         print(f"error: no database at {db_path}; run `openai-batches load` (or `demo`) first", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        # The HTML page draws its charts from several reports, so it always runs them all.
-        results = collect(db_path, since, None if html else only, prices)
+        # Exclusive, like a load: the report rewrites prices and views, which must not interleave with
+        # a cron load's steps. The HTML page draws its charts from several reports, so it runs them all.
+        with database_lock(db_path, wait=DEFAULT_LOCK_WAIT_S):
+            wait_for_duckdb(db_path, wait=DEFAULT_LOCK_WAIT_S, read_only=False)
+            results = collect(db_path, since, None if html else only, prices)
+    except DatabaseBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
+    except DatabaseUnusable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except (KeyError, ValueError, PricesError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return EXIT_CONFIG
     except NoBatchesError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except duckdb.Error as e:
+    except (duckdb.Error, OSError) as e:
         print(f"error: {db_path}: {e}", file=sys.stderr)
         return EXIT_FAILED
     if html:
@@ -217,7 +230,7 @@ def report_command(
         print(f"wrote {html}")
         return EXIT_OK
     if fmt == "table":
-        print_tables(results)
+        print_tables(results, since=since)
     else:
         renderers = {"csv": render_csv, "json": render_json, "markdown": render_markdown}
         sys.stdout.write(renderers[fmt](results) + ("" if fmt == "csv" else "\n"))

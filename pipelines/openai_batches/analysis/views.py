@@ -248,7 +248,9 @@ def ensure_views(con: duckdb.DuckDBPyConnection) -> None:
 
 def refresh_prices(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> int:
     """Rebuild `model_prices` for the models present in `batches`; returns the number of price rows."""
-    models = [r[0] for r in con.execute(f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL").fetchall()]
+    models = [
+        r[0] for r in con.execute(f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL").fetchall()
+    ]
     rows = resolve_prices(models, overrides)
     write_model_prices(con, rows)
     return len(rows)
@@ -267,9 +269,7 @@ def refresh_analysis(db_path: str, prices_file: str | None = None) -> None:
         con.execute("BEGIN TRANSACTION")
         try:
             if not has_batches(con):
-                raise NoBatchesError(
-                    f"no {S}.{BATCHES_TABLE} table in {db_path}: nothing has been loaded into it yet"
-                )
+                raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path}: nothing has been loaded into it yet")
             refresh_prices(con, overrides)
             ensure_views(con)
         except BaseException:

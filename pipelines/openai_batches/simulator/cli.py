@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(DEFAULT_RANDOM_FAULTS),
         help=f"comma separated, among {', '.join(FAULT_KINDS)} (default %(default)s)",
     )
+    p.add_argument(
+        "--admin",
+        action="store_true",
+        help="also serve /_sim/stats, /_sim/advance and /_sim/create (benchmarks drive the clock with them)",
+    )
     return p
 
 
@@ -122,6 +127,7 @@ def serve(argv: list[str] | None = None) -> int:
             fault_rate=args.fault_rate,
             fault_kinds=kinds,
             fault_seed=args.seed,
+            admin=args.admin,
         ).start()
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

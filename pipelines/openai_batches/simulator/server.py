@@ -39,6 +39,9 @@ DEFAULT_RANDOM_FAULTS = ("429", "500", "502-html", "503")
 
 _OPENAI_VERSION = "2020-10-01"
 
+# Benchmark control endpoints live under this prefix, outside `/v1`, and only with `admin=True`.
+ADMIN_PREFIX = "/_sim/"
+
 _HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
@@ -197,10 +200,13 @@ class SimulatorServer:
         fault_kinds: tuple[str, ...] = DEFAULT_RANDOM_FAULTS,
         fault_seed: int = 0,
         fault_delay: float = 0.5,
+        admin: bool = False,
     ) -> None:
         for kind in fault_kinds:
             Fault(kind)  # validates the name
         self.org = org
+        # `/_sim/*` control endpoints for benchmarks (see _admin); off unless asked, never part of the API.
+        self.admin = admin
         self.host = host
         self.port = port
         self.latency = latency
@@ -308,6 +314,9 @@ class SimulatorServer:
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         length = int(h.headers.get("content-length") or 0)
         body = h.rfile.read(length) if length > 0 else b""
+        if self.admin and path.startswith(ADMIN_PREFIX):
+            self._send_admin(h, method, path, query)
+            return
         request_id = "req_" + secrets.token_hex(16)
         headers = {k.lower(): v for k, v in h.headers.items()}
         auth = h.headers.get("authorization") or ""
@@ -365,6 +374,35 @@ class SimulatorServer:
         record(resp.status)
         h.end_headers()
         h.wfile.write(resp.body)
+
+    # ------------------------------------------------------------------ benchmark control (not the API)
+    def _send_admin(self, h: _Handler, method: str, path: str, query: dict[str, str]) -> None:
+        """Answer a `/_sim/*` control request: no latency, no faults, no auth, not recorded or counted."""
+        try:
+            resp = self._admin(method, path.removeprefix(ADMIN_PREFIX), query)
+        except (KeyError, TypeError, ValueError) as exc:
+            resp = _json(400, {"error": str(exc)})
+        h.send_response(resp.status)
+        h.send_header("content-type", resp.content_type)
+        h.send_header("content-length", str(len(resp.body)))
+        h.end_headers()
+        h.wfile.write(resp.body)
+
+    def _admin(self, method: str, action: str, query: dict[str, str]) -> _Response:
+        """`GET stats`: API requests served and batches held; `POST advance?seconds=S`: move the clock;
+        `POST create?count=N[&project=P]`: N batches submitted now (open: validating)."""
+        project = query.get("project") or None
+        if method == "GET" and action == "stats":
+            with self._lock:
+                served = len(self.requests)
+            return _json(200, {"requests": served, "batches": self.org.count(project)})
+        if method == "POST" and action == "advance":
+            self.org.advance(float(query["seconds"]))
+            return _json(200, {"now": self.org.clock.now()})
+        if method == "POST" and action == "create":
+            ids = [self.org.create_batch(project=project) for _ in range(int(query.get("count", "1")))]
+            return _json(200, {"created": len(ids)})
+        return _json(404, {"error": f"unknown control request {method} {ADMIN_PREFIX}{action}"})
 
     def _fault_response(self, fault: Fault, key: str) -> _Response | None:
         kind = fault.kind

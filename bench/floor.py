@@ -1,0 +1,43 @@
+"""Baseline: the least a loader can do: page with httpx, parse with json, one DuckDB insert from arrow.
+
+No retries, no incremental state, no flattening or typing beyond what arrow infers, no merge: the floor
+for local work per batch. Usage: `python bench/floor.py DB_PATH` with OPENAI_API_KEY and OPENAI_BASE_URL set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import duckdb
+import httpx
+import pyarrow as pa
+
+
+def main(db_path: str) -> int:
+    base = os.environ["OPENAI_BASE_URL"].rstrip("/")
+    rows: list[dict[str, Any]] = []
+    with httpx.Client(headers={"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"}, timeout=60) as client:
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
+            response = client.get(f"{base}/batches", params=params)
+            response.raise_for_status()
+            page = json.loads(response.content)
+            rows.extend(page["data"])
+            if not page["data"] or not page.get("has_more"):
+                break
+            after = page["data"][-1]["id"]
+    # Struct inference over every row (keys absent from some batches, e.g. `usage`, become nullable fields).
+    table = pa.Table.from_struct_array(pa.array(rows))
+    with duckdb.connect(db_path) as con:
+        con.register("page_rows", table)
+        con.execute("CREATE TABLE batches AS SELECT * FROM page_rows")
+    print(f"floor: {len(rows)} batches loaded")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,534 @@
+"""`make bench`: the load pipeline against the simulator, as a user runs it, and the numbers of issue 5.
+
+Every measured run is the real `openai-batches load` (or a baseline script) in its own process, with
+its own empty DLT_PROJECT_DIR, DLT_DATA_DIR, HOME and database file, pointed at a simulator that runs in
+another process (so the simulator's memory and CPU are not the loader's). Peak RSS is the child's own
+`ru_maxrss` from wait4(); requests are what the simulator served to the run.
+
+Prints the table and writes bench/RESULTS.md. `--quick` runs fewer repetitions and no million-batch
+history, for development; `--only latency,throughput,incremental,memory,reports` picks sections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BIN = Path(sys.executable).parent
+CLI = str(BIN / "openai-batches")
+PY = sys.executable
+KEY = "sk-sim-default"  # the simulator's default project key: not a secret
+PAGE = 100  # the API's maximum page size, which the pipeline uses
+SETTLE_S = 3 * 86_400  # after this much simulated time every generated batch is terminal
+
+# Targets of issue 5.
+LATENCY_RATIO_MAX = 1.15
+SPEEDUP_VS_NAIVE_MIN = 5.0
+FLOOR_RATIO_MAX = 2.0
+RSS_MAX_MB = 400.0
+QUERIES_MAX_S = 2.0
+STARTUP_MAX_S = 2.0
+
+# Environment that would let the caller's own configuration leak into a measured run.
+_LEAKY_PREFIXES = (
+    "OPENAI_",
+    "DLT_",
+    "SOURCES__",
+    "DESTINATION__",
+    "NORMALIZE__",
+    "LOAD__",
+    "EXTRACT__",
+    "DATA_WRITER__",
+    "RUNTIME__",
+    "PIPELINES__",
+)
+
+
+# ---------------------------------------------------------------------------------------------- processes
+@dataclass
+class Run:
+    label: str
+    wall_s: float
+    peak_rss_mb: float
+    requests: int
+    returncode: int
+    output: str
+
+    def check(self) -> Run:
+        if self.returncode != 0:
+            raise RuntimeError(f"{self.label} exited {self.returncode}:\n{self.output[-3000:]}")
+        return self
+
+
+class Simulator:
+    """`openai-batches simulate --admin` in its own process; `/_sim/*` drives its clock and counts requests."""
+
+    def __init__(self, batches: int, latency_ms: float = 0.0) -> None:
+        self.batches = batches
+        self.latency_ms = latency_ms
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> Simulator:
+        cmd = [CLI, "simulate", "--port", "0", "--batches", str(self.batches), "--admin", "--seed", "0"]
+        if self.latency_ms:
+            cmd += ["--latency-ms", str(self.latency_ms)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
+        assert self.proc.stdout is not None
+        seen = []
+        for line in self.proc.stdout:
+            seen.append(line)
+            if line.startswith("OPENAI_BASE_URL="):
+                self.base_url = line.split("=", 1)[1].strip()
+                break
+        if not self.base_url:
+            self.proc.kill()
+            raise RuntimeError("simulator did not start:\n" + "".join(seen))
+        # Everything generated is settled (terminal): a no-change run then really has nothing to re-read.
+        self.admin("POST", "advance", seconds=SETTLE_S)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def admin(self, method: str, action: str, **query: Any) -> dict[str, Any]:
+        root = self.base_url.removesuffix("/v1")
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        request = urllib.request.Request(f"{root}/_sim/{action}" + (f"?{qs}" if qs else ""), method=method)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+
+    def served(self) -> int:
+        return int(self.admin("GET", "stats")["requests"])
+
+    def create(self, count: int) -> None:
+        self.admin("POST", "create", count=count)
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
+
+
+class Workspace:
+    """A fresh directory per pipeline instance: empty .dlt project dir, own data dir, HOME and database."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.dir = root / name
+        shutil.rmtree(self.dir, ignore_errors=True)
+        (self.dir / "project").mkdir(parents=True)
+        (self.dir / "data").mkdir()
+        self.db = str(self.dir / "batches.duckdb")
+
+    def env(self, sim: Simulator) -> dict[str, str]:
+        env = _clean_env()
+        env.update(
+            DLT_PROJECT_DIR=str(self.dir / "project"),
+            DLT_DATA_DIR=str(self.dir / "data"),
+            HOME=str(self.dir),
+            OPENAI_API_KEY=KEY,
+            OPENAI_BASE_URL=sim.base_url,
+        )
+        return env
+
+
+def measure(label: str, cmd: Sequence[str], ws: Workspace, sim: Simulator) -> Run:
+    """Run one command to completion; wall time, the child's peak RSS and the requests it made."""
+    before = sim.served()
+    log_path = ws.dir / "last-run.log"
+    with open(log_path, "wb") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), cwd=ws.dir, env=ws.env(sim), stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(
+        label=label,
+        wall_s=wall,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        requests=sim.served() - before,
+        returncode=proc.returncode,
+        output=log_path.read_text(errors="replace"),
+    )
+
+
+def load(ws: Workspace, sim: Simulator, label: str = "load") -> Run:
+    return measure(label, [CLI, "load", "--db", ws.db], ws, sim).check()
+
+
+def naive(ws: Workspace, sim: Simulator, label: str = "naive") -> Run:
+    return measure(label, [PY, str(BENCH / "naive_rest_api.py"), ws.db], ws, sim).check()
+
+
+def floor(ws: Workspace, sim: Simulator, label: str = "floor") -> Run:
+    Path(ws.db).unlink(missing_ok=True)
+    return measure(label, [PY, str(BENCH / "floor.py"), ws.db], ws, sim).check()
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- results
+@dataclass
+class Row:
+    section: str
+    metric: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, section: str, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
+        self.rows.append(Row(section, metric, value, target, ok))
+        mark = "" if ok is None else (" ok" if ok else " MISSED")
+        say(f"  {metric}: {value}" + (f"  (target {target}{mark})" if target else ""))
+
+
+def _runs(runs: Sequence[Run]) -> str:
+    return ", ".join(f"{r.wall_s:.2f}" for r in runs)
+
+
+# ---------------------------------------------------------------------------------------------- sections
+def bench_latency(tmp: Path, res: Results, reps: int, batches: int = 20_000, latency_ms: float = 100.0) -> None:
+    say(f"[1] backfill of {batches:,} batches at {latency_ms:.0f} ms per request, {reps} runs")
+    pages = math.ceil(batches / PAGE)
+    floor_s = pages * latency_ms / 1000
+    with Simulator(batches, latency_ms) as sim:
+        runs = [load(Workspace(tmp, f"latency-{i}"), sim) for i in range(reps)]
+    wall = median([r.wall_s for r in runs])
+    ratio = wall / floor_s
+    requests = sorted({r.requests for r in runs})
+    res.add("1 latency", f"{batches:,} batches, {latency_ms:.0f} ms/request: requests", "/".join(map(str, requests)))
+    res.add("1 latency", "latency floor (pages x latency)", f"{floor_s:.2f} s ({pages} pages)")
+    res.add("1 latency", "wall time, median", f"{wall:.2f} s (runs: {_runs(runs)})")
+    res.add("1 latency", "wall / floor", f"{ratio:.3f}", f"<= {LATENCY_RATIO_MAX}", ratio <= LATENCY_RATIO_MAX)
+
+
+@dataclass
+class History:
+    batches: int
+    ours_backfill: list[Run] = field(default_factory=list)
+    ours_nochange: list[Run] = field(default_factory=list)
+    ours_changed: Run | None = None
+    naive_backfill: list[Run] = field(default_factory=list)
+    naive_nochange: Run | None = None
+    naive_changed: Run | None = None
+    floor: list[Run] = field(default_factory=list)
+
+
+def bench_history(tmp: Path, n: int, *, nochange_reps: int, throughput_reps: int) -> History:
+    """One simulator with `n` settled batches: backfills, no-change runs, then 50 new + 20 open.
+
+    With `throughput_reps` > 0 the backfills of ours, the naive baseline and the floor are repeated
+    for the throughput comparison; every repetition gets a fresh workspace."""
+    h = History(n)
+    with Simulator(n) as sim:
+        naive_ws = Workspace(tmp, f"naive-{n}")
+        h.naive_backfill.append(naive(naive_ws, sim, "naive backfill"))
+        h.naive_nochange = naive(naive_ws, sim, "naive no-change")
+        for i in range(1, max(1, throughput_reps)):
+            h.naive_backfill.append(naive(Workspace(tmp, f"naive-{n}-{i}"), sim, "naive backfill"))
+        for i in range(throughput_reps):
+            h.floor.append(floor(Workspace(tmp, f"floor-{n}-{i}"), sim))
+        for i in range(1, max(1, throughput_reps)):
+            h.ours_backfill.append(load(Workspace(tmp, f"ours-{n}-{i}"), sim, "backfill"))
+        ws = Workspace(tmp, f"ours-{n}")
+        h.ours_backfill.insert(0, load(ws, sim, "backfill"))
+        h.ours_nochange = [load(ws, sim, "no-change") for _ in range(nochange_reps)]
+        # 20 batches submitted now are open at the next run; then 50 more arrive before the measured one.
+        sim.create(20)
+        load(ws, sim, "picks up 20 open")
+        sim.create(50)
+        h.ours_changed = load(ws, sim, "50 new + 20 open")
+        h.naive_changed = naive(naive_ws, sim, "naive 50 new + 20 open")
+    return h
+
+
+def bench_incremental(
+    tmp: Path, res: Results, histories: Sequence[int], nochange_reps: int, throughput_reps: int, throughput_at: int
+) -> dict[int, History]:
+    results: dict[int, History] = {}
+    for n in histories:
+        reps = throughput_reps if n == throughput_at else 0
+        say(f"[2/3] history of {n:,} batches" + (f" (+ throughput, {reps} runs each)" if reps else ""))
+        results[n] = bench_history(tmp, n, nochange_reps=nochange_reps, throughput_reps=reps)
+    if throughput_at in results:
+        h = results[throughput_at]
+        n = h.batches
+        ours = n / median([r.wall_s for r in h.ours_backfill])
+        naive_rate = n / median([r.wall_s for r in h.naive_backfill])
+        floor_rate = n / median([r.wall_s for r in h.floor])
+        res.add(
+            "2 throughput", f"ours: {n:,}-batch backfill", f"{ours:,.0f} batches/s (runs: {_runs(h.ours_backfill)} s)"
+        )
+        res.add(
+            "2 throughput",
+            "naive dlt rest_api",
+            f"{naive_rate:,.0f} batches/s (runs: {_runs(h.naive_backfill)} s)",
+        )
+        res.add("2 throughput", "hand-written floor", f"{floor_rate:,.0f} batches/s (runs: {_runs(h.floor)} s)")
+        speedup = ours / naive_rate
+        res.add("2 throughput", "ours / naive", f"{speedup:.1f}x", f">= {SPEEDUP_VS_NAIVE_MIN:g}x", speedup >= 5)
+        behind = floor_rate / ours
+        res.add("2 throughput", "floor / ours", f"{behind:.2f}x", f"<= {FLOOR_RATIO_MAX:g}x", behind <= FLOOR_RATIO_MAX)
+    for n, h in results.items():
+        nochange = sorted({r.requests for r in h.ours_nochange})
+        assert h.ours_changed is not None and h.naive_nochange is not None and h.naive_changed is not None
+        res.add(
+            "3 incremental",
+            f"history {n:>9,}: requests no-change / 50 new + 20 open",
+            f"ours {'/'.join(map(str, nochange))} / {h.ours_changed.requests}; "
+            f"naive {h.naive_nochange.requests} / {h.naive_changed.requests}",
+            "1 / constant",
+            nochange == [1],
+        )
+    changed = {h.ours_changed.requests for h in results.values() if h.ours_changed is not None}
+    res.add(
+        "3 incremental",
+        "ours constant in history",
+        "yes" if len(changed) == 1 else f"no: {sorted(changed)}",
+        "constant",
+        len(changed) == 1,
+    )
+    for n, h in results.items():
+        wall = median([r.wall_s for r in h.ours_nochange])
+        res.add(
+            "6 start-up",
+            f"history {n:>9,}: `load` with nothing to do, median",
+            f"{wall:.2f} s (runs: {_runs(h.ours_nochange)})",
+            f"< {STARTUP_MAX_S:g} s",
+            wall < STARTUP_MAX_S,
+        )
+    return results
+
+
+def bench_memory(
+    tmp: Path, res: Results, big: int, reps: int, histories: dict[int, History], run_reports: bool
+) -> None:
+    peaks: dict[int, list[float]] = {n: [r.peak_rss_mb for r in h.ours_backfill] for n, h in histories.items()}
+    big_runs: list[Run] = []
+    nochange: list[Run] = []
+    db_for_reports: str | None = None
+    if big:
+        say(f"[4] backfill of {big:,} batches, {reps} run(s)")
+        with Simulator(big) as sim:
+            for i in range(reps):
+                ws = Workspace(tmp, f"big-{i}")
+                big_runs.append(load(ws, sim, "big backfill"))
+                db_for_reports = ws.db
+            nochange.append(load(ws, sim, "no-change"))
+        peaks[big] = [r.peak_rss_mb for r in big_runs]
+        wall = median([r.wall_s for r in big_runs])
+        res.add("4 memory", f"{big:,}-batch backfill: wall, median", f"{wall:.1f} s = {big / wall:,.0f} batches/s")
+    for n in sorted(peaks):
+        peak = max(peaks[n])
+        res.add(
+            "4 memory",
+            f"backfill of {n:>9,}: peak RSS",
+            f"{peak:.0f} MB",
+            f"< {RSS_MAX_MB:g} MB" if n == big else "",
+            peak < RSS_MAX_MB if n == big else None,
+        )
+    if len(peaks) >= 2:
+        sizes = sorted(peaks)
+        small, large = max(peaks[sizes[-2]]), max(peaks[sizes[-1]])
+        growth = large - small
+        res.add(
+            "4 memory",
+            f"growth {sizes[-2]:,} -> {sizes[-1]:,} batches",
+            f"{growth:+.0f} MB",
+            "~0 (bounded)",
+            growth < 0.15 * RSS_MAX_MB,
+        )
+    if nochange:
+        res.add(
+            "6 start-up",
+            f"history {big:>9,}: `load` with nothing to do",
+            f"{nochange[0].wall_s:.2f} s, {nochange[0].requests} request(s)",
+            f"< {STARTUP_MAX_S:g} s",
+            nochange[0].wall_s < STARTUP_MAX_S,
+        )
+    if run_reports and db_for_reports:
+        bench_reports(res, db_for_reports, big)
+
+
+def bench_reports(res: Results, db: str, n: int) -> None:
+    say(f"[5] queries/*.sql over {n:,} batches")
+    queries = sorted((ROOT / "queries").glob("*.sql"))
+    if not queries:
+        res.add("5 reports", "queries/*.sql", "none found", f"< {QUERIES_MAX_S:g} s")
+        return
+    out = subprocess.run(
+        [PY, str(BENCH / "report_queries.py"), db], capture_output=True, text=True, env=_clean_env(), cwd=ROOT
+    )
+    if out.returncode != 0:
+        res.add("5 reports", "queries/*.sql", f"failed: {out.stderr.strip().splitlines()[-1:]}", "", False)
+        return
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    timings: dict[str, float] = report["timings"]
+    total = report["queries_s"]
+    slowest = sorted(timings.items(), key=lambda kv: -kv[1])[:3]
+    res.add("5 reports", "prepare (prices + views), once per load", f"{report['prepare_s']:.2f} s")
+    res.add(
+        "5 reports",
+        f"all {len(timings)} queries over {n:,} batches",
+        f"{total:.2f} s (slowest: " + ", ".join(f"{k} {v:.2f}s" for k, v in slowest) + ")",
+        f"< {QUERIES_MAX_S:g} s",
+        total < QUERIES_MAX_S,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- output
+def machine() -> dict[str, str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+        mem = f"{kb / 1024 / 1024:.0f} GB"
+    except (OSError, AttributeError):
+        pass
+    versions = subprocess.run(
+        [PY, "-c", "import dlt, duckdb, pyarrow; print(dlt.__version__, duckdb.__version__, pyarrow.__version__)"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": cpu or platform.processor(),
+        "memory": mem,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "dlt / duckdb / pyarrow": " / ".join(versions),
+    }
+
+
+def table(res: Results) -> str:
+    lines = ["| | metric | value | target | |", "|---|---|---|---|---|"]
+    for r in res.rows:
+        ok = "" if r.ok is None else ("ok" if r.ok else "**missed**")
+        lines.append(f"| {r.section} | {r.metric} | {r.value} | {r.target} | {ok} |")
+    return "\n".join(lines)
+
+
+def write_results(res: Results, info: dict[str, str], args: argparse.Namespace, elapsed: float) -> Path:
+    path = BENCH / "RESULTS.md"
+    head = [
+        "# Benchmark results (issue 5)",
+        "",
+        "Written by `make bench` (`bench/run.py`) on "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {elapsed / 60:.1f} min.",
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".",
+        "",
+        table(res),
+        "",
+    ]
+    notes = (BENCH / "NOTES.md").read_text() if (BENCH / "NOTES.md").exists() else ""
+    path.write_text("\n".join(head) + ("\n" + notes if notes else ""))
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, no million-batch history")
+    p.add_argument("--only", default="", help="comma separated: latency, throughput, incremental, memory, reports")
+    p.add_argument("--keep", action="store_true", help="keep the temporary workspaces (their path is printed)")
+    args = p.parse_args(argv)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    started = time.perf_counter()
+    info = machine()
+    say("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
+    res = Results()
+    with _tmpdir(args.keep) as tmp:
+        if wanted("latency"):
+            bench_latency(tmp, res, reps=2 if args.quick else 3)
+        histories: dict[int, History] = {}
+        if wanted("incremental") or wanted("throughput") or wanted("memory"):
+            histories = bench_incremental(
+                tmp,
+                res,
+                histories=(1_000, 10_000, 100_000) if wanted("incremental") or wanted("memory") else (100_000,),
+                nochange_reps=3,
+                throughput_reps=2 if args.quick else 3,
+                throughput_at=100_000,
+            )
+        if wanted("memory") or wanted("reports"):
+            bench_memory(
+                tmp,
+                res,
+                big=0 if args.quick else 1_000_000,
+                reps=1,
+                histories=histories,
+                run_reports=wanted("reports"),
+            )
+    elapsed = time.perf_counter() - started
+    print(f"\nopenai-batches benchmarks ({info['cores']} cores, {info['cpu']}, {info['memory']})\n")
+    print(table(res))
+    missed = [r for r in res.rows if r.ok is False]
+    print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(r.metric for r in missed) if missed else ""))
+    if not only and not args.quick:
+        print(f"written to {write_results(res, info, args, elapsed)}")
+    print(f"({elapsed / 60:.1f} min)")
+    return 0
+
+
+@contextmanager
+def _tmpdir(keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="openai-batches-bench-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            say(f"workspaces kept in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

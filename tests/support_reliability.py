@@ -1,0 +1,229 @@
+"""Helpers of the reliability tests: the CLI as cron runs it, a scriptable API, file greps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "pipelines.openai_batches.cli"]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The test's environment (isolated dlt dirs) without any OPENAI_* variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SOURCES__"))}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=env or cli_env(), cwd=cwd or REPO, timeout=timeout
+    )
+
+
+def spawn_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd or REPO,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_one_clear_error(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
+    """Exit `code`, no traceback anywhere, exactly one `error:` line on stderr containing `fragments`."""
+    output = result.stdout + result.stderr
+    assert result.returncode == code, (result.returncode, output)
+    assert "Traceback" not in output, output
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+def ids_and_duplicates(db: str) -> tuple[int, int]:
+    with duckdb.connect(db, read_only=True) as con:
+        row = con.execute("SELECT count(*), count(DISTINCT id) FROM openai_batches.batches").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def files_containing(root: Path, needle: bytes) -> list[str]:
+    """Every file under `root` (or `root` itself) whose raw bytes contain `needle`."""
+    paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+    return [str(p) for p in paths if needle in p.read_bytes()]
+
+
+# --- a scriptable API -------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(payload: Any, status: int = 200, **headers: str) -> Reply:
+    return Reply(status, json.dumps(payload).encode(), headers=dict(headers))
+
+
+Route = Callable[[str, dict[str, str], int], Reply]  # (path, query, request number) -> reply
+
+
+class ScriptedApi:
+    """A loopback server whose every answer the test decides: payloads, statuses and bodies that
+    neither the simulator nor a well-behaved API would send."""
+
+    def __init__(self, route: Route, project: str = "proj_scripted") -> None:
+        self.route = route
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.headers: list[dict[str, str]] = []  # of each request, lower-cased names
+        api = self
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                with lock:
+                    api.requests.append((url.path, query))
+                    api.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    number = len(api.requests)
+                reply = api.route(url.path, query, number)
+                self.send_response(reply.status)
+                self.send_header("content-type", reply.content_type)
+                self.send_header("content-length", str(len(reply.body)))
+                self.send_header("openai-project", project)
+                self.send_header("x-request-id", f"req_scripted_{number}")
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_port}/v1"
+
+    def __enter__(self) -> ScriptedApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def envelope(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0].get("id") if data else None,
+        "last_id": data[-1].get("id") if data else None,
+        "has_more": has_more,
+    }
+
+
+def paged(pages: list[tuple[list[dict[str, Any]], bool]]) -> Route:
+    """Serve `pages` (items, has_more) by cursor: page i+1 answers `after=<last id of page i>`;
+    `GET /batches/{id}` answers from every item served. An unknown cursor gets an empty last page."""
+    by_cursor: dict[str | None, int] = {None: 0}
+    for i, (items, _) in enumerate(pages[:-1]):
+        if items:
+            by_cursor.setdefault(items[-1]["id"], i + 1)
+    by_id = {b["id"]: b for items, _ in pages for b in items if isinstance(b.get("id"), str)}
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path.startswith("/v1/batches/"):
+            found = by_id.get(path.rsplit("/", 1)[1])
+            return json_reply(found) if found else json_reply({"error": {"message": "No batch found"}}, 404)
+        index = by_cursor.get(query.get("after"))
+        if index is None:
+            return json_reply(envelope([], False))
+        items, has_more = pages[index]
+        return json_reply(envelope(items, has_more))
+
+    return route
+
+
+def make_batch(n: int, *, created: int = 1_790_000_000, **fields: Any) -> dict[str, Any]:
+    """A complete, terminal batch object as the API sends it; newer for larger `n`."""
+    created_at = created + n * 60
+    batch: dict[str, Any] = {
+        "id": f"batch_{created_at:08x}0000819{n:017x}",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "model": "gpt-4o-mini-2024-07-18",
+        "errors": None,
+        "input_file_id": f"file-in{n:06d}",
+        "completion_window": "24h",
+        "status": "completed",
+        "output_file_id": f"file-out{n:06d}",
+        "error_file_id": None,
+        "created_at": created_at,
+        "in_progress_at": created_at + 5,
+        "expires_at": created_at + 86_400,
+        "finalizing_at": created_at + 100,
+        "completed_at": created_at + 120,
+        "failed_at": None,
+        "expired_at": None,
+        "cancelling_at": None,
+        "cancelled_at": None,
+        "request_counts": {"total": 10, "completed": 10, "failed": 0},
+        "usage": {
+            "input_tokens": 1000,
+            "input_tokens_details": {"cached_tokens": 100},
+            "output_tokens": 500,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 1500,
+        },
+        "metadata": None,
+    }
+    batch.update(fields)
+    return batch
+
+
+def newest_first(count: int, **fields: Any) -> list[dict[str, Any]]:
+    return [make_batch(n, **fields) for n in range(count, 0, -1)]
+
+
+def serve_all(batches: list[dict[str, Any]], page_size: int = 100) -> Route:
+    """`batches` (newest first) paged like the API, with has_more on every page but the last."""
+    chunks = [batches[i : i + page_size] for i in range(0, len(batches), page_size)] or [[]]
+    return paged([(chunk, i < len(chunks) - 1) for i, chunk in enumerate(chunks)])
+
+
+def count_requests(api: ScriptedApi, prefix: str = "/v1/batches") -> int:
+    return sum(1 for path, _ in api.requests if path.startswith(prefix))
+
+
+def walk(root: Path) -> Iterator[Path]:
+    yield from (p for p in root.rglob("*") if p.is_file())

@@ -1,0 +1,318 @@
+"""Bad input from the API: each case is loaded or refused deliberately, and the test says how it lands.
+
+| input                                           | how it lands                                                  |
+|-------------------------------------------------|---------------------------------------------------------------|
+| unknown new fields (scalar, nested, list, odd)  | new columns (nested keys joined by `__`, lists as JSON text)  |
+| unknown status value                            | stored as-is, counted open, re-read until terminal            |
+| unknown endpoint                                | stored as-is                                                  |
+| string / float where an int was                 | coerced when numeric; else NULL with a warning naming it      |
+| int where a string was                          | stored as its text                                            |
+| nulls in every nullable field                   | NULL columns; a NULL status counts as open                    |
+| empty-string file ids (Azure while validating)  | NULL, like a file not produced yet                            |
+| 16 metadata keys, 512-char values, odd keys     | JSON column, exact round trip                                 |
+| `has_more: true` with no data                   | asked once more; still empty: end of the list (as the SDK)    |
+| the same item on two pages                      | one row, from its first (newest) sighting                     |
+| a cursor that does not advance                  | refused: run fails, one clear line, nothing written           |
+| item without a string id                        | page refused (retried), then a clear error                    |
+| HTML error page, non-JSON 200, empty body,      | retried; if it persists, a clear error naming it and the      |
+| truncated JSON, an envelope of the wrong shape  | x-request-id; the next good run loads everything              |
+| garbled `retry-after`                           | ignored: the client's own backoff applies                     |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.openai_batches.runner import run_load
+from pipelines.openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
+
+from .conftest import KEY_A, PROJECT_A, config_for, rows_by_id, table
+from .support_reliability import (
+    Reply,
+    ScriptedApi,
+    assert_one_clear_error,
+    cli_env,
+    count_requests,
+    envelope,
+    json_reply,
+    make_batch,
+    newest_first,
+    paged,
+    run_cli,
+    serve_all,
+)
+from .test_load import assert_matches_simulator
+
+
+def columns_of(db: str, table_name: str = "batches") -> dict[str, str]:
+    return dict(
+        table(db, f"SELECT column_name, data_type FROM information_schema.columns WHERE table_name='{table_name}'")
+    )
+
+
+def test_unknown_fields_become_new_columns(db: str) -> None:
+    batches = newest_first(3)
+    batches[0].update(
+        priority=3,
+        service_tier="flex",
+        billing={"tier": "flex", "discount": 0.5},
+        tags=["nightly", "eu"],
+        usage={**batches[0]["usage"], "audio_tokens": 7},
+        request_counts={**batches[0]["request_counts"], "cancelled": 1},
+    )
+    batches[1]["Odd Field!"] = "x"
+    with ScriptedApi(serve_all(batches)) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+        assert result.ok, result.outcomes
+        columns = columns_of(db)
+        assert columns["priority"] == "BIGINT"
+        assert columns["service_tier"] == "VARCHAR"
+        assert columns["billing__tier"] == "VARCHAR" and columns["billing__discount"] == "DOUBLE"
+        assert columns["tags"] == "VARCHAR"
+        assert columns["usage__audio_tokens"] == "BIGINT"
+        assert columns["request_counts__cancelled"] == "BIGINT"
+        odd = [c for c in columns if c.startswith("odd_field")]
+        assert odd, columns  # dlt's naming convention makes it a snake_case identifier
+        rows = rows_by_id(db)
+        first, second, third = (rows[b["id"]] for b in batches)
+        assert (first["priority"], first["billing__discount"], json.loads(first["tags"])) == (3, 0.5, ["nightly", "eu"])
+        assert (first["usage__audio_tokens"], first["request_counts__cancelled"]) == (7, 1)
+        assert second[odd[0]] == "x" and second["priority"] is None and third["priority"] is None
+
+        # A later batch without the new fields loads next to them, NULL in the new columns.
+        api.route = serve_all([make_batch(9), *batches])
+        assert run_load(db, config_for(api.base_url, KEY_A)).ok
+    assert rows_by_id(db)[make_batch(9)["id"]]["priority"] is None
+    assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(4,)]
+
+
+def test_unknown_status_and_endpoint_are_stored_as_is_and_the_batch_is_reread(db: str) -> None:
+    batches = newest_first(150)
+    odd = batches[120]  # beyond the head page: only re-read because it counts as open
+    odd.update(status="paused", endpoint="/v1/audio/speech", completed_at=None)
+    with ScriptedApi(serve_all(batches)) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+        assert result.ok
+        assert result.outcomes[0].stats.counts.still_open == 1
+        row = rows_by_id(db)[odd["id"]]
+        assert (row["status"], row["endpoint"]) == ("paused", "/v1/audio/speech")
+
+        odd.update(status="completed", completed_at=odd["created_at"] + 500)
+        api.requests.clear()
+        result = run_load(db, config_for(api.base_url, KEY_A))
+    assert result.ok
+    assert [path for path, _ in api.requests] == ["/v1/batches", f"/v1/batches/{odd['id']}"]
+    assert result.outcomes[0].stats.counts.updated == 1 and result.outcomes[0].stats.counts.still_open == 0
+    assert rows_by_id(db)[odd["id"]]["status"] == "completed"
+
+
+def test_wrong_types_are_coerced_when_numeric_and_null_with_a_warning_otherwise(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = make_batch(2)
+    odd = make_batch(
+        1,
+        request_counts={"total": "12", "completed": 10.0, "failed": "2"},
+        in_progress_at="1790000065",
+        usage={"input_tokens": "n/a", "output_tokens": 5, "total_tokens": "inf"},
+        input_file_id=12345,
+        completion_window=24,
+        errors={"object": "list", "data": [{"code": 7, "line": "3", "message": None, "param": None}]},
+    )
+    with caplog.at_level(logging.WARNING), ScriptedApi(serve_all([good, odd])) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+    assert result.ok, result.outcomes
+    row = rows_by_id(db)[odd["id"]]
+    assert (row["request_counts__total"], row["request_counts__completed"], row["request_counts__failed"]) == (
+        12,
+        10,
+        2,
+    )
+    assert row["in_progress_at"].timestamp() == 1_790_000_065
+    assert row["usage__input_tokens"] is None and row["usage__total_tokens"] is None
+    assert row["usage__output_tokens"] == 5
+    assert (row["input_file_id"], row["completion_window"]) == ("12345", "24")
+    assert table(db, "SELECT code, line FROM openai_batches.batches__errors__data") == [("7", 3)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(odd["id"] in w and "usage__input_tokens='n/a'" in w for w in warnings), warnings
+    # The well-typed batch next to it is untouched by the slow path.
+    assert rows_by_id(db)[good["id"]]["request_counts__total"] == 10
+
+
+def test_nulls_in_every_nullable_field_load_as_null_and_count_as_open(db: str) -> None:
+    nullable = [k for k in make_batch(1) if k not in ("id", "created_at")]
+    empty = make_batch(1, **dict.fromkeys(nullable))
+    half = make_batch(2, request_counts={"total": None, "completed": None, "failed": None}, usage=None)
+    with ScriptedApi(serve_all([make_batch(3), half, empty])) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+        assert result.ok, result.outcomes
+        rows = rows_by_id(db)
+        stored = rows[empty["id"]]
+        null_columns = [name for name, value in stored.items() if value is None]
+        for column in ("status", "endpoint", "model", "metadata", "request_counts__total", "usage__total_tokens"):
+            assert column in null_columns
+        assert stored["created_at"] is not None and stored["project"] == "proj_scripted"
+        assert rows[half["id"]]["request_counts__total"] is None
+        assert result.outcomes[0].stats.counts.still_open == 1  # status NULL: not known to be terminal
+        empty.update(make_batch(1))  # the API fills it in: the next run re-reads and completes it
+        assert run_load(db, config_for(api.base_url, KEY_A)).ok
+    assert rows_by_id(db)[empty["id"]]["status"] == "completed"
+
+
+def test_empty_string_file_ids_are_stored_as_null(db: str) -> None:
+    azure = make_batch(1, status="validating", input_file_id="", output_file_id="", error_file_id="")
+    with ScriptedApi(serve_all([azure])) as api:
+        assert run_load(db, config_for(api.base_url, KEY_A)).ok
+        row = rows_by_id(db)[azure["id"]]
+        assert (row["input_file_id"], row["output_file_id"], row["error_file_id"]) == (None, None, None)
+        azure.update(status="completed", input_file_id="file-in", output_file_id="file-out")
+        assert run_load(db, config_for(api.base_url, KEY_A)).ok
+    row = rows_by_id(db)[azure["id"]]
+    assert (row["input_file_id"], row["output_file_id"], row["error_file_id"]) == ("file-in", "file-out", None)
+
+
+def test_sixteen_long_metadata_values_with_odd_keys_round_trip_exactly(db: str) -> None:
+    odd_keys = ["", " ", "a.b", "a__b", "ключ", "🎉 party", 'quo"te', "back\\slash", "new\nline", "null", "id", "$.x"]
+    odd_keys += ["'; DROP TABLE batches; --", "x" * 64, "UPPER", "tab\there"]
+    metadata = {key: (chr(0x41 + i) + "é✓" * 255 + "z")[:512] for i, key in enumerate(odd_keys)}
+    assert len(metadata) == 16 and all(len(v) == 512 for v in metadata.values())
+    batch = make_batch(1, metadata=metadata)
+    with ScriptedApi(serve_all([batch])) as api:
+        assert run_load(db, config_for(api.base_url, KEY_A)).ok
+    assert json.loads(rows_by_id(db)[batch["id"]]["metadata"]) == metadata
+    assert table(db, "SELECT metadata->>'$.\"a.b\"' FROM openai_batches.batches") == [(metadata["a.b"],)]
+
+
+def test_has_more_with_no_data_is_asked_again_then_ends_the_list(db: str) -> None:
+    first = newest_first(3)
+    with ScriptedApi(paged([(first, True), ([], True)])) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+    assert result.ok
+    after = first[-1]["id"]
+    assert [q.get("after") for _, q in api.requests] == [None, after, after]
+    assert set(rows_by_id(db)) == {b["id"] for b in first}
+
+
+def test_has_more_with_no_data_once_is_a_glitch_and_paging_goes_on(db: str) -> None:
+    batches = newest_first(150)
+    served = serve_all(batches)
+
+    def glitch_once(path: str, query: dict[str, str], number: int) -> Reply:
+        return json_reply(envelope([], True)) if number == 2 else served(path, query, number)
+
+    with ScriptedApi(glitch_once) as api:
+        assert run_load(db, config_for(api.base_url, KEY_A)).ok
+    assert count_requests(api) == 3
+    assert table(db, "SELECT count(*), count(DISTINCT id) FROM openai_batches.batches") == [(150, 150)]
+
+
+def test_the_same_item_on_two_pages_is_loaded_once(db: str) -> None:
+    a, b, c, d = newest_first(4)
+    c_again = dict(c, status="in_progress")  # a stale copy further down
+    with ScriptedApi(paged([([a, b, c], True), ([c_again, d], False)])) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+    assert result.ok
+    assert table(db, "SELECT count(*), count(DISTINCT id) FROM openai_batches.batches") == [(4, 4)]
+    assert rows_by_id(db)[c["id"]]["status"] == "completed"
+    assert result.outcomes[0].stats.counts.new == 4
+
+
+def test_a_cursor_that_does_not_advance_fails_clearly_and_writes_nothing(db: str) -> None:
+    a, b = newest_first(2)
+    with ScriptedApi(paged([([a, b], True), ([b], True)])) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+    assert not result.ok
+    error = result.outcomes[0].error or ""
+    assert "same cursor twice" in error and b["id"] in error
+    assert count_requests(api) == 2
+    assert not Path(db).exists()
+
+
+@pytest.mark.parametrize(
+    "item",
+    [{"object": "batch"}, {"id": None, "status": "completed"}, {"id": 17}, {"id": ""}],
+    ids=["no-id", "null-id", "int-id", "empty-id"],
+)
+def test_an_item_without_a_string_id_refuses_the_page(db: str, item: dict[str, Any]) -> None:
+    with ScriptedApi(lambda path, query, n: json_reply(envelope([make_batch(1), item], False))) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2))
+    assert not result.ok
+    assert "unexpected response body (not a list object)" in (result.outcomes[0].error or "")
+    assert count_requests(api) == 2  # retried once: a proxy may have mangled it
+    assert not Path(db).exists()
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("502-html", "HTTP 502: non-JSON body: <html> <head><title>502 Bad Gateway</title>"),
+        ("non-json", "HTTP 200: non-JSON body: <!DOCTYPE html>"),
+        ("empty-body", "HTTP 200: empty body"),
+        ("truncated-json", "HTTP 200: non-JSON body: {"),
+    ],
+)
+def test_bad_bodies_are_retried_and_then_fail_clearly(
+    db: str, org: SimulatedOrg, server: SimulatorServer, kind: str, message: str
+) -> None:
+    org.generate_history(150, project=PROJECT_A, days=5)
+    server.inject(Fault(kind, count=1))
+    result = run_load(db, config_for(server.base_url, KEY_A, max_attempts=2))
+    assert result.ok, result.outcomes
+    assert result.requests == 2 + 1  # two pages, the bad answer retried
+    assert_matches_simulator(db, org, PROJECT_A)
+
+    org.advance(3600)
+    org.create_batch(project=PROJECT_A)
+    server.inject(Fault(kind, count=2))
+    result = run_load(db, config_for(server.base_url, KEY_A, max_attempts=2))
+    assert not result.ok
+    error = result.outcomes[0].error or ""
+    assert message in error and "gave up after 2 attempts" in error and "x-request-id req_" in error
+    server.clear_faults()
+    assert run_load(db, config_for(server.base_url, KEY_A)).ok
+    assert_matches_simulator(db, org, PROJECT_A)
+
+
+def test_an_envelope_of_the_wrong_shape_is_retried_then_refused(db: str) -> None:
+    bodies = [{"object": "list", "data": "oops"}, [make_batch(1)], {"error": "not an object"}]
+
+    def wrong_shape(path: str, query: dict[str, str], number: int) -> Reply:
+        return json_reply(bodies[(number - 1) % len(bodies)])
+
+    with ScriptedApi(wrong_shape) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2))
+    assert not result.ok
+    assert "HTTP 200: unexpected response body (not a list object) (gave up after 2 attempts)" in (
+        result.outcomes[0].error or ""
+    )
+    assert count_requests(api) == 2
+
+
+def test_a_garbled_retry_after_is_ignored(db: str) -> None:
+    served = serve_all(newest_first(5))
+
+    def garbled(path: str, query: dict[str, str], number: int) -> Reply:
+        if number == 1:
+            return json_reply({"error": {"message": "slow down", "code": "rate_limit_exceeded"}}, 429, **{
+                "retry-after": "soon-ish", "retry-after-ms": "later"
+            })  # fmt: skip
+        return served(path, query, number)
+
+    with ScriptedApi(garbled) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A))
+    assert result.ok, result.outcomes
+    assert count_requests(api) == 2
+
+
+def test_a_persistent_html_error_page_through_the_cli_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+    page = b"<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head></html>"
+    db = tmp_path / "html.duckdb"
+    with ScriptedApi(lambda path, query, n: Reply(403, page, "text/html")) as api:
+        result = run_cli("load", "--db", str(db), env=cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=api.base_url))
+    assert_one_clear_error(result, 1, "HTTP 403", "non-JSON body: <!DOCTYPE html>", "x-request-id req_scripted_1")
+    assert not db.exists()

@@ -1,0 +1,242 @@
+"""`openai-batches report` in every format and as an HTML page, through the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.openai_batches import cli
+from pipelines.openai_batches.analysis import print_terminal_report
+from pipelines.openai_batches.analysis.queries import load_queries
+from pipelines.openai_batches.runner import run_load
+from pipelines.openai_batches.settings import DEMO_DB_PATH
+from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
+
+from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT_NAMES = [q.name for q in load_queries()]
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def report_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A history on both sides of the September 2025 usage cutoff, so some batches are unpriced."""
+    root = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DLT_DATA_DIR", str(root / "dlt"))
+        mp.setenv("DLT_PROJECT_DIR", str(root / "project"))
+        mp.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+        (root / "project").mkdir()
+        org = SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: PROJECT_B}, clock=SimClock(start=NOW), seed=5)
+        org.generate_history(400, days=450, open_fraction=0.02)
+        org.create_batch(project=PROJECT_A, created_at=NOW - 86_400, outcome="completed", model="acme-llm-7b")
+        db = str(root / "report.duckdb")
+        with SimulatorServer(org) as server:
+            assert run_load(db, config_for(server.base_url, KEY_A, KEY_B)).ok
+        yield db
+
+
+def report(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["report", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_table_format_prints_every_report(report_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = report(capsys, "--db", report_db)
+    assert code == 0, err
+    for name in REPORT_NAMES:
+        assert f"{name}:" in out, name
+    assert "unpriced" in out
+    assert "more rows: openai-batches report --only" in out  # long reports are cut on a terminal
+
+
+def test_json_is_one_object_keyed_by_report_name(report_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = report(capsys, "--db", report_db, "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert list(doc) == REPORT_NAMES
+    summary = doc["cost_summary"][0]
+    assert summary["batches"] == 401 and summary["unpriced_batches"] > 0 and summary["cost_usd"] > 0
+    unpriced = {(r["reason"], r["model"]) for r in doc["unpriced_usage"]}
+    assert ("no usage reported", "(not reported)") in unpriced and ("no price for model", "acme-llm-7b") in unpriced
+    assert all(isinstance(r["day"], str) for r in doc["cost_by_day_model"])
+
+
+def test_csv_one_report_is_plain_csv_and_several_are_labelled(
+    report_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = report(capsys, "--db", report_db, "--format", "csv", "--only", "cost_by_project")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["project"] for r in rows} == {PROJECT_A, PROJECT_B}
+    assert sum(int(r["batches"]) for r in rows) == 401
+    code, out, _ = report(capsys, "--db", report_db, "--format", "csv")
+    assert code == 0
+    assert [line.split(":")[0][2:] for line in out.splitlines() if line.startswith("# ")] == REPORT_NAMES
+
+
+def test_markdown_has_a_section_and_table_per_report(report_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = report(capsys, "--db", report_db, "--format", "markdown")
+    assert code == 0, err
+    for name in REPORT_NAMES:
+        assert f"## {name}\n" in out
+    assert "| batches | priced_batches | unpriced_batches |" in out
+    # A model without a price shows "unpriced" in its cost cells, not an empty cell or 0.
+    section = out.split("## cache_savings\n")[1].split("\n## ")[0]
+    (row,) = [line for line in section.splitlines() if line.startswith("| acme-llm-7b |")]
+    assert row.endswith("| unpriced | unpriced |")
+
+
+def test_since_limits_the_reports(report_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with duckdb.connect(report_db, read_only=True) as con:
+        expected = con.execute(
+            "SELECT count(*) FROM openai_batches.batches WHERE created_at >= TIMESTAMPTZ '2026-10-01 00:00:00+00'"
+        ).fetchone()
+    code, out, err = report(capsys, "--db", report_db, "--format", "json", "--since", "2026-10-01")
+    assert code == 0, err
+    assert (json.loads(out)["cost_summary"][0]["batches"],) == expected
+
+
+def test_the_installed_command(report_db: str) -> None:
+    exe = Path(sys.executable).parent / "openai-batches"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipelines.openai_batches.cli"]
+    # A machine far from UTC: times in the report are still UTC.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")} | {"TZ": "Asia/Tokyo"}
+    done = subprocess.run(
+        [
+            *command,
+            "report",
+            "--db",
+            report_db,
+            "--format",
+            "json",
+            "--only",
+            "cost_summary",
+            "--only",
+            "top_expensive_batches",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["cost_summary"][0]["batches"] == 401
+    assert all(r["created_at"].endswith("+00:00") for r in doc["top_expensive_batches"])
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "data")]
+
+
+def test_html_page_is_self_contained_with_its_charts(
+    report_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "report.html"
+    code, out, err = report(capsys, "--db", report_db, "--html", str(page))
+    assert code == 0, err
+    assert f"wrote {page}" in out
+    text = page.read_text()
+    parser = _Page()
+    parser.feed(text)
+    assert parser.tags.count("svg") == 4  # cost per day, throughput, turnaround, failure rates
+    assert "script" not in parser.tags and "link" not in parser.tags and "img" not in parser.tags
+    assert not [u for u in parser.urls if not u.startswith("#")], parser.urls
+    assert not re.search(r"url\(\s*['\"]?https?:|@import", text)
+    assert "could not be priced" in text
+    ids = re.findall(r'\sid="([^"]+)"', text)
+    assert len(ids) == len(set(ids))  # four inline SVGs must not share element ids
+    for name in REPORT_NAMES:
+        assert f'<h2 id="{name}">' in text
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no headless browser installed")
+def test_html_page_renders_in_a_headless_browser(report_db: str, tmp_path: Path) -> None:
+    page, shot = tmp_path / "report.html", tmp_path / "report.png"
+    assert cli.main(["report", "--db", report_db, "--html", str(page)]) == 0
+    done = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--window-size=1200,4000",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert shot.exists() and shot.stat().st_size > 20_000  # charts drawn, not a blank page
+
+
+def test_terminal_report_for_make_run(report_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    print_terminal_report(report_db)
+    out = capsys.readouterr().out
+    assert "cost_summary:" in out and "open_batches:" in out
+
+
+def test_errors_are_one_line_and_exit_codes(report_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = report(capsys, "--db", str(tmp_path / "missing.duckdb"))
+    assert code == 2 and "no database at" in err
+    code, _, err = report(capsys, "--db", report_db, "--since", "last week")
+    assert code == 2 and "--since" in err
+    code, _, err = report(capsys, "--db", report_db, "--only", "no_such_report")
+    assert code == 2 and "unknown report" in err
+    bad = tmp_path / "prices.toml"
+    bad.write_text("[[prices]]\nmodel = 'x'\n")
+    code, _, err = report(capsys, "--db", report_db, "--prices", str(bad))
+    assert code == 2 and "input" in err
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    code, _, err = report(capsys, "--db", str(empty))
+    assert code == 1 and "nothing has been loaded" in err
+    print_terminal_report(str(empty))  # after a load of an empty organisation: a message, not a crash
+    assert "No batches loaded yet" in capsys.readouterr().err
+
+
+def test_report_waits_for_a_running_load_then_says_busy(
+    report_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.openai_batches import settings
+    from pipelines.openai_batches.lock import database_lock
+
+    monkeypatch.setattr(settings, "DEFAULT_LOCK_WAIT_S", 0.3)
+    with database_lock(report_db, wait=0):  # as a load holds it
+        code, _, err = report(capsys, "--db", report_db, "--only", "cost_summary")
+    assert code == 75 and "gave up after waiting" in err
+
+
+def test_without_a_database_configured_the_demo_one_is_used(
+    report_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(report_db, tmp_path / DEMO_DB_PATH)
+    code, out, err = report(capsys, "--format", "json", "--only", "cost_summary")
+    assert code == 0, err
+    assert "demo database" in err
+    assert json.loads(out)["cost_summary"][0]["batches"] == 401

@@ -1,0 +1,132 @@
+"""The API key never appears in output, logs, exceptions, dlt traces, the database or dlt's working
+directory: after loads that succeed and loads that fail (verbose ones included), every byte is
+searched for it."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.openai_batches.runner import make_pipeline, working_dir
+from pipelines.openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
+
+from .conftest import NOW, PROJECT_A
+from .support_reliability import REPO, Reply, ScriptedApi, cli_env, files_containing, json_reply, run_cli
+
+KEY = "sk-proj-CanaryLeakCheck-7Q9xZ2mV4bN8kL1pR6tY3wE5"
+# Long pieces too: a server may echo the key masked at both ends, and an excerpt may cut it short.
+NEEDLES = (KEY.encode(), KEY[:20].encode(), KEY[8:-4].encode(), KEY[14:34].encode())
+
+
+@pytest.fixture
+def canary_org() -> SimulatedOrg:
+    org = SimulatedOrg(projects={KEY: PROJECT_A}, clock=SimClock(start=NOW), seed=3)
+    org.generate_history(250, project=PROJECT_A, days=10, open_fraction=0.05)
+    return org
+
+
+@pytest.fixture
+def canary_server(canary_org: SimulatedOrg) -> Iterator[SimulatorServer]:
+    with SimulatorServer(canary_org) as server:
+        yield server
+
+
+def assert_no_key(where: str, data: bytes) -> None:
+    for needle in NEEDLES:
+        at = data.find(needle)
+        assert at < 0, f"the key leaked into {where}: ...{data[max(0, at - 200) : at + 100]!r}..."
+
+
+def assert_nowhere(tmp_path: Path, db: Path, results: list[subprocess.CompletedProcess[str]]) -> None:
+    """Output of every run, the database file, dlt's working directories and every other file the
+    test's runs wrote, except the .dlt files the test itself put the key in."""
+    for result in results:
+        assert_no_key(f"the output of {result.args[3:]}", (result.stdout + result.stderr).encode())
+    assert db.exists()
+    for needle in NEEDLES:
+        leaked = [p for p in files_containing(tmp_path, needle) if "/.dlt/" not in p]
+        assert leaked == [], f"the key leaked into {leaked}"
+
+
+def test_the_key_is_nowhere_after_successful_and_failing_loads(
+    tmp_path: Path, canary_org: SimulatedOrg, canary_server: SimulatorServer
+) -> None:
+    db = tmp_path / "secret.duckdb"
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def load(*args: str, env: dict[str, str], cwd: Path | None = None, code: int) -> None:
+        result = run_cli("-v", *args, env=env, cwd=cwd)
+        assert result.returncode == code, result.stdout + result.stderr
+        results.append(result)
+        assert_nowhere(tmp_path, db, results)  # after every run: later runs overwrite the trace
+
+    by_env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=canary_server.base_url)
+    load("load", "--db", str(db), env=by_env, code=0)
+
+    # Key in secrets.toml, base_url in config.toml (the documented split).
+    project = tmp_path / "project"
+    (project / ".dlt").mkdir(parents=True)
+    (project / ".dlt" / "secrets.toml").write_text(f'[sources.openai_batches.projects.main]\napi_key = "{KEY}"\n')
+    (project / ".dlt" / "config.toml").write_text(
+        f'[sources.openai_batches.projects.main]\nbase_url = "{canary_server.base_url}"\n'
+    )
+    canary_org.advance(3600)
+    canary_org.create_batch(project=PROJECT_A)
+    load("load", "--db", str(db), env=cli_env(DLT_PROJECT_DIR=str(project)), cwd=project, code=0)
+
+    # Key put in config.toml by mistake: dlt would trace it in clear if it resolved it itself.
+    wrong = tmp_path / "wrong-place"
+    (wrong / ".dlt").mkdir(parents=True)
+    (wrong / ".dlt" / "config.toml").write_text(
+        f'[sources.openai_batches]\napi_key = "{KEY}"\nbase_url = "{canary_server.base_url}"\n'
+        f'project_name = "main"\n'
+    )
+    load("load", "--db", str(db), env=cli_env(DLT_PROJECT_DIR=str(wrong)), cwd=wrong, code=0)
+
+    # Failing loads, verbose: retries logged, then given up; a rejected key.
+    retries = {**by_env, "SOURCES__OPENAI_BATCHES__MAX_ATTEMPTS": "2"}
+    canary_server.inject(Fault("500", count=2))
+    load("load", "--db", str(db), env=retries, code=1)
+    canary_server.inject(Fault("401", count=1))
+    load("load", "--db", str(db), env=retries, code=1)
+    load("status", "--db", str(db), env=by_env, code=0)
+
+    # dlt's own record of the last run, as the pipeline object reports it.
+    trace = make_pipeline(str(db)).last_trace
+    assert trace is not None and trace.resolved_config_values is not None
+    assert_no_key("pipeline.last_trace", (str(trace) + repr(trace.resolved_config_values)).encode())
+    assert any(v.key == "log_level" for v in trace.resolved_config_values)  # the trace does record values
+    assert Path(working_dir(str(db))).exists()
+
+
+def test_a_server_that_echoes_the_key_back_does_not_make_us_print_it(tmp_path: Path) -> None:
+    db = tmp_path / "echo.duckdb"
+
+    def echo(path: str, query: dict[str, str], number: int) -> Reply:
+        auth = api.headers[-1].get("authorization", "")
+        if number == 1:  # retried, so logged as a warning; the 120-char excerpt would cut the key short
+            page = f"<html><body>{'.' * 60} bad gateway for {auth}</body></html>"
+            return Reply(502, page.encode(), "text/html")
+        return json_reply({"error": {"message": f"Invalid header {auth}", "code": "invalid_request"}}, 400)
+
+    with ScriptedApi(echo) as api:
+        result = run_cli("-v", "load", "--db", str(db), env=cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=api.base_url))
+    assert api.headers[0]["authorization"] == f"Bearer {KEY}"  # it was sent, and echoed back twice
+    assert result.returncode == 1
+    assert_no_key("the output", (result.stdout + result.stderr).encode())
+    assert "HTTP 400: Invalid header Bearer ***" in result.stderr
+    assert "bad gateway for Bearer ***" in result.stderr
+    for needle in NEEDLES:
+        assert files_containing(tmp_path, needle) == []
+
+
+def test_secrets_toml_is_git_ignored() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".dlt/secrets.toml"], cwd=REPO, capture_output=True, check=False
+    )
+    if ignored.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert ignored.returncode == 0, ".dlt/secrets.toml must be listed in .gitignore"
