@@ -114,17 +114,20 @@ def test_unknown_status_and_endpoint_are_stored_as_is_and_the_batch_is_reread(db
 def test_wrong_types_are_coerced_when_numeric_and_null_with_a_warning_otherwise(
     db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = make_batch(2)
+    good = make_batch(3)
     odd = make_batch(
-        1,
+        2,
         request_counts={"total": "12", "completed": 10.0, "failed": "2"},
         in_progress_at="1790000065",
-        usage={"input_tokens": "n/a", "output_tokens": 5, "total_tokens": "inf"},
+        finalizing_at=1_790_000_100_000_000,  # microseconds where seconds belong: out of range
+        usage={"input_tokens": "n/a", "output_tokens": 5, "total_tokens": "inf", "input_tokens_details": 2**70},
         input_file_id=12345,
         completion_window=24,
         errors={"object": "list", "data": [{"code": 7, "line": "3", "message": None, "param": None}]},
     )
-    with caplog.at_level(logging.WARNING), ScriptedApi(serve_all([good, odd])) as api:
+    # `errors.data` one object instead of a list of them: still one error row.
+    lone = make_batch(1, status="failed", errors={"object": "list", "data": {"code": "x", "message": "lone"}})
+    with caplog.at_level(logging.WARNING), ScriptedApi(serve_all([good, odd, lone])) as api:
         result = run_load(db, config_for(api.base_url, KEY_A))
     assert result.ok, result.outcomes
     row = rows_by_id(db)[odd["id"]]
@@ -135,11 +138,16 @@ def test_wrong_types_are_coerced_when_numeric_and_null_with_a_warning_otherwise(
     )
     assert row["in_progress_at"].timestamp() == 1_790_000_065
     assert row["usage__input_tokens"] is None and row["usage__total_tokens"] is None
-    assert row["usage__output_tokens"] == 5
+    assert row["usage__output_tokens"] == 5 and row["usage__input_tokens_details__cached_tokens"] is None
+    assert row["finalizing_at"] is None and row["completed_at"] is not None
     assert (row["input_file_id"], row["completion_window"]) == ("12345", "24")
-    assert table(db, "SELECT code, line FROM openai_batches.batches__errors__data") == [("7", 3)]
+    assert table(db, "SELECT batch_id, code, line, message FROM openai_batches.batches__errors__data ORDER BY 1") == [
+        (lone["id"], "x", None, "lone"),
+        (odd["id"], "7", 3, None),
+    ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(odd["id"] in w and "usage__input_tokens='n/a'" in w for w in warnings), warnings
+    assert any(odd["id"] in w and "finalizing_at" in w and "out of range" in w for w in warnings), warnings
     # The well-typed batch next to it is untouched by the slow path.
     assert rows_by_id(db)[good["id"]]["request_counts__total"] == 10
 
@@ -278,19 +286,20 @@ def test_bad_bodies_are_retried_and_then_fail_clearly(
     assert_matches_simulator(db, org, PROJECT_A)
 
 
-def test_an_envelope_of_the_wrong_shape_is_retried_then_refused(db: str) -> None:
-    bodies = [{"object": "list", "data": "oops"}, [make_batch(1)], {"error": "not an object"}]
-
-    def wrong_shape(path: str, query: dict[str, str], number: int) -> Reply:
-        return json_reply(bodies[(number - 1) % len(bodies)])
-
-    with ScriptedApi(wrong_shape) as api:
+@pytest.mark.parametrize(
+    "body",
+    [{"object": "list", "data": "oops"}, [make_batch(1)], {"error": "not an object"}],
+    ids=["data-not-a-list", "bare-list", "error-string"],
+)
+def test_an_envelope_of_the_wrong_shape_is_retried_then_refused(db: str, body: Any) -> None:
+    with ScriptedApi(lambda path, query, n: json_reply(body)) as api:
         result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2))
     assert not result.ok
     assert "HTTP 200: unexpected response body (not a list object) (gave up after 2 attempts)" in (
         result.outcomes[0].error or ""
     )
     assert count_requests(api) == 2
+    assert not Path(db).exists()
 
 
 def test_a_garbled_retry_after_is_ignored(db: str) -> None:

@@ -6,6 +6,7 @@ the outcome against the simulator's own data: nothing lost, nothing doubled.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -45,15 +46,19 @@ def wait_for(condition: object, timeout: float = 30.0) -> None:
 def test_overlapping_loads_wait_or_exit_75_and_corrupt_nothing(tmp_path: Path, org: SimulatedOrg) -> None:
     org.generate_history(1500, project=PROJECT_A, days=30, open_fraction=0.02)
     db = str(tmp_path / "busy.duckdb")
-    with SimulatorServer(org, latency=0.2) as server:  # 15 pages: the first load runs for 3 s
+    # 15 pages at 0.5 s each: the first load outlasts the others' start-up, however slow the machine,
+    # and speeds up once they have given up.
+    with SimulatorServer(org, latency=0.5) as server:
         env = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url)
         slow = spawn_cli("load", "--db", db, env=env)
         wait_for(lambda: server.requests)  # it holds the lock from before its first request
         impatient = spawn_cli("load", "--db", db, "--wait", "0.5", env=env)
         reader = spawn_cli("status", "--db", db, "--wait", "0.3", env=env)
         patient = spawn_cli("load", "--db", db, "--wait", "60", env=env)
-        outputs = {name: p.communicate(timeout=120) for name, p in
-                   (("slow", slow), ("impatient", impatient), ("reader", reader), ("patient", patient))}  # fmt: skip
+        outputs = {"impatient": impatient.communicate(timeout=60), "reader": reader.communicate(timeout=60)}
+        assert slow.poll() is None, "the first load finished too early to overlap"
+        server.latency = 0.0
+        outputs.update(slow=slow.communicate(timeout=60), patient=patient.communicate(timeout=60))
 
         assert slow.returncode == 0, outputs["slow"]
         assert "15 requests, 1500 new" in outputs["slow"][0]
@@ -162,21 +167,32 @@ def test_status_without_a_database_or_a_success_exits_1(tmp_path: Path) -> None:
 # --- 3. fault campaigns -----------------------------------------------------------------------------
 
 CAMPAIGN_KINDS = ("429", "429-no-retry-after", "500", "502-html", "503", "timeout", "truncated-json")
+# `make soak` runs the campaign with many fault sequences.
+FAULT_SEEDS = range(4, 4 + int(os.environ.get("OPENAI_BATCHES_FAULT_SEEDS", "1")))
 
 
+@pytest.mark.parametrize("fault_seed", FAULT_SEEDS)
 def test_a_fifth_of_all_requests_failing_still_ends_with_exactly_the_simulators_data(
-    db: str, org: SimulatedOrg
+    db: str, org: SimulatedOrg, fault_seed: int
 ) -> None:
     org.generate_history(1200, project=PROJECT_A, days=60, open_fraction=0.05)
     org.generate_history(200, project=PROJECT_B, days=60)
     counted = 0
-    with SimulatorServer(org, fault_rate=0.2, fault_kinds=CAMPAIGN_KINDS, fault_seed=4, fault_delay=0.6) as server:
-        server.inject(*(Fault(kind, delay=0.6) for kind in CAMPAIGN_KINDS))  # every kind at least once
+    with SimulatorServer(
+        org, fault_rate=0.2, fault_kinds=CAMPAIGN_KINDS, fault_seed=fault_seed, fault_delay=0.6
+    ) as server:
+
+        def every_kind_at_least_once() -> None:  # spread out, so that they do not add up on one request
+            for i, kind in enumerate(CAMPAIGN_KINDS):
+                wait_for(lambda i=i: len(server.requests) >= 4 * i + 2, timeout=120)
+                server.inject(Fault(kind, delay=0.6))
+
+        threading.Thread(target=every_kind_at_least_once, daemon=True).start()
         config = config_for(server.base_url, KEY_A, KEY_B, timeout=0.4)
         for run in range(5):
             if run:
                 org.advance(run * 5 * 3600)
-                for _ in range(40):
+                for _ in range(120):
                     org.create_batch(project=PROJECT_A)
             result = run_load(db, config)
             assert result.ok, [o.error for o in result.outcomes]
@@ -190,13 +206,13 @@ def test_a_fifth_of_all_requests_failing_still_ends_with_exactly_the_simulators_
     assert set(faults) == set(CAMPAIGN_KINDS)
     assert sum(faults.values()) >= 0.2 * counted
     assert ids_and_duplicates(db) == (org.count(), org.count())
-    print(f"\nfault campaign: {sum(faults.values())} faults in {counted} requests: {dict(faults)}")
+    print(f"\nfault campaign (seed {fault_seed}): {sum(faults.values())} faults in {counted} requests: {dict(faults)}")
 
 
 def test_faults_outlasting_the_retry_budget_mid_backfill_fail_clearly_and_the_next_run_converges(
     tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
 ) -> None:
-    # More than one arrow chunk (10,000 rows): part of the backfill has reached dlt when the API dies.
+    # More than one arrow chunk (settings.ARROW_CHUNK_ROWS): part of the backfill has reached dlt when the API dies.
     org.generate_history(12_500, project=PROJECT_A, days=300, open_fraction=0.01)
     db = str(tmp_path / "budget.duckdb")
     env = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url, SOURCES__OPENAI_BATCHES__MAX_ATTEMPTS="3")
@@ -238,7 +254,8 @@ def test_a_deleted_database_with_the_working_directory_still_present_gets_a_full
     from pipelines.openai_batches import openai_batches
     from pipelines.openai_batches.runner import make_pipeline
 
-    make_pipeline(str(db)).extract(openai_batches(api_key=KEY_A, base_url=server.base_url), loader_file_format="parquet")
+    source = openai_batches(api_key=KEY_A, base_url=server.base_url)
+    make_pipeline(str(db)).extract(source, loader_file_format="parquet")
     assert Path(working_dir(str(db))).exists()
     db.unlink()
     Path(str(db) + ".wal").unlink(missing_ok=True)

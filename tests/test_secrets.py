@@ -81,8 +81,7 @@ def test_the_key_is_nowhere_after_successful_and_failing_loads(
     wrong = tmp_path / "wrong-place"
     (wrong / ".dlt").mkdir(parents=True)
     (wrong / ".dlt" / "config.toml").write_text(
-        f'[sources.openai_batches]\napi_key = "{KEY}"\nbase_url = "{canary_server.base_url}"\n'
-        f'project_name = "main"\n'
+        f'[sources.openai_batches]\napi_key = "{KEY}"\nbase_url = "{canary_server.base_url}"\nproject_name = "main"\n'
     )
     load("load", "--db", str(db), env=cli_env(DLT_PROJECT_DIR=str(wrong)), cwd=wrong, code=0)
 

@@ -215,9 +215,10 @@ class _Listing:
                         pending.append(item)
                     self.position += 1
                 if len(pending) >= settings.ARROW_CHUNK_ROWS:
-                    yield from _tables(pending, stats.project)
+                    tables = _tables(pending, stats.project)
                     in_this_run += len(pending)
-                    pending = []
+                    pending = []  # the batch objects are freed before dlt writes their tables
+                    yield from tables
                     if in_this_run >= settings.LOAD_CHUNK_ROWS:
                         return  # the rest goes into the next dlt run (pending is empty here)
             for batch_id in plan.leftovers():
@@ -243,8 +244,12 @@ class _Listing:
         self.client.close()
 
 
-def _tables(batches: Sequence[Mapping[str, Any]], project: str | None) -> Iterator[Any]:
-    yield dlt.mark.with_hints(
-        batches_to_arrow(batches, [project or ""] * len(batches)), BATCHES_HINTS, create_table_variant=True
-    )
-    yield dlt.mark.with_hints(errors_to_arrow(batches), ERRORS_HINTS, create_table_variant=True)
+def _tables(batches: Sequence[Mapping[str, Any]], project: str | None) -> list[Any]:
+    """Both tables of a chunk, built at once so the caller can drop the batch objects before dlt
+    writes them (they are the bulk of the extract's memory)."""
+    return [
+        dlt.mark.with_hints(
+            batches_to_arrow(batches, [project or ""] * len(batches)), BATCHES_HINTS, create_table_variant=True
+        ),
+        dlt.mark.with_hints(errors_to_arrow(batches), ERRORS_HINTS, create_table_variant=True),
+    ]

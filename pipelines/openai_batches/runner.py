@@ -61,10 +61,17 @@ def working_dir(db_path: str) -> str:
 
 
 def make_pipeline(db_path: str) -> dlt.Pipeline:
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    # DuckDB's memory grows with its thread count (buffers per thread), i.e. with the machine, not the
+    # data; the loader's merges are small and run as fast on one thread (settings.DUCKDB_LOAD_THREADS).
+    credentials = DuckDbCredentials(
+        str(Path(db_path).resolve()), global_config={"threads": settings.DUCKDB_LOAD_THREADS}
+    )
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=working_dir(db_path),
-        destination=dlt.destinations.duckdb(str(Path(db_path).resolve())),
+        destination=dlt.destinations.duckdb(credentials),
         dataset_name=settings.DATASET_NAME,
     )
 

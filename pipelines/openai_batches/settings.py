@@ -25,15 +25,20 @@ DEFAULT_DB_PATH = "openai_batches.duckdb"
 # The demo gets its own file so it never mixes simulated rows into a real database.
 DEMO_DB_PATH = "openai_batches_demo.duckdb"
 
-# Rows per arrow table handed to dlt: large tables extract 2-3x faster than one per page,
-# while 10k rows of ~30 columns stay a few MB, which keeps a million-batch backfill in bounded memory.
-ARROW_CHUNK_ROWS = 10_000
+# Rows per arrow table handed to dlt: large tables extract 2-3x faster than one per page. 5k rather
+# than 10k: the pending batch objects and their conversion dominate the extract's memory (peak RSS of
+# a backfill ~50 MB lower, measured), and extraction is no slower.
+ARROW_CHUNK_ROWS = 5_000
 
 # Most rows in one load package (one dlt run, one DuckDB staging + merge). A backfill beyond this is
 # loaded in several runs: DuckDB's merge needs memory in proportion to the rows it merges (~1.5 KB a
 # row: 1.7 GB for a million-batch backfill in one package), so chunks keep the loader's peak memory
 # independent of the history. 100k rows merge in ~170 MB and cost ~0.3 s of per-run overhead.
 LOAD_CHUNK_ROWS = 100_000
+
+# DuckDB threads of the loading connection: each thread holds its own buffers (one thread instead of
+# two is ~65 MB less at peak, and on a 32-core machine it would be far more); merges are no slower.
+DUCKDB_LOAD_THREADS = 1
 
 # Pages fetched ahead while the previous one is converted; more buys nothing on a sequential cursor.
 PREFETCH_PAGES = 2

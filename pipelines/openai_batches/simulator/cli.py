@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--projects", default="1", help="number of projects, or a comma separated list of names (default %(default)s)"
     )
-    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every response (default %(default)s)")
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="time the server takes to answer each request, rendering included (default %(default)s)",
+    )
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default %(default)s)")
     p.add_argument(
         "--arrival-rate", type=float, default=0.0, help="new batches per hour and project (default %(default)s)"

@@ -324,8 +324,13 @@ class SimulatorServer:
         project = self.org.project_of_key(key) if key else None
 
         fault = self._take_fault(path)
-        if self.latency > 0:
-            self._stopping.wait(self.latency)
+
+        def wait_out_latency() -> None:
+            # `latency` is how long the server takes to answer, its own work included: a page is
+            # rendered within it, so a request at 100 ms latency takes 100 ms, not 100 ms + rendering.
+            remaining = self.latency - (time.perf_counter() - started)
+            if remaining > 0:
+                self._stopping.wait(remaining)
 
         def record(status: int) -> None:
             self._record(
@@ -344,6 +349,7 @@ class SimulatorServer:
             )
 
         if fault is not None and fault.kind == "timeout":
+            wait_out_latency()
             self._stopping.wait(fault.delay)
             h.close_connection = True
             record(0)
@@ -358,6 +364,7 @@ class SimulatorServer:
                 resp.body = resp.body[: len(resp.body) // 2]
         if fault is not None and fault.should_retry is not None:
             resp.headers["x-should-retry"] = "true" if fault.should_retry else "false"
+        wait_out_latency()
 
         h.send_response(resp.status)
         h.send_header("content-type", resp.content_type)
