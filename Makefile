@@ -39,6 +39,15 @@ test: install lint typecheck
 bench: install
 	$(BIN)/python bench/run.py
 
+# Long fault and SIGKILL campaigns (~10 min): SOAK_KILLS kill points, SOAK_FAULT_SEEDS fault sequences.
+# A new kill seed each time unless SEED=... is given; the seed is printed, so any failure can be replayed.
+SOAK_KILLS ?= 200
+SOAK_FAULT_SEEDS ?= 20
+soak: install
+	OPENAI_BATCHES_KILL_ITERATIONS=$(SOAK_KILLS) OPENAI_BATCHES_KILL_SEED=$${SEED:-$$(date +%s)} \
+	OPENAI_BATCHES_FAULT_SEEDS=$(SOAK_FAULT_SEEDS) \
+	$(BIN)/pytest -q -s -p no:cacheprovider --timeout 0 -k "sigkill or fifth" tests/test_kill.py tests/test_reliability.py
+
 # Regenerate the lock after changing dependencies in pyproject.toml (needs the registry).
 lock:
 	rm -rf .lock-venv && $(PY) -m venv .lock-venv
