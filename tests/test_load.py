@@ -365,3 +365,14 @@ def test_columns_are_stable_from_the_first_load(db: str, org: SimulatedOrg, serv
         )
     )
     assert errors["line"] == "BIGINT" and errors["batch_id"] == "VARCHAR"
+
+
+def test_working_directory_does_not_keep_loaded_data(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
+    from pathlib import Path
+
+    org.generate_history(250, project=PROJECT_A, days=30)
+    assert load(db, server, KEY_A).ok
+    org.advance(3600)
+    assert load(db, server, KEY_A).ok
+    # An hourly cron job must not accumulate every package's data files for months.
+    assert not list(Path(working_dir(db)).rglob("*.parquet"))

@@ -68,6 +68,9 @@ def make_pipeline(db_path: str) -> dlt.Pipeline:
     credentials = DuckDbCredentials(
         str(Path(db_path).resolve()), global_config={"threads": settings.DUCKDB_LOAD_THREADS}
     )
+    # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
+    # over months. Package folders (and their state) stay, only the loaded job files go.
+    dlt.config["load.delete_completed_jobs"] = True
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=working_dir(db_path),
