@@ -1,7 +1,8 @@
 """Baseline: the least a loader can do: page with httpx, parse with json, one DuckDB insert from arrow.
 
 No retries, no incremental state, no flattening or typing beyond what arrow infers, no merge: the floor
-for local work per batch. Usage: `python bench/floor.py DB_PATH` with OPENAI_API_KEY and OPENAI_BASE_URL set.
+for local work per batch. Usage: `python bench/floor.py DB_PATH [--fetch-only]` with OPENAI_API_KEY and
+OPENAI_BASE_URL set; `--fetch-only` stops after paging (the bare paging loop of the latency benchmark).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 import pyarrow as pa
 
 
-def main(db_path: str) -> int:
+def main(db_path: str, fetch_only: bool = False) -> int:
     base = os.environ["OPENAI_BASE_URL"].rstrip("/")
     rows: list[dict[str, Any]] = []
     with httpx.Client(headers={"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"}, timeout=60) as client:
@@ -30,6 +31,9 @@ def main(db_path: str) -> int:
             if not page["data"] or not page.get("has_more"):
                 break
             after = page["data"][-1]["id"]
+    if fetch_only:  # the bare paging loop: what any client pays before doing anything with the data
+        print(f"fetch only: {len(rows)} batches")
+        return 0
     # Struct inference over every row (keys absent from some batches, e.g. `usage`, become nullable fields).
     table = pa.Table.from_struct_array(pa.array(rows))
     with duckdb.connect(db_path) as con:
@@ -40,4 +44,4 @@ def main(db_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], fetch_only="--fetch-only" in sys.argv[2:]))

@@ -39,6 +39,8 @@ def test_load_with_env_configuration_like_the_sdks(db: str, org: SimulatedOrg, s
     assert "1 requests, 0 new" in second.stdout
     assert KEY_A not in first.stdout + first.stderr + second.stdout + second.stderr
     assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(150,)]
+    # A load leaves the report views in the file, so queries/ run in any DuckDB client right away.
+    assert table(db, "SELECT count(*) FROM openai_batches.batch_costs") == [(150,)]
 
 
 def test_wrong_key_exits_non_zero_prints_no_key_and_leaves_the_database_untouched(

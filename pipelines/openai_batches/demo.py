@@ -71,8 +71,13 @@ def _print_contents(db_path: str) -> None:
         print(f"{project:<18}{batches:>9}{open_:>7}{requests or 0:>13,}{tokens or 0:>16,}{without:>10}")
 
 
+def demo_db_path(db_path: str | None = None) -> str:
+    """--db wins, then OPENAI_BATCHES_DEMO_DB, then ./openai_batches_demo.duckdb."""
+    return db_path or os.environ.get("OPENAI_BATCHES_DEMO_DB") or settings.DEMO_DB_PATH
+
+
 def run_demo(db_path: str | None = None, batches: int | None = None, seed: int = 0) -> int:
-    db_path = db_path or os.environ.get("OPENAI_BATCHES_DEMO_DB") or settings.DEMO_DB_PATH
+    db_path = demo_db_path(db_path)
     per_project = batches or DEMO_BATCHES_PER_PROJECT
     _fresh(db_path)
     org = SimulatedOrg(projects=dict(DEMO_PROJECTS), clock=SimClock(start=time.time()), seed=seed)

@@ -46,6 +46,14 @@ class LoadResult:
         return self.error is None and all(o.error is None for o in self.outcomes)
 
     @property
+    def changed(self) -> bool:
+        """Whether a project that succeeded loaded or dropped a batch (what derived tables must follow)."""
+        return any(
+            o.error is None and (o.stats.counts.new or o.stats.counts.updated or o.stats.counts.gone)
+            for o in self.outcomes
+        )
+
+    @property
     def requests(self) -> int:
         return sum(o.stats.requests for o in self.outcomes)
 

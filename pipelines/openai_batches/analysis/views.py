@@ -103,18 +103,21 @@ FROM priced
 
 # Durations in seconds. Turnaround is creation to the terminal status, whatever it is; `within_window`
 # is only defined for batches that completed or expired (the two ways a window can be met or missed).
+# `epoch(a) - epoch(b)`, not `epoch(a - b)`: subtracting two TIMESTAMPTZ goes through ICU's calendar,
+# ~18x slower (1.4 s of the report over a million batches), and is elapsed time only where no DST
+# change falls in between; the difference of epochs is exact elapsed seconds in every time zone.
 BATCH_TIMINGS = f"""
 CREATE OR REPLACE VIEW {S}.batch_timings AS
 SELECT
     id, project, model, model_label, endpoint, status, created_at, expires_at,
     status IN ({_TERMINAL}) AS is_terminal,
     CASE WHEN status IN ({_TERMINAL}) THEN coalesce(completed_at, failed_at, expired_at, cancelled_at) END AS ended_at,
-    epoch(in_progress_at - created_at) AS queue_s,
-    epoch(finalizing_at - in_progress_at) AS processing_s,
-    epoch(completed_at - finalizing_at) AS finalizing_s,
+    epoch(in_progress_at) - epoch(created_at) AS queue_s,
+    epoch(finalizing_at) - epoch(in_progress_at) AS processing_s,
+    epoch(completed_at) - epoch(finalizing_at) AS finalizing_s,
     CASE WHEN status IN ({_TERMINAL})
-        THEN epoch(coalesce(completed_at, failed_at, expired_at, cancelled_at) - created_at) END AS turnaround_s,
-    CASE WHEN status NOT IN ({_TERMINAL}) THEN epoch(now() - created_at) END AS open_for_s,
+        THEN epoch(coalesce(completed_at, failed_at, expired_at, cancelled_at)) - epoch(created_at) END AS turnaround_s,
+    CASE WHEN status NOT IN ({_TERMINAL}) THEN epoch(now()) - epoch(created_at) END AS open_for_s,
     request_counts__total AS requests_total,
     request_counts__completed AS requests_completed,
     request_counts__failed AS requests_failed,
@@ -197,7 +200,7 @@ CREATE OR REPLACE VIEW {S}.open_batches AS
 SELECT
     id, project, model, model_label, endpoint, status, created_at, expires_at,
     open_for_s,
-    epoch(expires_at - now()) AS expires_in_s,
+    epoch(expires_at) - epoch(now()) AS expires_in_s,
     requests_total, requests_completed, requests_failed
 FROM {S}.batch_timings
 WHERE NOT is_terminal
