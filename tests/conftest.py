@@ -21,7 +21,8 @@ from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, Simulator
 NOW = 1_793_491_200.0
 KEY_A, KEY_B = "sk-test-alpha-0123456789", "sk-test-bravo-9876543210"
 PROJECT_A, PROJECT_B = "proj_alpha", "proj_bravo"
-FIXTURE_PAGE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-list-batches-2025-08-21.json"
+# A real recorded list page (2025-08-21, before `usage`/`model` existed), copied from shared/fixtures.
+FIXTURE_PAGE = Path(__file__).resolve().parent / "fixtures" / "real-list-batches-2025-08-21.json"
 
 
 @pytest.fixture(autouse=True)

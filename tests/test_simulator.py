@@ -29,7 +29,8 @@ from pipelines.openai_batches.simulator import (
 T0 = 1_764_000_000.0
 KEY_A, KEY_B = "sk-sim-alpha-1234567890abcdef", "sk-sim-bravo-fedcba0987654321"
 PROJ_A, PROJ_B = "proj_alpha", "proj_bravo"
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-list-batches-2025-08-21.json"
+from .conftest import FIXTURE_PAGE as FIXTURE  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 ID_RE = re.compile(r"^batch_[0-9a-f]{32}$")
@@ -38,14 +39,7 @@ USAGE_KEYS = ["input_tokens", "input_tokens_details", "output_tokens", "output_t
 
 
 def fixture_batch_keys() -> list[str]:
-    if FIXTURE.exists():
-        return list(json.loads(FIXTURE.read_text())["data"][0])
-    # The recorded page's order, should the shared fixture not be checked out next to the repo.
-    return [
-        "id", "object", "endpoint", "errors", "input_file_id", "completion_window", "status", "output_file_id",
-        "error_file_id", "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at", "failed_at",
-        "expired_at", "cancelling_at", "cancelled_at", "request_counts", "metadata",
-    ]  # fmt: skip
+    return list(json.loads(FIXTURE.read_text())["data"][0])
 
 
 def post_cutoff_keys() -> list[str]:
