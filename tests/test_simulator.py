@@ -29,7 +29,7 @@ from pipelines.openai_batches.simulator import (
 T0 = 1_764_000_000.0
 KEY_A, KEY_B = "sk-sim-alpha-1234567890abcdef", "sk-sim-bravo-fedcba0987654321"
 PROJ_A, PROJ_B = "proj_alpha", "proj_bravo"
-from .conftest import FIXTURE_PAGE as FIXTURE  # noqa: E402
+from .conftest import FIXTURE_PAGE as FIXTURE
 
 REPO = Path(__file__).resolve().parents[1]
 
