@@ -25,11 +25,12 @@ from pipelines.openai_batches.simulator import (
     SimulatorServer,
 )
 
+from .conftest import FIXTURE_PAGE as FIXTURE
+
 # 2025-11-24T16:00:00Z: 200 days of history straddle the 2025-09-07 usage/model cutoff.
 T0 = 1_764_000_000.0
 KEY_A, KEY_B = "sk-sim-alpha-1234567890abcdef", "sk-sim-bravo-fedcba0987654321"
 PROJ_A, PROJ_B = "proj_alpha", "proj_bravo"
-from .conftest import FIXTURE_PAGE as FIXTURE
 
 REPO = Path(__file__).resolve().parents[1]
 
