@@ -40,6 +40,10 @@ LOAD_CHUNK_ROWS = 100_000
 # two is ~65 MB less at peak, and on a 32-core machine it would be far more); merges are no slower.
 DUCKDB_LOAD_THREADS = 1
 
+# dlt load jobs run at once (dlt's default is 20 threads): one, so the staging and merge of the two
+# tables never overlap in DuckDB (see runner.run_load).
+LOAD_WORKERS = 1
+
 # Pages fetched ahead while the previous one is converted; more buys nothing on a sequential cursor.
 PREFETCH_PAGES = 2
 

@@ -36,6 +36,9 @@ FROM {S}.{BATCHES_TABLE}
 WHERE created_at >= {S}.report_since()
 """
 
+# UTC wall time of a TIMESTAMPTZ is written `make_timestamp(epoch_us(ts))` throughout: the same value as
+# `timezone('UTC', ts)`, without going through ICU, which made it 5-15x slower over a million batches.
+
 # Batch price: `batch_factor` (0.5) of the standard price of the period in force at created_at.
 # Uncached input at the input price, cached input at the cached-input price (the input price where
 # none is listed), output (reasoning included) at the output price. No usage or no price: NULL, not 0.
@@ -44,7 +47,7 @@ CREATE OR REPLACE VIEW {S}.batch_costs AS
 WITH joined AS (
     SELECT
         b.id, b.project, b.model, b.model_label, b.endpoint, b.status, b.created_at,
-        CAST(timezone('UTC', b.created_at) AS DATE) AS created_day,
+        CAST(make_timestamp(epoch_us(b.created_at)) AS DATE) AS created_day,
         b.metadata,
         b.usage__input_tokens AS input_tokens,
         b.usage__input_tokens_details__cached_tokens AS cached_input_tokens,
@@ -147,10 +150,13 @@ WHERE is_terminal
 GROUP BY ALL
 """
 THROUGHPUT_HOURLY = _THROUGHPUT.format(
-    schema=S, name="throughput_hourly", bucket="date_trunc('hour', timezone('UTC', ended_at))", column="hour_utc"
+    schema=S,
+    name="throughput_hourly",
+    bucket="date_trunc('hour', make_timestamp(epoch_us(ended_at)))",
+    column="hour_utc",
 )
 THROUGHPUT_DAILY = _THROUGHPUT.format(
-    schema=S, name="throughput_daily", bucket="CAST(timezone('UTC', ended_at) AS DATE)", column="day_utc"
+    schema=S, name="throughput_daily", bucket="CAST(make_timestamp(epoch_us(ended_at)) AS DATE)", column="day_utc"
 )
 
 # Completed batches only: a failed validation takes seconds and an expiry the whole window, which
