@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Sequence
 from datetime import timedelta
@@ -59,7 +58,7 @@ def _print_summary(result: LoadResult, label: str = "load") -> None:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from .config import ConfigError, database_path, run_config
-    from .lock import DatabaseBusy, DatabaseUnusable, database_lock, wait_for_duckdb
+    from .lock import DatabaseBusy, DatabaseUnusable, holding_database
     from .progress import make_progress
     from .runner import run_load
 
@@ -76,10 +75,8 @@ def cmd_load(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    deadline = time.monotonic() + args.wait
     try:
-        with database_lock(db_path, wait=args.wait):
-            wait_for_duckdb(db_path, wait=deadline - time.monotonic(), read_only=False)
+        with holding_database(db_path, wait=args.wait):
             progress = make_progress()
             try:
                 result = run_load(db_path, config, full_refresh=args.full_refresh, progress=progress)
@@ -104,7 +101,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import duckdb
 
     from .config import ConfigError, database_path
-    from .lock import DatabaseBusy, DatabaseUnusable, database_lock, wait_for_duckdb
+    from .lock import DatabaseBusy, DatabaseUnusable, holding_database
     from .status import read_status, render
 
     try:
@@ -115,10 +112,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not Path(db_path).is_file():
         print(f"error: no database at {db_path}: no load has succeeded there yet", file=sys.stderr)
         return EXIT_FAILED
-    deadline = time.monotonic() + args.wait
     try:
-        with database_lock(db_path, wait=args.wait, shared=True):
-            wait_for_duckdb(db_path, wait=deadline - time.monotonic(), read_only=True)
+        with holding_database(db_path, wait=args.wait, shared=True):
             report = read_status(db_path)
     except DatabaseBusy as e:
         print(f"error: {e}", file=sys.stderr)

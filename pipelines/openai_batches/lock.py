@@ -132,3 +132,13 @@ def wait_for_duckdb(db_path: str, *, wait: float, read_only: bool) -> None:
             time.sleep(min(settings.LOCK_POLL_S, remaining))
         except duckdb.Error:
             return
+
+
+@contextlib.contextmanager
+def holding_database(db_path: str, *, wait: float, shared: bool = False) -> Iterator[None]:
+    """Our lock, then DuckDB's own file lock, within one `wait` budget: what every command that opens
+    the database does first (load and report exclusively, status shared)."""
+    deadline = time.monotonic() + wait
+    with database_lock(db_path, wait=wait, shared=shared):
+        wait_for_duckdb(db_path, wait=deadline - time.monotonic(), read_only=shared)
+        yield

@@ -191,7 +191,7 @@ def report_command(
     prices: str | None = None,
 ) -> int:
     from ..config import ConfigError
-    from ..lock import DatabaseBusy, DatabaseUnusable, database_lock, wait_for_duckdb
+    from ..lock import DatabaseBusy, DatabaseUnusable, holding_database
     from ..settings import DEFAULT_LOCK_WAIT_S
 
     try:
@@ -205,8 +205,7 @@ def report_command(
     try:
         # Exclusive, like a load: the report rewrites prices and views, which must not interleave with
         # a cron load's steps. The HTML page draws its charts from several reports, so it runs them all.
-        with database_lock(db_path, wait=DEFAULT_LOCK_WAIT_S):
-            wait_for_duckdb(db_path, wait=DEFAULT_LOCK_WAIT_S, read_only=False)
+        with holding_database(db_path, wait=DEFAULT_LOCK_WAIT_S):
             results = collect(db_path, since, None if html else only, prices)
     except DatabaseBusy as e:
         print(f"error: {e}", file=sys.stderr)
