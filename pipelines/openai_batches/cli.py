@@ -58,7 +58,7 @@ def _print_summary(result: LoadResult, label: str = "load") -> None:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from .config import ConfigError, database_path, run_config
-    from .lock import DatabaseBusy, DatabaseUnusable, holding_database
+    from .lock import DatabaseUnavailable, holding_database
     from .progress import make_progress
     from .runner import run_load
 
@@ -84,12 +84,9 @@ def cmd_load(args: argparse.Namespace) -> int:
                 getattr(progress, "close", lambda: None)()
             if result.changed:
                 _refresh_analysis(db_path)
-    except DatabaseBusy as e:
+    except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_BUSY
-    except DatabaseUnusable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return e.exit_code
     _print_summary(result)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -101,7 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import duckdb
 
     from .config import ConfigError, database_path
-    from .lock import DatabaseBusy, DatabaseUnusable, holding_database
+    from .lock import DatabaseUnavailable, holding_database
     from .status import read_status, render
 
     try:
@@ -115,12 +112,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         with holding_database(db_path, wait=args.wait, shared=True):
             report = read_status(db_path)
-    except DatabaseBusy as e:
+    except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_BUSY
-    except DatabaseUnusable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return e.exit_code
     except duckdb.Error as e:
         print(f"error: cannot read {db_path}: {_first_line(e)}", file=sys.stderr)
         return EXIT_FAILED

@@ -24,12 +24,22 @@ from pathlib import Path
 from . import settings
 
 
-class DatabaseBusy(Exception):
+class DatabaseUnavailable(Exception):
+    """The database cannot be taken; `exit_code` is what a command exits with (one mapping for all)."""
+
+    exit_code = 1
+
+
+class DatabaseBusy(DatabaseUnavailable):
     """Another process holds the database: a temporary condition, the next attempt may succeed."""
 
+    exit_code = 75  # sysexits EX_TEMPFAIL: cron and systemd treat it as "try again later"
 
-class DatabaseUnusable(Exception):
+
+class DatabaseUnusable(DatabaseUnavailable):
     """The database path cannot be used at all (missing directory, not writable, not a file)."""
+
+    exit_code = 2  # a configuration problem: retrying will not help
 
 
 def lock_path(db_path: str) -> Path:

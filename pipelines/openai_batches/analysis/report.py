@@ -191,7 +191,7 @@ def report_command(
     prices: str | None = None,
 ) -> int:
     from ..config import ConfigError
-    from ..lock import DatabaseBusy, DatabaseUnusable, holding_database
+    from ..lock import DatabaseUnavailable, holding_database
     from ..settings import DEFAULT_LOCK_WAIT_S
 
     try:
@@ -207,12 +207,9 @@ def report_command(
         # a cron load's steps. The HTML page draws its charts from several reports, so it runs them all.
         with holding_database(db_path, wait=DEFAULT_LOCK_WAIT_S):
             results = collect(db_path, since, None if html else only, prices)
-    except DatabaseBusy as e:
+    except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_BUSY
-    except DatabaseUnusable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return e.exit_code
     except (KeyError, ValueError, PricesError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return EXIT_CONFIG
