@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     load = sub.add_parser("load", help="load new and changed batches into the database")
-    load.add_argument("--db", help="DuckDB file (default: db_path in .dlt, else ./openai_batches.duckdb)")
+    load.add_argument("--db", help="DuckDB file (default: db_path in .dlt, else ./openai-batches.duckdb)")
     load.add_argument("--full-refresh", action="store_true", help="re-read every batch, not only what changed")
     load.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
     load.set_defaults(func=cmd_load)

@@ -167,7 +167,7 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
 
 
 def database_path(cli_value: str | None) -> str:
-    """--db wins, then OPENAI_BATCHES_DB, then `db_path` in `.dlt`, then ./openai_batches.duckdb."""
+    """--db wins, then OPENAI_BATCHES_DB, then `db_path` in `.dlt`, then ./openai-batches.duckdb."""
     return (
         cli_value
         or os.environ.get("OPENAI_BATCHES_DB")

@@ -53,13 +53,13 @@ def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
 
 
 def _print_contents(db_path: str) -> None:
-    import duckdb
+    from .db import connect
 
-    with duckdb.connect(db_path, read_only=True) as con:
+    with connect(db_path, read_only=True) as con:
         rows = con.execute(
             f"""
             SELECT project, count(*) AS batches,
-                   count(*) FILTER (WHERE status NOT IN ('completed','failed','expired','cancelled')) AS open,
+                   count(*) FILTER (WHERE {settings.is_open_sql()}) AS open,
                    sum(request_counts__total) AS requests,
                    sum(usage__total_tokens) AS tokens,
                    count(*) FILTER (WHERE usage__total_tokens IS NULL) AS without_usage

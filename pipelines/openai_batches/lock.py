@@ -122,13 +122,15 @@ def wait_for_duckdb(db_path: str, *, wait: float, read_only: bool) -> None:
     which reports them in context."""
     import duckdb
 
+    from .db import connect
+
     if not Path(db_path).is_file():
         return
     wait = max(0.0, wait)
     deadline = time.monotonic() + wait
     while True:
         try:
-            duckdb.connect(db_path, read_only=read_only).close()
+            connect(db_path, read_only=read_only).close()
             return
         except duckdb.IOException as e:
             if "lock" not in str(e).lower():

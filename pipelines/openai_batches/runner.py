@@ -98,8 +98,10 @@ def destination_state_version(db_path: str) -> int | None:
         return None
     import duckdb
 
+    from .db import connect
+
     try:
-        with duckdb.connect(db_path, read_only=True) as con:
+        with connect(db_path, read_only=True) as con:
             row = con.execute(
                 f"SELECT max(version) FROM {settings.DATASET_NAME}._dlt_pipeline_state WHERE pipeline_name = ?",
                 [settings.PIPELINE_NAME],
@@ -228,9 +230,13 @@ def _remove_if_empty(db_path: str) -> None:
     an unreachable host) should not leave an empty file that looks like a database."""
     import duckdb
 
+    from .db import CATALOG, connect
+
     try:
-        with duckdb.connect(db_path, read_only=True) as con:
-            row = con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
+        with connect(db_path, read_only=True) as con:
+            row = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ?", [CATALOG]
+            ).fetchone()
     except duckdb.Error:
         return
     if row is not None and row[0] == 0:

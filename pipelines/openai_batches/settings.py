@@ -14,6 +14,20 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 # Every status the reference lists; anything else is loaded as-is but treated as still open (safe side).
 KNOWN_STATUSES = TERMINAL_STATUSES | frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
+
+def is_open(status: object) -> bool:
+    """The one definition of "open": not in a terminal status. An unknown status, or none at all, is
+    open, because a batch the code cannot place must be re-read until the API says it is final."""
+    return status not in TERMINAL_STATUSES
+
+
+def is_open_sql(column: str = "status") -> str:
+    """`is_open` in SQL, for every view, report and status line that counts open batches. NULL is open:
+    `status NOT IN (...)` alone is NULL for a NULL status and would silently drop the batch."""
+    terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+    return f"({column} IS NULL OR {column} NOT IN ({terminal}))"
+
+
 # dlt names: the DuckDB schema, the main table and the table that holds `errors.data`.
 DATASET_NAME = "openai_batches"
 PIPELINE_NAME = "openai_batches"
@@ -21,7 +35,9 @@ BATCHES_TABLE = "batches"
 ERRORS_TABLE = "batches__errors__data"
 
 # Where `load` writes when neither --db nor config names a file: the working directory, next to `.dlt/`.
-DEFAULT_DB_PATH = "openai_batches.duckdb"
+# Not `openai_batches.duckdb`: DuckDB names a file's catalog after it, and a catalog named like the
+# schema `openai_batches` makes every `openai_batches.<table>` ambiguous in the DuckDB CLI.
+DEFAULT_DB_PATH = "openai-batches.duckdb"
 # The demo gets its own file so it never mixes simulated rows into a real database.
 DEMO_DB_PATH = "openai_batches_demo.duckdb"
 

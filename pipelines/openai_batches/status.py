@@ -118,11 +118,11 @@ class StatusReport:
 
 def read_status(db_path: str) -> StatusReport:
     """Everything `status` shows, from a read-only connection (raises duckdb.Error as it comes)."""
-    import duckdb
+    from .db import connect
 
     report = StatusReport(db_path=db_path)
     schema = settings.DATASET_NAME
-    with duckdb.connect(db_path, read_only=True) as con:
+    with connect(db_path, read_only=True) as con:
         tables = {
             row[0]
             for row in con.execute(
@@ -141,9 +141,7 @@ def read_status(db_path: str) -> StatusReport:
             ).fetchall():
                 projects[project] = ProjectStatus(project, _utc(finished), requests, new, updated)
         if settings.BATCHES_TABLE in tables:
-            terminal = ", ".join(f"'{s}'" for s in sorted(settings.TERMINAL_STATUSES))
-            # Same rule as the pipeline: a status it does not know (or none) counts as open.
-            is_open = f"(status IS NULL OR status NOT IN ({terminal}))"
+            is_open = settings.is_open_sql()
             for project, batches, open_now, oldest in con.execute(
                 f"""SELECT coalesce(project, ''), count(*), count(*) FILTER (WHERE {is_open}),
                            min(created_at) FILTER (WHERE {is_open})

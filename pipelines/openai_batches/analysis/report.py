@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from ..db import connect
 from . import settings
 from .prices import PricesError
 from .queries import Result, load_queries, parse_since, run_queries
@@ -38,7 +39,7 @@ def collect(
     queries = load_queries(only=only)
     parse_since(since)  # reject a bad --since before touching the database
     refresh_analysis(db_path, prices_file)
-    with duckdb.connect(db_path, read_only=True) as con:
+    with connect(db_path, read_only=True) as con:
         return run_queries(con, queries, since)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..db import connect
 from ..settings import BATCHES_TABLE, TERMINAL_STATUSES
 from . import settings
 from .prices import Overrides, load_overrides, prices_path, resolve_prices, write_model_prices
@@ -274,7 +275,7 @@ def refresh_analysis(db_path: str, prices_file: str | None = None) -> None:
     if not Path(db_path).exists():
         raise FileNotFoundError(f"no database at {db_path}")
     overrides = load_overrides(prices_path(prices_file), required=prices_file is not None)
-    with duckdb.connect(db_path) as con:
+    with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             if not has_batches(con):

@@ -1,0 +1,79 @@
+"""The one place that opens a DuckDB database file for this program's own SQL (status, views, reports,
+the demo summary, the notebook). dlt's loader connections are made in `destination.py`.
+
+DuckDB names the catalog of `duckdb.connect(path)` after the file (`openai_batches.duckdb` becomes the
+catalog `openai_batches`). When that name equals a schema we create (`openai_batches`,
+`openai_batches_staging`), every `openai_batches.<table>` is ambiguous and fails to bind. So the file
+is attached under a fixed alias that can never equal one of our schema names, and made the session's
+default catalog: the same SQL (views, `queries/`) then runs whatever the file is called. Views bind
+their bodies relative to their own catalog, so views created here also work when the file is opened
+directly in the DuckDB CLI (unless its name makes the CLI's own references ambiguous, which
+`ambiguous_file_name` detects so commands can warn).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+# The catalog alias of the database file in every connection this module opens. Not a schema name of
+# ours, not one of DuckDB's reserved catalogs (memory, system, temp).
+CATALOG = "openai_batches_file"
+
+# Schemas this program (through dlt) creates in a database; a file named like one of them is ambiguous.
+OWN_SCHEMAS = (settings.DATASET_NAME, f"{settings.DATASET_NAME}_staging")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(
+    db_path: str | Path, *, read_only: bool = False, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection whose default catalog is the database file, under an alias that is never ambiguous.
+
+    Raises duckdb.Error as `duckdb.connect(db_path)` would (a lock held by another process, a corrupted
+    file, a missing file when `read_only`)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config=dict(config or {}))
+    try:
+        mode = " (READ_ONLY)" if read_only else ""
+        con.execute(f"ATTACH {_literal(str(db_path))} AS {CATALOG}{mode}")
+        con.execute(f"USE {CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def duckdb_catalog_name(db_path: str | Path) -> str:
+    """The catalog name DuckDB gives a file opened directly (`duckdb FILE`): the file name up to its
+    first dot, with `_db` appended to names DuckDB reserves."""
+    parts = [part for part in Path(db_path).name.split(".") if part]
+    name = parts[0] if parts else Path(db_path).name
+    return f"{name}_db" if name.lower() in ("main", "memory", "system", "temp") else name
+
+
+def ambiguous_file_name(db_path: str | Path) -> str | None:
+    """A warning when the file's name makes `openai_batches.<table>` ambiguous for SQL run directly on
+    it (the DuckDB CLI, another tool), else None. This program itself is not affected (see `connect`)."""
+    catalog = duckdb_catalog_name(db_path)
+    clash = next((s for s in OWN_SCHEMAS if s.lower() == catalog.lower()), None)
+    if clash is None:
+        return None
+    return (
+        f"the database file name {Path(db_path).name!r} gives DuckDB the catalog name {catalog!r}, the same as the "
+        f"schema {clash!r}: SQL run directly on the file (the DuckDB CLI, `queries/`) cannot resolve "
+        f"`{clash}.<table>`; rename the file (e.g. {settings.DEFAULT_DB_PATH!r}) or write "
+        f"`{catalog}.{clash}.<table>`"
+    )
+
+
+__all__ = ["CATALOG", "OWN_SCHEMAS", "ambiguous_file_name", "connect", "duckdb_catalog_name"]
