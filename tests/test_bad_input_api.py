@@ -2,7 +2,7 @@
 
 | input                                           | how it lands                                                  |
 |-------------------------------------------------|---------------------------------------------------------------|
-| unknown new fields (scalar, nested, list, odd)  | new columns (nested keys joined by `__`, lists as JSON text)  |
+| unknown new fields (scalar, nested, list, odd)  | kept exactly in the JSON column `extra_fields`                |
 | unknown status value                            | stored as-is, counted open, re-read until terminal            |
 | unknown endpoint                                | stored as-is                                                  |
 | string / float where an int was                 | coerced when numeric; else NULL with a warning naming it      |
@@ -10,7 +10,7 @@
 | nulls in every nullable field                   | NULL columns; a NULL status counts as open                    |
 | empty-string file ids (Azure while validating)  | NULL, like a file not produced yet                            |
 | 16 metadata keys, 512-char values, odd keys     | JSON column, exact round trip                                 |
-| `has_more: true` with no data                   | asked once more; still empty: end of the list (as the SDK)    |
+| `has_more: true` with no data                   | retried; still empty: the run fails, nothing committed        |
 | the same item on two pages                      | one row, from its first (newest) sighting                     |
 | a cursor that does not advance                  | refused: run fails, one clear line, nothing written           |
 | item without a string id                        | page refused (retried), then a clear error                    |
@@ -55,7 +55,7 @@ def columns_of(db: str, table_name: str = "batches") -> dict[str, str]:
     )
 
 
-def test_unknown_fields_become_new_columns(db: str) -> None:
+def test_unknown_fields_are_kept_exactly_in_extra_fields(db: str) -> None:
     batches = newest_first(3)
     batches[0].update(
         priority=3,
@@ -70,25 +70,33 @@ def test_unknown_fields_become_new_columns(db: str) -> None:
         result = run_load(db, config_for(api.base_url, KEY_A))
         assert result.ok, result.outcomes
         columns = columns_of(db)
-        assert columns["priority"] == "BIGINT"
-        assert columns["service_tier"] == "VARCHAR"
-        assert columns["billing__tier"] == "VARCHAR" and columns["billing__discount"] == "DOUBLE"
-        assert columns["tags"] == "VARCHAR"
-        assert columns["usage__audio_tokens"] == "BIGINT"
-        assert columns["request_counts__cancelled"] == "BIGINT"
-        odd = [c for c in columns if c.startswith("odd_field")]
-        assert odd, columns  # dlt's naming convention makes it a snake_case identifier
+        # No column per unknown field: one that later changes type could otherwise stop every load.
+        assert not {"priority", "service_tier", "billing__tier", "usage__audio_tokens"} & set(columns)
+        assert columns["extra_fields"] == "JSON"
         rows = rows_by_id(db)
         first, second, third = (rows[b["id"]] for b in batches)
-        assert (first["priority"], first["billing__discount"], json.loads(first["tags"])) == (3, 0.5, ["nightly", "eu"])
-        assert (first["usage__audio_tokens"], first["request_counts__cancelled"]) == (7, 1)
-        assert second[odd[0]] == "x" and second["priority"] is None and third["priority"] is None
+        assert json.loads(first["extra_fields"]) == {
+            "priority": 3,
+            "service_tier": "flex",
+            "billing": {"tier": "flex", "discount": 0.5},
+            "tags": ["nightly", "eu"],
+            "usage": {"audio_tokens": 7},
+            "request_counts": {"cancelled": 1},
+        }
+        assert first["usage__input_tokens"] == 1000 and first["request_counts__total"] == 10  # declared: columns
+        assert json.loads(second["extra_fields"]) == {"Odd Field!": "x"}
+        assert third["extra_fields"] is None
 
-        # A later batch without the new fields loads next to them, NULL in the new columns.
+        # A later batch without the new fields loads next to them, NULL in extra_fields.
         api.route = serve_all([make_batch(9), *batches])
         assert run_load(db, config_for(api.base_url, KEY_A)).ok
-    assert rows_by_id(db)[make_batch(9)["id"]]["priority"] is None
+    assert rows_by_id(db)[make_batch(9)["id"]]["extra_fields"] is None
     assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(4,)]
+    # Plain SQL reaches them.
+    tiers = table(
+        db, "SELECT extra_fields->>'$.billing.tier' FROM openai_batches.batches WHERE extra_fields IS NOT NULL"
+    )
+    assert sorted(t for (t,) in tiers if t) == ["flex"]
 
 
 def test_unknown_status_and_endpoint_are_stored_as_is_and_the_batch_is_reread(db: str) -> None:
@@ -196,14 +204,15 @@ def test_sixteen_long_metadata_values_with_odd_keys_round_trip_exactly(db: str) 
     assert table(db, "SELECT metadata->>'$.\"a.b\"' FROM openai_batches.batches") == [(metadata["a.b"],)]
 
 
-def test_has_more_with_no_data_is_asked_again_then_ends_the_list(db: str) -> None:
+def test_has_more_with_no_data_that_persists_fails_the_run_and_commits_nothing(db: str) -> None:
     first = newest_first(3)
     with ScriptedApi(paged([(first, True), ([], True)])) as api:
-        result = run_load(db, config_for(api.base_url, KEY_A))
-    assert result.ok
+        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=3))
+    assert not result.ok
+    assert "has_more is true but the page has no data" in (result.outcomes[0].error or "")
     after = first[-1]["id"]
-    assert [q.get("after") for _, q in api.requests] == [None, after, after]
-    assert set(rows_by_id(db)) == {b["id"] for b in first}
+    assert [q.get("after") for _, q in api.requests] == [None, after, after, after]
+    assert not Path(db).exists()  # nothing committed: the next run starts from the head again
 
 
 def test_has_more_with_no_data_once_is_a_glitch_and_paging_goes_on(db: str) -> None:

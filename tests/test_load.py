@@ -134,13 +134,14 @@ def test_lifecycle_changes_are_picked_up_and_nothing_else_is_reread(
 
 def test_open_batches_deep_in_history_are_refreshed_by_id(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
     old = org.create_batch(
-        project=PROJECT_A, created_at=org.clock.now() - 3600, outcome="completed", processing_seconds=36_000
+        project=PROJECT_A, created_at=org.clock.now() - 30_000, outcome="completed", processing_seconds=86_000
     )
+    # One a minute: the lookback window (15 min) below the newest holds far fewer than a page.
     for i in range(450):
         org.create_batch(
-            project=PROJECT_A, created_at=org.clock.now() - 3000 + i, outcome="failed", validating_seconds=30
+            project=PROJECT_A, created_at=org.clock.now() - 28_000 + 60 * i, outcome="failed", validating_seconds=30
         )
-    org.advance(600)  # the many newer ones fail validation within minutes; `old` is still running
+    org.advance(600)  # the many newer ones failed validation within minutes; `old` is still running
     assert load(db, server, KEY_A).ok
     assert rows_by_id(db)[old]["status"] not in TERMINAL
 

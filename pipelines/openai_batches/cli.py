@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import settings
+from .interrupt import EXIT_SIGINT, Terminated, install_sigterm_handler
 
 if TYPE_CHECKING:
     from .runner import LoadResult
@@ -24,7 +25,21 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 
-def _setup_logging(verbose: bool) -> None:
+class _NoDltTracebacks(logging.Filter):
+    """Without -v, a failure is one `error:` line: dlt's own error records (a failed load job logs the
+    whole traceback, several times) are dropped, and its warnings lose their tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+def _setup_process(verbose: bool) -> None:
+    """What every command needs before anything runs: logging, privacy, no telemetry, signals."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -32,19 +47,33 @@ def _setup_logging(verbose: bool) -> None:
     )
     # dlt logs through its own runtime config; keep it quiet unless asked.
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "INFO" if verbose else "WARNING")
+    if not verbose:
+        logging.getLogger("dlt").addFilter(_NoDltTracebacks())
+    # dlt's anonymous telemetry reports to dlt's host: a cron job run from any directory must not phone
+    # home (.dlt/config.toml says so too, but only when run from the project directory). An explicit
+    # RUNTIME__DLTHUB_TELEMETRY still wins.
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # Databases, dlt's working directory (its traces hold error messages) and lock files are this
+    # user's alone: nothing the program writes is readable by other users.
+    os.umask(0o077)
+    install_sigterm_handler()
 
 
 def _print_summary(result: LoadResult, label: str = "load") -> None:
     for o in result.outcomes:
         c = o.stats.counts
-        status = "FAILED: " + o.error if o.error else "ok"
+        if o.error:
+            # Nothing of a failed project was loaded: its counts would only say what it had read.
+            print(f"{label} [{o.name}] FAILED after {o.stats.requests} requests: nothing loaded")
+            continue
         print(
-            f"{label} [{o.name}] {status}: {o.stats.requests} requests, {c.new} new, "
+            f"{label} [{o.name}] ok: {o.stats.requests} requests, {c.new} new, "
             f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
         )
-    total_new = sum(o.stats.counts.new for o in result.outcomes)
-    total_upd = sum(o.stats.counts.updated for o in result.outcomes)
-    total_open = sum(o.stats.counts.still_open for o in result.outcomes)
+    loaded = [o for o in result.outcomes if not o.error]
+    total_new = sum(o.stats.counts.new for o in loaded)
+    total_upd = sum(o.stats.counts.updated for o in loaded)
+    total_open = sum(o.stats.counts.still_open for o in loaded)
     print(
         f"{label}: {result.requests} requests, {total_new} new, {total_upd} updated, {total_open} still open, "
         f"{result.elapsed:.1f}s -> {result.db_path}"
@@ -58,6 +87,8 @@ def _print_summary(result: LoadResult, label: str = "load") -> None:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from .config import ConfigError, database_path, run_config
+    from .db import ambiguous_file_name
+    from .destination import ForeignDatabase
     from .lock import DatabaseUnavailable, holding_database
     from .progress import make_progress
     from .runner import run_load
@@ -75,6 +106,8 @@ def cmd_load(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
+    if warning := ambiguous_file_name(db_path):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         with holding_database(db_path, wait=args.wait):
             progress = make_progress()
@@ -87,6 +120,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except ForeignDatabase as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     _print_summary(result)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -139,6 +175,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value
 
 
@@ -244,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="load a simulated organisation into a demo database")
     demo.add_argument("--db", help="demo DuckDB file (default ./openai_batches_demo.duckdb; recreated)")
-    demo.add_argument("--batches", type=int, default=None, help="batches in the simulated history")
+    demo.add_argument("--batches", type=_positive_int, default=None, help="batches in the simulated history")
     demo.add_argument("--seed", type=int, default=0, help="seed of the simulated workload")
     demo.set_defaults(func=cmd_demo)
 
@@ -275,15 +321,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "simulate" in argv:
         i = argv.index("simulate")
         args = parser.parse_args(argv[: i + 1])
-        _setup_logging(args.verbose)
+        _setup_process(args.verbose)
         return cmd_simulate(args, argv[i + 1 :])
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_process(args.verbose)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("error: interrupted (SIGINT); nothing unfinished was committed, the next run continues", file=sys.stderr)
+        return EXIT_SIGINT
+    except Terminated as e:
+        print("error: terminated (SIGTERM); nothing unfinished was committed, the next run continues", file=sys.stderr)
+        return e.exit_code
     except Exception as e:
         # Last line of defence: whatever escaped the commands' own handling is still one line for the
         # cron log; -v adds the traceback for whoever debugs it.

@@ -91,6 +91,24 @@ BATCH_COLUMNS: tuple[Column, ...] = (
 
 # Added by the pipeline, not by the API: which configured project the batch came from.
 PROJECT_COLUMN = _text("project", "Configured project name, else the `openai-project` response header.")
+PROJECT_ID_COLUMN = _text(
+    "project_id",
+    "Project id (`proj_...`) from the `openai-project` response header, else the configured `project_id`; "
+    "NULL when neither is known.",
+)
+
+# Where nothing the API sends is lost: fields this version does not declare, and values that do not fit
+# their declared column's type exactly, as the API sent them. A new field, or one that changes type
+# between batches (1, then "gold"), can neither stop a load (a typed column would refuse the second
+# type) nor be truncated (1, then 0.5, stored as 0).
+EXTRA_COLUMN = _col(
+    "extra_fields",
+    pa.string(),
+    "json",
+    "Fields this version does not declare, and values that did not fit their column's type, exactly as the "
+    "API sent them (a JSON object at their original nesting); NULL when there are none.",
+)
+ADDED_COLUMNS = (PROJECT_COLUMN, PROJECT_ID_COLUMN, EXTRA_COLUMN)
 
 ERROR_COLUMNS: tuple[Column, ...] = (
     _text("batch_id", "The batch (`batches.id`) these validation errors belong to."),
@@ -99,18 +117,52 @@ ERROR_COLUMNS: tuple[Column, ...] = (
     _int("line", "Line of the input file, when known."),
     _text("message", "Human-readable error message."),
     _text("param", "Parameter at fault, when known."),
+    _col(
+        "extra_fields",
+        pa.string(),
+        "json",
+        "Fields of the error this version does not declare, and values that did not fit their column, as sent.",
+    ),
 )
+_ERROR_KEYS = frozenset({"code", "line", "message", "param"})
 
 # Hard-delete flag of the errors table: a row carrying it removes the batch's stored errors and is
 # itself never stored. One is sent for each batch that has no errors now, so stale rows disappear.
 STALE_MARKER = "_stale"
 
-BATCH_FIELDS = frozenset(c.path[0] for c in BATCH_COLUMNS) | {"errors", "request_counts", "usage"}
+GONE_COLUMNS: tuple[Column, ...] = (
+    _text("id", "The batch (`batches.id`) the API stopped returning while it was open."),
+    _text("project", "Configured project name, as in `batches.project`."),
+    _ts("confirmed_at", "When the run that confirmed it gone ran."),
+    _text("reason", "`paged past` (the list went past where it must be) or `missing N runs in a row` (404)."),
+)
+# Hard-delete flag of `batches_gone`: set on the row of a batch the API returns again.
+BACK_MARKER = "_back"
+
+
+def _tree(columns: Sequence[Column]) -> dict[str, Any]:
+    """The declared fields as a tree: key -> subtree, or None for a field held by one column."""
+    tree: dict[str, Any] = {}
+    for c in columns:
+        node = tree
+        for key in c.path[:-1]:
+            node = node.setdefault(key, {})
+        node[c.path[-1]] = None
+    return tree
+
+
+# Every field of the batch object a declared column (or the errors table) holds.
+_KNOWN = _tree(BATCH_COLUMNS)
+_KNOWN["errors"]["data"] = None  # the errors table holds errors.data
+_KNOWN.setdefault("request_counts", {})
+_KNOWN.setdefault("usage", {})
+BATCH_FIELDS = frozenset(_KNOWN)
+_NESTED_KNOWN = {key: tree for key, tree in _KNOWN.items() if isinstance(tree, dict)}
 
 
 def batches_arrow_schema() -> pa.Schema:
     fields = [pa.field(c.name, c.arrow_type, nullable=c.name != "id") for c in BATCH_COLUMNS]
-    fields.append(pa.field(PROJECT_COLUMN.name, PROJECT_COLUMN.arrow_type))
+    fields.extend(pa.field(c.name, c.arrow_type) for c in ADDED_COLUMNS)
     return pa.schema(fields)
 
 
@@ -120,26 +172,41 @@ def errors_arrow_schema() -> pa.Schema:
     return pa.schema(fields)
 
 
-def batches_column_hints() -> dict[str, dict[str, Any]]:
-    """dlt column hints for `batches`: declared types, descriptions, timestamps with time zone."""
+def gone_arrow_schema() -> pa.Schema:
+    fields = [pa.field(c.name, c.arrow_type, nullable=c.name != "id") for c in GONE_COLUMNS]
+    fields.append(pa.field(BACK_MARKER, pa.bool_()))
+    return pa.schema(fields)
+
+
+def _hints(columns: Sequence[Column], key: str) -> dict[str, dict[str, Any]]:
     hints: dict[str, dict[str, Any]] = {}
-    for c in (*BATCH_COLUMNS, PROJECT_COLUMN):
-        hint: dict[str, Any] = {"data_type": c.dlt_type, "nullable": c.name != "id", "description": c.description}
+    for c in columns:
+        hint: dict[str, Any] = {"data_type": c.dlt_type, "nullable": c.name != key, "description": c.description}
         if c.dlt_type == "timestamp":
             hint["timezone"] = True
             hint["precision"] = 6
         hints[c.name] = hint
+    return hints
+
+
+def batches_column_hints() -> dict[str, dict[str, Any]]:
+    """dlt column hints for `batches`: declared types, descriptions, timestamps with time zone."""
+    hints = _hints((*BATCH_COLUMNS, *ADDED_COLUMNS), "id")
     hints["id"]["primary_key"] = True
     return hints
 
 
 def errors_column_hints() -> dict[str, dict[str, Any]]:
-    hints: dict[str, dict[str, Any]] = {
-        c.name: {"data_type": c.dlt_type, "nullable": c.name != "batch_id", "description": c.description}
-        for c in ERROR_COLUMNS
-    }
+    hints = _hints(ERROR_COLUMNS, "batch_id")
     hints["batch_id"]["merge_key"] = True
     hints[STALE_MARKER] = {"data_type": "bool", "hard_delete": True, "nullable": True}
+    return hints
+
+
+def gone_column_hints() -> dict[str, dict[str, Any]]:
+    hints = _hints(GONE_COLUMNS, "id")
+    hints["id"]["primary_key"] = True
+    hints[BACK_MARKER] = {"data_type": "bool", "hard_delete": True, "nullable": True}
     return hints
 
 
@@ -152,19 +219,21 @@ def _dig(obj: Mapping[str, Any], path: Sequence[str]) -> Any:
     return value
 
 
-def _to_int(value: Any, column: str, batch_id: Any) -> int | None:
-    """Coerce a value the API should have sent as an integer; keep NULL when it cannot be one."""
+def exact_int(value: Any) -> int | None:
+    """`value` as an int64 when it is exactly one (12, 12.0, "12"), else None (0.5, "n/a", True, 2**70)."""
     if value is None or isinstance(value, bool):
         return None
-    try:
-        number = value if isinstance(value, int) else int(float(value))
-    except (TypeError, ValueError, OverflowError):  # "n/a", "", "nan", "inf", a nested object
-        log.warning("batch %s: %s=%r is not a number; stored as NULL", batch_id, column, value)
-        return None
-    if not _INT64_MIN <= number <= _INT64_MAX:
-        log.warning("batch %s: %s=%r is out of range; stored as NULL", batch_id, column, value)
-        return None
-    return number
+    if isinstance(value, int):
+        number = value
+    else:
+        try:
+            as_float = float(value) if not isinstance(value, str) else float(value.strip())
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if not as_float.is_integer():
+            return None  # a fraction, nan, inf
+        number = int(value.strip()) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else int(as_float)
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
 def _to_text(value: Any) -> str | None:
@@ -173,6 +242,22 @@ def _to_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True)
+
+
+class _Unfit:
+    """Values that no declared column holds exactly, by row, at their path: they go to `extra_fields`."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+
+    def keep(self, row: int, path: Sequence[str], value: Any) -> None:
+        node = self.rows.setdefault(row, {})
+        for key in path[:-1]:
+            inner = node.get(key)
+            if not isinstance(inner, dict):
+                inner = node[key] = {}
+            node = inner
+        node[path[-1]] = value
 
 
 def _column_values(batches: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...], list[Any]]:
@@ -204,9 +289,7 @@ def _column_values(batches: Sequence[Mapping[str, Any]]) -> dict[tuple[str, ...]
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _column_array(column: Column, batches: Sequence[Mapping[str, Any]], values: list[Any] | None = None) -> pa.Array:
-    if values is None:
-        values = [_dig(b, column.path) for b in batches]
+def _column_array(column: Column, batches: Sequence[Mapping[str, Any]], values: list[Any], unfit: _Unfit) -> pa.Array:
     if column.dlt_type == "json":
         return pa.array([None if v is None else _json_text(v) for v in values], pa.string())
     is_time = column.arrow_type == TIMESTAMP
@@ -214,130 +297,158 @@ def _column_array(column: Column, batches: Sequence[Mapping[str, Any]], values: 
     try:
         array = pa.array(values, array_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        # Slow path for the rare page with an odd value (a string where an int was): coerce one by one.
+        # Slow path for the rare page with an odd value: one by one, nothing truncated.
         if array_type == pa.string():
             array = pa.array([_to_text(v) for v in values], pa.string())
         else:
-            array = pa.array([_to_int(v, column.name, b.get("id")) for v, b in zip(values, batches, strict=True)])
-            array = array.cast(array_type)
+            kept: list[int | None] = []
+            for row, (value, batch) in enumerate(zip(values, batches, strict=True)):
+                number = exact_int(value)
+                if number is None and value is not None:
+                    log.warning(
+                        "batch %s: %s=%s is not an integer; the column is NULL and the value is kept in extra_fields",
+                        batch.get("id"),
+                        column.name,
+                        _shown(value),
+                    )
+                    unfit.keep(row, column.path, value)
+                kept.append(number)
+            array = pa.array(kept, pa.int64()).cast(array_type)
     if is_time:
-        array = _epoch_to_timestamp(array, column.name, batches)
+        array = _epoch_to_timestamp(array, column, batches, unfit)
     if column.blank_is_null:
         array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
     return array
 
 
-def _epoch_to_timestamp(seconds: pa.Array, column: str, batches: Sequence[Mapping[str, Any]]) -> pa.Array:
-    """Epoch seconds as microsecond timestamps, vectorised; a value too large for that is NULL."""
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _epoch_to_timestamp(
+    seconds: pa.Array, column: Column, batches: Sequence[Mapping[str, Any]], unfit: _Unfit
+) -> pa.Array:
+    """Epoch seconds as microsecond timestamps, vectorised; a value too large for that is NULL (and kept)."""
     try:
         return pc.multiply_checked(seconds, 1_000_000).cast(TIMESTAMP)
     except pa.ArrowInvalid:
         limit = _INT64_MAX // 1_000_000
         kept = []
-        for value, batch in zip(seconds.to_pylist(), batches, strict=True):
+        for row, (value, batch) in enumerate(zip(seconds.to_pylist(), batches, strict=True)):
             if value is not None and abs(value) > limit:
-                log.warning("batch %s: %s=%r is out of range; stored as NULL", batch.get("id"), column, value)
+                log.warning(
+                    "batch %s: %s=%r is out of range; the column is NULL and the value is kept in extra_fields",
+                    batch.get("id"),
+                    column.name,
+                    value,
+                )
+                unfit.keep(row, column.path, value)
                 value = None
             kept.append(value)
         return pc.multiply_checked(pa.array(kept, pa.int64()), 1_000_000).cast(TIMESTAMP)
 
 
-def _flatten_unknown(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, Mapping) and value:
-        for key, inner in value.items():
-            _flatten_unknown(f"{prefix}__{key}", inner, out)
-    elif isinstance(value, (list, Mapping)):
-        out[prefix] = json.dumps(value, sort_keys=True)
-    else:
-        out[prefix] = value
-
-
-def _known_tree(prefix: str) -> dict[str, Any]:
-    """The declared columns under one nested field as a tree: key -> subtree, or None for a leaf column."""
-    tree: dict[str, Any] = {}
-    for c in BATCH_COLUMNS:
-        if len(c.path) > 1 and c.path[0] == prefix:
-            node = tree
-            for key in c.path[1:-1]:
-                node = node.setdefault(key, {})
-            node[c.path[-1]] = None
-    return tree
-
-
-_NESTED_KNOWN = {key: _known_tree(key) for key in ("usage", "request_counts")}
-
-
 def _only_known(value: dict[str, Any], tree: dict[str, Any]) -> bool:
-    """True when flattening `value` the way `_flatten_unknown` does yields declared columns only."""
+    """True when every key of `value`, at every level, is a declared field."""
     for key, inner in value.items():
         if key not in tree:
             return False
         sub = tree[key]
-        if sub is None:
-            if type(inner) is not dict and isinstance(inner, Mapping):
-                return False  # an unusual mapping type: let the general path decide
-            if type(inner) is dict and inner:
-                return False  # a leaf column that arrived as a map: its keys are new columns
-        elif type(inner) is not dict or not inner or not _only_known(inner, sub):
+        if sub is None or inner is None:
+            continue  # a column holds it (a value of the wrong type is found by the column's conversion)
+        if type(inner) is not dict or not _only_known(inner, sub):
             return False
     return True
 
 
 def _has_unknown_fields(batch: Mapping[str, Any]) -> bool:
-    """Cheap test that lets almost every batch skip the flattening below (identical result when False)."""
+    """Cheap test that lets almost every batch skip `_unknown_part` (same answer when False)."""
     if type(batch) is not dict or not batch.keys() <= BATCH_FIELDS:
         return True
     for key, tree in _NESTED_KNOWN.items():
         nested = batch.get(key)
-        if type(nested) is dict:
-            if not _only_known(nested, tree):
-                return True
-        elif nested is not None and isinstance(nested, Mapping):
+        if nested is None:
+            continue
+        if type(nested) is not dict or not _only_known(nested, tree):
             return True
     return False
 
 
-def _unknown_columns(batches: Sequence[Mapping[str, Any]]) -> dict[str, pa.Array]:
-    """Fields the API added after this code was written: kept as extra columns, never dropped."""
-    known = {c.name for c in BATCH_COLUMNS}
-    rows: list[dict[str, Any]] = []
-    names: dict[str, None] = {}
-    for batch in batches:
-        extra: dict[str, Any] = {}
-        if not _has_unknown_fields(batch):
-            rows.append(extra)
+def _unknown_part(value: Any, tree: dict[str, Any]) -> Any:
+    """The part of `value` that no declared field holds (None when there is none): unknown keys, and a
+    container that is not an object at all (`usage: "n/a"`)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[str, Any] = {}
+    for key, inner in value.items():
+        if key not in tree:
+            out[key] = inner
+        elif isinstance(tree[key], dict):
+            part = _unknown_part(inner, tree[key])
+            if part is not None:
+                out[key] = part
+    return out or None
+
+
+# Unknown fields announced once per process: a new field arrives on every batch from then on.
+_ANNOUNCED: set[str] = set()
+
+
+def _announce(batch_id: Any, unknown: dict[str, Any]) -> None:
+    for key, value in unknown.items():
+        if key in _NESTED_KNOWN and not isinstance(value, Mapping):
+            log.warning(
+                "batch %s: %s=%s is not an object; its columns are NULL and the value is kept in extra_fields",
+                batch_id,
+                key,
+                _shown(value),
+            )
             continue
-        for key, value in batch.items():
-            if key not in BATCH_FIELDS:
-                _flatten_unknown(key, value, extra)
-        for key in ("usage", "request_counts"):
-            nested: dict[str, Any] = {}
-            if isinstance(batch.get(key), Mapping):
-                _flatten_unknown(key, batch[key], nested)
-            extra.update({k: v for k, v in nested.items() if k not in known})
-        rows.append(extra)
-        names.update(dict.fromkeys(extra))
-    columns: dict[str, pa.Array] = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        try:
-            columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            columns[name] = pa.array([_to_text(v) for v in values], pa.string())
-        if pa.types.is_null(columns[name].type):
-            columns[name] = columns[name].cast(pa.string())
-    return columns
+        paths = [f"{key}.{inner}" for inner in value] if key in _NESTED_KNOWN else [key]
+        for path in paths:
+            if path not in _ANNOUNCED:
+                _ANNOUNCED.add(path)
+                log.warning("the API sends a field this version does not declare: %s (kept in extra_fields)", path)
 
 
-def batches_to_arrow(batches: Sequence[Mapping[str, Any]], projects: Sequence[str]) -> pa.Table:
-    """One arrow table for `batches`, in the declared column order, plus any field the API added."""
+def _merge(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    for key, value in other.items():
+        if isinstance(into.get(key), dict) and isinstance(value, dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def _extra_fields(batches: Sequence[Mapping[str, Any]], unfit: _Unfit) -> pa.Array:
+    texts: list[str | None] = []
+    for row, batch in enumerate(batches):
+        extra: dict[str, Any] | None = None
+        if _has_unknown_fields(batch):
+            extra = _unknown_part(batch, _KNOWN)
+            if extra:
+                _announce(batch.get("id"), extra)
+        if row in unfit.rows:
+            extra = _merge(extra or {}, unfit.rows[row])
+        texts.append(_json_text(extra) if extra else None)
+    return pa.array(texts, pa.string())
+
+
+def batches_to_arrow(
+    batches: Sequence[Mapping[str, Any]], projects: Sequence[str], project_ids: Sequence[str | None] | None = None
+) -> pa.Table:
+    """One arrow table for `batches`, in the declared column order; whatever no column holds exactly is
+    in `extra_fields`."""
     values = _column_values(batches)
-    arrays = [_column_array(c, batches, values[c.path]) for c in BATCH_COLUMNS]
+    unfit = _Unfit()
+    arrays = [_column_array(c, batches, values[c.path], unfit) for c in BATCH_COLUMNS]
     arrays.append(pa.array(list(projects), pa.string()))
-    table = pa.Table.from_arrays(arrays, schema=batches_arrow_schema())
-    for name, array in _unknown_columns(batches).items():
-        table = table.append_column(name, array)
-    return table
+    arrays.append(pa.array(list(project_ids) if project_ids is not None else [None] * len(batches), pa.string()))
+    arrays.append(_extra_fields(batches, unfit))
+    return pa.Table.from_arrays(arrays, schema=batches_arrow_schema())
 
 
 def errors_to_arrow(batches: Iterable[Mapping[str, Any]]) -> pa.Table:
@@ -356,14 +467,29 @@ def errors_to_arrow(batches: Iterable[Mapping[str, Any]]) -> pa.Table:
                 values.append(row.get(name))
             continue
         for index, error in enumerate(data):
-            error = error if isinstance(error, Mapping) else {"message": _to_text(error)}
+            extra: dict[str, Any] = {}
+            if not isinstance(error, Mapping):
+                extra["error"] = error
+                error = {"message": _to_text(error)}
+            line = error.get("line")
+            line_number = exact_int(line)
+            if line is not None and line_number is None:
+                log.warning(
+                    "batch %s: errors.data[%d].line=%s is not an integer; kept in extra_fields",
+                    batch["id"],
+                    index,
+                    _shown(line),
+                )
+                extra["line"] = line
+            extra.update({k: v for k, v in error.items() if k not in _ERROR_KEYS})
             row = {
                 "batch_id": batch["id"],
                 "error_index": index,
                 "code": _to_text(error.get("code")),
-                "line": _to_int(error.get("line"), "errors.data.line", batch["id"]),
+                "line": line_number,
                 "message": _to_text(error.get("message")),
                 "param": _to_text(error.get("param")),
+                "extra_fields": _json_text(extra) if extra else None,
                 STALE_MARKER: None,
             }
             for name, values in cols.items():
@@ -371,15 +497,39 @@ def errors_to_arrow(batches: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.table(cols, schema=errors_arrow_schema())
 
 
+def gone_to_arrow(gone: Sequence[tuple[str, str]], back: Sequence[str], project: str, at: float) -> pa.Table:
+    """Rows of `batches_gone`: (id, reason) confirmed gone now, and a delete marker for each id in `back`
+    (confirmed gone earlier, returned by the API again)."""
+    ids = [g[0] for g in gone] + list(back)
+    seconds = int(at)
+    return pa.table(
+        {
+            "id": ids,
+            "project": [project] * len(ids),
+            "confirmed_at": pa.array([seconds * 1_000_000] * len(ids), pa.int64()).cast(TIMESTAMP),
+            "reason": [g[1] for g in gone] + [None] * len(back),
+            BACK_MARKER: [None] * len(gone) + [True] * len(back),
+        },
+        schema=gone_arrow_schema(),
+    )
+
+
 __all__ = [
+    "ADDED_COLUMNS",
     "BATCHES_TABLE",
     "BATCH_COLUMNS",
     "ERRORS_TABLE",
     "ERROR_COLUMNS",
+    "EXTRA_COLUMN",
+    "GONE_COLUMNS",
     "PROJECT_COLUMN",
+    "PROJECT_ID_COLUMN",
     "STALE_MARKER",
     "batches_column_hints",
     "batches_to_arrow",
     "errors_column_hints",
     "errors_to_arrow",
+    "exact_int",
+    "gone_column_hints",
+    "gone_to_arrow",
 ]

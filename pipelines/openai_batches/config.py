@@ -8,6 +8,7 @@ tables, each with its own `api_key` (and optional `base_url`, `organization`, `p
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class RunConfig:
     projects: tuple[ProjectConfig, ...]
     timeout: float = settings.READ_TIMEOUT_S
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
+    lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
 
 
 def _lookup(key: str) -> Any:
@@ -91,6 +93,21 @@ def _text(value: Any, setting: str) -> str | None:
     return value
 
 
+def _key(value: Any, setting: str) -> str | None:
+    """An API key as it will be sent: surrounding whitespace (a pasted line, CRLF) stripped; anything
+    else that cannot go into an HTTP header refused, in a message that never shows the key."""
+    from .helpers import check_api_key
+
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{setting} must be a string, got {type(value).__name__}")
+    key, problem = check_api_key(value)
+    if problem:
+        raise ConfigError(f"{setting}: {problem}")
+    return key
+
+
 def _url(value: str, setting: str) -> str:
     from .helpers import base_url_problem
 
@@ -108,6 +125,8 @@ def _number(value: Any, setting: str, default: float, minimum: float) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{setting} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{setting} must be a finite number, got {value!r}")
     if number < minimum:
         raise ConfigError(f"{setting} must be at least {minimum:g}, got {number:g}")
     return number
@@ -120,7 +139,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
     named = _lookup("projects")
     if named is not None and not isinstance(named, Mapping):
         raise ConfigError(f"{SECTION}.projects must be a table of [{SECTION}.projects.NAME] sections")
-    default_base = os.environ.get("OPENAI_BASE_URL") or _text(_lookup("base_url"), f"{SECTION}.base_url")
+    default_base = os.environ.get("OPENAI_BASE_URL", "").strip() or _text(_lookup("base_url"), f"{SECTION}.base_url")
     base_setting = "OPENAI_BASE_URL" if os.environ.get("OPENAI_BASE_URL") else f"{SECTION}.base_url"
     if named:
         projects = []
@@ -128,7 +147,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
             where = f"{SECTION}.projects.{name}"
             if not isinstance(entry, Mapping):
                 raise ConfigError(f"{where} must be a table with at least api_key")
-            key = _text(entry.get("api_key"), f"{where}.api_key")
+            key = _key(entry.get("api_key"), f"{where}.api_key")
             if not key:
                 raise ConfigError(f"{where}.api_key is missing (put it in .dlt/secrets.toml)")
             projects.append(
@@ -144,7 +163,10 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
                 )
             )
         return tuple(projects)
-    key = os.environ.get("OPENAI_API_KEY") or _text(_lookup("api_key"), f"{SECTION}.api_key")
+    if os.environ.get("OPENAI_API_KEY"):
+        key = _key(os.environ["OPENAI_API_KEY"], "OPENAI_API_KEY")
+    else:
+        key = _key(_lookup("api_key"), f"{SECTION}.api_key")
     if not key:
         return ()
     return (
@@ -163,6 +185,9 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
         projects=configured_projects() if projects is None else projects,
         timeout=_number(_lookup("request_timeout"), f"{SECTION}.request_timeout", settings.READ_TIMEOUT_S, 0.01),
         max_attempts=int(_number(_lookup("max_attempts"), f"{SECTION}.max_attempts", settings.RETRY_MAX_ATTEMPTS, 1)),
+        lookback_seconds=int(
+            _number(_lookup("lookback_seconds"), f"{SECTION}.lookback_seconds", settings.DEFAULT_LOOKBACK_S, 0)
+        ),
     )
 
 

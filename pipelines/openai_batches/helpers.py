@@ -7,21 +7,28 @@ only the base URL and the key differ.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from . import settings
+from .redact import Redactor
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -113,6 +120,7 @@ class Page:
     data: list[dict[str, Any]]
     has_more: bool
     project: str | None  # the `openai-project` response header: whose batches these are
+    server_time: float | None = None  # the response's `Date` header (epoch seconds): the API's "now"
 
 
 def _parse_retry_after(headers: httpx.Headers) -> float | None:
@@ -136,44 +144,191 @@ def _parse_retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
-def _error_details(response: httpx.Response, secret: str) -> tuple[str, str | None]:
+# Longest excerpt of a body that is not the expected JSON: enough to recognise an HTML error page.
+_EXCERPT_CHARS = 120
+
+
+def _error_details(body: bytes, redactor: Redactor) -> tuple[str, str | None]:
     """The API's own message and code from an error body; a short excerpt when it is not JSON.
 
-    `secret` (the key) is masked wherever the server echoed it, before the excerpt is cut, so that
-    neither the error nor the retry warnings logged on the way carry it, not even in part."""
-
-    def masked(text: str) -> str:
-        # A "key" of a few characters is a test stub, not a secret: masking it would garble every message.
-        return text.replace(secret, "***") if len(secret) >= 8 else text
-
+    Everything goes through `redactor` (the key masked wherever the server echoed it, even in part;
+    control characters and escape sequences removed; length bounded), so neither the error nor the
+    retry warnings logged on the way can carry the key or forge log lines."""
     try:
-        body = response.json()
-        error = body.get("error") if isinstance(body, Mapping) else None
+        parsed = json.loads(body)
+        error = parsed.get("error") if isinstance(parsed, Mapping) else None
         if isinstance(error, Mapping):
-            return masked(str(error.get("message") or "")), error.get("code")
+            code = error.get("code")
+            return redactor.clean(error.get("message") or ""), (
+                redactor.clean(code, 80) if isinstance(code, str) else None
+            )
     except ValueError:
         pass
-    text = " ".join(masked(response.text).split())[:120]
+    text = redactor.clean(body.decode("utf-8", errors="replace"), _EXCERPT_CHARS)
     return (f"non-JSON body: {text}" if text else "empty body"), None
+
+
+def check_api_key(key: str) -> tuple[str, str | None]:
+    """The key without surrounding whitespace, and why it cannot be used (None when it can).
+
+    A pasted key often carries a newline or a CRLF; httpx then refuses the header and puts its value,
+    the whole key, in the exception. Surrounding whitespace is stripped; anything else that cannot go
+    into an HTTP header is refused, and the reason never contains the key."""
+    key = key.strip()
+    if not key:
+        return key, "the API key is empty"
+    bad = [ch for ch in key if not 0x21 <= ord(ch) <= 0x7E]
+    if bad:
+        return key, (
+            f"the API key contains {len(bad)} character(s) that cannot be sent in an HTTP header (spaces, line "
+            "breaks, control or non-ASCII characters); copy the key again"
+        )
+    return key, None
+
+
+def shown_url(url: str) -> str:
+    """A URL as it may be printed: user name and password (if any) replaced, control characters gone."""
+    try:
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
+        url = urlunsplit(parts)
+    except ValueError:
+        url = "***" if "@" in url else url
+    return Redactor().clean(url, 200)
 
 
 def base_url_problem(base_url: str) -> str | None:
     """Why a base URL cannot work, or None. Configuration checks it up front (a clear exit 2 before
-    anything runs) and the client again, for callers that build one directly."""
+    anything runs) and the client again, for callers that build one directly. No message shows a
+    password the URL may carry."""
+    shown = shown_url(base_url)
     try:
         url = httpx.URL(base_url.rstrip("/"))
         port = url.port
-    except httpx.InvalidURL as e:
-        return f"base URL {base_url!r} is not a valid URL ({e})"
+    except httpx.InvalidURL:
+        return f"base URL {shown!r} is not a valid URL"
     if url.scheme not in ("http", "https") or not url.host:
-        return f"base URL {base_url!r} must start with http:// or https:// and name a host"
+        return f"base URL {shown!r} must start with http:// or https:// and name a host"
+    if url.userinfo:
+        # httpx would send them as Basic auth instead of the Bearer key, and every error line would
+        # print them: refused, so they can be neither used nor shown.
+        return (
+            f"base URL {shown!r} contains a user name or password: remove them (the key goes in OPENAI_API_KEY "
+            "or api_key in .dlt/secrets.toml)"
+        )
     if "%" in url.host or (port is not None and not 0 < port < 65536):
-        return f"base URL {base_url!r} names an invalid host or port"
+        return f"base URL {shown!r} names an invalid host or port"
+    if url.query or url.fragment:
+        return f"base URL {shown!r} must not have a query string or fragment"
     return None
 
 
+# A project header sharing this many characters with the key is the key echoed back, not a project id:
+# it is never stored. (Project ids are public; a shorter common run, like the simulator's `research`
+# in both `sk-sim-research` and `proj_research`, is a coincidence of names, not a leak.)
+_PROJECT_SECRET_RUN = 16
+
+# What an `openai-project` header may look like to be used as a project name (`proj_...` ids).
+_PROJECT_HEADER = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def _server_time(headers: httpx.Headers) -> float | None:
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class _Deadline(threading.local):
+    """The instant by which the current thread's request must be done (None: no request under way)."""
+
+    at: float | None = None
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write waits at most until the request's deadline.
+
+    httpx's timeouts bound each wait for bytes, not the request: a server that sends a byte every few
+    seconds, in the headers or the body, would keep a request (and the run, and its lock) alive forever."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def _bounded(self, timeout: float | None) -> float | None:
+        if self._deadline.at is None:
+            return timeout
+        remaining = self._deadline.at - time.monotonic()
+        if remaining <= 0:
+            raise httpcore.ReadTimeout("the request's total time limit was reached")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._bounded(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._bounded(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, self._bounded(timeout))
+        return _DeadlineStream(inner, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend, deadline: _Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options), self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _bound_total_time(client: httpx.Client, deadline: _Deadline) -> None:
+    """Route every connection of `client` (direct and through proxies) through `_DeadlineStream`.
+
+    httpx does not expose httpcore's network backend, so it is swapped on the connection pools of the
+    client's transports (httpx < 0.29 is pinned; tests/test_hostile_api.py fails if this stops working)."""
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
+
+
 class BatchesClient:
-    """`GET /batches` and `GET /batches/{id}` with authentication, retries and request counting."""
+    """`GET /batches` and `GET /batches/{id}` with authentication, retries and request counting.
+
+    Every request is bounded in total time (a server that trickles bytes cannot hold a run, and its
+    lock, forever), and everything shown from a response is cleaned by one `Redactor` that knows the key.
+    """
 
     def __init__(
         self,
@@ -187,24 +342,35 @@ class BatchesClient:
     ) -> None:
         if not api_key:
             raise ApiError("no API key configured (set OPENAI_API_KEY or sources.openai_batches.api_key)")
+        api_key, problem = check_api_key(api_key)
+        if problem:
+            raise ApiError(problem)
         if problem := base_url_problem(base_url):
             raise ApiError(problem)
         base = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        if organization:
-            headers["OpenAI-Organization"] = organization
-        if project:
-            headers["OpenAI-Project"] = project
-        self._secret = api_key
+        for name, value in (("OpenAI-Organization", organization), ("OpenAI-Project", project)):
+            if value:
+                value = value.strip()
+                if not value.isascii() or not value.isprintable():
+                    raise ApiError(f"the {name} header value contains characters that cannot be sent in HTTP")
+                headers[name] = value
+        self.redactor = Redactor(api_key)
         self._base = base
+        self.shown_base = shown_url(base)
+        self.timeout = timeout
         self._http = httpx.Client(
             headers=headers,
+            # The read timeout bounds each wait for bytes; `timeout` also bounds the whole request (see _read).
             timeout=httpx.Timeout(timeout, connect=min(timeout, settings.CONNECT_TIMEOUT_S)),
             follow_redirects=False,
         )
+        self._deadline = _Deadline()
+        _bound_total_time(self._http, self._deadline)
         self.retry = retry or RetryPolicy()
         self.requests_made = 0
         self._count_lock = threading.Lock()
+        self._warned: set[str] = set()
 
     def close(self) -> None:
         self._http.close()
@@ -219,23 +385,44 @@ class BatchesClient:
         params: dict[str, Any] = {"limit": limit}
         if after:
             params["after"] = after
-        what = f"GET {self._base}/batches" + (f"?after={after}" if after else "")
+        what = f"GET {self.shown_base}/batches" + (f"?after={self.redactor.clean(after, 80)}" if after else "")
         body, response = self._get("/batches", params, what, expect="list")
         return Page(
             data=body["data"],
             has_more=bool(body.get("has_more")),
-            project=response.headers.get("openai-project"),
+            project=self._project_header(response),
+            server_time=_server_time(response.headers),
         )
 
     def retrieve(self, batch_id: str) -> dict[str, Any] | None:
-        """The batch as it is now, or None when the API no longer knows it (404)."""
+        """The batch as it is now, or None when the API answers 404 for it."""
+        path = "/batches/" + quote(batch_id, safe="")
+        what = f"GET {self.shown_base}/batches/{self.redactor.clean(batch_id, 80)}"
         try:
-            body, _ = self._get(f"/batches/{batch_id}", {}, f"GET {self._base}/batches/{batch_id}", expect="batch")
+            body, _ = self._get(path, {}, what, expect="batch")
         except ApiError as e:
             if e.status == 404:
                 return None
             raise
+        if body.get("id") != batch_id:
+            raise ApiError(what, message="the API returned a different batch than the one asked for")
         return body
+
+    def _project_header(self, response: httpx.Response) -> str | None:
+        """The `openai-project` header when it looks like a project id; anything else (a value carrying
+        the key, control characters, kilobytes) is not used as a name, with one warning per client."""
+        value = response.headers.get("openai-project")
+        if value is None:
+            return None
+        if _PROJECT_HEADER.match(value) and not self.redactor.contains_secret(value, _PROJECT_SECRET_RUN):
+            return value
+        if "project" not in self._warned:
+            self._warned.add("project")
+            log.warning(
+                "ignoring an openai-project response header that is not a project id: %s",
+                self.redactor.clean(value, 80),
+            )
+        return None
 
     def _get(self, path: str, params: dict[str, Any], what: str, expect: str) -> tuple[dict[str, Any], httpx.Response]:
         retrying = Retrying(
@@ -254,26 +441,38 @@ class BatchesClient:
                 e.args = (str(e),)  # the one line, now with the attempts
             raise e from None
 
+    def _read(self, path: str, params: dict[str, Any]) -> tuple[httpx.Response, bytes]:
+        """One request with the whole body read, within `timeout` seconds from connect to last byte."""
+        self._deadline.at = time.monotonic() + self.timeout
+        try:
+            response = self._http.get(self._base + path, params=params)
+        finally:
+            self._deadline.at = None
+        return response, response.content
+
     def _attempt(
         self, path: str, params: dict[str, Any], what: str, expect: str
     ) -> tuple[dict[str, Any], httpx.Response]:
         with self._count_lock:
             self.requests_made += 1
         try:
-            response = self._http.get(self._base + path, params=params)
+            response, raw = self._read(path, params)
         except httpx.TimeoutException as e:
             raise RetryableApiError(what, message=f"timed out ({type(e).__name__})") from None
-        except httpx.UnsupportedProtocol as e:
-            raise ApiError(what, message=f"unsupported URL: {e}") from None
+        except httpx.UnsupportedProtocol:
+            raise ApiError(what, message="unsupported URL scheme") from None
         except httpx.TransportError as e:
-            raise RetryableApiError(what, message=f"connection failed: {e or type(e).__name__}") from None
-        request_id = response.headers.get("x-request-id")
+            # httpx's own text can quote what was sent (a header value): show only its kind and cleaned text.
+            raise RetryableApiError(
+                what, message=f"connection failed: {type(e).__name__}: {self.redactor.clean(e, 160)}"
+            ) from None
+        request_id = self._request_id(response)
         if response.status_code >= 400:
-            self._raise_for_status(response, what, request_id)
+            self._raise_for_status(response, raw, what, request_id)
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
-            message, _ = _error_details(response, self._secret)
+            message, _ = _error_details(raw, self.redactor)
             raise RetryableApiError(what, status=response.status_code, message=message, request_id=request_id) from None
         if not _has_shape(body, expect):
             raise RetryableApiError(
@@ -282,11 +481,24 @@ class BatchesClient:
                 message=f"unexpected response body (not a {expect} object)",
                 request_id=request_id,
             )
+        if expect == "list" and body.get("has_more") and not body["data"]:
+            # Contradictory ("more", but nothing): retried like any bad answer. Taken as the end of the list,
+            # it once ended a backfill part way with the watermark at the head, losing the rest for good.
+            raise RetryableApiError(
+                what,
+                status=response.status_code,
+                message="has_more is true but the page has no data",
+                request_id=request_id,
+            )
         return body, response
 
-    def _raise_for_status(self, response: httpx.Response, what: str, request_id: str | None) -> None:
+    def _request_id(self, response: httpx.Response) -> str | None:
+        value = response.headers.get("x-request-id")
+        return self.redactor.clean(value, 80) if value else None
+
+    def _raise_for_status(self, response: httpx.Response, raw: bytes, what: str, request_id: str | None) -> None:
         status = response.status_code
-        message, code = _error_details(response, self._secret)
+        message, code = _error_details(raw, self.redactor)
         retryable = (
             status in settings.RETRYABLE_STATUSES or status >= 500
         ) and code not in settings.NON_RETRYABLE_CODES
@@ -319,15 +531,18 @@ def _has_id(item: Any) -> bool:
 
 def iter_pages(
     client: BatchesClient,
-    wants_next: Callable[[Page], bool],
+    first: Page,
+    observe: Callable[[Page], tuple[T, bool]],
     prefetch: int = settings.PREFETCH_PAGES,
-) -> Iterator[Page]:
-    """Every list page from the head (newest first), cursor `after` = the last item's id.
+) -> Iterator[tuple[Page, T]]:
+    """`first` (the head page, already fetched), then every following list page, cursor `after` = the
+    last item's id; each with what `observe` made of it.
 
-    Stops after a page with `has_more` false, an empty page, or one after which `wants_next`
-    says no. `wants_next` sees every page and runs in the fetching thread, in page order, before the next request,
-    so no request is made that the caller would not use. The next page is fetched while the
-    caller processes the current one, which hides local work behind network latency."""
+    `observe(page)` returns (what to hand the caller, whether the next page is needed). It sees every
+    page, `first` included, and runs in the fetching thread, in page order, before the next request, so
+    no request is made that the caller would not use. Paging stops after a page with `has_more` false or
+    one `observe` needs nothing after. The next page is fetched while the caller processes the current
+    one, which hides local work behind network latency."""
     pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, prefetch))
     closing = threading.Event()
 
@@ -341,28 +556,22 @@ def iter_pages(
         return False
 
     def fetch() -> None:
-        after: str | None = None
+        page = first
         used_cursors: set[str] = set()
         try:
             while not closing.is_set():
-                page = client.list_page(after=after)
-                if page.has_more and not page.data:
-                    # Contradictory: "more" but nothing. Asked once more in case it was a glitch; if it
-                    # persists (gateways that always say has_more), it ends the list, as in the SDK.
-                    log.warning("GET /batches after=%s: has_more but no data; asking again", after)
-                    page = client.list_page(after=after)
-                wanted = wants_next(page)  # always: the caller observes every page, the last included
+                seen, wanted = observe(page)  # always: the caller observes every page, the last included
                 more = bool(page.data) and page.has_more and wanted
-                if not put("page", page) or not more:
+                if not put("page", (page, seen)) or not more:
                     return
                 cursor = page.data[-1]["id"]
                 if cursor in used_cursors:
                     raise ApiError(
-                        f"GET {client._base}/batches?after={cursor}",
+                        f"GET {client.shown_base}/batches?after={client.redactor.clean(cursor, 80)}",
                         message="the API returned the same cursor twice (paging does not advance); stopping",
                     )
                 used_cursors.add(cursor)
-                after = cursor
+                page = client.list_page(after=cursor)
         except BaseException as e:  # handed to the consumer, which re-raises it in its own thread
             put("error", e)
         finally:

@@ -6,7 +6,6 @@ what loaded stays loaded, the failure is reported, and the exit code says so.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -19,9 +18,14 @@ from pathlib import Path
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import ProgressSink, SyncStats, openai_batches, settings
+from . import settings
 from .config import RunConfig
+from .destination import ForeignDatabase, check_not_foreign, duckdb_destination
 from .helpers import ApiError, RetryPolicy
+from .interrupt import interruption
+from .progress_sink import ProgressSink
+from .source import openai_batches
+from .stats import SyncStats
 from .status import record_run
 
 log = logging.getLogger(__name__)
@@ -69,13 +73,6 @@ def working_dir(db_path: str) -> str:
 
 
 def make_pipeline(db_path: str) -> dlt.Pipeline:
-    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-    # DuckDB's memory grows with its thread count (buffers per thread), i.e. with the machine, not the
-    # data; the loader's merges are small and run as fast on one thread (settings.DUCKDB_LOAD_THREADS).
-    credentials = DuckDbCredentials(
-        str(Path(db_path).resolve()), global_config={"threads": settings.DUCKDB_LOAD_THREADS}
-    )
     # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
     # over months. Package folders (and their state) stay, only the loaded job files go.
     dlt.config["load.delete_completed_jobs"] = True
@@ -84,10 +81,13 @@ def make_pipeline(db_path: str) -> dlt.Pipeline:
     # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
     # In sequence they take ~50 ms longer. A LOAD__WORKERS the user set still wins (env beats this).
     dlt.config["load.workers"] = settings.LOAD_WORKERS
+    # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
+    # the CLI stops at once instead (see interrupt.py).
+    dlt.config["runtime.intercept_signals"] = False
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=working_dir(db_path),
-        destination=dlt.destinations.duckdb(credentials),
+        destination=duckdb_destination(db_path),
         dataset_name=settings.DATASET_NAME,
     )
 
@@ -160,18 +160,26 @@ def run_load(
     full_refresh: bool = False,
     progress: ProgressSink | None = None,
 ) -> LoadResult:
+    """Load every configured project into `db_path`, each in its own dlt run.
+
+    Raises ForeignDatabase (before anything is written) for a file another program made, and
+    KeyboardInterrupt / Terminated when the run is interrupted (no further project starts)."""
     started = time.monotonic()
     result = LoadResult(db_path=db_path)
     retry = RetryPolicy(max_attempts=config.max_attempts)
     new_database = not Path(db_path).exists()
     try:
+        check_not_foreign(db_path)
         pipeline = make_pipeline(db_path)
         finish_interrupted_commits(pipeline)
         pipeline = reconcile_local_state(pipeline, db_path)
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
             pipeline.run()
+    except ForeignDatabase:
+        raise
     except Exception as e:
+        _reraise_interruption(e)
         result.error = f"database {db_path}: {_cause(e)}"
         result.elapsed = time.monotonic() - started
         return result
@@ -179,14 +187,14 @@ def run_load(
         stats = SyncStats(project=project.name)
         outcome = ProjectOutcome(name=project.name or "default", stats=stats)
         result.outcomes.append(outcome)
-        source = functools.partial(  # the same arguments for every dlt run of this project
-            openai_batches,
+        source = openai_batches(
             api_key=project.api_key,
             base_url=project.base_url,
             organization=project.organization,
             project=project.project_id,
             project_name=project.name,
             full_refresh=full_refresh,
+            lookback_seconds=config.lookback_seconds,
             timeout=config.timeout,
             retry=retry,
             stats=stats,
@@ -194,22 +202,17 @@ def run_load(
         )
         project_started = datetime.now(UTC)
         try:
-            info = pipeline.run(source(), loader_file_format="parquet")
-            load_ids = list(info.loads_ids)
-            # A long backfill is loaded in several dlt runs of bounded size (settings.LOAD_CHUNK_ROWS);
-            # each continues the same listing, and the last one commits the sync state.
-            while stats.resume is not None:
-                info = pipeline.run(source(), loader_file_format="parquet")
-                load_ids += info.loads_ids
+            info = pipeline.run(source, loader_file_format="parquet")
             record_run(
                 pipeline,
                 stats,
                 started=project_started,
                 finished=datetime.now(UTC),
                 full_refresh=full_refresh,
-                load_ids=load_ids,
+                load_ids=list(info.loads_ids),
             )
         except PipelineStepFailed as e:
+            _reraise_interruption(e)
             outcome.error = _cause(e)
             if e.step != "extract":
                 # The database refused the data: later projects would fail the same way, and
@@ -217,12 +220,16 @@ def run_load(
                 result.error = f"loading into {db_path} failed: {outcome.error}"
                 break
         finally:
-            stats.close_listing()
             outcome.name = stats.project or outcome.name
     if new_database and all(o.error for o in result.outcomes):
         _remove_if_empty(db_path)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _reraise_interruption(error: BaseException) -> None:
+    if (stop := interruption(error)) is not None:
+        raise stop from None
 
 
 def _remove_if_empty(db_path: str) -> None:

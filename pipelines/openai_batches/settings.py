@@ -33,6 +33,8 @@ DATASET_NAME = "openai_batches"
 PIPELINE_NAME = "openai_batches"
 BATCHES_TABLE = "batches"
 ERRORS_TABLE = "batches__errors__data"
+# Open batches the API stopped returning (confirmed gone): their last row stays in `batches`.
+GONE_TABLE = "batches_gone"
 
 # Where `load` writes when neither --db nor config names a file: the working directory, next to `.dlt/`.
 # Not `openai_batches.duckdb`: DuckDB names a file's catalog after it, and a catalog named like the
@@ -41,16 +43,30 @@ DEFAULT_DB_PATH = "openai-batches.duckdb"
 # The demo gets its own file so it never mixes simulated rows into a real database.
 DEMO_DB_PATH = "openai_batches_demo.duckdb"
 
+# How far below the newest batch loaded (the watermark) each run looks again for batches it has not
+# seen: the list is not strictly in created_at order (ids carry a creation stamp up to a second off,
+# and a batch can become visible after later ones). Configurable as `lookback_seconds`.
+DEFAULT_LOOKBACK_S = 15 * 60
+
+# A created_at before this (2023-01-01) cannot be a real batch's (the Batch API opened in April 2024):
+# 0, a small number or a negative one is a broken value, not a time, and must not steer paging.
+MIN_CREATED_AT = 1_672_531_200
+# How far a created_at may be ahead of the API's own clock (its `Date` header) and still be believed:
+# the API stamps both; a larger lead is clock skew or milliseconds. Well below the lookback window.
+CREATED_AT_TOLERANCE_S = 120
+
+# An open batch the API answers 404 for is asked for again on later runs; after this many runs in a
+# row (or once paging went past where it must be) it is recorded as gone.
+GONE_AFTER_MISSES = 3
+# State keeps at most this many ids of batches without a usable created_at, and of confirmed-gone
+# batches: enough for any real history, bounded against an API that sends only odd values.
+MAX_ODD_IDS = 10_000
+MAX_GONE_IDS = 10_000
+
 # Rows per arrow table handed to dlt: large tables extract 2-3x faster than one per page. 5k rather
 # than 10k: the pending batch objects and their conversion dominate the extract's memory (peak RSS of
 # a backfill ~50 MB lower, measured), and extraction is no slower.
 ARROW_CHUNK_ROWS = 5_000
-
-# Most rows in one load package (one dlt run, one DuckDB staging + merge). A backfill beyond this is
-# loaded in several runs: DuckDB's merge needs memory in proportion to the rows it merges (~1.5 KB a
-# row: 1.7 GB for a million-batch backfill in one package), so chunks keep the loader's peak memory
-# independent of the history. 100k rows merge in ~170 MB and cost ~0.3 s of per-run overhead.
-LOAD_CHUNK_ROWS = 100_000
 
 # DuckDB threads of the loading connection: each thread holds its own buffers (one thread instead of
 # two is ~65 MB less at peak, and on a 32-core machine it would be far more); merges are no slower.

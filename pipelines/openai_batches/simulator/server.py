@@ -150,6 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "cloudflare"
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The `Date` header is the API's "now": the simulated clock's, not this machine's.
+        return super().date_time_string(self.server.sim.org.clock.now() if timestamp is None else timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
 

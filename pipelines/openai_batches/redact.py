@@ -1,0 +1,83 @@
+"""Making text from a server safe to show: no part of the key, no control characters, bounded length.
+
+Everything the pipeline prints or stores that came from an HTTP response (error messages, body
+excerpts, header values such as `x-request-id`) goes through `Redactor.clean`: a hostile or buggy server
+can echo the key back (whole, or less a character), forge log lines with `\\r`, `\\n` and ANSI codes,
+or send megabytes of error text.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Any run of this many characters of the key is masked: enough to never show a usable part of it,
+# short enough that a key echoed with a character or two missing is still caught.
+MIN_SECRET_RUN = 8
+
+# Longest server text shown in one message: enough for any real API error message.
+MAX_SHOWN_CHARS = 300
+
+MASK = "***"
+
+# ANSI/VT escape sequences (CSI ... final byte, OSC ... BEL/ST, and lone two-byte escapes).
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+# C0 and C1 control characters, DEL, and Unicode line/paragraph separators and bidi overrides,
+# all of which can make one message look like several or hide part of it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def mask_runs(text: str, secret: str, min_run: int = MIN_SECRET_RUN) -> str:
+    """`text` with every run of `min_run` or more characters that also occurs in `secret` replaced.
+
+    Every such run is covered by windows of exactly `min_run` characters that occur in the secret, so
+    marking every position under a matching window masks exactly the runs (and nothing shorter)."""
+    if len(secret) < min_run or len(text) < min_run:
+        return text
+    windows = {secret[i : i + min_run] for i in range(len(secret) - min_run + 1)}
+    covered = [False] * len(text)
+    for i in range(len(text) - min_run + 1):
+        if text[i : i + min_run] in windows:
+            for j in range(i, i + min_run):
+                covered[j] = True
+    if not any(covered):
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if covered[i]:
+            while i < len(text) and covered[i]:
+                i += 1
+            out.append(MASK)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+class Redactor:
+    """Cleans server text for display and storage; knows the secrets of one client."""
+
+    def __init__(self, *secrets: str | None) -> None:
+        self._secrets = tuple(s for s in secrets if s)
+
+    def clean(self, text: object, limit: int = MAX_SHOWN_CHARS) -> str:
+        """One printable line: secrets masked, escape sequences and control characters gone, at most
+        `limit` characters (a longer text ends with an ellipsis)."""
+        raw = text if isinstance(text, str) else str(text)
+        # Masked before cutting (a cut could split a secret into pieces too short to recognise) and
+        # before removing control characters (which could otherwise join two halves of a secret).
+        raw = raw[: limit * 8]  # bounded work on megabytes of error text
+        for secret in self._secrets:
+            raw = mask_runs(raw, secret)
+        line = _CONTROL.sub(" ", _ANSI.sub("", raw))
+        line = " ".join(line.split())
+        for secret in self._secrets:
+            line = mask_runs(line, secret)
+        return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+    def contains_secret(self, text: str, min_run: int = MIN_SECRET_RUN) -> bool:
+        """Whether `text` shares a run of `min_run` characters (or a whole shorter secret) with a secret."""
+        return any(mask_runs(text, s, min(min_run, len(s))) != text for s in self._secrets if len(s) >= MIN_SECRET_RUN)
+
+
+__all__ = ["MASK", "MAX_SHOWN_CHARS", "MIN_SECRET_RUN", "Redactor", "mask_runs"]
