@@ -175,11 +175,13 @@ class _Query:
             raise _BadRequest(_invalid_value(raw, allowed), name, "invalid_value")
         return raw
 
-    def array(self, name: str, allowed: Iterable[str] | None = None) -> list[str]:
+    def array(self, name: str, allowed: Iterable[str] | None = None, *, commas: bool = True) -> list[str]:
+        """``commas=False`` for values that contain commas themselves (line items)."""
         values: list[str] = []
         for k, v in self._pairs:
             if k in (name, name + "[]"):
-                values.extend(part.strip() for part in v.split(",") if part.strip())
+                parts = v.split(",") if commas else [v]
+                values.extend(part.strip() for part in parts if part.strip())
         if allowed is not None:
             allowed = tuple(allowed)
             for v in values:
@@ -337,7 +339,7 @@ def _costs(org: SimulatedOrg, q: _Query) -> Answer:
     q.choice("bucket_width", ("1d",), "1d")
     group_by = q.array("group_by", COSTS_GROUP_BY)
     project_ids = set(q.array("project_ids"))
-    line_items = set(q.array("line_items"))
+    line_items = set(q.array("line_items", commas=False))
     attributed = q.array("api_key_ids")
     starts, next_page = _window(q, now, DAY, _COSTS_LIMITS)
 
