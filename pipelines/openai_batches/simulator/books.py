@@ -193,7 +193,7 @@ class Books:
         with self._lock:
             discrepancies = list(self._discrepancies.values())
             scales = dict(self._non_batch_scale)
-        records = self._org.project_records()
+        records = {r["id"]: r for r in self._org.project_records()}
         tables, models, endpoints = self._org.rows_created_between(first - EXPIRY_S - 1, (k1 + 1) * width)
         model_index = {m: i for i, m in enumerate(models)}
         parts: list[tuple[I64, ...]] = []
@@ -202,8 +202,10 @@ class Books:
             if part is not None:
                 parts.append(part)
         for p_idx, (project, _cols) in enumerate(tables):
+            rec = records.get(project)
+            if rec is None:  # added between the two reads: it has no traffic yet
+                continue
             scale = scales.get(project, scales[None])
-            rec = next(r for r in records if r["id"] == project)
             part = self._non_batch_part(rec, p_idx, scale, width, k0, k1, now, model_index, models)
             if part is not None:
                 parts.append(part)
