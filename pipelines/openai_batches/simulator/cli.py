@@ -41,7 +41,8 @@ def parse_projects(spec: str) -> dict[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="openai-batches simulate",
-        description="Serve a simulated OpenAI Batches API (GET /v1/batches, GET /v1/batches/{id}) over HTTP.",
+        description="Serve a simulated OpenAI Batches API (GET /v1/batches, GET /v1/batches/{id}) and its "
+        "Admin API (projects, usage, costs) over HTTP.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port, 0 for any free one (default %(default)s)")
@@ -100,6 +101,7 @@ def serve(argv: list[str] | None = None) -> int:
         Simulated N batches over D days in S s (seed X, P project(s)).
         OPENAI_BASE_URL=http://127.0.0.1:8000/v1
         OPENAI_API_KEY=sk-sim-default  # proj_default        (one line per key)
+        OPENAI_ADMIN_KEY=sk-admin-sim  # Admin API only       (one line per admin key)
         Simulator keys only: ...
     """
     args = build_parser().parse_args(argv)
@@ -153,6 +155,8 @@ def serve(argv: list[str] | None = None) -> int:
     print(f"OPENAI_BASE_URL={server.base_url}")
     for key, project in projects.items():
         print(f"OPENAI_API_KEY={key}  # {project}")
+    for key in sorted(org.admin_keys):
+        print(f"OPENAI_ADMIN_KEY={key}  # Admin API only (/v1/organization/...)")
     print("Simulator keys only: they are not secrets. Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):

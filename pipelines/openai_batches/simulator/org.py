@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .books import Books
 from .clock import SimClock
 from .workload import (
     COLUMN_DTYPES,
@@ -31,6 +32,8 @@ from .workload import (
 )
 
 DEFAULT_PROJECTS = {"sk-sim-default": "proj_default"}
+# Every simulated org has an organisation-wide admin key: it reads the Admin API and nothing else.
+DEFAULT_ADMIN_KEYS = ("sk-admin-sim",)
 
 # Real ids: 8 hex of created_at, 4 random hex, a constant "8190", 16 random hex (all 20 recorded ids
 # have it). Exact created_at in the first 8 hex lets `after=` find its position by binary search.
@@ -188,7 +191,14 @@ class SimulatedOrg:
     no cost. Thread safe: the server thread reads while a test thread advances the clock or creates.
     """
 
-    def __init__(self, *, projects: dict[str, str] | None = None, clock: SimClock | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        projects: dict[str, str] | None = None,
+        clock: SimClock | None = None,
+        seed: int = 0,
+        admin_keys: tuple[str, ...] = DEFAULT_ADMIN_KEYS,
+    ) -> None:
         self._keys = dict(projects) if projects else dict(DEFAULT_PROJECTS)
         self.clock = clock or SimClock()
         self.seed = seed
@@ -207,6 +217,14 @@ class SimulatedOrg:
         self._salt = hashlib.blake2b(f"openai-batches-sim:{seed}".encode(), digest_size=16).digest()
         self._salt_int = int.from_bytes(self._salt[:8], "little")
         self.organization = "org-sim" + _base62(int.from_bytes(self._salt, "little"), 17)
+        # Admin API side (see books.py and admin_api.py): admin keys, project records, OpenAI's books.
+        self._admin_keys = frozenset(admin_keys)
+        overlap = self._admin_keys & set(self._keys)
+        if overlap:
+            raise ValueError("a key cannot be both an admin key and a project key")
+        self._born = self._now()
+        self._project_info: dict[str, dict[str, Any]] = {p: {} for p in self._projects}
+        self.books = Books(self)
 
     # ------------------------------------------------------------------ projects and keys
     @property
@@ -227,6 +245,107 @@ class SimulatedOrg:
         if project not in self._tables:
             raise ValueError(f"unknown project {project!r}; known: {', '.join(self._projects)}")
         return project
+
+    # ------------------------------------------------------------------ organisation (Admin API)
+    @property
+    def admin_keys(self) -> frozenset[str]:
+        return self._admin_keys
+
+    def is_admin_key(self, key: str) -> bool:
+        return key in self._admin_keys
+
+    def add_project(
+        self,
+        project_id: str,
+        *,
+        name: str | None = None,
+        api_key: str | None = None,
+        created_at: int | None = None,
+    ) -> str:
+        """Add a project to the organisation (no key: only the Admin API sees it) and return its id.
+
+        A project without a key is what an organisation has when nobody configured it for loading:
+        its batches still show in the Usage and Costs APIs.
+        """
+        if not project_id.startswith("proj_"):
+            raise ValueError("project ids start with 'proj_'")
+        with self._lock:
+            if project_id in self._tables:
+                raise ValueError(f"project {project_id!r} exists")
+            if api_key is not None and (api_key in self._keys or api_key in self._admin_keys):
+                raise ValueError("that key is already in use")
+            self._projects.append(project_id)
+            self._tables[project_id] = _Table()
+            self._project_info[project_id] = {"name": name, "created_at": created_at}
+            if api_key is not None:
+                self._keys[api_key] = project_id
+        return project_id
+
+    def archive_project(self, project_id: str, at: int | None = None) -> None:
+        """Archive a project (now, or at ``at``): listed only with ``include_archived=true`` from then on."""
+        with self._lock:
+            p = self._project(project_id)
+            self._project_info[p]["archived_at"] = self._now() if at is None else int(at)
+
+    def project_records(self) -> list[dict[str, Any]]:
+        """Every project as the Admin API lists it (archived included), oldest first.
+
+        ``created_at`` is explicit or a seeded number of days before the project's first batch (or
+        the org's creation), so a project never looks younger than its own batches.
+        """
+        with self._lock:
+            self._sync()
+            now = self._now()
+            out: list[dict[str, Any]] = []
+            for p in self._projects:
+                info = self._project_info[p]
+                created = info.get("created_at")
+                if created is None:
+                    t = self._tables[p]
+                    first = int(t.cols["created"][0]) if t.n else self._born
+                    jitter = int.from_bytes(
+                        hashlib.blake2b(p.encode(), key=self._salt, digest_size=4).digest(), "little"
+                    )
+                    created = min(first, self._born) - 86_400 * (3 + jitter % 60) - jitter % 86_400
+                archived = info.get("archived_at")
+                if archived is not None and archived > now:
+                    archived = None
+                name = info.get("name") or ("Default project" if p == "proj_default" else p.removeprefix("proj_"))
+                out.append(
+                    {
+                        "id": p,
+                        "object": "organization.project",
+                        "name": name,
+                        "created_at": int(created),
+                        "archived_at": archived,
+                        "status": "archived" if archived is not None else "active",
+                    }
+                )
+            out.sort(key=lambda r: (r["created_at"], r["id"]))
+            return out
+
+    def set_usage_discrepancy(self, project: str, month: str, factor: float, *, model: str | None = None) -> None:
+        """Make the Usage (and so the Costs) API count ``factor`` times the batch tokens ``project``'s
+        batches processed in UTC ``month`` ("YYYY-MM"), for every model or only ``model``.
+
+        Other months, projects and non-batch traffic are untouched, and every bucket width agrees.
+        ``factor=1`` removes it. See :meth:`Books.set_usage_discrepancy`.
+        """
+        self.books.set_usage_discrepancy(self._project(project), month, factor, model=model)
+
+    def rows_created_between(self, start: int, end: int) -> tuple[list[tuple[str, Columns]], list[str], list[str]]:
+        """A consistent copy of what the Admin API derives from: per project the compact rows of the
+        batches created in [start, end), the model names and the endpoint names (by index)."""
+        with self._lock:
+            self._sync()
+            out: list[tuple[str, Columns]] = []
+            for p in self._projects:
+                t = self._tables[p]
+                created = t.col("created")
+                lo = int(np.searchsorted(created, start, "left"))
+                hi = int(np.searchsorted(created, end, "left"))
+                out.append((p, {k: t.cols[k][lo:hi].copy() for k in COLUMN_DTYPES}))
+            return out, list(self._catalog.models), list(self._catalog.endpoints)
 
     # ------------------------------------------------------------------ populating
     def generate_history(

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from . import admin_api
 from .org import SimulatedOrg
 
 FAULT_KINDS = (
@@ -326,6 +327,7 @@ class SimulatorServer:
         auth = h.headers.get("authorization") or ""
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         project = self.org.project_of_key(key) if key else None
+        key_valid = project is not None or self.org.is_admin_key(key)
 
         fault = self._take_fault(path)
 
@@ -347,7 +349,7 @@ class SimulatorServer:
                     time.time(),
                     fault.kind if fault else None,
                     request_id,
-                    project is not None,
+                    key_valid,
                     headers,
                 )
             )
@@ -363,7 +365,9 @@ class SimulatorServer:
 
         resp = self._fault_response(fault, key) if fault is not None else None
         if resp is None:
-            resp = self._route(method, path, query, body, key, project)
+            resp = self._organization_api(method, path, split.query, key)
+            if resp is None:
+                resp = self._route(method, path, query, body, key, project)
             if fault is not None and fault.kind == "truncated-json":
                 resp.body = resp.body[: len(resp.body) // 2]
         if fault is not None and fault.should_retry is not None:
@@ -414,6 +418,11 @@ class SimulatorServer:
             ids = [self.org.create_batch(project=project) for _ in range(int(query.get("count", "1")))]
             return _json(200, {"created": len(ids)})
         return _json(404, {"error": f"unknown control request {method} {ADMIN_PREFIX}{action}"})
+
+    def _organization_api(self, method: str, path: str, raw_query: str, key: str) -> _Response | None:
+        """The Admin API (`/v1/organization/...`) and admin-key refusals elsewhere: see admin_api.py."""
+        found = admin_api.answer(self.org, method, path, raw_query, key)
+        return None if found is None else _json(*found)
 
     def _fault_response(self, fault: Fault, key: str) -> _Response | None:
         kind = fault.kind
