@@ -39,14 +39,19 @@ test: install lint typecheck
 bench: install
 	$(BIN)/python bench/run.py
 
-# Long fault and SIGKILL campaigns (~10 min): SOAK_KILLS kill points, SOAK_FAULT_SEEDS fault sequences.
-# A new kill seed each time unless SEED=... is given; the seed is printed, so any failure can be replayed.
+# Long fault, SIGKILL and state-machine campaigns (~30 min): SOAK_KILLS kill points, SOAK_FAULT_SEEDS fault
+# sequences, SOAK_STATE_EXAMPLES random histories of the incremental-load state machine (shrunk on failure).
+# A new seed each time unless SEED=... is given; the seed is printed, so any failure can be replayed.
 SOAK_KILLS ?= 200
 SOAK_FAULT_SEEDS ?= 20
+SOAK_STATE_EXAMPLES ?= 150
 soak: install
 	OPENAI_BATCHES_KILL_ITERATIONS=$(SOAK_KILLS) OPENAI_BATCHES_KILL_SEED=$${SEED:-$$(date +%s)} \
 	OPENAI_BATCHES_FAULT_SEEDS=$(SOAK_FAULT_SEEDS) \
-	$(BIN)/pytest -q -s -p no:cacheprovider --timeout 0 -k "sigkill or fifth" tests/test_kill.py tests/test_reliability.py
+	OPENAI_BATCHES_STATE_EXAMPLES=$(SOAK_STATE_EXAMPLES) OPENAI_BATCHES_STATE_SEED=$${SEED:-$$(date +%s)} \
+	OPENAI_BATCHES_STATE_SHRINK=1 \
+	$(BIN)/pytest -q -s -p no:cacheprovider --timeout 0 -k "sigkill or fifth or IncrementalLoad" \
+	tests/test_kill.py tests/test_reliability.py tests/test_state_machine.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml (needs the registry).
 lock:

@@ -97,8 +97,12 @@ class ScriptedApi:
     """A loopback server whose every answer the test decides: payloads, statuses and bodies that
     neither the simulator nor a well-behaved API would send."""
 
-    def __init__(self, route: Route, project: str = "proj_scripted") -> None:
+    def __init__(
+        self, route: Route, project: str | None = "proj_scripted", clock: Callable[[], float] | None = None
+    ) -> None:
         self.route = route
+        self.project = project  # the `openai-project` header; None: not sent (settable between requests)
+        self.clock = clock  # the API's "now" for the `Date` header; None: this machine's
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.headers: list[dict[str, str]] = []  # of each request, lower-cased names
         api = self
@@ -107,6 +111,11 @@ class ScriptedApi:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                if timestamp is None and api.clock is not None:
+                    timestamp = api.clock()
+                return super().date_time_string(timestamp)
 
             def do_GET(self) -> None:
                 url = urlparse(self.path)
@@ -119,8 +128,10 @@ class ScriptedApi:
                 self.send_response(reply.status)
                 self.send_header("content-type", reply.content_type)
                 self.send_header("content-length", str(len(reply.body)))
-                self.send_header("openai-project", project)
-                self.send_header("x-request-id", f"req_scripted_{number}")
+                if api.project is not None and "openai-project" not in reply.headers:
+                    self.send_header("openai-project", api.project)
+                if "x-request-id" not in reply.headers:
+                    self.send_header("x-request-id", f"req_scripted_{number}")
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()

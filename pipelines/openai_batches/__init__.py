@@ -6,26 +6,26 @@ reads what is new since the last run (with a lookback window, see sync_plan.py) 
 was still open then, and nothing more. The source is complete on its own: one
 `pipeline.run(openai_batches(api_key=...))` loads the whole history, the next one is incremental.
 
-The source is defined in `source.py` and imported from here on first use: `openai-batches --help`
-imports this package and must not pay for dlt and pyarrow.
+Names are imported from their modules on first use: `openai-batches --help` imports this package and
+must not pay for dlt, pyarrow or even dataclasses.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .progress_sink import ProgressSink
-from .stats import SyncStats
-
 if TYPE_CHECKING:
+    from .progress_sink import ProgressSink
     from .source import openai_batches
+    from .stats import SyncStats
+
+_WHERE = {"openai_batches": ".source", "ProgressSink": ".progress_sink", "SyncStats": ".stats"}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "openai_batches":
-        from .source import openai_batches
-
-        return openai_batches
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

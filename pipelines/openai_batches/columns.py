@@ -295,7 +295,15 @@ def _column_array(column: Column, batches: Sequence[Mapping[str, Any]], values: 
     is_time = column.arrow_type == TIMESTAMP
     array_type = pa.int64() if is_time else column.arrow_type  # timestamps arrive as epoch seconds
     try:
-        array = pa.array(values, array_type)
+        if array_type == pa.int64():
+            # Inferred, then checked: converting to int64 directly would silently truncate 2.5 to 2.
+            array = pa.array(values)
+            if pa.types.is_null(array.type):
+                array = array.cast(pa.int64())
+            elif not pa.types.is_int64(array.type):
+                raise pa.ArrowInvalid(f"{array.type} values")
+        else:
+            array = pa.array(values, array_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
         # Slow path for the rare page with an odd value: one by one, nothing truncated.
         if array_type == pa.string():

@@ -21,11 +21,16 @@ def is_open(status: object) -> bool:
     return status not in TERMINAL_STATUSES
 
 
-def is_open_sql(column: str = "status") -> str:
+def is_open_sql(column: str = "status", *, id_column: str = "id", gone_table: str | None = None) -> str:
     """`is_open` in SQL, for every view, report and status line that counts open batches. NULL is open:
-    `status NOT IN (...)` alone is NULL for a NULL status and would silently drop the batch."""
+    `status NOT IN (...)` alone is NULL for a NULL status and would silently drop the batch. A batch the
+    API stopped returning while it was open (in `gone_table`, when that table exists) is not open: its
+    last row can never change again."""
     terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
-    return f"({column} IS NULL OR {column} NOT IN ({terminal}))"
+    sql = f"({column} IS NULL OR {column} NOT IN ({terminal}))"
+    if gone_table:
+        sql = f"({sql} AND {id_column} NOT IN (SELECT id FROM {gone_table}))"
+    return sql
 
 
 # dlt names: the DuckDB schema, the main table and the table that holds `errors.data`.

@@ -92,6 +92,7 @@ class ProjectStatus:
     batches: int = 0  # rows in the table now
     open_now: int = 0  # batches not in a terminal status now
     oldest_open: datetime | None = None  # created_at of the oldest of them
+    gone: int = 0  # batches the API stopped returning while they were open
 
 
 @dataclass
@@ -140,8 +141,9 @@ def read_status(db_path: str) -> StatusReport:
                         FROM {schema}.{settings.RUN_LOG_TABLE}) WHERE n = 1"""
             ).fetchall():
                 projects[project] = ProjectStatus(project, _utc(finished), requests, new, updated)
+        gone_table = f"{schema}.{settings.GONE_TABLE}" if settings.GONE_TABLE in tables else None
         if settings.BATCHES_TABLE in tables:
-            is_open = settings.is_open_sql()
+            is_open = settings.is_open_sql(gone_table=gone_table)
             for project, batches, open_now, oldest in con.execute(
                 f"""SELECT coalesce(project, ''), count(*), count(*) FILTER (WHERE {is_open}),
                            min(created_at) FILTER (WHERE {is_open})
@@ -149,6 +151,10 @@ def read_status(db_path: str) -> StatusReport:
             ).fetchall():
                 status = projects.setdefault(project, ProjectStatus(project))
                 status.batches, status.open_now, status.oldest_open = batches, open_now, _utc(oldest)
+        if gone_table:
+            query = f"SELECT coalesce(project, ''), count(*) FROM {gone_table} GROUP BY 1"
+            for project, gone in con.execute(query).fetchall():
+                projects.setdefault(project, ProjectStatus(project)).gone = gone
         report.projects = sorted(projects.values(), key=lambda p: p.project)
     return report
 
@@ -206,7 +212,7 @@ def render(report: StatusReport, now: datetime) -> list[str]:
     if not report.projects:
         lines.append("no batches loaded yet")
         return lines
-    header = ("project", "last successful load", "requests", "new", "updated", "batches", "open", "oldest open")
+    header = ("project", "last successful load", "requests", "new", "updated", "batches", "open", "oldest open", "gone")
     rows = [
         (
             p.project or "(none)",
@@ -217,6 +223,7 @@ def render(report: StatusReport, now: datetime) -> list[str]:
             _count(p.batches),
             _count(p.open_now),
             _when(p.oldest_open, now) if p.open_now else "-",
+            _count(p.gone),
         )
         for p in report.projects
     ]
