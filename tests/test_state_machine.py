@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-from hypothesis import HealthCheck, Phase, settings, strategies as st
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from pipelines.openai_batches.config import ProjectConfig, RunConfig
