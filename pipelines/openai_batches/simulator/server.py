@@ -17,7 +17,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from .org import SimulatedOrg
+from .batch_requests import output_expires_seconds
+from .files import FILES_PREFIX, Streamed
+from .org import SimulatedOrg, overrides_from_query
 
 FAULT_KINDS = (
     "429",
@@ -102,6 +104,7 @@ class _Response:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Streamed | None = None  # a body sent in chunks instead of `body` (batch file content)
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
@@ -186,7 +189,8 @@ class SimulatorServer:
     """A local HTTP server that answers like api.openai.com's batch endpoints for a :class:`SimulatedOrg`.
 
     Endpoints: ``GET /v1/batches``, ``GET /v1/batches/{id}``, plus ``POST /v1/batches`` and
-    ``POST /v1/batches/{id}/cancel`` so the demo can be driven with the SDK too.
+    ``POST /v1/batches/{id}/cancel`` so the demo can be driven with the SDK too, and
+    ``GET /v1/files/{id}`` and ``GET /v1/files/{id}/content`` for every batch's files (files.py).
     """
 
     def __init__(
@@ -368,7 +372,7 @@ class SimulatorServer:
 
         h.send_response(resp.status)
         h.send_header("content-type", resp.content_type)
-        h.send_header("content-length", str(len(resp.body)))
+        h.send_header("content-length", str(resp.stream.length if resp.stream else len(resp.body)))
         h.send_header("x-request-id", request_id)
         h.send_header("openai-organization", self.org.organization)
         if project is not None:
@@ -380,7 +384,29 @@ class SimulatorServer:
         # Recorded before the client can see the answer, so a test that just got it finds the record.
         record(resp.status)
         h.end_headers()
-        h.wfile.write(resp.body)
+        if resp.stream is None:
+            h.wfile.write(resp.body)
+        else:
+            # `truncated-json` on a download: the connection drops halfway through the promised bytes.
+            cut = resp.stream.length // 2 if fault is not None and fault.kind == "truncated-json" else None
+            self._send_stream(h, resp.stream, cut)
+
+    def _send_stream(self, h: _Handler, stream: Streamed, cut: int | None) -> None:
+        sent = 0
+        try:
+            for chunk in stream.chunks:
+                if cut is not None and sent + len(chunk) >= cut:
+                    h.wfile.write(chunk[: cut - sent])
+                    h.close_connection = True
+                    return
+                h.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:  # the client went away mid-download
+            h.close_connection = True
+        finally:
+            close = getattr(stream.chunks, "close", None)
+            if close is not None:
+                close()
 
     # ------------------------------------------------------------------ benchmark control (not the API)
     def _send_admin(self, h: _Handler, method: str, path: str, query: dict[str, str]) -> None:
@@ -397,7 +423,9 @@ class SimulatorServer:
 
     def _admin(self, method: str, action: str, query: dict[str, str]) -> _Response:
         """`GET stats`: API requests served and batches held; `POST advance?seconds=S`: move the clock;
-        `POST create?count=N[&project=P]`: N batches submitted now (open: validating)."""
+        `POST create?count=N[&project=P][&override=value...]`: N batches submitted now (open: validating),
+        with any ``create_batch`` override (e.g. ``endpoint=/v1/embeddings&output_bytes=1000000000``);
+        answers their ids."""
         project = query.get("project") or None
         if method == "GET" and action == "stats":
             with self._lock:
@@ -407,8 +435,9 @@ class SimulatorServer:
             self.org.advance(float(query["seconds"]))
             return _json(200, {"now": self.org.clock.now()})
         if method == "POST" and action == "create":
-            ids = [self.org.create_batch(project=project) for _ in range(int(query.get("count", "1")))]
-            return _json(200, {"created": len(ids)})
+            overrides = overrides_from_query(query)
+            ids = [self.org.create_batch(project=project, **overrides) for _ in range(int(query.get("count", "1")))]
+            return _json(200, {"created": len(ids), "ids": ids})
         return _json(404, {"error": f"unknown control request {method} {ADMIN_PREFIX}{action}"})
 
     def _fault_response(self, fault: Fault, key: str) -> _Response | None:
@@ -480,6 +509,14 @@ class SimulatorServer:
                 code="invalid_api_key",
             )
         parts = [unquote(p) for p in path.split("/")]
+        if path == FILES_PREFIX or path.startswith(FILES_PREFIX + "/"):
+            files = self.org.files.route(method, parts[3:], project)
+            if files is not None:
+                status, answer = files
+                if isinstance(answer, Streamed):
+                    disposition = {"content-disposition": f'attachment; filename="{answer.filename}"'}
+                    return _Response(status, b"", "application/octet-stream", disposition, stream=answer)
+                return _json(status, answer)
         # "", "v1", "batches", [id], ["cancel"]
         if len(parts) >= 3 and parts[0] == "" and parts[1] == "v1" and parts[2] == "batches":
             if len(parts) == 3 and method == "GET":
@@ -551,6 +588,12 @@ class SimulatorServer:
         overrides: dict[str, Any] = {"endpoint": str(req["endpoint"]), "input_file_id": str(req["input_file_id"])}
         if "metadata" in req:
             overrides["metadata"] = metadata
+        if req.get("output_expires_after") is not None:
+            try:
+                output_expires_seconds(req["output_expires_after"])
+            except ValueError as exc:
+                return _error(400, str(exc), param="output_expires_after", code="invalid_value")
+            overrides["output_expires_after"] = req["output_expires_after"]
         try:
             bid = self.org.create_batch(project=project, **overrides)
         except (TypeError, ValueError) as exc:
