@@ -392,18 +392,23 @@ class SimulatorServer:
             self._send_stream(h, resp.stream, cut)
 
     def _send_stream(self, h: _Handler, stream: Streamed, cut: int | None) -> None:
+        # Never more than the promised length; on a shortfall (a cut, or a sizing bug) close the
+        # connection so the client fails at once instead of waiting for bytes that will not come.
+        limit = stream.length if cut is None else cut
         sent = 0
         try:
             for chunk in stream.chunks:
-                if cut is not None and sent + len(chunk) >= cut:
-                    h.wfile.write(chunk[: cut - sent])
-                    h.close_connection = True
-                    return
+                if sent + len(chunk) > limit:
+                    chunk = chunk[: limit - sent]
                 h.wfile.write(chunk)
                 sent += len(chunk)
+                if sent >= limit:
+                    break
         except OSError:  # the client went away mid-download
-            h.close_connection = True
+            pass
         finally:
+            if sent != stream.length:
+                h.close_connection = True
             close = getattr(stream.chunks, "close", None)
             if close is not None:
                 close()
