@@ -2,21 +2,29 @@
 
 ``SimulatedOrg`` holds the batches (lifecycle driven by a ``SimClock``), ``SimulatorServer`` serves
 them over real HTTP with OpenAI's envelope, errors, headers and injectable ``Fault``s, and ``serve``
-is the ``openai-batches simulate`` command.
+is the ``openai-batches simulate`` command. Every batch's input, output and error files are served
+too (files.py), generated on the fly; ``SimulatedOrg.request_truth`` says what they contain.
 """
 
+from .batch_requests import CONTENT_MARKER, CONTENT_MARKER_NUMBER, CONTENT_MARKER_NUMBER_TEXT
 from .cli import serve
 from .clock import SimClock
+from .files import FileInfo, RequestTruth
 from .org import SimulatedOrg
 from .server import DEFAULT_RANDOM_FAULTS, FAULT_KINDS, Fault, RequestRecord, SimulatorServer
 from .workload import USAGE_CUTOFF
 
 __all__ = [
+    "CONTENT_MARKER",
+    "CONTENT_MARKER_NUMBER",
+    "CONTENT_MARKER_NUMBER_TEXT",
     "DEFAULT_RANDOM_FAULTS",
     "FAULT_KINDS",
     "USAGE_CUTOFF",
     "Fault",
+    "FileInfo",
     "RequestRecord",
+    "RequestTruth",
     "SimClock",
     "SimulatedOrg",
     "SimulatorServer",

@@ -41,8 +41,8 @@ def parse_projects(spec: str) -> dict[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="openai-batches simulate",
-        description="Serve a simulated OpenAI Batches API (GET /v1/batches, GET /v1/batches/{id}) and its "
-        "Admin API (projects, usage, costs) over HTTP.",
+        description="Serve a simulated OpenAI Batches API (GET /v1/batches, GET /v1/batches/{id}), the batches' "
+        "files (GET /v1/files/{id} and /v1/files/{id}/content) and the Admin API (projects, usage, costs) over HTTP.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port, 0 for any free one (default %(default)s)")
@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--admin",
         action="store_true",
-        help="also serve /_sim/stats, /_sim/advance and /_sim/create (benchmarks drive the clock with them)",
+        help="also serve /_sim/stats, /_sim/advance and /_sim/create (benchmarks drive the clock with them; "
+        "create takes create_batch overrides as query parameters, e.g. endpoint=/v1/embeddings&output_bytes=N)",
     )
     return p
 

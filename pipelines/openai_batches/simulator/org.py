@@ -5,18 +5,22 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import json
 import math
 import random
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .batch_requests import FILE_OVERRIDES, BatchSource, FileOptions, file_options, requests_for_output_bytes
 from .books import Books
 from .clock import SimClock
+from .files import FileStore, RequestTruth
 from .workload import (
     COLUMN_DTYPES,
     EXPIRY_S,
@@ -29,6 +33,7 @@ from .workload import (
     draw_batches,
     draw_created,
     make_open,
+    usage_totals,
 )
 
 DEFAULT_PROJECTS = {"sk-sim-default": "proj_default"}
@@ -59,6 +64,8 @@ _ALLOWED_OVERRIDES = frozenset(
         "input_file_id",
     }
 )
+# ... and those that shape the batch's files (batch_requests.py).
+_CREATE_OVERRIDES = _ALLOWED_OVERRIDES | FILE_OVERRIDES
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
@@ -225,6 +232,9 @@ class SimulatedOrg:
         self._born = self._now()
         self._project_info: dict[str, dict[str, Any]] = {p: {} for p in self._projects}
         self.books = Books(self)
+        # Batch files (files.py): per-batch settings from create_batch, and the served files.
+        self._file_options: dict[str, FileOptions] = {}
+        self.files = FileStore(self)
 
     # ------------------------------------------------------------------ projects and keys
     @property
@@ -389,8 +399,16 @@ class SimulatedOrg:
         ``model``, ``endpoint``, ``metadata`` (None or dict str -> str), ``total_requests``,
         ``validating_seconds``, ``processing_seconds``, ``finalizing_seconds``,
         ``failed_fraction`` (share of requests that fail), ``input_file_id``.
+
+        Batch files (see files.py): ``output_expires_after`` (``{"anchor": "created_at", "seconds": N}``,
+        N in 3600..2592000, as the API takes it), ``output_bytes`` (an output file of about this many
+        bytes; unless ``total_requests`` is given, ~20 KB lines, or one vector a line for embeddings,
+        at most 50,000), ``missing_requests`` (completed
+        per the counts, yet in neither file), ``zero_status_requests`` (output lines with status_code 0),
+        ``output_error_requests`` (non-2xx lines in the output file). Each is clamped so that at least
+        one completed request keeps a 2xx line (the batch's usage is spread over those).
         """
-        unknown = set(overrides) - _ALLOWED_OVERRIDES
+        unknown = set(overrides) - _CREATE_OVERRIDES
         if unknown:
             raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
         outcome = overrides.get("outcome")
@@ -399,6 +417,10 @@ class SimulatedOrg:
         metadata = overrides.get("metadata", ...)
         if metadata is not ... and metadata is not None:
             _check_metadata(metadata)
+        options = file_options(overrides)
+        total = overrides.get("total_requests")
+        if total is None and options is not None and options.output_bytes is not None:
+            total = requests_for_output_bytes(options.output_bytes, overrides.get("endpoint"), overrides.get("model"))
         with self._lock:
             self._sync()
             p = self._project(project)
@@ -410,7 +432,7 @@ class SimulatedOrg:
                 outcome=OUTCOME_CODES[outcome] if outcome is not None else None,
                 model=overrides.get("model"),
                 endpoint=overrides.get("endpoint"),
-                total=overrides.get("total_requests"),
+                total=total,
                 validating_s=overrides.get("validating_seconds"),
                 processing_s=overrides.get("processing_seconds"),
                 finalizing_s=overrides.get("finalizing_seconds"),
@@ -431,6 +453,8 @@ class SimulatedOrg:
                 self._meta[bid] = dict(metadata)
             if overrides.get("input_file_id"):
                 self._input_files[bid] = str(overrides["input_file_id"])
+            if options is not None:
+                self._file_options[bid] = options
             self._tables[p].add(cols)
             return bid
 
@@ -549,6 +573,64 @@ class SimulatedOrg:
                 "last_id": data[-1]["id"] if data else None,
                 "has_more": lo > 0,
             }
+
+    # ------------------------------------------------------------------ batch files (files.py)
+    def request_truth(self, batch_id: str) -> Iterator[RequestTruth]:
+        """What happened to each request of a finished batch, as its files tell it (see FileStore)."""
+        return self.files.request_truth(batch_id)
+
+    def batch_source(self, batch_id: str, project: str | None = None) -> BatchSource | None:
+        """What a batch's files derive from, or None for an unknown id (or one of another project)."""
+        with self._lock:
+            self._sync()
+            loc = self._locate(batch_id, project)
+            return None if loc is None else self._source(*loc)
+
+    def batch_source_at(self, project: str, idb: int) -> BatchSource | None:
+        """Like batch_source, for the row of ``project`` with these random bits."""
+        with self._lock:
+            self._sync()
+            t = self._tables[self._project(project)]
+            hits = np.flatnonzero(t.col("idb") == np.uint64(idb))
+            return self._source(project, t, int(hits[0])) if len(hits) else None
+
+    def idb_column(self, project: str) -> npt.NDArray[np.uint64]:
+        """The random bits of every batch of a project (a copy), from which its file ids derive."""
+        with self._lock:
+            self._sync()
+            return self._tables[self._project(project)].col("idb").copy()
+
+    def file_id_for(self, idb: int, tag: int) -> str:
+        """The file id of a row's input (1), output (2) or error (3) file."""
+        return self._file_id(idb, tag)
+
+    def batches_with_input_file(self, file_id: str) -> list[str]:
+        """Ids of the batches created with this explicit ``input_file_id``, oldest first."""
+        with self._lock:
+            return [bid for bid, fid in self._input_files.items() if fid == file_id]
+
+    def now_int(self) -> int:
+        return self._now()
+
+    def _source(self, project: str, t: _Table, i: int) -> BatchSource:
+        obj = self._render(t, i, self._now())
+        c = t.cols
+        midx = int(c["model"][i])
+        return BatchSource(
+            batch=obj,
+            project=project,
+            idb=int(c["idb"][i]),
+            salt=self._salt_int,
+            total=int(c["total"][i]),
+            model=self._catalog.models[midx],
+            endpoint=self._catalog.endpoints[int(c["endpoint"][i])],
+            tin=float(c["tin"][i]),
+            tout=float(c["tout"][i]),
+            cfrac=float(c["cfrac"][i]),
+            rfrac=float(c["rfrac"][i]),
+            reasoning=self._catalog.model_reasoning[midx],
+            options=self._file_options.get(str(obj["id"]), FileOptions()),
+        )
 
     # ------------------------------------------------------------------ internals
     def _now(self) -> int:
@@ -672,13 +754,12 @@ class SimulatedOrg:
         obj["request_counts"] = {"total": shown_total, "completed": completed, "failed": failed}
         if post_cutoff:
             # Only completed requests are billed; token counts are integers that grow with progress.
-            inp = int(completed * tin)
-            out = int(completed * tout)
+            inp, cached, out, reasoning = usage_totals(completed, tin, tout, cfrac, rfrac)
             obj["usage"] = {
                 "input_tokens": inp,
-                "input_tokens_details": {"cached_tokens": int(inp * cfrac)},
+                "input_tokens_details": {"cached_tokens": cached},
                 "output_tokens": out,
-                "output_tokens_details": {"reasoning_tokens": int(out * rfrac)},
+                "output_tokens_details": {"reasoning_tokens": reasoning},
                 "total_tokens": inp + out,
             }
         if meta == 0:
@@ -695,6 +776,36 @@ class SimulatedOrg:
 
     def _errors(self, idb: int, model: str) -> dict[str, Any]:
         return {"object": "list", "data": _validation_errors(idb ^ self._salt_int, model, self.organization)}
+
+
+_INT_OVERRIDES = frozenset(
+    {"total_requests", "output_bytes", "missing_requests", "zero_status_requests", "output_error_requests"}
+)
+_FLOAT_OVERRIDES = frozenset({"validating_seconds", "processing_seconds", "finalizing_seconds", "failed_fraction"})
+
+
+def overrides_from_query(query: dict[str, str]) -> dict[str, Any]:
+    """``create_batch`` overrides from a control request's query string (every key but count/project).
+
+    Numbers are parsed; ``metadata`` is JSON; ``output_expires_after`` is the seconds (or the JSON object).
+    """
+    out: dict[str, Any] = {}
+    for key, raw in query.items():
+        if key in ("count", "project"):
+            continue
+        if key not in _CREATE_OVERRIDES:
+            raise TypeError(f"unknown override: {key}")
+        if key in _INT_OVERRIDES:
+            out[key] = int(raw)
+        elif key in _FLOAT_OVERRIDES:
+            out[key] = float(raw)
+        elif key == "metadata":
+            out[key] = json.loads(raw)
+        elif key == "output_expires_after":
+            out[key] = {"anchor": "created_at", "seconds": int(raw)} if raw.isdigit() else json.loads(raw)
+        else:
+            out[key] = raw
+    return out
 
 
 def _release_free_memory() -> None:

@@ -18,7 +18,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from . import admin_api
-from .org import SimulatedOrg
+from .batch_requests import output_expires_seconds
+from .files import FILES_PREFIX, Streamed
+from .org import SimulatedOrg, overrides_from_query
 
 FAULT_KINDS = (
     "429",
@@ -103,6 +105,7 @@ class _Response:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Streamed | None = None  # a body sent in chunks instead of `body` (batch file content)
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
@@ -191,7 +194,8 @@ class SimulatorServer:
     """A local HTTP server that answers like api.openai.com's batch endpoints for a :class:`SimulatedOrg`.
 
     Endpoints: ``GET /v1/batches``, ``GET /v1/batches/{id}``, plus ``POST /v1/batches`` and
-    ``POST /v1/batches/{id}/cancel`` so the demo can be driven with the SDK too.
+    ``POST /v1/batches/{id}/cancel`` so the demo can be driven with the SDK too, and
+    ``GET /v1/files/{id}`` and ``GET /v1/files/{id}/content`` for every batch's files (files.py).
     """
 
     def __init__(
@@ -376,7 +380,7 @@ class SimulatorServer:
 
         h.send_response(resp.status)
         h.send_header("content-type", resp.content_type)
-        h.send_header("content-length", str(len(resp.body)))
+        h.send_header("content-length", str(resp.stream.length if resp.stream else len(resp.body)))
         h.send_header("x-request-id", request_id)
         h.send_header("openai-organization", self.org.organization)
         if project is not None:
@@ -388,7 +392,34 @@ class SimulatorServer:
         # Recorded before the client can see the answer, so a test that just got it finds the record.
         record(resp.status)
         h.end_headers()
-        h.wfile.write(resp.body)
+        if resp.stream is None:
+            h.wfile.write(resp.body)
+        else:
+            # `truncated-json` on a download: the connection drops halfway through the promised bytes.
+            cut = resp.stream.length // 2 if fault is not None and fault.kind == "truncated-json" else None
+            self._send_stream(h, resp.stream, cut)
+
+    def _send_stream(self, h: _Handler, stream: Streamed, cut: int | None) -> None:
+        # Never more than the promised length; on a shortfall (a cut, or a sizing bug) close the
+        # connection so the client fails at once instead of waiting for bytes that will not come.
+        limit = stream.length if cut is None else cut
+        sent = 0
+        try:
+            for chunk in stream.chunks:
+                if sent + len(chunk) > limit:
+                    chunk = chunk[: limit - sent]
+                h.wfile.write(chunk)
+                sent += len(chunk)
+                if sent >= limit:
+                    break
+        except OSError:  # the client went away mid-download
+            pass
+        finally:
+            if sent != stream.length:
+                h.close_connection = True
+            close = getattr(stream.chunks, "close", None)
+            if close is not None:
+                close()
 
     # ------------------------------------------------------------------ benchmark control (not the API)
     def _send_admin(self, h: _Handler, method: str, path: str, query: dict[str, str]) -> None:
@@ -405,7 +436,9 @@ class SimulatorServer:
 
     def _admin(self, method: str, action: str, query: dict[str, str]) -> _Response:
         """`GET stats`: API requests served and batches held; `POST advance?seconds=S`: move the clock;
-        `POST create?count=N[&project=P]`: N batches submitted now (open: validating)."""
+        `POST create?count=N[&project=P][&override=value...]`: N batches submitted now (open: validating),
+        with any ``create_batch`` override (e.g. ``endpoint=/v1/embeddings&output_bytes=1000000000``);
+        answers their ids."""
         project = query.get("project") or None
         if method == "GET" and action == "stats":
             with self._lock:
@@ -415,8 +448,9 @@ class SimulatorServer:
             self.org.advance(float(query["seconds"]))
             return _json(200, {"now": self.org.clock.now()})
         if method == "POST" and action == "create":
-            ids = [self.org.create_batch(project=project) for _ in range(int(query.get("count", "1")))]
-            return _json(200, {"created": len(ids)})
+            overrides = overrides_from_query(query)
+            ids = [self.org.create_batch(project=project, **overrides) for _ in range(int(query.get("count", "1")))]
+            return _json(200, {"created": len(ids), "ids": ids})
         return _json(404, {"error": f"unknown control request {method} {ADMIN_PREFIX}{action}"})
 
     def _organization_api(self, method: str, path: str, raw_query: str, key: str) -> _Response | None:
@@ -493,6 +527,14 @@ class SimulatorServer:
                 code="invalid_api_key",
             )
         parts = [unquote(p) for p in path.split("/")]
+        if path == FILES_PREFIX or path.startswith(FILES_PREFIX + "/"):
+            files = self.org.files.route(method, parts[3:], project)
+            if files is not None:
+                status, answer = files
+                if isinstance(answer, Streamed):
+                    disposition = {"content-disposition": f'attachment; filename="{answer.filename}"'}
+                    return _Response(status, b"", "application/octet-stream", disposition, stream=answer)
+                return _json(status, answer)
         # "", "v1", "batches", [id], ["cancel"]
         if len(parts) >= 3 and parts[0] == "" and parts[1] == "v1" and parts[2] == "batches":
             if len(parts) == 3 and method == "GET":
@@ -564,6 +606,12 @@ class SimulatorServer:
         overrides: dict[str, Any] = {"endpoint": str(req["endpoint"]), "input_file_id": str(req["input_file_id"])}
         if "metadata" in req:
             overrides["metadata"] = metadata
+        if req.get("output_expires_after") is not None:
+            try:
+                output_expires_seconds(req["output_expires_after"])
+            except ValueError as exc:
+                return _error(400, str(exc), param="output_expires_after", code="invalid_value")
+            overrides["output_expires_after"] = req["output_expires_after"]
         try:
             bid = self.org.create_batch(project=project, **overrides)
         except (TypeError, ValueError) as exc:

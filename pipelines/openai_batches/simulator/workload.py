@@ -71,6 +71,17 @@ MODELS: tuple[ModelSpec, ...] = (
 )
 
 
+def usage_totals(completed: int, tin: float, tout: float, cfrac: float, rfrac: float) -> tuple[int, int, int, int]:
+    """(input incl. cached, cached, output, reasoning) tokens billed for ``completed`` requests of a row.
+
+    The batch object's `usage` and the per-request usage of its output file both come from here, so
+    the file's lines always sum to the object's figures.
+    """
+    inp = int(completed * tin)
+    out = int(completed * tout)
+    return inp, int(inp * cfrac), out, int(out * rfrac)
+
+
 def endpoint_kind(endpoint: str) -> int:
     if endpoint.endswith("/embeddings"):
         return KIND_EMBED
