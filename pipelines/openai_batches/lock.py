@@ -104,8 +104,11 @@ def database_lock(db_path: str, *, wait: float, shared: bool = False) -> Iterato
                 time.sleep(min(settings.LOCK_POLL_S, remaining))
         if not shared:
             started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}, load started {started}\n".encode(), 0)
+            holder = f"pid {os.getpid()}, load started {started}\n".encode()
+            # Written, then cut to length: a waiting process reading the file in between sees the new holder
+            # or the old one, never an empty file (truncating first made it say "another process").
+            os.pwrite(fd, holder, 0)
+            os.ftruncate(fd, len(holder))
         yield
     finally:
         if not shared:
