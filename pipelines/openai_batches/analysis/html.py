@@ -103,7 +103,8 @@ def _unpriced_callout(summary: dict[str, Any] | None, unpriced: Result | None) -
     else:
         tokens = " (their tokens are unknown: no usable usage reported)"
     text = (
-        f"<b>{count:,} batches could not be priced</b> and are in no cost figure on this page"
+        f"<b>{count:,} batch{'' if count == 1 else 'es'} could not be priced</b> and {'is' if count == 1 else 'are'} "
+        "in no cost figure on this page"
         f"{escape(tokens)}. "
         "Batches created before September 2025 report no usage; for a model without a price, add one to "
         "<code>.dlt/prices.toml</code> (see <code>.dlt/prices.toml.example</code>)."

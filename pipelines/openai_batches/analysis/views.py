@@ -6,8 +6,9 @@ definitions are created in two places (see `session.py`): in the database file a
 run directly on it, and in a report's own in-memory session, which never writes to the file.
 
 Every view reads `batches_in_scope`, the one place `since` applies; `_usable` is the one test of a
-timestamp and `_USAGE_CONSISTENT` the one test of usage. The rule throughout: a figure is right, or it is absent (NULL) and `caveats` (query
-15) counts the batches it leaves out and why; never a guess, never a negative duration or cost.
+timestamp and `_USAGE_CONSISTENT` the one test of usage. The rule throughout: a figure is right, or
+it is absent (NULL) and `caveats` (query 15) counts the batches it leaves out and why; never a guess,
+never a negative duration or cost.
 """
 
 from __future__ import annotations
