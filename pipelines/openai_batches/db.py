@@ -53,17 +53,22 @@ def connect(
     return con
 
 
-def table_type(con: duckdb.DuckDBPyConnection, schema: str, name: str, catalog: str | None = None) -> str | None:
-    """`BASE TABLE`, `VIEW` (or another information_schema table type) for `schema.name`, None when absent.
+def tables_in(con: duckdb.DuckDBPyConnection, schema: str, catalog: str | None = None) -> dict[str, str]:
+    """Every table and view of ``schema``: name -> `BASE TABLE`, `VIEW` (information_schema's types).
 
     In ``catalog``, by default the session's current one (the file, for a connection from `connect`):
     information_schema lists every attached catalog, and a same-named table elsewhere is not this one."""
-    row = con.execute(
-        "SELECT table_type FROM information_schema.tables "
-        "WHERE table_catalog = coalesce(?, current_database()) AND table_schema = ? AND table_name = ?",
-        [catalog, schema, name],
-    ).fetchone()
-    return None if row is None else str(row[0])
+    rows = con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_catalog = coalesce(?, current_database()) AND table_schema = ?",
+        [catalog, schema],
+    ).fetchall()
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def table_type(con: duckdb.DuckDBPyConnection, schema: str, name: str, catalog: str | None = None) -> str | None:
+    """`BASE TABLE` or `VIEW` for `schema.name` in ``catalog`` (as in `tables_in`), None when absent."""
+    return tables_in(con, schema, catalog).get(name)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str, catalog: str | None = None) -> bool:
@@ -102,4 +107,5 @@ __all__ = [
     "duckdb_catalog_name",
     "table_exists",
     "table_type",
+    "tables_in",
 ]

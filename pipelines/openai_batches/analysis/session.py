@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..db import CATALOG, connect, table_exists, table_type
+from ..db import CATALOG, connect, table_exists, table_type, tables_in
 from ..settings import BATCHES_TABLE, ERRORS_TABLE, RUN_LOG_TABLE
 from . import settings
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
@@ -84,12 +84,7 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     """Build prices and views in the in-memory catalog of a `db.connect(...)` connection, over the
     file's tables, and make that catalog the session's default: `openai_batches.<name>` then means the
     same as in the file (its tables, and views built just now), and nothing is written to the file."""
-    tables = dict(
-        con.execute(
-            "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
-            [CATALOG, S],
-        ).fetchall()
-    )
+    tables = tables_in(con, S, CATALOG)
     stored = _stored_fingerprint(con, CATALOG)
     con.execute("USE memory")
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {S}")
