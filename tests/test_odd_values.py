@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from pipelines.openai_batches.analysis import refresh_analysis
 from pipelines.openai_batches.analysis.prices import PricesError, load_overrides
 
 from .support_analysis import CLEAN_MODEL, FORMULA_METADATA, ODD_MODELS, dlt_dirs, load_batches, odd_batches
-from .support_reliability import assert_one_clear_error, cli_env, run_cli
+from .support_reliability import cli_env, run_cli
 
 # Batch price of gpt-4o-mini: half of 0.15 / 0.075 / 0.60 USD per million input / cached / output tokens.
 MINI = (0.15, 0.075, 0.60)
@@ -64,6 +65,16 @@ def report(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, st
     code = cli.main(["report", *args])
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def one_clear_error(capsys: pytest.CaptureFixture[str], code: int, *args: str) -> str:
+    """`report ARGS` exits ``code`` with exactly one `error:` line on stderr (no traceback); returns it."""
+    exit_code, out, err = report(capsys, *args)
+    assert exit_code == code, (exit_code, out, err)
+    assert "Traceback" not in out + err and "unexpected" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    return errors[0]
 
 
 def report_json(capsys: pytest.CaptureFixture[str], db: str, *args: str) -> dict[str, list[dict[str, Any]]]:
@@ -327,18 +338,20 @@ def test_since_is_one_instant_in_the_cli_and_in_sql(odd: Odd, capsys: pytest.Cap
 
 # --- 10. refused options ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("since", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+01:00"])
-def test_a_since_out_of_range_is_a_usage_error(odd: Odd, since: str) -> None:
-    done = run_cli("report", "--db", odd.db, "--since", since, env=cli_env())
-    assert_one_clear_error(done, 2, "--since", "out of range")
+def test_a_since_out_of_range_is_a_usage_error(odd: Odd, since: str, capsys: pytest.CaptureFixture[str]) -> None:
+    error = one_clear_error(capsys, 2, "--db", odd.db, "--since", since)
+    assert "--since" in error and "out of range" in error
 
 
-def test_html_with_another_format_is_refused_and_only_is_applied(odd: Odd, tmp_path: Path) -> None:
+def test_html_with_another_format_is_refused_and_only_is_applied(
+    odd: Odd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     page = tmp_path / "page.html"
-    refused = run_cli("report", "--db", odd.db, "--html", str(page), "--format", "csv", env=cli_env())
-    assert_one_clear_error(refused, 2, "--format csv", "--html")
+    error = one_clear_error(capsys, 2, "--db", odd.db, "--html", str(page), "--format", "csv")
+    assert "--format csv" in error and "--html" in error
     assert not page.exists()
-    done = run_cli("report", "--db", odd.db, "--html", str(page), "--only", "cost_by_project", env=cli_env())
-    assert done.returncode == 0, done.stderr
+    code, _, err = report(capsys, "--db", odd.db, "--html", str(page), "--only", "cost_by_project")
+    assert code == 0, err
     text = page.read_text()
     assert '<h2 id="cost_by_project">' in text
     assert '<h2 id="throughput_hourly">' not in text and text.count("<svg") == 0
@@ -385,16 +398,19 @@ def test_a_tiered_price_is_flagged_as_a_lower_bound(odd: Odd, capsys: pytest.Cap
     ]
 
 
-def test_odd_names_are_drawn_without_warnings_and_shown_as_sent(odd: Odd, tmp_path: Path) -> None:
+def test_odd_names_are_drawn_without_warnings_and_shown_as_sent(
+    odd: Odd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     page = tmp_path / "odd.html"
-    done = run_cli("report", "--db", odd.db, "--html", str(page), env=cli_env())
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == "", done.stderr  # matplotlib writes its warnings to stderr
-    text = page.read_text()
-    assert text.count("<svg") == 4
-    table = run_cli("report", "--db", odd.db, env=cli_env())
-    assert table.returncode == 0, table.stderr
-    assert "[/]" in table.stdout and "\x1b" not in table.stdout and "\\x1b[31mred" in table.stdout
+    with warnings.catch_warnings(record=True) as caught:  # what matplotlib would print on stderr
+        warnings.simplefilter("always")
+        code, _, err = report(capsys, "--db", odd.db, "--html", str(page))
+    assert code == 0 and err == "", err
+    assert not [str(w.message) for w in caught]
+    assert page.read_text().count("<svg") == 4
+    code, out, err = report(capsys, "--db", odd.db)
+    assert code == 0, err
+    assert "[/]" in out and "\x1b" not in out and "\\x1b[31mred" in out
 
 
 # --- issue 8: one definition of "open" --------------------------------------------------------------------
@@ -409,9 +425,11 @@ def test_a_batch_without_a_status_is_open_in_every_report(odd: Odd, capsys: pyte
 
 
 # --- the whole report over every odd value ----------------------------------------------------------------
-def test_every_format_runs_over_every_odd_value(odd: Odd) -> None:
+def test_every_format_runs_over_every_odd_value(odd: Odd, capsys: pytest.CaptureFixture[str]) -> None:
     for fmt in ("table", "csv", "json", "markdown"):
-        done = run_cli("report", "--db", odd.db, "--format", fmt, env=cli_env())
-        assert done.returncode == 0, (fmt, done.stderr)
-        assert done.stderr == "", (fmt, done.stderr)
-        assert len(done.stdout) > 1000, fmt
+        code, out, err = report(capsys, "--db", odd.db, "--format", fmt)
+        assert code == 0 and err == "", (fmt, err)
+        assert len(out) > 1000, fmt
+    # And as cron runs it: the installed command in its own process.
+    done = run_cli("report", "--db", odd.db, env=cli_env())
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -28,7 +28,7 @@ from pipelines.openai_batches.settings import DEMO_DB_PATH
 from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for, load, table
-from .support_reliability import assert_one_clear_error, cli_env, run_cli
+from .support_reliability import cli_env, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT_NAMES = [q.name for q in load_queries()]
@@ -275,12 +275,15 @@ def test_a_user_table_named_like_a_view_never_fails_a_committed_load(tmp_path: P
     assert json.loads(done.stdout)["cost_summary"][0]["batches"] == 3
 
 
-def test_html_into_a_directory_is_a_usage_error(report_db: str, tmp_path: Path) -> None:
-    done = run_cli("report", "--db", report_db, "--html", str(tmp_path), env=cli_env())
-    assert_one_clear_error(done, 2, "--html", "is a directory")
-    missing = tmp_path / "no" / "such" / "report.html"
-    done = run_cli("report", "--db", report_db, "--html", str(missing), env=cli_env())
-    assert_one_clear_error(done, 2, "does not exist")
+def test_html_into_a_directory_is_a_usage_error(
+    report_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for target, message in ((tmp_path, "is a directory"), (tmp_path / "no" / "such" / "report.html", "does not exist")):
+        code, out, err = report(capsys, "--db", report_db, "--html", str(target))
+        assert code == 2, (out, err)
+        assert "unexpected" not in err and "Traceback" not in err
+        (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+        assert "--html" in error and message in error
 
 
 def _without_write_permission(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
