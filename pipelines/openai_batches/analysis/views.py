@@ -162,16 +162,12 @@ FROM priced
 """
 
 
-# The timestamps the durations and buckets read (`cancelling_at` is in none of them).
-_TIMES = (
-    "created_at",
-    "in_progress_at",
-    "expires_at",
-    "finalizing_at",
-    "completed_at",
-    "failed_at",
-    "expired_at",
-    "cancelled_at",
+# The timestamps the durations read; the end of a batch is tested once it is chosen (`ended_at`: the
+# timestamp of its terminal status, NULL while it is open).
+_TIMES = ("created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at")
+_ENDED_AT = _usable(
+    "CASE status WHEN 'completed' THEN completed_at WHEN 'failed' THEN failed_at "
+    "WHEN 'expired' THEN expired_at WHEN 'cancelled' THEN cancelled_at END"
 )
 
 
@@ -191,25 +187,15 @@ def _elapsed(later: str, earlier: str) -> str:
 # `epoch_us`, not `epoch`: the integer microseconds are ~4x cheaper to get than `epoch`'s double.
 BATCH_TIMINGS = f"""
 CREATE OR REPLACE VIEW {S}.batch_timings AS
-WITH usable AS (
+WITH ends AS (
     SELECT
         id, project, model, model_label, endpoint, status, usage_consistent,
         usage__input_tokens, usage__output_tokens,
         request_counts__total, request_counts__completed, request_counts__failed,
-        {", ".join(f"{_usable(c)} AS {c}" for c in _TIMES)}
-    FROM {S}.batches_in_scope
-),
-ends AS (
-    SELECT
-        *,
+        {", ".join(f"{_usable(c)} AS {c}" for c in _TIMES)},
         NOT {is_open_sql()} AS is_terminal,
-        CASE status
-            WHEN 'completed' THEN completed_at
-            WHEN 'failed' THEN failed_at
-            WHEN 'expired' THEN expired_at
-            WHEN 'cancelled' THEN cancelled_at
-        END AS ended_at
-    FROM usable
+        {_ENDED_AT} AS ended_at
+    FROM {S}.batches_in_scope
 ),
 intervals AS (
     SELECT
@@ -236,7 +222,7 @@ SELECT
     status = 'completed' AND request_counts__total > 0 AND request_counts__failed >= request_counts__total
         AS all_requests_failed,
     CASE
-        WHEN status = 'completed' AND turnaround_s IS NOT NULL THEN completed_at <= expires_at
+        WHEN status = 'completed' AND completed_at >= created_at THEN completed_at <= expires_at
         WHEN status = 'expired' THEN false
     END AS within_window,
     CASE WHEN usage_consistent THEN usage__input_tokens END AS input_tokens,
