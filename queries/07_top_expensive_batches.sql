@@ -9,8 +9,8 @@ SELECT
     cached_input_tokens,
     output_tokens,
     reasoning_tokens,
-    round(cost_usd, 4) AS cost_usd,
-    round(sync_cost_usd, 4) AS sync_cost_usd
+    round(cost_usd, 9) AS cost_usd,
+    round(sync_cost_usd, 9) AS sync_cost_usd
 FROM openai_batches.batch_costs
 WHERE priced
 ORDER BY cost_usd DESC, id

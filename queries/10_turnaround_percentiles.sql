@@ -1,4 +1,5 @@
 -- How long do completed batches take, by model and endpoint? p50/p90/p99 turnaround (created -> completed), in minutes.
+-- `batches` is the count every statistic of the row uses: completed batches whose timeline is complete and in order.
 SELECT
     model,
     endpoint,

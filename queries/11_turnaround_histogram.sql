@@ -1,4 +1,5 @@
 -- How are turnaround times of completed batches distributed per model? (% of the model's batches in each time bucket)
+-- Over the same batches as turnaround_percentiles: completed, with a complete timeline in order.
 SELECT
     model_label AS model,
     count(*) AS batches,
@@ -12,6 +13,6 @@ SELECT
     round(100 * count(*) FILTER (WHERE turnaround_s >= 57600 AND turnaround_s < 86400) / count(*), 1) AS "16-24h",
     round(100 * count(*) FILTER (WHERE turnaround_s >= 86400) / count(*), 1) AS ">24h"
 FROM openai_batches.batch_timings
-WHERE status = 'completed'
+WHERE status = 'completed' AND timeline_complete
 GROUP BY ALL
 ORDER BY model;

@@ -8,7 +8,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from pipelines.openai_batches.analysis.prices import (
     resolve_prices,
 )
 from pipelines.openai_batches.analysis.queries import load_queries, run_queries, set_since
+from pipelines.openai_batches.analysis.session import NoBatchesError
 from pipelines.openai_batches.analysis.settings import QUERIES_DIR
-from pipelines.openai_batches.analysis.views import VIEW_NAMES, NoBatchesError
+from pipelines.openai_batches.analysis.views import VIEW_NAMES
 from pipelines.openai_batches.runner import run_load
 from pipelines.openai_batches.simulator import USAGE_CUTOFF, SimClock, SimulatedOrg, SimulatorServer
 
@@ -252,9 +253,10 @@ def test_model_prices_holds_the_matched_rows_for_the_models_present(loaded: Load
 def test_price_history_periods_from_genai_prices() -> None:
     # o3's price fell on 2025-06-10; the periods must switch exactly there.
     rows = genai_price_rows(["o3-2025-04-16"])
+    switch = datetime(2025, 6, 10, tzinfo=UTC)
     assert [(r.valid_from, r.valid_to, r.input_usd_per_mtok, r.output_usd_per_mtok) for r in rows] == [
-        (None, date(2025, 6, 10), 10.0, 40.0),
-        (date(2025, 6, 10), None, 2.0, 8.0),
+        (None, switch, 10.0, 40.0),
+        (switch, None, 2.0, 8.0),
     ]
     assert genai_price_rows(["no-such-model-xyz"]) == []
 
@@ -319,7 +321,7 @@ output = 0
     [
         ("[[prices]]\nmodel = 'x'\n", "`input` is required"),
         ("[[prices]]\nmodel = 'x'\ninput = 1\ncached = 0.5\n", "unknown key(s) cached"),
-        ("[[prices]]\nmodel = 'x'\ninput = -1\n", "must be a number >= 0"),
+        ("[[prices]]\nmodel = 'x'\ninput = -1\n", "must be a finite number >= 0"),
         ("[[prices]]\nmodel = 'x'\ninput = 1\nvalid_from = 'soon'\n", "valid_from"),
         ("[[prices]]\nmodel = 'x'\ninput = 1\n[[prices]]\nmodel = 'x'\ninput = 2\n", "a second price"),
         ("[prices\n", "not valid TOML"),

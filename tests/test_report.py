@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import csv
+import hashlib
 import io
 import json
 import os
@@ -10,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,7 +27,8 @@ from pipelines.openai_batches.runner import run_load
 from pipelines.openai_batches.settings import DEMO_DB_PATH
 from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for
+from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for, load, table
+from .support_reliability import cli_env, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT_NAMES = [q.name for q in load_queries()]
@@ -240,3 +244,239 @@ def test_without_a_database_configured_the_demo_one_is_used(
     assert code == 0, err
     assert "demo database" in err
     assert json.loads(out)["cost_summary"][0]["batches"] == 401
+
+
+# --- issue 8: nothing a user does to the database fails a load; reading needs no write access ---------------
+def test_a_user_table_named_like_a_view_never_fails_a_committed_load(tmp_path: Path) -> None:
+    from .support_reliability import ScriptedApi, error_lines, newest_first, serve_all
+
+    batches = newest_first(3)
+    route = [serve_all(batches[1:])]
+    db = str(tmp_path / "user.duckdb")
+    with ScriptedApi(lambda path, query, n: route[0](path, query, n)) as api:
+        env = cli_env(OPENAI_API_KEY="sk-test-user-table-0123456789", OPENAI_BASE_URL=api.base_url)
+        first = run_cli("load", "--db", db, env=env)
+        assert first.returncode == 0, first.stderr
+        with duckdb.connect(db) as con:  # a user's own table, named like one of the report views
+            con.execute("DROP VIEW openai_batches.batch_costs")
+            con.execute("CREATE TABLE openai_batches.batch_costs AS SELECT 42 AS mine")
+        route[0] = serve_all(batches)
+        second = run_cli("load", "--db", db, env=env)
+    assert second.returncode == 0, second.stderr
+    assert not error_lines(second.stderr) and "Traceback" not in second.stderr
+    warnings = [line for line in second.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, second.stderr
+    assert "openai_batches.batch_costs" in warnings[0] and "RENAME" in warnings[0]
+    assert "1 new" in second.stdout
+    assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(3,)]
+    assert table(db, "SELECT * FROM openai_batches.batch_costs") == [(42,)]  # the user's table is untouched
+    done = run_cli("report", "--db", db, "--format", "json", "--only", "cost_summary", env=cli_env())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cost_summary"][0]["batches"] == 3
+
+
+def test_html_into_a_directory_is_a_usage_error(
+    report_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for target, message in ((tmp_path, "is a directory"), (tmp_path / "no" / "such" / "report.html", "does not exist")):
+        code, out, err = report(capsys, "--db", report_db, "--html", str(target))
+        assert code == 2, (out, err)
+        assert "unexpected" not in err and "Traceback" not in err
+        (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+        assert "--html" in error and message in error
+
+
+def _without_write_permission(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user who may read but not write: root without the capabilities that bypass file
+    permissions (setpriv), or the current user when it is not root."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and no setpriv to drop the right to write anywhere")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "pipelines.openai_batches.cli", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_report_reads_a_database_in_a_read_only_directory(report_db: str, tmp_path: Path) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    db = folder / "copy.duckdb"
+    shutil.copy(report_db, db)
+    page = tmp_path / "page.html"
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        done = _without_write_permission("report", "--db", str(db), "--format", "json", cwd=REPO)
+        page_done = _without_write_permission("report", "--db", str(db), "--html", str(page), cwd=REPO)
+        listing = sorted(p.name for p in folder.iterdir())
+    finally:
+        folder.chmod(0o755)
+        db.chmod(0o644)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cost_summary"][0]["batches"] == 401
+    assert page_done.returncode == 0, page_done.stderr
+    assert "could not be priced" in page.read_text()
+    assert listing == ["copy.duckdb"]  # no lock file, no WAL, nothing written
+
+
+def _stored_views(db: str) -> int:
+    return table(db, "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'openai_batches'")[0][0]
+
+
+def test_report_never_writes_and_run_refreshes_only_under_the_exclusive_lock(
+    db: str,
+    org: SimulatedOrg,
+    server: SimulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipelines.openai_batches import settings
+    from pipelines.openai_batches.lock import database_lock
+
+    org.generate_history(60, project=PROJECT_A, days=30)
+    assert load(db, server).ok
+    assert _stored_views(db) == 0  # loaded by the runner alone: nothing stored for direct SQL yet
+    before = hashlib.sha256(Path(db).read_bytes()).hexdigest()
+    code, out, err = report(capsys, "--db", db, "--format", "json")
+    assert code == 0, err
+    code, _, err = report(capsys, "--db", db, "--html", str(tmp_path / "page.html"))
+    assert code == 0, err
+    assert hashlib.sha256(Path(db).read_bytes()).hexdigest() == before
+    # `run`'s report stores what is missing, but only holding the lock a load holds: with a reader in
+    # the way it cannot take it, says so, and still prints the reports.
+    monkeypatch.setattr(settings, "DEFAULT_LOCK_WAIT_S", 0.3)
+    with database_lock(db, wait=0, shared=True):
+        print_terminal_report(db)
+    out, err = capsys.readouterr()
+    assert "cost_summary:" in out and "not refreshed" in err
+    assert _stored_views(db) == 0
+    print_terminal_report(db)
+    out, err = capsys.readouterr()
+    assert "cost_summary:" in out and "stored the current report views" in err
+    assert _stored_views(db) >= 9
+    print_terminal_report(db)  # now current: nothing to store
+    assert "stored" not in capsys.readouterr().err
+
+
+# --- issue 9: structure ------------------------------------------------------------------------------------
+def _analysis_imports() -> dict[str, set[str]]:
+    """Module -> the analysis modules it imports, at module level or inside a function."""
+    package = REPO / "pipelines" / "openai_batches" / "analysis"
+    modules = {p.stem for p in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:
+                    found.update(alias.name for alias in node.names)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_no_import_cycles_in_the_analysis_package() -> None:
+    graph = _analysis_imports()
+    assert "html" not in graph["report"] or "report" not in graph["html"]
+
+    def cycle_from(start: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(graph[path[-1]]):
+            if nxt == start:
+                return [*path, nxt]
+            if nxt not in path:
+                found = cycle_from(start, [*path, nxt])
+                if found:
+                    return found
+        return None
+
+    cycles = [c for name in sorted(graph) if name != "__init__" and (c := cycle_from(name, [name]))]
+    assert not cycles, cycles
+
+
+def _declared_distributions() -> set[str]:
+    import tomllib
+
+    doc = tomllib.loads((REPO / "pyproject.toml").read_text())
+    names = [re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0] for dep in doc["project"]["dependencies"]]
+    return {re.sub(r"[-_.]+", "-", n).lower() for n in names}
+
+
+def test_every_imported_package_is_declared() -> None:
+    from importlib.metadata import packages_distributions
+
+    imported: set[str] = set()
+    for path in (REPO / "pipelines").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"pipelines", "__future__"}
+    owners = packages_distributions()
+    declared = _declared_distributions()
+    undeclared = {
+        module: owners.get(module, ["?"])
+        for module in third_party
+        if not any(re.sub(r"[-_.]+", "-", d).lower() in declared for d in owners.get(module, []))
+    }
+    assert not undeclared, undeclared
+
+
+def test_the_wheel_ships_the_queries_and_report_runs_outside_the_repository(report_db: str, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for name in ("pipelines", "queries"):
+        shutil.copytree(REPO / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {Path(n).name for n in archive.namelist() if n.endswith(".sql")}
+    assert shipped == {p.name for p in (REPO / "queries").glob("*.sql")}
+    # A fresh environment with only the wheel installed; its dependencies come from this one.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    (site,) = venv.glob("lib/python*/site-packages")
+    deps = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    (site / "dependencies.pth").write_text(f"{deps}\n")
+    installed = subprocess.run(
+        [*pip, "--python", str(venv / "bin" / "python"), "install", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for exe in (venv / "bin" / "openai-batches", Path(sys.executable).parent / "openai-batches"):  # wheel, editable
+        if not exe.exists():
+            continue
+        done = subprocess.run(
+            [str(exe), "report", "--db", report_db, "--format", "json"],
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+            cwd=elsewhere,
+            timeout=120,
+        )
+        assert done.returncode == 0, (exe, done.stderr)
+        assert list(json.loads(done.stdout)) == REPORT_NAMES, exe

@@ -237,13 +237,10 @@ def _refresh_analysis(db_path: str) -> None:
     """Keep prices and the report views in the database current, so `queries/` run in any DuckDB
     client right after a load. Only after a load that changed something: a no-change cron run stays
     one request and about a second. A bad price file must not fail a good load: it is reported."""
-    from .analysis import refresh_analysis
-    from .analysis.prices import PricesError
+    from .analysis import refresh_after_load
 
-    try:
-        refresh_analysis(db_path)
-    except PricesError as e:
-        print(f"warning: reports not refreshed: {e}", file=sys.stderr)
+    for warning in refresh_after_load(db_path):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

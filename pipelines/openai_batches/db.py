@@ -53,6 +53,29 @@ def connect(
     return con
 
 
+def tables_in(con: duckdb.DuckDBPyConnection, schema: str, catalog: str | None = None) -> dict[str, str]:
+    """Every table and view of ``schema``: name -> `BASE TABLE`, `VIEW` (information_schema's types).
+
+    In ``catalog``, by default the session's current one (the file, for a connection from `connect`):
+    information_schema lists every attached catalog, and a same-named table elsewhere is not this one."""
+    rows = con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables "
+        "WHERE table_catalog = coalesce(?, current_database()) AND table_schema = ?",
+        [catalog, schema],
+    ).fetchall()
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def table_type(con: duckdb.DuckDBPyConnection, schema: str, name: str, catalog: str | None = None) -> str | None:
+    """`BASE TABLE` or `VIEW` for `schema.name` in ``catalog`` (as in `tables_in`), None when absent."""
+    return tables_in(con, schema, catalog).get(name)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str, catalog: str | None = None) -> bool:
+    """Whether `schema.name` exists (a table or a view) in ``catalog`` (default: the current one)."""
+    return table_type(con, schema, name, catalog) is not None
+
+
 def duckdb_catalog_name(db_path: str | Path) -> str:
     """The catalog name DuckDB gives a file opened directly (`duckdb FILE`): the file name up to its
     first dot, with `_db` appended to names DuckDB reserves."""
@@ -76,4 +99,13 @@ def ambiguous_file_name(db_path: str | Path) -> str | None:
     )
 
 
-__all__ = ["CATALOG", "OWN_SCHEMAS", "ambiguous_file_name", "connect", "duckdb_catalog_name"]
+__all__ = [
+    "CATALOG",
+    "OWN_SCHEMAS",
+    "ambiguous_file_name",
+    "connect",
+    "duckdb_catalog_name",
+    "table_exists",
+    "table_type",
+    "tables_in",
+]

@@ -1,10 +1,12 @@
-"""Cost and throughput of the loaded batches: prices into `model_prices`, views, `queries/`, reports and HTML.
+"""Cost and throughput of the loaded batches: prices, views, `queries/`, reports, the HTML page.
 
-After a load, `refresh_analysis(db_path)` brings prices and views up to date; `print_terminal_report`
-prints every report. Both need the database file writable (the views and prices live in it).
+Readers (`report`, the HTML page, the notebook) use `reading(db_path)`: a read-only session under the
+shared lock, with prices and views built in memory; nothing is written. After a load that changed
+data, `refresh_after_load(db_path)` stores the same prices and views in the file for SQL run directly
+on it, and returns warnings instead of failing the load.
 """
 
-from .report import print_terminal_report
-from .views import ensure_views, refresh_analysis
+from .report import collect, print_terminal_report
+from .session import NoBatchesError, reading, refresh_after_load, refresh_analysis
 
-__all__ = ["ensure_views", "print_terminal_report", "refresh_analysis"]
+__all__ = ["NoBatchesError", "collect", "print_terminal_report", "reading", "refresh_after_load", "refresh_analysis"]

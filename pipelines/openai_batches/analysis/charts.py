@@ -16,6 +16,7 @@ from matplotlib import colormaps, rc_context
 from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
+from . import settings
 from .queries import Result
 
 # Text stays text in the SVG (smaller, selectable; the browser's sans-serif draws it), and ids are
@@ -28,6 +29,17 @@ _STYLE: dict[Any, Any] = {
     "grid.alpha": 0.3,
     "font.size": 9,
 }
+
+
+def chart_label(text: object) -> str:
+    """A name from the API as a chart label, drawn as it is: cut to `CHART_LABEL_MAX` characters (one
+    300-character model name would squeeze the axes to nothing), `$` escaped (matplotlib reads `$...$`
+    as mathematics), and not starting with `_` (matplotlib leaves such labels out of a legend)."""
+    text = str(text)
+    if len(text) > settings.CHART_LABEL_MAX:
+        text = text[: settings.CHART_LABEL_MAX - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    text = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
 
 
 def model_colors(models: Iterable[str]) -> dict[str, Any]:
@@ -56,6 +68,8 @@ def _number(value: Any) -> float:
 
 def _dense_days(days: Iterable[date]) -> list[date]:
     seen = set(days)
+    if not seen:
+        return []
     first, last = min(seen), max(seen)
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
@@ -65,7 +79,8 @@ def cost_per_day(result: Result) -> Figure | None:
 
     Stacked step areas rather than bars: one path per model whatever the span, so a year of days
     stays a small SVG, and days without batches are visibly zero."""
-    rows = [r for r in result.records() if r["cost_usd"] is not None]
+    # A day the views could not place (no usable creation time) is not a point on a time axis.
+    rows = [r for r in result.records() if r["cost_usd"] is not None and isinstance(r["day"], date)]
     if not rows:
         return None
     days = _dense_days(r["day"] for r in rows)
@@ -83,7 +98,7 @@ def cost_per_day(result: Result) -> Figure | None:
             if r["model"] == model:
                 values[index[r["day"]]] += _number(r["cost_usd"])
         top = [b + v for b, v in zip(bottom, values, strict=True)]
-        ax.fill_between(days, bottom, top, step="mid", color=colors[model], label=model, linewidth=0)
+        ax.fill_between(days, bottom, top, step="mid", color=colors[model], label=chart_label(model), linewidth=0)
         bottom = top
     ax.set_ylim(bottom=0)
     _date_axis(ax)
@@ -97,6 +112,8 @@ def _hourly(result: Result, days: int) -> tuple[list[datetime], list[float], lis
     """Dense hourly series over the last ``days`` days with data (empty hours are zeros, not bridged gaps)."""
     by_hour: dict[datetime, tuple[float, float]] = {}
     for r in result.records():
+        if not isinstance(r["hour_utc"], datetime):
+            continue  # no hour to place it in (the views leave such batches out; a Result may not)
         tokens = _number(r["input_tokens"]) + _number(r["output_tokens"])
         by_hour[r["hour_utc"]] = (tokens, _number(r["requests_completed"]))
     if not by_hour:
@@ -142,12 +159,14 @@ def turnaround_distribution(result: Result) -> Figure | None:
     buckets = [c for c in result.columns if c not in ("model", "batches")]
     cmap = colormaps["viridis"]
     fig, ax = _figure(10, 0.9 + 0.35 * len(records))
-    labels = [f"{r['model']} (n={r['batches']:,})" for r in records]
+    # Numeric positions, not category names: two long model names cut to the same label stay two bars.
+    positions = list(range(len(records)))
     left = [0.0] * len(records)
     for i, bucket in enumerate(buckets):
         values = [_number(r[bucket]) for r in records]
-        ax.barh(labels, values, left=left, color=cmap(i / max(1, len(buckets) - 1)), label=bucket, linewidth=0)
+        ax.barh(positions, values, left=left, color=cmap(i / max(1, len(buckets) - 1)), label=bucket, linewidth=0)
         left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_yticks(positions, [f"{chart_label(r['model'])} (n={r['batches']:,})" for r in records])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_title("Turnaround of completed batches (created -> completed): % of each model's batches", loc="left")
@@ -181,7 +200,7 @@ def failure_rates(result: Result) -> Figure | None:
             label=label,
             linewidth=0,
         )
-    ax.set_yticks([p + 0.4 - height / 2 for p in positions], [r["model"] for r in records])
+    ax.set_yticks([p + 0.4 - height / 2 for p in positions], [chart_label(r["model"]) for r in records])
     ax.invert_yaxis()
     ax.set_xlabel("% (of finished batches; failed requests: of their requests)")
     ax.set_title("Failure, expiry and cancellation rates, by model", loc="left")

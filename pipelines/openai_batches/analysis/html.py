@@ -11,8 +11,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from . import charts
+from .cells import display, is_numeric, is_usd
 from .queries import Result
-from .report import display
 
 # Rows per table on the page; the terminal/CSV reports carry the rest. Keeps the page light with years of hours.
 HTML_ROW_LIMIT = 50
@@ -34,6 +34,7 @@ h1 { margin-bottom: .2rem; } .meta { color: #666; margin-top: 0; }
 .card b { display: block; font-size: 1.3rem; }
 .unpriced { border-left: 5px solid #d97706; background: #fffbeb; padding: .8rem 1rem; margin: 1rem 0; }
 .ok { border-left: 5px solid #16a34a; background: #f0fdf4; padding: .8rem 1rem; margin: 1rem 0; }
+.caveats { border-left: 5px solid #64748b; background: #f8fafc; padding: .8rem 1rem; margin: 1rem 0; }
 figure { margin: 1.5rem 0; } figure svg { max-width: 100%; height: auto; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; font-size: 12px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
@@ -48,10 +49,14 @@ def _by_name(results: Sequence[Result]) -> dict[str, Result]:
     return {r.name: r for r in results}
 
 
-def _cards(summary: Result | None) -> str:
-    if summary is None or not summary.rows:
+def _summary(results: dict[str, Result]) -> dict[str, Any] | None:
+    summary = results.get("cost_summary")
+    return summary.records()[0] if summary is not None and summary.rows else None
+
+
+def _cards(summary: dict[str, Any] | None) -> str:
+    if summary is None:
         return ""
-    rec = summary.records()[0]
     items = (
         ("cost (batch)", "cost_usd", "$"),
         ("same tokens synchronously", "sync_cost_usd", "$"),
@@ -62,26 +67,65 @@ def _cards(summary: Result | None) -> str:
     )
     cells = []
     for label, key, unit in items:
-        value = rec.get(key)
+        value = summary.get(key)
         shown = "unpriced" if value is None and unit else f"{unit}{display(value, key)}"
         cells.append(f'<div class="card">{escape(label)}<b>{escape(shown)}</b></div>')
     return '<div class="cards">' + "".join(cells) + "</div>"
 
 
-def _unpriced_callout(summary: Result | None, unpriced: Result | None) -> str:
-    count = summary.records()[0].get("unpriced_batches") if summary and summary.rows else None
+def _tokens(value: Any, what: str) -> str | None:
+    return None if value is None else f"{display(value, 'n')} {what}"
+
+
+def _unpriced_callout(summary: dict[str, Any] | None, unpriced: Result | None) -> str:
+    if summary is None:
+        return ""
+    if not summary.get("batches"):
+        return '<div class="ok">No batches in scope: nothing was spent.</div>'
+    count = summary.get("unpriced_batches")
     if not count:
         return '<div class="ok">Every batch in scope has a price.</div>'
-    rec = summary.records()[0] if summary else {}
+    # Tokens of batches without (usable) usage are unknown: the sum covers the others, and says so.
+    known = [
+        t
+        for t in (
+            _tokens(summary.get("unpriced_input_tokens"), "input"),
+            _tokens(summary.get("unpriced_output_tokens"), "output"),
+        )
+        if t
+    ]
+    reasons = {r["reason"]: r["batches"] for r in unpriced.records()} if unpriced is not None else {}
+    unknown = sum(n for reason, n in reasons.items() if reason in ("no usage reported", "inconsistent usage"))
+    if known and unknown:
+        tokens = f" ({' and '.join(known)} tokens known; {unknown:,} of them report no usable usage)"
+    elif known:
+        tokens = f" ({' and '.join(known)} tokens)"
+    else:
+        tokens = " (their tokens are unknown: no usable usage reported)"
     text = (
-        f"<b>{count:,} batches could not be priced</b> and are in no cost figure on this page "
-        f"({display(rec.get('unpriced_input_tokens'), 'n') or 0} input and "
-        f"{display(rec.get('unpriced_output_tokens'), 'n') or 0} output tokens). "
+        f"<b>{count:,} batch{'' if count == 1 else 'es'} could not be priced</b> and {'is' if count == 1 else 'are'} "
+        "in no cost figure on this page"
+        f"{escape(tokens)}. "
         "Batches created before September 2025 report no usage; for a model without a price, add one to "
         "<code>.dlt/prices.toml</code> (see <code>.dlt/prices.toml.example</code>)."
     )
     table = _table(unpriced) if unpriced is not None else ""
     return f'<div class="unpriced">{text}{table}</div>'
+
+
+def _caveats_callout(caveats: Result | None) -> str:
+    if caveats is None or not caveats.rows:
+        return ""
+    items = "".join(
+        f"<li>{escape(display(r['batches'], 'batches'))} batch{'' if r['batches'] == 1 else 'es'}: "
+        f"{escape(display(r['caveat'], 'caveat'))} "
+        f"(<i>{escape(display(r['figures'], 'figures'))}</i>)</li>"
+        for r in caveats.records()
+    )
+    return (
+        '<div class="caveats"><b>Some figures leave batches out or only approximate them</b>, '
+        f'because of values the API sent (details in <a href="#caveats">caveats</a>):<ul>{items}</ul></div>'
+    )
 
 
 def _table(result: Result) -> str:
@@ -93,9 +137,9 @@ def _table(result: Result) -> str:
         cells = []
         for value, column in zip(row, result.columns, strict=True):
             cls = ""
-            if value is None and column.endswith("_usd"):
+            if value is None and is_usd(column):
                 cls = ' class="unpriced-cell"'
-            elif isinstance(value, int | float) and not isinstance(value, bool):
+            elif is_numeric(value):
                 cls = ' class="num"'
             cells.append(f"<td{cls}>{escape(display(value, column))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -117,9 +161,15 @@ def _chart(result: Result | None, draw: Callable[[Result], Figure | None]) -> st
     return f'<figure role="img" aria-label="{escape(result.query.title)}">{svg}</figure>'
 
 
-def render_html(results: Sequence[Result], *, db_path: str, since: str | None = None) -> str:
+def render_html(
+    results: Sequence[Result], *, db_path: str, since: str | None = None, only: Sequence[str] | None = None
+) -> str:
+    """The page: cards and callouts from the header reports, then the charts and tables of ``only``
+    (every report in ``results`` when None)."""
     by_name = _by_name(results)
-    summary, unpriced = by_name.get("cost_summary"), by_name.get("unpriced_usage")
+    summary = _summary(by_name)
+    shown = [r for r in results if not only or r.name in only]
+    shown_names = {r.name for r in shown}
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     scope = f"batches created since {since} UTC" if since else "all batches"
     parts: list[Any] = [
@@ -132,10 +182,11 @@ def render_html(results: Sequence[Result], *, db_path: str, since: str | None = 
         f'<p class="meta">{escape(Path(db_path).name)} · {escape(scope)} · generated {generated} · '
         "batch prices are 50% of the standard per-token price</p>",
         _cards(summary),
-        _unpriced_callout(summary, unpriced),
+        _unpriced_callout(summary, by_name.get("unpriced_usage")),
+        _caveats_callout(by_name.get("caveats")),
     ]
-    parts.extend(_chart(by_name.get(name), draw) for name, draw in CHARTS)
-    for result in results:
+    parts.extend(_chart(by_name.get(name), draw) for name, draw in CHARTS if name in shown_names)
+    for result in shown:
         parts.append(f'<h2 id="{escape(result.name)}">{escape(result.name)}</h2>')
         parts.append(f"<p>{escape(result.query.title)}</p>")
         parts.append(_table(result))
@@ -143,5 +194,12 @@ def render_html(results: Sequence[Result], *, db_path: str, since: str | None = 
     return "\n".join(p for p in parts if p)
 
 
-def write_html(path: str, results: Sequence[Result], *, db_path: str, since: str | None = None) -> None:
-    Path(path).write_text(render_html(results, db_path=db_path, since=since), encoding="utf-8")
+def write_html(
+    path: str,
+    results: Sequence[Result],
+    *,
+    db_path: str,
+    since: str | None = None,
+    only: Sequence[str] | None = None,
+) -> None:
+    Path(path).write_text(render_html(results, db_path=db_path, since=since, only=only), encoding="utf-8")

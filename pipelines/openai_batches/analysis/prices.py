@@ -2,12 +2,15 @@
 
 They are stored as `openai_batches.model_prices`, one row per model and period in which its standard
 (synchronous) price was constant, so SQL joins a batch to the price in force at its `created_at`.
+Periods start and end at instants (UTC), so two periods of one day never collapse into one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
+import math
 import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,8 +37,8 @@ class PriceRow:
     """One row of `model_prices`. Prices are standard USD per million tokens; batches pay `batch_factor` of them."""
 
     model: str  # exactly as in `batches.model`
-    valid_from: date | None  # UTC day the price starts; None: as far back as the source knows
-    valid_to: date | None  # exclusive; None: still in force
+    valid_from: datetime | None  # instant (UTC) the price starts; None: as far back as the source knows
+    valid_to: datetime | None  # exclusive; None: still in force
     input_usd_per_mtok: float
     cached_input_usd_per_mtok: float | None  # None: the source lists none, cached input pays the input price
     output_usd_per_mtok: float | None  # None: the source lists none (embeddings)
@@ -44,12 +47,15 @@ class PriceRow:
     source_version: str
     matched_model: str  # genai-prices' model id, or the override file's `model` pattern
     note: str | None = None
+    # The source lists long-context tiers (a higher rate above a prompt size) and only the base rate is
+    # applied: batch usage is a total, without the size of each request's prompt, so the cost is a floor.
+    tiered: bool = False
 
 
 @dataclass(frozen=True)
 class OverrideEntry:
     pattern: str  # an exact model id, or a glob (`*`, `?`, `[...]`)
-    valid_from: date | None
+    valid_from: datetime | None
     input: float
     cached_input: float | None
     output: float | None
@@ -77,7 +83,8 @@ _COLUMNS_DDL = """
     source VARCHAR NOT NULL,
     source_version VARCHAR NOT NULL,
     matched_model VARCHAR NOT NULL,
-    note VARCHAR
+    note VARCHAR,
+    tiered BOOLEAN NOT NULL
 """
 
 
@@ -123,7 +130,7 @@ def genai_price_rows(models: Iterable[str]) -> list[PriceRow]:
         # rules (last active conditional price wins) are applied exactly as it applies them.
         periods: list[PriceRow] = []
         for start in [None, *sorted(starts)]:
-            at = datetime.combine(start or date(1970, 1, 1), datetime.min.time(), UTC)
+            at = _utc_midnight(start or date(1970, 1, 1))
             price = info.get_prices(at)
             input_price, tiered_in = _number(getattr(price, "input_mtok", None))
             if input_price is None:
@@ -133,7 +140,7 @@ def genai_price_rows(models: Iterable[str]) -> list[PriceRow]:
             note = "tiered: base rate used (batch usage has no per-request prompt sizes)"
             row = PriceRow(
                 model=model,
-                valid_from=start,
+                valid_from=None if start is None else _utc_midnight(start),
                 valid_to=None,
                 input_usd_per_mtok=input_price,
                 cached_input_usd_per_mtok=cached,
@@ -143,6 +150,7 @@ def genai_price_rows(models: Iterable[str]) -> list[PriceRow]:
                 source_version=version,
                 matched_model=info.id,
                 note=note if tiered_in or tiered_cache or tiered_out else None,
+                tiered=tiered_in or tiered_cache or tiered_out,
             )
             if periods and _same_price(periods[-1], row):
                 continue
@@ -152,30 +160,39 @@ def genai_price_rows(models: Iterable[str]) -> list[PriceRow]:
 
 
 def _same_price(a: PriceRow, b: PriceRow) -> bool:
-    return (a.input_usd_per_mtok, a.cached_input_usd_per_mtok, a.output_usd_per_mtok, a.batch_factor) == (
-        b.input_usd_per_mtok,
-        b.cached_input_usd_per_mtok,
-        b.output_usd_per_mtok,
-        b.batch_factor,
-    )
+    def key(r: PriceRow) -> tuple[Any, ...]:
+        return (r.input_usd_per_mtok, r.cached_input_usd_per_mtok, r.output_usd_per_mtok, r.batch_factor, r.tiered)
+
+    return key(a) == key(b)
+
+
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
 
 
 def _close_periods(periods: Sequence[PriceRow]) -> list[PriceRow]:
     """Each period ends where the next one starts, so a range join finds exactly one row per instant."""
-    ordered = sorted(periods, key=lambda r: r.valid_from or date.min)
+    ordered = sorted(periods, key=lambda r: r.valid_from or _BEGINNING)
     return [replace(r, valid_to=nxt.valid_from) for r, nxt in zip(ordered, ordered[1:], strict=False)] + ordered[-1:]
 
 
 # --------------------------------------------------------------------------------------------- override file
-def prices_path(explicit: str | None = None) -> Path:
-    """`--prices`, else OPENAI_BATCHES_PRICES, else `prices.toml` in dlt's settings folder (`.dlt/`)."""
+def prices_path(explicit: str | None = None) -> tuple[Path, bool]:
+    """The price file and whether it was named: `--prices`, else OPENAI_BATCHES_PRICES (both must
+    exist: a mistyped name must not silently mean "no overrides"), else `prices.toml` in dlt's
+    settings folder (`.dlt/`), which is optional."""
     if explicit:
-        return Path(explicit)
+        return Path(explicit), True
     if os.environ.get(settings.PRICES_ENV):
-        return Path(os.environ[settings.PRICES_ENV])
+        return Path(os.environ[settings.PRICES_ENV]), True
     import dlt
 
-    return Path(dlt.current.run_context().settings_dir) / settings.PRICES_FILE_NAME
+    return Path(dlt.current.run_context().settings_dir) / settings.PRICES_FILE_NAME, False
+
+
+def price_overrides(explicit: str | None = None) -> Overrides:
+    """The user's prices as `prices_path` finds them; PricesError for a named file that is missing or bad."""
+    path, named = prices_path(explicit)
+    return load_overrides(path, required=named)
 
 
 _ENTRY_KEYS = {"model", "valid_from", "input", "cached_input", "output", "batch_factor", "note"}
@@ -187,24 +204,38 @@ def _price(entry: Mapping[str, Any], key: str, where: str, *, required: bool = F
         if required:
             raise PricesError(f"{where}: `{key}` is required (USD per million tokens)")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise PricesError(f"{where}: `{key}` must be a number >= 0, got {value!r}")
+    # TOML has `inf` and `nan`: both pass `>= 0`-style checks one way or another and poison every total.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise PricesError(f"{where}: `{key}` must be a finite number >= 0, got {value!r}")
     return float(value)
 
 
-def _valid_from(value: Any, where: str) -> date | None:
+def _batch_factor(entry: Mapping[str, Any], where: str) -> float:
+    factor = _price(entry, "batch_factor", where)
+    if factor is None:
+        return settings.BATCH_FACTOR
+    if factor > settings.BATCH_FACTOR_MAX:
+        raise PricesError(
+            f"{where}: `batch_factor` is the share of the standard price a batch pays, between 0 and "
+            f"{settings.BATCH_FACTOR_MAX:g} (OpenAI's batch discount is {settings.BATCH_FACTOR:g}), got {factor:g}"
+        )
+    return factor
+
+
+def _valid_from(value: Any, where: str) -> datetime | None:
+    """A date is its UTC midnight; a date-time with an offset is that instant; one without is UTC."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # left as text: refused below with the expected forms
+            value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise PricesError(f"{where}: `valid_from` must be a date like 2025-06-01, got {value!r}")
+        return _utc_midnight(value)
+    raise PricesError(
+        f"{where}: `valid_from` must be a date like 2025-06-01 or a date-time like 2025-06-01T12:00:00Z, got {value!r}"
+    )
 
 
 def load_overrides(path: Path, *, required: bool = False) -> Overrides:
@@ -225,7 +256,7 @@ def load_overrides(path: Path, *, required: bool = False) -> Overrides:
     if not isinstance(items, list):
         raise PricesError(f"{path}: `prices` must be an array of tables ([[prices]])")
     entries: list[OverrideEntry] = []
-    seen: set[tuple[str, date | None]] = set()
+    seen: set[tuple[str, datetime | None]] = set()
     for i, item in enumerate(items, 1):
         where = f"{path}: [[prices]] entry {i}"
         if not isinstance(item, Mapping):
@@ -237,7 +268,6 @@ def load_overrides(path: Path, *, required: bool = False) -> Overrides:
         pattern = item.get("model")
         if not isinstance(pattern, str) or not pattern:
             raise PricesError(f"{where}: `model` (a model id or glob) is required")
-        factor = _price(item, "batch_factor", where)
         note = item.get("note")
         entry = OverrideEntry(
             pattern=pattern,
@@ -245,7 +275,7 @@ def load_overrides(path: Path, *, required: bool = False) -> Overrides:
             input=_price(item, "input", where, required=True) or 0.0,
             cached_input=_price(item, "cached_input", where),
             output=_price(item, "output", where),
-            batch_factor=settings.BATCH_FACTOR if factor is None else factor,
+            batch_factor=_batch_factor(item, where),
             note=None if note is None else str(note),
         )
         if (entry.pattern, entry.valid_from) in seen:
@@ -299,27 +329,28 @@ def resolve_prices(models: Iterable[str], overrides: Overrides = NO_OVERRIDES) -
     wanted = set(models)
     overridden = override_rows(wanted, overrides)
     covered = {r.model for r in overridden}
-    return sorted(overridden + genai_price_rows(wanted - covered), key=lambda r: (r.model, r.valid_from or date.min))
+    return sorted(overridden + genai_price_rows(wanted - covered), key=lambda r: (r.model, r.valid_from or _BEGINNING))
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 # --------------------------------------------------------------------------------------------- the table
-def _utc_midnight(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, datetime.min.time(), UTC)
-
-
 def write_model_prices(con: duckdb.DuckDBPyConnection, rows: Sequence[PriceRow]) -> None:
-    """Replace `model_prices` with ``rows``; the caller's transaction makes it atomic with the views."""
+    """Replace `model_prices` (in the session's current catalog) with ``rows``; the caller's transaction
+    makes it atomic with the views."""
     table = f"{settings.SCHEMA}.{settings.PRICES_TABLE}"
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {settings.SCHEMA}")
     con.execute(f"CREATE OR REPLACE TABLE {table} ({_COLUMNS_DDL})")
     if rows:
         con.executemany(
-            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     r.model,
-                    _utc_midnight(r.valid_from),
-                    _utc_midnight(r.valid_to),
+                    r.valid_from,
+                    r.valid_to,
                     r.input_usd_per_mtok,
                     r.cached_input_usd_per_mtok,
                     r.output_usd_per_mtok,
@@ -328,6 +359,7 @@ def write_model_prices(con: duckdb.DuckDBPyConnection, rows: Sequence[PriceRow])
                     r.source_version,
                     r.matched_model,
                     r.note,
+                    r.tiered,
                 )
                 for r in rows
             ],

@@ -57,6 +57,9 @@ def read_query(path: Path) -> Query:
 def load_queries(directory: Path = settings.QUERIES_DIR, only: Sequence[str] | None = None) -> list[Query]:
     """The queries in file-name order (the numeric prefixes order the report); ``only`` picks by name."""
     queries = [read_query(p) for p in sorted(directory.glob("*.sql"))]
+    if not queries:
+        # An installation without its SQL files would otherwise print no report at all, and exit 0.
+        raise FileNotFoundError(f"no report queries (*.sql) in {directory}: the installation is incomplete")
     if only:
         known = {q.name for q in queries}
         unknown = [n for n in only if n not in known]
@@ -67,17 +70,24 @@ def load_queries(directory: Path = settings.QUERIES_DIR, only: Sequence[str] | N
 
 
 def parse_since(value: str | None) -> str | None:
-    """`--since` as the UTC timestamp text the `since` variable holds: a date means its UTC midnight."""
+    """`--since` as the UTC timestamp text the `since` variable holds, with the meaning the SQL gives
+    the variable (see `views.SINCE_MACRO`): a date is its UTC midnight, a timestamp without an offset
+    is UTC, one with an offset is that instant."""
     if value is None or value == "":
         return None
+    problem = (
+        f"--since must be a date like 2025-10-01 or an ISO timestamp like 2025-10-01T12:00:00+02:00, got {value!r}"
+    )
     try:
         if len(value) == 10:
             return date.fromisoformat(value).isoformat() + " 00:00:00"
         parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     except ValueError:
-        raise ValueError(f"--since must be a date like 2025-10-01 (or an ISO timestamp), got {value!r}") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        raise ValueError(problem) from None
+    except OverflowError:  # an offset that moves the instant past year 9999 or before year 1
+        raise ValueError(f"{problem}: out of range in UTC") from None
     return parsed.isoformat(sep=" ")
 
 
@@ -87,6 +97,11 @@ def set_since(con: duckdb.DuckDBPyConnection, since: str | None) -> None:
         con.execute(f"RESET VARIABLE {settings.SINCE_VARIABLE}")
     else:
         con.execute(f"SET VARIABLE {settings.SINCE_VARIABLE} = ?", [parse_since(since)])
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str, name: str = "sql") -> Result:
+    """Any SQL as a Result (for the notebook's own questions), displayed like a report."""
+    return run_query(con, Query(name=name, title=name, sql=sql, path=Path()))
 
 
 def run_query(con: duckdb.DuckDBPyConnection, query: Query) -> Result:

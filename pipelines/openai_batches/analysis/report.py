@@ -1,7 +1,8 @@
 """`openai-batches report`: run the files in `queries/` and print them as tables, CSV, JSON or Markdown.
 
-Machine formats (csv, json) keep NULL costs as empty/null; the human formats print them as
-"unpriced" so no reader mistakes a batch without a price for a free one.
+A report only reads: it takes the shared lock and a read-only connection, builds prices and views in
+its own session (see `session.py`), and never writes to the database, so it works on a read-only
+copy and a one-off `--prices` file changes nothing stored.
 """
 
 from __future__ import annotations
@@ -9,66 +10,46 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from ..db import connect
 from . import settings
+from .cells import UNPRICED, csv_cell, display, is_numeric, is_usd, jsonable
 from .prices import PricesError
-from .queries import Result, load_queries, parse_since, run_queries
-from .views import NoBatchesError, refresh_analysis
-
-UNPRICED = "unpriced"
+from .queries import Query, Result, load_queries, parse_since, run_queries
+from .session import NoBatchesError, reading, refresh_after_load
 
 # Exit codes as in the rest of the CLI: 0 ok, 1 the database could not be read, 2 bad usage or configuration,
 # 75 a load holds the database (try again later).
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
+# What the top of the HTML page (cards and callouts) is drawn from, whichever reports it shows.
+HEADER_REPORTS = ("cost_summary", "unpriced_usage", "caveats")
+
 
 def collect(
-    db_path: str, since: str | None = None, only: Sequence[str] | None = None, prices_file: str | None = None
+    db_path: str,
+    since: str | None = None,
+    only: Sequence[str] | None = None,
+    prices_file: str | None = None,
+    *,
+    wait: float | None = None,
 ) -> list[Result]:
-    """Refresh prices and views, then run the selected queries (all by default) on a read-only connection."""
-    queries = load_queries(only=only)
+    """Run the selected queries (all by default) in a read-only session with its own prices and views."""
+    return _collect(db_path, load_queries(only=only), since, prices_file, wait)[0]
+
+
+def _collect(
+    db_path: str, queries: Sequence[Query], since: str | None, prices_file: str | None, wait: float | None
+) -> tuple[list[Result], bool]:
+    """The results, and whether the analysis stored in the file is what this session built."""
     parse_since(since)  # reject a bad --since before touching the database
-    refresh_analysis(db_path, prices_file)
-    with connect(db_path, read_only=True) as con:
-        return run_queries(con, queries, since)
-
-
-# --------------------------------------------------------------------------------------------- values
-def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def display(value: Any, column: str) -> str:
-    """A cell for people: UTC times without seconds noise, thousands separators, NULL costs as 'unpriced'."""
-    if value is None:
-        return UNPRICED if column.endswith("_usd") else ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, int | float | Decimal):
-        return format(value, ",")
-    return str(value)
-
-
-def _is_numeric(result: Result, i: int) -> bool:
-    return any(isinstance(row[i], int | float | Decimal) and not isinstance(row[i], bool) for row in result.rows)
+    with reading(db_path, prices_file, wait=wait) as analysis:
+        return run_queries(analysis.con, queries, since), analysis.stored_is_current or not analysis.has_batches
 
 
 # --------------------------------------------------------------------------------------------- formats
@@ -79,19 +60,24 @@ def render_json(results: Sequence[Result]) -> str:
 
 
 def render_csv(results: Sequence[Result]) -> str:
-    """Plain CSV for one report; for several, each block is preceded by a `# name: question` line."""
+    """Plain CSV for one report; for several, each block is preceded by a `# name: question` line.
+    Text a spreadsheet would run as a formula starts with `'` (see `cells.csv_cell`)."""
     out = io.StringIO()
     for n, result in enumerate(results):
         if len(results) > 1:
             out.write(("\n" if n else "") + f"# {result.name}: {result.query.title}\n")
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(result.columns)
-        writer.writerows([jsonable(v) for v in row] for row in result.rows)
+        writer.writerows([csv_cell(v) for v in row] for row in result.rows)
     return out.getvalue()
 
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _numeric_column(result: Result, i: int) -> bool:
+    return any(is_numeric(row[i]) for row in result.rows)
 
 
 def render_markdown(results: Sequence[Result]) -> str:
@@ -101,7 +87,7 @@ def render_markdown(results: Sequence[Result]) -> str:
         if not result.rows:
             parts.append("_No rows._\n")
             continue
-        numeric = [_is_numeric(result, i) for i in range(len(result.columns))]
+        numeric = [_numeric_column(result, i) for i in range(len(result.columns))]
         parts.append("| " + " | ".join(_md_cell(c) for c in result.columns) + " |")
         parts.append("|" + "|".join("---:" if num else "---" for num in numeric) + "|")
         for row in result.rows:
@@ -111,6 +97,14 @@ def render_markdown(results: Sequence[Result]) -> str:
     return "\n".join(parts)
 
 
+def batches_in_scope(results: Sequence[Result]) -> int | None:
+    """How many batches the reports cover (from `cost_summary`), None when it was not run."""
+    summary = next((r for r in results if r.name == "cost_summary"), None)
+    if summary is None or not summary.rows:
+        return None
+    return int(summary.records()[0]["batches"] or 0)
+
+
 def print_tables(
     results: Sequence[Result], limit: int = settings.TABLE_ROW_LIMIT, file: Any = None, since: str | None = None
 ) -> None:
@@ -118,12 +112,15 @@ def print_tables(
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=file)
     if not console.is_terminal:
         console = Console(file=file, width=200)
     if since:
-        console.print(f"Batches created since {parse_since(since)} UTC.")
+        console.print(Text(f"Batches created since {parse_since(since)} UTC."))
+    if batches_in_scope(results) == 0:
+        console.print(Text("No batches in scope: every report is empty and every cost is $0."))
     for result in results:
         table = Table(
             title=f"[bold]{result.name}[/]: {result.query.title}",
@@ -134,14 +131,16 @@ def print_tables(
             # Ids are copied into other tools; folding one over two lines would break the copy.
             table.add_column(
                 column,
-                justify="right" if _is_numeric(result, i) else "left",
+                justify="right" if _numeric_column(result, i) else "left",
                 overflow="fold",
                 no_wrap=column == "id",
             )
         for row in result.rows[:limit]:
+            # Text objects, not strings: a value from the API such as a model named `[/]` is shown as it
+            # is, never read as rich markup (which would fail or restyle the table).
             table.add_row(
                 *(
-                    f"[yellow]{UNPRICED}[/]" if v is None and c.endswith("_usd") else display(v, c)
+                    Text(UNPRICED, style="yellow") if v is None and is_usd(c) else Text(display(v, c))
                     for v, c in zip(row, result.columns, strict=True)
                 )
             )
@@ -154,18 +153,34 @@ def print_tables(
 
 
 def print_terminal_report(db_path: str, since: str | None = None) -> None:
-    """The report `run` and `demo` end with: every query as a terminal table. Refreshes prices and views first.
+    """The report `run` ends with: every query as a terminal table.
 
-    Never raises for an empty database or a bad price file: it says so on stderr, so a load that
-    succeeded is not turned into a failure by its report."""
+    Reads like `report` (shared lock, nothing written). When the views and prices stored in the file
+    for direct SQL are missing or out of date (a demo database, an edited price file), it refreshes
+    them first under the exclusive lock, as a load does, and says so. Never raises for anything a
+    database or price file can do: it says so on stderr, so a load that succeeded is not turned into
+    a failure by its report."""
+    from ..lock import DatabaseUnavailable, holding_database
+    from ..settings import DEFAULT_LOCK_WAIT_S
+
     try:
-        results = collect(db_path, since)
+        results, stored_is_current = _collect(db_path, load_queries(), since, None, None)
     except NoBatchesError:
         print("No batches loaded yet: nothing to report.", file=sys.stderr)
         return
-    except (PricesError, duckdb.Error, OSError, ValueError) as e:
+    except (PricesError, DatabaseUnavailable, duckdb.Error, OSError, ValueError) as e:
         print(f"report skipped: {e}", file=sys.stderr)
         return
+    if not stored_is_current:
+        try:
+            with holding_database(db_path, wait=DEFAULT_LOCK_WAIT_S):
+                warnings = refresh_after_load(db_path)
+        except DatabaseUnavailable as e:
+            warnings = [f"report views stored in {db_path} not refreshed: {e}"]
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if not warnings:
+            print(f"note: stored the current report views and prices in {db_path} (for SQL run on it)", file=sys.stderr)
     print_tables(results, since=since)
 
 
@@ -182,6 +197,16 @@ def resolve_db(db: str | None) -> str:
     return path
 
 
+def _html_target_problem(html: str) -> str | None:
+    target = Path(html)
+    if target.is_dir():
+        return f"--html {html} is a directory; name the file to write, e.g. {target / 'report.html'}"
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        return f"--html {html}: the directory {parent} does not exist"
+    return None
+
+
 def report_command(
     *,
     db: str | None = None,
@@ -192,38 +217,49 @@ def report_command(
     prices: str | None = None,
 ) -> int:
     from ..config import ConfigError
-    from ..lock import DatabaseUnavailable, holding_database
-    from ..settings import DEFAULT_LOCK_WAIT_S
+    from ..lock import DatabaseUnavailable
 
+    def fail(message: str, code: int) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+    if html and fmt != "table":
+        return fail(f"--format {fmt} and --html cannot be combined: the HTML page is its own format", EXIT_CONFIG)
+    problem = _html_target_problem(html) if html else None
+    if problem:
+        return fail(problem, EXIT_CONFIG)
     try:
         db_path = resolve_db(db)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(str(e), EXIT_CONFIG)
     if not Path(db_path).exists():
-        print(f"error: no database at {db_path}; run `openai-batches load` (or `demo`) first", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(f"no database at {db_path}; run `openai-batches load` (or `demo`) first", EXIT_CONFIG)
+    if Path(db_path).is_dir():
+        return fail(f"database path {db_path} is a directory, not a file", EXIT_CONFIG)
     try:
-        # Exclusive, like a load: the report rewrites prices and views, which must not interleave with
-        # a cron load's steps. The HTML page draws its charts from several reports, so it runs them all.
-        with holding_database(db_path, wait=DEFAULT_LOCK_WAIT_S):
-            results = collect(db_path, since, None if html else only, prices)
+        queries = load_queries(only=only)
+        # The page's cards and callouts come from the header reports, whichever reports it shows.
+        if html:
+            names = {q.name for q in queries}
+            queries = [q for q in load_queries() if q.name in names or q.name in HEADER_REPORTS]
+        results, _ = _collect(db_path, queries, since, prices, None)
     except DatabaseUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except (KeyError, ValueError, PricesError) as e:
-        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(str(e), e.exit_code)
+    except KeyError as e:
+        return fail(str(e.args[0]), EXIT_CONFIG)
+    except (ValueError, PricesError) as e:
+        return fail(str(e), EXIT_CONFIG)
     except NoBatchesError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(e), EXIT_FAILED)
     except (duckdb.Error, OSError) as e:
-        print(f"error: {db_path}: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"{db_path}: {e}", EXIT_FAILED)
     if html:
         from .html import write_html
 
-        write_html(html, results, db_path=db_path, since=parse_since(since))
+        try:
+            write_html(html, results, db_path=db_path, since=parse_since(since), only=only)
+        except OSError as e:
+            return fail(f"cannot write {html}: {e.strerror or e}", EXIT_CONFIG)
         print(f"wrote {html}")
         return EXIT_OK
     if fmt == "table":

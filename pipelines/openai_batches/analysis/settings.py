@@ -14,6 +14,9 @@ PRICES_TABLE = "model_prices"
 # OpenAI bills batch jobs at half the synchronous per-token price, cached input included
 # (see the Pricing section of the API reference). Override entries can set their own factor.
 BATCH_FACTOR = 0.5
+# A price file's `batch_factor` is the share of the standard price a batch pays: above 1 a batch would
+# cost more than the same requests sent one by one, which no provider bills (a typo, such as 5 for 0.5).
+BATCH_FACTOR_MAX = 1.0
 
 # genai-prices knows models by provider; every batch here was billed by OpenAI.
 PRICE_PROVIDER = "openai"
@@ -23,12 +26,26 @@ PRICE_PROVIDER = "openai"
 PRICES_FILE_NAME = "prices.toml"
 PRICES_ENV = "OPENAI_BATCHES_PRICES"
 
-# DuckDB variable the views read for `--since`: a date (UTC midnight) or timestamp. Unset means "all time",
-# so the views and queries run unchanged in a bare DuckDB CLI session.
+# DuckDB variable the views read for `--since`: an instant. A date is its UTC midnight, a timestamp
+# without an offset is UTC, one with an offset (or a TIMESTAMPTZ value) is that instant. Unset means
+# "all time", so the views and queries run unchanged in a bare DuckDB CLI session.
 SINCE_VARIABLE = "since"
 
-# One SQL file per question, at the repository root so users find and run them without Python.
-QUERIES_DIR = Path(__file__).resolve().parents[3] / "queries"
+# Timestamps outside this range cannot be real (the Batch API did not exist before 2024; a value days
+# ahead of this machine's clock is a unit error such as milliseconds, not clock skew): the views treat
+# them as unknown, and `caveats` counts the batches concerned. The lower bound is generous on purpose.
+EARLIEST_PLAUSIBLE_TIME = "2020-01-01 00:00:00+00"
+# Clock skew between the API and this machine that is still believable.
+FUTURE_TOLERANCE_S = 86_400
+
+# One SQL file per question. The files live at the repository root (`queries/`), where users find and
+# run them without Python; `sql` in this package is a link to that folder, so the same files are
+# installed with the package (package data) and found the same way from a checkout or a wheel.
+QUERIES_DIR = Path(__file__).resolve().parent / "sql"
 
 # Rows a terminal table shows before "N more"; csv, json and markdown always carry every row.
 TABLE_ROW_LIMIT = 15
+
+# Longest model name (or other label) a chart draws; longer ones are cut with an ellipsis, so one odd
+# name cannot squeeze a chart's axes to nothing.
+CHART_LABEL_MAX = 40

@@ -1,74 +1,130 @@
-"""The analysis views, persisted in the database file so `queries/*.sql` run as-is in the DuckDB CLI.
+"""The analysis views: plain SQL over `batches` and `model_prices`, so `queries/*.sql` run as-is.
 
 Plain SQL only (no Python UDFs): DuckDB stores a view as its text and binds it when queried, so the
-views keep working in any DuckDB session and survive dlt adding columns to `batches`.
+views keep working in any DuckDB session and survive dlt adding columns to `batches`. The same
+definitions are created in two places (see `session.py`): in the database file after a load, for SQL
+run directly on it, and in a report's own in-memory session, which never writes to the file.
 
-Every view reads `batches_in_scope`, the one place `--since` applies: batches created at or after
-the DuckDB variable `since` (a UTC date or timestamp), all batches when it is unset.
+Every view reads `batches_in_scope`, the one place `since` applies; `_usable` is the one test of a
+timestamp and `_USAGE_CONSISTENT` the one test of usage. The rule throughout: a figure is right, or
+it is absent (NULL) and `caveats` (query 15) counts the batches it leaves out and why; never a guess,
+never a negative duration or cost.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
+from collections.abc import Sequence
 
 import duckdb
 
-from ..db import connect
-from ..settings import BATCHES_TABLE, TERMINAL_STATUSES
+from ..settings import BATCHES_TABLE, is_open_sql
 from . import settings
-from .prices import Overrides, load_overrides, prices_path, resolve_prices, write_model_prices
+from .prices import PriceRow
 
 S = settings.SCHEMA
-_TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
 
 # Batches from before September 2025 carry no model; grouping them under a visible label keeps them
 # in every per-model total instead of a NULL row readers overlook.
 NO_MODEL = "(not reported)"
 
+# `since` as an instant, whatever the session's time zone: the variable's text (a TIMESTAMPTZ renders
+# with its offset) is read as that instant when it carries an offset, and as UTC when it does not
+# (a date is its UTC midnight). `CAST(text AS TIMESTAMP)` alone would drop an offset, and
+# `CAST(text AS TIMESTAMPTZ)` alone would read a bare date in the session's zone. It folds to a
+# constant, so a million-row scan compares against one value.
+_SINCE_TEXT = f"CAST(getvariable('{settings.SINCE_VARIABLE}') AS VARCHAR)"
+_OFFSET = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2}){0,2})$"
 SINCE_MACRO = f"""
-CREATE OR REPLACE MACRO {S}.report_since() AS
-    coalesce(CAST(getvariable('{settings.SINCE_VARIABLE}') AS TIMESTAMP) AT TIME ZONE 'UTC', TIMESTAMPTZ '-infinity')
+CREATE OR REPLACE MACRO {S}.report_since() AS coalesce(
+    CASE WHEN regexp_matches({_SINCE_TEXT}, '{_OFFSET}')
+        THEN CAST({_SINCE_TEXT} AS TIMESTAMPTZ)
+        ELSE to_timestamp(epoch(CAST({_SINCE_TEXT} AS TIMESTAMP)))
+    END,
+    TIMESTAMPTZ '-infinity'
+)
 """
 
+# `to_timestamp(epoch(now()) + s)`, not `now() + INTERVAL`: interval arithmetic on TIMESTAMPTZ goes
+# through ICU's calendar; this is the same instant without it (and folds to a constant either way).
+_LATEST = f"to_timestamp(epoch(now()) + {settings.FUTURE_TOLERANCE_S})"
+_EARLIEST = f"TIMESTAMPTZ '{settings.EARLIEST_PLAUSIBLE_TIME}'"
+
+
+def _usable(column: str) -> str:
+    """The one test of a timestamp the API sent: the value when it can be a real time, else NULL, so no
+    view buckets a batch in the year 58000 (milliseconds sent as seconds) or times one from 1970."""
+    return f"CASE WHEN {column} BETWEEN {_EARLIEST} AND {_LATEST} THEN {column} END"
+
+
+# Usage the API cannot have meant: cached input above input, reasoning above output, a negative count.
+# genai-prices refuses such usage; pricing it would subtract money from every total.
+_USAGE_CONSISTENT = """CASE WHEN usage__input_tokens IS NOT NULL THEN
+        usage__input_tokens >= 0
+        AND coalesce(usage__input_tokens_details__cached_tokens, 0) BETWEEN 0 AND usage__input_tokens
+        AND coalesce(usage__output_tokens, 0) >= 0
+        AND coalesce(usage__output_tokens_details__reasoning_tokens, 0) BETWEEN 0 AND coalesce(usage__output_tokens, 0)
+    END"""
+
+# The batches as loaded (timestamps as sent; the views below test them with `_usable`), in scope: all
+# of them when `since` is unset (the condition then folds to true and costs nothing), else those with
+# a usable `created_at` at or after it (one without cannot be said to be after any instant).
 BATCHES_IN_SCOPE = f"""
 CREATE OR REPLACE VIEW {S}.batches_in_scope AS
-SELECT *, coalesce(model, '{NO_MODEL}') AS model_label
+SELECT
+    *,
+    coalesce(model, '{NO_MODEL}') AS model_label,
+    {_USAGE_CONSISTENT} AS usage_consistent
 FROM {S}.{BATCHES_TABLE}
-WHERE created_at >= {S}.report_since()
+WHERE {S}.report_since() = TIMESTAMPTZ '-infinity' OR {_usable("created_at")} >= {S}.report_since()
 """
 
 # UTC wall time of a TIMESTAMPTZ is written `make_timestamp(epoch_us(ts))` throughout: the same value as
 # `timezone('UTC', ts)`, without going through ICU, which made it 5-15x slower over a million batches.
 
+
+def _consistent(column: str) -> str:
+    return f"CASE WHEN b.usage_consistent THEN b.{column} END"
+
+
 # Batch price: `batch_factor` (0.5) of the standard price of the period in force at created_at.
 # Uncached input at the input price, cached input at the cached-input price (the input price where
-# none is listed), output (reasoning included) at the output price. No usage or no price: NULL, not 0.
+# none is listed), output (reasoning included) at the output price. No usable usage, creation time or
+# price: NULL, not 0, with the reason; the tokens of inconsistent usage are NULL too (none is known).
 BATCH_COSTS = f"""
 CREATE OR REPLACE VIEW {S}.batch_costs AS
-WITH joined AS (
+WITH scoped AS (
+    SELECT *, {_usable("created_at")} AS usable_created_at FROM {S}.batches_in_scope
+),
+joined AS (
     SELECT
-        b.id, b.project, b.model, b.model_label, b.endpoint, b.status, b.created_at,
-        CAST(make_timestamp(epoch_us(b.created_at)) AS DATE) AS created_day,
+        b.id, b.project, b.model, b.model_label, b.endpoint, b.status, b.usable_created_at AS created_at,
+        CAST(make_timestamp(epoch_us(b.usable_created_at)) AS DATE) AS created_day,
         b.metadata,
-        b.usage__input_tokens AS input_tokens,
-        b.usage__input_tokens_details__cached_tokens AS cached_input_tokens,
-        b.usage__output_tokens AS output_tokens,
-        b.usage__output_tokens_details__reasoning_tokens AS reasoning_tokens,
+        {_consistent("usage__input_tokens")} AS input_tokens,
+        {_consistent("usage__input_tokens_details__cached_tokens")} AS cached_input_tokens,
+        {_consistent("usage__output_tokens")} AS output_tokens,
+        {_consistent("usage__output_tokens_details__reasoning_tokens")} AS reasoning_tokens,
         p.matched_model AS price_model,
         p.source AS price_source,
         p.valid_from AS price_valid_from,
+        p.tiered AS price_tiered,
         p.input_usd_per_mtok,
         coalesce(p.cached_input_usd_per_mtok, p.input_usd_per_mtok) AS cached_input_usd_per_mtok,
         p.output_usd_per_mtok,
         p.batch_factor,
         CASE
             WHEN b.usage__input_tokens IS NULL THEN 'no usage reported'
+            WHEN NOT b.usage_consistent THEN 'inconsistent usage'
             WHEN b.model IS NULL THEN 'no model reported'
+            WHEN b.usable_created_at IS NULL THEN 'no usable creation time'
             WHEN p.model IS NULL THEN 'no price for model'
             WHEN p.output_usd_per_mtok IS NULL AND coalesce(b.usage__output_tokens, 0) > 0
                 THEN 'no output price for model'
         END AS unpriced_reason
-    FROM {S}.batches_in_scope AS b
+    FROM scoped AS b
+    -- On the time as sent: a time that is not usable gets no price anyway (the reason above), and the
+    -- column as stored lets DuckDB prove the period bounds from its statistics.
     LEFT JOIN {S}.{settings.PRICES_TABLE} AS p
         ON p.model = b.model
         AND b.created_at >= coalesce(p.valid_from, TIMESTAMPTZ '-infinity')
@@ -100,41 +156,82 @@ SELECT
     CASE WHEN priced THEN
         coalesce(cached_input_tokens, 0) * (input_usd_per_mtok - cached_input_usd_per_mtok) / 1e6 * batch_factor
     END AS cache_savings_usd,
-    price_model, price_source, price_valid_from,
+    price_model, price_source, price_valid_from, coalesce(priced AND price_tiered, false) AS price_tiered,
     input_usd_per_mtok, cached_input_usd_per_mtok, output_usd_per_mtok, batch_factor
 FROM priced
 """
 
-# Durations in seconds. Turnaround is creation to the terminal status, whatever it is; `within_window`
-# is only defined for batches that completed or expired (the two ways a window can be met or missed).
-# `epoch(a) - epoch(b)`, not `epoch(a - b)`: subtracting two TIMESTAMPTZ goes through ICU's calendar,
-# ~18x slower (1.4 s of the report over a million batches), and is elapsed time only where no DST
-# change falls in between; the difference of epochs is exact elapsed seconds in every time zone.
+
+# The timestamps the durations read; the end of a batch is tested once it is chosen (`ended_at`: the
+# timestamp of its terminal status, NULL while it is open).
+_TIMES = ("created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at")
+_ENDED_AT = _usable(
+    "CASE status WHEN 'completed' THEN completed_at WHEN 'failed' THEN failed_at "
+    "WHEN 'expired' THEN expired_at WHEN 'cancelled' THEN cancelled_at END"
+)
+
+
+def _elapsed(later: str, earlier: str) -> str:
+    """Seconds from ``earlier`` to ``later``; NULL when either is unknown or ``later`` comes first, which
+    no real batch does (an interval that would be negative is not counted as a fast one)."""
+    return f"CASE WHEN {later} >= {earlier} THEN (epoch_us({later}) - epoch_us({earlier})) / 1e6 END"
+
+
+# Durations in seconds. Turnaround is creation to the terminal status's own timestamp (completed_at for
+# completed, ...); `within_window` is only defined for batches that completed or expired (the two ways
+# a window can be met or missed). A batch counts in turnaround figures when its whole timeline is
+# known and in order (`timeline_complete`); `caveats` counts the completed ones that are not.
+# `epoch_us(a) - epoch_us(b)`, not `epoch(a - b)`: subtracting two TIMESTAMPTZ goes through ICU's
+# calendar, ~18x slower (1.4 s of the report over a million batches), and is elapsed time only where no
+# DST change falls in between; the difference of epochs is exact elapsed time in every time zone. And
+# `epoch_us`, not `epoch`: the integer microseconds are ~4x cheaper to get than `epoch`'s double.
 BATCH_TIMINGS = f"""
 CREATE OR REPLACE VIEW {S}.batch_timings AS
+WITH ends AS (
+    SELECT
+        id, project, model, model_label, endpoint, status, usage_consistent,
+        usage__input_tokens, usage__output_tokens,
+        request_counts__total, request_counts__completed, request_counts__failed,
+        {", ".join(f"{_usable(c)} AS {c}" for c in _TIMES)},
+        NOT {is_open_sql()} AS is_terminal,
+        {_ENDED_AT} AS ended_at
+    FROM {S}.batches_in_scope
+),
+intervals AS (
+    SELECT
+        *,
+        {_elapsed("in_progress_at", "created_at")} AS queue_s,
+        {_elapsed("finalizing_at", "in_progress_at")} AS processing_s,
+        {_elapsed("completed_at", "finalizing_at")} AS finalizing_s,
+        {_elapsed("ended_at", "created_at")} AS turnaround_s,
+        CASE WHEN NOT is_terminal THEN {_elapsed("now()", "created_at")} END AS open_for_s
+    FROM ends
+)
 SELECT
     id, project, model, model_label, endpoint, status, created_at, expires_at,
-    status IN ({_TERMINAL}) AS is_terminal,
-    CASE WHEN status IN ({_TERMINAL}) THEN coalesce(completed_at, failed_at, expired_at, cancelled_at) END AS ended_at,
-    epoch(in_progress_at) - epoch(created_at) AS queue_s,
-    epoch(finalizing_at) - epoch(in_progress_at) AS processing_s,
-    epoch(completed_at) - epoch(finalizing_at) AS finalizing_s,
-    CASE WHEN status IN ({_TERMINAL})
-        THEN epoch(coalesce(completed_at, failed_at, expired_at, cancelled_at)) - epoch(created_at) END AS turnaround_s,
-    CASE WHEN status NOT IN ({_TERMINAL}) THEN epoch(now()) - epoch(created_at) END AS open_for_s,
+    is_terminal,
+    ended_at,
+    queue_s, processing_s, finalizing_s, turnaround_s, open_for_s,
+    -- Every stage of a completed batch known and in order, so all four durations above are known;
+    -- comparisons, cheaper than testing the durations.
+    coalesce(created_at <= in_progress_at AND in_progress_at <= finalizing_at AND finalizing_at <= completed_at, false)
+        AS timeline_complete,
     request_counts__total AS requests_total,
     request_counts__completed AS requests_completed,
     request_counts__failed AS requests_failed,
     status = 'completed' AND request_counts__total > 0 AND request_counts__failed >= request_counts__total
         AS all_requests_failed,
-    CASE WHEN status = 'completed' THEN completed_at <= expires_at WHEN status = 'expired' THEN false END
-        AS within_window,
-    usage__input_tokens AS input_tokens,
-    usage__output_tokens AS output_tokens
-FROM {S}.batches_in_scope
+    CASE
+        WHEN status = 'completed' AND completed_at >= created_at THEN completed_at <= expires_at
+        WHEN status = 'expired' THEN false
+    END AS within_window,
+    CASE WHEN usage_consistent THEN usage__input_tokens END AS input_tokens,
+    CASE WHEN usage_consistent THEN usage__output_tokens END AS output_tokens
+FROM intervals
 """
 
 # Work is counted in the period the batch ended: results become available all at once, at the end.
+# A finished batch without a usable end time is in no period (`caveats` counts it).
 _THROUGHPUT = """
 CREATE OR REPLACE VIEW {schema}.{name} AS
 SELECT
@@ -147,7 +244,7 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens
 FROM {schema}.batch_timings
-WHERE is_terminal
+WHERE is_terminal AND ended_at IS NOT NULL
 GROUP BY ALL
 """
 THROUGHPUT_HOURLY = _THROUGHPUT.format(
@@ -160,8 +257,10 @@ THROUGHPUT_DAILY = _THROUGHPUT.format(
     schema=S, name="throughput_daily", bucket="CAST(make_timestamp(epoch_us(ended_at)) AS DATE)", column="day_utc"
 )
 
-# Completed batches only: a failed validation takes seconds and an expiry the whole window, which
-# would hide how long real work takes. The grand-total row has model and endpoint '(all)'.
+# Completed batches with a complete timeline only: a failed validation takes seconds and an expiry the
+# whole window, which would hide how long real work takes; and `batches` is exactly the batches every
+# percentile here is computed over. The grand-total row has model and endpoint '(all)' (no row without
+# such a batch: a count of 0 next to empty percentiles says nothing).
 TURNAROUND_PERCENTILES = f"""
 CREATE OR REPLACE VIEW {S}.turnaround_percentiles AS
 SELECT
@@ -175,13 +274,14 @@ SELECT
     quantile_cont(processing_s, 0.5) AS processing_p50_s,
     quantile_cont(finalizing_s, 0.5) AS finalizing_p50_s
 FROM {S}.batch_timings
-WHERE status = 'completed'
+WHERE status = 'completed' AND timeline_complete
 GROUP BY GROUPING SETS ((model_label, endpoint), ())
+HAVING count(*) > 0
 """
 
 # Rates over finished batches (an open batch has not failed or expired yet). Request failure rate is
 # failed requests over all requests of finished batches; the window share is completed-in-time over
-# completed plus expired. The grand-total row has model '(all)'.
+# completed plus expired. The grand-total row has model '(all)'; with no finished batch there is no row.
 FAILURE_RATES = f"""
 CREATE OR REPLACE VIEW {S}.failure_rates AS
 SELECT
@@ -200,18 +300,75 @@ SELECT
 FROM {S}.batch_timings
 WHERE is_terminal
 GROUP BY GROUPING SETS ((model_label), ())
+HAVING count(*) > 0
 """
 
+# "Open" is `settings.is_open_sql()`, the definition `status` and the loader use: a NULL or unknown
+# status is open (re-read until the API says it is final), never silently dropped.
 OPEN_BATCHES = f"""
 CREATE OR REPLACE VIEW {S}.open_batches AS
 SELECT
     id, project, model, model_label, endpoint, status, created_at, expires_at,
     open_for_s,
-    epoch(expires_at) - epoch(now()) AS expires_in_s,
+    (epoch_us(expires_at) - epoch_us(now())) / 1e6 AS expires_in_s,
     requests_total, requests_completed, requests_failed
 FROM {S}.batch_timings
 WHERE NOT is_terminal
 """
+
+# One row per batch and reason a figure leaves it out or only approximates it; `queries/15_caveats.sql`
+# counts them. Every figure that drops or bounds a batch has its reason here, so a report can say why.
+# The timing reasons come from one scan (a bit each), not one scan per reason.
+_CAVEATS = (
+    ("is_terminal AND ended_at IS NULL", "finished without a usable end time", "throughput_hourly, throughput_daily"),
+    (
+        "status = 'completed' AND NOT timeline_complete",
+        "completed, but a stage time is missing or out of order",
+        "turnaround_percentiles, turnaround_histogram",
+    ),
+    ("status IS NULL", "no status reported: counted as still open", "open_batches"),
+    (
+        "created_at IS NULL",
+        "no usable creation time (missing, or impossible such as milliseconds)",
+        "every cost figure: unpriced; per-day figures; durations",
+    ),
+)
+_INCONSISTENT = (
+    "inconsistent usage (cached above input, reasoning above output, or a negative count)",
+    "every cost and token figure: unpriced, tokens unknown",
+)
+_TIERED = ("priced at the base rate of a long-context (tiered) price", "every cost figure: a lower bound")
+
+
+def _caveats_sql() -> str:
+    kinds = [(condition, caveat, figures) for condition, caveat, figures in _CAVEATS]
+    flags = "\n        + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, _, _) in enumerate(kinds))
+    rows = [(1 << i, caveat, figures) for i, (_, caveat, figures) in enumerate(kinds)]
+    inconsistent, tiered = 1 << len(kinds), 1 << (len(kinds) + 1)
+    rows += [(inconsistent, *_INCONSISTENT), (tiered, *_TIERED)]
+    values = ",\n    ".join(f"({bit}, '{caveat}', '{figures}')" for bit, caveat, figures in rows)
+    return f"""
+CREATE OR REPLACE VIEW {S}.caveats AS
+WITH kinds(bit, caveat, figures) AS (VALUES
+    {values}
+),
+timed AS (
+    SELECT id, {flags} AS flags
+    FROM {S}.batch_timings
+),
+flagged AS (
+    SELECT id, flags FROM timed WHERE flags > 0
+    UNION ALL
+    SELECT id, {inconsistent} FROM {S}.batches_in_scope WHERE NOT usage_consistent
+    UNION ALL
+    SELECT id, {tiered} FROM {S}.batch_costs WHERE price_tiered
+)
+SELECT f.id, k.caveat, k.figures
+FROM flagged AS f JOIN kinds AS k ON f.flags & k.bit <> 0
+"""
+
+
+CAVEATS = _caveats_sql()
 
 VIEWS: tuple[tuple[str, str], ...] = (
     ("batches_in_scope", BATCHES_IN_SCOPE),
@@ -222,70 +379,27 @@ VIEWS: tuple[tuple[str, str], ...] = (
     ("turnaround_percentiles", TURNAROUND_PERCENTILES),
     ("failure_rates", FAILURE_RATES),
     ("open_batches", OPEN_BATCHES),
+    ("caveats", CAVEATS),
 )
 VIEW_NAMES = tuple(name for name, _ in VIEWS)
 
 
-class NoBatchesError(Exception):
-    """The database has no `batches` table yet: nothing was ever loaded into it."""
-
-
-def has_batches(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [S, BATCHES_TABLE],
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def ensure_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Create (or replace) the `since` macro and every view; `model_prices` is created empty if missing.
-
-    Cheap and idempotent. Raises NoBatchesError when nothing was loaded yet, since views over a
-    missing table cannot be created."""
-    if not has_batches(con):
-        raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table: nothing has been loaded into this database yet")
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Create (or replace) the `since` macro and every view in the session's current catalog."""
     con.execute(SINCE_MACRO)
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [S, settings.PRICES_TABLE],
-    ).fetchone()
-    if not (exists and exists[0]):
-        write_model_prices(con, [])
     for _, sql in VIEWS:
         con.execute(sql)
 
 
-def refresh_prices(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> int:
-    """Rebuild `model_prices` for the models present in `batches`; returns the number of price rows."""
-    models = [
-        r[0] for r in con.execute(f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL").fetchall()
-    ]
-    rows = resolve_prices(models, overrides)
-    write_model_prices(con, rows)
-    return len(rows)
+def fingerprint(prices: Sequence[PriceRow]) -> str:
+    """What the analysis is made of: the SQL of the macro and views and the price rows. Stored with the
+    views in the file, so a reader can tell whether what is stored there is what it would build now."""
+    digest = hashlib.sha256(SINCE_MACRO.encode())
+    for _, sql in VIEWS:
+        digest.update(sql.encode())
+    for row in prices:
+        digest.update(repr(row).encode())
+    return digest.hexdigest()[:16]
 
 
-def refresh_analysis(db_path: str, prices_file: str | None = None) -> None:
-    """Rebuild `model_prices` (genai-prices plus the user's price file) and (re)create every view.
-
-    Call after each load and before reading the views: new models get prices and an edited price
-    file takes effect. One transaction, so a reader never sees views without prices. Raises
-    NoBatchesError for a database nothing was loaded into and PricesError for a bad price file."""
-    if not Path(db_path).exists():
-        raise FileNotFoundError(f"no database at {db_path}")
-    overrides = load_overrides(prices_path(prices_file), required=prices_file is not None)
-    with connect(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if not has_batches(con):
-                raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path}: nothing has been loaded into it yet")
-            refresh_prices(con, overrides)
-            ensure_views(con)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-
-
-__all__ = ["NO_MODEL", "VIEW_NAMES", "NoBatchesError", "ensure_views", "refresh_analysis"]
+__all__ = ["NO_MODEL", "VIEWS", "VIEW_NAMES", "create_views", "fingerprint"]

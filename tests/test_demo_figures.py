@@ -1,0 +1,96 @@
+"""The demo shows the same figures for clean data as before the reports learnt to refuse odd values.
+
+`fixtures/demo_report_before.json.gz` is `report --format json` over the demo's workload (its projects,
+sizes, seed 0, one backfill and a cron tick an hour later) on a pinned clock, written by the report
+code as it was before issue 12. This test builds the same workload through the real loader and
+compares every figure: the same rows (order may differ only among rows the old rounding made equal),
+amounts equal at the precision the old report printed, everything else exactly.
+
+If the simulator's workload changes on purpose, regenerate the fixture from a checked report:
+OPENAI_BATCHES_REGENERATE_DEMO_FIGURES=1 pytest tests/test_demo_figures.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.openai_batches import cli, demo
+from pipelines.openai_batches.config import ProjectConfig, RunConfig
+from pipelines.openai_batches.runner import run_load
+from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
+
+from .conftest import NOW
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "demo_report_before.json.gz"
+# Depend on the real clock (how long a batch has been open), not on the data.
+CLOCK_COLUMNS = {"open_for_h", "expires_in_h"}
+
+
+def demo_database(db: str) -> None:
+    """What `run_demo` loads, with the simulated clock pinned instead of starting at the real now."""
+    org = SimulatedOrg(projects=dict(demo.DEMO_PROJECTS), clock=SimClock(start=NOW), seed=0)
+    for project in demo.DEMO_PROJECTS.values():
+        org.generate_history(
+            demo.DEMO_BATCHES_PER_PROJECT,
+            project=project,
+            days=demo.DEMO_HISTORY_DAYS,
+            open_fraction=demo.DEMO_OPEN_FRACTION,
+        )
+        org.set_arrival_rate(demo.DEMO_ARRIVALS_PER_HOUR, project=project)
+    with SimulatorServer(org) as server:
+        config = RunConfig(
+            projects=tuple(ProjectConfig(name=None, api_key=k, base_url=server.base_url) for k in demo.DEMO_PROJECTS)
+        )
+        assert run_load(db, config).ok
+        org.advance(3600)
+        assert run_load(db, config).ok
+
+
+def decimals(value: float) -> int:
+    text = repr(value)
+    return len(text.split(".")[1]) if "." in text and "e" not in text else 9
+
+
+def same_row(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    for column, old in before.items():
+        if column in CLOCK_COLUMNS:
+            continue
+        new = after[column]
+        if column.endswith("_usd") and isinstance(old, float) and isinstance(new, float):
+            # The old report rounded amounts (to cents, or 4 decimals); the new one keeps 9 decimals.
+            if abs(old - new) > 0.5 * 10 ** -decimals(old) + 1e-9:
+                return False
+        elif old != new:
+            return False
+    return True
+
+
+def key(row: dict[str, Any]) -> str:
+    identity = {k: v for k, v in row.items() if not k.endswith("_usd") and k not in CLOCK_COLUMNS}
+    return json.dumps(identity, sort_keys=True)
+
+
+def test_the_demo_shows_the_same_figures_for_clean_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "demo.duckdb")
+    demo_database(db)
+    assert cli.main(["report", "--db", db, "--format", "json"]) == 0
+    after: dict[str, list[dict[str, Any]]] = json.loads(capsys.readouterr().out)
+    if os.environ.get("OPENAI_BATCHES_REGENERATE_DEMO_FIGURES"):
+        FIXTURE.write_bytes(gzip.compress(json.dumps(after, sort_keys=True).encode(), 9, mtime=0))
+    before: dict[str, list[dict[str, Any]]] = json.loads(gzip.decompress(FIXTURE.read_bytes()))
+    assert after.pop("caveats") == []  # clean data: every figure covers every batch
+    assert set(after) == set(before)
+    for name, old_rows in before.items():
+        new_rows = after[name]
+        assert len(new_rows) == len(old_rows), name
+        assert [set(r) for r in new_rows] == [set(r) for r in old_rows], name
+        old_sorted, new_sorted = sorted(old_rows, key=key), sorted(new_rows, key=key)
+        differ = [(o, n) for o, n in zip(old_sorted, new_sorted, strict=True) if not same_row(o, n)]
+        assert not differ, (name, differ[:3])
+    assert before["cost_summary"][0]["batches"] == 3010  # the figures the demo has shown
