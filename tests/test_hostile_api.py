@@ -287,6 +287,10 @@ def test_a_batch_missing_three_runs_in_a_row_is_recorded_gone_in_the_table_and_s
     status = read_status(db).projects[0]
     assert (status.open_now, status.gone) == (0, 1)
     assert "gone" in run_cli("status", "--db", db).stdout
+    # The reports agree: not open, not finished, and said why.
+    report = json.loads(run_cli("report", "--db", db, "--format", "json").stdout)
+    assert report["open_batches"] == []
+    assert any("stopped returning" in row["caveat"] for row in report["caveats"]), report["caveats"]
 
 
 def test_batch_ids_are_escaped_in_the_path(db: str) -> None:

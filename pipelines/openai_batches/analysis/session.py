@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from ..db import CATALOG, connect, table_exists, table_type, tables_in
-from ..settings import BATCHES_TABLE, ERRORS_TABLE, RUN_LOG_TABLE
+from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
 from . import settings
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .views import VIEW_NAMES, create_views, fingerprint
@@ -73,9 +73,9 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | N
 
 def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """`batches` or its errors table with the declared columns and no rows (the one column list)."""
-    from ..columns import BATCH_COLUMNS, ERROR_COLUMNS, PROJECT_COLUMN
+    from ..columns import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS
 
-    columns = (*BATCH_COLUMNS, PROJECT_COLUMN) if name == BATCHES_TABLE else ERROR_COLUMNS
+    columns = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else ERROR_COLUMNS
     ddl = ", ".join(f"{_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
     con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
 
@@ -94,13 +94,14 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
         if kind == "BASE TABLE" and name not in own:
             con.execute(f"CREATE VIEW {S}.{_quoted(name)} AS SELECT * FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}")
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
+    has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
     for name in (BATCHES_TABLE, ERRORS_TABLE):
         if tables.get(name) != "BASE TABLE":
             _empty_table(con, name)
     prices = resolve_prices(_models(con), overrides)
     write_model_prices(con, prices)
-    create_views(con)
-    return Analysis(con=con, has_batches=has_batches, stored_is_current=stored == fingerprint(prices))
+    create_views(con, has_gone)
+    return Analysis(con=con, has_batches=has_batches, stored_is_current=stored == fingerprint(prices, has_gone))
 
 
 @contextlib.contextmanager
@@ -154,11 +155,12 @@ def refresh_analysis(db_path: str, prices_file: str | None = None) -> list[Price
             raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path} yet")
         _conflicts(con, db_path)
         prices = resolve_prices(_models(con), overrides)
+        has_gone = table_exists(con, S, GONE_TABLE)
         con.execute("BEGIN TRANSACTION")
         try:
             write_model_prices(con, prices)
-            create_views(con)
-            con.execute(f"COMMENT ON VIEW {S}.{_MARKED_VIEW} IS '{_MARK}{fingerprint(prices)}'")
+            create_views(con, has_gone)
+            con.execute(f"COMMENT ON VIEW {S}.{_MARKED_VIEW} IS '{_MARK}{fingerprint(prices, has_gone)}'")
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from ..settings import BATCHES_TABLE, is_open_sql
+from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
 from .prices import PriceRow
 
@@ -69,15 +69,24 @@ _USAGE_CONSISTENT = """CASE WHEN usage__input_tokens IS NOT NULL THEN
 # The batches as loaded (timestamps as sent; the views below test them with `_usable`), in scope: all
 # of them when `since` is unset (the condition then folds to true and costs nothing), else those with
 # a usable `created_at` at or after it (one without cannot be said to be after any instant).
-BATCHES_IN_SCOPE = f"""
+# `gone`: the API stopped returning the batch while it was open (`batches_gone`, once a load created
+# it): its last row can never change, so it is neither open nor finished in any figure.
+_BATCHES_IN_SCOPE = f"""
 CREATE OR REPLACE VIEW {S}.batches_in_scope AS
 SELECT
     *,
     coalesce(model, '{NO_MODEL}') AS model_label,
-    {_USAGE_CONSISTENT} AS usage_consistent
+    {_USAGE_CONSISTENT} AS usage_consistent,
+    {{gone}} AS gone
 FROM {S}.{BATCHES_TABLE}
 WHERE {S}.report_since() = TIMESTAMPTZ '-infinity' OR {_usable("created_at")} >= {S}.report_since()
 """
+
+
+def batches_in_scope(has_gone_table: bool) -> str:
+    gone = f"id IN (SELECT id FROM {S}.{GONE_TABLE})" if has_gone_table else "false"
+    return _BATCHES_IN_SCOPE.format(gone=gone)
+
 
 # UTC wall time of a TIMESTAMPTZ is written `make_timestamp(epoch_us(ts))` throughout: the same value as
 # `timezone('UTC', ts)`, without going through ICU, which made it 5-15x slower over a million batches.
@@ -189,11 +198,11 @@ BATCH_TIMINGS = f"""
 CREATE OR REPLACE VIEW {S}.batch_timings AS
 WITH ends AS (
     SELECT
-        id, project, model, model_label, endpoint, status, usage_consistent,
+        id, project, model, model_label, endpoint, status, usage_consistent, gone,
         usage__input_tokens, usage__output_tokens,
         request_counts__total, request_counts__completed, request_counts__failed,
         {", ".join(f"{_usable(c)} AS {c}" for c in _TIMES)},
-        NOT {is_open_sql()} AS is_terminal,
+        NOT {is_open_sql()} AND NOT gone AS is_terminal,
         {_ENDED_AT} AS ended_at
     FROM {S}.batches_in_scope
 ),
@@ -204,12 +213,13 @@ intervals AS (
         {_elapsed("finalizing_at", "in_progress_at")} AS processing_s,
         {_elapsed("completed_at", "finalizing_at")} AS finalizing_s,
         {_elapsed("ended_at", "created_at")} AS turnaround_s,
-        CASE WHEN NOT is_terminal THEN {_elapsed("now()", "created_at")} END AS open_for_s
+        CASE WHEN NOT is_terminal AND NOT gone THEN {_elapsed("now()", "created_at")} END AS open_for_s
     FROM ends
 )
 SELECT
     id, project, model, model_label, endpoint, status, created_at, expires_at,
     is_terminal,
+    gone,
     ended_at,
     queue_s, processing_s, finalizing_s, turnaround_s, open_for_s,
     -- Every stage of a completed batch known and in order, so all four durations above are known;
@@ -313,7 +323,7 @@ SELECT
     (epoch_us(expires_at) - epoch_us(now())) / 1e6 AS expires_in_s,
     requests_total, requests_completed, requests_failed
 FROM {S}.batch_timings
-WHERE NOT is_terminal
+WHERE NOT is_terminal AND NOT gone
 """
 
 # One row per batch and reason a figure leaves it out or only approximates it; `queries/15_caveats.sql`
@@ -327,6 +337,7 @@ _CAVEATS = (
         "turnaround_percentiles, turnaround_histogram",
     ),
     ("status IS NULL", "no status reported: counted as still open", "open_batches"),
+    ("gone", "the API stopped returning it while it was open (batches_gone)", "open_batches; every finished figure"),
     (
         "created_at IS NULL",
         "no usable creation time (missing, or impossible such as milliseconds)",
@@ -370,8 +381,7 @@ FROM flagged AS f JOIN kinds AS k ON f.flags & k.bit <> 0
 
 CAVEATS = _caveats_sql()
 
-VIEWS: tuple[tuple[str, str], ...] = (
-    ("batches_in_scope", BATCHES_IN_SCOPE),
+_LATER_VIEWS: tuple[tuple[str, str], ...] = (
     ("batch_costs", BATCH_COSTS),
     ("batch_timings", BATCH_TIMINGS),
     ("throughput_hourly", THROUGHPUT_HOURLY),
@@ -381,25 +391,32 @@ VIEWS: tuple[tuple[str, str], ...] = (
     ("open_batches", OPEN_BATCHES),
     ("caveats", CAVEATS),
 )
-VIEW_NAMES = tuple(name for name, _ in VIEWS)
 
 
-def create_views(con: duckdb.DuckDBPyConnection) -> None:
+def views(has_gone_table: bool) -> tuple[tuple[str, str], ...]:
+    """Every view, in creation order; `batches_gone` exists only once a load found a batch gone."""
+    return (("batches_in_scope", batches_in_scope(has_gone_table)), *_LATER_VIEWS)
+
+
+VIEW_NAMES = tuple(name for name, _ in views(False))
+
+
+def create_views(con: duckdb.DuckDBPyConnection, has_gone_table: bool) -> None:
     """Create (or replace) the `since` macro and every view in the session's current catalog."""
     con.execute(SINCE_MACRO)
-    for _, sql in VIEWS:
+    for _, sql in views(has_gone_table):
         con.execute(sql)
 
 
-def fingerprint(prices: Sequence[PriceRow]) -> str:
+def fingerprint(prices: Sequence[PriceRow], has_gone_table: bool) -> str:
     """What the analysis is made of: the SQL of the macro and views and the price rows. Stored with the
     views in the file, so a reader can tell whether what is stored there is what it would build now."""
     digest = hashlib.sha256(SINCE_MACRO.encode())
-    for _, sql in VIEWS:
+    for _, sql in views(has_gone_table):
         digest.update(sql.encode())
     for row in prices:
         digest.update(repr(row).encode())
     return digest.hexdigest()[:16]
 
 
-__all__ = ["NO_MODEL", "VIEWS", "VIEW_NAMES", "create_views", "fingerprint"]
+__all__ = ["NO_MODEL", "VIEW_NAMES", "create_views", "fingerprint", "views"]
