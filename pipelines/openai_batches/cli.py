@@ -42,8 +42,9 @@ class _NoDltTracebacks(logging.Filter):
         return True
 
 
-def _setup_process(verbose: bool, *, signals: bool = True) -> None:
-    """What every command needs before anything runs: logging, privacy, no telemetry, signals."""
+def _setup_process(verbose: bool, *, signals: bool = True) -> Callable[[], None]:
+    """What every command needs before anything runs: logging, privacy, no telemetry, signals.
+    Returns what restores the previous signal handlers."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -60,8 +61,7 @@ def _setup_process(verbose: bool, *, signals: bool = True) -> None:
     # Databases, dlt's working directory (its traces hold error messages) and lock files are this
     # user's alone: nothing the program writes is readable by other users.
     os.umask(0o077)
-    if signals:
-        install_signal_handlers()
+    return install_signal_handlers() if signals else lambda: None
 
 
 def _print_summary(result: LoadResult, label: str = "load") -> None:
@@ -346,7 +346,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_process(args.verbose, signals=False)  # the simulator stops cleanly on Ctrl-C by itself
         return cmd_simulate(args, argv[i + 1 :])
     args = parser.parse_args(argv)
-    _setup_process(args.verbose)
+    restore_signal_handlers = _setup_process(args.verbose)
+    try:
+        return _run_command(args)
+    finally:
+        restore_signal_handlers()
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The command's exit code, whatever happens: one `error:` line for anything it did not handle."""
     try:
         code = int(args.func(args))
     except (KeyboardInterrupt, Terminated) as e:

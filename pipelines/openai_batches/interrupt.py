@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 # Exit codes of a run stopped by a signal: 128 + the signal number, as shells report it.
@@ -78,11 +79,20 @@ def _exit_now(signum: int) -> None:
     os._exit(128 + signum)
 
 
-def install_signal_handlers() -> None:
-    """Make SIGINT and SIGTERM stop the run (see the module docstring); no-op outside the main thread."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _on_signal)
+def install_signal_handlers() -> Callable[[], None]:
+    """Make SIGINT and SIGTERM stop the run (see the module docstring); no-op outside the main thread.
+
+    Returns what puts the previous handlers back (for callers of `cli.main` inside a longer-lived
+    process, such as the tests: the watchdog would end it)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {signum: signal.signal(signum, _on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
 
 
 def stop_requested() -> int | None:
