@@ -316,6 +316,31 @@ def test_a_key_with_an_inner_bad_character_is_refused_in_one_line_that_shows_no_
     assert not db.exists()
 
 
+@pytest.mark.parametrize("variable", ["OPENAI_ORG_ID", "OPENAI_PROJECT_ID"])
+def test_an_organization_or_project_id_is_stripped_and_one_that_cannot_be_sent_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    from pipelines.openai_batches.config import ConfigError, configured_projects
+
+    monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
+    monkeypatch.setenv(variable, " org-or-proj_1\r\n")
+    (project,) = configured_projects()
+    assert (project.organization if variable == "OPENAI_ORG_ID" else project.project_id) == "org-or-proj_1"
+    for bad in ("org\x01x", "proj é", "a\nb"):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(ConfigError, match=variable):
+            configured_projects()
+
+
+def test_an_unsendable_project_header_exits_2_before_any_request(tmp_path: Path, operator_api: SimulatorServer) -> None:
+    before = len(operator_api.requests)
+    env = cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url, OPENAI_PROJECT_ID="proj_\x1b[31m")
+    line = one_error(run_cli("load", "--db", str(tmp_path / "h.duckdb"), env=env), 2)
+    assert "OPENAI_PROJECT_ID" in line
+    assert len(operator_api.requests) == before
+    assert not (tmp_path / "h.duckdb").exists()
+
+
 def _files_and_dirs(root: Path) -> list[Path]:
     return [root, *root.rglob("*")] if root.exists() else []
 
