@@ -672,7 +672,7 @@ def test_from_another_directory_no_host_but_loopback_is_looked_up_or_contacted(
         PYTHONPATH=os.pathsep.join(p for p in (str(probe), os.environ.get("PYTHONPATH", "")) if p),
     )
     for command in (("load",), ("status",), ("report", "--only", "cost_summary")):
-        result = run_cli(*command, env=env, cwd=elsewhere)
+        result = run_cli(*command, "--db", "cron.duckdb", env=env, cwd=elsewhere)
         assert result.returncode == 0, result.stdout + result.stderr
     lines = log.read_text().splitlines()
     assert any(line.endswith("127.0.0.1") for line in lines), "the probe recorded nothing: is it loaded?"
