@@ -28,7 +28,16 @@ from pipelines.openai_batches.runner import working_dir
 from pipelines.openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
-from .support_reliability import CLI, REPO, cli_env, error_lines, ids_and_duplicates, run_cli, spawn_cli
+from .support_reliability import (
+    CLI,
+    REPO,
+    assert_one_clear_error,
+    cli_env,
+    error_lines,
+    ids_and_duplicates,
+    run_cli,
+    spawn_cli,
+)
 from .test_load import assert_matches_simulator
 
 # A key shaped like a real project key (`sk-proj-` and 48 characters) that the simulator accepts.
@@ -62,15 +71,6 @@ def user_env(**extra: str) -> dict[str, str]:
 
 def warning_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("warning:")]
-
-
-def one_error(result: subprocess.CompletedProcess[str], code: int) -> str:
-    output = result.stdout + result.stderr
-    assert result.returncode == code, (result.returncode, output)
-    assert "Traceback" not in output, output
-    errors = error_lines(result.stderr)
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -160,15 +160,18 @@ def test_file_names_duckdb_confuses_with_its_own_catalogs_are_refused_up_front(
     result = run_cli(
         "load", "--db", str(db), env=cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url)
     )
-    assert "choose another name" in one_error(result, 2)
+    assert "choose another name" in assert_one_clear_error(result, 2)
     assert len(operator_api.requests) == before
     assert list(tmp_path.glob(f"{name}*")) == []
 
 
+def readme_sh_blocks(readme: Path = REPO / "README.md") -> list[str]:
+    """The README's ```sh blocks, as written: the tests run what a user would copy."""
+    return re.findall(r"```sh\n(.*?)```", readme.read_text(), flags=re.DOTALL)
+
+
 def readme_commands(containing: str) -> list[str]:
-    """The command lines of the README's ```sh blocks that contain `containing`, as written."""
-    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), flags=re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if containing in line]
+    return [line for block in readme_sh_blocks() for line in block.splitlines() if containing in line]
 
 
 def duckdb_cli() -> str | None:
@@ -208,11 +211,7 @@ def test_make_run_from_a_fresh_clone_exactly_as_the_readme_says(tmp_path: Path, 
         pytest.skip("not a git checkout")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
-    block = next(
-        b
-        for b in re.findall(r"```sh\n(.*?)```", (clone / "README.md").read_text(), flags=re.DOTALL)
-        if "make run" in b and "export OPENAI_API_KEY=sk-..." in b
-    )
+    block = next(b for b in readme_sh_blocks(clone / "README.md") if "export OPENAI_API_KEY=sk-..." in b)
     script = block.replace("sk-...", REAL_KEY)
     assert "make run" in script and "--db" not in script
     started = time.monotonic()
@@ -309,7 +308,7 @@ def test_a_key_with_an_inner_bad_character_is_refused_in_one_line_that_shows_no_
         _secrets_toml(tmp_path / "project", literal, operator_api.base_url)
         env = cli_env()
     result = run_cli("load", "--db", str(db), env=env)
-    line = one_error(result, 2)
+    line = assert_one_clear_error(result, 2)
     assert "API key" in line and ("OPENAI_API_KEY" in line if where == "env" else "api_key" in line), line
     assert_no_part_of(REAL_KEY, "the output", result.stdout + result.stderr)
     assert len(operator_api.requests) == before, "a request was made with an unusable key"
@@ -335,7 +334,7 @@ def test_an_organization_or_project_id_is_stripped_and_one_that_cannot_be_sent_i
 def test_an_unsendable_project_header_exits_2_before_any_request(tmp_path: Path, operator_api: SimulatorServer) -> None:
     before = len(operator_api.requests)
     env = cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url, OPENAI_PROJECT_ID="proj_\x1b[31m")
-    line = one_error(run_cli("load", "--db", str(tmp_path / "h.duckdb"), env=env), 2)
+    line = assert_one_clear_error(run_cli("load", "--db", str(tmp_path / "h.duckdb"), env=env), 2)
     assert "OPENAI_PROJECT_ID" in line
     assert len(operator_api.requests) == before
     assert not (tmp_path / "h.duckdb").exists()
@@ -449,7 +448,7 @@ def test_credentials_in_the_base_url_are_refused_before_any_request_and_never_sh
     env = cli_env(**_base_url_configured(where, url, tmp_path / "project"))
     before = len(operator_api.requests)
     result = run_cli("load", "--db", str(db), env=env)
-    line = one_error(result, 2)
+    line = assert_one_clear_error(result, 2)
     assert "base URL" in line
     output = result.stdout + result.stderr
     for secret in (USER, PASSWORD, "S3cr3t"):
@@ -508,7 +507,7 @@ def test_another_applications_duckdb_file_is_refused_and_left_byte_for_byte_unch
     before_requests = len(operator_api.requests)
     env = cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url)
     for _ in range(2):  # the next run refuses the same way: nothing half-done to replay
-        line = one_error(run_cli("load", "--db", str(db), env=env), 2)
+        line = assert_one_clear_error(run_cli("load", "--db", str(db), env=env), 2)
         assert "was not created by openai-batches" in line and "nothing was written" in line, line
         assert db.read_bytes() == before_bytes and db.stat().st_mtime_ns == before_mtime
         assert not Path(f"{db}.wal").exists()
@@ -641,7 +640,7 @@ def test_a_failing_load_step_is_one_error_line_without_traceback_unless_verbose(
         return subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
 
     quiet = load_on_a_full_disk()
-    line = one_error(quiet, 1)
+    line = assert_one_clear_error(quiet, 1)
     assert "loading into" in line and "File too large" in line, line
     assert f"load [{PROJECT}] FAILED" in quiet.stdout and "nothing loaded" in quiet.stdout
 
@@ -710,7 +709,7 @@ def test_a_failed_projects_summary_says_nothing_was_loaded(tmp_path: Path, opera
         f'[sources.openai_batches.projects.revoked]\napi_key = "{OTHER_KEY}"\nbase_url = "{operator_api.base_url}"\n'
     )
     result = run_cli("load", "--db", str(tmp_path / "two.duckdb"), env=cli_env())
-    line = one_error(result, 1)
+    line = assert_one_clear_error(result, 1)
     assert line.startswith("error: project revoked:") and "HTTP 401" in line, line
     failed = next(s for s in result.stdout.splitlines() if s.startswith("load [revoked]"))
     assert "FAILED" in failed and "nothing loaded" in failed and not re.search(r"\d+ (new|updated)", failed), failed
