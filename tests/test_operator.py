@@ -716,3 +716,32 @@ def test_a_failed_projects_summary_says_nothing_was_loaded(tmp_path: Path, opera
     assert f"load [good] ok: 2 requests, {HISTORY} new" in result.stdout
     total = next(s for s in result.stdout.splitlines() if s.startswith("load: "))
     assert f" {HISTORY} new, 0 updated" in total, total
+
+
+def test_output_into_a_closed_pipe_ends_quietly_and_keeps_what_was_loaded(
+    tmp_path: Path, operator_api: SimulatorServer
+) -> None:
+    """`openai-batches status | head -1`: the reader is gone before the output is; no error, no
+    traceback, the status a process killed by SIGPIPE has."""
+    db = tmp_path / "piped.duckdb"
+    env = cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url)
+    for command in (("load",), ("status",)):
+        process = spawn_cli(*command, "--db", str(db), env=env)
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # long before the program prints anything
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 128 + signal.SIGPIPE, err
+        assert err == "", err
+    assert batch_count(db) == HISTORY
+
+
+def test_a_database_path_from_a_crlf_environment_file_loses_its_line_ending(
+    tmp_path: Path, operator_api: SimulatorServer
+) -> None:
+    env = cli_env(
+        OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url, OPENAI_BATCHES_DB=f"{tmp_path}/crlf.duckdb\r\n"
+    )
+    result = run_cli("load", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert batch_count(tmp_path / "crlf.duckdb") == HISTORY
+    assert not any("\r" in p.name for p in tmp_path.iterdir())

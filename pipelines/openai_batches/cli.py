@@ -361,6 +361,13 @@ def _run_command(args: argparse.Namespace) -> int:
         signum = stop_requested() or (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
         report_stop(signum)
         return 128 + signum
+    except BrokenPipeError:
+        # `openai-batches status | head -1`: the reader has all it wanted. Quiet, with the status a
+        # process killed by SIGPIPE has in a shell, as other command-line tools do; whatever the
+        # command committed before printing stays committed.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush into the closed pipe at exit
+        return 128 + signal.SIGPIPE
     except Exception as e:
         # Last line of defence: whatever escaped the commands' own handling is still one line for the
         # cron log; -v adds the traceback for whoever debugs it.

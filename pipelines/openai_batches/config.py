@@ -206,10 +206,13 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
 
 
 def database_path(cli_value: str | None) -> str:
-    """--db wins, then OPENAI_BATCHES_DB, then `db_path` in `.dlt`, then ./openai-batches.duckdb."""
+    """--db wins, then OPENAI_BATCHES_DB, then `db_path` in `.dlt`, then ./openai-batches.duckdb.
+
+    Values from the environment and `.dlt` lose surrounding whitespace (a CRLF environment file would
+    otherwise create `openai-batches.duckdb\r`); what is typed after --db is taken as it is."""
     return (
         cli_value
-        or os.environ.get("OPENAI_BATCHES_DB")
-        or _text(_lookup("db_path"), f"{SECTION}.db_path")
+        or os.environ.get("OPENAI_BATCHES_DB", "").strip()
+        or (_text(_lookup("db_path"), f"{SECTION}.db_path") or "").strip()
         or settings.DEFAULT_DB_PATH
     )
