@@ -579,6 +579,7 @@ def test_a_signal_stops_the_run_promptly_with_one_line_and_the_next_run_converge
             if moment == "listing" and any(r.project == PROJECT_A for r in server.requests[1:]):
                 break
             if moment == "load step" and _glob_quietly(package, "*/started_jobs/*"):
+                assert not any(r.project == PROJECT_B for r in server.requests), "missed the first load step"
                 break
             if moment == "waiting for the lock" and _holds_open(process.pid, lock):
                 time.sleep(0.3)  # inside the wait loop, past start-up
