@@ -688,7 +688,7 @@ def test_from_another_directory_no_host_but_loopback_is_looked_up_or_contacted(
     [
         (("--batches", "-5"), "argument --batches: must be"),
         (("--batches", "0"), "argument --batches: must be"),
-        (("--batches", "many"), "argument --batches: invalid number"),
+        (("--batches", "many"), "argument --batches:"),
         (("--batches", "100000000000"), "argument --batches: must be from 1 to 1,000,000"),
         (("--seed", "-1"), "argument --seed: must be"),
     ],
