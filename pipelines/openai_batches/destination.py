@@ -10,9 +10,11 @@ called. Everything else is dlt's own DuckDB destination (its type name too, so p
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from dlt.common.destination import DestinationCapabilitiesContext
 from dlt.common.schema import Schema
 from dlt.destinations.impl.duckdb.configuration import DuckDbClientConfiguration, DuckDbCredentials
@@ -22,7 +24,7 @@ from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 
 from . import settings
 from .columns import BATCH_COLUMNS, ERROR_COLUMNS
-from .db import connect, duckdb_catalog_name
+from .db import OWN_SCHEMAS, connect, duckdb_catalog_name
 
 
 class _CatalogQualifiedSqlClient(DuckDbSqlClient):
@@ -41,7 +43,9 @@ class _CatalogQualifiedSqlClient(DuckDbSqlClient):
         if actual and actual != duckdb_catalog_name(str(self.credentials.database)):
             # DuckDB named the catalog differently than predicted: use its name from now on.
             self._catalog = actual
-            conn.execute("SET search_path = ?", [self.fully_qualified_dataset_name(quote=False)])
+            # As dlt does: before the first load the schema does not exist yet, and that is fine.
+            with contextlib.suppress(duckdb.CatalogException):
+                conn.execute("SET search_path = ?", [self.fully_qualified_dataset_name(quote=False)])
         return conn
 
     def warn_if_catalog_equals_dataset_name(self) -> None:
@@ -100,17 +104,22 @@ def check_not_foreign(db_path: str) -> None:
         return
     schema = settings.DATASET_NAME
     with connect(db_path, read_only=True) as con:
-        tables = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]
-            ).fetchall()
-        }
-        if not tables:
+        found: dict[str, set[str]] = {name: set() for name in OWN_SCHEMAS}
+        for table_schema, table_name in con.execute(
+            # DuckDB resolves schema names case-insensitively: `OpenAI_Batches` is the schema dlt would write.
+            "SELECT lower(table_schema), table_name FROM information_schema.tables WHERE lower(table_schema) IN (?, ?)",
+            list(OWN_SCHEMAS),
+        ).fetchall():
+            found[table_schema].add(table_name)
+        tables = found[schema]
+        if not any(found.values()):
             return
         why = None
         if "_dlt_pipeline_state" not in tables or "_dlt_version" not in tables:
-            why = f"it has tables in the schema {schema} ({_names(tables)}) but no dlt state of this program"
+            # dlt creates its state tables before anything else, its staging schema included: tables in
+            # either schema without them are someone else's.
+            where, names = next((name, t) for name, t in found.items() if t)
+            why = f"it has tables in the schema {where} ({_names(names)}) but no dlt state of this program"
         else:
             row = con.execute(
                 f"SELECT count(*) FROM {schema}._dlt_version WHERE schema_name = ?", [settings.PIPELINE_NAME]

@@ -22,7 +22,7 @@ from . import settings
 from .config import RunConfig
 from .destination import ForeignDatabase, check_not_foreign, duckdb_destination
 from .helpers import ApiError, RetryPolicy
-from .interrupt import interruption
+from .interrupt import interruption, raise_if_stopping
 from .progress_sink import ProgressSink
 from .source import openai_batches
 from .stats import SyncStats
@@ -184,6 +184,7 @@ def run_load(
         result.elapsed = time.monotonic() - started
         return result
     for project in config.projects:
+        raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
         stats = SyncStats(project=project.name)
         outcome = ProjectOutcome(name=project.name or "default", stats=stats)
         result.outcomes.append(outcome)
@@ -213,14 +214,16 @@ def run_load(
             )
         except PipelineStepFailed as e:
             _reraise_interruption(e)
+            raise_if_stopping()
             outcome.error = _cause(e)
             if e.step != "extract":
                 # The database refused the data: later projects would fail the same way, and
-                # dlt keeps the package to retry on the next run.
-                result.error = f"loading into {db_path} failed: {outcome.error}"
+                # dlt keeps the package to retry on the next run. One message, in the project's line.
+                outcome.error = f"loading into {db_path} failed: {outcome.error}"
                 break
         finally:
             outcome.name = stats.project or outcome.name
+    raise_if_stopping()
     if new_database and all(o.error for o in result.outcomes):
         _remove_if_empty(db_path)
     result.elapsed = time.monotonic() - started
