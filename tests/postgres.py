@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -102,7 +102,6 @@ class PostgresServer:
 
     bindir: Path
     root: Path  # the folder that holds the cluster, its socket and its log; removed at the end
-    _databases: list[str] = field(default_factory=list)
 
     @property
     def socket_dir(self) -> str:
@@ -122,7 +121,6 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         """Creates an empty database and returns its DSN."""
         self._client("createdb", name)
-        self._databases.append(name)
         return self.dsn(name)
 
     def drop_database(self, name: str) -> None:
