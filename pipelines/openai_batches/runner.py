@@ -83,6 +83,9 @@ def make_pipeline(db_path: str) -> dlt.Pipeline:
     # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
     # In sequence they take ~50 ms longer. A LOAD__WORKERS the user set still wins (env beats this).
     dlt.config["load.workers"] = settings.LOAD_WORKERS
+    # A backfill's rows are staged in a copy inside the database before the merge; emptied after the
+    # load, so the file does not keep a second copy of the largest package it ever loaded.
+    dlt.config["load.truncate_staging_dataset"] = True
     # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
     # the CLI stops at once instead (see interrupt.py).
     dlt.config["runtime.intercept_signals"] = False
