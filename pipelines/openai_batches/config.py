@@ -12,9 +12,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
+
+if TYPE_CHECKING:
+    from .store import Store
 
 SECTION = "sources.openai_batches"
 
@@ -40,7 +43,7 @@ class RunConfig:
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
 
 
-def _lookup(key: str) -> Any:
+def _lookup(key: str, section: str = SECTION) -> Any:
     """A value from dlt's providers (environment, secrets.toml, config.toml), or None.
 
     The first provider that has the value wins, except that a table split over several (a project's
@@ -56,7 +59,7 @@ def _lookup(key: str) -> Any:
         for provider in dlt.config.config_providers:
             if provider.is_empty:
                 continue
-            value, _ = provider.get_value(key, Any, None, *SECTION.split("."))  # type: ignore[arg-type]
+            value, _ = provider.get_value(key, Any, None, *section.split("."))  # type: ignore[arg-type]
             if value is not None:
                 found.append(value)
     except Exception as e:  # a malformed toml file surfaces here
@@ -216,3 +219,77 @@ def database_path(cli_value: str | None) -> str:
         or (_text(_lookup("db_path"), f"{SECTION}.db_path") or "").strip()
         or settings.DEFAULT_DB_PATH
     )
+
+
+# Where the destination is chosen: `[openai_batches] destination = "..."` in .dlt/config.toml.
+DESTINATION_SECTION = "openai_batches"
+DUCKLAKE_SECTION = "destination.ducklake.credentials"
+MOTHERDUCK_SECTION = "destination.motherduck.credentials"
+
+
+def destination_name(cli_value: str | None) -> str:
+    """--destination wins, then OPENAI_BATCHES_DESTINATION, then `destination` under `[openai_batches]`."""
+    name = (
+        cli_value
+        or os.environ.get("OPENAI_BATCHES_DESTINATION", "").strip()
+        or (_text(_lookup("destination", DESTINATION_SECTION), "openai_batches.destination") or "").strip()
+        or settings.DEFAULT_DESTINATION
+    )
+    if name not in settings.DESTINATIONS:
+        raise ConfigError(f"unknown destination {name!r}: one of {', '.join(settings.DESTINATIONS)}")
+    return name
+
+
+def _storage(value: Any) -> str | None:
+    """`storage` as dlt names it: a string, or a table with `bucket_url` (dlt itself ignores a plain
+    string under `...__STORAGE`, silently writing the files to ./ducklake.files: both are taken here)."""
+    if isinstance(value, Mapping):
+        value = value.get("bucket_url")
+    return _text(value, f"{DUCKLAKE_SECTION}.storage")
+
+
+def configured_store(cli_db: str | None = None, cli_destination: str | None = None) -> Store:
+    """Where `load`, `status`, `report` and the notebook find the data. A DuckDB file (`--db`, see
+    `database_path`) by default; a DuckLake or MotherDuck configured the dlt way:
+
+        DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG=postgres://user:pw@host/db   (or sqlite:///F, duckdb:///F)
+        DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE=/shared/lake   (or __STORAGE__BUCKET_URL, s3://...)
+        DESTINATION__MOTHERDUCK__CREDENTIALS__DATABASE=my_db       (token: ...__PASSWORD or motherduck_token)
+    """
+    from .store import DuckDBFile, DuckLake, MotherDuck
+
+    name = destination_name(cli_destination)
+    if name == "duckdb":
+        return DuckDBFile(database_path(cli_db))
+    if cli_db:
+        raise ConfigError(
+            f"--db names a DuckDB file; the {name} destination is configured under [destination.{name}.credentials] "
+            "(see the README)"
+        )
+    if name == "motherduck":
+        database = _text(_lookup("database", MOTHERDUCK_SECTION), f"{MOTHERDUCK_SECTION}.database")
+        if not database:
+            raise ConfigError(f"the motherduck destination needs {MOTHERDUCK_SECTION}.database")
+        return MotherDuck(database.removeprefix("md:"))
+    catalog = _text(_lookup("catalog", DUCKLAKE_SECTION), f"{DUCKLAKE_SECTION}.catalog")
+    if not catalog:
+        raise ConfigError(
+            "the ducklake destination needs a catalog: DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG, or catalog under "
+            f"[{DUCKLAKE_SECTION}] (postgres://..., sqlite:///FILE or duckdb:///FILE)"
+        )
+    catalog = catalog.strip()
+    storage = _storage(_lookup("storage", DUCKLAKE_SECTION))
+    if not storage:
+        if catalog.split(":", 1)[0] in ("sqlite", "duckdb") and ":///" in catalog:
+            storage = catalog.split(":///", 1)[1] + ".files"  # next to the catalog file
+        else:
+            raise ConfigError(
+                "the ducklake destination needs a storage for its Parquet files: DESTINATION__DUCKLAKE__CREDENTIALS__"
+                f"STORAGE, or storage under [{DUCKLAKE_SECTION}] (a folder every loader and reader can reach, or "
+                "an object-store URL)"
+            )
+    lake = _text(_lookup("ducklake_name", DUCKLAKE_SECTION), f"{DUCKLAKE_SECTION}.ducklake_name")
+    store = DuckLake(catalog=catalog, storage=storage.strip(), name=(lake or settings.LAKE_NAME).strip())
+    if problem := store.problem():
+        raise ConfigError(problem)
+    return store

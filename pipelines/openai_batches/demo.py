@@ -17,6 +17,7 @@ from .config import ProjectConfig, RunConfig
 from .progress import make_progress
 from .runner import LoadResult, run_load, working_dir
 from .simulator import SimClock, SimulatedOrg, SimulatorServer
+from .summary import print_summary
 
 # Simulator keys: they only open the local simulator, so printing them is fine.
 DEMO_PROJECTS = {"sk-sim-research": "proj_research", "sk-sim-production": "proj_production"}
@@ -38,7 +39,6 @@ def _fresh(db_path: str) -> None:
 
 
 def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
-    from .cli import _print_summary
 
     config = RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
@@ -48,7 +48,7 @@ def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
         result = run_load(db_path, config, progress=progress)
     finally:
         getattr(progress, "close", lambda: None)()
-    _print_summary(result, label)
+    print_summary(result, label)
     return result
 
 

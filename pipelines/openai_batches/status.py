@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import dlt
 
     from . import SyncStats
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +118,17 @@ class StatusReport:
         return reasons
 
 
-def read_status(db_path: str) -> StatusReport:
+def read_status(where: Store | str) -> StatusReport:
     """Everything `status` shows, from a read-only connection (raises duckdb.Error as it comes)."""
-    from .db import connect
+    from .db import tables_in
+    from .store import DuckDBFile, as_store, connected
 
-    report = StatusReport(db_path=db_path)
+    store = as_store(where)
+    shown = str(Path(store.path).resolve()) if isinstance(store, DuckDBFile) else store.shown()
+    report = StatusReport(db_path=shown)
     schema = settings.DATASET_NAME
-    with connect(db_path, read_only=True) as con:
-        tables = {
-            row[0]
-            for row in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]
-            ).fetchall()
-        }
+    with connected(store, read_only=True) as con:
+        tables = set(tables_in(con, schema))
         projects: dict[str, ProjectStatus] = {}
         if "_dlt_loads" in tables:
             row = con.execute(f"SELECT max(inserted_at) FROM {schema}._dlt_loads WHERE status = 0").fetchone()
@@ -208,7 +207,7 @@ def _count(value: int | None) -> str:
 
 
 def render(report: StatusReport, now: datetime) -> list[str]:
-    lines = [f"database {Path(report.db_path).resolve()}: last load {_when(report.last_load, now)}"]
+    lines = [f"database {report.db_path}: last load {_when(report.last_load, now)}"]
     if not report.projects:
         lines.append("no batches loaded yet")
         return lines

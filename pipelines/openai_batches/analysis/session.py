@@ -15,22 +15,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from ..db import CATALOG, connect, table_exists, table_type, tables_in
+from ..db import CATALOG, table_exists, table_type, tables_in
 from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
 from . import settings
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .views import VIEW_NAMES, create_views, fingerprint
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 S = settings.SCHEMA
-# The view that carries the fingerprint of what is stored (`COMMENT ON VIEW`): created first, so a
-# refresh that stopped half-way cannot leave a matching fingerprint behind (it runs in one transaction
-# anyway).
-_MARKED_VIEW = VIEW_NAMES[0]
-_MARK = "openai-batches analysis "
+# A one-row view that carries the fingerprint of what is stored, written in the same transaction as the
+# views. (A view, not a comment on one: a DuckLake keeps views but not their comments.)
+_VERSION_VIEW = "_analysis_version"
 # dlt's type names of the declared columns, as DuckDB types: for the empty tables of a database whose
 # projects have no batch yet (dlt creates a table with its first row).
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ", "json": "JSON", "bool": "BOOLEAN"}
@@ -63,12 +64,10 @@ def _models(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
-    row = con.execute(
-        "SELECT comment FROM duckdb_views() WHERE database_name = ? AND schema_name = ? AND view_name = ?",
-        [catalog, S, _MARKED_VIEW],
-    ).fetchone()
-    comment = row[0] if row else None
-    return comment[len(_MARK) :] if isinstance(comment, str) and comment.startswith(_MARK) else None
+    if table_type(con, S, _VERSION_VIEW, catalog) != "VIEW":
+        return None
+    row = con.execute(f"SELECT fingerprint FROM {_quoted(catalog)}.{S}.{_VERSION_VIEW}").fetchone()
+    return str(row[0]) if row and row[0] else None
 
 
 def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -105,18 +104,20 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
 
 
 @contextlib.contextmanager
-def reading(db_path: str, prices_file: str | None = None, *, wait: float | None = None) -> Iterator[Analysis]:
+def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float | None = None) -> Iterator[Analysis]:
     """The analysis of ``db_path`` in a read-only session, under the shared lock (readers share it; a
     load waits for them, they wait for a load up to ``wait`` seconds, then DatabaseBusy).
 
     Raises PricesError (a named price file missing or bad) before touching the database,
     NoBatchesError when nothing was ever loaded into it, DatabaseUnavailable, duckdb.Error."""
-    from ..lock import holding_database
     from ..settings import DEFAULT_LOCK_WAIT_S
+    from ..store import as_store
 
+    store = as_store(db_path)
+    db_path = store.shown()
     overrides = price_overrides(prices_file)
-    with holding_database(db_path, wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
-        con = connect(db_path, read_only=True)
+    with store.holding(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
+        con = store.connect(read_only=True)
         try:
             if not (table_exists(con, S, BATCHES_TABLE) or table_exists(con, S, RUN_LOG_TABLE)):
                 raise NoBatchesError(f"nothing has been loaded into {db_path} yet")
@@ -140,17 +141,21 @@ def _conflicts(con: duckdb.DuckDBPyConnection, db_path: str) -> None:
             )
 
 
-def refresh_analysis(db_path: str, prices_file: str | None = None) -> list[PriceRow]:
+def refresh_analysis(db_path: Store | str, prices_file: str | None = None) -> list[PriceRow]:
     """Store prices (genai-prices plus the user's price file) and every view in the file, in one
     transaction (a reader never sees views without prices); returns the price rows.
 
     Needs the database writable and its lock held exclusively (a load holds it). Raises
     FileNotFoundError, NoBatchesError (no `batches` table yet), AnalysisConflict, PricesError,
     duckdb.Error."""
-    if not Path(db_path).is_file():
+    from ..store import as_store, connected
+
+    store = as_store(db_path)
+    db_path = store.shown()
+    if not store.exists():
         raise FileNotFoundError(f"no database at {db_path}")
     overrides = price_overrides(prices_file)
-    with connect(db_path) as con:
+    with connected(store) as con:
         if not table_exists(con, S, BATCHES_TABLE):
             raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path} yet")
         _conflicts(con, db_path)
@@ -160,7 +165,9 @@ def refresh_analysis(db_path: str, prices_file: str | None = None) -> list[Price
         try:
             write_model_prices(con, prices)
             create_views(con, has_gone)
-            con.execute(f"COMMENT ON VIEW {S}.{_MARKED_VIEW} IS '{_MARK}{fingerprint(prices, has_gone)}'")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {S}.{_VERSION_VIEW} AS SELECT '{fingerprint(prices, has_gone)}' AS fingerprint"
+            )
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -173,7 +180,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def refresh_after_load(db_path: str) -> list[str]:
+def refresh_after_load(db_path: Store | str) -> list[str]:
     """`refresh_analysis` after a load that committed: never raises for anything it can meet (a bad
     price file, a user's table in the way, a database error); returns one warning line per problem.
 
