@@ -22,7 +22,7 @@ def execute(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
     # The first cell reads this; the kernel inherits the environment.
     monkeypatch.setenv("OPENAI_BATCHES_NOTEBOOK_DB", str(db))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    assert "OPENAI_BATCHES_NOTEBOOK_DB" in notebook.cells[0].source and "DB_PATH" in notebook.cells[0].source
+    assert "OPENAI_BATCHES_NOTEBOOK_DB" in notebook.cells[0].source and "STORE" in notebook.cells[0].source
     client = NotebookClient(
         notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )

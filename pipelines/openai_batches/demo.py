@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from . import settings
+from .analysis import refresh_after_load
 from .config import ProjectConfig, RunConfig
 from .progress import make_progress
 from .runner import LoadResult, run_load, working_dir
@@ -94,6 +96,9 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
         second = _load(db_path, server, "incremental")
         if not second.ok:
             return 1
+    # As `load` does after a load that changed data: prices and views stored for SQL run on the file.
+    for warning in refresh_after_load(db_path):
+        print(f"warning: {warning}", file=sys.stderr)
     _print_contents(db_path)
-    print(f"\nDemo database: {db_path}  (duckdb {db_path} -c 'FROM openai_batches.batches LIMIT 5')")
+    print(f"\nDemo database: {db_path}  (duckdb {db_path} < queries/01_cost_summary.sql)")
     return 0

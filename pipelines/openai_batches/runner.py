@@ -270,16 +270,14 @@ def _remove_if_empty(db_path: str) -> None:
     an unreachable host) should not leave an empty file that looks like a database."""
     import duckdb
 
-    from .db import CATALOG, connect
+    from .db import connect, has_tables
 
     try:
         with connect(db_path, read_only=True) as con:
-            row = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ?", [CATALOG]
-            ).fetchone()
+            empty = not has_tables(con)
     except duckdb.Error:
         return
-    if row is not None and row[0] == 0:
+    if empty:
         for path in (db_path, db_path + ".wal"):
             Path(path).unlink(missing_ok=True)
 

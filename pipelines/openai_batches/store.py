@@ -177,20 +177,12 @@ class DuckLake(Store):
         return statement[:-1] + ", READ_ONLY)" if read_only else statement
 
     def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        import duckdb
-
-        from .db import CATALOG
+        from .db import CATALOG, open_attached
         from .extensions import prepare
 
-        con = duckdb.connect(":memory:")
-        try:
-            prepare(con, *self._extensions())
-            con.execute(self.attach_statement(CATALOG, read_only=read_only))
-            con.execute(f"USE {CATALOG}")
-        except BaseException:
-            con.close()
-            raise
-        return con
+        return open_attached(
+            self.attach_statement(CATALOG, read_only=read_only), prepare=lambda con: prepare(con, *self._extensions())
+        )
 
     def exists(self) -> bool:
         catalog_file = self._catalog_file()
@@ -285,18 +277,9 @@ class MotherDuck(Store):
         return f"MotherDuck md:{self.database}"
 
     def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        import duckdb
+        from .db import CATALOG, open_attached
 
-        from .db import CATALOG
-
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute(f"ATTACH 'md:{self.database}' AS {CATALOG}{' (READ_ONLY)' if read_only else ''}")
-            con.execute(f"USE {CATALOG}")
-        except BaseException:
-            con.close()
-            raise
-        return con
+        return open_attached(f"ATTACH 'md:{self.database}' AS {CATALOG}{' (READ_ONLY)' if read_only else ''}")
 
     def exists(self) -> bool:
         return True
