@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -27,6 +28,9 @@ from .progress_sink import ProgressSink
 from .source import openai_batches
 from .stats import SyncStats
 from .status import record_run
+
+if TYPE_CHECKING:
+    from .organization_run import OrganizationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +48,15 @@ class LoadResult:
     outcomes: list[ProjectOutcome] = field(default_factory=list)
     elapsed: float = 0.0
     error: str | None = None  # a failure outside any one project (database, working directory)
+    organization: OrganizationOutcome | None = None  # the Admin API's tables, when an admin key is configured
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(o.error is None for o in self.outcomes)
+        return (
+            self.error is None
+            and all(o.error is None for o in self.outcomes)
+            and (self.organization is None or self.organization.error is None)
+        )
 
     @property
     def changed(self) -> bool:
@@ -55,11 +64,12 @@ class LoadResult:
         return any(
             o.error is None and (o.stats.counts.new or o.stats.counts.updated or o.stats.counts.gone)
             for o in self.outcomes
-        )
+        ) or (self.organization is not None and self.organization.changed)
 
     @property
     def requests(self) -> int:
-        return sum(o.stats.requests for o in self.outcomes)
+        admin = self.organization.stats.requests if self.organization is not None else 0
+        return sum(o.stats.requests for o in self.outcomes) + admin
 
 
 def working_dir(db_path: str) -> str:
@@ -221,6 +231,11 @@ def run_load(
                 break
         finally:
             outcome.name = stats.project or outcome.name
+    if config.organization is not None and result.error is None:
+        # Once per load, after the batches (its first run starts at the first batch day), in its own dlt run.
+        from .organization_run import run_organization
+
+        result.organization = run_organization(pipeline, db_path, config, retry=retry, full_refresh=full_refresh)
     if new_database and all(o.error for o in result.outcomes):
         _remove_if_empty(db_path)
     result.elapsed = time.monotonic() - started
