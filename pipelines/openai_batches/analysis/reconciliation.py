@@ -77,6 +77,12 @@ def _relation(table: str, present: frozenset[str]) -> str:
     return f"(SELECT {columns} WHERE false)"
 
 
+def _ours(name: str, present: frozenset[str]) -> str:
+    """One of our own tables or views; without any of the Admin API's tables there is nothing to
+    reconcile it with, and `LIMIT 0` spares every report a scan of a million batches for no row."""
+    return f"{S}.{name}" if present else f"(SELECT * FROM {S}.{name} LIMIT 0)"
+
+
 def _month(timestamp: str) -> str:
     """The UTC month of a TIMESTAMPTZ as a DATE (its first day); NULL stays NULL."""
     return f"CAST(date_trunc('month', make_timestamp(epoch_us({timestamp}))) AS DATE)"
@@ -149,7 +155,7 @@ work AS (
         CASE WHEN {terms.usage_consistent} THEN usage__output_tokens END AS output_tokens,
         {_month(terms.ended_at)} AS counted_month,
         {_month(started)} AS started_month
-    FROM {S}.{BATCHES_TABLE}
+    FROM {_ours(BATCHES_TABLE, present)}
     WHERE project_id IS NOT NULL AND {_COMPLETIONS} AND status IS DISTINCT FROM 'failed'
 ),
 batch_side AS (
@@ -173,7 +179,7 @@ usage_side AS (
         sum(output_tokens) AS output_tokens,
         CASE WHEN bool_and(estimate_usd IS NOT NULL) THEN sum(estimate_usd) END AS estimate_usd
     FROM usage_priced
-    WHERE batch AND project_id IN (SELECT project_id FROM {S}.{BATCHES_TABLE})
+    WHERE batch AND project_id IN (SELECT project_id FROM {_ours(BATCHES_TABLE, present)})
     GROUP BY ALL
 ),
 keys AS (
@@ -255,7 +261,10 @@ batch_usage AS (
     GROUP BY ALL
 ),
 loaded AS (
-    SELECT project_id, count(*) AS batches FROM {S}.{BATCHES_TABLE} WHERE project_id IS NOT NULL GROUP BY ALL
+    SELECT project_id, count(*) AS batches
+    FROM {_ours(BATCHES_TABLE, present)}
+    WHERE project_id IS NOT NULL
+    GROUP BY ALL
 )
 SELECT
     p.id AS project_id,
@@ -303,7 +312,7 @@ tokens AS (
 -- their work ended, priced as everywhere (`batch_costs`).
 ended AS (
     SELECT id, project_id, {_month(terms.ended_at)} AS month
-    FROM {S}.{BATCHES_TABLE}
+    FROM {_ours(BATCHES_TABLE, present)}
     WHERE project_id IS NOT NULL
 ),
 ours AS (
@@ -312,7 +321,7 @@ ours AS (
         count(*) FILTER (WHERE NOT c.priced) AS unpriced_batches,
         count(*) FILTER (WHERE c.unpriced_reason = 'no usage reported' AND c.status <> 'failed') AS without_usage,
         sum(c.cost_usd) AS cost_usd
-    FROM {S}.batch_costs AS c
+    FROM {_ours("batch_costs", present)} AS c
     JOIN ended AS e ON e.id = c.id
     WHERE e.month IS NOT NULL
     GROUP BY ALL
