@@ -421,10 +421,9 @@ def test_the_admin_key_appears_nowhere_the_pipeline_writes(tmp_path: Path) -> No
             results.append(result)
 
         run("load", "--db", str(db), code=0)
+        # Failing, verbose: a retried 500 (the warning logged), then given up on.
         server.inject(Fault("500", count=4, path_prefix="/v1/organization"))
         run("load", "--db", str(db), code=1, SOURCES__OPENAI_BATCHES__MAX_ATTEMPTS="2")
-        server.inject(Fault("401", count=1, path_prefix="/v1/organization"))
-        run("load", "--db", str(db), code=1)
         run("status", "--db", str(db), code=0)
         assert any(r.headers.get("authorization") == f"Bearer {CANARY}" for r in server.requests)  # it was sent
     assert "missing: project proj_hidden" in results[-1].stdout  # the runs did what they should
@@ -433,3 +432,84 @@ def test_the_admin_key_appears_nowhere_the_pipeline_writes(tmp_path: Path) -> No
             assert needle not in (result.stdout + result.stderr).encode(), result.args
     for needle in NEEDLES:
         assert files_containing(tmp_path, needle) == []
+
+
+# ------------------------------------------------------------------------------------------------ hostile pages
+def bucket(day: date, *results: dict[str, Any]) -> dict[str, Any]:
+    start = utc(day.year, day.month, day.day)
+    return {"object": "bucket", "start_time": start, "end_time": start + DAY, "results": list(results)}
+
+
+def usage_result(**fields: Any) -> dict[str, Any]:
+    base = {"input_tokens": 10, "input_cached_tokens": 0, "output_tokens": 5, "num_model_requests": 1}
+    return {"object": "organization.usage.completions.result", "project_id": ALPHA, "model": "m", "batch": True} | (
+        base | fields
+    )
+
+
+def test_the_source_in_a_plain_pipeline_refuses_pages_that_cannot_be_right(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`openai_organization` in a pipeline of one's own; odd values become NULL with a warning, a cursor the
+    API repeats or a page that says "more" without a cursor fail the run with one clear message."""
+    import dlt
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from pipelines.openai_batches import openai_organization
+    from pipelines.openai_batches.helpers import RetryPolicy
+
+    from .support_reliability import ScriptedApi, json_reply
+
+    mode = {"usage": "odd"}
+    day = date(2025, 10, 1)
+    projects = {"object": "list", "data": [{"id": ALPHA, "name": "a", "created_at": 1, "status": "active"}]}
+
+    def page(data: list[dict[str, Any]], next_page: str | None) -> dict[str, Any]:
+        return {"object": "page", "data": data, "has_more": next_page is not None, "next_page": next_page}
+
+    def route(path: str, query: dict[str, str], number: int) -> Any:
+        if path.endswith("/projects"):
+            return json_reply(projects | {"has_more": False})
+        if path.endswith("/costs"):
+            return json_reply(page([bucket(day)], None))
+        if mode["usage"] == "odd":
+            odd = usage_result(input_tokens="n/a", output_tokens=12.0, batch="yes")
+            return json_reply(page([bucket(day, odd, usage_result(model=None))], None))
+        if mode["usage"] == "repeat":  # the same cursor on every page
+            return json_reply(page([bucket(day, usage_result())], "page_same"))
+        return json_reply({"object": "page", "data": [bucket(day)], "has_more": True, "next_page": None})
+
+    pipeline = dlt.pipeline(
+        "own_pipeline",
+        pipelines_dir=str(tmp_path / "pipelines"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "own.duckdb")),
+        dataset_name="books",
+    )
+    with ScriptedApi(route, project=None) as api:
+
+        def source() -> Any:
+            retry = RetryPolicy(max_attempts=2, sleep=lambda seconds: None)
+            return openai_organization(admin_key=ADMIN, base_url=api.base_url, first_day=day, retry=retry)
+
+        pipeline.run(source())
+        assert "input_tokens='n/a' does not fit the column" in caplog.text
+        with duckdb.connect(str(tmp_path / "own.duckdb"), read_only=True) as con:
+            stored = con.execute(
+                "SELECT model, batch, input_tokens, output_tokens FROM books.usage_daily ORDER BY model NULLS LAST"
+            ).fetchall()
+        assert stored == [("m", None, None, 12), (None, True, 10, 5)]
+        assert api.headers[0]["authorization"] == f"Bearer {ADMIN}"
+        sent = {path.rsplit("/", 1)[1]: query for path, query in api.requests}
+        # Arrays as the SDK sends them (`group_by[]=...` repeated; the last one is what a dict keeps).
+        assert sent["completions"]["group_by[]"] == "batch" and sent["costs"]["group_by[]"] == "line_item"
+        assert sent["completions"]["bucket_width"] == sent["costs"]["bucket_width"] == "1d"
+        assert sent["projects"] == {"limit": "100", "include_archived": "true"}
+
+        mode["usage"] = "repeat"
+        with pytest.raises(PipelineStepFailed) as failed:
+            pipeline.run(source())
+        assert "the API returned the same cursor twice" in str(failed.value)
+        mode["usage"] = "no cursor"
+        with pytest.raises(PipelineStepFailed) as failed:
+            pipeline.run(source())
+        assert "has_more is true but next_page is missing (gave up after 2 attempts)" in str(failed.value)

@@ -126,11 +126,16 @@ def openai_organization(
             stats.usage_from = day
         chunk: list[dict[str, Any]] = []
         last: date | None = None
+        count = 0
         with OrganizationClient(**client_args) as client:
             try:
                 for bucket in client.buckets(path, {**params, "start_time": _epoch(day)}):
                     chunk.append(bucket)
-                    last = datetime.fromtimestamp(bucket["start_time"], UTC).date()
+                    count += 1
+                    bucket_day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
+                    # Daily buckets follow each other from `day`: one dated further cannot move the cursor
+                    # past what was read (a wild timestamp would otherwise skip days for good).
+                    last = min(bucket_day if last is None else max(last, bucket_day), day + timedelta(days=count - 1))
                     if len(chunk) >= _CHUNK_DAYS:
                         table = convert(chunk)
                         chunk = []

@@ -43,8 +43,9 @@ def first_batch_day(pipeline: dlt.Pipeline) -> date | None:
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(settings.BATCHES_TABLE)
+            # A created_at below any real batch's (0, a broken value) must not send the first run back years.
             rows = client.execute_sql(
-                f"SELECT min(created_at) FROM {table} WHERE created_at >= TIMESTAMPTZ '2020-01-01'"
+                f"SELECT min(created_at) FROM {table} WHERE created_at >= to_timestamp({settings.MIN_CREATED_AT})"
             )
     except Exception as e:  # no batches table yet (no project has a batch): from the earliest day
         log.info("no first batch day: %s", e)

@@ -60,7 +60,8 @@ class LoadResult:
 
     @property
     def changed(self) -> bool:
-        """Whether a project that succeeded loaded or dropped a batch (what derived tables must follow)."""
+        """Whether a project that succeeded loaded or dropped a batch, or the Admin API's tables appeared
+        (what derived tables must follow)."""
         return any(
             o.error is None and (o.stats.counts.new or o.stats.counts.updated or o.stats.counts.gone)
             for o in self.outcomes
