@@ -87,9 +87,15 @@ def cmd_load(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if not config.projects:
+        admin_only = (
+            " (an admin key is configured, but it cannot list batches: the Admin API tables are loaded next to "
+            "a project's batches)"
+            if config.organization is not None
+            else ""
+        )
         print(
             "error: no API key configured: set OPENAI_API_KEY, or api_key under [sources.openai_batches] "
-            "in .dlt/secrets.toml (see .dlt/secrets.toml.example); `openai-batches demo` runs without one",
+            f"in .dlt/secrets.toml (see .dlt/secrets.toml.example){admin_only}; `openai-batches demo` runs without one",
             file=sys.stderr,
         )
         return EXIT_CONFIG

@@ -36,11 +36,21 @@ class ProjectConfig:
 
 
 @dataclass(frozen=True)
+class OrganizationConfig:
+    """The Admin API side (optional): the organisation's projects, usage and costs, read with an admin key."""
+
+    admin_key: str = field(repr=False)
+    base_url: str = settings.DEFAULT_BASE_URL
+    organization: str | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     projects: tuple[ProjectConfig, ...]
     timeout: float = settings.READ_TIMEOUT_S
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
+    organization: OrganizationConfig | None = None  # None: no admin key, batches only
 
 
 def _lookup(key: str, section: str = SECTION) -> Any:
@@ -123,6 +133,16 @@ def _header(value: Any, setting: str) -> str | None:
     return text
 
 
+def _project_key(value: Any, setting: str) -> str | None:
+    """`_key`, refusing an admin key: it cannot list batches (it belongs in OPENAI_ADMIN_KEY)."""
+    from .organization_client import key_kind_problem
+
+    key = _key(value, setting)
+    if key and (problem := key_kind_problem(key, setting=setting, want_admin=False)):
+        raise ConfigError(problem)
+    return key
+
+
 def _url(value: str, setting: str) -> str:
     from .helpers import base_url_problem
 
@@ -162,7 +182,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
             where = f"{SECTION}.projects.{name}"
             if not isinstance(entry, Mapping):
                 raise ConfigError(f"{where} must be a table with at least api_key")
-            key = _key(entry.get("api_key"), f"{where}.api_key")
+            key = _project_key(entry.get("api_key"), f"{where}.api_key")
             if not key:
                 raise ConfigError(f"{where}.api_key is missing (put it in .dlt/secrets.toml)")
             projects.append(
@@ -179,9 +199,9 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
             )
         return tuple(projects)
     if os.environ.get("OPENAI_API_KEY"):
-        key = _key(os.environ["OPENAI_API_KEY"], "OPENAI_API_KEY")
+        key = _project_key(os.environ["OPENAI_API_KEY"], "OPENAI_API_KEY")
     else:
-        key = _key(_lookup("api_key"), f"{SECTION}.api_key")
+        key = _project_key(_lookup("api_key"), f"{SECTION}.api_key")
     if not key:
         return ()
     return (
@@ -197,8 +217,31 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
     )
 
 
+def organization_config() -> OrganizationConfig | None:
+    """The admin key (OPENAI_ADMIN_KEY, else `admin_key` in `.dlt/secrets.toml`) with the API root and
+    organization the projects default to; None when no admin key is configured. The same rules as for
+    the API key (whitespace stripped, unsendable characters refused without showing the key), and a
+    key that is documented not to be an admin key (`sk-proj-...`) is refused before any request."""
+    from .organization_client import key_kind_problem
+
+    setting = "OPENAI_ADMIN_KEY" if os.environ.get("OPENAI_ADMIN_KEY") else f"{SECTION}.admin_key"
+    key = _key(os.environ.get("OPENAI_ADMIN_KEY") or _lookup("admin_key"), setting)
+    if not key:
+        return None
+    if problem := key_kind_problem(key, setting=setting, want_admin=True):
+        raise ConfigError(problem)
+    base_setting = "OPENAI_BASE_URL" if os.environ.get("OPENAI_BASE_URL") else f"{SECTION}.base_url"
+    base = os.environ.get("OPENAI_BASE_URL", "").strip() or _text(_lookup("base_url"), f"{SECTION}.base_url")
+    return OrganizationConfig(
+        admin_key=key,
+        base_url=_url(base or settings.DEFAULT_BASE_URL, base_setting),
+        organization=os.environ.get("OPENAI_ORG_ID") or _text(_lookup("organization"), f"{SECTION}.organization"),
+    )
+
+
 def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
     return RunConfig(
+        organization=organization_config(),
         projects=configured_projects() if projects is None else projects,
         timeout=_number(_lookup("request_timeout"), f"{SECTION}.request_timeout", settings.READ_TIMEOUT_S, 0.01),
         max_attempts=int(_number(_lookup("max_attempts"), f"{SECTION}.max_attempts", settings.RETRY_MAX_ATTEMPTS, 1)),

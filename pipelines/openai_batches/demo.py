@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import settings
 from .analysis import refresh_after_load
-from .config import ProjectConfig, RunConfig
+from .config import OrganizationConfig, ProjectConfig, RunConfig
 from .progress import make_progress
 from .runner import LoadResult, run_load, working_dir
 from .simulator import SimClock, SimulatedOrg, SimulatorServer
@@ -32,6 +32,17 @@ DEMO_OPEN_FRACTION = 0.01
 # New batches per hour per project after the backfill, so the cron tick has something to pick up.
 DEMO_ARRIVALS_PER_HOUR = 6.0
 
+# The organisation's Admin API side (reconciliation): the simulator's admin key, a project nobody
+# configured a key for (its batches are only visible in OpenAI's books: `missing`), and one month in
+# which OpenAI's books count more batch tokens for a project than its batches report (`differs`).
+DEMO_ADMIN_KEY = "sk-admin-sim"
+DEMO_UNCONFIGURED = ("proj_batch_lab", "Batch lab")
+DEMO_UNCONFIGURED_DAYS = 45.0
+DEMO_DISCREPANCY_PROJECT = "proj_research"
+DEMO_DISCREPANCY_FACTOR = 1.1
+# Days before now in the month that differs: a finished month (OpenAI's buckets settled).
+DEMO_DISCREPANCY_DAYS_AGO = 60
+
 
 def _fresh(db_path: str) -> None:
     """The demo always starts from nothing: its simulated ids depend on today's date."""
@@ -44,6 +55,7 @@ def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
 
     config = RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
+        organization=OrganizationConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
     )
     progress = make_progress()
     try:
@@ -73,6 +85,16 @@ def _print_contents(db_path: str) -> None:
         print(f"{project:<18}{batches:>9}{open_:>7}{requests or 0:>13,}{tokens or 0:>16,}{without:>10}")
 
 
+def _shape_books(org: SimulatedOrg, per_project: int) -> str:
+    """Add the unconfigured project and the month that differs; returns that month (YYYY-MM)."""
+    project, name = DEMO_UNCONFIGURED
+    org.add_project(project, name=name)
+    org.generate_history(max(1, per_project // 10), project=project, days=DEMO_UNCONFIGURED_DAYS)
+    month = time.strftime("%Y-%m", time.gmtime(org.clock.now() - DEMO_DISCREPANCY_DAYS_AGO * 86_400))
+    org.set_usage_discrepancy(DEMO_DISCREPANCY_PROJECT, month, DEMO_DISCREPANCY_FACTOR)
+    return month
+
+
 def demo_db_path(db_path: str | None = None) -> str:
     """--db wins, then OPENAI_BATCHES_DEMO_DB, then ./openai_batches_demo.duckdb."""
     return db_path or os.environ.get("OPENAI_BATCHES_DEMO_DB") or settings.DEMO_DB_PATH
@@ -86,7 +108,12 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
     for project in DEMO_PROJECTS.values():
         org.generate_history(per_project, project=project, days=DEMO_HISTORY_DAYS, open_fraction=DEMO_OPEN_FRACTION)
         org.set_arrival_rate(DEMO_ARRIVALS_PER_HOUR, project=project)
+    month = _shape_books(org, per_project)
     print(f"Simulated organisation: {len(DEMO_PROJECTS)} projects, {per_project} batches each, seed {seed}.")
+    print(
+        f"Its Admin API also shows project {DEMO_UNCONFIGURED[0]}, for which no key is configured, and counts "
+        f"{DEMO_DISCREPANCY_FACTOR:.0%} of the batch tokens {DEMO_DISCREPANCY_PROJECT} reports for {month}."
+    )
     with SimulatorServer(org) as server:
         first = _load(db_path, server, "backfill")
         if not first.ok:

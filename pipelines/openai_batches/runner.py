@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -33,6 +33,9 @@ from .stats import SyncStats
 from .status import record_run
 from .store import DuckDBFile, Store, as_store, connected
 
+if TYPE_CHECKING:
+    from .organization_run import OrganizationOutcome
+
 log = logging.getLogger(__name__)
 
 
@@ -49,22 +52,29 @@ class LoadResult:
     outcomes: list[ProjectOutcome] = field(default_factory=list)
     elapsed: float = 0.0
     error: str | None = None  # a failure outside any one project (database, working directory)
+    organization: OrganizationOutcome | None = None  # the Admin API's tables, when an admin key is configured
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(o.error is None for o in self.outcomes)
-
-    @property
-    def changed(self) -> bool:
-        """Whether a project that succeeded loaded or dropped a batch (what derived tables must follow)."""
-        return any(
-            o.error is None and (o.stats.counts.new or o.stats.counts.updated or o.stats.counts.gone)
-            for o in self.outcomes
+        return (
+            self.error is None
+            and all(o.error is None for o in self.outcomes)
+            and (self.organization is None or self.organization.error is None)
         )
 
     @property
+    def changed(self) -> bool:
+        """Whether a project that succeeded loaded or dropped a batch, or the Admin API's tables appeared
+        (what derived tables must follow)."""
+        return any(
+            o.error is None and (o.stats.counts.new or o.stats.counts.updated or o.stats.counts.gone)
+            for o in self.outcomes
+        ) or (self.organization is not None and self.organization.changed)
+
+    @property
     def requests(self) -> int:
-        return sum(o.stats.requests for o in self.outcomes)
+        admin = self.organization.stats.requests if self.organization is not None else 0
+        return sum(o.stats.requests for o in self.outcomes) + admin
 
 
 def working_dir(where: Store | str) -> str:
@@ -245,6 +255,11 @@ def run_load(
         finally:
             outcome.name = stats.project or outcome.name
     raise_if_stopping()
+    if config.organization is not None and result.error is None:
+        # Once per load, after the batches (its first run starts at the first batch day), in its own dlt run.
+        from .organization_run import run_organization
+
+        result.organization = run_organization(pipeline, store, config, retry=retry, full_refresh=full_refresh)
     if new_database and all(o.error for o in result.outcomes):
         _remove_if_empty(store.shown())
     result.elapsed = time.monotonic() - started

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import dlt
 
     from . import SyncStats
+    from .analysis.findings import Findings
     from .store import Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class StatusReport:
     db_path: str
     last_load: datetime | None = None  # dlt's last completed load, whatever the project
     projects: list[ProjectStatus] = field(default_factory=list)
+    # With an admin key: missing projects and months that differ (None: the Admin API's tables were never loaded).
+    reconciliation: Findings | None = None
+    reconciliation_error: str | None = None
 
     def stale(self, max_age: timedelta, now: datetime) -> list[str]:
         """One reason per project (or for the database) whose last success is older than max_age."""
@@ -155,7 +159,18 @@ def read_status(where: Store | str) -> StatusReport:
             for project, gone in con.execute(query).fetchall():
                 projects.setdefault(project, ProjectStatus(project)).gone = gone
         report.projects = sorted(projects.values(), key=lambda p: p.project)
+    _read_reconciliation(report)
     return report
+
+
+def _read_reconciliation(report: StatusReport) -> None:
+    """What the reconciliation views find; a failure there is a line of the output, not a failed status."""
+    from .analysis.findings import read_findings
+
+    try:
+        report.reconciliation = read_findings(report.db_path)
+    except Exception as e:  # noqa: BLE001 -- freshness is status's job; this part must not take it down
+        report.reconciliation_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
 
 
 def _utc(value: Any) -> datetime | None:
@@ -210,7 +225,7 @@ def render(report: StatusReport, now: datetime) -> list[str]:
     lines = [f"database {report.db_path}: last load {_when(report.last_load, now)}"]
     if not report.projects:
         lines.append("no batches loaded yet")
-        return lines
+        return lines + _reconciliation_lines(report)
     header = ("project", "last successful load", "requests", "new", "updated", "batches", "open", "oldest open", "gone")
     rows = [
         (
@@ -230,4 +245,10 @@ def render(report: StatusReport, now: datetime) -> list[str]:
     for r in (header, *rows):
         cells = [c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
-    return lines
+    return lines + _reconciliation_lines(report)
+
+
+def _reconciliation_lines(report: StatusReport) -> list[str]:
+    if report.reconciliation_error:
+        return [f"reconciliation with the Admin API could not be read: {report.reconciliation_error}"]
+    return report.reconciliation.lines() if report.reconciliation is not None else []

@@ -20,6 +20,11 @@ def print_summary(result: LoadResult, label: str = "load") -> None:
             f"{label} [{o.name}] ok: {o.stats.requests} requests, {c.new} new, "
             f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
         )
+    if result.organization is not None:
+        from .organization_run import summary_lines
+
+        for line in summary_lines(result.organization, label):
+            print(line)
     loaded = [o for o in result.outcomes if not o.error]
     total_new = sum(o.stats.counts.new for o in loaded)
     total_upd = sum(o.stats.counts.updated for o in loaded)
@@ -35,6 +40,8 @@ def print_summary(result: LoadResult, label: str = "load") -> None:
     for o in result.outcomes:
         if o.error:
             print(f"error: project {o.name}: {o.error}", file=sys.stderr)
+    if result.organization is not None and result.organization.error:
+        print(f"error: organization (Admin API): {result.organization.error}", file=sys.stderr)
 
 
 __all__ = ["print_summary"]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 # What the top of the HTML page (cards and callouts) is drawn from, whichever reports it shows.
-HEADER_REPORTS = ("cost_summary", "unpriced_usage", "caveats")
+HEADER_REPORTS = ("cost_summary", "unpriced_usage", "caveats", "project_coverage", "usage_reconciliation")
 
 
 def collect(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ..db import CATALOG, table_exists, table_type, tables_in
+from ..organization_columns import ORGANIZATION_TABLES, USAGE_TABLE
 from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
 from . import settings
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
@@ -58,9 +59,16 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _models(con: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = con.execute(f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL").fetchall()
-    return [r[0] for r in rows]
+def _models(con: duckdb.DuckDBPyConnection, organization_tables: frozenset[str] = frozenset()) -> list[str]:
+    sql = f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL"
+    if USAGE_TABLE in organization_tables:  # the Usage API's batch tokens are priced too (reconciliation.py)
+        sql += f" UNION SELECT DISTINCT model FROM {S}.{USAGE_TABLE} WHERE batch AND model IS NOT NULL"
+    return [r[0] for r in con.execute(sql).fetchall()]
+
+
+def _organization_tables(tables: dict[str, str]) -> frozenset[str]:
+    """The Admin API's tables an admin key has loaded into the file."""
+    return frozenset(name for name in ORGANIZATION_TABLES if tables.get(name) == "BASE TABLE")
 
 
 def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
@@ -94,13 +102,15 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
             con.execute(f"CREATE VIEW {S}.{_quoted(name)} AS SELECT * FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}")
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
+    organization = _organization_tables(tables)
     for name in (BATCHES_TABLE, ERRORS_TABLE):
         if tables.get(name) != "BASE TABLE":
             _empty_table(con, name)
-    prices = resolve_prices(_models(con), overrides)
+    prices = resolve_prices(_models(con, organization), overrides)
     write_model_prices(con, prices)
-    create_views(con, has_gone)
-    return Analysis(con=con, has_batches=has_batches, stored_is_current=stored == fingerprint(prices, has_gone))
+    create_views(con, has_gone, organization)
+    current = stored == fingerprint(prices, has_gone, organization)
+    return Analysis(con=con, has_batches=has_batches, stored_is_current=current)
 
 
 @contextlib.contextmanager
@@ -159,15 +169,15 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None) -> li
         if not table_exists(con, S, BATCHES_TABLE):
             raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path} yet")
         _conflicts(con, db_path)
-        prices = resolve_prices(_models(con), overrides)
+        organization = _organization_tables(tables_in(con, S))
+        prices = resolve_prices(_models(con, organization), overrides)
         has_gone = table_exists(con, S, GONE_TABLE)
         con.execute("BEGIN TRANSACTION")
         try:
             write_model_prices(con, prices)
-            create_views(con, has_gone)
-            con.execute(
-                f"CREATE OR REPLACE VIEW {S}.{_VERSION_VIEW} AS SELECT '{fingerprint(prices, has_gone)}' AS fingerprint"
-            )
+            create_views(con, has_gone, organization)
+            mark = fingerprint(prices, has_gone, organization)
+            con.execute(f"CREATE OR REPLACE VIEW {S}.{_VERSION_VIEW} AS SELECT '{mark}' AS fingerprint")
         except BaseException:
             con.execute("ROLLBACK")
             raise

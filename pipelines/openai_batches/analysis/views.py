@@ -21,6 +21,7 @@ import duckdb
 from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
 from .prices import PriceRow
+from .reconciliation import BatchTerms, reconciliation_views
 
 S = settings.SCHEMA
 
@@ -393,26 +394,39 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def views(has_gone_table: bool) -> tuple[tuple[str, str], ...]:
-    """Every view, in creation order; `batches_gone` exists only once a load found a batch gone."""
-    return (("batches_in_scope", batches_in_scope(has_gone_table)), *_LATER_VIEWS)
+# What the reconciliation views (reconciliation.py) build on: the same definitions as every view here.
+_TERMS = BatchTerms(usable=_usable, ended_at=_ENDED_AT, usage_consistent=_USAGE_CONSISTENT, no_model=NO_MODEL)
+
+
+def views(has_gone_table: bool, organization_tables: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
+    """Every view, in creation order; `batches_gone` exists only once a load found a batch gone, the
+    Admin API's tables (`organization_tables`) once an admin key loaded them (see reconciliation.py)."""
+    return (
+        ("batches_in_scope", batches_in_scope(has_gone_table)),
+        *_LATER_VIEWS,
+        *reconciliation_views(organization_tables, _TERMS),
+    )
 
 
 VIEW_NAMES = tuple(name for name, _ in views(False))
 
 
-def create_views(con: duckdb.DuckDBPyConnection, has_gone_table: bool) -> None:
+def create_views(
+    con: duckdb.DuckDBPyConnection, has_gone_table: bool, organization_tables: frozenset[str] = frozenset()
+) -> None:
     """Create (or replace) the `since` macro and every view in the session's current catalog."""
     con.execute(SINCE_MACRO)
-    for _, sql in views(has_gone_table):
+    for _, sql in views(has_gone_table, organization_tables):
         con.execute(sql)
 
 
-def fingerprint(prices: Sequence[PriceRow], has_gone_table: bool) -> str:
+def fingerprint(
+    prices: Sequence[PriceRow], has_gone_table: bool, organization_tables: frozenset[str] = frozenset()
+) -> str:
     """What the analysis is made of: the SQL of the macro and views and the price rows. Stored with the
     views in the file, so a reader can tell whether what is stored there is what it would build now."""
     digest = hashlib.sha256(SINCE_MACRO.encode())
-    for _, sql in views(has_gone_table):
+    for _, sql in views(has_gone_table, organization_tables):
         digest.update(sql.encode())
     for row in prices:
         digest.update(repr(row).encode())
