@@ -69,7 +69,7 @@ def run_organization(
     interruptions: a failure is the outcome's one-line `error`."""
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from .runner import _cause, _reraise_interruption
+    from .failures import cause, reraise_interruption
 
     org = config.organization
     assert org is not None
@@ -87,8 +87,8 @@ def run_organization(
     try:
         pipeline.run(source, loader_file_format="parquet")
     except PipelineStepFailed as e:
-        _reraise_interruption(e)
-        outcome.error = _cause(e)
+        reraise_interruption(e)
+        outcome.error = cause(e)
         return outcome
     outcome.findings = _findings(db_path)
     return outcome

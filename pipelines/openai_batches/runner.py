@@ -23,9 +23,10 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import settings
 from .config import RunConfig
 from .destination import remove_duplicates_after_resume
+from .failures import cause, reraise_interruption
 from .foreign import ForeignDatabase, check_not_foreign
-from .helpers import ApiError, RetryPolicy
-from .interrupt import interruption, raise_if_stopping
+from .helpers import RetryPolicy
+from .interrupt import raise_if_stopping
 from .memory import release_free_memory
 from .progress_sink import ProgressSink
 from .source import openai_batches
@@ -210,8 +211,8 @@ def run_load(
     except ForeignDatabase:
         raise
     except Exception as e:
-        _reraise_interruption(e)
-        result.error = f"database {db_path}: {_cause(e)}"
+        reraise_interruption(e)
+        result.error = f"database {db_path}: {cause(e)}"
         result.elapsed = time.monotonic() - started
         return result
     for project in config.projects:
@@ -244,9 +245,9 @@ def run_load(
                 load_ids=list(info.loads_ids),
             )
         except PipelineStepFailed as e:
-            _reraise_interruption(e)
+            reraise_interruption(e)
             raise_if_stopping()
-            outcome.error = _cause(e)
+            outcome.error = cause(e)
             if e.step != "extract":
                 # The database refused the data: later projects would fail the same way, and
                 # dlt keeps the package to retry on the next run. One message, in the project's line.
@@ -275,11 +276,6 @@ def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:
     return pipeline.load()
 
 
-def _reraise_interruption(error: BaseException) -> None:
-    if (stop := interruption(error)) is not None:
-        raise stop from None
-
-
 def _remove_if_empty(db_path: str) -> None:
     """dlt creates the database file when a run starts; a first run that loaded nothing (a wrong key,
     an unreachable host) should not leave an empty file that looks like a database."""
@@ -295,16 +291,3 @@ def _remove_if_empty(db_path: str) -> None:
     if empty:
         for path in (db_path, db_path + ".wal"):
             Path(path).unlink(missing_ok=True)
-
-
-def _cause(error: BaseException) -> str:
-    """The innermost meaningful message: our ApiError's one line, else the root exception."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, ApiError):
-            return str(seen)
-        if seen.__cause__ is None and seen.__context__ is None:
-            break
-        seen = seen.__cause__ or seen.__context__
-    root = seen or error
-    return f"{type(root).__name__}: {root}".splitlines()[0]
