@@ -84,9 +84,9 @@ ARROW_CHUNK_ROWS = 5_000
 
 # DuckDB memory of the loading connection; beyond it the staging copy and the merge spill to
 # `<database>.tmp`. With it (and without dlt's deduplication window, see destination.py) a
-# million-batch backfill loads in one package at a peak RSS of ~390 MB in all; 150 MB gave ~440 MB,
-# and without a limit DuckDB kept ~750 MB of blocks cached.
-DUCKDB_LOAD_MEMORY_LIMIT = "120MB"
+# million-batch backfill loads in one package at a peak RSS of ~350 MB in all (sampled per step: 80 MB
+# 346, 100 MB 377, 120 MB 399; no slower), and without a limit DuckDB kept ~750 MB of blocks cached.
+DUCKDB_LOAD_MEMORY_LIMIT = "80MB"
 
 # DuckDB threads of the loading connection: each thread holds its own buffers (one thread instead of
 # two is ~65 MB less at peak, and on a 32-core machine it would be far more); merges are no slower.
