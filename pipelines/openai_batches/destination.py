@@ -104,7 +104,7 @@ class bounded_duckdb_file(duckdb_file):  # noqa: N801
 
 def duckdb_destination(db_path: str) -> duckdb_file:
     """The destination `load` writes a DuckDB file with: a million-batch backfill in one package in
-    under 400 MB (measured: 386 MB, one merge instead of eleven, no slower).
+    under 400 MB (measured: ~350 MB, one merge instead of eleven, no slower).
 
     DuckDB's memory grows with its thread count (buffers per thread), i.e. with the machine, not the data:
     one thread. A memory limit with the rest spilled to `<file>.tmp`, and no insertion order to keep,
