@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from . import settings
 from .interrupt import EXIT_SIGINT, Terminated, install_sigterm_handler
 
 if TYPE_CHECKING:
+    from .ledger_counts import LedgerCounts
     from .runner import LoadResult
 
 # Exit codes: 0 success, 1 a load failed (API, database) or `status` found the data stale, 2 bad usage or
@@ -70,6 +72,8 @@ def _print_summary(result: LoadResult, label: str = "load") -> None:
             f"{label} [{o.name}] ok: {o.stats.requests} requests, {c.new} new, "
             f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
         )
+        if o.stats.ledger is not None:
+            print(f"{label} [{o.name}] {ledger_summary(o.stats.ledger)}")
     loaded = [o for o in result.outcomes if not o.error]
     total_new = sum(o.stats.counts.new for o in loaded)
     total_upd = sum(o.stats.counts.updated for o in loaded)
@@ -83,6 +87,29 @@ def _print_summary(result: LoadResult, label: str = "load") -> None:
     for o in result.outcomes:
         if o.error:
             print(f"error: project {o.name}: {o.error}", file=sys.stderr)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+
+
+def ledger_summary(ledger: LedgerCounts) -> str:
+    """One line: what the request ledger read, found gone, and left for the next run."""
+    parts = [
+        f"ledger: {ledger.requests:,} requests of {ledger.batches_read:,} batches, {ledger.files_read:,} files read "
+        f"({_mb(ledger.bytes_read)} in {ledger.seconds:.1f}s"
+        + (f", {ledger.mb_per_s:.0f} MB/s)" if ledger.bytes_read else ")")
+    ]
+    if ledger.files_gone:
+        parts.append(f"{ledger.files_gone:,} files gone (expired or deleted)")
+    if ledger.batches_pending:
+        parts.append(
+            f"{ledger.batches_pending:,} batches ({_mb(ledger.bytes_pending)}) left for the next run"
+            + (f", {ledger.files_failed:,} after a failure" if ledger.files_failed else "")
+        )
+    if ledger.too_old:
+        parts.append(f"{ledger.too_old:,} finished longer ago than files are kept (not asked for)")
+    return "; ".join(parts)
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -99,6 +126,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    if getattr(args, "requests", False):
+        config = dataclasses.replace(config, requests=True)
     if not config.projects:
         print(
             "error: no API key configured: set OPENAI_API_KEY, or api_key under [sources.openai_batches] "
@@ -260,6 +289,12 @@ def _wait_option(default: float, holder: str) -> dict[str, Any]:
     }
 
 
+_REQUESTS_HELP = (
+    "also read the request ledger: every request of each finished batch from its files, never their content "
+    "(or requests = true in .dlt)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openai-batches",
@@ -272,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--db", help="DuckDB file (default: db_path in .dlt, else ./openai-batches.duckdb)")
     load.add_argument("--full-refresh", action="store_true", help="re-read every batch, not only what changed")
     load.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
+    load.add_argument("--requests", action="store_true", help=_REQUESTS_HELP)
     load.set_defaults(func=cmd_load)
 
     status = sub.add_parser("status", help="last successful load, open batches; non-zero when stale")
@@ -295,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db", help="DuckDB file")
     run.add_argument("--full-refresh", action="store_true", help="re-read every batch")
     run.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
+    run.add_argument("--requests", action="store_true", help=_REQUESTS_HELP)
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="cost and throughput reports (the SQL in queries/), or an HTML page")
