@@ -20,10 +20,10 @@ from pathlib import Path
 import duckdb
 
 from ..db import CATALOG, connect, table_exists, table_type, tables_in
-from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
+from ..settings import BATCHES_TABLE, ERRORS_TABLE, FILES_TABLE, GONE_TABLE, REQUESTS_TABLE, RUN_LOG_TABLE
 from . import settings
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
-from .views import VIEW_NAMES, create_views, fingerprint
+from .views import LEDGER_VIEW_NAMES, VIEW_NAMES, create_views, fingerprint
 
 S = settings.SCHEMA
 # The view that carries the fingerprint of what is stored (`COMMENT ON VIEW`): created first, so a
@@ -51,6 +51,7 @@ class Analysis:
     con: duckdb.DuckDBPyConnection
     has_batches: bool  # the file has a `batches` table (dlt creates it with the first batch loaded)
     stored_is_current: bool  # the views and prices stored in the file are the ones built here
+    has_ledger: bool = False  # the file has the request ledger's tables (a load read it)
 
 
 def _quoted(name: str) -> str:
@@ -72,10 +73,17 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | N
 
 
 def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """`batches` or its errors table with the declared columns and no rows (the one column list)."""
+    """`batches`, its errors table or a request-ledger table with the declared columns and no rows (the
+    one column lists)."""
     from ..columns import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS
+    from ..ledger_columns import FILE_COLUMNS, REQUEST_COLUMNS
 
-    columns = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else ERROR_COLUMNS
+    columns = {
+        BATCHES_TABLE: (*BATCH_COLUMNS, *ADDED_COLUMNS),
+        ERRORS_TABLE: ERROR_COLUMNS,
+        REQUESTS_TABLE: REQUEST_COLUMNS,
+        FILES_TABLE: FILE_COLUMNS,
+    }[name]
     ddl = ", ".join(f"{_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
     con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
 
@@ -89,19 +97,22 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     con.execute("USE memory")
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {S}")
     # Our own objects are rebuilt here; a user's table of the same name is shadowed, not read.
-    own = {*VIEW_NAMES, settings.PRICES_TABLE}
+    own = {*VIEW_NAMES, *LEDGER_VIEW_NAMES, settings.PRICES_TABLE}
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
             con.execute(f"CREATE VIEW {S}.{_quoted(name)} AS SELECT * FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}")
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
-    for name in (BATCHES_TABLE, ERRORS_TABLE):
+    # The ledger's tables exist once a load read it; until then its views (and reports) are empty.
+    has_ledger = all(tables.get(name) == "BASE TABLE" for name in (REQUESTS_TABLE, FILES_TABLE))
+    for name in (BATCHES_TABLE, ERRORS_TABLE, REQUESTS_TABLE, FILES_TABLE):
         if tables.get(name) != "BASE TABLE":
             _empty_table(con, name)
     prices = resolve_prices(_models(con), overrides)
     write_model_prices(con, prices)
-    create_views(con, has_gone)
-    return Analysis(con=con, has_batches=has_batches, stored_is_current=stored == fingerprint(prices, has_gone))
+    create_views(con, has_gone, has_ledger=True)
+    current = stored == fingerprint(prices, has_gone, has_ledger)
+    return Analysis(con=con, has_batches=has_batches, stored_is_current=current, has_ledger=has_ledger)
 
 
 @contextlib.contextmanager
@@ -127,7 +138,7 @@ def reading(db_path: str, prices_file: str | None = None, *, wait: float | None 
 
 # --------------------------------------------------------------------------------------------- stored
 def _conflicts(con: duckdb.DuckDBPyConnection, db_path: str) -> None:
-    expected = {name: "VIEW" for name in VIEW_NAMES} | {settings.PRICES_TABLE: "BASE TABLE"}
+    expected = {name: "VIEW" for name in (*VIEW_NAMES, *LEDGER_VIEW_NAMES)} | {settings.PRICES_TABLE: "BASE TABLE"}
     for name, kind in expected.items():
         found = table_type(con, S, name)
         if found is not None and found != kind:
@@ -156,11 +167,12 @@ def refresh_analysis(db_path: str, prices_file: str | None = None) -> list[Price
         _conflicts(con, db_path)
         prices = resolve_prices(_models(con), overrides)
         has_gone = table_exists(con, S, GONE_TABLE)
+        has_ledger = all(table_exists(con, S, name) for name in (REQUESTS_TABLE, FILES_TABLE))
         con.execute("BEGIN TRANSACTION")
         try:
             write_model_prices(con, prices)
-            create_views(con, has_gone)
-            con.execute(f"COMMENT ON VIEW {S}.{_MARKED_VIEW} IS '{_MARK}{fingerprint(prices, has_gone)}'")
+            create_views(con, has_gone, has_ledger)
+            con.execute(f"COMMENT ON VIEW {S}.{_MARKED_VIEW} IS '{_MARK}{fingerprint(prices, has_gone, has_ledger)}'")
         except BaseException:
             con.execute("ROLLBACK")
             raise

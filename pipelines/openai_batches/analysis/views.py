@@ -59,12 +59,34 @@ def _usable(column: str) -> str:
 
 # Usage the API cannot have meant: cached input above input, reasoning above output, a negative count.
 # genai-prices refuses such usage; pricing it would subtract money from every total.
-_USAGE_CONSISTENT = """CASE WHEN usage__input_tokens IS NOT NULL THEN
-        usage__input_tokens >= 0
-        AND coalesce(usage__input_tokens_details__cached_tokens, 0) BETWEEN 0 AND usage__input_tokens
-        AND coalesce(usage__output_tokens, 0) >= 0
-        AND coalesce(usage__output_tokens_details__reasoning_tokens, 0) BETWEEN 0 AND coalesce(usage__output_tokens, 0)
+def usage_consistent(inp: str, cached: str, out: str, reasoning: str) -> str:
+    """The one test of usage, over any four token columns (a batch's, or a request's in the ledger)."""
+    return f"""CASE WHEN {inp} IS NOT NULL THEN
+        {inp} >= 0
+        AND coalesce({cached}, 0) BETWEEN 0 AND {inp}
+        AND coalesce({out}, 0) >= 0
+        AND coalesce({reasoning}, 0) BETWEEN 0 AND coalesce({out}, 0)
     END"""
+
+
+_USAGE_CONSISTENT = usage_consistent(
+    "usage__input_tokens",
+    "usage__input_tokens_details__cached_tokens",
+    "usage__output_tokens",
+    "usage__output_tokens_details__reasoning_tokens",
+)
+
+
+def sync_cost(inp: str, cached: str, out: str) -> str:
+    """The one price rule, at the standard (synchronous) price: uncached input at the input price, cached
+    input at the cached-input price, output (reasoning included) at the output price; USD. Needs the
+    price columns of `batch_costs` (`input_usd_per_mtok`, ...) in scope; times `batch_factor` for a batch."""
+    return f"""(
+            ({inp} - coalesce({cached}, 0)) * input_usd_per_mtok
+            + coalesce({cached}, 0) * cached_input_usd_per_mtok
+            + coalesce({out}, 0) * coalesce(output_usd_per_mtok, 0)
+        ) / 1e6"""
+
 
 # The batches as loaded (timestamps as sent; the views below test them with `_usable`), in scope: all
 # of them when `since` is unset (the condition then folds to true and costs nothing), else those with
@@ -143,11 +165,8 @@ priced AS (
     SELECT
         *,
         unpriced_reason IS NULL AS priced,
-        CASE WHEN unpriced_reason IS NULL THEN (
-            (input_tokens - coalesce(cached_input_tokens, 0)) * input_usd_per_mtok
-            + coalesce(cached_input_tokens, 0) * cached_input_usd_per_mtok
-            + coalesce(output_tokens, 0) * coalesce(output_usd_per_mtok, 0)
-        ) / 1e6 END AS sync_cost_usd
+        CASE WHEN unpriced_reason IS NULL THEN {sync_cost("input_tokens", "cached_input_tokens", "output_tokens")}
+        END AS sync_cost_usd
     FROM joined
 )
 SELECT
@@ -393,30 +412,45 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def views(has_gone_table: bool) -> tuple[tuple[str, str], ...]:
-    """Every view, in creation order; `batches_gone` exists only once a load found a batch gone."""
-    return (("batches_in_scope", batches_in_scope(has_gone_table)), *_LATER_VIEWS)
+def views(has_gone_table: bool, has_ledger: bool = False) -> tuple[tuple[str, str], ...]:
+    """Every view, in creation order; `batches_gone` exists only once a load found a batch gone, the
+    request ledger's tables only once a load read it (`load --requests`)."""
+    from .ledger_views import LEDGER_VIEWS
+
+    ledger = LEDGER_VIEWS if has_ledger else ()
+    return (("batches_in_scope", batches_in_scope(has_gone_table)), *_LATER_VIEWS, *ledger)
 
 
 VIEW_NAMES = tuple(name for name, _ in views(False))
+# The request ledger's views (over `batch_requests` and `batch_files`), created where those tables exist.
+LEDGER_VIEW_NAMES = tuple(name for name, _ in views(False, True) if name not in VIEW_NAMES)
 
 
-def create_views(con: duckdb.DuckDBPyConnection, has_gone_table: bool) -> None:
+def create_views(con: duckdb.DuckDBPyConnection, has_gone_table: bool, has_ledger: bool = False) -> None:
     """Create (or replace) the `since` macro and every view in the session's current catalog."""
     con.execute(SINCE_MACRO)
-    for _, sql in views(has_gone_table):
+    for _, sql in views(has_gone_table, has_ledger):
         con.execute(sql)
 
 
-def fingerprint(prices: Sequence[PriceRow], has_gone_table: bool) -> str:
+def fingerprint(prices: Sequence[PriceRow], has_gone_table: bool, has_ledger: bool = False) -> str:
     """What the analysis is made of: the SQL of the macro and views and the price rows. Stored with the
     views in the file, so a reader can tell whether what is stored there is what it would build now."""
     digest = hashlib.sha256(SINCE_MACRO.encode())
-    for _, sql in views(has_gone_table):
+    for _, sql in views(has_gone_table, has_ledger):
         digest.update(sql.encode())
     for row in prices:
         digest.update(repr(row).encode())
     return digest.hexdigest()[:16]
 
 
-__all__ = ["NO_MODEL", "VIEW_NAMES", "create_views", "fingerprint", "views"]
+__all__ = [
+    "LEDGER_VIEW_NAMES",
+    "NO_MODEL",
+    "VIEW_NAMES",
+    "create_views",
+    "fingerprint",
+    "sync_cost",
+    "usage_consistent",
+    "views",
+]
