@@ -93,22 +93,30 @@ def _mb(size: int) -> str:
     return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
 
 
+def _n(count: int, noun: str) -> str:
+    plural = noun + ("es" if noun.endswith("ch") else "s")
+    return f"{count:,} {noun if count == 1 else plural}"
+
+
 def ledger_summary(ledger: LedgerCounts) -> str:
     """One line: what the request ledger read, found gone, and left for the next run."""
-    parts = [
-        f"ledger: {ledger.requests:,} requests of {ledger.batches_read:,} batches, {ledger.files_read:,} files read "
-        f"({_mb(ledger.bytes_read)} in {ledger.seconds:.1f}s"
-        + (f", {ledger.mb_per_s:.0f} MB/s)" if ledger.bytes_read else ")")
-    ]
+    if ledger.files_read:
+        rate = f", {ledger.mb_per_s:.0f} MB/s" if ledger.seconds >= 0.05 else ""
+        parts = [
+            f"ledger: {_n(ledger.requests, 'request')} of {_n(ledger.batches_read, 'batch')} from "
+            f"{_n(ledger.files_read, 'file')} ({_mb(ledger.bytes_read)} in {ledger.seconds:.1f}s{rate})"
+        ]
+    else:
+        parts = ["ledger: no file read"]
     if ledger.files_gone:
-        parts.append(f"{ledger.files_gone:,} files gone (expired or deleted)")
+        parts.append(f"{_n(ledger.files_gone, 'file')} gone (expired or deleted)")
     if ledger.batches_pending:
         parts.append(
-            f"{ledger.batches_pending:,} batches ({_mb(ledger.bytes_pending)}) left for the next run"
+            f"{_n(ledger.batches_pending, 'batch')} ({_mb(ledger.bytes_pending)}) left for the next run"
             + (f", {ledger.files_failed:,} after a failure" if ledger.files_failed else "")
         )
     if ledger.too_old:
-        parts.append(f"{ledger.too_old:,} finished longer ago than files are kept (not asked for)")
+        parts.append(f"{_n(ledger.too_old, 'batch')} finished longer ago than files are kept (not asked for)")
     return "; ".join(parts)
 
 
