@@ -83,7 +83,7 @@ class Candidate:
         files = {kind: fid for kind in _KINDS if isinstance(fid := batch.get(f"{kind}_file_id"), str) and fid}
         counts = batch.get("request_counts")
         total = exact_int(counts.get("total")) if isinstance(counts, Mapping) else None
-        if "output" not in files and "error" not in files and not (total and "input" in files):
+        if not files:
             return None
         return cls(str(batch["id"]), max(0, total or 0), exact_int(batch.get(ended_field)), files)
 
@@ -112,8 +112,9 @@ class Candidate:
         }
 
     def first_kinds(self) -> tuple[str, ...]:
-        """The files read first: output and error; the input only when there is neither (else it is read
-        when their lines do not account for every request)."""
+        """The files read first: output and error; the input only when there is neither (a batch cancelled
+        or expired before it ran anything: every request is missing); else the input is read when their
+        lines do not account for every request."""
         kinds = tuple(k for k in ("output", "error") if k in self.files)
         return kinds or ("input",)
 
@@ -278,7 +279,8 @@ class Ledger:
                 result.bytes_read += file.bytes
                 result.files.append(self._row(candidate, kind, "read", file.bytes, file.lines))
             missing: list[str] = []
-            if complete and len(seen) < candidate.total and "input" in candidate.files:
+            only_input = candidate.first_kinds() == ("input",)
+            if complete and "input" in candidate.files and (len(seen) < candidate.total or only_input):
                 ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
                 if ids is None:
                     result.files.append(self._row(candidate, "input", "gone"))

@@ -69,8 +69,9 @@ FROM reasoned
 
 # Per batch with a read ledger (at least one file read), in scope: the batch's own counts and usage next
 # to the ledger's. `consistent`: every file it needs was read, every request is accounted for (a row per
-# request), the requests that succeeded are exactly those the batch calls completed, and the tokens add
-# up to its usage where both report them (`tokens_match` NULL: nothing to compare, e.g. moderations, or a
+# request; a batch stopped before it ran anything keeps counts of 0 and has every request missing), the
+# requests that succeeded are exactly those the batch calls completed, and the tokens add up to its usage
+# where both report them (`tokens_match` NULL: nothing to compare, e.g. moderations, or a
 # batch from before usage was reported). What did not succeed is `failed`, `expired`, `cancelled` or
 # `missing`, next to the batch's `failed` and the requests it says never ran.
 LEDGER_CHECK = f"""
@@ -134,7 +135,11 @@ SELECT
     *,
     coalesce(
         files_gone = 0 AND files_pending = 0
-        AND ledger_requests = batch_total
+        AND (
+            ledger_requests = batch_total
+            -- stopped before it ran anything (counts stay 0): every request of its input file is missing
+            OR (batch_completed = 0 AND batch_failed = 0 AND ledger_missing = ledger_requests)
+        )
         AND ledger_succeeded = batch_completed
         AND tokens_match IS NOT false,
         false
