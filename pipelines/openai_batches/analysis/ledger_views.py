@@ -9,7 +9,8 @@ is tested by the one `usage_consistent`. No guesses: an amount is right or NULL 
 from __future__ import annotations
 
 from ..settings import FILES_TABLE, REQUESTS_TABLE
-from .views import S, sync_cost, usage_consistent
+from .settings import SCHEMA as S
+from .sql_rules import sync_cost, usage_consistent
 
 # Where users encode their jobs in custom ids (`job-17-req-00042`, `ticket:123`, `acme:doc-4411-3`): the
 # part before the last `-`, `_` or `:`. An id without any is its own job.

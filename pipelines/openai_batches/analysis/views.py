@@ -20,7 +20,9 @@ import duckdb
 
 from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
+from .ledger_views import LEDGER_VIEWS
 from .prices import PriceRow
+from .sql_rules import sync_cost, usage_consistent
 
 S = settings.SCHEMA
 
@@ -59,33 +61,12 @@ def _usable(column: str) -> str:
 
 # Usage the API cannot have meant: cached input above input, reasoning above output, a negative count.
 # genai-prices refuses such usage; pricing it would subtract money from every total.
-def usage_consistent(inp: str, cached: str, out: str, reasoning: str) -> str:
-    """The one test of usage, over any four token columns (a batch's, or a request's in the ledger)."""
-    return f"""CASE WHEN {inp} IS NOT NULL THEN
-        {inp} >= 0
-        AND coalesce({cached}, 0) BETWEEN 0 AND {inp}
-        AND coalesce({out}, 0) >= 0
-        AND coalesce({reasoning}, 0) BETWEEN 0 AND coalesce({out}, 0)
-    END"""
-
-
 _USAGE_CONSISTENT = usage_consistent(
     "usage__input_tokens",
     "usage__input_tokens_details__cached_tokens",
     "usage__output_tokens",
     "usage__output_tokens_details__reasoning_tokens",
 )
-
-
-def sync_cost(inp: str, cached: str, out: str) -> str:
-    """The one price rule, at the standard (synchronous) price: uncached input at the input price, cached
-    input at the cached-input price, output (reasoning included) at the output price; USD. Needs the
-    price columns of `batch_costs` (`input_usd_per_mtok`, ...) in scope; times `batch_factor` for a batch."""
-    return f"""(
-            ({inp} - coalesce({cached}, 0)) * input_usd_per_mtok
-            + coalesce({cached}, 0) * cached_input_usd_per_mtok
-            + coalesce({out}, 0) * coalesce(output_usd_per_mtok, 0)
-        ) / 1e6"""
 
 
 # The batches as loaded (timestamps as sent; the views below test them with `_usable`), in scope: all
@@ -415,8 +396,6 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
 def views(has_gone_table: bool, has_ledger: bool = False) -> tuple[tuple[str, str], ...]:
     """Every view, in creation order; `batches_gone` exists only once a load found a batch gone, the
     request ledger's tables only once a load read it (`load --requests`)."""
-    from .ledger_views import LEDGER_VIEWS
-
     ledger = LEDGER_VIEWS if has_ledger else ()
     return (("batches_in_scope", batches_in_scope(has_gone_table)), *_LATER_VIEWS, *ledger)
 
@@ -450,7 +429,5 @@ __all__ = [
     "VIEW_NAMES",
     "create_views",
     "fingerprint",
-    "sync_cost",
-    "usage_consistent",
     "views",
 ]
