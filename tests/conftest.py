@@ -17,6 +17,9 @@ from pipelines.openai_batches.config import ProjectConfig, RunConfig
 from pipelines.openai_batches.runner import LoadResult, run_load
 from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
+# A throwaway PostgreSQL (`postgres_server`, `postgres_dsn`) for the tests that need one.
+pytest_plugins = ["tests.postgres"]
+
 # A fixed "now" so that workloads and lifecycles are the same on every run: 2026-11-01T00:00:00Z.
 NOW = 1_793_491_200.0
 KEY_A, KEY_B = "sk-test-alpha-0123456789", "sk-test-bravo-9876543210"

@@ -8,15 +8,16 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .interrupt import EXIT_SIGINT, Terminated, install_sigterm_handler
+from .interrupt import Terminated, install_signal_handlers, report_stop, stop_requested
 
 if TYPE_CHECKING:
     from .ledger_counts import LedgerCounts
@@ -29,10 +30,13 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 class _NoDltTracebacks(logging.Filter):
     """Without -v, a failure is one `error:` line: dlt's own error records (a failed load job logs the
-    whole traceback, several times) are dropped, and its warnings lose their tracebacks."""
+    whole traceback, several times) are dropped, and so are its warnings that carry a traceback in their
+    text (a retried load job's); other warnings lose their tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.ERROR:
+            return False
+        if "Traceback (most recent call last)" in record.getMessage():
             return False
         record.exc_info = None
         record.exc_text = None
@@ -40,8 +44,9 @@ class _NoDltTracebacks(logging.Filter):
         return True
 
 
-def _setup_process(verbose: bool) -> None:
-    """What every command needs before anything runs: logging, privacy, no telemetry, signals."""
+def _setup_process(verbose: bool, *, signals: bool = True) -> Callable[[], None]:
+    """What every command needs before anything runs: logging, privacy, no telemetry, signals.
+    Returns what restores the previous signal handlers."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -58,7 +63,7 @@ def _setup_process(verbose: bool) -> None:
     # Databases, dlt's working directory (its traces hold error messages) and lock files are this
     # user's alone: nothing the program writes is readable by other users.
     os.umask(0o077)
-    install_sigterm_handler()
+    return install_signal_handlers() if signals else lambda: None
 
 
 def _print_summary(result: LoadResult, label: str = "load") -> None:
@@ -82,6 +87,8 @@ def _print_summary(result: LoadResult, label: str = "load") -> None:
         f"{label}: {result.requests} requests, {total_new} new, {total_upd} updated, {total_open} still open, "
         f"{result.elapsed:.1f}s -> {result.db_path}"
     )
+    # One `error:` line per failure: the run's own (the database before any project), then each failed
+    # project's (a load step that failed says so in its project's line).
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
     for o in result.outcomes:
@@ -122,7 +129,7 @@ def ledger_summary(ledger: LedgerCounts) -> str:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from .config import ConfigError, database_path, run_config
-    from .db import ambiguous_file_name
+    from .db import ambiguous_file_name, unusable_file_name
     from .destination import ForeignDatabase
     from .lock import DatabaseUnavailable, holding_database
     from .progress import make_progress
@@ -142,6 +149,9 @@ def cmd_load(args: argparse.Namespace) -> int:
             "in .dlt/secrets.toml (see .dlt/secrets.toml.example); `openai-batches demo` runs without one",
             file=sys.stderr,
         )
+        return EXIT_CONFIG
+    if problem := unusable_file_name(db_path):
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if warning := ambiguous_file_name(db_path):
         print(f"warning: {warning}", file=sys.stderr)
@@ -215,14 +225,24 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text}")
+        return value
+
+    return parse
+
+
+# The demo builds its history in memory (~0.4 GB per million batches) and loads all of it: a million
+# is what `make bench` loads; a typo with more zeros would only exhaust memory or patience.
+DEMO_MAX_BATCHES = 1_000_000
+# The simulator seeds numpy generators, which take non-negative integers only.
+MAX_SEED = 2**63 - 1
 
 
 def _duration(text: str) -> timedelta:
@@ -331,8 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="load a simulated organisation into a demo database")
     demo.add_argument("--db", help="demo DuckDB file (default ./openai_batches_demo.duckdb; recreated)")
-    demo.add_argument("--batches", type=_positive_int, default=None, help="batches in the simulated history")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the simulated workload")
+    demo.add_argument(
+        "--batches", type=_int_between(1, DEMO_MAX_BATCHES), default=None, help="batches in the simulated history"
+    )
+    demo.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0, help="seed of the simulated workload")
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="`load` when an API key is configured, otherwise `demo`")
@@ -363,25 +385,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "simulate" in argv:
         i = argv.index("simulate")
         args = parser.parse_args(argv[: i + 1])
-        _setup_process(args.verbose)
+        _setup_process(args.verbose, signals=False)  # the simulator stops cleanly on Ctrl-C by itself
         return cmd_simulate(args, argv[i + 1 :])
     args = parser.parse_args(argv)
-    _setup_process(args.verbose)
+    restore_signal_handlers = _setup_process(args.verbose)
     try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        print("error: interrupted (SIGINT); nothing unfinished was committed, the next run continues", file=sys.stderr)
-        return EXIT_SIGINT
-    except Terminated as e:
-        print("error: terminated (SIGTERM); nothing unfinished was committed, the next run continues", file=sys.stderr)
-        return e.exit_code
+        return _run_command(args)
+    finally:
+        restore_signal_handlers()
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The command's exit code, whatever happens: one `error:` line for anything it did not handle."""
+    try:
+        code = int(args.func(args))
+    except (KeyboardInterrupt, Terminated) as e:
+        signum = stop_requested() or (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+        report_stop(signum)
+        return 128 + signum
+    except BrokenPipeError:
+        # `openai-batches status | head -1`: the reader has all it wanted. Quiet, with the status a
+        # process killed by SIGPIPE has in a shell, as other command-line tools do; whatever the
+        # command committed before printing stays committed.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush into the closed pipe at exit
+        return 128 + signal.SIGPIPE
     except Exception as e:
         # Last line of defence: whatever escaped the commands' own handling is still one line for the
         # cron log; -v adds the traceback for whoever debugs it.
         if args.verbose:
             traceback.print_exc()
-        print(f"error: unexpected {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
-        return EXIT_FAILED
+        code = EXIT_FAILED
+        if stop_requested() is None:
+            print(f"error: unexpected {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
+    # A signal wins over whatever the command made of it (dlt can swallow the exception it raised).
+    if (stopped_by := stop_requested()) is not None:
+        report_stop(stopped_by)
+        return 128 + stopped_by
+    return code
 
 
 def entry() -> None:

@@ -110,6 +110,18 @@ def _key(value: Any, setting: str) -> str | None:
     return key
 
 
+def _header(value: Any, setting: str) -> str | None:
+    """An organization or project id as it will be sent: stripped like a key, and refused (exit 2,
+    before any request) when it cannot go into an HTTP header."""
+    text = _text(value, setting)
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if not all(0x20 < ord(ch) < 0x7F for ch in text):
+        raise ConfigError(f"{setting} contains characters that cannot be sent in an HTTP header")
+    return text
+
+
 def _url(value: str, setting: str) -> str:
     from .helpers import base_url_problem
 
@@ -175,8 +187,8 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
                         _text(entry.get("base_url"), f"{where}.base_url") or default_base or settings.DEFAULT_BASE_URL,
                         f"{where}.base_url" if entry.get("base_url") else base_setting,
                     ),
-                    organization=_text(entry.get("organization"), f"{where}.organization"),
-                    project_id=_text(entry.get("project_id"), f"{where}.project_id"),
+                    organization=_header(entry.get("organization"), f"{where}.organization"),
+                    project_id=_header(entry.get("project_id"), f"{where}.project_id"),
                 )
             )
         return tuple(projects)
@@ -191,8 +203,10 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
             name=_text(_lookup("project_name"), f"{SECTION}.project_name"),
             api_key=key,
             base_url=_url(default_base or settings.DEFAULT_BASE_URL, base_setting),
-            organization=os.environ.get("OPENAI_ORG_ID") or _text(_lookup("organization"), f"{SECTION}.organization"),
-            project_id=os.environ.get("OPENAI_PROJECT_ID") or _text(_lookup("project_id"), f"{SECTION}.project_id"),
+            organization=_header(os.environ.get("OPENAI_ORG_ID"), "OPENAI_ORG_ID")
+            or _header(_lookup("organization"), f"{SECTION}.organization"),
+            project_id=_header(os.environ.get("OPENAI_PROJECT_ID"), "OPENAI_PROJECT_ID")
+            or _header(_lookup("project_id"), f"{SECTION}.project_id"),
         ),
     )
 
@@ -216,10 +230,13 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
 
 
 def database_path(cli_value: str | None) -> str:
-    """--db wins, then OPENAI_BATCHES_DB, then `db_path` in `.dlt`, then ./openai-batches.duckdb."""
+    """--db wins, then OPENAI_BATCHES_DB, then `db_path` in `.dlt`, then ./openai-batches.duckdb.
+
+    Values from the environment and `.dlt` lose surrounding whitespace (a CRLF environment file would
+    otherwise create `openai-batches.duckdb\r`); what is typed after --db is taken as it is."""
     return (
         cli_value
-        or os.environ.get("OPENAI_BATCHES_DB")
-        or _text(_lookup("db_path"), f"{SECTION}.db_path")
+        or os.environ.get("OPENAI_BATCHES_DB", "").strip()
+        or (_text(_lookup("db_path"), f"{SECTION}.db_path") or "").strip()
         or settings.DEFAULT_DB_PATH
     )

@@ -78,25 +78,43 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str, catalog
 
 def duckdb_catalog_name(db_path: str | Path) -> str:
     """The catalog name DuckDB gives a file opened directly (`duckdb FILE`): the file name up to its
-    first dot, with `_db` appended to names DuckDB reserves."""
+    first dot, with `_db` appended to exactly `main`, `system` and `temp` (as DuckDB 1.5 does: case
+    sensitive, and not to `memory`, which then names the file's catalog)."""
     parts = [part for part in Path(db_path).name.split(".") if part]
     name = parts[0] if parts else Path(db_path).name
-    return f"{name}_db" if name.lower() in ("main", "memory", "system", "temp") else name
+    return f"{name}_db" if name in ("main", "system", "temp") else name
 
 
 def ambiguous_file_name(db_path: str | Path) -> str | None:
-    """A warning when the file's name makes `openai_batches.<table>` ambiguous for SQL run directly on
-    it (the DuckDB CLI, another tool), else None. This program itself is not affected (see `connect`)."""
+    """A warning when the file's name makes `openai_batches.<table>` (or the staging schema's tables)
+    ambiguous for SQL run directly on it (the DuckDB CLI, another tool), else None. This program itself
+    is not affected (see `connect`)."""
     catalog = duckdb_catalog_name(db_path)
     clash = next((s for s in OWN_SCHEMAS if s.lower() == catalog.lower()), None)
     if clash is None:
         return None
+    who = "the DuckDB CLI, `queries/`" if clash == settings.DATASET_NAME else "the DuckDB CLI"
     return (
         f"the database file name {Path(db_path).name!r} gives DuckDB the catalog name {catalog!r}, the same as the "
-        f"schema {clash!r}: SQL run directly on the file (the DuckDB CLI, `queries/`) cannot resolve "
-        f"`{clash}.<table>`; rename the file (e.g. {settings.DEFAULT_DB_PATH!r}) or write "
-        f"`{catalog}.{clash}.<table>`"
+        f"schema {clash!r}: SQL run directly on the file ({who}) cannot resolve `{clash}.<table>`; rename the "
+        f"file (e.g. {settings.DEFAULT_DB_PATH!r}) or write `{catalog}.{clash}.<table>`"
     )
+
+
+def unusable_file_name(db_path: str | Path) -> str | None:
+    """Why DuckDB cannot hold our data in a file of this name, else None.
+
+    DuckDB renames the catalog of a file called exactly `main`, `system` or `temp` (to `main_db`...),
+    but not `Temp` or `SYSTEM`, which then collide with its reserved catalogs: creating a schema fails
+    inside DuckDB itself, and in `Main...` the DuckDB CLI cannot resolve any table."""
+    catalog = duckdb_catalog_name(db_path)
+    if catalog.lower() in ("main", "system", "temp"):  # exactly `main`... became `main_db`...
+        return (
+            f"DuckDB cannot use a database file named {Path(db_path).name!r}: its catalog name {catalog!r} collides "
+            f"with DuckDB's reserved catalog {catalog.lower()!r} (names are case-insensitive); choose another name, "
+            f"e.g. {settings.DEFAULT_DB_PATH!r}"
+        )
+    return None
 
 
 __all__ = [
@@ -108,4 +126,5 @@ __all__ = [
     "table_exists",
     "table_type",
     "tables_in",
+    "unusable_file_name",
 ]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpcore
 import httpx
@@ -188,15 +188,22 @@ def check_api_key(key: str) -> tuple[str, str | None]:
 
 
 def shown_url(url: str) -> str:
-    """A URL as it may be printed: user name and password (if any) replaced, control characters gone."""
-    try:
-        parts = urlsplit(url)
-        if "@" in parts.netloc:
-            parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
-        url = urlunsplit(parts)
-    except ValueError:
-        url = "***" if "@" in url else url
+    """A URL as it may be printed: whatever could be a credential replaced, control characters gone.
+
+    Also for URLs that do not parse as intended (`user:pw@host/v1` without a scheme parses as scheme
+    `user`; `http:/user:pw@host` has no host): everything before the last `@` goes, and so does any
+    query string or fragment (`?api-key=...`). Masking a little too much in an error line is harmless."""
+    scheme = _SHOWN_SCHEME.match(url)
+    if "@" in url:
+        url = (scheme.group(0) if scheme else "") + "***@" + url.rsplit("@", 1)[1]
+    for mark in "?#":
+        if mark in url:
+            url = url.split(mark, 1)[0] + mark + "***"
+            break
     return Redactor().clean(url, 200)
+
+
+_SHOWN_SCHEME = re.compile(r"^\s*https?://", re.IGNORECASE)
 
 
 def base_url_problem(base_url: str) -> str | None:

@@ -3,21 +3,46 @@
 dlt's own handlers only note a signal and act on it at a few points (the loader not at all: a
 SIGTERM during a load was ignored and the run exited 0), and dlt wraps a KeyboardInterrupt raised while
 extracting in its step exception, so the runner took it for one failed project and went on to the
-next. Here SIGTERM raises `Terminated` in the main thread like SIGINT raises KeyboardInterrupt, dlt's
+next. Here SIGINT and SIGTERM raise `KeyboardInterrupt` / `Terminated` in the main thread, dlt's
 interception is turned off for our pipelines, and the runner unwraps either from dlt's exceptions.
-A run stopped anywhere commits nothing it has not finished: the next one converges (state commits
-only with the data, see sync_plan.py).
+
+Raising is not enough on its own: dlt runs a sequential loader's jobs through an executor that stores
+any exception, KeyboardInterrupt included, in a future nobody reads, and then waits for the job
+forever (a Ctrl-C during the DuckDB merge hung the run). So a signal also arms a watchdog: if the run
+has not ended `GRACE_S` seconds later, it prints the one `error:` line and ends the process as a
+SIGKILL would, which a load survives at any point (state commits only with the data; tests/test_kill.py);
+the kernel releases the lock. A second signal ends it at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import sys
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
 # Exit codes of a run stopped by a signal: 128 + the signal number, as shells report it.
 EXIT_SIGINT = 128 + signal.SIGINT  # 130
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+
+# How long an interrupted run may take to wind down by itself (close the paging thread, roll back,
+# restore the terminal) before it is ended: long enough for that, short enough for systemd and a user.
+GRACE_S = 3.0
+
+_MESSAGES: dict[int, str] = {
+    signal.SIGINT: "interrupted (SIGINT); nothing unfinished was committed, the next run continues",
+    signal.SIGTERM: "terminated (SIGTERM); nothing unfinished was committed, the next run continues",
+}
+
+# The first signal received (None: none). Plain assignments only in the handler: it runs in the main
+# thread between any two bytecodes, possibly while that thread holds a lock.
+_received: int | None = None
+# Taken once and never released: whoever takes it prints the one `error:` line.
+_reported = threading.Lock()
 
 
 class Terminated(BaseException):
@@ -26,14 +51,66 @@ class Terminated(BaseException):
     exit_code = EXIT_SIGTERM
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+def _stop_exception(signum: int) -> BaseException:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def install_sigterm_handler() -> None:
-    """Make SIGTERM raise `Terminated` in the main thread (no-op elsewhere)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    global _received
+    if _received is not None:
+        _exit_now(_received)  # a second signal: the user insists
+    _received = signum
+    threading.Thread(target=_exit_after_grace, args=(signum,), name="openai-batches-stop", daemon=True).start()
+    raise _stop_exception(signum)
+
+
+def _exit_after_grace(signum: int) -> None:
+    time.sleep(GRACE_S)
+    _exit_now(signum)
+
+
+def _exit_now(signum: int) -> None:
+    report_stop(signum)
+    if sys.stderr.isatty():
+        sys.stderr.write("\x1b[?25h")  # a progress bar may have hidden the cursor
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe must not keep the process alive
+            stream.flush()
+    os._exit(128 + signum)
+
+
+def install_signal_handlers() -> Callable[[], None]:
+    """Make SIGINT and SIGTERM stop the run (see the module docstring); no-op outside the main thread.
+
+    Returns what puts the previous handlers back (for callers of `cli.main` inside a longer-lived
+    process, such as the tests: the watchdog would end it)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {signum: signal.signal(signum, _on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
+def stop_requested() -> int | None:
+    """The signal that asked the run to stop, or None."""
+    return _received
+
+
+def raise_if_stopping() -> None:
+    """Raise the stop again where a signal was swallowed (dlt catches BaseException in places): no new
+    project or step starts after a signal."""
+    if _received is not None:
+        raise _stop_exception(_received)
+
+
+def report_stop(signum: int) -> None:
+    """Print the one `error:` line of a stopped run (the first caller prints, later ones do nothing)."""
+    if _reported.acquire(blocking=False):
+        print(f"error: {_MESSAGES.get(signum, f'stopped by signal {signum}')}", file=sys.stderr, flush=True)
 
 
 def interruption(error: BaseException) -> BaseException | None:
@@ -50,4 +127,14 @@ def interruption(error: BaseException) -> BaseException | None:
     return None
 
 
-__all__ = ["EXIT_SIGINT", "EXIT_SIGTERM", "Terminated", "install_sigterm_handler", "interruption"]
+__all__ = [
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "GRACE_S",
+    "Terminated",
+    "install_signal_handlers",
+    "interruption",
+    "raise_if_stopping",
+    "report_stop",
+    "stop_requested",
+]

@@ -62,7 +62,7 @@ def _open_lock_file(db_path: str, shared: bool) -> int | None:
     if Path(db_path).is_dir():
         raise DatabaseUnusable(f"database path {db_path} is a directory, not a file")
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # this user's alone, like the database
     except OSError as e:
         if shared:
             # A reader in a read-only location: an existing lock file still works read-only, and

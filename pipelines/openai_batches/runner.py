@@ -14,15 +14,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
 from .config import RunConfig
-from .destination import ForeignDatabase, check_not_foreign, duckdb_destination
+from .destination import ForeignDatabase, check_not_foreign, duckdb_destination, remove_duplicates_after_resume
 from .helpers import ApiError, RetryPolicy
-from .interrupt import interruption
+from .interrupt import interruption, raise_if_stopping
+from .memory import release_free_memory
 from .progress_sink import ProgressSink
 from .source import openai_batches
 from .stats import SyncStats
@@ -88,6 +90,9 @@ def make_pipeline(db_path: str) -> dlt.Pipeline:
     # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
     # In sequence they take ~50 ms longer. A LOAD__WORKERS the user set still wins (env beats this).
     dlt.config["load.workers"] = settings.LOAD_WORKERS
+    # A backfill's rows are staged in a copy inside the database before the merge; emptied after the
+    # load, so the file does not keep a second copy of the largest package it ever loaded.
+    dlt.config["load.truncate_staging_dataset"] = True
     # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
     # the CLI stops at once instead (see interrupt.py).
     dlt.config["runtime.intercept_signals"] = False
@@ -180,9 +185,15 @@ def run_load(
         pipeline = make_pipeline(db_path)
         finish_interrupted_commits(pipeline)
         pipeline = reconcile_local_state(pipeline, db_path)
+        # What `pipeline.run` does first: restore state and schema from the database when the working
+        # directory has none (a database copied or moved here), so the first extract is incremental.
+        pipeline.sync_destination()
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
             pipeline.run()
+            with pipeline.sql_client() as client:
+                if removed := remove_duplicates_after_resume(client):
+                    log.info("removed %d rows a resumed load had staged twice", removed)
     except ForeignDatabase:
         raise
     except Exception as e:
@@ -191,6 +202,7 @@ def run_load(
         result.elapsed = time.monotonic() - started
         return result
     for project in config.projects:
+        raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
         stats = SyncStats(project=project.name)
         outcome = ProjectOutcome(name=project.name or "default", stats=stats)
         result.outcomes.append(outcome)
@@ -211,7 +223,7 @@ def run_load(
         )
         project_started = datetime.now(UTC)
         try:
-            info = pipeline.run(source, loader_file_format="parquet")
+            info = _extract_normalize_load(pipeline, source)
             record_run(
                 pipeline,
                 stats,
@@ -222,18 +234,29 @@ def run_load(
             )
         except PipelineStepFailed as e:
             _reraise_interruption(e)
+            raise_if_stopping()
             outcome.error = _cause(e)
             if e.step != "extract":
                 # The database refused the data: later projects would fail the same way, and
-                # dlt keeps the package to retry on the next run.
-                result.error = f"loading into {db_path} failed: {outcome.error}"
+                # dlt keeps the package to retry on the next run. One message, in the project's line.
+                outcome.error = f"loading into {db_path} failed: {outcome.error}"
                 break
         finally:
             outcome.name = stats.project or outcome.name
+    raise_if_stopping()
     if new_database and all(o.error for o in result.outcomes):
         _remove_if_empty(db_path)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:
+    """`pipeline.run`, step by step: the extract of a backfill leaves tens of MB freed but kept in the
+    heap, handed back before the load step needs room for DuckDB."""
+    pipeline.extract(source, loader_file_format="parquet")
+    pipeline.normalize()
+    release_free_memory()
+    return pipeline.load()
 
 
 def _reraise_interruption(error: BaseException) -> None:
