@@ -17,7 +17,8 @@ from pipelines.openai_batches import cli
 from pipelines.openai_batches.analysis import reading
 from pipelines.openai_batches.analysis.settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
 from pipelines.openai_batches.demo import run_demo
-from pipelines.openai_batches.runner import LoadResult, run_load
+from pipelines.openai_batches.destination import remove_duplicates_after_resume
+from pipelines.openai_batches.runner import LoadResult, make_pipeline, run_load
 from pipelines.openai_batches.simulator import (
     CONTENT_MARKER,
     CONTENT_MARKER_NUMBER_TEXT,
@@ -548,3 +549,18 @@ def test_the_demo_reads_the_ledger_and_says_what_is_left(tmp_path: Path, capsys:
     assert table(str(db), "SELECT count(*) > 0 FROM openai_batches.batch_requests WHERE outcome = 'succeeded'") == [
         (True,)
     ]
+
+
+def test_a_resumed_load_that_staged_the_ledger_twice_keeps_one_row_per_request(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    batch_id = finished(org, outcome="completed", total_requests=40, failed_fraction=0.1, **NO_QUIRKS)
+    load(db, server)
+    with duckdb.connect(db) as con:  # what a killed load's copy step, replayed on resume, leaves behind
+        for name in ("batch_requests", "batch_files"):
+            con.execute(f"INSERT INTO openai_batches.{name} SELECT * FROM openai_batches.{name}")
+    pipeline = make_pipeline(db)
+    with pipeline.sql_client() as client:
+        assert remove_duplicates_after_resume(client) == 40 + 2
+    assert ledger(db, batch_id) == truth(org, batch_id)
+    assert table(db, "SELECT count(*) FROM openai_batches.batch_files") == [(2,)]
