@@ -37,9 +37,9 @@ import pyarrow as pa
 from . import settings
 from .columns import exact_int
 from .helpers import ApiError, BatchesClient
-from .ledger_columns import REQUEST_COLUMN_NAMES, files_to_arrow, requests_to_arrow
+from .ledger_columns import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, requests_to_arrow
 from .ledger_counts import LedgerCounts
-from .ledger_parse import RESULT_FIELDS, ParsedFile, parse_input, parse_results
+from .ledger_parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class _Result:
     """What reading one batch gave: its rows and file rows, or why it stays pending."""
 
     candidate: Candidate
-    columns: dict[str, list[Any]] | None = None  # RESULT_FIELDS -> values
+    columns: dict[str, list[pa.Array]] | None = None  # RESULT_FIELDS -> arrow arrays
     files: list[FileRow] = field(default_factory=list)
     failure: str | None = None
     bytes_read: int = 0
@@ -203,10 +203,13 @@ class Ledger:
                 if not candidate.announced:
                     files.extend(self._pending_rows(candidate))
                     candidate.announced = True
-            for result in workers.run(self._read_batch, admitted):
+            batches = workers.run(
+                self._read_batch, admitted, weight=_requests, max_weight=settings.LEDGER_REQUESTS_AT_ONCE
+            )
+            for result in batches:
                 self._take(result, requests, files)
-                if len(requests) >= settings.LEDGER_CHUNK_ROWS:
-                    yield "requests", requests.table(self)
+                if len(requests) >= settings.LEDGER_ARROW_ROWS:
+                    yield from _slices(requests.table(self))
                     requests = _Rows()
         finally:
             self._stop.set()
@@ -219,7 +222,7 @@ class Ledger:
             pending={c.batch_id: c.dump() for c in sorted(self.candidates.values(), key=lambda c: c.batch_id)},
         )
         if len(requests):
-            yield "requests", requests.table(self)
+            yield from _slices(requests.table(self))
         if files:
             yield "files", files_to_arrow(files)
 
@@ -356,7 +359,7 @@ class Ledger:
         requests.add(candidate.batch_id, result.columns)
         files.extend(result.files)
         self.counts.batches_read += 1
-        self.counts.requests += len(result.columns["custom_id"])
+        self.counts.requests += _rows(result.columns)
         self.counts.bytes_read += result.bytes_read
         self.counts.files_read += sum(1 for row in result.files if row[3] == "read")
         self.counts.files_gone += sum(1 for row in result.files if row[3] == "gone")
@@ -386,42 +389,59 @@ class Ledger:
         return rows
 
 
+def _requests(candidate: Candidate) -> int:
+    return candidate.total
+
+
+def _slices(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """A table of request rows in pieces of LEDGER_ARROW_ROWS (views, no copy): dlt's extract and DuckDB's
+    staging copy then work on small row groups (a 50,000-request batch at once: ~15 MB more at peak)."""
+    for start in range(0, table.num_rows, settings.LEDGER_ARROW_ROWS):
+        yield "requests", table.slice(start, settings.LEDGER_ARROW_ROWS)
+
+
 def _read_order(candidate: Candidate) -> tuple[float, int, str]:
     """Files that expire first are read first; then older batches first."""
     return candidate.expiry(), candidate.ended or 0, candidate.batch_id
 
 
-def _columns(parsed: list[ParsedFile], missing: list[str]) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {name: [] for name in RESULT_FIELDS}
+def _columns(parsed: list[ParsedFile], missing: list[str]) -> dict[str, list[pa.Array]]:
+    """A batch's request rows, column by column: its files' lines, then the custom ids in neither."""
+    columns: dict[str, list[pa.Array]] = {name: [] for name in RESULT_FIELDS}
     for file in parsed:
-        for name, values in file.columns().items():
-            columns[name].extend(values)
+        for name, arrays in file.columns().items():
+            columns[name].extend(arrays)
     if missing:
-        none = [None] * len(missing)
         for name in RESULT_FIELDS:
-            columns[name].extend(none)
-        columns["custom_id"][-len(missing) :] = missing
-        columns["outcome"][-len(missing) :] = ["missing"] * len(missing)
+            columns[name].append(pa.nulls(len(missing), RESULT_TYPES[name], memory_pool=POOL))
+        columns["custom_id"][-1] = pa.array(missing, pa.string(), memory_pool=POOL)
+        columns["outcome"][-1] = pa.repeat(pa.scalar("missing"), len(missing), memory_pool=POOL)
     return columns
+
+
+def _rows(columns: dict[str, list[pa.Array]]) -> int:
+    return sum(len(a) for a in columns["custom_id"])
 
 
 class _Rows:
     """Request rows of several batches waiting to be handed to dlt as one arrow table."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {name: [] for name in REQUEST_COLUMN_NAMES}
+        self.columns: dict[str, list[pa.Array]] = {name: [] for name in REQUEST_COLUMN_NAMES}
+        self.rows = 0
 
     def __len__(self) -> int:
-        return len(self.columns["custom_id"])
+        return self.rows
 
-    def add(self, batch_id: str, columns: dict[str, list[Any]]) -> None:
-        n = len(columns["custom_id"])
-        self.columns["batch_id"].extend([batch_id] * n)
-        for name, values in columns.items():
-            self.columns[name].extend(values)
+    def add(self, batch_id: str, columns: dict[str, list[pa.Array]]) -> None:
+        n = _rows(columns)
+        self.columns["batch_id"].append(pa.repeat(pa.scalar(batch_id), n, memory_pool=POOL))
+        for name, arrays in columns.items():
+            self.columns[name].extend(arrays)
+        self.rows += n
 
     def table(self, ledger: Ledger) -> pa.Table:
-        self.columns["project"] = [ledger.project] * len(self)
+        self.columns["project"] = [pa.repeat(pa.scalar(ledger.project), self.rows, memory_pool=POOL)]
         redactor = ledger.client.redactor
         return requests_to_arrow(
             self.columns, ledger.suspicious, lambda text: redactor.clean(text, settings.IDENTIFIER_MAX_CHARS)
@@ -451,32 +471,51 @@ class _Workers:
         self._results: queue.Queue[tuple[int, Any]] = queue.Queue()
         self._closed = threading.Event()
 
-    def run(self, fn: Callable[[Any], Any], items: list[Any], *, ordered: bool = False) -> Iterator[Any]:
+    def run(
+        self,
+        fn: Callable[[Any], Any],
+        items: list[Any],
+        *,
+        ordered: bool = False,
+        weight: Callable[[Any], int] | None = None,
+        max_weight: int = 0,
+    ) -> Iterator[Any]:
         """`fn(item)` for each item, at most `count` at a time. With `ordered`, every result (or the
         exception it raised) in the items' order; without, results as they finish, and an exception is
-        raised. Without `ordered` an item is only handed out when a result was taken: the caller turns each
-        result into rows before more are downloaded, so at most `count` batches are held in memory."""
+        raised. Without `ordered` an item is handed out only once the caller is done with a result (it
+        turns each into rows before more are downloaded), and, with `weight`, only while the items under
+        way weigh at most `max_weight` together (one always goes): memory stays bounded by both."""
         while len(self._threads) < min(self.count, len(items)):
             thread = threading.Thread(target=self._work, name="openai-batches-ledger", daemon=True)
             thread.start()
             self._threads.append(thread)
-        ahead = len(items) if ordered else self.count
+        at_once = len(items) if ordered else self.count
+        under_way: dict[int, int] = {}
         handed = 0
-        while handed < min(ahead, len(items)):
-            self._tasks.put((handed, fn, items[handed]))
-            handed += 1
+
+        def hand_out() -> None:
+            nonlocal handed
+            while handed < len(items) and len(under_way) < at_once:
+                heavy = weight(items[handed]) if weight is not None else 0
+                if under_way and sum(under_way.values()) + heavy > max_weight and weight is not None:
+                    return
+                self._tasks.put((handed, fn, items[handed]))
+                under_way[handed] = heavy
+                handed += 1
+
+        hand_out()
         finished: dict[int, Any] = {}
         next_index = 0
         for _ in items:
             index, outcome = self._next_result()
-            if handed < len(items):
-                self._tasks.put((handed, fn, items[handed]))
-                handed += 1
+            del under_way[index]
             if not ordered:
                 if isinstance(outcome, BaseException):
                     raise outcome
                 yield outcome
+                hand_out()
                 continue
+            hand_out()
             finished[index] = outcome
             while next_index in finished:
                 yield finished.pop(next_index)

@@ -7,13 +7,18 @@ Only these fields are ever taken from a batch's files: never a prompt, an answer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .columns import TIMESTAMP, Column, _hints, _int, _text, _ts
+
+# Where the ledger's arrow arrays live: the C library's heap, which `memory.release_free_memory` hands
+# back to the system before the load step. Arrow's default pool (mimalloc) keeps freed pages instead:
+# the load of a 1 GB output file peaked ~30 MB higher with it, one of 500,000 requests ~70 MB higher.
+POOL = pa.system_memory_pool()
 
 REQUEST_COLUMNS: tuple[Column, ...] = (
     _text("batch_id", "The batch (`batches.id`) the request belongs to."),
@@ -108,19 +113,22 @@ def scrub(array: pa.Array, suspicious: str | None, clean: Callable[[str], str]) 
     values = array.to_pylist()
     for i in pc.indices_nonzero(flags).to_pylist():
         values[i] = clean(values[i])
-    return pa.array(values, pa.string())
+    return pa.array(values, pa.string(), memory_pool=POOL)
 
 
-def requests_to_arrow(columns: dict[str, list[Any]], suspicious: str | None, clean: Callable[[str], str]) -> pa.Table:
-    """Rows of `batch_requests` from per-column lists (every name of REQUEST_COLUMNS)."""
+def requests_to_arrow(
+    columns: Mapping[str, Sequence[pa.Array]], suspicious: str | None, clean: Callable[[str], str]
+) -> pa.Table:
+    """Rows of `batch_requests` from arrow arrays per column (every name of REQUEST_COLUMNS), kept as the
+    chunks they are (no copy of a batch's columns into one array)."""
     schema = requests_arrow_schema()
-    arrays = []
+    columns_out = []
     for field in schema:
-        array = pa.array(columns[field.name], field.type)
+        chunks = [c if c.type == field.type else c.cast(field.type, memory_pool=POOL) for c in columns[field.name]]
         if field.name in IDENTIFIER_COLUMNS:
-            array = scrub(array, suspicious, clean)
-        arrays.append(array)
-    return pa.Table.from_arrays(arrays, schema=schema)
+            chunks = [scrub(chunk, suspicious, clean) for chunk in chunks]
+        columns_out.append(pa.chunked_array(chunks, field.type))
+    return pa.Table.from_arrays(columns_out, schema=schema)
 
 
 def files_to_arrow(rows: Sequence[tuple[str, str, str, str, int | None, int | None, float | None]]) -> pa.Table:
@@ -137,6 +145,7 @@ def files_to_arrow(rows: Sequence[tuple[str, str, str, str, int | None, int | No
 __all__ = [
     "FILE_COLUMNS",
     "IDENTIFIER_COLUMNS",
+    "POOL",
     "REQUEST_COLUMNS",
     "REQUEST_COLUMN_NAMES",
     "files_column_hints",

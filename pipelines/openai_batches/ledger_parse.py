@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from .columns import exact_int
+from .ledger_columns import POOL
 
 # Error-file codes of requests that never ran, and the outcome each one means.
 NEVER_RAN = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
@@ -25,38 +27,6 @@ _loads = orjson.loads
 
 class DownloadStopped(Exception):
     """The run is stopping (interrupted, or failed elsewhere): a download in progress gives up at once."""
-
-
-@dataclass
-class ParsedFile:
-    """The ledger's fields of one output or error file, column by column, one row per custom id."""
-
-    custom_id: list[str] = field(default_factory=list)
-    outcome: list[str] = field(default_factory=list)
-    status_code: list[int | None] = field(default_factory=list)
-    request_id: list[str | None] = field(default_factory=list)
-    response_id: list[str | None] = field(default_factory=list)
-    model: list[str | None] = field(default_factory=list)
-    input_tokens: list[int | None] = field(default_factory=list)
-    cached_tokens: list[int | None] = field(default_factory=list)
-    output_tokens: list[int | None] = field(default_factory=list)
-    reasoning_tokens: list[int | None] = field(default_factory=list)
-    error_code: list[str | None] = field(default_factory=list)
-    error_message: list[str | None] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    bytes: int = 0
-    lines: int = 0
-    duplicates: int = 0  # lines of a custom id already read (in this file or an earlier one of the batch)
-    bad_lines: int = 0  # lines that are not a JSON object with a custom_id: no row
-    first_bad: str | None = None  # "line N: why" (never the line's text)
-
-    def bad(self, number: int, why: str) -> None:
-        self.bad_lines += 1
-        if self.first_bad is None:
-            self.first_bad = f"line {number}: {why}"
-
-    def columns(self) -> dict[str, list[Any]]:
-        return {name: getattr(self, name) for name in RESULT_FIELDS}
 
 
 RESULT_FIELDS = (
@@ -73,6 +43,45 @@ RESULT_FIELDS = (
     "error_code",
     "error_message",
 )
+RESULT_TYPES = {
+    name: pa.int64() if name == "status_code" or name.endswith("_tokens") else pa.string() for name in RESULT_FIELDS
+}
+# Rows kept as Python values before they become arrow arrays: a batch of 50,000 requests held as Python
+# objects is ~25 MB, as arrow ~8 MB, and up to DOWNLOADS_AT_ONCE batches are read at once.
+ARROW_EVERY_ROWS = 4096
+
+
+class ParsedFile:
+    """The ledger's fields of one output or error file, one row per custom id: arrow arrays per column,
+    built every ARROW_EVERY_ROWS lines."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Any]] = {name: [] for name in RESULT_FIELDS}
+        self.arrays: dict[str, list[pa.Array]] = {name: [] for name in RESULT_FIELDS}
+        self.rows = 0
+        self.seen: set[str] = set()
+        self.bytes = 0
+        self.lines = 0
+        self.duplicates = 0  # lines of a custom id already read (in this file or an earlier one of the batch)
+        self.bad_lines = 0  # lines that are not a JSON object with a custom_id: no row
+        self.first_bad: str | None = None  # "line N: why" (never the line's text)
+
+    def bad(self, number: int, why: str) -> None:
+        self.bad_lines += 1
+        if self.first_bad is None:
+            self.first_bad = f"line {number}: {why}"
+
+    def to_arrow(self) -> None:
+        """The rows held as Python values become arrow arrays."""
+        if not self.values["custom_id"]:
+            return
+        for name, values in self.values.items():
+            self.arrays[name].append(pa.array(values, RESULT_TYPES[name], memory_pool=POOL))
+            values.clear()
+
+    def columns(self) -> dict[str, list[pa.Array]]:
+        self.to_arrow()
+        return self.arrays
 
 
 @dataclass
@@ -169,6 +178,13 @@ def parse_results(
     out = ParsedFile()
     in_output = kind == "output"
     number = 0
+    models: dict[str, str] = {}
+    v = out.values  # bound appends: the loop runs once per request
+    add_custom_id, add_outcome, add_status = v["custom_id"].append, v["outcome"].append, v["status_code"].append
+    add_request_id, add_response_id, add_model = v["request_id"].append, v["response_id"].append, v["model"].append
+    add_input, add_cached = v["input_tokens"].append, v["cached_tokens"].append
+    add_output, add_reasoning = v["output_tokens"].append, v["reasoning_tokens"].append
+    add_code, add_message = v["error_code"].append, v["error_message"].append
     for line in split_lines(chunks, out, stop):
         number += 1
         if not line.strip():
@@ -218,18 +234,22 @@ def parse_results(
             outcome = NEVER_RAN[code]
         else:
             outcome = "failed"
-        out.custom_id.append(custom_id)
-        out.outcome.append(outcome)
-        out.status_code.append(status)
-        out.request_id.append(request_id)
-        out.response_id.append(response_id)
-        out.model.append(model)
-        out.input_tokens.append(usage[0])
-        out.cached_tokens.append(usage[1])
-        out.output_tokens.append(usage[2])
-        out.reasoning_tokens.append(usage[3])
-        out.error_code.append(clean_code(code) if error is not None else None)
-        out.error_message.append(clean_message(error.get("message")) if error is not None else None)
+        add_custom_id(custom_id)
+        add_outcome(outcome)
+        add_status(status)
+        add_request_id(request_id)
+        add_response_id(response_id)
+        add_model(models.setdefault(model, model) if model is not None else None)  # one copy of each name
+        add_input(usage[0])
+        add_cached(usage[1])
+        add_output(usage[2])
+        add_reasoning(usage[3])
+        add_code(clean_code(code) if error is not None else None)
+        add_message(clean_message(error.get("message")) if error is not None else None)
+        out.rows += 1
+        if out.rows % ARROW_EVERY_ROWS == 0:
+            out.to_arrow()
+    out.to_arrow()
     return out
 
 
