@@ -565,21 +565,24 @@ def write_results(res: Results, info: dict[str, str], args: argparse.Namespace, 
 
 def merge_results(res: Results, info: dict[str, str]) -> Path:
     """Replace, in bench/RESULTS.md, the rows of the sections just measured (`--only`); the others stay
-    as a full run wrote them. Sections not in the file yet are added at the end of its table."""
+    as a full run wrote them. A section not in the results table yet is added at its end."""
     path = BENCH / "RESULTS.md"
-    lines = path.read_text().splitlines() if path.exists() else [table(Results())]
+    lines = path.read_text().splitlines()
+    header = table(Results()).splitlines()[0]
+    first = lines.index(header) + 2  # the results table: after its header and separator
+    end = first
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
     measured = {r.section for r in res.rows}
-    rows = [i for i, line in enumerate(lines) if line.startswith("| ") and not line.startswith("| |")]
-    end = rows[-1] + 1 if rows else len(lines)
-    kept = [line for i, line in enumerate(lines[:end]) if i not in rows or line.split("|")[1].strip() not in measured]
-    new_rows = table(res).splitlines()[2:]
+    kept = [line for line in lines[first:end] if line.split("|")[1].strip() not in measured]
     sections = ", ".join(sorted(measured))
     note = (
         f"Rows of {sections} measured again on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with "
         f"`bench/run.py --only` (machine: cores {info['cores']}; {info['cpu']})."
     )
-    rest = [line for line in lines[end + 1 :] if not line.startswith(f"Rows of {sections} measured again")]
-    path.write_text("\n".join([*kept, *new_rows, *lines[end : end + 1], note, *rest]) + "\n")
+    rest = [line for line in lines[end:] if not line.startswith(f"Rows of {sections} measured again")]
+    new_rows = table(res).splitlines()[2:]
+    path.write_text("\n".join([*lines[:first], *kept, *new_rows, "", note, *rest]) + "\n")
     return path
 
 
