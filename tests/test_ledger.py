@@ -6,6 +6,8 @@ requests' content nowhere the pipeline writes."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,17 @@ from pipelines.openai_batches.simulator import (
 from pipelines.openai_batches.simulator.batch_requests import OUTPUT_ERROR, ZERO_STATUS
 
 from .conftest import KEY_A, PROJECT_A, config_for, table
-from .support_reliability import Reply, ScriptedApi, cli_env, json_reply, make_batch, run_cli, serve_all, walk
+from .support_reliability import (
+    Reply,
+    ScriptedApi,
+    cli_env,
+    json_reply,
+    make_batch,
+    run_cli,
+    serve_all,
+    spawn_cli,
+    walk,
+)
 
 DAY = 86_400
 CHAT, RESPONSES, COMPLETIONS, EMBEDDINGS, MODERATIONS = (
@@ -564,3 +576,48 @@ def test_a_resumed_load_that_staged_the_ledger_twice_keeps_one_row_per_request(
         assert remove_duplicates_after_resume(client) == 40 + 2
     assert ledger(db, batch_id) == truth(org, batch_id)
     assert table(db, "SELECT count(*) FROM openai_batches.batch_files") == [(2,)]
+
+
+def test_the_ledger_works_in_any_dlt_pipeline(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`openai_batches(requests=True)` in a plain dlt pipeline (dlt's own DuckDB destination, jsonl files):
+    the same tables and rows; the setting is also read the dlt way (SOURCES__OPENAI_BATCHES__REQUESTS)."""
+    import dlt
+
+    from pipelines.openai_batches import openai_batches
+
+    batch_id = finished(org, endpoint=EMBEDDINGS, outcome="expired", total_requests=60, failed_fraction=0.1, **QUIRKS)
+    db = str(tmp_path / "anywhere.duckdb")
+    pipeline = dlt.pipeline(pipeline_name="plain", destination=dlt.destinations.duckdb(db), dataset_name="plain")
+    pipeline.run(openai_batches(api_key=KEY_A, base_url=server.base_url, requests=True))
+    rows = table(db, f"SELECT custom_id, {', '.join(FIELDS)} FROM plain.batch_requests WHERE batch_id = '{batch_id}'")
+    assert {row[0]: tuple(row[1:]) for row in rows} == truth(org, batch_id)
+    server.reset_requests()
+    pipeline.run(openai_batches(api_key=KEY_A, base_url=server.base_url, requests=True))
+    assert [r.path for r in server.requests] == ["/v1/batches"]
+    monkeypatch.setenv("SOURCES__OPENAI_BATCHES__REQUESTS", "true")
+    other = dlt.pipeline(pipeline_name="by_env", destination=dlt.destinations.duckdb(db), dataset_name="by_env")
+    other.run(openai_batches(api_key=KEY_A, base_url=server.base_url))
+    assert table(db, f"SELECT count(*) FROM by_env.batch_requests WHERE batch_id = '{batch_id}'") == [(60,)]
+
+
+def test_a_signal_during_a_download_stops_the_run_at_once_and_the_next_run_reads_the_file(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    batch_id = just_finished(org, outcome="completed", output_bytes=400_000_000, **NO_QUIRKS)
+    content = f"/v1/files/{org.get(batch_id)['output_file_id']}/content"
+    env = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url)
+    proc = spawn_cli("load", "--db", db, "--requests", env=env)
+    deadline = time.monotonic() + 60
+    while content not in file_requests(server):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    time.sleep(0.2)  # well into the download
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - signalled < 2, err
+    assert "error: interrupted (SIGINT)" in err and "Traceback" not in err
+    load(db, server)
+    assert ledger(db, batch_id) == truth(org, batch_id)
