@@ -77,7 +77,8 @@ class Candidate:
     def of(cls, batch: Mapping[str, Any]) -> Candidate | None:
         """The candidate of a batch object, None when it has nothing to read (open, failed validation, or
         no file that could name a request)."""
-        ended_field = _WITH_FILES.get(batch.get("status"))  # type: ignore[arg-type]
+        status = batch.get("status")
+        ended_field = _WITH_FILES.get(status) if isinstance(status, str) else None
         if ended_field is None:
             return None
         files = {kind: fid for kind in _KINDS if isinstance(fid := batch.get(f"{kind}_file_id"), str) and fid}
@@ -365,9 +366,9 @@ class Ledger:
         self.counts.files_gone += sum(1 for row in result.files if row[3] == "gone")
 
     def _fail(self, candidate: Candidate, kind: str, error: BaseException) -> None:
-        if isinstance(error, ApiError) and error.status in _FATAL_STATUSES:
-            raise error
-        if not isinstance(error, ApiError):
+        """A file that could not be described: its batch waits for the next run (401/403 and anything
+        that is not an API failure end the run)."""
+        if not isinstance(error, ApiError) or error.status in _FATAL_STATUSES:
             raise error
         self.counts.files_failed += 1
         log.warning("batch %s: left for the next run (%s file): %s", candidate.batch_id, kind, error)
