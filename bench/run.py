@@ -6,8 +6,8 @@ another process (so the simulator's memory and CPU are not the loader's). Peak R
 `ru_maxrss` from wait4(); requests are what the simulator served to the run.
 
 Prints the table and writes bench/RESULTS.md. `--quick` runs fewer repetitions and no million-batch
-history, for development; `--only latency,throughput,incremental,memory,reports,ledger` picks sections
-(their rows then replace the same sections' rows in bench/RESULTS.md, the rest stays as measured).
+history, for development; `--only latency,throughput,incremental,memory,reports,ducklake,help,ledger` picks
+sections (their rows then replace the same sections' rows in bench/RESULTS.md; the rest stays as measured).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ FLOOR_RATIO_MAX = 2.0
 RSS_MAX_MB = 400.0
 QUERIES_MAX_S = 2.0
 STARTUP_MAX_S = 2.0
+HELP_MAX_S = 0.3  # issue 9
 # Targets of issue 10 (the request ledger).
 LEDGER_MB_S_MIN = 100.0
 LEDGER_RSS_MAX_MB = 300.0
@@ -410,6 +411,78 @@ def bench_memory(
         bench_reports(res, db_for_reports, big)
 
 
+def bench_ducklake(tmp: Path, res: Results, n: int = 100_000) -> None:
+    """Issue 9: the same backfill into a DuckDB file and into a DuckLake on a PostgreSQL catalog (a
+    throwaway cluster of Debian's PostgreSQL, as the tests use), in one run, as a ratio."""
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres import PostgresUnavailable, throwaway_postgres
+
+    say(f"[7] backfill of {n:,} batches: DuckDB file vs DuckLake (PostgreSQL catalog)")
+    try:
+        with throwaway_postgres() as pg, Simulator(n) as sim:
+            ws_file, ws_lake = Workspace(tmp, "file-100k"), Workspace(tmp, "lake-100k")
+            on_file = load(ws_file, sim, "file backfill")
+            lake_env = {
+                "DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": pg.create_database("lake"),
+                "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE": str(ws_lake.dir / "lake-files"),
+            }
+            on_lake = measure_with(
+                "lake backfill", [CLI, "load", "--destination", "ducklake"], ws_lake, sim, lake_env
+            ).check()
+            lake_nochange = measure_with(
+                "lake no-change", [CLI, "load", "--destination", "ducklake"], ws_lake, sim, lake_env
+            ).check()
+    except PostgresUnavailable as e:
+        res.add("7 ducklake", "DuckLake backfill", f"skipped: {e}")
+        return
+    res.add(
+        "7 ducklake",
+        f"{n:,}-batch backfill into a DuckDB file",
+        f"{on_file.wall_s:.1f} s, {on_file.peak_rss_mb:.0f} MB",
+    )
+    res.add(
+        "7 ducklake",
+        f"{n:,}-batch backfill into a DuckLake (PostgreSQL catalog)",
+        f"{on_lake.wall_s:.1f} s, {on_lake.peak_rss_mb:.0f} MB; {on_lake.wall_s / on_file.wall_s:.2f}x the file",
+    )
+    res.add(
+        "7 ducklake",
+        "DuckLake `load` with nothing to do",
+        f"{lake_nochange.wall_s:.2f} s, {lake_nochange.requests} request(s)",
+    )
+
+
+def measure_with(label: str, cmd: Sequence[str], ws: Workspace, sim: Simulator, extra: dict[str, str]) -> Run:
+    """`measure` with extra environment (a destination's settings)."""
+    original = ws.env
+
+    def env(s: Simulator) -> dict[str, str]:
+        return {**original(s), **extra}
+
+    ws.env = env  # type: ignore[method-assign]
+    try:
+        return measure(label, cmd, ws, sim)
+    finally:
+        ws.env = original  # type: ignore[method-assign]
+
+
+def bench_help(res: Results, reps: int = 7) -> None:
+    """Issue 9: `openai-batches --help` (cron and shells start the program often)."""
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        subprocess.run([CLI, "--help"], capture_output=True, env=_clean_env(), check=True)
+        times.append(time.perf_counter() - started)
+    best, mid = min(times), median(times)
+    res.add(
+        "6 start-up",
+        "`openai-batches --help`: min, median",
+        f"{best:.2f} s, {mid:.2f} s",
+        f"< {HELP_MAX_S:g} s",
+        mid < HELP_MAX_S,
+    )
+
+
 def bench_reports(res: Results, db: str, n: int) -> None:
     say(f"[5] queries/*.sql over {n:,} batches")
     queries = sorted((ROOT / "queries").glob("*.sql"))
@@ -590,7 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repetitions, no million-batch history")
     p.add_argument(
-        "--only", default="", help="comma separated: latency, throughput, incremental, memory, reports, ledger"
+        "--only",
+        default="",
+        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary workspaces (their path is printed)")
     args = p.parse_args(argv)
@@ -626,6 +701,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_reports=wanted("reports"),
                 middle=0 if args.quick else 300_000,
             )
+        if wanted("help"):
+            bench_help(res)
+        if wanted("ducklake"):
+            bench_ducklake(tmp, res, n=20_000 if args.quick else 100_000)
         if wanted("ledger"):
             bench_ledger(tmp, res, reps=2 if args.quick else 3)
     elapsed = time.perf_counter() - started

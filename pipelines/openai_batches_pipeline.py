@@ -20,10 +20,7 @@ from typing import Any
 
 import dlt
 
-try:  # run as a script from this folder, as dlt's verified sources are
-    from openai_batches import openai_batches
-except ImportError:  # imported as part of the package
-    from pipelines.openai_batches import openai_batches
+from pipelines.openai_batches import openai_batches
 
 
 def load_batches(destination: str = "duckdb", dataset_name: str = "openai_batches") -> Any:

@@ -118,7 +118,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         )
         db = str(root / "analysis.duckdb")
         with SimulatorServer(org) as server:
-            # With the request ledger, so that its views are stored too and queries 16-20 run in a bare session.
+            # With the request ledger, so that queries 19-23 have rows to show.
             result = run_load(db, config_for(server.base_url, KEY_A, KEY_B, requests=True))
         assert result.ok, result.error or [o.error for o in result.outcomes]
         refresh_analysis(db)

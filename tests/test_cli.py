@@ -104,3 +104,19 @@ def test_run_without_a_key_runs_the_demo(tmp_path: Path) -> None:
     assert "running the demo" in result.stdout
     assert "backfill:" in result.stdout and "incremental:" in result.stdout
     assert table(str(demo_db), "SELECT count(DISTINCT project) FROM openai_batches.batches") == [(2,)]
+
+
+def test_demo_stores_the_report_views_so_the_queries_run_directly_on_its_file(tmp_path: Path) -> None:
+    demo_db = tmp_path / "demo.duckdb"
+    result = cli("demo", "--db", str(demo_db), "--batches", "60", env={"DLT_PROJECT_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # What `make demo` then suggests: the SQL in queries/ on the file, with no report run in between.
+    (count,) = table(str(demo_db), "SELECT count(*) FROM openai_batches.batch_costs")[0]
+    assert count == table(str(demo_db), "SELECT count(*) FROM openai_batches.batches")[0][0] > 0
+    assert "queries/01_cost_summary.sql" in result.stdout
+
+
+def test_simulate_refuses_a_negative_history_with_a_usage_line(tmp_path: Path) -> None:
+    result = cli("simulate", "--batches", "-5", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "must be 0 or more" in result.stderr and "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipelines.openai_batches.columns import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS, GONE_COLUMNS
 from pipelines.openai_batches.ledger_columns import FILE_COLUMNS, REQUEST_COLUMNS
+from pipelines.openai_batches.organization_columns import COST_COLUMNS, PROJECT_COLUMNS, USAGE_COLUMNS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -14,6 +15,27 @@ def test_readme_documents_every_column() -> None:
     for column in (*BATCH_COLUMNS, *ADDED_COLUMNS, *ERROR_COLUMNS, *GONE_COLUMNS, *REQUEST_COLUMNS, *FILE_COLUMNS):
         assert f"| `{column.name}` |" in README, f"README lacks column {column.name}"
         assert f"| {column.description} |" in README, f"README describes {column.name} otherwise than the code"
+
+
+def test_readme_documents_every_column_of_the_admin_api_tables() -> None:
+    section = README.split("### `openai_batches.projects`, `usage_daily`, `costs_daily`")[1].split("\n## ")[0]
+    for table, columns in (
+        ("projects", PROJECT_COLUMNS),
+        ("usage_daily", USAGE_COLUMNS),
+        ("costs_daily", COST_COLUMNS),
+    ):
+        # Each table's own column list, in order, with the code's descriptions.
+        part = section.split(f"`openai_batches.{table}`")[1].split("`openai_batches.")[0]
+        listed = [line.split("`")[1] for line in part.splitlines() if line.startswith("| `")]
+        assert listed == [c.name for c in columns], table
+        for column in columns:
+            assert f"| {column.description} |" in part, (
+                f"README describes {table}.{column.name} otherwise than the code"
+            )
+
+
+def test_readme_says_which_batches_are_not_reconciled() -> None:
+    assert "embeddings and moderations batches are not\nreconciled" in README
 
 
 def test_readme_leads_with_the_two_commands() -> None:

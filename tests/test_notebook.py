@@ -22,7 +22,7 @@ def execute(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
     # The first cell reads this; the kernel inherits the environment.
     monkeypatch.setenv("OPENAI_BATCHES_NOTEBOOK_DB", str(db))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    assert "OPENAI_BATCHES_NOTEBOOK_DB" in notebook.cells[0].source and "DB_PATH" in notebook.cells[0].source
+    assert "OPENAI_BATCHES_NOTEBOOK_DB" in notebook.cells[0].source and "STORE" in notebook.cells[0].source
     client = NotebookClient(
         notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
@@ -52,6 +52,10 @@ def test_notebook_executes_on_demo_data(tmp_path: Path, monkeypatch: pytest.Monk
     tables = markdown_of(outputs)
     assert "## cost_summary" in tables and "## turnaround_percentiles" in tables and "## caveats" in tables
     assert "cost_usd" in tables.split("## sql")[-1]  # the user's own question ran
+    # The demo has an admin key: the reconciliation section shows the project nobody configured.
+    coverage = tables.split("## project_coverage")[1].split("## ")[0]
+    assert "| proj_batch_lab | Batch lab | active | missing |" in coverage
+    assert "| differs |" in tables.split("## usage_reconciliation")[1].split("## ")[0]
     # Prose between the code: the notebook explains what it shows.
     assert sum(cell.cell_type == "markdown" for cell in notebook.cells) >= 5
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # it only reads

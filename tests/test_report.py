@@ -369,42 +369,6 @@ def test_report_never_writes_and_run_refreshes_only_under_the_exclusive_lock(
 
 
 # --- issue 9: structure ------------------------------------------------------------------------------------
-def _analysis_imports() -> dict[str, set[str]]:
-    """Module -> the analysis modules it imports, at module level or inside a function."""
-    package = REPO / "pipelines" / "openai_batches" / "analysis"
-    modules = {p.stem for p in package.glob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name in modules:
-        tree = ast.parse((package / f"{name}.py").read_text())
-        found: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    found.add(node.module.split(".")[0])
-                else:
-                    found.update(alias.name for alias in node.names)
-        graph[name] = {m for m in found if m in modules and m != name}
-    return graph
-
-
-def test_no_import_cycles_in_the_analysis_package() -> None:
-    graph = _analysis_imports()
-    assert "html" not in graph["report"] or "report" not in graph["html"]
-
-    def cycle_from(start: str, path: list[str]) -> list[str] | None:
-        for nxt in sorted(graph[path[-1]]):
-            if nxt == start:
-                return [*path, nxt]
-            if nxt not in path:
-                found = cycle_from(start, [*path, nxt])
-                if found:
-                    return found
-        return None
-
-    cycles = [c for name in sorted(graph) if name != "__init__" and (c := cycle_from(name, [name]))]
-    assert not cycles, cycles
-
-
 def _declared_distributions() -> set[str]:
     import tomllib
 

@@ -7,6 +7,9 @@ reads what is new since the last run (with a lookback window, see sync_plan.py) 
 was still open then, and nothing more. The source is complete on its own: one
 `pipeline.run(openai_batches(api_key=...))` loads the whole history, the next one is incremental.
 
+`openai_organization` (organization.py) is the second source: the organisation's projects, daily
+usage and daily costs from the Admin API (an admin key), for reconciliation.
+
 Names are imported from their modules on first use: `openai-batches --help` imports this package and
 must not pay for dlt, pyarrow or even dataclasses.
 """
@@ -17,11 +20,17 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .organization import openai_organization
     from .progress_sink import ProgressSink
     from .source import openai_batches
     from .stats import SyncStats
 
-_WHERE = {"openai_batches": ".source", "ProgressSink": ".progress_sink", "SyncStats": ".stats"}
+_WHERE = {
+    "openai_batches": ".source",
+    "openai_organization": ".organization",
+    "ProgressSink": ".progress_sink",
+    "SyncStats": ".stats",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +39,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ProgressSink", "SyncStats", "openai_batches"]
+__all__ = ["ProgressSink", "SyncStats", "openai_batches", "openai_organization"]

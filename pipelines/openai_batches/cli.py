@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .interrupt import Terminated, install_signal_handlers, report_stop, stop_requested
+from .summary import print_summary
 
 if TYPE_CHECKING:
-    from .ledger_counts import LedgerCounts
-    from .runner import LoadResult
+    from .store import Store
 
 # Exit codes: 0 success, 1 a load failed (API, database) or `status` found the data stale, 2 bad usage or
 # configuration, 75 (sysexits EX_TEMPFAIL) another load holds the database: try again later.
@@ -66,77 +66,23 @@ def _setup_process(verbose: bool, *, signals: bool = True) -> Callable[[], None]
     return install_signal_handlers() if signals else lambda: None
 
 
-def _print_summary(result: LoadResult, label: str = "load") -> None:
-    for o in result.outcomes:
-        c = o.stats.counts
-        if o.error:
-            # Nothing of a failed project was loaded: its counts would only say what it had read.
-            print(f"{label} [{o.name}] FAILED after {o.stats.requests} requests: nothing loaded")
-            continue
-        print(
-            f"{label} [{o.name}] ok: {o.stats.requests} requests, {c.new} new, "
-            f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
-        )
-        if o.stats.ledger is not None:
-            print(f"{label} [{o.name}] {ledger_summary(o.stats.ledger)}")
-    loaded = [o for o in result.outcomes if not o.error]
-    total_new = sum(o.stats.counts.new for o in loaded)
-    total_upd = sum(o.stats.counts.updated for o in loaded)
-    total_open = sum(o.stats.counts.still_open for o in loaded)
-    print(
-        f"{label}: {result.requests} requests, {total_new} new, {total_upd} updated, {total_open} still open, "
-        f"{result.elapsed:.1f}s -> {result.db_path}"
-    )
-    # One `error:` line per failure: the run's own (the database before any project), then each failed
-    # project's (a load step that failed says so in its project's line).
-    if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
-    for o in result.outcomes:
-        if o.error:
-            print(f"error: project {o.name}: {o.error}", file=sys.stderr)
+def _store(args: argparse.Namespace) -> Store:
+    """Where the data lives for this command: --db / --destination, then the environment and `.dlt`."""
+    from .config import configured_store
 
-
-def _mb(size: int) -> str:
-    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
-
-
-def _n(count: int, noun: str) -> str:
-    plural = noun + ("es" if noun.endswith("ch") else "s")
-    return f"{count:,} {noun if count == 1 else plural}"
-
-
-def ledger_summary(ledger: LedgerCounts) -> str:
-    """One line: what the request ledger read, found gone, and left for the next run."""
-    if ledger.files_read:
-        rate = f", {ledger.mb_per_s:.0f} MB/s" if ledger.seconds >= 0.05 else ""
-        parts = [
-            f"ledger: {_n(ledger.requests, 'request')} of {_n(ledger.batches_read, 'batch')} from "
-            f"{_n(ledger.files_read, 'file')} ({_mb(ledger.bytes_read)} in {ledger.seconds:.1f}s{rate})"
-        ]
-    else:
-        parts = ["ledger: no file read"]
-    if ledger.files_gone:
-        parts.append(f"{_n(ledger.files_gone, 'file')} gone (expired or deleted)")
-    if ledger.batches_pending:
-        parts.append(
-            f"{_n(ledger.batches_pending, 'batch')} ({_mb(ledger.bytes_pending)}) left for the next run"
-            + (f", {ledger.files_failed:,} after a failure" if ledger.files_failed else "")
-        )
-    if ledger.too_old:
-        parts.append(f"{_n(ledger.too_old, 'batch')} finished longer ago than files are kept (not asked for)")
-    return "; ".join(parts)
+    return configured_store(getattr(args, "db", None), getattr(args, "destination", None))
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from .config import ConfigError, database_path, run_config
-    from .db import ambiguous_file_name, unusable_file_name
-    from .destination import ForeignDatabase
-    from .lock import DatabaseUnavailable, holding_database
+    from .config import ConfigError, run_config
+    from .extensions import ExtensionUnavailable
+    from .foreign import ForeignDatabase
+    from .lock import DatabaseUnavailable
     from .progress import make_progress
     from .runner import run_load
 
     try:
-        db_path = database_path(args.db)
+        store = _store(args)
         config = run_config()
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -144,62 +90,71 @@ def cmd_load(args: argparse.Namespace) -> int:
     if getattr(args, "requests", False):
         config = dataclasses.replace(config, requests=True)
     if not config.projects:
+        admin_only = (
+            " (an admin key is configured, but it cannot list batches: the Admin API tables are loaded next to "
+            "a project's batches)"
+            if config.organization is not None
+            else ""
+        )
         print(
             "error: no API key configured: set OPENAI_API_KEY, or api_key under [sources.openai_batches] "
-            "in .dlt/secrets.toml (see .dlt/secrets.toml.example); `openai-batches demo` runs without one",
+            f"in .dlt/secrets.toml (see .dlt/secrets.toml.example){admin_only}; `openai-batches demo` runs without one",
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    if problem := unusable_file_name(db_path):
+    if problem := store.problem():
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    if warning := ambiguous_file_name(db_path):
+    for warning in store.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     try:
-        with holding_database(db_path, wait=args.wait):
+        with store.holding(wait=args.wait):
             progress = make_progress()
             try:
-                result = run_load(db_path, config, full_refresh=args.full_refresh, progress=progress)
+                result = run_load(store, config, full_refresh=args.full_refresh, progress=progress)
             finally:
                 getattr(progress, "close", lambda: None)()
             if result.changed:
-                _refresh_analysis(db_path)
+                _refresh_analysis(store)
     except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except ForeignDatabase as e:
+    except (ForeignDatabase, ExtensionUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    _print_summary(result)
+    print_summary(result)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
-    from pathlib import Path
 
     import duckdb
 
-    from .config import ConfigError, database_path
-    from .lock import DatabaseUnavailable, holding_database
+    from .config import ConfigError
+    from .extensions import ExtensionUnavailable
+    from .lock import DatabaseUnavailable
     from .status import read_status, render
 
     try:
-        db_path = database_path(args.db)
+        store = _store(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    if not Path(db_path).is_file():
-        print(f"error: no database at {db_path}: no load has succeeded there yet", file=sys.stderr)
+    if not store.exists():
+        print(f"error: no database at {store.shown()}: no load has succeeded there yet", file=sys.stderr)
         return EXIT_FAILED
     try:
-        with holding_database(db_path, wait=args.wait, shared=True):
-            report = read_status(db_path)
+        with store.holding(wait=args.wait, shared=True):
+            report = read_status(store)
     except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except ExtensionUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except duckdb.Error as e:
-        print(f"error: cannot read {db_path}: {_first_line(e)}", file=sys.stderr)
+        print(f"error: cannot read {store.shown()}: {_first_line(e)}", file=sys.stderr)
         return EXIT_FAILED
     now = datetime.now(UTC)
     for line in render(report, now):
@@ -267,30 +222,30 @@ def cmd_simulate(args: argparse.Namespace, rest: Sequence[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import ConfigError, configured_projects, database_path
+    from .config import ConfigError, configured_projects
     from .demo import demo_db_path
+    from .store import DuckDBFile
 
     try:
         has_key = bool(configured_projects())
+        store = _store(args) if has_key else DuckDBFile(demo_db_path(args.db))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if has_key:
         code = cmd_load(args)
-        db_path = database_path(args.db)
     else:
         print("No API key configured: running the demo on the built-in simulator.")
         code = cmd_demo(argparse.Namespace(db=args.db, batches=None, seed=0))
-        db_path = demo_db_path(args.db)
     if code == EXIT_OK:
         from .analysis import print_terminal_report
 
         print()
-        print_terminal_report(db_path)
+        print_terminal_report(store)
     return code
 
 
-def _refresh_analysis(db_path: str) -> None:
+def _refresh_analysis(db_path: Store | str) -> None:
     """Keep prices and the report views in the database current, so `queries/` run in any DuckDB
     client right after a load. Only after a load that changed something: a no-change cron run stays
     one request and about a second. A bad price file must not fail a good load: it is reported."""
@@ -304,8 +259,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .analysis.report import report_command
 
     return report_command(
-        db=args.db, since=args.since, fmt=args.format, html=args.html, only=args.only, prices=args.prices
+        db=args.db,
+        destination=args.destination,
+        since=args.since,
+        fmt=args.format,
+        html=args.html,
+        only=args.only,
+        prices=args.prices,
     )
+
+
+def cmd_sql_setup(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .extensions import ExtensionUnavailable
+
+    try:
+        print(_store(args).setup_sql())
+    except (ConfigError, ExtensionUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+def _destination_option() -> dict[str, Any]:
+    return {
+        "choices": settings.DESTINATIONS,
+        "help": "where the data lives: a DuckDB file (default), a DuckLake or MotherDuck, configured the dlt way "
+        "(default: OPENAI_BATCHES_DESTINATION, else destination under [openai_batches] in .dlt/config.toml)",
+    }
 
 
 def _wait_option(default: float, holder: str) -> dict[str, Any]:
@@ -333,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = sub.add_parser("load", help="load new and changed batches into the database")
     load.add_argument("--db", help="DuckDB file (default: db_path in .dlt, else ./openai-batches.duckdb)")
+    load.add_argument("--destination", **_destination_option())
     load.add_argument("--full-refresh", action="store_true", help="re-read every batch, not only what changed")
     load.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
     load.add_argument("--requests", action="store_true", help=_REQUESTS_HELP)
@@ -340,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="last successful load, open batches; non-zero when stale")
     status.add_argument("--db", help="DuckDB file (default as for load)")
+    status.add_argument("--destination", **_destination_option())
     status.add_argument(
         "--max-age",
         type=_duration,
@@ -359,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="`load` when an API key is configured, otherwise `demo`")
     run.add_argument("--db", help="DuckDB file")
+    run.add_argument("--destination", **_destination_option())
     run.add_argument("--full-refresh", action="store_true", help="re-read every batch")
     run.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
     run.add_argument("--requests", action="store_true", help=_REQUESTS_HELP)
@@ -366,12 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="cost and throughput reports (the SQL in queries/), or an HTML page")
     report.add_argument("--db", help="DuckDB file (default as for load; the demo database if only that exists)")
+    report.add_argument("--destination", **_destination_option())
     report.add_argument("--since", metavar="DATE", help="only batches created on or after this UTC date")
     report.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
     report.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with charts instead")
     report.add_argument("--only", action="append", metavar="NAME", help="only this report (repeatable)")
     report.add_argument("--prices", metavar="FILE", help="price overrides (default .dlt/prices.toml)")
     report.set_defaults(func=cmd_report)
+
+    sql = sub.add_parser(
+        "sql-setup",
+        help='print the statements that open the data in the DuckDB CLI: duckdb -cmd "$(openai-batches sql-setup)"',
+    )
+    sql.add_argument("--db", help="DuckDB file (default as for load)")
+    sql.add_argument("--destination", **_destination_option())
+    sql.set_defaults(func=cmd_sql_setup)
 
     sim = sub.add_parser("simulate", help="serve the API simulator (see `simulate --help`)", add_help=False)
     sim.set_defaults(func=None)

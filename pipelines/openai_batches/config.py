@@ -12,9 +12,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
+
+if TYPE_CHECKING:
+    from .store import Store
 
 SECTION = "sources.openai_batches"
 
@@ -33,16 +36,26 @@ class ProjectConfig:
 
 
 @dataclass(frozen=True)
+class OrganizationConfig:
+    """The Admin API side (optional): the organisation's projects, usage and costs, read with an admin key."""
+
+    admin_key: str = field(repr=False)
+    base_url: str = settings.DEFAULT_BASE_URL
+    organization: str | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     projects: tuple[ProjectConfig, ...]
     timeout: float = settings.READ_TIMEOUT_S
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
+    organization: OrganizationConfig | None = None  # None: no admin key, batches only
     requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (ledger.py)
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
 
 
-def _lookup(key: str) -> Any:
+def _lookup(key: str, section: str = SECTION) -> Any:
     """A value from dlt's providers (environment, secrets.toml, config.toml), or None.
 
     The first provider that has the value wins, except that a table split over several (a project's
@@ -58,7 +71,7 @@ def _lookup(key: str) -> Any:
         for provider in dlt.config.config_providers:
             if provider.is_empty:
                 continue
-            value, _ = provider.get_value(key, Any, None, *SECTION.split("."))  # type: ignore[arg-type]
+            value, _ = provider.get_value(key, Any, None, *section.split("."))  # type: ignore[arg-type]
             if value is not None:
                 found.append(value)
     except Exception as e:  # a malformed toml file surfaces here
@@ -122,6 +135,16 @@ def _header(value: Any, setting: str) -> str | None:
     return text
 
 
+def _project_key(value: Any, setting: str) -> str | None:
+    """`_key`, refusing an admin key: it cannot list batches (it belongs in OPENAI_ADMIN_KEY)."""
+    from .organization_client import key_kind_problem
+
+    key = _key(value, setting)
+    if key and (problem := key_kind_problem(key, setting=setting, want_admin=False)):
+        raise ConfigError(problem)
+    return key
+
+
 def _url(value: str, setting: str) -> str:
     from .helpers import base_url_problem
 
@@ -176,7 +199,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
             where = f"{SECTION}.projects.{name}"
             if not isinstance(entry, Mapping):
                 raise ConfigError(f"{where} must be a table with at least api_key")
-            key = _key(entry.get("api_key"), f"{where}.api_key")
+            key = _project_key(entry.get("api_key"), f"{where}.api_key")
             if not key:
                 raise ConfigError(f"{where}.api_key is missing (put it in .dlt/secrets.toml)")
             projects.append(
@@ -193,9 +216,9 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
             )
         return tuple(projects)
     if os.environ.get("OPENAI_API_KEY"):
-        key = _key(os.environ["OPENAI_API_KEY"], "OPENAI_API_KEY")
+        key = _project_key(os.environ["OPENAI_API_KEY"], "OPENAI_API_KEY")
     else:
-        key = _key(_lookup("api_key"), f"{SECTION}.api_key")
+        key = _project_key(_lookup("api_key"), f"{SECTION}.api_key")
     if not key:
         return ()
     return (
@@ -211,8 +234,31 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
     )
 
 
+def organization_config() -> OrganizationConfig | None:
+    """The admin key (OPENAI_ADMIN_KEY, else `admin_key` in `.dlt/secrets.toml`) with the API root and
+    organization the projects default to; None when no admin key is configured. The same rules as for
+    the API key (whitespace stripped, unsendable characters refused without showing the key), and a
+    key that is documented not to be an admin key (`sk-proj-...`) is refused before any request."""
+    from .organization_client import key_kind_problem
+
+    setting = "OPENAI_ADMIN_KEY" if os.environ.get("OPENAI_ADMIN_KEY") else f"{SECTION}.admin_key"
+    key = _key(os.environ.get("OPENAI_ADMIN_KEY") or _lookup("admin_key"), setting)
+    if not key:
+        return None
+    if problem := key_kind_problem(key, setting=setting, want_admin=True):
+        raise ConfigError(problem)
+    base_setting = "OPENAI_BASE_URL" if os.environ.get("OPENAI_BASE_URL") else f"{SECTION}.base_url"
+    base = os.environ.get("OPENAI_BASE_URL", "").strip() or _text(_lookup("base_url"), f"{SECTION}.base_url")
+    return OrganizationConfig(
+        admin_key=key,
+        base_url=_url(base or settings.DEFAULT_BASE_URL, base_setting),
+        organization=os.environ.get("OPENAI_ORG_ID") or _text(_lookup("organization"), f"{SECTION}.organization"),
+    )
+
+
 def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
     return RunConfig(
+        organization=organization_config(),
         projects=configured_projects() if projects is None else projects,
         timeout=_number(_lookup("request_timeout"), f"{SECTION}.request_timeout", settings.READ_TIMEOUT_S, 0.01),
         max_attempts=int(_number(_lookup("max_attempts"), f"{SECTION}.max_attempts", settings.RETRY_MAX_ATTEMPTS, 1)),
@@ -240,3 +286,77 @@ def database_path(cli_value: str | None) -> str:
         or (_text(_lookup("db_path"), f"{SECTION}.db_path") or "").strip()
         or settings.DEFAULT_DB_PATH
     )
+
+
+# Where the destination is chosen: `[openai_batches] destination = "..."` in .dlt/config.toml.
+DESTINATION_SECTION = "openai_batches"
+DUCKLAKE_SECTION = "destination.ducklake.credentials"
+MOTHERDUCK_SECTION = "destination.motherduck.credentials"
+
+
+def destination_name(cli_value: str | None) -> str:
+    """--destination wins, then OPENAI_BATCHES_DESTINATION, then `destination` under `[openai_batches]`."""
+    name = (
+        cli_value
+        or os.environ.get("OPENAI_BATCHES_DESTINATION", "").strip()
+        or (_text(_lookup("destination", DESTINATION_SECTION), "openai_batches.destination") or "").strip()
+        or settings.DEFAULT_DESTINATION
+    )
+    if name not in settings.DESTINATIONS:
+        raise ConfigError(f"unknown destination {name!r}: one of {', '.join(settings.DESTINATIONS)}")
+    return name
+
+
+def _storage(value: Any) -> str | None:
+    """`storage` as dlt names it: a string, or a table with `bucket_url` (dlt itself ignores a plain
+    string under `...__STORAGE`, silently writing the files to ./ducklake.files: both are taken here)."""
+    if isinstance(value, Mapping):
+        value = value.get("bucket_url")
+    return _text(value, f"{DUCKLAKE_SECTION}.storage")
+
+
+def configured_store(cli_db: str | None = None, cli_destination: str | None = None) -> Store:
+    """Where `load`, `status`, `report` and the notebook find the data. A DuckDB file (`--db`, see
+    `database_path`) by default; a DuckLake or MotherDuck configured the dlt way:
+
+        DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG=postgres://user:pw@host/db   (or sqlite:///F, duckdb:///F)
+        DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE=/shared/lake   (or __STORAGE__BUCKET_URL, s3://...)
+        DESTINATION__MOTHERDUCK__CREDENTIALS__DATABASE=my_db       (token: ...__PASSWORD or motherduck_token)
+    """
+    from .store import DuckDBFile, DuckLake, MotherDuck
+
+    name = destination_name(cli_destination)
+    if name == "duckdb":
+        return DuckDBFile(database_path(cli_db))
+    if cli_db:
+        raise ConfigError(
+            f"--db names a DuckDB file; the {name} destination is configured under [destination.{name}.credentials] "
+            "(see the README)"
+        )
+    if name == "motherduck":
+        database = _text(_lookup("database", MOTHERDUCK_SECTION), f"{MOTHERDUCK_SECTION}.database")
+        if not database:
+            raise ConfigError(f"the motherduck destination needs {MOTHERDUCK_SECTION}.database")
+        return MotherDuck(database.removeprefix("md:"))
+    catalog = _text(_lookup("catalog", DUCKLAKE_SECTION), f"{DUCKLAKE_SECTION}.catalog")
+    if not catalog:
+        raise ConfigError(
+            "the ducklake destination needs a catalog: DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG, or catalog under "
+            f"[{DUCKLAKE_SECTION}] (postgres://..., sqlite:///FILE or duckdb:///FILE)"
+        )
+    catalog = catalog.strip()
+    storage = _storage(_lookup("storage", DUCKLAKE_SECTION))
+    if not storage:
+        if catalog.split(":", 1)[0] in ("sqlite", "duckdb") and ":///" in catalog:
+            storage = catalog.split(":///", 1)[1] + ".files"  # next to the catalog file
+        else:
+            raise ConfigError(
+                "the ducklake destination needs a storage for its Parquet files: DESTINATION__DUCKLAKE__CREDENTIALS__"
+                f"STORAGE, or storage under [{DUCKLAKE_SECTION}] (a folder every loader and reader can reach, or "
+                "an object-store URL)"
+            )
+    lake = _text(_lookup("ducklake_name", DUCKLAKE_SECTION), f"{DUCKLAKE_SECTION}.ducklake_name")
+    store = DuckLake(catalog=catalog, storage=storage.strip(), name=(lake or settings.LAKE_NAME).strip())
+    if problem := store.problem():
+        raise ConfigError(problem)
+    return store

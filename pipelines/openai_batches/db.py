@@ -13,6 +13,7 @@ directly in the DuckDB CLI (unless its name makes the CLI's own references ambig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,29 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def open_attached(
+    attach: str,
+    *,
+    prepare: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
+    config: dict[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB instance in which `attach` (an ATTACH ... AS CATALOG statement) is the default catalog;
+    `prepare` runs first (loading extensions). The one `duckdb.connect` of this program's own SQL: files,
+    DuckLakes and MotherDuck all open through it (see store.py)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config=dict(config or {}))
+    try:
+        if prepare is not None:
+            prepare(con)
+        con.execute(attach)
+        con.execute(f"USE {CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def connect(
     db_path: str | Path, *, read_only: bool = False, config: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -40,17 +64,14 @@ def connect(
 
     Raises duckdb.Error as `duckdb.connect(db_path)` would (a lock held by another process, a corrupted
     file, a missing file when `read_only`)."""
-    import duckdb
+    mode = " (READ_ONLY)" if read_only else ""
+    return open_attached(f"ATTACH {_literal(str(db_path))} AS {CATALOG}{mode}", config=config)
 
-    con = duckdb.connect(":memory:", config=dict(config or {}))
-    try:
-        mode = " (READ_ONLY)" if read_only else ""
-        con.execute(f"ATTACH {_literal(str(db_path))} AS {CATALOG}{mode}")
-        con.execute(f"USE {CATALOG}")
-    except BaseException:
-        con.close()
-        raise
-    return con
+
+def has_tables(con: duckdb.DuckDBPyConnection, catalog: str = CATALOG) -> bool:
+    """Whether ``catalog`` holds any table or view at all (in any schema)."""
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ?", [catalog]).fetchone()
+    return bool(row and row[0])
 
 
 def tables_in(con: duckdb.DuckDBPyConnection, schema: str, catalog: str | None = None) -> dict[str, str]:
@@ -122,6 +143,8 @@ __all__ = [
     "OWN_SCHEMAS",
     "ambiguous_file_name",
     "connect",
+    "has_tables",
+    "open_attached",
     "duckdb_catalog_name",
     "table_exists",
     "table_type",

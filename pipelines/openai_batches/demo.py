@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from . import settings
-from .config import ProjectConfig, RunConfig
+from .analysis import refresh_after_load
+from .config import OrganizationConfig, ProjectConfig, RunConfig
 from .progress import make_progress
 from .runner import LoadResult, run_load, working_dir
 from .simulator import SimClock, SimulatedOrg, SimulatorServer
+from .summary import print_summary
 
 # Simulator keys: they only open the local simulator, so printing them is fine.
 DEMO_PROJECTS = {"sk-sim-research": "proj_research", "sk-sim-production": "proj_production"}
@@ -33,6 +36,17 @@ DEMO_ARRIVALS_PER_HOUR = 6.0
 # keeps each load to seconds and shows how the rest waits for later runs, files that expire first first.
 DEMO_REQUESTS_MAX_MB = 64.0
 
+# The organisation's Admin API side (reconciliation): the simulator's admin key, a project nobody
+# configured a key for (its batches are only visible in OpenAI's books: `missing`), and one month in
+# which OpenAI's books count more batch tokens for a project than its batches report (`differs`).
+DEMO_ADMIN_KEY = "sk-admin-sim"
+DEMO_UNCONFIGURED = ("proj_batch_lab", "Batch lab")
+DEMO_UNCONFIGURED_DAYS = 45.0
+DEMO_DISCREPANCY_PROJECT = "proj_research"
+DEMO_DISCREPANCY_FACTOR = 1.1
+# Days before now in the month that differs: a finished month (OpenAI's buckets settled).
+DEMO_DISCREPANCY_DAYS_AGO = 60
+
 
 def _fresh(db_path: str) -> None:
     """The demo always starts from nothing: its simulated ids depend on today's date."""
@@ -42,10 +56,10 @@ def _fresh(db_path: str) -> None:
 
 
 def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
-    from .cli import _print_summary
 
     config = RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
+        organization=OrganizationConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
         requests=True,
         requests_max_mb_per_run=DEMO_REQUESTS_MAX_MB,
     )
@@ -54,7 +68,7 @@ def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
         result = run_load(db_path, config, progress=progress)
     finally:
         getattr(progress, "close", lambda: None)()
-    _print_summary(result, label)
+    print_summary(result, label)
     return result
 
 
@@ -105,6 +119,16 @@ def _print_ledger(db_path: str) -> None:
     )
 
 
+def _shape_books(org: SimulatedOrg, per_project: int) -> str:
+    """Add the unconfigured project and the month that differs; returns that month (YYYY-MM)."""
+    project, name = DEMO_UNCONFIGURED
+    org.add_project(project, name=name)
+    org.generate_history(max(1, per_project // 10), project=project, days=DEMO_UNCONFIGURED_DAYS)
+    month = time.strftime("%Y-%m", time.gmtime(org.clock.now() - DEMO_DISCREPANCY_DAYS_AGO * 86_400))
+    org.set_usage_discrepancy(DEMO_DISCREPANCY_PROJECT, month, DEMO_DISCREPANCY_FACTOR)
+    return month
+
+
 def demo_db_path(db_path: str | None = None) -> str:
     """--db wins, then OPENAI_BATCHES_DEMO_DB, then ./openai_batches_demo.duckdb."""
     return db_path or os.environ.get("OPENAI_BATCHES_DEMO_DB") or settings.DEMO_DB_PATH
@@ -118,7 +142,12 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
     for project in DEMO_PROJECTS.values():
         org.generate_history(per_project, project=project, days=DEMO_HISTORY_DAYS, open_fraction=DEMO_OPEN_FRACTION)
         org.set_arrival_rate(DEMO_ARRIVALS_PER_HOUR, project=project)
+    month = _shape_books(org, per_project)
     print(f"Simulated organisation: {len(DEMO_PROJECTS)} projects, {per_project} batches each, seed {seed}.")
+    print(
+        f"Its Admin API also shows project {DEMO_UNCONFIGURED[0]}, for which no key is configured, and counts "
+        f"{DEMO_DISCREPANCY_FACTOR:.0%} of the batch tokens {DEMO_DISCREPANCY_PROJECT} reports for {month}."
+    )
     with SimulatorServer(org) as server:
         first = _load(db_path, server, "backfill")
         if not first.ok:
@@ -128,6 +157,9 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
         second = _load(db_path, server, "incremental")
         if not second.ok:
             return 1
+    # As `load` does after a load that changed data: prices and views stored for SQL run on the file.
+    for warning in refresh_after_load(db_path):
+        print(f"warning: {warning}", file=sys.stderr)
     _print_contents(db_path)
-    print(f"\nDemo database: {db_path}  (duckdb {db_path} -c 'FROM openai_batches.batches LIMIT 5')")
+    print(f"\nDemo database: {db_path}  (duckdb {db_path} < queries/01_cost_summary.sql)")
     return 0

@@ -484,6 +484,14 @@ class BatchesClient:
                 message=f"unexpected response body (not a {expect} object)",
                 request_id=request_id,
             )
+        if expect == "page" and body.get("has_more") and not body.get("next_page"):
+            # The Admin API's bucketed pages: "more", but no cursor to ask for it with.
+            raise RetryableApiError(
+                what,
+                status=response.status_code,
+                message="has_more is true but next_page is missing",
+                request_id=request_id,
+            )
         if expect == "list" and body.get("has_more") and not body["data"]:
             # Contradictory ("more", but nothing): retried like any bad answer. Taken as the end of the list,
             # it once ended a backfill part way with the watermark at the head, losing the rest for good.
@@ -609,7 +617,18 @@ def _has_shape(body: Any, expect: str) -> bool:
     # A batch without a string id can be neither merged nor used as a cursor: the page is refused.
     if expect == "list":
         return isinstance(body.get("data"), list) and all(_has_id(b) for b in body["data"])
+    if expect == "page":  # the Admin API's usage and costs: buckets, each a start time and its results
+        return isinstance(body.get("data"), list) and all(_is_bucket(b) for b in body["data"])
     return _has_id(body)
+
+
+def _is_bucket(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("start_time"), int)
+        and not isinstance(item.get("start_time"), bool)
+        and isinstance(item.get("results"), list)
+    )
 
 
 def _has_id(item: Any) -> bool:

@@ -157,3 +157,57 @@ def holding_database(db_path: str, *, wait: float, shared: bool = False) -> Iter
     with database_lock(db_path, wait=wait, shared=shared):
         wait_for_duckdb(db_path, wait=deadline - time.monotonic(), read_only=shared)
         yield
+
+
+@contextlib.contextmanager
+def postgres_lock(dsn: str, *, key: int, wait: float, shown: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock for the duration of the block: the load lock of a DuckLake whose
+    catalog is in PostgreSQL, so loads on different machines exclude each other where the data lives.
+
+    A connection of its own, held for the whole run: PostgreSQL releases a session lock when the
+    session ends, a crashed or killed loader included. (Not through DuckDB's postgres extension, which
+    pools its connections: a lock taken on one of them was seen taken by another loader.) The
+    connection's application_name names the holder, for the message of whoever has to wait."""
+    import socket
+
+    import psycopg2
+
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    me = f"openai-batches load, pid {os.getpid()} on {socket.gethostname()}, started {started}"[:63]
+    try:
+        con = psycopg2.connect(dsn, connect_timeout=10, application_name=me)
+    except psycopg2.Error as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DatabaseUnavailable(f"cannot reach the catalog of {shown}: {first}") from None
+    try:
+        con.autocommit = True
+        deadline = time.monotonic() + max(0.0, wait)
+        with con.cursor() as cur:
+            while True:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                row = cur.fetchone()
+                if row and row[0]:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    holder = _postgres_holder(cur, key)
+                    raise DatabaseBusy(f"another load is using {shown} ({holder}); gave up after waiting {wait:.3g}s")
+                time.sleep(min(settings.LOCK_POLL_S, remaining))
+        yield
+    finally:
+        con.close()  # ends the session: the lock goes with it
+
+
+def _postgres_holder(cur: object, key: int) -> str:
+    """The application_name of the session holding advisory lock `key`, best effort."""
+    try:
+        cur.execute(  # type: ignore[attr-defined]
+            """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                 AND l.classid::text::bigint = %s AND l.objid::text::bigint = %s""",
+            ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+        )
+        row = cur.fetchone()  # type: ignore[attr-defined]
+    except Exception:
+        return "another process"
+    return str(row[0]) if row and row[0] else "another process"

@@ -1,4 +1,5 @@
-"""One `load`: a dlt pipeline per database file, one pipeline run per project.
+"""One `load`: a dlt pipeline per place the data lives (a DuckDB file, a DuckLake), one pipeline run
+per project.
 
 Each project is its own dlt run so that a failing project cannot take the others' data with it:
 what loaded stays loaded, the failure is reported, and the exit code says so.
@@ -14,21 +15,27 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
 from .config import RunConfig
-from .destination import ForeignDatabase, check_not_foreign, duckdb_destination, remove_duplicates_after_resume
-from .helpers import ApiError, RetryPolicy
-from .interrupt import interruption, raise_if_stopping
+from .destination import remove_duplicates_after_resume
+from .failures import cause, reraise_interruption
+from .foreign import ForeignDatabase, check_not_foreign
+from .helpers import RetryPolicy
+from .interrupt import raise_if_stopping
 from .memory import release_free_memory
 from .progress_sink import ProgressSink
 from .source import openai_batches
 from .stats import SyncStats
 from .status import record_run
+from .store import DuckDBFile, Store, as_store, connected
+
+if TYPE_CHECKING:
+    from .organization_run import OrganizationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +49,24 @@ class ProjectOutcome:
 
 @dataclass
 class LoadResult:
-    db_path: str
+    db_path: str  # where the data went, as it may be shown (a file path, or a DuckLake without its password)
     outcomes: list[ProjectOutcome] = field(default_factory=list)
     elapsed: float = 0.0
     error: str | None = None  # a failure outside any one project (database, working directory)
+    organization: OrganizationOutcome | None = None  # the Admin API's tables, when an admin key is configured
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(o.error is None for o in self.outcomes)
+        return (
+            self.error is None
+            and all(o.error is None for o in self.outcomes)
+            and (self.organization is None or self.organization.error is None)
+        )
 
     @property
     def changed(self) -> bool:
-        """Whether a project that succeeded loaded or dropped a batch, or ledger rows (what derived tables must
-        follow)."""
+        """Whether a project that succeeded loaded or dropped a batch or request-ledger rows, or the Admin
+        API's tables appeared (what derived tables must follow)."""
         return any(
             o.error is None
             and (
@@ -64,24 +76,26 @@ class LoadResult:
                 or (o.stats.ledger is not None and o.stats.ledger.wrote_rows)
             )
             for o in self.outcomes
-        )
+        ) or (self.organization is not None and self.organization.changed)
 
     @property
     def requests(self) -> int:
-        return sum(o.stats.requests for o in self.outcomes)
+        admin = self.organization.stats.requests if self.organization is not None else 0
+        return sum(o.stats.requests for o in self.outcomes) + admin
 
 
-def working_dir(db_path: str) -> str:
-    """dlt's working directory for one database file.
+def working_dir(where: Store | str) -> str:
+    """dlt's working directory for one database file or lake.
 
-    Keyed by the file's absolute path so that two databases on one machine never share local
-    state (which would make one of them skip history); the pipeline name stays the same so that a
-    database copied elsewhere still carries the state dlt restores from it."""
-    digest = hashlib.sha256(str(Path(db_path).resolve()).encode()).hexdigest()[:16]
+    Keyed by the place (a file's absolute path, a lake's catalog and name) so that two databases on
+    one machine never share local state (which would make one of them skip history); the pipeline name
+    stays the same so that a database copied elsewhere still carries the state dlt restores from it."""
+    digest = hashlib.sha256(as_store(where).identity().encode()).hexdigest()[:16]
     return os.path.join(dlt.current.run_context().data_dir, "pipelines", f"openai_batches-{digest}")
 
 
-def make_pipeline(db_path: str) -> dlt.Pipeline:
+def make_pipeline(where: Store | str) -> dlt.Pipeline:
+    store = as_store(where)
     # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
     # over months. Package folders (and their state) stay, only the loaded job files go.
     dlt.config["load.delete_completed_jobs"] = True
@@ -98,48 +112,51 @@ def make_pipeline(db_path: str) -> dlt.Pipeline:
     dlt.config["runtime.intercept_signals"] = False
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
-        pipelines_dir=working_dir(db_path),
-        destination=duckdb_destination(db_path),
+        pipelines_dir=working_dir(store),
+        destination=store.dlt_destination(),
         dataset_name=settings.DATASET_NAME,
     )
 
 
-def destination_state_version(db_path: str) -> int | None:
+def destination_state_version(where: Store | str) -> int | None:
     """Version of the pipeline state stored in the database, None when there is none."""
-    if not Path(db_path).exists():
+    store = as_store(where)
+    if not store.exists():
         return None
     import duckdb
 
-    from .db import connect
+    from .db import table_exists
 
-    try:
-        with connect(db_path, read_only=True) as con:
+    with connected(store, read_only=True) as con:
+        if not table_exists(con, settings.DATASET_NAME, "_dlt_pipeline_state"):
+            return None
+        try:
             row = con.execute(
                 f"SELECT max(version) FROM {settings.DATASET_NAME}._dlt_pipeline_state WHERE pipeline_name = ?",
                 [settings.PIPELINE_NAME],
             ).fetchone()
-    except duckdb.CatalogException:
-        return None
+        except duckdb.CatalogException:
+            return None
     return None if row is None or row[0] is None else int(row[0])
 
 
-def reconcile_local_state(pipeline: dlt.Pipeline, db_path: str) -> dlt.Pipeline:
+def reconcile_local_state(pipeline: dlt.Pipeline, where: Store | str) -> dlt.Pipeline:
     """Make sure local state never claims more than the database holds.
 
     Local state may run ahead of the database only while a pending load package carries the
-    difference. A deleted or replaced database file, or a package that was dropped, leaves local
-    state that would skip batches; it is discarded so dlt restores state from the database (or, for
-    an empty one, starts a full backfill)."""
+    difference. A deleted or replaced database, or a package that was dropped, leaves local state that
+    would skip batches; it is discarded so dlt restores state from the database (or, for an empty one,
+    starts a full backfill)."""
     local_dir = Path(pipeline.working_dir)
     if not (local_dir / "state.json").exists():
         return pipeline
-    remote = destination_state_version(db_path)
+    remote = destination_state_version(where)
     local = pipeline.state.get("_state_version", 0)
     if remote is None or (local > remote and not pipeline.has_pending_data):
         why = "the database has no pipeline state" if remote is None else "local state is ahead of the database"
         log.info("discarding local dlt state in %s: %s", local_dir, why)
         shutil.rmtree(local_dir, ignore_errors=True)
-        return make_pipeline(db_path)
+        return make_pipeline(where)
     return pipeline
 
 
@@ -166,25 +183,28 @@ def finish_interrupted_commits(pipeline: dlt.Pipeline) -> None:
 
 
 def run_load(
-    db_path: str,
+    where: Store | str,
     config: RunConfig,
     *,
     full_refresh: bool = False,
     progress: ProgressSink | None = None,
 ) -> LoadResult:
-    """Load every configured project into `db_path`, each in its own dlt run.
+    """Load every configured project into `where` (a Store, or a DuckDB file's path), each in its own
+    dlt run. The caller holds `where`'s load lock.
 
-    Raises ForeignDatabase (before anything is written) for a file another program made, and
+    Raises ForeignDatabase (before anything is written) for a database another program made, and
     KeyboardInterrupt / Terminated when the run is interrupted (no further project starts)."""
+    store = as_store(where)
+    db_path = store.shown()
     started = time.monotonic()
     result = LoadResult(db_path=db_path)
     retry = RetryPolicy(max_attempts=config.max_attempts)
-    new_database = not Path(db_path).exists()
+    new_database = isinstance(store, DuckDBFile) and not store.exists()
     try:
-        check_not_foreign(db_path)
-        pipeline = make_pipeline(db_path)
+        check_not_foreign(store)
+        pipeline = make_pipeline(store)
         finish_interrupted_commits(pipeline)
-        pipeline = reconcile_local_state(pipeline, db_path)
+        pipeline = reconcile_local_state(pipeline, store)
         # What `pipeline.run` does first: restore state and schema from the database when the working
         # directory has none (a database copied or moved here), so the first extract is incremental.
         pipeline.sync_destination()
@@ -197,8 +217,8 @@ def run_load(
     except ForeignDatabase:
         raise
     except Exception as e:
-        _reraise_interruption(e)
-        result.error = f"database {db_path}: {_cause(e)}"
+        reraise_interruption(e)
+        result.error = f"database {db_path}: {cause(e)}"
         result.elapsed = time.monotonic() - started
         return result
     for project in config.projects:
@@ -233,9 +253,9 @@ def run_load(
                 load_ids=list(info.loads_ids),
             )
         except PipelineStepFailed as e:
-            _reraise_interruption(e)
+            reraise_interruption(e)
             raise_if_stopping()
-            outcome.error = _cause(e)
+            outcome.error = cause(e)
             if e.step != "extract":
                 # The database refused the data: later projects would fail the same way, and
                 # dlt keeps the package to retry on the next run. One message, in the project's line.
@@ -244,8 +264,13 @@ def run_load(
         finally:
             outcome.name = stats.project or outcome.name
     raise_if_stopping()
+    if config.organization is not None and result.error is None:
+        # Once per load, after the batches (its first run starts at the first batch day), in its own dlt run.
+        from .organization_run import run_organization
+
+        result.organization = run_organization(pipeline, store, config, retry=retry, full_refresh=full_refresh)
     if new_database and all(o.error for o in result.outcomes):
-        _remove_if_empty(db_path)
+        _remove_if_empty(store.shown())
     result.elapsed = time.monotonic() - started
     return result
 
@@ -259,38 +284,18 @@ def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:
     return pipeline.load()
 
 
-def _reraise_interruption(error: BaseException) -> None:
-    if (stop := interruption(error)) is not None:
-        raise stop from None
-
-
 def _remove_if_empty(db_path: str) -> None:
     """dlt creates the database file when a run starts; a first run that loaded nothing (a wrong key,
     an unreachable host) should not leave an empty file that looks like a database."""
     import duckdb
 
-    from .db import CATALOG, connect
+    from .db import connect, has_tables
 
     try:
         with connect(db_path, read_only=True) as con:
-            row = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ?", [CATALOG]
-            ).fetchone()
+            empty = not has_tables(con)
     except duckdb.Error:
         return
-    if row is not None and row[0] == 0:
+    if empty:
         for path in (db_path, db_path + ".wal"):
             Path(path).unlink(missing_ok=True)
-
-
-def _cause(error: BaseException) -> str:
-    """The innermost meaningful message: our ApiError's one line, else the root exception."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, ApiError):
-            return str(seen)
-        if seen.__cause__ is None and seen.__context__ is None:
-            break
-        seen = seen.__cause__ or seen.__context__
-    root = seen or error
-    return f"{type(root).__name__}: {root}".splitlines()[0]

@@ -45,6 +45,15 @@ GONE_TABLE = "batches_gone"
 # Not `openai_batches.duckdb`: DuckDB names a file's catalog after it, and a catalog named like the
 # schema `openai_batches` makes every `openai_batches.<table>` ambiguous in the DuckDB CLI.
 DEFAULT_DB_PATH = "openai-batches.duckdb"
+# Name of the DuckLake (`destination.ducklake.credentials.ducklake_name`): its ATTACH alias in dlt's
+# connections and, in a PostgreSQL catalog, the schema of its metadata. Not `openai_batches`, which would
+# make every `openai_batches.<table>` ambiguous (the alias would shadow the schema).
+LAKE_NAME = "openai_batches_lake"
+
+# Destinations `load --destination` accepts: a DuckDB file (default), a DuckLake, MotherDuck.
+DESTINATIONS = ("duckdb", "ducklake", "motherduck")
+DEFAULT_DESTINATION = "duckdb"
+
 # The demo gets its own file so it never mixes simulated rows into a real database.
 DEMO_DB_PATH = "openai_batches_demo.duckdb"
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import dlt
 
     from . import SyncStats
+    from .analysis.findings import Findings
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,9 @@ class StatusReport:
     db_path: str
     last_load: datetime | None = None  # dlt's last completed load, whatever the project
     projects: list[ProjectStatus] = field(default_factory=list)
+    # With an admin key: missing projects and months that differ (None: the Admin API's tables were never loaded).
+    reconciliation: Findings | None = None
+    reconciliation_error: str | None = None
 
     def stale(self, max_age: timedelta, now: datetime) -> list[str]:
         """One reason per project (or for the database) whose last success is older than max_age."""
@@ -117,19 +122,17 @@ class StatusReport:
         return reasons
 
 
-def read_status(db_path: str) -> StatusReport:
+def read_status(where: Store | str) -> StatusReport:
     """Everything `status` shows, from a read-only connection (raises duckdb.Error as it comes)."""
-    from .db import connect
+    from .db import tables_in
+    from .store import DuckDBFile, as_store, connected
 
-    report = StatusReport(db_path=db_path)
+    store = as_store(where)
+    shown = str(Path(store.path).resolve()) if isinstance(store, DuckDBFile) else store.shown()
+    report = StatusReport(db_path=shown)
     schema = settings.DATASET_NAME
-    with connect(db_path, read_only=True) as con:
-        tables = {
-            row[0]
-            for row in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]
-            ).fetchall()
-        }
+    with connected(store, read_only=True) as con:
+        tables = set(tables_in(con, schema))
         projects: dict[str, ProjectStatus] = {}
         if "_dlt_loads" in tables:
             row = con.execute(f"SELECT max(inserted_at) FROM {schema}._dlt_loads WHERE status = 0").fetchone()
@@ -156,7 +159,18 @@ def read_status(db_path: str) -> StatusReport:
             for project, gone in con.execute(query).fetchall():
                 projects.setdefault(project, ProjectStatus(project)).gone = gone
         report.projects = sorted(projects.values(), key=lambda p: p.project)
+    _read_reconciliation(report)
     return report
+
+
+def _read_reconciliation(report: StatusReport) -> None:
+    """What the reconciliation views find; a failure there is a line of the output, not a failed status."""
+    from .analysis.findings import read_findings
+
+    try:
+        report.reconciliation = read_findings(report.db_path)
+    except Exception as e:  # noqa: BLE001 -- freshness is status's job; this part must not take it down
+        report.reconciliation_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
 
 
 def _utc(value: Any) -> datetime | None:
@@ -208,10 +222,10 @@ def _count(value: int | None) -> str:
 
 
 def render(report: StatusReport, now: datetime) -> list[str]:
-    lines = [f"database {Path(report.db_path).resolve()}: last load {_when(report.last_load, now)}"]
+    lines = [f"database {report.db_path}: last load {_when(report.last_load, now)}"]
     if not report.projects:
         lines.append("no batches loaded yet")
-        return lines
+        return lines + _reconciliation_lines(report)
     header = ("project", "last successful load", "requests", "new", "updated", "batches", "open", "oldest open", "gone")
     rows = [
         (
@@ -231,4 +245,10 @@ def render(report: StatusReport, now: datetime) -> list[str]:
     for r in (header, *rows):
         cells = [c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
-    return lines
+    return lines + _reconciliation_lines(report)
+
+
+def _reconciliation_lines(report: StatusReport) -> list[str]:
+    if report.reconciliation_error:
+        return [f"reconciliation with the Admin API could not be read: {report.reconciliation_error}"]
+    return report.reconciliation.lines() if report.reconciliation is not None else []

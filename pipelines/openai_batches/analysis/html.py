@@ -130,6 +130,37 @@ def _caveats_callout(caveats: Result | None) -> str:
     )
 
 
+def _reconciliation_callout(coverage: Result | None, usage: Result | None) -> str:
+    """Missing projects and months that differ from OpenAI's Usage API, when an admin key loaded its data."""
+    projects = coverage.records() if coverage is not None else []
+    months = usage.records() if usage is not None else []
+    if not projects and not months:
+        return ""
+    missing = [r for r in projects if r["verdict"] == "missing"]
+    differing = sorted({(r["month"], r["project_id"]) for r in months if r["verdict"] == "differs"})
+    if not missing and not differing:
+        return (
+            '<div class="ok">Reconciliation with OpenAI\'s Admin API: every project with batch usage is loaded, '
+            'and every finished month matches the Usage API (<a href="#usage_reconciliation">details</a>).</div>'
+        )
+    items = [
+        f"<li>project <b>{escape(display(r['project_id'], 'project_id'))}</b> "
+        f"({escape(display(r['name'], 'name'))}) has batch usage in the last 30 days but no batches loaded: "
+        "configure a key for it</li>"
+        for r in missing
+    ]
+    items += [
+        f"<li>{escape(display(month, 'month'))}, project <b>{escape(display(project, 'project_id'))}</b>: the Usage "
+        "API counts other batch tokens than the loaded batches</li>"
+        for month, project in differing
+    ]
+    return (
+        '<div class="unpriced"><b>Reconciliation with OpenAI\'s Admin API</b> (details in '
+        '<a href="#project_coverage">project_coverage</a> and <a href="#usage_reconciliation">'
+        f"usage_reconciliation</a>):<ul>{''.join(items)}</ul></div>"
+    )
+
+
 def _table(result: Result) -> str:
     if not result.rows:
         return '<p class="more">No rows.</p>'
@@ -196,6 +227,7 @@ def render_html(
         _cards(summary),
         _unpriced_callout(summary, by_name.get("unpriced_usage")),
         _caveats_callout(by_name.get("caveats")),
+        _reconciliation_callout(by_name.get("project_coverage"), by_name.get("usage_reconciliation")),
     ]
     parts.extend(_chart(by_name.get(name), draw) for name, draw in CHARTS if name in shown_names)
     ledger = [r for r in shown if r.name in LEDGER_REPORTS]

@@ -4,10 +4,17 @@ Like views.py (whose rules they reuse): `since` applies through `batches_in_scop
 `batch_costs`, which reads it), a request is priced with its batch's price (the period in force at the
 batch's `created_at`, the batch factor) by the one cost rule `sync_cost`, and usage that cannot be right
 is tested by the one `usage_consistent`. No guesses: an amount is right or NULL with a reason.
+
+Before a load has read the ledger (`load --requests`), its tables do not exist: the views read an empty
+relation of the same columns in their place, so they exist and `queries/` run on any database, with no rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ..columns import Column
+from ..ledger_columns import FILE_COLUMNS, REQUEST_COLUMNS
 from ..settings import FILES_TABLE, REQUESTS_TABLE
 from .settings import SCHEMA as S
 from .sql_rules import sync_cost, usage_consistent
@@ -22,19 +29,31 @@ _REQUEST_USAGE = usage_consistent("r.input_tokens", "r.cached_tokens", "r.output
 # Per request: its cost at its batch's price. A request that did not succeed and reports no tokens cost
 # nothing (only completed work is billed): 0, priced. One that succeeded without usage (moderations),
 # with usage that cannot be right, or in a batch without a usable model, time or price: NULL, with why.
-REQUEST_COSTS = f"""
+_SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ"}
+
+
+def _relation(table: str, columns: Sequence[Column], present: frozenset[str]) -> str:
+    """The ledger's table, or (before a load read the ledger) an empty relation with its columns."""
+    if table in present:
+        return f"{S}.{table}"
+    typed = ", ".join(f'CAST(NULL AS {_SQL_TYPES[c.dlt_type]}) AS "{c.name}"' for c in columns)
+    return f"(SELECT {typed} WHERE false)"
+
+
+_REQUEST_COSTS = """
 CREATE OR REPLACE VIEW {S}.request_costs AS
 WITH joined AS (
     SELECT
-        r.batch_id, r.custom_id, {_PREFIX} AS custom_id_prefix, r.project, r.outcome, r.status_code,
+        r.batch_id, r.custom_id, {prefix} AS custom_id_prefix, r.project, r.outcome, r.status_code,
+        r.error_code, r.error_message,
         r.model, c.model AS batch_model, c.model_label, c.endpoint, c.created_at, c.created_day,
-        {_REQUEST_USAGE} AS usage_consistent,
+        {request_usage} AS usage_consistent,
         r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens,
         r.input_tokens IS NULL AND r.cached_tokens IS NULL AND r.output_tokens IS NULL
             AND r.reasoning_tokens IS NULL AS no_tokens,
         c.input_usd_per_mtok, c.cached_input_usd_per_mtok, c.output_usd_per_mtok, c.batch_factor,
         c.price_model, c.price_tiered
-    FROM {S}.{REQUESTS_TABLE} AS r
+    FROM {requests} AS r
     JOIN {S}.batch_costs AS c ON c.id = r.batch_id
 ),
 reasoned AS (
@@ -52,8 +71,8 @@ reasoned AS (
     FROM joined
 )
 SELECT
-    batch_id, custom_id, custom_id_prefix, project, outcome, status_code, model, batch_model, model_label,
-    endpoint, created_at, created_day,
+    batch_id, custom_id, custom_id_prefix, project, outcome, status_code, error_code, error_message,
+    model, batch_model, model_label, endpoint, created_at, created_day,
     CASE WHEN usage_consistent IS NOT false THEN input_tokens END AS input_tokens,
     CASE WHEN usage_consistent IS NOT false THEN cached_tokens END AS cached_tokens,
     CASE WHEN usage_consistent IS NOT false THEN output_tokens END AS output_tokens,
@@ -62,7 +81,7 @@ SELECT
     unpriced_reason,
     CASE
         WHEN no_tokens AND outcome <> 'succeeded' THEN 0
-        WHEN unpriced_reason IS NULL THEN {sync_cost("input_tokens", "cached_tokens", "output_tokens")} * batch_factor
+        WHEN unpriced_reason IS NULL THEN {cost} * batch_factor
     END AS cost_usd,
     price_model, coalesce(unpriced_reason IS NULL AND price_tiered, false) AS price_tiered
 FROM reasoned
@@ -75,7 +94,7 @@ FROM reasoned
 # where both report them (`tokens_match` NULL: nothing to compare, e.g. moderations, or a
 # batch from before usage was reported). What did not succeed is `failed`, `expired`, `cancelled` or
 # `missing`, next to the batch's `failed` and the requests it says never ran.
-LEDGER_CHECK = f"""
+_LEDGER_CHECK = """
 CREATE OR REPLACE VIEW {S}.ledger_check AS
 WITH files AS (
     SELECT
@@ -83,7 +102,7 @@ WITH files AS (
         count(*) FILTER (WHERE state = 'read') AS files_read,
         count(*) FILTER (WHERE state = 'gone') AS files_gone,
         count(*) FILTER (WHERE state = 'pending') AS files_pending
-    FROM {S}.{FILES_TABLE}
+    FROM {files}
     GROUP BY batch_id
 ),
 requests AS (
@@ -100,7 +119,7 @@ requests AS (
         sum(cached_tokens) AS cached_tokens,
         sum(output_tokens) AS output_tokens,
         sum(reasoning_tokens) AS reasoning_tokens
-    FROM {S}.{REQUESTS_TABLE}
+    FROM {requests}
     GROUP BY batch_id
 ),
 compared AS (
@@ -148,6 +167,26 @@ SELECT
 FROM compared
 """
 
-LEDGER_VIEWS: tuple[tuple[str, str], ...] = (("request_costs", REQUEST_COSTS), ("ledger_check", LEDGER_CHECK))
 
-__all__ = ["LEDGER_CHECK", "LEDGER_VIEWS", "NO_PREFIX", "REQUEST_COSTS"]
+def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """The ledger's views, over its tables among `present` (the others: empty relations)."""
+    requests = _relation(REQUESTS_TABLE, REQUEST_COLUMNS, present)
+    files = _relation(FILES_TABLE, FILE_COLUMNS, present)
+    return (
+        (
+            "request_costs",
+            _REQUEST_COSTS.format(
+                S=S,
+                requests=requests,
+                prefix=_PREFIX,
+                request_usage=_REQUEST_USAGE,
+                cost=sync_cost("input_tokens", "cached_tokens", "output_tokens"),
+            ),
+        ),
+        ("ledger_check", _LEDGER_CHECK.format(S=S, requests=requests, files=files)),
+    )
+
+
+LEDGER_TABLES = (REQUESTS_TABLE, FILES_TABLE)
+
+__all__ = ["LEDGER_TABLES", "NO_PREFIX", "ledger_views"]

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -23,16 +23,19 @@ from .prices import PricesError
 from .queries import Query, Result, load_queries, parse_since, run_queries
 from .session import NoBatchesError, reading, refresh_after_load
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 # Exit codes as in the rest of the CLI: 0 ok, 1 the database could not be read, 2 bad usage or configuration,
 # 75 a load holds the database (try again later).
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 # What the top of the HTML page (cards and callouts) is drawn from, whichever reports it shows.
-HEADER_REPORTS = ("cost_summary", "unpriced_usage", "caveats")
+HEADER_REPORTS = ("cost_summary", "unpriced_usage", "caveats", "project_coverage", "usage_reconciliation")
 
 
 def collect(
-    db_path: str,
+    db_path: Store | str,
     since: str | None = None,
     only: Sequence[str] | None = None,
     prices_file: str | None = None,
@@ -44,7 +47,7 @@ def collect(
 
 
 def _collect(
-    db_path: str, queries: Sequence[Query], since: str | None, prices_file: str | None, wait: float | None
+    db_path: Store | str, queries: Sequence[Query], since: str | None, prices_file: str | None, wait: float | None
 ) -> tuple[list[Result], bool]:
     """The results, and whether the analysis stored in the file is what this session built."""
     parse_since(since)  # reject a bad --since before touching the database
@@ -158,7 +161,7 @@ def print_tables(
         console.print(table)
 
 
-def print_terminal_report(db_path: str, since: str | None = None) -> None:
+def print_terminal_report(where: Store | str, since: str | None = None) -> None:
     """The report `run` ends with: every query as a terminal table.
 
     Reads like `report` (shared lock, nothing written). When the views and prices stored in the file
@@ -166,21 +169,25 @@ def print_terminal_report(db_path: str, since: str | None = None) -> None:
     them first under the exclusive lock, as a load does, and says so. Never raises for anything a
     database or price file can do: it says so on stderr, so a load that succeeded is not turned into
     a failure by its report."""
-    from ..lock import DatabaseUnavailable, holding_database
+    from ..extensions import ExtensionUnavailable
+    from ..lock import DatabaseUnavailable
     from ..settings import DEFAULT_LOCK_WAIT_S
+    from ..store import as_store
 
+    store = as_store(where)
+    db_path = store.shown()
     try:
-        results, stored_is_current = _collect(db_path, load_queries(), since, None, None)
+        results, stored_is_current = _collect(store, load_queries(), since, None, None)
     except NoBatchesError:
         print("No batches loaded yet: nothing to report.", file=sys.stderr)
         return
-    except (PricesError, DatabaseUnavailable, duckdb.Error, OSError, ValueError) as e:
+    except (PricesError, DatabaseUnavailable, ExtensionUnavailable, duckdb.Error, OSError, ValueError) as e:
         print(f"report skipped: {e}", file=sys.stderr)
         return
     if not stored_is_current:
         try:
-            with holding_database(db_path, wait=DEFAULT_LOCK_WAIT_S):
-                warnings = refresh_after_load(db_path)
+            with store.holding(wait=DEFAULT_LOCK_WAIT_S):
+                warnings = refresh_after_load(store)
         except DatabaseUnavailable as e:
             warnings = [f"report views stored in {db_path} not refreshed: {e}"]
         for warning in warnings:
@@ -191,16 +198,23 @@ def print_terminal_report(db_path: str, since: str | None = None) -> None:
 
 
 # --------------------------------------------------------------------------------------------- the command
-def resolve_db(db: str | None) -> str:
+def resolve_store(db: str | None, destination: str | None = None) -> Store:
     """As `load` finds its database; when none is configured and only the demo's exists, the demo's."""
-    from ..config import database_path
+    from ..config import configured_store
     from ..settings import DEFAULT_DB_PATH, DEMO_DB_PATH
+    from ..store import DuckDBFile
 
-    path = database_path(db)
-    if db is None and path == DEFAULT_DB_PATH and not Path(path).exists() and Path(DEMO_DB_PATH).exists():
+    store = configured_store(db, destination)
+    if (
+        db is None
+        and isinstance(store, DuckDBFile)
+        and store.path == DEFAULT_DB_PATH
+        and not Path(store.path).exists()
+        and Path(DEMO_DB_PATH).exists()
+    ):
         print(f"note: no {DEFAULT_DB_PATH} here, reporting on the demo database {DEMO_DB_PATH}", file=sys.stderr)
-        return DEMO_DB_PATH
-    return path
+        return DuckDBFile(DEMO_DB_PATH)
+    return store
 
 
 def _html_target_problem(html: str) -> str | None:
@@ -216,6 +230,7 @@ def _html_target_problem(html: str) -> str | None:
 def report_command(
     *,
     db: str | None = None,
+    destination: str | None = None,
     since: str | None = None,
     fmt: str = "table",
     html: str | None = None,
@@ -223,7 +238,9 @@ def report_command(
     prices: str | None = None,
 ) -> int:
     from ..config import ConfigError
+    from ..extensions import ExtensionUnavailable
     from ..lock import DatabaseUnavailable
+    from ..store import DuckDBFile
 
     def fail(message: str, code: int) -> int:
         print(f"error: {message}", file=sys.stderr)
@@ -235,22 +252,25 @@ def report_command(
     if problem:
         return fail(problem, EXIT_CONFIG)
     try:
-        db_path = resolve_db(db)
+        store = resolve_store(db, destination)
     except ConfigError as e:
         return fail(str(e), EXIT_CONFIG)
-    if not Path(db_path).exists():
-        return fail(f"no database at {db_path}; run `openai-batches load` (or `demo`) first", EXIT_CONFIG)
-    if Path(db_path).is_dir():
+    db_path = store.shown()
+    if isinstance(store, DuckDBFile) and Path(store.path).is_dir():
         return fail(f"database path {db_path} is a directory, not a file", EXIT_CONFIG)
+    if not store.exists():
+        return fail(f"no database at {db_path}; run `openai-batches load` (or `demo`) first", EXIT_CONFIG)
     try:
         queries = load_queries(only=only)
         # The page's cards and callouts come from the header reports, whichever reports it shows.
         if html:
             names = {q.name for q in queries}
             queries = [q for q in load_queries() if q.name in names or q.name in HEADER_REPORTS]
-        results, _ = _collect(db_path, queries, since, prices, None)
+        results, _ = _collect(store, queries, since, prices, None)
     except DatabaseUnavailable as e:
         return fail(str(e), e.exit_code)
+    except ExtensionUnavailable as e:
+        return fail(str(e), EXIT_CONFIG)
     except KeyError as e:
         return fail(str(e.args[0]), EXIT_CONFIG)
     except (ValueError, PricesError) as e:

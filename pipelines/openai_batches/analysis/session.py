@@ -15,22 +15,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from ..db import CATALOG, connect, table_exists, table_type, tables_in
-from ..settings import BATCHES_TABLE, ERRORS_TABLE, FILES_TABLE, GONE_TABLE, REQUESTS_TABLE, RUN_LOG_TABLE
+from ..db import CATALOG, table_exists, table_type, tables_in
+from ..organization_columns import ORGANIZATION_TABLES, USAGE_TABLE
+from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
 from . import settings
+from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
-from .views import LEDGER_VIEW_NAMES, VIEW_NAMES, create_views, fingerprint
+from .views import VIEW_NAMES, create_views, fingerprint
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 S = settings.SCHEMA
-# The view that carries the fingerprint of what is stored (`COMMENT ON VIEW`): created first, so a
-# refresh that stopped half-way cannot leave a matching fingerprint behind (it runs in one transaction
-# anyway).
-_MARKED_VIEW = VIEW_NAMES[0]
-_MARK = "openai-batches analysis "
+# A one-row view that carries the fingerprint of what is stored, written in the same transaction as the
+# views. (A view, not a comment on one: a DuckLake keeps views but not their comments.)
+_VERSION_VIEW = "_analysis_version"
 # dlt's type names of the declared columns, as DuckDB types: for the empty tables of a database whose
 # projects have no batch yet (dlt creates a table with its first row).
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ", "json": "JSON", "bool": "BOOLEAN"}
@@ -51,39 +54,41 @@ class Analysis:
     con: duckdb.DuckDBPyConnection
     has_batches: bool  # the file has a `batches` table (dlt creates it with the first batch loaded)
     stored_is_current: bool  # the views and prices stored in the file are the ones built here
-    has_ledger: bool = False  # the file has the request ledger's tables (a load read it)
 
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _models(con: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = con.execute(f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL").fetchall()
-    return [r[0] for r in rows]
+def _models(con: duckdb.DuckDBPyConnection, organization_tables: frozenset[str] = frozenset()) -> list[str]:
+    sql = f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL"
+    if USAGE_TABLE in organization_tables:  # the Usage API's batch tokens are priced too (reconciliation.py)
+        sql += f" UNION SELECT DISTINCT model FROM {S}.{USAGE_TABLE} WHERE batch AND model IS NOT NULL"
+    return [r[0] for r in con.execute(sql).fetchall()]
+
+
+def _organization_tables(tables: dict[str, str]) -> frozenset[str]:
+    """The Admin API's tables an admin key has loaded into the file."""
+    return frozenset(name for name in ORGANIZATION_TABLES if tables.get(name) == "BASE TABLE")
+
+
+def _ledger_tables(tables: dict[str, str]) -> frozenset[str]:
+    """The request ledger's tables a load has created in the file (`load --requests`)."""
+    return frozenset(name for name in LEDGER_TABLES if tables.get(name) == "BASE TABLE")
 
 
 def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
-    row = con.execute(
-        "SELECT comment FROM duckdb_views() WHERE database_name = ? AND schema_name = ? AND view_name = ?",
-        [catalog, S, _MARKED_VIEW],
-    ).fetchone()
-    comment = row[0] if row else None
-    return comment[len(_MARK) :] if isinstance(comment, str) and comment.startswith(_MARK) else None
+    if table_type(con, S, _VERSION_VIEW, catalog) != "VIEW":
+        return None
+    row = con.execute(f"SELECT fingerprint FROM {_quoted(catalog)}.{S}.{_VERSION_VIEW}").fetchone()
+    return str(row[0]) if row and row[0] else None
 
 
 def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """`batches`, its errors table or a request-ledger table with the declared columns and no rows (the
-    one column lists)."""
+    """`batches` or its errors table with the declared columns and no rows (the one column list)."""
     from ..columns import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS
-    from ..ledger_columns import FILE_COLUMNS, REQUEST_COLUMNS
 
-    columns = {
-        BATCHES_TABLE: (*BATCH_COLUMNS, *ADDED_COLUMNS),
-        ERRORS_TABLE: ERROR_COLUMNS,
-        REQUESTS_TABLE: REQUEST_COLUMNS,
-        FILES_TABLE: FILE_COLUMNS,
-    }[name]
+    columns = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else ERROR_COLUMNS
     ddl = ", ".join(f"{_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
     con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
 
@@ -97,37 +102,39 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     con.execute("USE memory")
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {S}")
     # Our own objects are rebuilt here; a user's table of the same name is shadowed, not read.
-    own = {*VIEW_NAMES, *LEDGER_VIEW_NAMES, settings.PRICES_TABLE}
+    own = {*VIEW_NAMES, settings.PRICES_TABLE}
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
             con.execute(f"CREATE VIEW {S}.{_quoted(name)} AS SELECT * FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}")
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
-    # The ledger's tables exist once a load read it; until then its views (and reports) are empty.
-    has_ledger = all(tables.get(name) == "BASE TABLE" for name in (REQUESTS_TABLE, FILES_TABLE))
-    for name in (BATCHES_TABLE, ERRORS_TABLE, REQUESTS_TABLE, FILES_TABLE):
+    organization = _organization_tables(tables)
+    ledger = _ledger_tables(tables)
+    for name in (BATCHES_TABLE, ERRORS_TABLE):
         if tables.get(name) != "BASE TABLE":
             _empty_table(con, name)
-    prices = resolve_prices(_models(con), overrides)
+    prices = resolve_prices(_models(con, organization), overrides)
     write_model_prices(con, prices)
-    create_views(con, has_gone, has_ledger=True)
-    current = stored == fingerprint(prices, has_gone, has_ledger)
-    return Analysis(con=con, has_batches=has_batches, stored_is_current=current, has_ledger=has_ledger)
+    create_views(con, has_gone, organization, ledger)
+    current = stored == fingerprint(prices, has_gone, organization, ledger)
+    return Analysis(con=con, has_batches=has_batches, stored_is_current=current)
 
 
 @contextlib.contextmanager
-def reading(db_path: str, prices_file: str | None = None, *, wait: float | None = None) -> Iterator[Analysis]:
+def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float | None = None) -> Iterator[Analysis]:
     """The analysis of ``db_path`` in a read-only session, under the shared lock (readers share it; a
     load waits for them, they wait for a load up to ``wait`` seconds, then DatabaseBusy).
 
     Raises PricesError (a named price file missing or bad) before touching the database,
     NoBatchesError when nothing was ever loaded into it, DatabaseUnavailable, duckdb.Error."""
-    from ..lock import holding_database
     from ..settings import DEFAULT_LOCK_WAIT_S
+    from ..store import as_store
 
+    store = as_store(db_path)
+    db_path = store.shown()
     overrides = price_overrides(prices_file)
-    with holding_database(db_path, wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
-        con = connect(db_path, read_only=True)
+    with store.holding(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
+        con = store.connect(read_only=True)
         try:
             if not (table_exists(con, S, BATCHES_TABLE) or table_exists(con, S, RUN_LOG_TABLE)):
                 raise NoBatchesError(f"nothing has been loaded into {db_path} yet")
@@ -138,7 +145,7 @@ def reading(db_path: str, prices_file: str | None = None, *, wait: float | None 
 
 # --------------------------------------------------------------------------------------------- stored
 def _conflicts(con: duckdb.DuckDBPyConnection, db_path: str) -> None:
-    expected = {name: "VIEW" for name in (*VIEW_NAMES, *LEDGER_VIEW_NAMES)} | {settings.PRICES_TABLE: "BASE TABLE"}
+    expected = {name: "VIEW" for name in VIEW_NAMES} | {settings.PRICES_TABLE: "BASE TABLE"}
     for name, kind in expected.items():
         found = table_type(con, S, name)
         if found is not None and found != kind:
@@ -151,28 +158,34 @@ def _conflicts(con: duckdb.DuckDBPyConnection, db_path: str) -> None:
             )
 
 
-def refresh_analysis(db_path: str, prices_file: str | None = None) -> list[PriceRow]:
+def refresh_analysis(db_path: Store | str, prices_file: str | None = None) -> list[PriceRow]:
     """Store prices (genai-prices plus the user's price file) and every view in the file, in one
     transaction (a reader never sees views without prices); returns the price rows.
 
     Needs the database writable and its lock held exclusively (a load holds it). Raises
     FileNotFoundError, NoBatchesError (no `batches` table yet), AnalysisConflict, PricesError,
     duckdb.Error."""
-    if not Path(db_path).is_file():
+    from ..store import as_store, connected
+
+    store = as_store(db_path)
+    db_path = store.shown()
+    if not store.exists():
         raise FileNotFoundError(f"no database at {db_path}")
     overrides = price_overrides(prices_file)
-    with connect(db_path) as con:
+    with connected(store) as con:
         if not table_exists(con, S, BATCHES_TABLE):
             raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path} yet")
         _conflicts(con, db_path)
-        prices = resolve_prices(_models(con), overrides)
+        organization = _organization_tables(tables_in(con, S))
+        prices = resolve_prices(_models(con, organization), overrides)
         has_gone = table_exists(con, S, GONE_TABLE)
-        has_ledger = all(table_exists(con, S, name) for name in (REQUESTS_TABLE, FILES_TABLE))
+        ledger = _ledger_tables(tables_in(con, S))
         con.execute("BEGIN TRANSACTION")
         try:
             write_model_prices(con, prices)
-            create_views(con, has_gone, has_ledger)
-            con.execute(f"COMMENT ON VIEW {S}.{_MARKED_VIEW} IS '{_MARK}{fingerprint(prices, has_gone, has_ledger)}'")
+            create_views(con, has_gone, organization, ledger)
+            mark = fingerprint(prices, has_gone, organization, ledger)
+            con.execute(f"CREATE OR REPLACE VIEW {S}.{_VERSION_VIEW} AS SELECT '{mark}' AS fingerprint")
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -185,7 +198,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def refresh_after_load(db_path: str) -> list[str]:
+def refresh_after_load(db_path: Store | str) -> list[str]:
     """`refresh_analysis` after a load that committed: never raises for anything it can meet (a bad
     price file, a user's table in the way, a database error); returns one warning line per problem.
 

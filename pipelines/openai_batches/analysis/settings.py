@@ -50,7 +50,7 @@ TABLE_ROW_LIMIT = 15
 # name cannot squeeze a chart's axes to nothing.
 CHART_LABEL_MAX = 40
 
-# The request ledger's reports (`queries/16_...` to `20_...`, over `batch_requests` and `batch_files`).
+# The request ledger's reports (`queries/19_...` to `23_...`, over `batch_requests` and `batch_files`).
 # Empty until a load reads the ledger (`load --requests`): the terminal report then says so in one line
 # instead of five empty tables, and the HTML page in one note.
 LEDGER_REPORTS = ("request_outcomes", "missing_requests", "failure_reasons", "cost_by_custom_id_prefix", "ledger_check")

@@ -20,8 +20,9 @@ import duckdb
 
 from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
-from .ledger_views import LEDGER_VIEWS
+from .ledger_views import ledger_views
 from .prices import PriceRow
+from .reconciliation import BatchTerms, reconciliation_views
 from .sql_rules import sync_cost, usage_consistent
 
 S = settings.SCHEMA
@@ -393,41 +394,55 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def views(has_gone_table: bool, has_ledger: bool = False) -> tuple[tuple[str, str], ...]:
+# What the reconciliation views (reconciliation.py) build on: the same definitions as every view here.
+_TERMS = BatchTerms(usable=_usable, ended_at=_ENDED_AT, usage_consistent=_USAGE_CONSISTENT, no_model=NO_MODEL)
+
+
+def views(
+    has_gone_table: bool,
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
+) -> tuple[tuple[str, str], ...]:
     """Every view, in creation order; `batches_gone` exists only once a load found a batch gone, the
-    request ledger's tables only once a load read it (`load --requests`)."""
-    ledger = LEDGER_VIEWS if has_ledger else ()
-    return (("batches_in_scope", batches_in_scope(has_gone_table)), *_LATER_VIEWS, *ledger)
+    Admin API's tables (`organization_tables`) once an admin key loaded them (see reconciliation.py), the
+    request ledger's (`ledger_tables`) once a load read it (see ledger_views.py)."""
+    return (
+        ("batches_in_scope", batches_in_scope(has_gone_table)),
+        *_LATER_VIEWS,
+        *reconciliation_views(organization_tables, _TERMS),
+        *ledger_views(ledger_tables),
+    )
 
 
 VIEW_NAMES = tuple(name for name, _ in views(False))
-# The request ledger's views (over `batch_requests` and `batch_files`), created where those tables exist.
-LEDGER_VIEW_NAMES = tuple(name for name, _ in views(False, True) if name not in VIEW_NAMES)
 
 
-def create_views(con: duckdb.DuckDBPyConnection, has_gone_table: bool, has_ledger: bool = False) -> None:
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    has_gone_table: bool,
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
+) -> None:
     """Create (or replace) the `since` macro and every view in the session's current catalog."""
     con.execute(SINCE_MACRO)
-    for _, sql in views(has_gone_table, has_ledger):
+    for _, sql in views(has_gone_table, organization_tables, ledger_tables):
         con.execute(sql)
 
 
-def fingerprint(prices: Sequence[PriceRow], has_gone_table: bool, has_ledger: bool = False) -> str:
+def fingerprint(
+    prices: Sequence[PriceRow],
+    has_gone_table: bool,
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
+) -> str:
     """What the analysis is made of: the SQL of the macro and views and the price rows. Stored with the
     views in the file, so a reader can tell whether what is stored there is what it would build now."""
     digest = hashlib.sha256(SINCE_MACRO.encode())
-    for _, sql in views(has_gone_table, has_ledger):
+    for _, sql in views(has_gone_table, organization_tables, ledger_tables):
         digest.update(sql.encode())
     for row in prices:
         digest.update(repr(row).encode())
     return digest.hexdigest()[:16]
 
 
-__all__ = [
-    "LEDGER_VIEW_NAMES",
-    "NO_MODEL",
-    "VIEW_NAMES",
-    "create_views",
-    "fingerprint",
-    "views",
-]
+__all__ = ["NO_MODEL", "VIEW_NAMES", "create_views", "fingerprint", "views"]

@@ -1,0 +1,186 @@
+"""Issue 9: the DuckLake destination for teams (a PostgreSQL catalog plus Parquet files; SQLite and DuckDB
+catalogs too), through the real CLI against the simulator and a throwaway PostgreSQL. Every report, the
+status and the notebook work on it the same as on a DuckDB file; readers read while a load writes; a load
+from a second machine waits or exits 75; state travels with the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.openai_batches.analysis.report import collect
+from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
+from pipelines.openai_batches.store import DuckLake
+
+from .conftest import KEY_A, KEY_B, PROJECT_A
+from .support_reliability import cli_env, run_cli, spawn_cli
+
+
+def lake_env(catalog: str, storage: Path, server: SimulatorServer, data_dir: Path, **extra: str) -> dict[str, str]:
+    """What a user sets for `--destination ducklake`: dlt's own configuration names."""
+    return cli_env(
+        OPENAI_API_KEY=KEY_A,
+        OPENAI_BASE_URL=server.base_url,
+        DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG=catalog,
+        DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE=str(storage),
+        DLT_DATA_DIR=str(data_dir),
+        **extra,
+    )
+
+
+def ok(result: Any) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return str(result.stdout)
+
+
+def report_json(env: dict[str, str], *args: str) -> dict[str, Any]:
+    return json.loads(ok(run_cli("report", *args, "--format", "json", env=env)))
+
+
+@pytest.fixture
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_dsn"))
+    return f"{request.param}:///{tmp_path / 'catalog'}.{request.param}"
+
+
+@pytest.mark.parametrize("catalog", ["postgres", "sqlite", "duckdb"], indirect=True)
+def test_a_ducklake_loads_incrementally_and_reports_exactly_like_a_duckdb_file(
+    catalog: str, tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    org.generate_history(1200, project=PROJECT_A, days=500, open_fraction=0.02)
+    env = lake_env(catalog, tmp_path / "lake", server, tmp_path / "dlt")
+    lake, file = ["--destination", "ducklake"], ["--db", str(tmp_path / "file.duckdb")]
+    for where in (lake, file):
+        ok(run_cli("load", *where, env=env))
+    org.advance(3 * 86_400)  # everything settles: nothing is open, so no figure depends on the hour it is read
+    requests = []
+    for where in (lake, file):
+        server.reset_requests()
+        summary = ok(run_cli("load", *where, env=env))
+        requests.append(len(server.requests))
+        assert "0 new" in summary
+    assert requests[0] == requests[1] >= 1  # the same incremental plan on both: state came back from the lake
+
+    assert report_json(env, *lake) == report_json(env, *file)
+    lake_status = ok(run_cli("status", *lake, env=env)).splitlines()[1:]
+    file_status = ok(run_cli("status", *file, env=env)).splitlines()[1:]
+    assert [line.split()[0] for line in lake_status] == [line.split()[0] for line in file_status]
+    assert [line.split()[-5:] for line in lake_status[1:]] == [line.split()[-5:] for line in file_status[1:]]
+    assert "password" not in ok(run_cli("status", *lake, env=env))
+
+
+def test_readers_read_while_a_load_writes_and_a_second_machine_waits_or_exits_75(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    from pipelines.openai_batches.simulator import SimClock
+
+    org = SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: "proj_bravo"}, clock=SimClock(start=1_793_491_200.0), seed=3)
+    org.generate_history(300, project="proj_bravo", days=30)
+    org.generate_history(20_000, project=PROJECT_A, days=300)
+    with SimulatorServer(org, latency=0.01) as server:
+        machine_a = lake_env(postgres_dsn, tmp_path / "lake", server, tmp_path / "machine-a")
+        machine_b = dict(machine_a, DLT_DATA_DIR=str(tmp_path / "machine-b"))
+        # A first, small load so readers have something to read.
+        ok(run_cli("load", "--destination", "ducklake", env=dict(machine_a, OPENAI_API_KEY=KEY_B)))
+        backfill = spawn_cli("load", "--destination", "ducklake", "--wait", "0", env=machine_a)
+        try:
+            deadline = time.monotonic() + 60
+            while len(server.requests) < 30 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert backfill.poll() is None, "the backfill ended before the readers ran"
+            # Readers: a report, status, and a notebook's query (in this process), while it writes.
+            assert report_json(machine_b, "--destination", "ducklake", "--only", "cost_summary")["cost_summary"]
+            ok(run_cli("status", "--destination", "ducklake", env=machine_b))
+            with pytest.MonkeyPatch.context() as mp:
+                for name, value in machine_b.items():
+                    if name.startswith("DESTINATION__"):
+                        mp.setenv(name, value)
+                store = DuckLake(catalog=postgres_dsn, storage=str(tmp_path / "lake"))
+                rows = collect(store, only=["cost_summary"])[0].records()
+            assert rows[0]["batches"] >= 300
+            # A load on another machine (its own working directory) exits 75 naming the holder ...
+            busy = run_cli("load", "--destination", "ducklake", "--wait", "0", env=machine_b)
+            assert busy.returncode == 75, busy.stderr
+            assert "another load is using" in busy.stderr and "openai-batches load, pid" in busy.stderr
+            assert backfill.poll() is None, "the reads must have happened during the write"
+        finally:
+            out, err = backfill.communicate(timeout=300)
+        assert backfill.returncode == 0, out + err
+        assert "20000 new" in out.replace(",", "")
+        # ... and, with the first load done, takes over: the state travelled with the data (1 request).
+        server.reset_requests()
+        takeover = ok(run_cli("load", "--destination", "ducklake", "--wait", "30", env=machine_b))
+        assert "ok: 1 requests, 0 new" in takeover
+        assert len(server.requests) == 1
+
+
+def test_the_notebook_explores_a_ducklake(tmp_path: Path, org: SimulatedOrg, server: SimulatorServer) -> None:
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    org.generate_history(300, project=PROJECT_A, days=200)
+    catalog = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    env = lake_env(catalog, tmp_path / "lake", server, tmp_path / "dlt", OPENAI_BATCHES_DESTINATION="ducklake")
+    ok(run_cli("load", env=env))  # OPENAI_BATCHES_DESTINATION chooses the lake, as for every command
+    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb", as_version=4)
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        nbclient.NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    printed = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "reports from DuckLake openai_batches_lake" in printed
+
+
+def test_a_ducklake_without_a_catalog_or_storage_is_a_clear_configuration_error(
+    tmp_path: Path, server: SimulatorServer
+) -> None:
+    env = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url)
+    result = run_cli("load", "--destination", "ducklake", env=env)
+    assert result.returncode == 2 and "DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG" in result.stderr
+    env["DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG"] = "postgres://u:secretpw@127.0.0.1:1/db"
+    result = run_cli("load", "--destination", "ducklake", env=env)
+    assert result.returncode == 2 and "storage" in result.stderr
+    env["DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE"] = str(tmp_path / "lake")
+    result = run_cli("load", "--destination", "ducklake", env=env)  # an unreachable catalog
+    assert result.returncode == 1 and "cannot reach the catalog" in result.stderr
+    assert "secretpw" not in result.stdout + result.stderr
+    result = run_cli("load", "--destination", "ducklake", "--db", "x.duckdb", env=env)
+    assert result.returncode == 2 and "--db names a DuckDB file" in result.stderr
+
+
+def test_the_queries_run_on_a_ducklake_in_the_duckdb_cli(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    duckdb_cli = Path(sys.executable).parent / "duckdb"
+    if not duckdb_cli.exists() and not shutil.which("duckdb"):
+        pytest.skip("the DuckDB CLI (PyPI package duckdb-cli) is not installed in this environment")
+    org.generate_history(200, project=PROJECT_A, days=200)
+    env = lake_env(f"sqlite:///{tmp_path / 'c.sqlite'}", tmp_path / "lake", server, tmp_path / "dlt")
+    ok(run_cli("load", "--destination", "ducklake", env=env))
+    setup = ok(run_cli("sql-setup", "--destination", "ducklake", env=env)).strip()
+    assert "http" not in setup.lower().replace("autoinstall", "")  # extensions from their packages only
+    query = (Path(__file__).resolve().parents[1] / "queries" / "01_cost_summary.sql").read_text()
+    result = subprocess.run(
+        [str(duckdb_cli if duckdb_cli.exists() else "duckdb"), "-csv", "-cmd", setup],
+        input=query,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("200,"), result.stdout
