@@ -621,3 +621,26 @@ def test_a_signal_during_a_download_stops_the_run_at_once_and_the_next_run_reads
     assert "error: interrupted (SIGINT)" in err and "Traceback" not in err
     load(db, server)
     assert ledger(db, batch_id) == truth(org, batch_id)
+
+
+def test_the_ledger_in_a_ducklake_reports_exactly_like_in_a_duckdb_file(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    for endpoint in (CHAT, EMBEDDINGS):
+        finished(org, endpoint=endpoint, outcome="expired", total_requests=80, failed_fraction=0.1, **QUIRKS)
+    env = cli_env(
+        OPENAI_API_KEY=KEY_A,
+        OPENAI_BASE_URL=server.base_url,
+        DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG=f"duckdb:///{tmp_path / 'catalog'}.duckdb",
+        DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE=str(tmp_path / "lake"),
+        DLT_DATA_DIR=str(tmp_path / "dlt"),
+    )
+    reports = []
+    for where in (["--destination", "ducklake"], ["--db", str(tmp_path / "file.duckdb")]):
+        loaded = run_cli("load", *where, "--requests", env=env)
+        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+        only = [arg for name in LEDGER_REPORTS for arg in ("--only", name)]
+        report = run_cli("report", *where, *only, "--format", "json", env=env)
+        assert report.returncode == 0, report.stderr
+        reports.append(json.loads(report.stdout))
+    assert reports[0] == reports[1] and reports[0]["request_outcomes"] and reports[0]["missing_requests"]
