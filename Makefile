@@ -34,7 +34,7 @@ typecheck: install
 	$(BIN)/mypy pipelines
 
 test: install lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 bench: install
 	$(BIN)/python bench/run.py

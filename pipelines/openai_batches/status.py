@@ -159,16 +159,16 @@ def read_status(where: Store | str) -> StatusReport:
             for project, gone in con.execute(query).fetchall():
                 projects.setdefault(project, ProjectStatus(project)).gone = gone
         report.projects = sorted(projects.values(), key=lambda p: p.project)
-    _read_reconciliation(report)
+    _read_reconciliation(report, store)
     return report
 
 
-def _read_reconciliation(report: StatusReport) -> None:
+def _read_reconciliation(report: StatusReport, store: Store) -> None:
     """What the reconciliation views find; a failure there is a line of the output, not a failed status."""
     from .analysis.findings import read_findings
 
     try:
-        report.reconciliation = read_findings(report.db_path)
+        report.reconciliation = read_findings(store)
     except Exception as e:  # noqa: BLE001 -- freshness is status's job; this part must not take it down
         report.reconciliation_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
 
