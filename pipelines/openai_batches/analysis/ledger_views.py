@@ -26,9 +26,6 @@ _PREFIX = f"coalesce(nullif(regexp_extract(r.custom_id, '^(.*)[-_:][^-_:]*$', 1)
 
 _REQUEST_USAGE = usage_consistent("r.input_tokens", "r.cached_tokens", "r.output_tokens", "r.reasoning_tokens")
 
-# Per request: its cost at its batch's price. A request that did not succeed and reports no tokens cost
-# nothing (only completed work is billed): 0, priced. One that succeeded without usage (moderations),
-# with usage that cannot be right, or in a batch without a usable model, time or price: NULL, with why.
 _SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ"}
 
 
@@ -40,6 +37,9 @@ def _relation(table: str, columns: Sequence[Column], present: frozenset[str]) ->
     return f"(SELECT {typed} WHERE false)"
 
 
+# Per request: its cost at its batch's price. A request that did not succeed and reports no tokens cost
+# nothing (only completed work is billed): 0, priced. One that succeeded without usage (moderations),
+# with usage that cannot be right, or in a batch without a usable model, time or price: NULL, with why.
 _REQUEST_COSTS = """
 CREATE OR REPLACE VIEW {S}.request_costs AS
 WITH joined AS (
