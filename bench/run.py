@@ -6,7 +6,8 @@ another process (so the simulator's memory and CPU are not the loader's). Peak R
 `ru_maxrss` from wait4(); requests are what the simulator served to the run.
 
 Prints the table and writes bench/RESULTS.md. `--quick` runs fewer repetitions and no million-batch
-history, for development; `--only latency,throughput,incremental,memory,reports` picks sections.
+history, for development; `--only latency,throughput,incremental,memory,reports,ducklake,help,ledger` picks
+sections (their rows then replace the same sections' rows in bench/RESULTS.md; the rest stays as measured).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ RSS_MAX_MB = 400.0
 QUERIES_MAX_S = 2.0
 STARTUP_MAX_S = 2.0
 HELP_MAX_S = 0.3  # issue 9
+# Targets of issue 10 (the request ledger).
+LEDGER_MB_S_MIN = 100.0
+LEDGER_RSS_MAX_MB = 300.0
 
 # Environment that would let the caller's own configuration leak into a measured run.
 _LEAKY_PREFIXES = (
@@ -505,6 +509,76 @@ def bench_reports(res: Results, db: str, n: int) -> None:
     )
 
 
+# Finished at once: a batch submitted through `/_sim/create` with these is terminal an hour later.
+_QUICK = {"outcome": "completed", "validating_seconds": 1, "processing_seconds": 60, "finalizing_seconds": 1}
+_LEDGER_LINE = re.compile(r"ledger: ([\d,]+) requests? of .*\(([\d.]+) (MB|GB) in ([\d.]+)s")
+
+
+def ledger_figures(run: Run) -> tuple[int, float, float]:
+    """(requests, MB, seconds) the ledger reported in a load's summary (the time of its own work: file
+    metadata, download and parsing, not start-up or the batch listing)."""
+    found = _LEDGER_LINE.search(run.output)
+    if found is None:
+        raise RuntimeError(f"{run.label}: no ledger line in its output:\n{run.output[-2000:]}")
+    size = float(found.group(2)) * (1000 if found.group(3) == "GB" else 1)
+    return int(found.group(1).replace(",", "")), size, float(found.group(4))
+
+
+def ledger_load(ws: Workspace, sim: Simulator, label: str) -> Run:
+    return measure(label, [CLI, "load", "--db", ws.db, "--requests"], ws, sim).check()
+
+
+def bench_ledger(tmp: Path, res: Results, reps: int, big_mb: int = 1000) -> None:
+    """The request ledger against `simulate --admin` in its own process: MB/s of JSONL parsed, peak RSS of
+    a load that reads a 1 GB output file, a second run, and a load of many request rows."""
+    say(f"[7] request ledger: throughput ({reps} runs), a {big_mb} MB output file, 500k request rows")
+    with Simulator(0) as sim:
+        # Large lines (~20 kB of chat or responses, ~32 kB embedding vectors), as one load reads them.
+        sizes = {"/v1/chat/completions": 400, "/v1/responses": 400, "/v1/embeddings": 300}
+        for endpoint, mb in sizes.items():
+            sim.admin("POST", "create", endpoint=endpoint, output_bytes=mb * 10**6, **_QUICK)
+        sim.admin("POST", "advance", seconds=3600)
+        runs = [ledger_load(Workspace(tmp, f"ledger-{i}"), sim, "ledger throughput") for i in range(reps)]
+    figures = [ledger_figures(r) for r in runs]
+    rates = [mb / seconds for _, mb, seconds in figures]
+    rate = median(rates)
+    res.add(
+        "7 ledger",
+        f"throughput: {figures[0][1]:,.0f} MB of JSONL (chat, responses, embeddings), {figures[0][0]:,} requests",
+        f"{rate:.0f} MB/s (runs: {', '.join(f'{r:.0f}' for r in rates)}; requests {runs[0].requests})",
+        f">= {LEDGER_MB_S_MIN:g} MB/s",
+        rate >= LEDGER_MB_S_MIN,
+    )
+    with Simulator(0) as sim:
+        sim.admin("POST", "create", endpoint="/v1/chat/completions", output_bytes=big_mb * 10**6, **_QUICK)
+        sim.admin("POST", "advance", seconds=3600)
+        ws = Workspace(tmp, "ledger-big")
+        big = ledger_load(ws, sim, "ledger 1 GB file")
+        again = ledger_load(ws, sim, "ledger no-change")
+    requests, mb, seconds = ledger_figures(big)
+    res.add(
+        "7 ledger",
+        f"a {mb:,.0f} MB output file ({requests:,} requests): peak RSS",
+        f"{big.peak_rss_mb:.0f} MB ({mb / seconds:.0f} MB/s, {big.wall_s:.1f} s in all, {big.requests} requests)",
+        f"< {LEDGER_RSS_MAX_MB:g} MB",
+        big.peak_rss_mb < LEDGER_RSS_MAX_MB,
+    )
+    res.add("7 ledger", "the next run: requests", str(again.requests), "1 (no file again)", again.requests == 1)
+    with Simulator(0) as sim:
+        # Small lines (~1.4 kB moderation results): rows, not bytes, are the work; the merge is by batch.
+        for _ in range(10):
+            sim.admin("POST", "create", endpoint="/v1/moderations", total_requests=50_000, **_QUICK)
+        sim.admin("POST", "advance", seconds=3600)
+        rows = ledger_load(Workspace(tmp, "ledger-rows"), sim, "ledger 500k rows")
+    requests, mb, seconds = ledger_figures(rows)
+    res.add(
+        "7 ledger",
+        f"{requests:,} request rows of 10 batches ({mb:,.0f} MB of small lines): peak RSS",
+        f"{rows.peak_rss_mb:.0f} MB ({mb / seconds:.0f} MB/s, {requests / seconds:,.0f} requests/s, "
+        f"{rows.wall_s:.1f} s in all)",
+    )
+
+
 # ---------------------------------------------------------------------------------------------- output
 def machine() -> dict[str, str]:
     cpu = ""
@@ -562,11 +636,36 @@ def write_results(res: Results, info: dict[str, str], args: argparse.Namespace, 
     return path
 
 
+def merge_results(res: Results, info: dict[str, str]) -> Path:
+    """Replace, in bench/RESULTS.md, the rows of the sections just measured (`--only`); the others stay
+    as a full run wrote them. A section not in the results table yet is added at its end."""
+    path = BENCH / "RESULTS.md"
+    lines = path.read_text().splitlines()
+    header = table(Results()).splitlines()[0]
+    first = lines.index(header) + 2  # the results table: after its header and separator
+    end = first
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    measured = {r.section for r in res.rows}
+    kept = [line for line in lines[first:end] if line.split("|")[1].strip() not in measured]
+    sections = ", ".join(sorted(measured))
+    note = (
+        f"Rows of {sections} measured again on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with "
+        f"`bench/run.py --only` (machine: cores {info['cores']}; {info['cpu']})."
+    )
+    rest = [line for line in lines[end:] if not line.startswith(f"Rows of {sections} measured again")]
+    new_rows = table(res).splitlines()[2:]
+    path.write_text("\n".join([*lines[:first], *kept, *new_rows, "", note, *rest]) + "\n")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repetitions, no million-batch history")
     p.add_argument(
-        "--only", default="", help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help"
+        "--only",
+        default="",
+        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary workspaces (their path is printed)")
     args = p.parse_args(argv)
@@ -606,6 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_help(res)
         if wanted("ducklake"):
             bench_ducklake(tmp, res, n=20_000 if args.quick else 100_000)
+        if wanted("ledger"):
+            bench_ledger(tmp, res, reps=2 if args.quick else 3)
     elapsed = time.perf_counter() - started
     print(f"\nopenai-batches benchmarks ({info['cores']} cores, {info['cpu']}, {info['memory']})\n")
     print(table(res))
@@ -613,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(r.metric for r in missed) if missed else ""))
     if not only and not args.quick:
         print(f"written to {write_results(res, info, args, elapsed)}")
+    elif only and not args.quick and res.rows:
+        print(f"rows of {', '.join(sorted(only))} replaced in {merge_results(res, info)}")
     print(f"({elapsed / 60:.1f} min)")
     return 0
 

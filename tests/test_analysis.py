@@ -118,7 +118,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         )
         db = str(root / "analysis.duckdb")
         with SimulatorServer(org) as server:
-            result = run_load(db, config_for(server.base_url, KEY_A, KEY_B))
+            # With the request ledger, so that queries 19-23 have rows to show.
+            result = run_load(db, config_for(server.base_url, KEY_A, KEY_B, requests=True))
         assert result.ok, result.error or [o.error for o in result.outcomes]
         refresh_analysis(db)
         batches = {b["id"]: b for p in (PROJECT_A, PROJECT_B) for b in org.batches(p)}

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pipelines.openai_batches import cli, demo
+from pipelines.openai_batches.analysis.settings import LEDGER_REPORTS
 from pipelines.openai_batches.config import ProjectConfig, RunConfig
 from pipelines.openai_batches.runner import run_load
 from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
@@ -86,8 +87,9 @@ def test_the_demo_shows_the_same_figures_for_clean_data(tmp_path: Path, capsys: 
         FIXTURE.write_bytes(gzip.compress(json.dumps(after, sort_keys=True).encode(), 9, mtime=0))
     before: dict[str, list[dict[str, Any]]] = json.loads(gzip.decompress(FIXTURE.read_bytes()))
     assert after.pop("caveats") == []  # clean data: every figure covers every batch
-    # Reconciliation needs an admin key, which this load has not: those reports are there, and empty.
-    for name in ("usage_reconciliation", "project_coverage", "cost_reconciliation"):
+    # Reconciliation needs an admin key, and the request ledger `requests`, which this load has not: those
+    # reports are there, and empty.
+    for name in ("usage_reconciliation", "project_coverage", "cost_reconciliation", *LEDGER_REPORTS):
         assert after.pop(name) == [], name
     assert set(after) == set(before)
     for name, old_rows in before.items():

@@ -49,7 +49,8 @@ def report_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         org.create_batch(project=PROJECT_A, created_at=NOW - 86_400, outcome="completed", model="acme-llm-7b")
         db = str(root / "report.duckdb")
         with SimulatorServer(org) as server:
-            assert run_load(db, config_for(server.base_url, KEY_A, KEY_B)).ok
+            # With the request ledger: every format shows its reports too.
+            assert run_load(db, config_for(server.base_url, KEY_A, KEY_B, requests=True)).ok
         yield db
 
 

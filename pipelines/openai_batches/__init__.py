@@ -1,4 +1,5 @@
-"""dlt source for OpenAI Batch API jobs: `openai_batches`, resource `batches`.
+"""dlt source for OpenAI Batch API jobs: `openai_batches`, resource `batches` (and, with `requests=True`,
+the request ledger: every request of each finished batch, read from its files; see ledger.py).
 
 Pages `GET /v1/batches` newest first, flattens `usage` and `request_counts` into columns, puts
 `errors.data` into `batches__errors__data`, and merges into the destination by batch id. Each run

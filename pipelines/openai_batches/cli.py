@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -86,6 +87,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    if getattr(args, "requests", False):
+        config = dataclasses.replace(config, requests=True)
     if not config.projects:
         admin_only = (
             " (an admin key is configured, but it cannot list batches: the Admin API tables are loaded next to "
@@ -295,6 +298,12 @@ def _wait_option(default: float, holder: str) -> dict[str, Any]:
     }
 
 
+_REQUESTS_HELP = (
+    "also read the request ledger: every request of each finished batch from its files, never their content "
+    "(or requests = true in .dlt)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openai-batches",
@@ -308,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--destination", **_destination_option())
     load.add_argument("--full-refresh", action="store_true", help="re-read every batch, not only what changed")
     load.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
+    load.add_argument("--requests", action="store_true", help=_REQUESTS_HELP)
     load.set_defaults(func=cmd_load)
 
     status = sub.add_parser("status", help="last successful load, open batches; non-zero when stale")
@@ -335,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--destination", **_destination_option())
     run.add_argument("--full-refresh", action="store_true", help="re-read every batch")
     run.add_argument("--wait", **_wait_option(settings.DEFAULT_LOCK_WAIT_S, "another load"))
+    run.add_argument("--requests", action="store_true", help=_REQUESTS_HELP)
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="cost and throughput reports (the SQL in queries/), or an HTML page")

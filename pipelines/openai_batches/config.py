@@ -51,6 +51,8 @@ class RunConfig:
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
     organization: OrganizationConfig | None = None  # None: no admin key, batches only
+    requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (ledger.py)
+    requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
 
 
 def _lookup(key: str, section: str = SECTION) -> Any:
@@ -167,6 +169,21 @@ def _number(value: Any, setting: str, default: float, minimum: float) -> float:
     return number
 
 
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+def _flag(value: Any, setting: str, default: bool) -> bool:
+    """A yes/no setting: a TOML boolean, or the text an environment variable carries (`true`, `0`, ...)."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{setting} must be true or false, got {value!r}")
+
+
 def configured_projects() -> tuple[ProjectConfig, ...]:
     """Named projects from `.dlt`, else the one project of OPENAI_API_KEY (or `api_key` in `.dlt`).
 
@@ -247,6 +264,13 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
         max_attempts=int(_number(_lookup("max_attempts"), f"{SECTION}.max_attempts", settings.RETRY_MAX_ATTEMPTS, 1)),
         lookback_seconds=int(
             _number(_lookup("lookback_seconds"), f"{SECTION}.lookback_seconds", settings.DEFAULT_LOOKBACK_S, 0)
+        ),
+        requests=_flag(_lookup("requests"), f"{SECTION}.requests", settings.DEFAULT_REQUESTS),
+        requests_max_mb_per_run=_number(
+            _lookup("requests_max_mb_per_run"),
+            f"{SECTION}.requests_max_mb_per_run",
+            settings.DEFAULT_REQUESTS_MAX_MB,
+            1,
         ),
     )
 

@@ -31,6 +31,10 @@ DEMO_HISTORY_DAYS = 540.0
 DEMO_OPEN_FRACTION = 0.01
 # New batches per hour per project after the backfill, so the cron tick has something to pick up.
 DEMO_ARRIVALS_PER_HOUR = 6.0
+# The demo reads the request ledger too, within a small budget per project and run: the simulated month
+# of files still kept is ~800 MB (embedding batches of hundreds of MB), minutes of parsing; 64 MB a run
+# keeps each load to seconds and shows how the rest waits for later runs, files that expire first first.
+DEMO_REQUESTS_MAX_MB = 64.0
 
 # The organisation's Admin API side (reconciliation): the simulator's admin key, a project nobody
 # configured a key for (its batches are only visible in OpenAI's books: `missing`), and one month in
@@ -56,6 +60,8 @@ def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
     config = RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
         organization=OrganizationConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
+        requests=True,
+        requests_max_mb_per_run=DEMO_REQUESTS_MAX_MB,
     )
     progress = make_progress()
     try:
@@ -83,6 +89,34 @@ def _print_contents(db_path: str) -> None:
     print(f"\n{'project':<18}{'batches':>9}{'open':>7}{'requests':>13}{'tokens':>16}{'no usage':>10}")
     for project, batches, open_, requests, tokens, without in rows:
         print(f"{project:<18}{batches:>9}{open_:>7}{requests or 0:>13,}{tokens or 0:>16,}{without:>10}")
+    _print_ledger(db_path)
+
+
+def _print_ledger(db_path: str) -> None:
+    """What the request ledger holds now, and what waits for the next runs."""
+    from .db import connect, table_exists
+
+    s = settings.DATASET_NAME
+    with connect(db_path, read_only=True) as con:
+        if not table_exists(con, s, settings.REQUESTS_TABLE):
+            return
+        outcomes = con.execute(
+            f"SELECT outcome, count(*) FROM {s}.{settings.REQUESTS_TABLE} GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+        row = con.execute(
+            f"""SELECT count(DISTINCT batch_id) FILTER (WHERE state = 'read'),
+                       count(DISTINCT batch_id) FILTER (WHERE state = 'pending'),
+                       coalesce(sum(bytes) FILTER (WHERE state = 'pending'), 0)
+                FROM {s}.{settings.FILES_TABLE}"""
+        ).fetchone()
+    read, pending, pending_bytes = row if row else (0, 0, 0)
+    shown = ", ".join(f"{n:,} {outcome}" for outcome, n in outcomes)
+    print(f"\nRequest ledger: {shown} (requests of {read:,} batches; openai_batches.batch_requests)")
+    print(
+        f"The demo reads at most {DEMO_REQUESTS_MAX_MB:g} MB of files per project and run (requests_max_mb_per_run, "
+        f"2 GB by default): {pending:,} finished batches ({pending_bytes / 1e6:,.0f} MB) wait for the next runs, "
+        "those whose files expire first first."
+    )
 
 
 def _shape_books(org: SimulatedOrg, per_project: int) -> str:

@@ -65,7 +65,13 @@ class _Client(DuckDbClient):
 # Tables whose staged rows hold each key once: the source never yields an id twice in a run (SeenIds).
 UNIQUE_STAGED_TABLES = {settings.BATCHES_TABLE: ("id",), settings.GONE_TABLE: ("id",)}
 # ... and the other tables a resumed load could have staged twice (see `remove_duplicates_after_resume`).
-KEYS_AFTER_RESUME = {**UNIQUE_STAGED_TABLES, settings.ERRORS_TABLE: ("batch_id", "error_index")}
+KEYS_AFTER_RESUME = {
+    **UNIQUE_STAGED_TABLES,
+    settings.ERRORS_TABLE: ("batch_id", "error_index"),
+    # The request ledger's (merge key `batch_id`, no primary key: dlt never deduplicates their staged rows).
+    settings.REQUESTS_TABLE: ("batch_id", "custom_id"),
+    settings.FILES_TABLE: ("batch_id", "kind"),
+}
 
 
 class _BoundedClient(_Client):

@@ -6,6 +6,7 @@ only the base URL and the key differ.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -432,6 +433,10 @@ class BatchesClient:
         return None
 
     def _get(self, path: str, params: dict[str, Any], what: str, expect: str) -> tuple[dict[str, Any], httpx.Response]:
+        return self._with_retries(self._attempt, path, params, what, expect)
+
+    def _with_retries(self, attempt: Callable[..., T], *args: Any) -> T:
+        """`attempt(*args)` under the run's retry policy; a final failure says how many attempts it took."""
         retrying = Retrying(
             retry=retry_if_exception_type(RetryableApiError),
             wait=self.retry.wait,
@@ -441,7 +446,7 @@ class BatchesClient:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, path, params, what, expect)
+            return retrying(attempt, *args)
         except ApiError as e:
             if isinstance(e, RetryableApiError):
                 e.attempts = retrying.statistics.get("attempt_number", 1)
@@ -462,17 +467,8 @@ class BatchesClient:
     ) -> tuple[dict[str, Any], httpx.Response]:
         with self._count_lock:
             self.requests_made += 1
-        try:
+        with self._transport_errors(what):
             response, raw = self._read(path, params)
-        except httpx.TimeoutException as e:
-            raise RetryableApiError(what, message=f"timed out ({type(e).__name__})") from None
-        except httpx.UnsupportedProtocol:
-            raise ApiError(what, message="unsupported URL scheme") from None
-        except httpx.TransportError as e:
-            # httpx's own text can quote what was sent (a header value): show only its kind and cleaned text.
-            raise RetryableApiError(
-                what, message=f"connection failed: {type(e).__name__}: {self.redactor.clean(e, 160)}"
-            ) from None
         request_id = self._request_id(response)
         if response.status_code >= 400:
             self._raise_for_status(response, raw, what, request_id)
@@ -507,6 +503,70 @@ class BatchesClient:
             )
         return body, response
 
+    @contextlib.contextmanager
+    def _transport_errors(self, what: str) -> Iterator[None]:
+        """httpx's failures as this module's errors: timeouts and connection problems are retryable."""
+        try:
+            yield
+        except httpx.TimeoutException as e:
+            raise RetryableApiError(what, message=f"timed out ({type(e).__name__})") from None
+        except httpx.UnsupportedProtocol:
+            raise ApiError(what, message="unsupported URL scheme") from None
+        except httpx.TransportError as e:
+            # httpx's own text can quote what was sent (a header value): show only its kind and cleaned text.
+            raise RetryableApiError(
+                what, message=f"connection failed: {type(e).__name__}: {self.redactor.clean(e, 160)}"
+            ) from None
+
+    # --- batch files (the request ledger) ---------------------------------------------------------
+    def file_info(self, file_id: str) -> dict[str, Any] | None:
+        """`GET /files/{id}`: the file object (`bytes`, `expires_at`, ...), or None when the API answers 404
+        (the file expired or was deleted)."""
+        what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}"
+        try:
+            body, _ = self._get("/files/" + quote(file_id, safe=""), {}, what, expect="file")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return body
+
+    def stream_file(
+        self, file_id: str, consume: Callable[[Iterator[bytes]], T], *, size_hint: int | None = None
+    ) -> T | None:
+        """`GET /files/{id}/content`, streamed: `consume(chunks)` reads the body as it arrives (it is never
+        held whole) and its result is returned; None when the API answers 404.
+
+        Retried like every request; a retry calls `consume` again from the first byte, so it must start
+        from nothing each time. The whole download is bounded in time: `timeout` plus the size (the larger
+        of `size_hint` and the response's content-length) at settings.DOWNLOAD_MIN_BYTES_PER_S."""
+        what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
+        path = "/files/" + quote(file_id, safe="") + "/content"
+        try:
+            return self._with_retries(self._stream_attempt, path, what, consume, size_hint or 0)
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T], size_hint: int) -> T:
+        with self._count_lock:
+            self.requests_made += 1
+        started = time.monotonic()
+        self._deadline.at = started + self.timeout + size_hint / settings.DOWNLOAD_MIN_BYTES_PER_S
+        try:
+            with self._transport_errors(what), self._http.stream("GET", self._base + path) as response:
+                if response.status_code >= 400:
+                    # An error body is small; a server sending megabytes instead is cut short.
+                    raw = b"".join(_first_bytes(response.iter_raw(), _ERROR_BODY_MAX))
+                    self._raise_for_status(response, raw, what, self._request_id(response))
+                length = _content_length(response.headers)
+                if length is not None and length > size_hint:
+                    self._deadline.at = started + self.timeout + length / settings.DOWNLOAD_MIN_BYTES_PER_S
+                return consume(response.iter_raw())
+        finally:
+            self._deadline.at = None
+
     def _request_id(self, response: httpx.Response) -> str | None:
         value = response.headers.get("x-request-id")
         return self.redactor.clean(value, 80) if value else None
@@ -529,6 +589,26 @@ class BatchesClient:
             code=code,
             retry_after=_parse_retry_after(response.headers),
         )
+
+
+# Bytes of an error response read at most (the API's error bodies are a few hundred bytes).
+_ERROR_BODY_MAX = 64 * 1024
+
+
+def _first_bytes(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    taken = 0
+    for chunk in chunks:
+        yield chunk[: limit - taken]
+        taken += len(chunk)
+        if taken >= limit:
+            return
+
+
+def _content_length(headers: httpx.Headers) -> int | None:
+    try:
+        return int(headers["content-length"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _has_shape(body: Any, expect: str) -> bool:

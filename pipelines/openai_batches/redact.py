@@ -75,6 +75,18 @@ class Redactor:
             line = mask_runs(line, secret)
         return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
+    def suspicious_regex(self) -> str:
+        """An RE2 regex (arrow compute's) matching any text `clean` would change other than by its length or
+        its spacing: a run of MIN_SECRET_RUN characters of a secret, or a control character. For checking
+        many values at once and cleaning only those that match."""
+        control = r"[\x{00}-\x{1f}\x{7f}-\x{9f}\x{2028}\x{2029}\x{202a}-\x{202e}\x{2066}-\x{2069}]"
+        runs = {
+            s[i : i + MIN_SECRET_RUN] for s in self._secrets if len(s) >= MIN_SECRET_RUN
+            for i in range(len(s) - MIN_SECRET_RUN + 1)
+        }  # fmt: skip
+        escaped = ("".join(ch if ch.isalnum() else "\\" + ch for ch in run) for run in sorted(runs))
+        return "|".join([control, *escaped])
+
     def contains_secret(self, text: str, min_run: int = MIN_SECRET_RUN) -> bool:
         """Whether `text` shares a run of `min_run` characters (or a whole shorter secret) with a secret."""
         return any(mask_runs(text, s, min(min_run, len(s))) != text for s in self._secrets if len(s) >= MIN_SECRET_RUN)

@@ -65,10 +65,16 @@ class LoadResult:
 
     @property
     def changed(self) -> bool:
-        """Whether a project that succeeded loaded or dropped a batch, or the Admin API's tables appeared
-        (what derived tables must follow)."""
+        """Whether a project that succeeded loaded or dropped a batch or request-ledger rows, or the Admin
+        API's tables appeared (what derived tables must follow)."""
         return any(
-            o.error is None and (o.stats.counts.new or o.stats.counts.updated or o.stats.counts.gone)
+            o.error is None
+            and (
+                o.stats.counts.new
+                or o.stats.counts.updated
+                or o.stats.counts.gone
+                or (o.stats.ledger is not None and o.stats.ledger.wrote_rows)
+            )
             for o in self.outcomes
         ) or (self.organization is not None and self.organization.changed)
 
@@ -232,6 +238,8 @@ def run_load(
             retry=retry,
             stats=stats,
             progress=progress,
+            requests=config.requests,
+            requests_max_mb_per_run=config.requests_max_mb_per_run,
         )
         project_started = datetime.now(UTC)
         try:

@@ -130,3 +130,33 @@ LOCK_POLL_S = 0.2
 
 # Table of successful project runs, written by the runner after each one (see status.py).
 RUN_LOG_TABLE = "_load_runs"
+
+# --- The request ledger (`load --requests`, ledger.py) ---------------------------------------------------
+# Tables of the ledger: one row per request of a finished batch, one row per file of such a batch.
+REQUESTS_TABLE = "batch_requests"
+FILES_TABLE = "batch_files"
+# Off by default: it downloads every finished batch's output and error files (gigabytes for big users).
+DEFAULT_REQUESTS = False
+# MB (of 1,048,576 bytes) of files one run starts downloading at most: 2 GB. What is left is read by the
+# next runs, files that expire first before the others (a file can expire an hour after it is written).
+DEFAULT_REQUESTS_MAX_MB = 2048.0
+# Files downloading at once: one stream rarely fills the link, and parsing (one GIL) is the bound anyway.
+DOWNLOADS_AT_ONCE = 4
+# ... and requests of the batches read at once, at most (a batch always goes): each request read holds
+# ~300 bytes until its batch is written, so four batches of 50,000 at once took ~100 MB more at peak.
+LEDGER_REQUESTS_AT_ONCE = 100_000
+# Output and error files are kept 30 days at most after a batch ends (the API reference: 30 days by
+# default, 1 hour to 30 days with `output_expires_after`). Batches that ended longer ago than that plus a
+# day of clock skew are not asked for: every file request would be a 404 (a backfill of years of history
+# would otherwise cost a request per file of every batch ever run).
+FILES_KEPT_AT_MOST_S = 30 * 86_400 + 86_400
+# A download may take `request_timeout` plus its size at this rate: large files must not hit the limit
+# meant for a server that trickles bytes (a 1 GB file gets ~17 minutes more).
+DOWNLOAD_MIN_BYTES_PER_S = 1_000_000
+# Longest error message kept per request (error files carry the API's message; never content).
+ERROR_MESSAGE_MAX_CHARS = 500
+# Longest identifier (custom_id, request_id, ...) kept as sent; a longer one is cut (and cleaned).
+IDENTIFIER_MAX_CHARS = 512
+# Request rows per arrow table handed to dlt, as for `batches` (ARROW_CHUNK_ROWS): a 50,000-request batch
+# handed over in one table took ~15 MB more at peak (dlt's extract and DuckDB's staging copy of it).
+LEDGER_ARROW_ROWS = 5_000

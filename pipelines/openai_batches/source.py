@@ -1,11 +1,12 @@
 """The dlt source `openai_batches` and its resource `batches` (tables `batches`,
-`batches__errors__data`, `batches_gone`)."""
+`batches__errors__data`, `batches_gone`, and with `requests=True` the request ledger's `batch_requests`
+and `batch_files`)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dlt
@@ -21,9 +22,12 @@ from .columns import (
     gone_to_arrow,
 )
 from .helpers import BatchesClient, Page, RetryPolicy, iter_pages
+from .ledger import Ledger
+from .ledger_columns import files_column_hints, requests_column_hints
+from .ledger_counts import LedgerCounts
 from .progress_sink import ProgressSink
 from .stats import SyncStats
-from .sync_plan import PageDecision, ProjectState, SyncPlan, latest_believable
+from .sync_plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_created
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,27 @@ GONE_HINTS = dlt.mark.make_hints(
     columns=gone_column_hints(),  # type: ignore[arg-type]
 )
 
+# The request ledger's tables. Merge key `batch_id` without a primary key: a batch's rows are deleted and
+# inserted as a whole (its requests are read together), which DuckDB does in a few bytes per row; a primary
+# key would make dlt deduplicate the staged rows first, ~1 KB per row (a million requests: a gigabyte).
+REQUESTS_HINTS = dlt.mark.make_hints(
+    table_name=settings.REQUESTS_TABLE,
+    write_disposition=_MERGE,
+    primary_key=[],
+    merge_key="batch_id",
+    columns=requests_column_hints(),  # type: ignore[arg-type]
+)
+FILES_HINTS = dlt.mark.make_hints(
+    table_name=settings.FILES_TABLE,
+    write_disposition=_MERGE,
+    primary_key=[],
+    merge_key="batch_id",
+    columns=files_column_hints(),  # type: ignore[arg-type]
+)
+_LEDGER_HINTS = {"requests": REQUESTS_HINTS, "files": FILES_HINTS}
+# Resource state key of the request ledger's state (per project, see ledger.py).
+_LEDGER = "ledger"
+
 # Resource state key under which the name used for a key without a configured project name is
 # remembered, so that one response without an `openai-project` header cannot relabel its rows.
 _UNNAMED = "unnamed_project"
@@ -80,8 +105,10 @@ def openai_batches(
     retry: RetryPolicy | None = None,
     stats: SyncStats | None = None,
     progress: ProgressSink | None = None,
+    requests: bool = settings.DEFAULT_REQUESTS,
+    requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
 ) -> DltResource:
-    """All batches one API key can see (one project).
+    """All batches one API key can see (one project), and with `requests` the request ledger.
 
     Args:
         api_key: Secret key of the project (`sk-...`); sent as `Authorization: Bearer`, never stored.
@@ -98,6 +125,14 @@ def openai_batches(
         retry: Retry policy shared by all requests of the run (budget included).
         stats: Filled with requests made and batches new / updated / still open / gone.
         progress: Told about each page, for progress display.
+        requests: Also read the request ledger: every request of every batch that finished (tables
+            `batch_requests`, `batch_files`; see ledger.py). Downloads each batch's files once.
+        requests_max_mb_per_run: MB of files one run starts reading at most; the rest waits for the
+            next runs, files that expire first before the others.
+
+    The ledger runs in the same resource, right after the batches are listed: it needs the batches this
+    run saw finish, which exist only once the listing is done (dlt interleaves separate resources), and
+    its state then commits in the same load package as the batches' own.
     """
     return dlt.resource(
         _batches(
@@ -115,6 +150,7 @@ def openai_batches(
             lookback=lookback_seconds,
             stats=stats if stats is not None else SyncStats(),
             progress=progress or ProgressSink(),
+            requests_max_mb=requests_max_mb_per_run if requests else None,
         ),
         name=settings.BATCHES_TABLE,
         write_disposition=_MERGE,
@@ -153,6 +189,7 @@ def _batches(
     lookback: int,
     stats: SyncStats,
     progress: ProgressSink,
+    requests_max_mb: float | None = None,
 ) -> Iterator[Any]:
     resource_state = dlt.current.resource_state()
     all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
@@ -163,9 +200,17 @@ def _batches(
         project, header_id = _project_label(resource_state, project_name, first, client)
         project_id = header_id or project_id
         stats.project = project
-        previous = None if full_refresh else ProjectState.load(all_projects.get(project))
-        plan = SyncPlan(previous, lookback=lookback, latest=latest_believable(first.server_time, time.time()))
+        before = all_projects.get(project)
+        latest = latest_believable(first.server_time, time.time())
+        ledger = None
+        if requests_max_mb is not None:
+            ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats)
+            # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
+            full_refresh = full_refresh or not ledger.in_sync_with(before)
+        previous = None if full_refresh else ProjectState.load(before)
+        plan = SyncPlan(previous, lookback=lookback, latest=latest)
         stats.counts = plan.counts
+        offer = _ledger_offer(ledger, before, full_refresh, lookback, latest)
 
         def observe(page: Page) -> tuple[PageDecision, bool]:
             decision = plan.observe(page)
@@ -176,6 +221,8 @@ def _batches(
             stats.requests = client.requests_made
             progress.page(project, len(page.data))
             pending.extend(decision.load)
+            for batch in decision.load:
+                offer(batch)
             if len(pending) >= settings.ARROW_CHUNK_ROWS:
                 tables = _tables(pending, project, project_id)
                 pending = []  # the batch objects are freed before dlt writes their tables
@@ -187,6 +234,7 @@ def _batches(
             plan.record_fetched(batch_id, fetched)
             if fetched is not None:
                 pending.append(fetched)
+                offer(fetched)
         # State is written before the last yield: dlt commits it with the items of this extract.
         all_projects[project] = plan.new_state().dump()
         tables = _tables(pending, project, project_id)
@@ -198,9 +246,50 @@ def _batches(
                 )
             )
         yield from tables
+        if ledger is not None:
+            for kind, table in ledger.read(all_projects[project]):
+                stats.requests = client.requests_made
+                yield dlt.mark.with_hints(table, _LEDGER_HINTS[kind], create_table_variant=True)
     finally:
         stats.requests = client.requests_made
         client.close()
+
+
+def _ledger(
+    resource_state: dict[str, Any],
+    project: str,
+    client: BatchesClient,
+    max_mb: float,
+    server_time: float | None,
+    stats: SyncStats,
+) -> Ledger:
+    """The project's request ledger for this run, with its state from earlier runs."""
+    state = resource_state.setdefault(_LEDGER, {}).setdefault(project, {})
+    stats.ledger = LedgerCounts()
+    now = server_time if server_time is not None else time.time()
+    return Ledger(state, client, project=project, max_mb=max_mb, now=now, counts=stats.ledger)
+
+
+def _ledger_offer(
+    ledger: Ledger | None, before: dict[str, Any] | None, full_refresh: bool, lookback: int, latest: float
+) -> Callable[[Mapping[str, Any]], None]:
+    """What to do with each batch the run loads: offer it to the ledger, or nothing.
+
+    An incremental run loads only batches that are new or were open at the last run, so each one it sees
+    finished has files the ledger has not read. A full refresh loads every batch again: only those an
+    incremental run would have loaded are offered (files are read once)."""
+    if ledger is None:
+        return lambda batch: None
+    previous = ProjectState.load(before)
+    if not full_refresh or previous is None or not ledger.in_sync_with(before):
+        return ledger.offer
+    incremental = SyncPlan(previous, lookback=lookback, latest=latest, warn_odd=False)
+
+    def offer_new(batch: Mapping[str, Any]) -> None:
+        if incremental.is_new(str(batch["id"]), sane_created(batch, latest)):
+            ledger.offer(batch)
+
+    return offer_new
 
 
 def _tables(batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None) -> list[Any]:

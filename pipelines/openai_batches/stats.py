@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .ledger_counts import LedgerCounts
 from .sync_counts import SyncCounts
 
 
@@ -12,3 +13,4 @@ class SyncStats:
     project: str | None = None  # the name rows are filed under (`project` column)
     requests: int = 0
     counts: SyncCounts = field(default_factory=SyncCounts)
+    ledger: LedgerCounts | None = None  # set when the run read the request ledger (`requests=True`)

@@ -6,6 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .ledger_counts import LedgerCounts
     from .runner import LoadResult
 
 
@@ -20,6 +21,8 @@ def print_summary(result: LoadResult, label: str = "load") -> None:
             f"{label} [{o.name}] ok: {o.stats.requests} requests, {c.new} new, "
             f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
         )
+        if o.stats.ledger is not None:
+            print(f"{label} [{o.name}] {ledger_summary(o.stats.ledger)}")
     if result.organization is not None:
         from .organization_run import summary_lines
 
@@ -44,4 +47,35 @@ def print_summary(result: LoadResult, label: str = "load") -> None:
         print(f"error: organization (Admin API): {result.organization.error}", file=sys.stderr)
 
 
-__all__ = ["print_summary"]
+def _mb(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+
+
+def _n(count: int, noun: str) -> str:
+    plural = noun + ("es" if noun.endswith("ch") else "s")
+    return f"{count:,} {noun if count == 1 else plural}"
+
+
+def ledger_summary(ledger: LedgerCounts) -> str:
+    """One line: what the request ledger read, found gone, and left for the next run."""
+    if ledger.files_read:
+        rate = f", {ledger.mb_per_s:.0f} MB/s" if ledger.seconds >= 0.05 else ""
+        parts = [
+            f"ledger: {_n(ledger.requests, 'request')} of {_n(ledger.batches_read, 'batch')} from "
+            f"{_n(ledger.files_read, 'file')} ({_mb(ledger.bytes_read)} in {ledger.seconds:.1f}s{rate})"
+        ]
+    else:
+        parts = ["ledger: no file read"]
+    if ledger.files_gone:
+        parts.append(f"{_n(ledger.files_gone, 'file')} gone (expired or deleted)")
+    if ledger.batches_pending:
+        parts.append(
+            f"{_n(ledger.batches_pending, 'batch')} ({_mb(ledger.bytes_pending)}) left for the next run"
+            + (f", {ledger.files_failed:,} after a failure" if ledger.files_failed else "")
+        )
+    if ledger.too_old:
+        parts.append(f"{_n(ledger.too_old, 'batch')} finished longer ago than files are kept (not asked for)")
+    return "; ".join(parts)
+
+
+__all__ = ["ledger_summary", "print_summary"]

@@ -266,6 +266,11 @@ class SyncPlan:
             return batch_id not in self._recent_before
         return False  # below the window: loaded by an earlier run
 
+    def is_new(self, batch_id: str, created: int | None) -> bool:
+        """Whether the previous run had not loaded this batch as it is now: not loaded at all, or open then
+        (what an incremental run loads). `created` as `sane_created` gives it."""
+        return self._wanted(batch_id, created)
+
     def leftovers(self) -> list[str]:
         """Open batches that paging did not show: to be read one by one. Those the list went past
         (the last creation times seen are below theirs by more than the window) are noted, so that a

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from . import charts
 from .cells import display, is_numeric, is_usd
 from .queries import Result
+from .settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
 
 # Rows per table on the page; the terminal/CSV reports carry the rest. Keeps the page light with years of hours.
 HTML_ROW_LIMIT = 50
@@ -42,6 +43,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.unpriced-cell { color: #b45309; font-style: italic; }
 .more { color: #666; font-size: 12px; }
 code { background: #f4f4f4; padding: 0 .2rem; }
+h2.group { border-top: 2px solid #ddd; padding-top: 1rem; margin-top: 2.5rem; }
 """
 
 
@@ -184,6 +186,16 @@ def _table(result: Result) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
 
 
+def _ledger_heading(read: bool) -> str:
+    """Where the request ledger's reports start; when nothing was read, the note says how to read it."""
+    text = (
+        "What happened to every request of each finished batch, read from its output, error and input files "
+        "(never their content): outcomes, requests missing from both files, failure reasons, cost per job."
+    )
+    note = "" if read else f'<p class="more">{escape(LEDGER_OFF_NOTE)}</p>'
+    return f'<h2 id="requests" class="group">Requests (the ledger)</h2><p>{escape(text)}</p>{note}'
+
+
 def _chart(result: Result | None, draw: Callable[[Result], Figure | None]) -> str:
     fig = draw(result) if result is not None else None
     if result is None or fig is None:
@@ -218,7 +230,13 @@ def render_html(
         _reconciliation_callout(by_name.get("project_coverage"), by_name.get("usage_reconciliation")),
     ]
     parts.extend(_chart(by_name.get(name), draw) for name, draw in CHARTS if name in shown_names)
+    ledger = [r for r in shown if r.name in LEDGER_REPORTS]
+    ledger_read = any(r.rows for r in ledger)
     for result in shown:
+        if ledger and result is ledger[0]:
+            parts.append(_ledger_heading(ledger_read))
+        if result in ledger and not ledger_read:
+            continue
         parts.append(f'<h2 id="{escape(result.name)}">{escape(result.name)}</h2>')
         parts.append(f"<p>{escape(result.query.title)}</p>")
         parts.append(_table(result))

@@ -124,7 +124,13 @@ def print_tables(
         console.print(Text(f"Batches created since {parse_since(since)} UTC."))
     if batches_in_scope(results) == 0:
         console.print(Text("No batches in scope: every report is empty and every cost is $0."))
+    ledger = [r for r in results if r.name in settings.LEDGER_REPORTS]
+    ledger_off = len(ledger) > 1 and not any(r.rows for r in ledger)
     for result in results:
+        if ledger_off and result in ledger:
+            if result is ledger[0]:
+                console.print(Text(settings.LEDGER_OFF_NOTE))
+            continue
         table = Table(
             title=f"[bold]{result.name}[/]: {result.query.title}",
             title_justify="left",
@@ -136,7 +142,7 @@ def print_tables(
                 column,
                 justify="right" if _numeric_column(result, i) else "left",
                 overflow="fold",
-                no_wrap=column == "id",
+                no_wrap=column == "id" or column.endswith("_id"),
             )
         for row in result.rows[:limit]:
             # Text objects, not strings: a value from the API such as a model named `[/]` is shown as it

@@ -23,6 +23,7 @@ from ..db import CATALOG, table_exists, table_type, tables_in
 from ..organization_columns import ORGANIZATION_TABLES, USAGE_TABLE
 from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
 from . import settings
+from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .views import VIEW_NAMES, create_views, fingerprint
 
@@ -71,6 +72,11 @@ def _organization_tables(tables: dict[str, str]) -> frozenset[str]:
     return frozenset(name for name in ORGANIZATION_TABLES if tables.get(name) == "BASE TABLE")
 
 
+def _ledger_tables(tables: dict[str, str]) -> frozenset[str]:
+    """The request ledger's tables a load has created in the file (`load --requests`)."""
+    return frozenset(name for name in LEDGER_TABLES if tables.get(name) == "BASE TABLE")
+
+
 def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
     if table_type(con, S, _VERSION_VIEW, catalog) != "VIEW":
         return None
@@ -103,13 +109,14 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
     organization = _organization_tables(tables)
+    ledger = _ledger_tables(tables)
     for name in (BATCHES_TABLE, ERRORS_TABLE):
         if tables.get(name) != "BASE TABLE":
             _empty_table(con, name)
     prices = resolve_prices(_models(con, organization), overrides)
     write_model_prices(con, prices)
-    create_views(con, has_gone, organization)
-    current = stored == fingerprint(prices, has_gone, organization)
+    create_views(con, has_gone, organization, ledger)
+    current = stored == fingerprint(prices, has_gone, organization, ledger)
     return Analysis(con=con, has_batches=has_batches, stored_is_current=current)
 
 
@@ -172,11 +179,12 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None) -> li
         organization = _organization_tables(tables_in(con, S))
         prices = resolve_prices(_models(con, organization), overrides)
         has_gone = table_exists(con, S, GONE_TABLE)
+        ledger = _ledger_tables(tables_in(con, S))
         con.execute("BEGIN TRANSACTION")
         try:
             write_model_prices(con, prices)
-            create_views(con, has_gone, organization)
-            mark = fingerprint(prices, has_gone, organization)
+            create_views(con, has_gone, organization, ledger)
+            mark = fingerprint(prices, has_gone, organization, ledger)
             con.execute(f"CREATE OR REPLACE VIEW {S}.{_VERSION_VIEW} AS SELECT '{mark}' AS fingerprint")
         except BaseException:
             con.execute("ROLLBACK")

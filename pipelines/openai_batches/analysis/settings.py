@@ -49,3 +49,12 @@ TABLE_ROW_LIMIT = 15
 # Longest model name (or other label) a chart draws; longer ones are cut with an ellipsis, so one odd
 # name cannot squeeze a chart's axes to nothing.
 CHART_LABEL_MAX = 40
+
+# The request ledger's reports (`queries/19_...` to `23_...`, over `batch_requests` and `batch_files`).
+# Empty until a load reads the ledger (`load --requests`): the terminal report then says so in one line
+# instead of five empty tables, and the HTML page in one note.
+LEDGER_REPORTS = ("request_outcomes", "missing_requests", "failure_reasons", "cost_by_custom_id_prefix", "ledger_check")
+LEDGER_OFF_NOTE = (
+    "No request read: the request ledger (what happened to every request of every finished batch) is read by "
+    "`openai-batches load --requests` (or requests = true under [sources.openai_batches])."
+)

@@ -20,8 +20,10 @@ import duckdb
 
 from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
+from .ledger_views import ledger_views
 from .prices import PriceRow
 from .reconciliation import BatchTerms, reconciliation_views
+from .sql_rules import sync_cost, usage_consistent
 
 S = settings.SCHEMA
 
@@ -60,12 +62,13 @@ def _usable(column: str) -> str:
 
 # Usage the API cannot have meant: cached input above input, reasoning above output, a negative count.
 # genai-prices refuses such usage; pricing it would subtract money from every total.
-_USAGE_CONSISTENT = """CASE WHEN usage__input_tokens IS NOT NULL THEN
-        usage__input_tokens >= 0
-        AND coalesce(usage__input_tokens_details__cached_tokens, 0) BETWEEN 0 AND usage__input_tokens
-        AND coalesce(usage__output_tokens, 0) >= 0
-        AND coalesce(usage__output_tokens_details__reasoning_tokens, 0) BETWEEN 0 AND coalesce(usage__output_tokens, 0)
-    END"""
+_USAGE_CONSISTENT = usage_consistent(
+    "usage__input_tokens",
+    "usage__input_tokens_details__cached_tokens",
+    "usage__output_tokens",
+    "usage__output_tokens_details__reasoning_tokens",
+)
+
 
 # The batches as loaded (timestamps as sent; the views below test them with `_usable`), in scope: all
 # of them when `since` is unset (the condition then folds to true and costs nothing), else those with
@@ -144,11 +147,8 @@ priced AS (
     SELECT
         *,
         unpriced_reason IS NULL AS priced,
-        CASE WHEN unpriced_reason IS NULL THEN (
-            (input_tokens - coalesce(cached_input_tokens, 0)) * input_usd_per_mtok
-            + coalesce(cached_input_tokens, 0) * cached_input_usd_per_mtok
-            + coalesce(output_tokens, 0) * coalesce(output_usd_per_mtok, 0)
-        ) / 1e6 END AS sync_cost_usd
+        CASE WHEN unpriced_reason IS NULL THEN {sync_cost("input_tokens", "cached_input_tokens", "output_tokens")}
+        END AS sync_cost_usd
     FROM joined
 )
 SELECT
@@ -398,13 +398,19 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
 _TERMS = BatchTerms(usable=_usable, ended_at=_ENDED_AT, usage_consistent=_USAGE_CONSISTENT, no_model=NO_MODEL)
 
 
-def views(has_gone_table: bool, organization_tables: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
+def views(
+    has_gone_table: bool,
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
+) -> tuple[tuple[str, str], ...]:
     """Every view, in creation order; `batches_gone` exists only once a load found a batch gone, the
-    Admin API's tables (`organization_tables`) once an admin key loaded them (see reconciliation.py)."""
+    Admin API's tables (`organization_tables`) once an admin key loaded them (see reconciliation.py), the
+    request ledger's (`ledger_tables`) once a load read it (see ledger_views.py)."""
     return (
         ("batches_in_scope", batches_in_scope(has_gone_table)),
         *_LATER_VIEWS,
         *reconciliation_views(organization_tables, _TERMS),
+        *ledger_views(ledger_tables),
     )
 
 
@@ -412,21 +418,27 @@ VIEW_NAMES = tuple(name for name, _ in views(False))
 
 
 def create_views(
-    con: duckdb.DuckDBPyConnection, has_gone_table: bool, organization_tables: frozenset[str] = frozenset()
+    con: duckdb.DuckDBPyConnection,
+    has_gone_table: bool,
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
 ) -> None:
     """Create (or replace) the `since` macro and every view in the session's current catalog."""
     con.execute(SINCE_MACRO)
-    for _, sql in views(has_gone_table, organization_tables):
+    for _, sql in views(has_gone_table, organization_tables, ledger_tables):
         con.execute(sql)
 
 
 def fingerprint(
-    prices: Sequence[PriceRow], has_gone_table: bool, organization_tables: frozenset[str] = frozenset()
+    prices: Sequence[PriceRow],
+    has_gone_table: bool,
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
 ) -> str:
     """What the analysis is made of: the SQL of the macro and views and the price rows. Stored with the
     views in the file, so a reader can tell whether what is stored there is what it would build now."""
     digest = hashlib.sha256(SINCE_MACRO.encode())
-    for _, sql in views(has_gone_table, organization_tables):
+    for _, sql in views(has_gone_table, organization_tables, ledger_tables):
         digest.update(sql.encode())
     for row in prices:
         digest.update(repr(row).encode())

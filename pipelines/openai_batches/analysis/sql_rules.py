@@ -1,0 +1,29 @@
+"""SQL rules shared by the batch views (views.py) and the request ledger's (ledger_views.py): written once."""
+
+from __future__ import annotations
+
+
+def usage_consistent(inp: str, cached: str, out: str, reasoning: str) -> str:
+    """The one test of usage, over any four token columns (a batch's, or a request's in the ledger): NULL
+    without usage, false for usage the API cannot have meant (cached input above input, reasoning above
+    output, a negative count)."""
+    return f"""CASE WHEN {inp} IS NOT NULL THEN
+        {inp} >= 0
+        AND coalesce({cached}, 0) BETWEEN 0 AND {inp}
+        AND coalesce({out}, 0) >= 0
+        AND coalesce({reasoning}, 0) BETWEEN 0 AND coalesce({out}, 0)
+    END"""
+
+
+def sync_cost(inp: str, cached: str, out: str) -> str:
+    """The one price rule, at the standard (synchronous) price: uncached input at the input price, cached
+    input at the cached-input price, output (reasoning included) at the output price; USD. Needs the
+    price columns of `batch_costs` (`input_usd_per_mtok`, ...) in scope; times `batch_factor` for a batch."""
+    return f"""(
+            ({inp} - coalesce({cached}, 0)) * input_usd_per_mtok
+            + coalesce({cached}, 0) * cached_input_usd_per_mtok
+            + coalesce({out}, 0) * coalesce(output_usd_per_mtok, 0)
+        ) / 1e6"""
+
+
+__all__ = ["sync_cost", "usage_consistent"]
