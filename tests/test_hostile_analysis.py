@@ -20,6 +20,9 @@ from .support_reliability import make_batch
 
 # Markup a metadata value or model name can carry into a rendered report: raw HTML (runs in a notebook's
 # trusted output or any Markdown renderer that passes HTML through), and a `javascript:` link.
+# Bidirectional controls reorder what a terminal or a page shows after them ("Trojan Source"): a name
+# `usd\u202e1.0$` displays as something else than it is.
+BIDI_METADATA = {"bidi": "proj\u202eevil\u2066x\u200f"}
 HTML_METADATA = {"img": "<img src=x onerror=alert(1)>", "link": "[click](javascript:alert(1))", "amp": "a &lt; b"}
 
 
@@ -35,6 +38,7 @@ def hostile_batches() -> dict[str, dict[str, Any]]:
         (
             ("clean", {}),
             ("html_metadata", {"metadata": HTML_METADATA}),
+            ("bidi_metadata", {"metadata": BIDI_METADATA}),
         ),
         1,
     ):
@@ -79,3 +83,22 @@ def test_markdown_cells_are_text_never_html_or_links(hostile: Hostile, capsys: p
         r["metadata_value"] for r in report_json(capsys, hostile.db, "--only", "cost_by_metadata")["cost_by_metadata"]
     }
     assert set(HTML_METADATA.values()) <= values
+
+
+def test_bidirectional_controls_are_shown_escaped_never_raw(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = ("\u202e", "\u2066", "\u200f")
+    for fmt in ("table", "markdown"):
+        code, out, err = report(capsys, "--db", hostile.db, "--only", "cost_by_metadata", "--format", fmt)
+        assert code == 0, err
+        assert not [c for c in raw if c in out], fmt
+        assert "proj\\u202eevil\\u2066x\\u200f" in out, fmt
+    page = tmp_path / "bidi.html"
+    code, _, err = report(capsys, "--db", hostile.db, "--only", "cost_by_metadata", "--html", str(page))
+    assert code == 0, err
+    assert not [c for c in raw if c in page.read_text()]
+    values = {
+        r["metadata_value"] for r in report_json(capsys, hostile.db, "--only", "cost_by_metadata")["cost_by_metadata"]
+    }
+    assert BIDI_METADATA["bidi"] in values  # JSON as sent
