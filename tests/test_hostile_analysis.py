@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from pipelines.openai_batches import cli
 
-from .support_analysis import dlt_dirs, load_batches, usage
+from .support_analysis import dlt_dirs, load_batches
 from .support_reliability import make_batch
 
 # Markup a metadata value or model name can carry into a rendered report: raw HTML (runs in a notebook's
@@ -54,6 +56,36 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     with dlt_dirs(root):
         load_batches(db, list(batches.values()))
         yield Hostile(db, {label: str(b["id"]) for label, b in batches.items()})
+
+
+def with_admin_tables(
+    db: str,
+    target: Path,
+    projects: list[tuple[Any, ...]],
+    usage_rows: list[tuple[Any, ...]],
+    costs: list[tuple[Any, ...]],
+) -> str:
+    """A copy of ``db`` with the Admin API's tables as a load with an admin key leaves them, holding these rows."""
+    target.write_bytes(Path(db).read_bytes())
+    with duckdb.connect(str(target)) as con:
+        con.execute(
+            "CREATE TABLE openai_batches.projects (id VARCHAR NOT NULL, name VARCHAR, status VARCHAR, "
+            "created_at TIMESTAMPTZ, archived_at TIMESTAMPTZ)"
+        )
+        con.execute(
+            "CREATE TABLE openai_batches.usage_daily (day DATE NOT NULL, project_id VARCHAR, model VARCHAR, "
+            "batch BOOLEAN, input_tokens BIGINT, input_cached_tokens BIGINT, output_tokens BIGINT, "
+            "num_model_requests BIGINT)"
+        )
+        con.execute(
+            "CREATE TABLE openai_batches.costs_daily (day DATE NOT NULL, project_id VARCHAR, line_item VARCHAR, "
+            "amount_usd DOUBLE, currency VARCHAR)"
+        )
+        for table, rows in (("projects", projects), ("usage_daily", usage_rows), ("costs_daily", costs)):
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                con.executemany(f"INSERT INTO openai_batches.{table} VALUES ({marks})", rows)
+    return str(target)
 
 
 def report(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -102,3 +134,35 @@ def test_bidirectional_controls_are_shown_escaped_never_raw(
         r["metadata_value"] for r in report_json(capsys, hostile.db, "--only", "cost_by_metadata")["cost_by_metadata"]
     }
     assert BIDI_METADATA["bidi"] in values  # JSON as sent
+
+
+def test_status_and_the_load_summary_show_names_from_the_admin_api_as_text(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.openai_batches.analysis.findings import read_findings
+
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    name = "Lab\x1b[2J\x1b[31mRED\u202e"  # clears the screen, recolours, reorders
+    model = "gpt-4o\x1b]8;;http://evil.example\x07x"  # a terminal hyperlink
+    db = with_admin_tables(
+        hostile.db,
+        tmp_path / "admin.duckdb",
+        projects=[("proj_lab", name, "active", None, None)],
+        # The month of the loaded batches (2026-09): tokens of a model none of them ran, so it differs.
+        usage_rows=[
+            (day, "proj_lab", "gpt-4o", True, 1000, 0, 10, 1),
+            (date(2026, 9, 21), "proj_odd", model, True, 5, 0, 1, 1),
+        ],
+        costs=[],
+    )
+    findings = read_findings(db)
+    assert findings is not None and findings.missing == (("proj_lab", name),)  # the data as sent
+    shown = "\n".join([findings.summary(), *findings.lines()])
+    assert [(month, project) for month, project, _ in findings.differing] == [("2026-09", "proj_odd")]
+    assert model in findings.differing[0][2]
+    assert "proj_lab (Lab\\x1b[2J\\x1b[31mRED\\u202e)" in shown and "gpt-4o\\x1b]8;;http" in shown
+    assert "\x1b" not in shown and "\u202e" not in shown
+    assert cli.main(["status", "--db", db]) in (0, 1)
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert "proj_lab" in printed and "\x1b" not in printed and "\u202e" not in printed, printed
