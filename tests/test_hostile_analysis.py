@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from pipelines.openai_batches import cli
+from pipelines.openai_batches.analysis.prices import PricesError, load_overrides
 
 from .support_analysis import dlt_dirs, load_batches
 from .support_reliability import make_batch
@@ -166,3 +167,24 @@ def test_status_and_the_load_summary_show_names_from_the_admin_api_as_text(
     out = capsys.readouterr()
     printed = out.out + out.err
     assert "proj_lab" in printed and "\x1b" not in printed and "\u202e" not in printed, printed
+
+
+# --- the price file: a value TOML allows that no total can use is refused with the entry at fault --------
+def one_clear_error(capsys: pytest.CaptureFixture[str], code: int, *args: str) -> str:
+    exit_code, out, err = report(capsys, *args)
+    assert exit_code == code, (exit_code, out, err)
+    assert "Traceback" not in err and "unexpected" not in err, err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    return line
+
+
+@pytest.mark.parametrize("valid_from", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+01:00"])
+def test_a_price_period_starting_outside_the_calendar_is_refused(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str], valid_from: str
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(f'[[prices]]\nmodel = "gpt-4o-mini*"\ninput = 1\nvalid_from = {valid_from}\n')
+    with pytest.raises(PricesError, match="entry 1: `valid_from`"):
+        load_overrides(prices)
+    line = one_clear_error(capsys, 2, "--db", hostile.db, "--prices", str(prices))
+    assert str(prices) in line and "valid_from" in line

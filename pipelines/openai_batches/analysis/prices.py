@@ -230,7 +230,10 @@ def _valid_from(value: Any, where: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-12:00: its offset moves the instant past the calendar
+            raise PricesError(f"{where}: `valid_from` {value.isoformat()} is out of range in UTC") from None
     if isinstance(value, date):
         return _utc_midnight(value)
     raise PricesError(
