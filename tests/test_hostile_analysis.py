@@ -188,3 +188,17 @@ def test_a_price_period_starting_outside_the_calendar_is_refused(
         load_overrides(prices)
     line = one_clear_error(capsys, 2, "--db", hostile.db, "--prices", str(prices))
     assert str(prices) in line and "valid_from" in line
+
+
+@pytest.mark.parametrize("key", ["input", "cached_input", "output"])
+def test_a_price_so_large_that_totals_are_infinite_is_refused(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    # 1e308 is a finite TOML float: times a few thousand tokens it is infinity, which every format shows
+    # as an empty cost of a batch counted as priced.
+    prices = tmp_path / "prices.toml"
+    entry = {"input": 1.0, key: 1e308}
+    prices.write_text('[[prices]]\nmodel = "gpt-4o-mini*"\n' + "".join(f"{k} = {v!r}\n" for k, v in entry.items()))
+    with pytest.raises(PricesError, match=f"entry 1: `{key}`"):
+        load_overrides(prices)
+    assert "1e+308" in one_clear_error(capsys, 2, "--db", hostile.db, "--prices", str(prices))

@@ -18,6 +18,11 @@ BATCH_FACTOR = 0.5
 # cost more than the same requests sent one by one, which no provider bills (a typo, such as 5 for 0.5).
 BATCH_FACTOR_MAX = 1.0
 
+# Largest price a price file may give, USD per million tokens: a dollar a token, thousands of times the
+# dearest model listed. Above it an entry is a typo (a lost decimal point), and a float such as 1e308
+# makes every total it enters infinite, which no report can show.
+MAX_PRICE_USD_PER_MTOK = 1_000_000.0
+
 # genai-prices knows models by provider; every batch here was billed by OpenAI.
 PRICE_PROVIDER = "openai"
 
