@@ -42,6 +42,11 @@ def hostile_batches() -> dict[str, dict[str, Any]]:
             ("clean", {}),
             ("html_metadata", {"metadata": HTML_METADATA}),
             ("bidi_metadata", {"metadata": BIDI_METADATA}),
+            # Request counts the API cannot have meant: more failed than in the batch, negative counts, and
+            # counts whose differences do not fit in 64 bits.
+            ("failed_above_total", {"request_counts": {"total": 10, "completed": 0, "failed": 1_000_000}}),
+            ("negative_counts", {"request_counts": {"total": 10, "completed": -3, "failed": -50}}),
+            ("counts_beyond_int64", {"request_counts": {"total": 2**62, "completed": -(2**62), "failed": -(2**62)}}),
         ),
         1,
     ):
@@ -202,3 +207,55 @@ def test_a_price_so_large_that_totals_are_infinite_is_refused(
     with pytest.raises(PricesError, match=f"entry 1: `{key}`"):
         load_overrides(prices)
     assert "1e+308" in one_clear_error(capsys, 2, "--db", hostile.db, "--prices", str(prices))
+
+
+# --- request counts the API cannot have meant -------------------------------------------------------------
+IMPOSSIBLE_COUNTS = ("failed_above_total", "negative_counts", "counts_beyond_int64")
+
+
+def with_ledger(db: str, target: Path, batch_id: str) -> str:
+    """A copy of ``db`` whose request ledger has read one file of ``batch_id``, holding one request."""
+    target.write_bytes(Path(db).read_bytes())
+    with duckdb.connect(str(target)) as con:
+        con.execute(
+            "CREATE TABLE openai_batches.batch_files (batch_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, "
+            "file_id VARCHAR NOT NULL, state VARCHAR NOT NULL, bytes BIGINT, lines BIGINT, read_at TIMESTAMPTZ)"
+        )
+        con.execute(
+            "CREATE TABLE openai_batches.batch_requests (batch_id VARCHAR NOT NULL, custom_id VARCHAR NOT NULL, "
+            "project VARCHAR, outcome VARCHAR, status_code BIGINT, request_id VARCHAR, response_id VARCHAR, "
+            "model VARCHAR, input_tokens BIGINT, cached_tokens BIGINT, output_tokens BIGINT, reasoning_tokens BIGINT, "
+            "error_code VARCHAR, error_message VARCHAR)"
+        )
+        con.execute(
+            "INSERT INTO openai_batches.batch_files VALUES (?, 'output', 'file-out', 'read', 100, 1, now())", [batch_id]
+        )
+        con.execute(
+            "INSERT INTO openai_batches.batch_requests VALUES "
+            "(?, 'job-1', 'proj_odd', 'succeeded', 200, 'req_1', 'resp_1', 'gpt-4o-mini', 10, 0, 1, 0, NULL, NULL)",
+            [batch_id],
+        )
+    return str(target)
+
+
+def test_impossible_request_counts_are_in_no_rate_and_counted_apart(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = report_json(capsys, hostile.db)
+    for row in doc["failures_expiries"]:
+        assert 0 <= row["request_failure_pct"] <= 100, row
+    for row in doc["throughput_hourly"]:
+        assert row["requests_completed"] >= 0 and row["requests_failed"] >= 0, row
+    # The clean batches' requests are all counted: 10 each, none failed.
+    clean = len(hostile.ids) - len(IMPOSSIBLE_COUNTS)
+    assert sum(r["requests_completed"] for r in doc["throughput_hourly"]) == 10 * clean
+    (row,) = [r for r in doc["caveats"] if "request counts" in r["caveat"]]
+    assert row["batches"] == len(IMPOSSIBLE_COUNTS) and row["example_id"] in {hostile.ids[k] for k in IMPOSSIBLE_COUNTS}
+    # The request ledger compares its requests with the batch's counts: impossible ones never agree, and
+    # their differences (64-bit overflow) crash nothing.
+    db = with_ledger(hostile.db, tmp_path / "ledger.duckdb", hostile.ids["counts_beyond_int64"])
+    for fmt in ("json", "csv", "table"):
+        code, out, err = report(capsys, "--db", db, "--format", fmt)
+        assert code == 0 and err == "", (fmt, err)
+    (check,) = report_json(capsys, db, "--only", "ledger_check")["ledger_check"]
+    assert check["batch_id"] == hostile.ids["counts_beyond_int64"]
