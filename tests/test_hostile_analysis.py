@@ -18,7 +18,7 @@ import pytest
 from pipelines.openai_batches import cli
 from pipelines.openai_batches.analysis.prices import PricesError, load_overrides
 
-from .support_analysis import dlt_dirs, load_batches
+from .support_analysis import dlt_dirs, load_batches, usage
 from .support_reliability import make_batch
 
 # Markup a metadata value or model name can carry into a rendered report: raw HTML (runs in a notebook's
@@ -46,6 +46,9 @@ def hostile_batches() -> dict[str, dict[str, Any]]:
             # counts whose differences do not fit in 64 bits.
             ("failed_above_total", {"request_counts": {"total": 10, "completed": 0, "failed": 1_000_000}}),
             ("negative_counts", {"request_counts": {"total": 10, "completed": -3, "failed": -50}}),
+            # 2**62 tokens fit in the loader's 64-bit column: no batch comes near (50,000 requests at most).
+            # (In a month of its own: a month with a batch of unusable usage is not compared with the Usage API.)
+            ("tokens_beyond_any_batch", {"usage": usage(2**62, 0, 2**62), "created": 1_785_000_000}),
             ("counts_beyond_int64", {"request_counts": {"total": 2**62, "completed": -(2**62), "failed": -(2**62)}}),
         ),
         1,
@@ -247,7 +250,7 @@ def test_impossible_request_counts_are_in_no_rate_and_counted_apart(
     for row in doc["throughput_hourly"]:
         assert row["requests_completed"] >= 0 and row["requests_failed"] >= 0, row
     # The clean batches' requests are all counted: 10 each, none failed.
-    clean = len(hostile.ids) - len(IMPOSSIBLE_COUNTS)
+    clean = len(hostile.ids) - len(IMPOSSIBLE_COUNTS)  # (the huge-token batch's counts are fine)
     assert sum(r["requests_completed"] for r in doc["throughput_hourly"]) == 10 * clean
     (row,) = [r for r in doc["caveats"] if "request counts" in r["caveat"]]
     assert row["batches"] == len(IMPOSSIBLE_COUNTS) and row["example_id"] in {hostile.ids[k] for k in IMPOSSIBLE_COUNTS}
@@ -259,3 +262,15 @@ def test_impossible_request_counts_are_in_no_rate_and_counted_apart(
         assert code == 0 and err == "", (fmt, err)
     (check,) = report_json(capsys, db, "--only", "ledger_check")["ledger_check"]
     assert check["batch_id"] == hostile.ids["counts_beyond_int64"]
+
+
+# --- token counts no batch can have ----------------------------------------------------------------------
+def test_token_counts_beyond_any_batch_are_inconsistent_usage_not_trillions_of_dollars(
+    hostile: Hostile, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = report_json(capsys, hostile.db)
+    summary = doc["cost_summary"][0]
+    assert 0 < summary["cost_usd"] < 1, summary  # a handful of ordinary batches
+    reasons = {(r["reason"], r["batches"]) for r in doc["unpriced_usage"]}
+    assert ("inconsistent usage", 1) in reasons, doc["unpriced_usage"]
+    assert all(r["input_tokens"] < 2**53 for r in doc["throughput_daily"] if r["input_tokens"] is not None)

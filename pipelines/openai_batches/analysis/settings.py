@@ -40,6 +40,11 @@ SINCE_VARIABLE = "since"
 # ahead of this machine's clock is a unit error such as milliseconds, not clock skew): the views treat
 # them as unknown, and `caveats` counts the batches concerned. The lower bound is generous on purpose.
 EARLIEST_PLAUSIBLE_TIME = "2020-01-01 00:00:00+00"
+# Most tokens one batch (or one request) can report: 2**53, beyond which a count is not even exact as a
+# double. No batch comes near (50,000 requests at most); a count above it is an encoding error, and
+# priced it would put trillions of dollars into every total. Such usage is inconsistent (unpriced).
+MAX_PLAUSIBLE_TOKENS = 2**53
+
 # Clock skew between the API and this machine that is still believable.
 FUTURE_TOLERANCE_S = 86_400
 

@@ -60,7 +60,8 @@ def _usable(column: str) -> str:
     return f"CASE WHEN {column} BETWEEN {_EARLIEST} AND {_LATEST} THEN {column} END"
 
 
-# Usage the API cannot have meant: cached input above input, reasoning above output, a negative count.
+# Usage the API cannot have meant: cached input above input, reasoning above output, a negative count, a
+# count no batch can reach.
 # genai-prices refuses such usage; pricing it would subtract money from every total.
 _USAGE_CONSISTENT = usage_consistent(
     "usage__input_tokens",
@@ -358,7 +359,7 @@ _CAVEATS = (
     ),
 )
 _INCONSISTENT = (
-    "inconsistent usage (cached above input, reasoning above output, or a negative count)",
+    "inconsistent usage (cached above input, reasoning above output, a negative count, or beyond 2^53)",
     "every cost and token figure: unpriced, tokens unknown",
 )
 _COUNTS_IMPOSSIBLE = (
