@@ -274,3 +274,20 @@ def test_token_counts_beyond_any_batch_are_inconsistent_usage_not_trillions_of_d
     reasons = {(r["reason"], r["batches"]) for r in doc["unpriced_usage"]}
     assert ("inconsistent usage", 1) in reasons, doc["unpriced_usage"]
     assert all(r["input_tokens"] < 2**53 for r in doc["throughput_daily"] if r["input_tokens"] is not None)
+
+
+def test_usage_api_token_counts_near_64_bits_crash_no_report(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The Usage API's numbers are OpenAI's, shown as sent; their sum must not overflow a 64-bit integer.
+    huge = 2**62
+    db = with_admin_tables(
+        hostile.db,
+        tmp_path / "usage.duckdb",
+        projects=[("proj_odd", "Odd", "active", None, None)],
+        usage_rows=[(date(2026, 9, 21), "proj_odd", "gpt-4o-mini-2024-07-18", True, huge, 0, huge, 1)],
+        costs=[(date(2026, 9, 21), "proj_odd", "batch", 1.5, "usd")],
+    )
+    doc = report_json(capsys, db)
+    (row,) = [r for r in doc["cost_reconciliation"] if r["month"] == "2026-09"]
+    assert row["batch_token_share_pct"] == 100.0 and row["costs_usd"] == 1.5
