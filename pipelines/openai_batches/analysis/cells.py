@@ -17,7 +17,9 @@ UNPRICED = "unpriced"
 
 # C0 and C1 control characters (escape sequences, carriage returns, ...) in a value from the API: shown
 # as `\x1b`, never sent to a terminal or a page, where they could recolour or overwrite what is shown.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Bidirectional controls likewise (as `\u202e`): they reorder the text after them, so a name would
+# display as another ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # A spreadsheet runs a cell that starts with one of these as a formula (`=HYPERLINK(...)`, `@SUM(...)`,
 # DDE payloads after a tab or carriage return): CSV cells starting so get a leading apostrophe.
@@ -47,8 +49,13 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def printable(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_escaped, text)
 
 
 def usd(value: float | Decimal | int) -> str:

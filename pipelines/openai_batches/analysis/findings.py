@@ -12,6 +12,7 @@ import duckdb
 
 from ..organization_columns import PROJECTS_TABLE, USAGE_TABLE
 from . import settings
+from .cells import printable
 from .reconciliation import RECENT_DAYS
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ class Findings:
             parts.append("missing project(s) " + ", ".join(_project(p, n) for p, n in self.missing))
         if self.differing:
             parts.append(
-                "usage differs in " + ", ".join(f"{month} ({project})" for month, project, _ in self.differing)
+                "usage differs in "
+                + ", ".join(f"{month} ({_project(project, None)})" for month, project, _ in self.differing)
             )
         if not parts:
             return f"reconciliation: all {self.projects} projects covered or idle, every finished month matches"
@@ -53,9 +55,12 @@ class Findings:
                 "no batches loaded: configure a key for it"
             )
         for month, project, models in self.differing:
-            shown = ", ".join(models[:3]) + (f" and {len(models) - 3} more" if len(models) > 3 else "")
+            shown = ", ".join(printable(m) for m in models[:3]) + (
+                f" and {len(models) - 3} more" if len(models) > 3 else ""
+            )
             lines.append(
-                f"  differs: {month} {project}: the Usage API counts other batch tokens than the loaded batches "
+                f"  differs: {month} {_project(project, None)}: the Usage API counts other batch tokens than the "
+                "loaded batches "
                 f"({shown}; see usage_reconciliation)"
             )
         if not self.missing and not self.differing:
@@ -64,7 +69,10 @@ class Findings:
 
 
 def _project(project_id: str, name: str | None) -> str:
-    return f"{project_id} ({name})" if name and name != project_id else project_id
+    """A project as a terminal shows it: its id and name come from the Admin API, so escape sequences
+    and bidirectional controls in them are shown escaped, never sent to the terminal (see cells.py)."""
+    shown = f"{project_id} ({name})" if name and name != project_id else project_id
+    return printable(shown)
 
 
 def findings(con: duckdb.DuckDBPyConnection) -> Findings:

@@ -131,7 +131,10 @@ compared AS (
         b.request_counts__completed AS batch_completed,
         coalesce(r.succeeded, 0) AS ledger_succeeded,
         b.request_counts__failed AS batch_failed,
-        b.request_counts__total - b.request_counts__completed - b.request_counts__failed AS batch_not_run,
+        CASE WHEN b.request_counts_consistent THEN
+            b.request_counts__total - b.request_counts__completed - b.request_counts__failed
+        END AS batch_not_run,
+        b.request_counts_consistent,
         coalesce(r.failed, 0) AS ledger_failed,
         coalesce(r.expired, 0) AS ledger_expired,
         coalesce(r.cancelled, 0) AS ledger_cancelled,
@@ -161,7 +164,9 @@ SELECT
             OR (batch_completed = 0 AND batch_failed = 0 AND ledger_missing = ledger_requests)
         )
         AND ledger_succeeded = batch_completed
-        AND tokens_match IS NOT false,
+        AND tokens_match IS NOT false
+        -- counts the API cannot have meant (batches_in_scope) agree with no ledger
+        AND request_counts_consistent IS NOT false,
         false
     ) AS consistent
 FROM compared

@@ -198,11 +198,9 @@ def price_overrides(explicit: str | None = None) -> Overrides:
 _ENTRY_KEYS = {"model", "valid_from", "input", "cached_input", "output", "batch_factor", "note"}
 
 
-def _price(entry: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> float | None:
+def _finite(entry: Mapping[str, Any], key: str, where: str) -> float | None:
     value = entry.get(key)
     if value is None:
-        if required:
-            raise PricesError(f"{where}: `{key}` is required (USD per million tokens)")
         return None
     # TOML has `inf` and `nan`: both pass `>= 0`-style checks one way or another and poison every total.
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -210,8 +208,20 @@ def _price(entry: Mapping[str, Any], key: str, where: str, *, required: bool = F
     return float(value)
 
 
+def _price(entry: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> float | None:
+    price = _finite(entry, key, where)
+    if price is None and required:
+        raise PricesError(f"{where}: `{key}` is required (USD per million tokens)")
+    if price is not None and price > settings.MAX_PRICE_USD_PER_MTOK:
+        raise PricesError(
+            f"{where}: `{key}` is USD per million tokens, at most {settings.MAX_PRICE_USD_PER_MTOK:,.0f} "
+            f"(a dollar a token), got {price!r}"
+        )
+    return price
+
+
 def _batch_factor(entry: Mapping[str, Any], where: str) -> float:
-    factor = _price(entry, "batch_factor", where)
+    factor = _finite(entry, "batch_factor", where)
     if factor is None:
         return settings.BATCH_FACTOR
     if factor > settings.BATCH_FACTOR_MAX:
@@ -230,7 +240,10 @@ def _valid_from(value: Any, where: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-12:00: its offset moves the instant past the calendar
+            raise PricesError(f"{where}: `valid_from` {value.isoformat()} is out of range in UTC") from None
     if isinstance(value, date):
         return _utc_midnight(value)
     raise PricesError(

@@ -296,11 +296,12 @@ costs AS (
     GROUP BY ALL
 ),
 {_usage_priced(present, terms)},
+-- Each row's tokens added as HUGEINT: two counts the Usage API sends can overflow 64 bits together.
 tokens AS (
     SELECT
         month, project_id,
-        coalesce(sum(input_tokens + output_tokens) FILTER (WHERE batch), 0) AS batch_tokens,
-        sum(input_tokens + output_tokens) AS all_tokens,
+        coalesce(sum(CAST(input_tokens AS HUGEINT) + output_tokens) FILTER (WHERE batch), 0) AS batch_tokens,
+        sum(CAST(input_tokens AS HUGEINT) + output_tokens) AS all_tokens,
         CASE
             WHEN count(*) FILTER (WHERE batch) = 0 THEN 0
             WHEN bool_and(estimate_usd IS NOT NULL) FILTER (WHERE batch) THEN sum(estimate_usd) FILTER (WHERE batch)

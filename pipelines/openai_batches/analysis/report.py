@@ -75,8 +75,14 @@ def render_csv(results: Sequence[Result]) -> str:
     return out.getvalue()
 
 
+# Markdown is rendered, and most renderers (the notebook's trusted output, pandoc, static sites) pass raw
+# HTML through: a value from the API such as `<img onerror=...>` or `[x](javascript:...)` would run or
+# link. As entities, each reads as the character it stands for, and no value is markup.
+_MD_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;"})
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.translate(_MD_ENTITIES).replace("|", "\\|").replace("\n", " ")
 
 
 def _numeric_column(result: Result, i: int) -> bool:

@@ -18,6 +18,11 @@ BATCH_FACTOR = 0.5
 # cost more than the same requests sent one by one, which no provider bills (a typo, such as 5 for 0.5).
 BATCH_FACTOR_MAX = 1.0
 
+# Largest price a price file may give, USD per million tokens: a dollar a token, thousands of times the
+# dearest model listed. Above it an entry is a typo (a lost decimal point), and a float such as 1e308
+# makes every total it enters infinite, which no report can show.
+MAX_PRICE_USD_PER_MTOK = 1_000_000.0
+
 # genai-prices knows models by provider; every batch here was billed by OpenAI.
 PRICE_PROVIDER = "openai"
 
@@ -35,6 +40,11 @@ SINCE_VARIABLE = "since"
 # ahead of this machine's clock is a unit error such as milliseconds, not clock skew): the views treat
 # them as unknown, and `caveats` counts the batches concerned. The lower bound is generous on purpose.
 EARLIEST_PLAUSIBLE_TIME = "2020-01-01 00:00:00+00"
+# Most tokens one batch (or one request) can report: 2**53, beyond which a count is not even exact as a
+# double. No batch comes near (50,000 requests at most); a count above it is an encoding error, and
+# priced it would put trillions of dollars into every total. Such usage is inconsistent (unpriced).
+MAX_PLAUSIBLE_TOKENS = 2**53
+
 # Clock skew between the API and this machine that is still believable.
 FUTURE_TOLERANCE_S = 86_400
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from .settings import MAX_PLAUSIBLE_TOKENS
+
 
 def usage_consistent(inp: str, cached: str, out: str, reasoning: str) -> str:
     """The one test of usage, over any four token columns (a batch's, or a request's in the ledger): NULL
     without usage, false for usage the API cannot have meant (cached input above input, reasoning above
-    output, a negative count)."""
+    output, a negative count, a count beyond `MAX_PLAUSIBLE_TOKENS`)."""
     return f"""CASE WHEN {inp} IS NOT NULL THEN
-        {inp} >= 0
+        {inp} BETWEEN 0 AND {MAX_PLAUSIBLE_TOKENS}
         AND coalesce({cached}, 0) BETWEEN 0 AND {inp}
-        AND coalesce({out}, 0) >= 0
+        AND coalesce({out}, 0) BETWEEN 0 AND {MAX_PLAUSIBLE_TOKENS}
         AND coalesce({reasoning}, 0) BETWEEN 0 AND coalesce({out}, 0)
     END"""
 

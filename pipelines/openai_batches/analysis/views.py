@@ -60,7 +60,8 @@ def _usable(column: str) -> str:
     return f"CASE WHEN {column} BETWEEN {_EARLIEST} AND {_LATEST} THEN {column} END"
 
 
-# Usage the API cannot have meant: cached input above input, reasoning above output, a negative count.
+# Usage the API cannot have meant: cached input above input, reasoning above output, a negative count, a
+# count no batch can reach.
 # genai-prices refuses such usage; pricing it would subtract money from every total.
 _USAGE_CONSISTENT = usage_consistent(
     "usage__input_tokens",
@@ -68,6 +69,16 @@ _USAGE_CONSISTENT = usage_consistent(
     "usage__output_tokens",
     "usage__output_tokens_details__reasoning_tokens",
 )
+
+# Request counts the API cannot have meant: a negative count, or more completed and failed requests than
+# the batch holds. Such counts are in no request figure (a failure rate above 100%, negative throughput);
+# NULL without a total. Added as HUGEINT: no count the API sends can overflow the test of it.
+_REQUEST_COUNTS_CONSISTENT = """CASE WHEN request_counts__total IS NOT NULL THEN
+        coalesce(request_counts__completed, 0) >= 0
+        AND coalesce(request_counts__failed, 0) >= 0
+        AND CAST(coalesce(request_counts__completed, 0) AS HUGEINT) + coalesce(request_counts__failed, 0)
+            <= request_counts__total
+    END"""
 
 
 # The batches as loaded (timestamps as sent; the views below test them with `_usable`), in scope: all
@@ -81,6 +92,7 @@ SELECT
     *,
     coalesce(model, '{NO_MODEL}') AS model_label,
     {_USAGE_CONSISTENT} AS usage_consistent,
+    {_REQUEST_COUNTS_CONSISTENT} AS request_counts_consistent,
     {{gone}} AS gone
 FROM {S}.{BATCHES_TABLE}
 WHERE {S}.report_since() = TIMESTAMPTZ '-infinity' OR {_usable("created_at")} >= {S}.report_since()
@@ -174,6 +186,7 @@ FROM priced
 
 # The timestamps the durations read; the end of a batch is tested once it is chosen (`ended_at`: the
 # timestamp of its terminal status, NULL while it is open).
+_COUNTS = ("request_counts__total", "request_counts__completed", "request_counts__failed")
 _TIMES = ("created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at")
 _ENDED_AT = _usable(
     "CASE status WHEN 'completed' THEN completed_at WHEN 'failed' THEN failed_at "
@@ -201,7 +214,7 @@ WITH ends AS (
     SELECT
         id, project, model, model_label, endpoint, status, usage_consistent, gone,
         usage__input_tokens, usage__output_tokens,
-        request_counts__total, request_counts__completed, request_counts__failed,
+        {", ".join(f"CASE WHEN request_counts_consistent IS NOT false THEN {c} END AS {c}" for c in _COUNTS)},
         {", ".join(f"{_usable(c)} AS {c}" for c in _TIMES)},
         NOT {is_open_sql()} AND NOT gone AS is_terminal,
         {_ENDED_AT} AS ended_at
@@ -346,8 +359,12 @@ _CAVEATS = (
     ),
 )
 _INCONSISTENT = (
-    "inconsistent usage (cached above input, reasoning above output, or a negative count)",
+    "inconsistent usage (cached above input, reasoning above output, a negative count, or beyond 2^53)",
     "every cost and token figure: unpriced, tokens unknown",
+)
+_COUNTS_IMPOSSIBLE = (
+    "impossible request counts (negative, or more completed and failed than in the batch)",
+    "every request figure: throughput, failure rates, open batches",
 )
 _TIERED = ("priced at the base rate of a long-context (tiered) price", "every cost figure: a lower bound")
 
@@ -356,8 +373,8 @@ def _caveats_sql() -> str:
     kinds = [(condition, caveat, figures) for condition, caveat, figures in _CAVEATS]
     flags = "\n        + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, _, _) in enumerate(kinds))
     rows = [(1 << i, caveat, figures) for i, (_, caveat, figures) in enumerate(kinds)]
-    inconsistent, tiered = 1 << len(kinds), 1 << (len(kinds) + 1)
-    rows += [(inconsistent, *_INCONSISTENT), (tiered, *_TIERED)]
+    inconsistent, tiered, counts = (1 << (len(kinds) + i) for i in range(3))
+    rows += [(inconsistent, *_INCONSISTENT), (tiered, *_TIERED), (counts, *_COUNTS_IMPOSSIBLE)]
     values = ",\n    ".join(f"({bit}, '{caveat}', '{figures}')" for bit, caveat, figures in rows)
     return f"""
 CREATE OR REPLACE VIEW {S}.caveats AS
@@ -372,6 +389,8 @@ flagged AS (
     SELECT id, flags FROM timed WHERE flags > 0
     UNION ALL
     SELECT id, {inconsistent} FROM {S}.batches_in_scope WHERE NOT usage_consistent
+    UNION ALL
+    SELECT id, {counts} FROM {S}.batches_in_scope WHERE NOT request_counts_consistent
     UNION ALL
     SELECT id, {tiered} FROM {S}.batch_costs WHERE price_tiered
 )
