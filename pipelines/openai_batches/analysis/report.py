@@ -123,9 +123,16 @@ def print_tables(
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=file)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 on a closed pipe by itself; 1 means "database unreadable" here. The CLI turns
+            # the error into the quiet 141 of `report | head`, as for every other command.
+            self.quiet = True
+            raise BrokenPipeError
+
+    console = _Console(file=file)
     if not console.is_terminal:
-        console = Console(file=file, width=200)
+        console = _Console(file=file, width=200)
     if since:
         console.print(Text(f"Batches created since {parse_since(since)} UTC."))
     if batches_in_scope(results) == 0:
