@@ -291,3 +291,27 @@ def test_usage_api_token_counts_near_64_bits_crash_no_report(
     doc = report_json(capsys, db)
     (row,) = [r for r in doc["cost_reconciliation"] if r["month"] == "2026-09"]
     assert row["batch_token_share_pct"] == 100.0 and row["costs_usd"] == 1.5
+
+
+def test_a_month_without_costs_says_no_costs_reported_not_unpriced(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "unpriced" means we could not price batches; a month the Costs API has no row for is another fact.
+    db = with_admin_tables(
+        hostile.db,
+        tmp_path / "nocosts.duckdb",
+        projects=[("proj_odd", "Odd", "active", None, None)],
+        usage_rows=[(date(2026, 9, 21), "proj_odd", "gpt-4o-mini-2024-07-18", True, 1000, 0, 500, 1)],
+        costs=[],
+    )
+    doc = report_json(capsys, db)
+    (row,) = [r for r in doc["cost_reconciliation"] if r["month"] == "2026-09"]
+    assert row["costs_usd"] is None
+    code, out, err = report(capsys, "--db", db, "--only", "cost_reconciliation")
+    assert code == 0, err
+    (line,) = [line for line in out.splitlines() if line.strip().startswith("2026-09")]
+    assert "no costs reported" in line and "unpriced" not in line
+    page = tmp_path / "page.html"
+    code, _, err = report(capsys, "--db", db, "--html", str(page))
+    assert code == 0, err
+    assert "no costs reported" in page.read_text()

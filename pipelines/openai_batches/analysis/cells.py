@@ -26,8 +26,18 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# A NULL cost is "unpriced" (we could not price it), except where it is another fact: a month for which the
+# Costs API reported nothing.
+_NULL_COST_TEXT = {"costs_usd": "no costs reported"}
+
+
 def is_usd(column: str) -> bool:
     return column.endswith("_usd")
+
+
+def null_text(column: str) -> str:
+    """What an absent value of ``column`` is shown as to people."""
+    return _NULL_COST_TEXT.get(column, UNPRICED) if is_usd(column) else ""
 
 
 def jsonable(value: Any) -> Any:
@@ -70,9 +80,9 @@ def usd(value: float | Decimal | int) -> str:
 
 
 def display(value: Any, column: str) -> str:
-    """A cell for people: UTC times without seconds noise, thousands separators, NULL costs as 'unpriced'."""
+    """A cell for people: UTC times without seconds noise, thousands separators, NULL costs as `null_text`."""
     if value is None:
-        return UNPRICED if is_usd(column) else ""
+        return null_text(column)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):

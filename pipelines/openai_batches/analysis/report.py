@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from . import settings
-from .cells import UNPRICED, csv_cell, display, is_numeric, is_usd, jsonable
+from .cells import csv_cell, display, is_numeric, is_usd, jsonable
 from .prices import PricesError
 from .queries import Query, Result, load_queries, parse_since, run_queries
 from .session import NoBatchesError, reading, refresh_after_load
@@ -162,7 +162,7 @@ def print_tables(
             # is, never read as rich markup (which would fail or restyle the table).
             table.add_row(
                 *(
-                    Text(UNPRICED, style="yellow") if v is None and is_usd(c) else Text(display(v, c))
+                    Text(display(v, c), style="yellow" if v is None and is_usd(c) else "")
                     for v, c in zip(row, result.columns, strict=True)
                 )
             )
