@@ -315,3 +315,26 @@ def test_a_month_without_costs_says_no_costs_reported_not_unpriced(
     code, _, err = report(capsys, "--db", db, "--html", str(page))
     assert code == 0, err
     assert "no costs reported" in page.read_text()
+
+
+def test_a_month_with_impossible_batch_usage_says_so_and_other_months_are_still_judged(
+    hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # July holds the batch with 2**62 tokens: our side of that month is unknown, which is not the same as
+    # "no batch usage" (batches from before usage was reported). September, ordinary, still differs.
+    model = "gpt-4o-mini-2024-07-18"
+    db = with_admin_tables(
+        hostile.db,
+        tmp_path / "inconsistent.duckdb",
+        projects=[("proj_odd", "Odd", "active", None, None)],
+        usage_rows=[
+            (date(2026, 7, 1), "proj_odd", model, True, 5, 0, 5, 1),
+            (date(2026, 7, 25), "proj_odd", model, True, 1000, 0, 500, 1),
+            (date(2026, 9, 21), "proj_odd", model, True, 999_999, 0, 500, 1),
+            (date(2026, 9, 30), "proj_odd", model, True, 1, 0, 1, 1),
+        ],
+        costs=[],
+    )
+    doc = report_json(capsys, db, "--only", "usage_reconciliation")
+    verdicts = {r["month"]: r["verdict"] for r in doc["usage_reconciliation"]}
+    assert verdicts == {"2026-07": "inconsistent usage", "2026-09": "differs"}, verdicts

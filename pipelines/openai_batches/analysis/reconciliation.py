@@ -153,6 +153,7 @@ work AS (
         coalesce(model, '{terms.no_model}') AS model,
         CASE WHEN {terms.usage_consistent} THEN usage__input_tokens END AS input_tokens,
         CASE WHEN {terms.usage_consistent} THEN usage__output_tokens END AS output_tokens,
+        coalesce(NOT ({terms.usage_consistent}), false) AS usage_impossible,
         {_month(terms.ended_at)} AS counted_month,
         {_month(started)} AS started_month
     FROM {_ours(BATCHES_TABLE, present)}
@@ -162,7 +163,8 @@ batch_side AS (
     SELECT
         counted_month AS month, project_id, model,
         count(*) AS batches,
-        count(*) FILTER (WHERE input_tokens IS NULL) AS without_usage,
+        count(*) FILTER (WHERE input_tokens IS NULL AND NOT usage_impossible) AS without_usage,
+        count(*) FILTER (WHERE usage_impossible) AS impossible_usage,
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens
     FROM work
@@ -204,9 +206,13 @@ boundary AS (
     WHERE w.counted_month IS NULL OR w.started_month < w.counted_month
     GROUP BY ALL
 ),
--- A month whose batches (some or all) carry no usage (before September 2025) cannot be compared.
+-- A month whose batches (some or all) carry no usage (before September 2025) cannot be compared; nor one
+-- with a batch whose usage the API cannot have meant (`batch_costs` leaves it unpriced): our side is unknown.
 without_usage AS (
-    SELECT month, project_id, bool_or(without_usage > 0) AS any_without_usage
+    SELECT
+        month, project_id,
+        bool_or(without_usage > 0) AS any_without_usage,
+        bool_or(impossible_usage > 0) AS any_impossible_usage
     FROM batch_side
     GROUP BY ALL
 ),
@@ -229,6 +235,7 @@ SELECT
     CASE
         WHEN c.first_day IS NULL OR {month_end} <= c.first_day OR k.month > c.last_day THEN 'no usage data'
         WHEN n.any_without_usage THEN 'no batch usage'
+        WHEN n.any_impossible_usage THEN 'inconsistent usage'
         WHEN epoch(now()) < epoch({month_end} + INTERVAL {SETTLING_DAYS} DAY) THEN 'month not over'
         WHEN {_within("input_tokens")} AND {_within("output_tokens")} THEN 'match'
         ELSE 'differs'
