@@ -531,41 +531,46 @@ class BatchesClient:
             raise
         return body
 
-    def stream_file(
-        self, file_id: str, consume: Callable[[Iterator[bytes]], T], *, size_hint: int | None = None
-    ) -> T | None:
+    def stream_file(self, file_id: str, consume: Callable[[Iterator[bytes]], T]) -> T | None:
         """`GET /files/{id}/content`, streamed: `consume(chunks)` reads the body as it arrives (it is never
         held whole) and its result is returned; None when the API answers 404.
 
         Retried like every request; a retry calls `consume` again from the first byte, so it must start
-        from nothing each time. The whole download is bounded in time: `timeout` plus the size (the larger
-        of `size_hint` and the response's content-length) at settings.DOWNLOAD_MIN_BYTES_PER_S."""
+        from nothing each time. The whole download is bounded in time: at any moment it may have taken
+        `timeout` plus the bytes received so far at settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that
+        arrived extend it, never a size the server announces (a content-length of terabytes would let a
+        server that trickles bytes hold the run for months)."""
         what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
         path = "/files/" + quote(file_id, safe="") + "/content"
         try:
-            return self._with_retries(self._stream_attempt, path, what, consume, size_hint or 0)
+            return self._with_retries(self._stream_attempt, path, what, consume)
         except ApiError as e:
             if e.status == 404:
                 return None
             raise
 
-    def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T], size_hint: int) -> T:
+    def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T]) -> T:
         with self._count_lock:
             self.requests_made += 1
         started = time.monotonic()
-        self._deadline.at = started + self.timeout + size_hint / settings.DOWNLOAD_MIN_BYTES_PER_S
+        self._deadline.at = started + self.timeout
         try:
             with self._transport_errors(what), self._http.stream("GET", self._base + path) as response:
                 if response.status_code >= 400:
                     # An error body is small; a server sending megabytes instead is cut short.
                     raw = b"".join(_first_bytes(response.iter_raw(), _ERROR_BODY_MAX))
                     self._raise_for_status(response, raw, what, self._request_id(response))
-                length = _content_length(response.headers)
-                if length is not None and length > size_hint:
-                    self._deadline.at = started + self.timeout + length / settings.DOWNLOAD_MIN_BYTES_PER_S
-                return consume(response.iter_raw())
+                return consume(self._paced(response.iter_raw(), started))
         finally:
             self._deadline.at = None
+
+    def _paced(self, chunks: Iterator[bytes], started: float) -> Iterator[bytes]:
+        """`chunks`, each one moving the download's deadline on by its size at DOWNLOAD_MIN_BYTES_PER_S."""
+        received = 0
+        for chunk in chunks:
+            received += len(chunk)
+            self._deadline.at = started + self.timeout + received / settings.DOWNLOAD_MIN_BYTES_PER_S
+            yield chunk
 
     def _request_id(self, response: httpx.Response) -> str | None:
         value = response.headers.get("x-request-id")
@@ -602,13 +607,6 @@ def _first_bytes(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
         taken += len(chunk)
         if taken >= limit:
             return
-
-
-def _content_length(headers: httpx.Headers) -> int | None:
-    try:
-        return int(headers["content-length"])
-    except (KeyError, ValueError):
-        return None
 
 
 def _has_shape(body: Any, expect: str) -> bool:

@@ -311,7 +311,7 @@ class Ledger:
     def _stream(self, candidate: Candidate, kind: str, consume: Callable[[Iterator[bytes]], Any]) -> Any:
         if kind in candidate.gone:
             return None
-        return self.client.stream_file(candidate.files[kind], consume, size_hint=candidate.sizes.get(kind) or 0)
+        return self.client.stream_file(candidate.files[kind], consume)
 
     def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str]) -> ParsedFile:
         return parse_results(

@@ -150,8 +150,9 @@ LEDGER_REQUESTS_AT_ONCE = 100_000
 # day of clock skew are not asked for: every file request would be a 404 (a backfill of years of history
 # would otherwise cost a request per file of every batch ever run).
 FILES_KEPT_AT_MOST_S = 30 * 86_400 + 86_400
-# A download may take `request_timeout` plus its size at this rate: large files must not hit the limit
-# meant for a server that trickles bytes (a 1 GB file gets ~17 minutes more).
+# A download may take `request_timeout` plus the bytes it received at this rate: large files must not hit
+# the limit meant for a server that trickles bytes (a 1 GB file gets ~17 minutes more). Bytes received,
+# not the size announced: a content-length of terabytes would otherwise let a trickle run for months.
 DOWNLOAD_MIN_BYTES_PER_S = 1_000_000
 # Longest error message kept per request (error files carry the API's message; never content).
 ERROR_MESSAGE_MAX_CHARS = 500

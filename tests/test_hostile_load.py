@@ -1,0 +1,114 @@
+"""The load path under a hostile server, found by trying to break it: batch files that lie about their
+size, arrive cut short or are not batch files at all, and Admin API pages no real API sends. Each test
+failed before the fix it protects."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pipelines.openai_batches.runner import LoadResult, run_load
+
+from .conftest import KEY_A, config_for, table
+from .support_reliability import RawApi, make_batch, raw_response
+
+DAY = 86_400
+
+
+def result_line(custom_id: str) -> bytes:
+    body = {"id": f"chatcmpl-{custom_id}", "model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
+    response = {"status_code": 200, "request_id": f"req_{custom_id}", "body": body}
+    return json.dumps({"custom_id": custom_id, "response": response, "error": None}).encode() + b"\n"
+
+
+OUTPUT = b"".join(result_line(c) for c in ("a", "b", "c"))
+INPUT = b"".join(json.dumps({"custom_id": c, "body": {}}).encode() + b"\n" for c in ("a", "b", "c"))
+
+Content = Callable[[int], Iterator[tuple[bytes, float]]]  # (attempt number) -> pieces of the response
+
+
+def one_batch_api(content: Content, *, described: dict[str, Any] | None = None) -> RawApi:
+    """One completed batch of three requests (output file `file-out1`, input file `file-in1`), finished an
+    hour ago; `content` answers the output file's content, the input file is served as it should be."""
+    batch = make_batch(1, output_file_id="file-out1", error_file_id=None, input_file_id="file-in1")
+    batch["request_counts"] = {"total": 3, "completed": 3, "failed": 0}
+    batch["created_at"] = int(time.time()) - 2 * 3600
+    batch["completed_at"] = int(time.time()) - 3600
+    attempts = {"file-out1": 0}
+
+    def answer(path: str) -> Iterator[tuple[bytes, float]]:
+        if path == "/v1/files/file-out1/content":
+            attempts["file-out1"] += 1
+            yield from content(attempts["file-out1"])
+            return
+        if path == "/v1/files/file-in1/content":
+            yield raw_response(INPUT), 0
+            return
+        if path.startswith("/v1/files/"):
+            file_id = path.split("/")[3]
+            size = len(OUTPUT if file_id == "file-out1" else INPUT)
+            meta = {"id": file_id, "object": "file", "bytes": size, "expires_at": None, "purpose": "batch_output"}
+            yield raw_response(json.dumps(meta | (described or {})).encode()), 0
+            return
+        yield raw_response(json.dumps({"object": "list", "data": [batch], "has_more": False}).encode()), 0
+
+    return RawApi(answer)
+
+
+def load(api: RawApi, db: str, **kw: Any) -> LoadResult:
+    kw.setdefault("max_attempts", 2)
+    return run_load(db, config_for(api.base_url, KEY_A, requests=True, **kw))
+
+
+def requests(db: str) -> dict[str, str]:
+    return dict(table(db, "SELECT custom_id, outcome FROM openai_batches.batch_requests"))
+
+
+def file_states(db: str) -> dict[str, str]:
+    return dict(table(db, "SELECT kind, state FROM openai_batches.batch_files"))
+
+
+def content_requests(api: RawApi) -> int:
+    return api.paths.count("/v1/files/file-out1/content")
+
+
+# --- how long a download may take ------------------------------------------------------------------
+
+
+def test_a_huge_announced_size_does_not_let_a_server_trickle_a_download_forever(db: str) -> None:
+    """A content-length of 10 TB once stretched the download's time limit to four months: a server
+    trickling bytes held the run (and its lock) for as long as it liked."""
+
+    def trickle(attempt: int) -> Iterator[tuple[bytes, float]]:
+        if attempt > 2:  # the next run's server behaves
+            yield raw_response(OUTPUT), 0
+            return
+        yield raw_response(b"", length=10**13), 0
+        for byte in OUTPUT:
+            yield bytes([byte]), 0.05
+
+    with one_batch_api(trickle) as api:
+        started = time.monotonic()
+        result = load(api, db, timeout=1.0)
+        elapsed = time.monotonic() - started
+        assert result.ok  # the batch waits for the next run
+        assert elapsed < 10, elapsed  # two attempts of about a second each, not the 25 s the trickle takes each
+        assert file_states(db) == {"output": "pending"}
+        assert load(api, db, timeout=1.0).ok
+    assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+
+
+def test_a_negative_size_in_the_file_object_does_not_fail_every_download(db: str) -> None:
+    """A file object saying `bytes: -10**12` once set the download's deadline in the past: every attempt
+    timed out at once, on every run, and the batch stayed pending forever."""
+
+    def whole(attempt: int) -> Iterator[tuple[bytes, float]]:
+        yield raw_response(OUTPUT), 0
+
+    with one_batch_api(whole, described={"bytes": -(10**12)}) as api:
+        result = load(api, db)
+    assert result.ok, result.outcomes[0].error
+    assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    assert file_states(db)["output"] == "read"
