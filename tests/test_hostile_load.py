@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
+
 from pipelines.openai_batches.runner import LoadResult, run_load
 
 from .conftest import KEY_A, config_for, table
@@ -112,3 +114,28 @@ def test_a_negative_size_in_the_file_object_does_not_fail_every_download(db: str
     assert result.ok, result.outcomes[0].error
     assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
     assert file_states(db)["output"] == "read"
+
+
+# --- downloads cut short ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        raw_response(OUTPUT, length=len(OUTPUT) - 40),  # a content-length that lies: the body ends early
+        raw_response(OUTPUT[:-40], length=None),  # no content-length, the connection closed part way
+    ],
+    ids=["short-content-length", "closed-early"],
+)
+def test_a_download_cut_short_without_a_protocol_error_is_read_again(db: str, cut: bytes) -> None:
+    """Such a body once ended quietly: the file was recorded `read`, its last request lost for good."""
+
+    def first_cut(attempt: int) -> Iterator[tuple[bytes, float]]:
+        yield (cut if attempt == 1 else raw_response(OUTPUT)), 0
+
+    with one_batch_api(first_cut) as api:
+        result = load(api, db)
+        assert content_requests(api) == 2
+    assert result.ok, result.outcomes[0].error
+    assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    assert table(db, "SELECT kind, state, bytes FROM openai_batches.batch_files") == [("output", "read", len(OUTPUT))]

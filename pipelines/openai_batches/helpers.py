@@ -531,25 +531,30 @@ class BatchesClient:
             raise
         return body
 
-    def stream_file(self, file_id: str, consume: Callable[[Iterator[bytes]], T]) -> T | None:
+    def stream_file(
+        self, file_id: str, consume: Callable[[Iterator[bytes]], T], *, size: int | None = None
+    ) -> T | None:
         """`GET /files/{id}/content`, streamed: `consume(chunks)` reads the body as it arrives (it is never
         held whole) and its result is returned; None when the API answers 404.
 
         Retried like every request; a retry calls `consume` again from the first byte, so it must start
-        from nothing each time. The whole download is bounded in time: at any moment it may have taken
-        `timeout` plus the bytes received so far at settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that
-        arrived extend it, never a size the server announces (a content-length of terabytes would let a
-        server that trickles bytes hold the run for months)."""
+        from nothing each time. A body shorter than `size` (the file object's `bytes`) is a download cut
+        short, retried: a content-length that lies, or a connection closed early without one, ends the
+        body quietly, and its last requests would be lost for good. The whole download is bounded in time:
+        at any moment it may have taken `timeout` plus the bytes received so far at
+        settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that arrived extend it, never a size the server
+        announces (a content-length of terabytes would let a server that trickles bytes hold the run for
+        months)."""
         what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
         path = "/files/" + quote(file_id, safe="") + "/content"
         try:
-            return self._with_retries(self._stream_attempt, path, what, consume)
+            return self._with_retries(self._stream_attempt, path, what, consume, size)
         except ApiError as e:
             if e.status == 404:
                 return None
             raise
 
-    def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T]) -> T:
+    def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T], size: int | None) -> T:
         with self._count_lock:
             self.requests_made += 1
         started = time.monotonic()
@@ -560,17 +565,18 @@ class BatchesClient:
                     # An error body is small; a server sending megabytes instead is cut short.
                     raw = b"".join(_first_bytes(response.iter_raw(), _ERROR_BODY_MAX))
                     self._raise_for_status(response, raw, what, self._request_id(response))
-                return consume(self._paced(response.iter_raw(), started))
+                body = _Paced(response.iter_raw(), self._deadline, started + self.timeout)
+                result = consume(iter(body))
+                if size is not None and body.received < size:
+                    raise RetryableApiError(
+                        what,
+                        status=response.status_code,
+                        message=f"the download ended after {body.received} of the file's {size} bytes",
+                        request_id=self._request_id(response),
+                    )
+                return result
         finally:
             self._deadline.at = None
-
-    def _paced(self, chunks: Iterator[bytes], started: float) -> Iterator[bytes]:
-        """`chunks`, each one moving the download's deadline on by its size at DOWNLOAD_MIN_BYTES_PER_S."""
-        received = 0
-        for chunk in chunks:
-            received += len(chunk)
-            self._deadline.at = started + self.timeout + received / settings.DOWNLOAD_MIN_BYTES_PER_S
-            yield chunk
 
     def _request_id(self, response: httpx.Response) -> str | None:
         value = response.headers.get("x-request-id")
@@ -594,6 +600,23 @@ class BatchesClient:
             code=code,
             retry_after=_parse_retry_after(response.headers),
         )
+
+
+class _Paced:
+    """A download's chunks, each one moving its deadline on by its size at DOWNLOAD_MIN_BYTES_PER_S (from
+    `base`, the start plus the request timeout); counts the bytes received."""
+
+    def __init__(self, chunks: Iterator[bytes], deadline: _Deadline, base: float) -> None:
+        self._chunks = chunks
+        self._deadline = deadline
+        self._base = base
+        self.received = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.received += len(chunk)
+            self._deadline.at = self._base + self.received / settings.DOWNLOAD_MIN_BYTES_PER_S
+            yield chunk
 
 
 # Bytes of an error response read at most (the API's error bodies are a few hundred bytes).

@@ -241,7 +241,8 @@ class Ledger:
             elif info is None:
                 candidate.gone.add(kind)
             else:
-                candidate.sizes[kind] = exact_int(info.get("bytes"))
+                size = exact_int(info.get("bytes"))
+                candidate.sizes[kind] = size if size is not None and size >= 0 else None
                 candidate.expiries[kind] = exact_int(info.get("expires_at"))
 
     def _within_budget(self, ordered: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
@@ -311,7 +312,7 @@ class Ledger:
     def _stream(self, candidate: Candidate, kind: str, consume: Callable[[Iterator[bytes]], Any]) -> Any:
         if kind in candidate.gone:
             return None
-        return self.client.stream_file(candidate.files[kind], consume)
+        return self.client.stream_file(candidate.files[kind], consume, size=candidate.sizes.get(kind))
 
     def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str]) -> ParsedFile:
         return parse_results(
