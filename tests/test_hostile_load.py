@@ -31,14 +31,17 @@ INPUT = b"".join(json.dumps({"custom_id": c, "body": {}}).encode() + b"\n" for c
 Content = Callable[[int], Iterator[tuple[bytes, float]]]  # (attempt number) -> pieces of the response
 
 
-def one_batch_api(content: Content, *, described: dict[str, Any] | None = None) -> RawApi:
+def one_batch_api(
+    content: Content, *, described: dict[str, Any] | None = None, inputs: Content | None = None
+) -> RawApi:
     """One completed batch of three requests (output file `file-out1`, input file `file-in1`), finished an
-    hour ago; `content` answers the output file's content, the input file is served as it should be."""
+    hour ago; `content` answers the output file's content, `inputs` the input file's (default: as it
+    should be)."""
     batch = make_batch(1, output_file_id="file-out1", error_file_id=None, input_file_id="file-in1")
     batch["request_counts"] = {"total": 3, "completed": 3, "failed": 0}
     batch["created_at"] = int(time.time()) - 2 * 3600
     batch["completed_at"] = int(time.time()) - 3600
-    attempts = {"file-out1": 0}
+    attempts = {"file-out1": 0, "file-in1": 0}
 
     def answer(path: str) -> Iterator[tuple[bytes, float]]:
         if path == "/v1/files/file-out1/content":
@@ -46,7 +49,8 @@ def one_batch_api(content: Content, *, described: dict[str, Any] | None = None) 
             yield from content(attempts["file-out1"])
             return
         if path == "/v1/files/file-in1/content":
-            yield raw_response(INPUT), 0
+            attempts["file-in1"] += 1
+            yield from (inputs or (lambda attempt: iter([(raw_response(INPUT), 0.0)])))(attempts["file-in1"])
             return
         if path.startswith("/v1/files/"):
             file_id = path.split("/")[3]
@@ -139,3 +143,43 @@ def test_a_download_cut_short_without_a_protocol_error_is_read_again(db: str, cu
     assert result.ok, result.outcomes[0].error
     assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
     assert table(db, "SELECT kind, state, bytes FROM openai_batches.batch_files") == [("output", "read", len(OUTPUT))]
+
+
+# --- a document that is not the batch file ---------------------------------------------------------
+
+HTML = b"<!DOCTYPE html>\n<html><head><title>Service unavailable</title></head>\n<body>Try later</body></html>\n"
+
+
+def test_an_html_page_served_as_a_file_is_not_read_as_one(db: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A proxy's page with status 200 was once recorded as the output file, `read`, and all three requests
+    that succeeded were called `missing` (from the input file), for good."""
+
+    def page_first(attempt: int) -> Iterator[tuple[bytes, float]]:
+        yield raw_response(HTML if attempt == 1 else OUTPUT), 0
+
+    with one_batch_api(page_first, described={"bytes": None}) as api:  # no size that would tell
+        assert load(api, db).ok
+        assert file_states(db) == {"output": "pending"}
+        assert "none of its 3 line(s) is a request of the batch" in caplog.text
+        assert "/v1/files/file-in1/content" not in api.paths
+        assert load(api, db).ok
+    assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    assert file_states(db) == {"output": "read"}
+
+
+def test_an_html_page_served_as_the_input_file_calls_no_request_missing_wrongly(db: str) -> None:
+    """The same for the input file: its page was recorded `read` with no custom id in it, so the request
+    in neither of the other files was not called missing, for good."""
+
+    def two_of_three(attempt: int) -> Iterator[tuple[bytes, float]]:
+        yield raw_response(OUTPUT.split(b"\n", 2)[0] + b"\n" + OUTPUT.split(b"\n", 2)[1] + b"\n"), 0
+
+    def page_first(attempt: int) -> Iterator[tuple[bytes, float]]:
+        yield raw_response(HTML if attempt == 1 else INPUT), 0
+
+    with one_batch_api(two_of_three, described={"bytes": None}, inputs=page_first) as api:
+        assert load(api, db).ok
+        assert file_states(db) == {"output": "pending"}
+        assert load(api, db).ok
+    assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "missing"}
+    assert file_states(db) == {"output": "read", "input": "read"}

@@ -278,6 +278,9 @@ class Ledger:
                     complete = False
                     result.files.append(self._row(candidate, kind, "gone"))
                     continue
+                if file.bad_lines and not file.rows and not file.duplicates:
+                    result.failure = _not_a_batch_file(candidate, kind, file.lines)
+                    return result
                 self._report_odd_lines(candidate, kind, file)
                 parsed.append(file)
                 seen |= file.seen
@@ -289,6 +292,9 @@ class Ledger:
                 ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
                 if ids is None:
                     result.files.append(self._row(candidate, "input", "gone"))
+                elif ids.bad_lines and not ids.custom_ids:
+                    result.failure = _not_a_batch_file(candidate, "input", ids.lines)
+                    return result
                 else:
                     if ids.bad_lines:
                         log.warning(
@@ -389,6 +395,16 @@ class Ledger:
                 size = candidate.sizes.get(kind)
                 rows.append((candidate.batch_id, kind, candidate.files[kind], "pending", size, None, None))
         return rows
+
+
+def _not_a_batch_file(candidate: Candidate, kind: str, lines: int) -> str:
+    """Why a file none of whose lines could be read is not taken: an HTML page or any other document served
+    in its place (a proxy's error page with status 200) would otherwise be recorded `read`, and every
+    request of the batch called missing, for good."""
+    return (
+        f"{kind} file {candidate.files[kind]}: none of its {lines} line(s) is a request of the batch (an error "
+        "page or another document instead of the file?)"
+    )
 
 
 def _requests(candidate: Candidate) -> int:
