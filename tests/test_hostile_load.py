@@ -14,7 +14,7 @@ import pytest
 from pipelines.openai_batches.runner import LoadResult, run_load
 
 from .conftest import KEY_A, config_for, table
-from .support_reliability import RawApi, make_batch, raw_response
+from .support_reliability import RawApi, Reply, ScriptedApi, json_reply, make_batch, raw_response, serve_all
 
 DAY = 86_400
 
@@ -63,7 +63,7 @@ def one_batch_api(
     return RawApi(answer)
 
 
-def load(api: RawApi, db: str, **kw: Any) -> LoadResult:
+def load(api: RawApi | ScriptedApi, db: str, **kw: Any) -> LoadResult:
     kw.setdefault("max_attempts", 2)
     return run_load(db, config_for(api.base_url, KEY_A, requests=True, **kw))
 
@@ -183,3 +183,35 @@ def test_an_html_page_served_as_the_input_file_calls_no_request_missing_wrongly(
         assert load(api, db).ok
     assert requests(db) == {"a": "succeeded", "b": "succeeded", "c": "missing"}
     assert file_states(db) == {"output": "read", "input": "read"}
+
+
+# --- a batch left pending whose files can no longer exist -------------------------------------------
+
+
+def test_a_batch_whose_file_keeps_failing_is_given_up_once_its_files_cannot_exist(db: str) -> None:
+    """A batch left pending was asked for on every run, forever: a file that fails for good (here a 400;
+    a 500 costs every run its full retries) was retried years after the API had deleted it."""
+    batch = make_batch(1, output_file_id="file-out1", error_file_id=None, input_file_id="file-in1")
+    now = {"t": float(batch["completed_at"] + 3600)}
+    listing = serve_all([batch])
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path == "/v1/files/file-out1/content":
+            return json_reply({"error": {"message": "Invalid file"}}, 400)
+        if path.startswith("/v1/files/"):
+            return json_reply({"id": "file-out1", "object": "file", "bytes": 100, "expires_at": None})
+        return listing(path, query, number)
+
+    with ScriptedApi(route, clock=lambda: now["t"]) as api:
+        assert load(api, db).ok
+        assert file_states(db) == {"output": "pending"}
+        now["t"] += 10 * DAY
+        assert load(api, db).ok
+        assert file_states(db) == {"output": "pending"}
+        now["t"] += 30 * DAY  # the files were deleted at the latest 30 days after the batch ended
+        asked = len(api.requests)
+        result = load(api, db)
+        assert [path for path, _ in api.requests[asked:]] == ["/v1/batches"]
+        assert result.ok and file_states(db) == {"output": "gone"}
+        assert load(api, db).ok and [path for path, _ in api.requests[asked + 1 :]] == ["/v1/batches"]
+    assert result.outcomes[0].stats.ledger is not None and result.outcomes[0].stats.ledger.files_gone == 1

@@ -182,10 +182,14 @@ class Ledger:
         candidate = Candidate.of(batch)
         if candidate is None:
             return
-        if candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S:
+        if self._files_deleted(candidate):
             self.counts.too_old += 1
             return
         self.candidates[candidate.batch_id] = candidate
+
+    def _files_deleted(self, candidate: Candidate) -> bool:
+        """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best."""
+        return candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S
 
     # --- reading ------------------------------------------------------------------------------
     def read(self, batches_state: Mapping[str, Any]) -> Iterator[tuple[str, pa.Table]]:
@@ -196,6 +200,7 @@ class Ledger:
         files: list[FileRow] = []
         workers = _Workers(settings.DOWNLOADS_AT_ONCE)
         try:
+            files.extend(self._give_up_deleted())
             self._describe(workers)
             admitted, waiting = self._within_budget(sorted(self.candidates.values(), key=_read_order))
             for candidate in waiting:
@@ -226,6 +231,17 @@ class Ledger:
             yield from _slices(requests.table(self))
         if files:
             yield "files", files_to_arrow(files)
+
+    def _give_up_deleted(self) -> list[FileRow]:
+        """Batches left pending by earlier runs whose files the API has deleted by now: recorded `gone` and
+        not asked for again (a file that failed for good would otherwise be retried on every run, forever)."""
+        rows = []
+        for candidate in [c for c in self.candidates.values() if self._files_deleted(c)]:
+            del self.candidates[candidate.batch_id]
+            for kind in candidate.first_kinds():
+                rows.append(self._row(candidate, kind, "gone"))
+                self.counts.files_gone += 1
+        return rows
 
     def _describe(self, workers: _Workers) -> None:
         """`GET /files/{id}` for the files read first of every candidate not described yet: size, expiry."""
