@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pipelines.openai_batches.config import OrganizationConfig
 from pipelines.openai_batches.runner import LoadResult, run_load
 
 from .conftest import KEY_A, config_for, table
@@ -215,3 +216,31 @@ def test_a_batch_whose_file_keeps_failing_is_given_up_once_its_files_cannot_exis
         assert result.ok and file_states(db) == {"output": "gone"}
         assert load(api, db).ok and [path for path, _ in api.requests[asked + 1 :]] == ["/v1/batches"]
     assert result.outcomes[0].stats.ledger is not None and result.outcomes[0].stats.ledger.files_gone == 1
+
+
+# --- Admin API pages no real API sends -------------------------------------------------------------
+
+ADMIN_KEY = "sk-admin-hostile-0123456789abcdef"
+
+
+@pytest.mark.parametrize("start_time", [10**15, -(10**13), 2**63], ids=["year-31-million", "before-year-1", "int64"])
+def test_a_bucket_dated_outside_any_calendar_refuses_the_page_in_one_line(db: str, start_time: int) -> None:
+    """Such a bucket once ended the organisation's load in a Python error (`ValueError: year 31690708 is out
+    of range`, `OverflowError`), never retried; it is a page that cannot be right, like any other."""
+    listing = serve_all([make_batch(1)])
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path == "/v1/organization/projects":
+            return json_reply({"object": "list", "data": [], "has_more": False})
+        if path.startswith("/v1/organization/"):
+            bucket = {"object": "bucket", "start_time": start_time, "end_time": start_time + DAY, "results": []}
+            return json_reply({"object": "page", "data": [bucket], "has_more": False, "next_page": None})
+        return listing(path, query, number)
+
+    with ScriptedApi(route) as api:
+        organization = OrganizationConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
+        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2, organization=organization))
+    assert result.outcomes[0].error is None and result.organization is not None
+    assert result.organization.error is not None
+    assert "unexpected response body (not a page object) (gave up after 2 attempts)" in result.organization.error
+    assert "Error" not in result.organization.error

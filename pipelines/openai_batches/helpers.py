@@ -643,11 +643,17 @@ def _has_shape(body: Any, expect: str) -> bool:
     return _has_id(body)
 
 
+# Bucket start times a day can be made of (1970 to 9999): anything else is no time, and made into a
+# date it ended the run in a Python error instead of a refused page.
+_BUCKET_START_MAX = 253_402_214_400  # 9999-12-31T00:00:00Z
+
+
 def _is_bucket(item: Any) -> bool:
+    start = item.get("start_time") if isinstance(item, dict) else None
     return (
-        isinstance(item, dict)
-        and isinstance(item.get("start_time"), int)
-        and not isinstance(item.get("start_time"), bool)
+        isinstance(start, int)
+        and not isinstance(start, bool)
+        and 0 <= start <= _BUCKET_START_MAX
         and isinstance(item.get("results"), list)
     )
 
