@@ -244,3 +244,22 @@ def test_a_bucket_dated_outside_any_calendar_refuses_the_page_in_one_line(db: st
     assert result.organization.error is not None
     assert "unexpected response body (not a page object) (gave up after 2 attempts)" in result.organization.error
     assert "Error" not in result.organization.error
+
+
+# --- bodies no JSON parser can take ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_body_nested_too_deep_to_parse_is_a_bad_body_retried_like_any_other(db: str, status: int) -> None:
+    """`[[[[...` 100,000 deep once failed the project at once with `RecursionError: maximum recursion depth
+    exceeded`: neither retried as the bad body it is nor said in the API's terms."""
+    listing = serve_all([make_batch(1)])
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        return Reply(status, deep) if number == 1 else listing(path, query, number)
+
+    with ScriptedApi(route) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2))
+    assert result.ok, result.outcomes[0].error
+    assert len(api.requests) == 2 and table(db, "SELECT count(*) FROM openai_batches.batches") == [(1,)]

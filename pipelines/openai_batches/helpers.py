@@ -145,6 +145,10 @@ def _parse_retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
+# What `json.loads` raises on a body that is not JSON it can take: nesting thousands deep (`[[[[...`)
+# exhausts Python's recursion limit rather than raising a ValueError.
+_NOT_JSON = (ValueError, RecursionError)
+
 # Longest excerpt of a body that is not the expected JSON: enough to recognise an HTML error page.
 _EXCERPT_CHARS = 120
 
@@ -163,7 +167,7 @@ def _error_details(body: bytes, redactor: Redactor) -> tuple[str, str | None]:
             return redactor.clean(error.get("message") or ""), (
                 redactor.clean(code, 80) if isinstance(code, str) else None
             )
-    except ValueError:
+    except _NOT_JSON:
         pass
     text = redactor.clean(body.decode("utf-8", errors="replace"), _EXCERPT_CHARS)
     return (f"non-JSON body: {text}" if text else "empty body"), None
@@ -474,7 +478,7 @@ class BatchesClient:
             self._raise_for_status(response, raw, what, request_id)
         try:
             body = json.loads(raw)
-        except ValueError:
+        except _NOT_JSON:
             message, _ = _error_details(raw, self.redactor)
             raise RetryableApiError(what, status=response.status_code, message=message, request_id=request_id) from None
         if not _has_shape(body, expect):
