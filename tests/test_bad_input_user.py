@@ -174,6 +174,8 @@ def test_corrupted_database_file(tmp_path: Path, org: SimulatedOrg, server: Simu
         ("[sources.openai_batches]\nmax_attempts = true\n", "sources.openai_batches.max_attempts must be a number"),
         ("[sources.openai_batches]\nrequest_timeout = -1\n", "request_timeout must be at least 0.01, got -1"),
         ("[sources.openai_batches]\nrequest_timeout = [1, 2]\n", "request_timeout must be a number"),
+        # once an OverflowError after the first request (no socket waits that long)
+        ('[sources.openai_batches]\napi_key = "k"\nrequest_timeout = 1e308\n', "request_timeout must be at most 86400"),
         ("[sources.openai_batches]\napi_key = 123\n", "sources.openai_batches.api_key must be a string, got int"),
         ('[sources.openai_batches]\nprojects = "research"\n', "projects must be a table"),
         ("[sources.openai_batches.projects.research]\nbase_url = 'x'\n", "projects.research.api_key is missing"),
@@ -186,6 +188,7 @@ def test_corrupted_database_file(tmp_path: Path, org: SimulatedOrg, server: Simu
         "bool-for-int",
         "negative",
         "list-for-number",
+        "timeout-beyond-any-clock",
         "int-key",
         "projects-not-a-table",
         "project-without-key",

@@ -102,6 +102,9 @@ PREFETCH_PAGES = 2
 # Per-request timeouts: listing 100 batches is fast; a long read timeout only delays retrying a stuck call.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
+# The longest `request_timeout` accepted: a day is more than any request needs, and a socket cannot wait
+# for much longer ones (1e308 seconds ended the run in an OverflowError after its first request).
+REQUEST_TIMEOUT_MAX_S = 86_400.0
 
 # Retry policy, as the official SDK does it: exponential from 0.5 s, doubling, capped at 8 s, with jitter.
 RETRY_INITIAL_S = 0.5
