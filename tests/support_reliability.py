@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -238,3 +239,63 @@ def count_requests(api: ScriptedApi, prefix: str = "/v1/batches") -> int:
 
 def walk(root: Path) -> Iterator[Path]:
     yield from (p for p in root.rglob("*") if p.is_file())
+
+
+class RawApi:
+    """A loopback server that answers each request with raw bytes, for what no HTTP library would send:
+    a lying content-length, a body cut short, bytes trickled one by one. `answer(path)` yields (bytes,
+    seconds to wait before sending them); the connection closes after the last piece."""
+
+    def __init__(self, answer: Callable[[str], Iterator[tuple[bytes, float]]]) -> None:
+        self.answer = answer
+        self.paths: list[str] = []
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._stop = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1"
+
+    def __enter__(self) -> RawApi:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                more = conn.recv(65536)
+                if not more:
+                    return
+                received += more
+            path = received.split(b" ")[1].decode().split("?")[0]
+            self.paths.append(path)
+            try:
+                for piece, pause in self.answer(path):
+                    if self._stop.wait(pause):
+                        return
+                    conn.sendall(piece)
+            except OSError:
+                return
+
+
+def raw_response(body: bytes, *, status: int = 200, length: int | None = -1, project: str = "proj_raw") -> bytes:
+    """A response's bytes; `length` -1: the body's true length, None: no content-length (ends at close)."""
+    head = b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\nopenai-project: %s\r\n" % (status, project.encode())
+    if length is not None:
+        head += b"content-length: %d\r\n" % (len(body) if length == -1 else length)
+    return head + b"connection: close\r\n\r\n" + body

@@ -8,6 +8,7 @@ exit, no traceback, and nothing half-written (no database file appears, an exist
 | unreachable host                    | 1    | GET <url>: connection failed: ... (gave up after N attempts)|
 | database directory missing          | 2    | cannot create the lock file ...: No such file or directory  |
 | database path is a directory        | 2    | database path ... is a directory, not a file                |
+| database path is a FIFO or a device | 2    | database path ... is not a regular file (a named pipe, ...) |
 | database parent is a file           | 2    | cannot create the lock file ...: Not a directory            |
 | database held by another program    | 75   | database ... is open in another program ... (PID n)         |
 | corrupted database file             | 1    | database ...: ... not a valid DuckDB database file          |
@@ -18,6 +19,7 @@ exit, no traceback, and nothing half-written (no database file appears, an exist
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,7 +84,9 @@ def test_unreachable_host(tmp_path: Path) -> None:
     assert not db.exists()  # a first run that loaded nothing leaves no empty database behind
 
 
-@pytest.mark.parametrize("case", ["missing-directory", "path-is-a-directory", "parent-is-a-file"])
+@pytest.mark.parametrize(
+    "case", ["missing-directory", "path-is-a-directory", "parent-is-a-file", "path-is-a-fifo", "path-is-a-device"]
+)
 def test_unusable_database_path(tmp_path: Path, org: SimulatedOrg, server: SimulatorServer, case: str) -> None:
     org.generate_history(5, project=PROJECT_A, days=1)
     if case == "missing-directory":
@@ -90,10 +94,18 @@ def test_unusable_database_path(tmp_path: Path, org: SimulatedOrg, server: Simul
     elif case == "path-is-a-directory":
         db, says = tmp_path / "dir.duckdb", "is a directory, not a file"
         db.mkdir()
+    elif case == "path-is-a-fifo":  # once hung the load for good, holding the lock: opening a FIFO blocks
+        db, says = tmp_path / "fifo.duckdb", "is not a regular file"
+        os.mkfifo(db)
+    elif case == "path-is-a-device":  # once an IOException after the run had started
+        db, says = tmp_path / "null.duckdb", "is not a regular file"
+        db.symlink_to(os.devnull)
     else:
         (tmp_path / "file").write_text("")
         db, says = tmp_path / "file" / "x.duckdb", "Not a directory"
-    result = run_cli("load", "--db", str(db), env=cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url))
+    result = run_cli(
+        "load", "--db", str(db), env=cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url), timeout=30
+    )
     assert_one_clear_error(result, 2, str(db), says)
     assert server.requests == []  # refused before asking the API anything
 
@@ -162,6 +174,8 @@ def test_corrupted_database_file(tmp_path: Path, org: SimulatedOrg, server: Simu
         ("[sources.openai_batches]\nmax_attempts = true\n", "sources.openai_batches.max_attempts must be a number"),
         ("[sources.openai_batches]\nrequest_timeout = -1\n", "request_timeout must be at least 0.01, got -1"),
         ("[sources.openai_batches]\nrequest_timeout = [1, 2]\n", "request_timeout must be a number"),
+        # once an OverflowError after the first request (no socket waits that long)
+        ('[sources.openai_batches]\napi_key = "k"\nrequest_timeout = 1e308\n', "request_timeout must be at most 86400"),
         ("[sources.openai_batches]\napi_key = 123\n", "sources.openai_batches.api_key must be a string, got int"),
         ('[sources.openai_batches]\nprojects = "research"\n', "projects must be a table"),
         ("[sources.openai_batches.projects.research]\nbase_url = 'x'\n", "projects.research.api_key is missing"),
@@ -174,6 +188,7 @@ def test_corrupted_database_file(tmp_path: Path, org: SimulatedOrg, server: Simu
         "bool-for-int",
         "negative",
         "list-for-number",
+        "timeout-beyond-any-clock",
         "int-key",
         "projects-not-a-table",
         "project-without-key",

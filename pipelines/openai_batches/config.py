@@ -153,7 +153,7 @@ def _url(value: str, setting: str) -> str:
     return value
 
 
-def _number(value: Any, setting: str, default: float, minimum: float) -> float:
+def _number(value: Any, setting: str, default: float, minimum: float, maximum: float = math.inf) -> float:
     if value is None or value == "":
         return default
     if isinstance(value, bool):  # float(True) is 1.0: a `true` typed by mistake is not a number
@@ -166,6 +166,8 @@ def _number(value: Any, setting: str, default: float, minimum: float) -> float:
         raise ConfigError(f"{setting} must be a finite number, got {value!r}")
     if number < minimum:
         raise ConfigError(f"{setting} must be at least {minimum:g}, got {number:g}")
+    if number > maximum:
+        raise ConfigError(f"{setting} must be at most {maximum:g}, got {number:g}")
     return number
 
 
@@ -260,7 +262,13 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
     return RunConfig(
         organization=organization_config(),
         projects=configured_projects() if projects is None else projects,
-        timeout=_number(_lookup("request_timeout"), f"{SECTION}.request_timeout", settings.READ_TIMEOUT_S, 0.01),
+        timeout=_number(
+            _lookup("request_timeout"),
+            f"{SECTION}.request_timeout",
+            settings.READ_TIMEOUT_S,
+            0.01,
+            settings.REQUEST_TIMEOUT_MAX_S,
+        ),
         max_attempts=int(_number(_lookup("max_attempts"), f"{SECTION}.max_attempts", settings.RETRY_MAX_ATTEMPTS, 1)),
         lookback_seconds=int(
             _number(_lookup("lookback_seconds"), f"{SECTION}.lookback_seconds", settings.DEFAULT_LOOKBACK_S, 0)

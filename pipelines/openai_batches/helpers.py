@@ -145,6 +145,10 @@ def _parse_retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
+# What `json.loads` raises on a body that is not JSON it can take: nesting thousands deep (`[[[[...`)
+# exhausts Python's recursion limit rather than raising a ValueError.
+_NOT_JSON = (ValueError, RecursionError)
+
 # Longest excerpt of a body that is not the expected JSON: enough to recognise an HTML error page.
 _EXCERPT_CHARS = 120
 
@@ -163,7 +167,7 @@ def _error_details(body: bytes, redactor: Redactor) -> tuple[str, str | None]:
             return redactor.clean(error.get("message") or ""), (
                 redactor.clean(code, 80) if isinstance(code, str) else None
             )
-    except ValueError:
+    except _NOT_JSON:
         pass
     text = redactor.clean(body.decode("utf-8", errors="replace"), _EXCERPT_CHARS)
     return (f"non-JSON body: {text}" if text else "empty body"), None
@@ -474,7 +478,7 @@ class BatchesClient:
             self._raise_for_status(response, raw, what, request_id)
         try:
             body = json.loads(raw)
-        except ValueError:
+        except _NOT_JSON:
             message, _ = _error_details(raw, self.redactor)
             raise RetryableApiError(what, status=response.status_code, message=message, request_id=request_id) from None
         if not _has_shape(body, expect):
@@ -532,38 +536,49 @@ class BatchesClient:
         return body
 
     def stream_file(
-        self, file_id: str, consume: Callable[[Iterator[bytes]], T], *, size_hint: int | None = None
+        self, file_id: str, consume: Callable[[Iterator[bytes]], T], *, size: int | None = None
     ) -> T | None:
         """`GET /files/{id}/content`, streamed: `consume(chunks)` reads the body as it arrives (it is never
         held whole) and its result is returned; None when the API answers 404.
 
         Retried like every request; a retry calls `consume` again from the first byte, so it must start
-        from nothing each time. The whole download is bounded in time: `timeout` plus the size (the larger
-        of `size_hint` and the response's content-length) at settings.DOWNLOAD_MIN_BYTES_PER_S."""
+        from nothing each time. A body shorter than `size` (the file object's `bytes`) is a download cut
+        short, retried: a content-length that lies, or a connection closed early without one, ends the
+        body quietly, and its last requests would be lost for good. The whole download is bounded in time:
+        at any moment it may have taken `timeout` plus the bytes received so far at
+        settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that arrived extend it, never a size the server
+        announces (a content-length of terabytes would let a server that trickles bytes hold the run for
+        months)."""
         what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
         path = "/files/" + quote(file_id, safe="") + "/content"
         try:
-            return self._with_retries(self._stream_attempt, path, what, consume, size_hint or 0)
+            return self._with_retries(self._stream_attempt, path, what, consume, size)
         except ApiError as e:
             if e.status == 404:
                 return None
             raise
 
-    def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T], size_hint: int) -> T:
+    def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T], size: int | None) -> T:
         with self._count_lock:
             self.requests_made += 1
         started = time.monotonic()
-        self._deadline.at = started + self.timeout + size_hint / settings.DOWNLOAD_MIN_BYTES_PER_S
+        self._deadline.at = started + self.timeout
         try:
             with self._transport_errors(what), self._http.stream("GET", self._base + path) as response:
                 if response.status_code >= 400:
                     # An error body is small; a server sending megabytes instead is cut short.
                     raw = b"".join(_first_bytes(response.iter_raw(), _ERROR_BODY_MAX))
                     self._raise_for_status(response, raw, what, self._request_id(response))
-                length = _content_length(response.headers)
-                if length is not None and length > size_hint:
-                    self._deadline.at = started + self.timeout + length / settings.DOWNLOAD_MIN_BYTES_PER_S
-                return consume(response.iter_raw())
+                body = _Paced(response.iter_raw(), self._deadline, started + self.timeout)
+                result = consume(iter(body))
+                if size is not None and body.received < size:
+                    raise RetryableApiError(
+                        what,
+                        status=response.status_code,
+                        message=f"the download ended after {body.received} of the file's {size} bytes",
+                        request_id=self._request_id(response),
+                    )
+                return result
         finally:
             self._deadline.at = None
 
@@ -591,6 +606,23 @@ class BatchesClient:
         )
 
 
+class _Paced:
+    """A download's chunks, each one moving its deadline on by its size at DOWNLOAD_MIN_BYTES_PER_S (from
+    `base`, the start plus the request timeout); counts the bytes received."""
+
+    def __init__(self, chunks: Iterator[bytes], deadline: _Deadline, base: float) -> None:
+        self._chunks = chunks
+        self._deadline = deadline
+        self._base = base
+        self.received = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.received += len(chunk)
+            self._deadline.at = self._base + self.received / settings.DOWNLOAD_MIN_BYTES_PER_S
+            yield chunk
+
+
 # Bytes of an error response read at most (the API's error bodies are a few hundred bytes).
 _ERROR_BODY_MAX = 64 * 1024
 
@@ -604,13 +636,6 @@ def _first_bytes(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
             return
 
 
-def _content_length(headers: httpx.Headers) -> int | None:
-    try:
-        return int(headers["content-length"])
-    except (KeyError, ValueError):
-        return None
-
-
 def _has_shape(body: Any, expect: str) -> bool:
     if not isinstance(body, dict):
         return False
@@ -622,11 +647,17 @@ def _has_shape(body: Any, expect: str) -> bool:
     return _has_id(body)
 
 
+# Bucket start times a day can be made of (1970 to 9999): anything else is no time, and made into a
+# date it ended the run in a Python error instead of a refused page.
+_BUCKET_START_MAX = 253_402_214_400  # 9999-12-31T00:00:00Z
+
+
 def _is_bucket(item: Any) -> bool:
+    start = item.get("start_time") if isinstance(item, dict) else None
     return (
-        isinstance(item, dict)
-        and isinstance(item.get("start_time"), int)
-        and not isinstance(item.get("start_time"), bool)
+        isinstance(start, int)
+        and not isinstance(start, bool)
+        and 0 <= start <= _BUCKET_START_MAX
         and isinstance(item.get("results"), list)
     )
 

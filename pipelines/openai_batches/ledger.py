@@ -182,10 +182,14 @@ class Ledger:
         candidate = Candidate.of(batch)
         if candidate is None:
             return
-        if candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S:
+        if self._files_deleted(candidate):
             self.counts.too_old += 1
             return
         self.candidates[candidate.batch_id] = candidate
+
+    def _files_deleted(self, candidate: Candidate) -> bool:
+        """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best."""
+        return candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S
 
     # --- reading ------------------------------------------------------------------------------
     def read(self, batches_state: Mapping[str, Any]) -> Iterator[tuple[str, pa.Table]]:
@@ -196,6 +200,7 @@ class Ledger:
         files: list[FileRow] = []
         workers = _Workers(settings.DOWNLOADS_AT_ONCE)
         try:
+            files.extend(self._give_up_deleted())
             self._describe(workers)
             admitted, waiting = self._within_budget(sorted(self.candidates.values(), key=_read_order))
             for candidate in waiting:
@@ -227,6 +232,17 @@ class Ledger:
         if files:
             yield "files", files_to_arrow(files)
 
+    def _give_up_deleted(self) -> list[FileRow]:
+        """Batches left pending by earlier runs whose files the API has deleted by now: recorded `gone` and
+        not asked for again (a file that failed for good would otherwise be retried on every run, forever)."""
+        rows = []
+        for candidate in [c for c in self.candidates.values() if self._files_deleted(c)]:
+            del self.candidates[candidate.batch_id]
+            for kind in candidate.first_kinds():
+                rows.append(self._row(candidate, kind, "gone"))
+                self.counts.files_gone += 1
+        return rows
+
     def _describe(self, workers: _Workers) -> None:
         """`GET /files/{id}` for the files read first of every candidate not described yet: size, expiry."""
         wanted = [(c, kind) for c in self.candidates.values() for kind in c.undescribed()]
@@ -241,7 +257,8 @@ class Ledger:
             elif info is None:
                 candidate.gone.add(kind)
             else:
-                candidate.sizes[kind] = exact_int(info.get("bytes"))
+                size = exact_int(info.get("bytes"))
+                candidate.sizes[kind] = size if size is not None and size >= 0 else None
                 candidate.expiries[kind] = exact_int(info.get("expires_at"))
 
     def _within_budget(self, ordered: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
@@ -277,6 +294,9 @@ class Ledger:
                     complete = False
                     result.files.append(self._row(candidate, kind, "gone"))
                     continue
+                if file.bad_lines and not file.rows and not file.duplicates:
+                    result.failure = _not_a_batch_file(candidate, kind, file.lines)
+                    return result
                 self._report_odd_lines(candidate, kind, file)
                 parsed.append(file)
                 seen |= file.seen
@@ -288,6 +308,9 @@ class Ledger:
                 ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
                 if ids is None:
                     result.files.append(self._row(candidate, "input", "gone"))
+                elif ids.bad_lines and not ids.custom_ids:
+                    result.failure = _not_a_batch_file(candidate, "input", ids.lines)
+                    return result
                 else:
                     if ids.bad_lines:
                         log.warning(
@@ -311,7 +334,7 @@ class Ledger:
     def _stream(self, candidate: Candidate, kind: str, consume: Callable[[Iterator[bytes]], Any]) -> Any:
         if kind in candidate.gone:
             return None
-        return self.client.stream_file(candidate.files[kind], consume, size_hint=candidate.sizes.get(kind) or 0)
+        return self.client.stream_file(candidate.files[kind], consume, size=candidate.sizes.get(kind))
 
     def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str]) -> ParsedFile:
         return parse_results(
@@ -388,6 +411,16 @@ class Ledger:
                 size = candidate.sizes.get(kind)
                 rows.append((candidate.batch_id, kind, candidate.files[kind], "pending", size, None, None))
         return rows
+
+
+def _not_a_batch_file(candidate: Candidate, kind: str, lines: int) -> str:
+    """Why a file none of whose lines could be read is not taken: an HTML page or any other document served
+    in its place (a proxy's error page with status 200) would otherwise be recorded `read`, and every
+    request of the batch called missing, for good."""
+    return (
+        f"{kind} file {candidate.files[kind]}: none of its {lines} line(s) is a request of the batch (an error "
+        "page or another document instead of the file?)"
+    )
 
 
 def _requests(candidate: Candidate) -> int:

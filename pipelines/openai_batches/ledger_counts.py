@@ -20,7 +20,7 @@ class LedgerCounts:
 
     @property
     def wrote_rows(self) -> bool:
-        return bool(self.batches_read or self.batches_pending)
+        return bool(self.batches_read or self.batches_pending or self.files_gone)
 
     @property
     def mb_per_s(self) -> float:

@@ -61,6 +61,10 @@ def _open_lock_file(db_path: str, shared: bool) -> int | None:
     path = lock_path(db_path)
     if Path(db_path).is_dir():
         raise DatabaseUnusable(f"database path {db_path} is a directory, not a file")
+    if Path(db_path).exists() and not Path(db_path).is_file():
+        # A named pipe blocks whoever opens it (the load hung for good, holding this lock); a device
+        # or a socket fails only after the run started.
+        raise DatabaseUnusable(f"database path {db_path} is not a regular file (a named pipe, device or socket)")
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # this user's alone, like the database
     except OSError as e:

@@ -102,6 +102,9 @@ PREFETCH_PAGES = 2
 # Per-request timeouts: listing 100 batches is fast; a long read timeout only delays retrying a stuck call.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
+# The longest `request_timeout` accepted: a day is more than any request needs, and a socket cannot wait
+# for much longer ones (1e308 seconds ended the run in an OverflowError after its first request).
+REQUEST_TIMEOUT_MAX_S = 86_400.0
 
 # Retry policy, as the official SDK does it: exponential from 0.5 s, doubling, capped at 8 s, with jitter.
 RETRY_INITIAL_S = 0.5
@@ -150,8 +153,9 @@ LEDGER_REQUESTS_AT_ONCE = 100_000
 # day of clock skew are not asked for: every file request would be a 404 (a backfill of years of history
 # would otherwise cost a request per file of every batch ever run).
 FILES_KEPT_AT_MOST_S = 30 * 86_400 + 86_400
-# A download may take `request_timeout` plus its size at this rate: large files must not hit the limit
-# meant for a server that trickles bytes (a 1 GB file gets ~17 minutes more).
+# A download may take `request_timeout` plus the bytes it received at this rate: large files must not hit
+# the limit meant for a server that trickles bytes (a 1 GB file gets ~17 minutes more). Bytes received,
+# not the size announced: a content-length of terabytes would otherwise let a trickle run for months.
 DOWNLOAD_MIN_BYTES_PER_S = 1_000_000
 # Longest error message kept per request (error files carry the API's message; never content).
 ERROR_MESSAGE_MAX_CHARS = 500
