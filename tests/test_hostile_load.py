@@ -263,3 +263,59 @@ def test_a_body_nested_too_deep_to_parse_is_a_bad_body_retried_like_any_other(db
         result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2))
     assert result.ok, result.outcomes[0].error
     assert len(api.requests) == 2 and table(db, "SELECT count(*) FROM openai_batches.batches") == [(1,)]
+
+
+# --- a line without end --------------------------------------------------------------------------------
+
+
+def test_a_line_longer_than_any_real_one_is_skipped_without_being_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line with no newline was buffered whole: a server sending gigabytes without a `\\n` ran the loader
+    out of memory. Beyond `LEDGER_MAX_LINE_BYTES` the line is dropped as it streams and counted bad."""
+    import tracemalloc
+
+    from pipelines.openai_batches import ledger_parse, settings
+
+    monkeypatch.setattr(settings, "LEDGER_MAX_LINE_BYTES", 1 << 20)
+    piece = b"x" * 65_536
+
+    sent = 0
+
+    def stream() -> Iterator[bytes]:
+        nonlocal sent
+        pieces = [OUTPUT.split(b"\n")[0] + b"\n" + b'{"custom_id": "b", "response": "']
+        pieces += [piece] * (64 * 16)  # 64 MB without a newline, one reused piece at a time
+        pieces.append(b'"}\n' + OUTPUT.split(b"\n")[2] + b"\n")
+        for p in pieces:
+            sent += len(p)
+            yield p
+
+    tracemalloc.start()
+    try:
+        parsed = ledger_parse.parse_results(
+            stream(), "output", seen_before=set(), clean_code=str, clean_message=str, stop=None
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak  # a few chunks at most, never the 64 MB line
+    assert parsed.rows == 2 and parsed.bad_lines == 1
+    assert parsed.first_bad == "line 2: longer than 1,048,576 bytes (skipped unread)"
+    assert parsed.bytes == sent and parsed.lines == 3
+
+
+def test_a_batch_file_with_an_endless_line_loads_its_other_requests(
+    db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipelines.openai_batches import settings
+
+    monkeypatch.setattr(settings, "LEDGER_MAX_LINE_BYTES", 1 << 20)
+    a, b, c = OUTPUT.split(b"\n")[:3]
+
+    def endless_b(attempt: int) -> Iterator[tuple[bytes, float]]:
+        body = a + b"\n" + b[:-2] + b" " * (4 << 20) + b"}}\n" + c + b"\n"
+        yield raw_response(body), 0
+
+    with one_batch_api(endless_b, described={"bytes": None}) as api:
+        assert load(api, db).ok
+    assert requests(db) == {"a": "succeeded", "b": "missing", "c": "succeeded"}
+    assert "line 2: longer than 1,048,576 bytes (skipped unread)" in caplog.text

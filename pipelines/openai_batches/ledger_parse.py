@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from . import settings
 from .columns import exact_int
 from .ledger_columns import POOL
 
@@ -97,27 +98,46 @@ class InputIds:
 
 def split_lines(
     chunks: Iterable[bytes], counter: ParsedFile | InputIds, stop: threading.Event | None
-) -> Iterator[bytes]:
-    """The lines of a byte stream (without their `\\n`), as soon as each is complete; counts the bytes."""
+) -> Iterator[bytes | None]:
+    """The lines of a byte stream (without their `\n`), as soon as each is complete; counts the bytes.
+    A line longer than `settings.LEDGER_MAX_LINE_BYTES` is dropped as it arrives and yielded as None."""
+    limit = settings.LEDGER_MAX_LINE_BYTES
     partial: list[bytes] = []  # pieces of a line that spans chunks (joined once, not re-copied per chunk)
+    held = 0  # their bytes
+    too_long = False  # the line in progress is past the limit: its bytes are dropped, not held
     for chunk in chunks:
         if stop is not None and stop.is_set():
             raise DownloadStopped
         counter.bytes += len(chunk)
-        parts = chunk.split(b"\n")
+        parts: list[bytes | None] = list(chunk.split(b"\n"))
         if len(parts) == 1:
-            partial.append(chunk)
+            held += len(chunk)
+            if held > limit:
+                partial, too_long = [], True
+            elif not too_long:
+                partial.append(chunk)
             continue
-        if partial:
-            partial.append(parts[0])
+        first = parts[0]
+        assert first is not None
+        if too_long or held + len(first) > limit:
+            parts[0] = None
+        elif partial:
+            partial.append(first)
             parts[0] = b"".join(partial)
-            partial = []
+        partial, held, too_long = [], 0, False
         last = parts.pop()
         if last:
             partial.append(last)
+            held = len(last)
         yield from parts
-    if partial:
+    if too_long:
+        yield None
+    elif partial:
         yield b"".join(partial)  # a last line without its newline
+
+
+def _too_long() -> str:
+    return f"longer than {settings.LEDGER_MAX_LINE_BYTES:,} bytes (skipped unread)"
 
 
 def _text(value: Any) -> str | None:
@@ -187,6 +207,10 @@ def parse_results(
     add_code, add_message = v["error_code"].append, v["error_message"].append
     for line in split_lines(chunks, out, stop):
         number += 1
+        if line is None:
+            out.lines += 1
+            out.bad(number, _too_long())
+            continue
         if not line.strip():
             continue
         out.lines += 1
@@ -260,18 +284,20 @@ def parse_input(chunks: Iterable[bytes], stop: threading.Event | None = None) ->
     number = 0
     for line in split_lines(chunks, out, stop):
         number += 1
-        if not line.strip():
+        if line is not None and not line.strip():
             continue
         out.lines += 1
-        try:
-            obj = _loads(line)
-        except orjson.JSONDecodeError:
-            obj = None
-        custom_id = _text(obj.get("custom_id")) if type(obj) is dict else None
+        custom_id = None
+        if line is not None:
+            try:
+                obj = _loads(line)
+            except orjson.JSONDecodeError:
+                obj = None
+            custom_id = _text(obj.get("custom_id")) if type(obj) is dict else None
         if custom_id is None:
             out.bad_lines += 1
             if out.first_bad is None:
-                out.first_bad = f"line {number}: no custom_id"
+                out.first_bad = f"line {number}: " + ("no custom_id" if line is not None else _too_long())
             continue
         if custom_id not in seen:
             seen.add(custom_id)

@@ -157,6 +157,11 @@ FILES_KEPT_AT_MOST_S = 30 * 86_400 + 86_400
 # the limit meant for a server that trickles bytes (a 1 GB file gets ~17 minutes more). Bytes received,
 # not the size announced: a content-length of terabytes would otherwise let a trickle run for months.
 DOWNLOAD_MIN_BYTES_PER_S = 1_000_000
+# Longest line of a batch file read: beyond it the line is dropped as it streams (counted as a line that
+# could not be read), never held. A real line stays far below: the biggest is an embeddings response of
+# 2,048 inputs of 3,072 floats (~130 MB as text); a line without end from a hostile server must not hold
+# gigabytes.
+LEDGER_MAX_LINE_BYTES = 256 * 1_048_576
 # Longest error message kept per request (error files carry the API's message; never content).
 ERROR_MESSAGE_MAX_CHARS = 500
 # Longest identifier (custom_id, request_id, ...) kept as sent; a longer one is cut (and cleaned).
