@@ -104,6 +104,13 @@ def test_run_without_a_key_runs_the_demo(tmp_path: Path) -> None:
     assert "running the demo" in result.stdout
     assert "backfill:" in result.stdout and "incremental:" in result.stdout
     assert table(str(demo_db), "SELECT count(DISTINCT project) FROM openai_batches.batches") == [(2,)]
+    # The demo reads the request ledger, a budget's worth a run, and says what is left for the next runs.
+    out = result.stdout
+    assert "backfill [proj_research] ledger:" in out and "incremental [proj_production] ledger:" in out
+    assert "Request ledger:" in out and "wait for the next runs" in out
+    assert table(
+        str(demo_db), "SELECT count(*) > 0 FROM openai_batches.batch_requests WHERE outcome = 'succeeded'"
+    ) == [(True,)]
 
 
 def test_demo_stores_the_report_views_so_the_queries_run_directly_on_its_file(tmp_path: Path) -> None:

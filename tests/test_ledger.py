@@ -18,7 +18,6 @@ import pytest
 from pipelines.openai_batches import cli
 from pipelines.openai_batches.analysis import reading
 from pipelines.openai_batches.analysis.settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
-from pipelines.openai_batches.demo import run_demo
 from pipelines.openai_batches.destination import remove_duplicates_after_resume
 from pipelines.openai_batches.runner import LoadResult, make_pipeline, run_load
 from pipelines.openai_batches.simulator import (
@@ -550,17 +549,6 @@ def test_reports_show_the_ledger_in_every_format(
     with duckdb.connect(db, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM openai_batches.request_costs").fetchone() == (120,)
         assert con.execute("SELECT count(*) FROM openai_batches.ledger_check WHERE NOT consistent").fetchone() == (2,)
-
-
-def test_the_demo_reads_the_ledger_and_says_what_is_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "demo.duckdb"
-    assert run_demo(db_path=str(db), batches=300, seed=1) == 0
-    out = capsys.readouterr().out
-    assert "backfill [proj_research] ledger:" in out and "incremental [proj_production] ledger:" in out
-    assert "Request ledger:" in out and "wait for the next runs" in out
-    assert table(str(db), "SELECT count(*) > 0 FROM openai_batches.batch_requests WHERE outcome = 'succeeded'") == [
-        (True,)
-    ]
 
 
 def test_a_resumed_load_that_staged_the_ledger_twice_keeps_one_row_per_request(
