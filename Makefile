@@ -33,8 +33,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy pipelines
 
+# Tests on every core (xdist); worksteal rebalances the few long tests (a fresh clone, DuckLake) across workers.
 test: install lint typecheck
-	$(BIN)/pytest -q -n auto
+	$(BIN)/pytest -q -n auto --dist worksteal
 
 bench: install
 	$(BIN)/python bench/run.py
