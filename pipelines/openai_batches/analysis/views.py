@@ -401,9 +401,12 @@ timed AS (
 flagged AS (
     SELECT id, flags FROM timed WHERE flags > 0
     UNION ALL
-    SELECT id, {inconsistent} FROM {S}.batches_in_scope WHERE NOT usage_consistent
-    UNION ALL
-    SELECT id, {counts} FROM {S}.batches_in_scope WHERE NOT request_counts_consistent
+    SELECT
+        id,
+        CASE WHEN NOT usage_consistent THEN {inconsistent} ELSE 0 END
+        + CASE WHEN NOT request_counts_consistent THEN {counts} ELSE 0 END
+    FROM {S}.batches_in_scope
+    WHERE NOT usage_consistent OR NOT request_counts_consistent
     UNION ALL
     SELECT id, {tiered} FROM {S}.batch_costs WHERE price_tiered
 )
