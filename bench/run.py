@@ -637,8 +637,8 @@ def write_results(res: Results, info: dict[str, str], args: argparse.Namespace, 
 
 
 def merge_results(res: Results, info: dict[str, str]) -> Path:
-    """Replace, in bench/RESULTS.md, the rows of the sections just measured (`--only`); the others stay
-    as a full run wrote them. A section not in the results table yet is added at its end."""
+    """Replace, in bench/RESULTS.md, the rows just measured (`--only`); the others stay as a full run
+    wrote them. A row not in the results table yet is added at its end."""
     path = BENCH / "RESULTS.md"
     lines = path.read_text().splitlines()
     header = table(Results()).splitlines()[0]
@@ -646,16 +646,23 @@ def merge_results(res: Results, info: dict[str, str]) -> Path:
     end = first
     while end < len(lines) and lines[end].startswith("|"):
         end += 1
-    measured = {r.section for r in res.rows}
-    kept = [line for line in lines[first:end] if line.split("|")[1].strip() not in measured]
-    sections = ", ".join(sorted(measured))
+
+    # A row is its section and metric: a section is shared by several `--only` names (start-up rows come
+    # from the history, memory and help runs), so only the rows measured now are replaced, in place.
+    def key(line: str) -> tuple[str, str]:
+        cells = line.split("|")
+        return cells[1].strip(), cells[2].strip()
+
+    new_rows = {key(line): line for line in table(res).splitlines()[2:]}
+    rows = [new_rows.pop(key(line), line) for line in lines[first:end]]
+    rows += new_rows.values()  # metrics not in the table yet
+    sections = ", ".join(sorted({r.section for r in res.rows}))
     note = (
         f"Rows of {sections} measured again on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with "
         f"`bench/run.py --only` (machine: cores {info['cores']}; {info['cpu']})."
     )
     rest = [line for line in lines[end:] if not line.startswith(f"Rows of {sections} measured again")]
-    new_rows = table(res).splitlines()[2:]
-    path.write_text("\n".join([*lines[:first], *kept, *new_rows, "", note, *rest]) + "\n")
+    path.write_text("\n".join([*lines[:first], *rows, "", note, *rest]) + "\n")
     return path
 
 

@@ -211,18 +211,16 @@ def test_state_of_the_previous_version_is_read() -> None:
     assert ProjectState.load(state.dump()) == state
 
 
-def test_seen_ids_is_exact_whatever_the_order() -> None:
+def test_seen_ids_is_exact_whatever_the_order(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(5)
     seen, reference = SeenIds(), set()
-    SeenIds._MERGE_AT = 64  # exercise merges into the sorted part
-    try:
-        for _ in range(300):
-            ids = [f"batch_{rng.randint(0, 3000):05d}" for _ in range(rng.randint(1, 40))]
-            expected = []
-            for i in ids:
-                expected.append(i not in reference)
-                reference.add(i)
-            assert seen.add_new(ids) == expected
-    finally:
-        SeenIds._MERGE_AT = 65_536
+    monkeypatch.setattr(SeenIds, "_CHUNK", 64)  # exercise chunks and merged chunks
+    for _ in range(300):
+        ids = [f"batch_{rng.randint(0, 3000):05d}" for _ in range(rng.randint(1, 40))]
+        expected = []
+        for i in ids:
+            expected.append(i not in reference)
+            reference.add(i)
+        assert seen.add_new(ids) == expected
     assert len(seen) == len(reference)
+    assert len(seen._merged) >= 5 and len(seen._chunks) < SeenIds._MERGED  # both levels were used
