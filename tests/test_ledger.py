@@ -19,6 +19,7 @@ from pipelines.openai_batches import cli
 from pipelines.openai_batches.analysis import reading
 from pipelines.openai_batches.analysis.settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
 from pipelines.openai_batches.destination import remove_duplicates_after_resume
+from pipelines.openai_batches.ledger_parse import RESULT_FIELDS
 from pipelines.openai_batches.runner import LoadResult, make_pipeline, run_load
 from pipelines.openai_batches.simulator import (
     CONTENT_MARKER,
@@ -41,31 +42,10 @@ from .support_reliability import (
     spawn_cli,
     walk,
 )
+from .test_simulator_files import CHAT, DAY, EMBEDDINGS, ENDPOINTS, MODERATIONS, NO_QUIRKS, RESPONSES
 
-DAY = 86_400
-CHAT, RESPONSES, COMPLETIONS, EMBEDDINGS, MODERATIONS = (
-    "/v1/chat/completions",
-    "/v1/responses",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/moderations",
-)
-ENDPOINTS = (CHAT, RESPONSES, COMPLETIONS, EMBEDDINGS, MODERATIONS)
-NO_QUIRKS = {"missing_requests": 0, "zero_status_requests": 0, "output_error_requests": 0}
 QUIRKS = {"missing_requests": 2, "zero_status_requests": 2, "output_error_requests": 2}
-FIELDS = (
-    "outcome",
-    "status_code",
-    "request_id",
-    "response_id",
-    "model",
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "error_code",
-    "error_message",
-)
+FIELDS = RESULT_FIELDS[1:]  # every ledger field but the custom id, which keys the rows
 
 
 def finished(org: SimulatedOrg, *, days_ago: float = 2.0, **overrides: Any) -> str:

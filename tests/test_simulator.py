@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -559,19 +560,11 @@ def test_hundred_thousand_batches_generate_fast_and_page_in_milliseconds() -> No
     assert deep["data"][0]["created_at"] <= page["data"][-1]["created_at"] and deep["has_more"]
 
 
-def test_simulate_command_serves_until_interrupted() -> None:
+@contextmanager
+def simulate_command(*args: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """`openai-batches simulate --port 0 ARGS` in its own process, with the lines it printed before serving."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.openai_batches.simulator",
-            "--port",
-            "0",
-            "--batches",
-            "300",
-            "--projects",
-            "2",
-        ],
+        [sys.executable, "-m", "pipelines.openai_batches.simulator", "--port", "0", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -579,9 +572,26 @@ def test_simulate_command_serves_until_interrupted() -> None:
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
-        base_url = next(line.split("=", 1)[1].strip() for line in lines if line.startswith("OPENAI_BASE_URL="))
-        keys = [line.split("=", 1)[1].split()[0] for line in lines if line.startswith("OPENAI_API_KEY=")]
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("Simulator keys only"):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], lines  # it ended before serving
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def printed(lines: list[str], name: str) -> list[str]:
+    """The values of `NAME=value  # comment` lines."""
+    return [line.split("=", 1)[1].split()[0] for line in lines if line.startswith(f"{name}=")]
+
+
+def test_simulate_command_serves_until_interrupted() -> None:
+    with simulate_command("--batches", "300", "--projects", "2") as (proc, lines):
+        (base_url,) = printed(lines, "OPENAI_BASE_URL")
+        keys = printed(lines, "OPENAI_API_KEY")
         assert len(keys) == 2
         total = 0
         for key in keys:
@@ -590,7 +600,3 @@ def test_simulate_command_serves_until_interrupted() -> None:
         assert total == 300
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

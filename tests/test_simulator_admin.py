@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -28,13 +26,14 @@ from openai.types.admin.organization.usage_costs_response import DataResultOrgan
 
 from pipelines.openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
+from .test_simulator import printed, simulate_command
+
 KEY_A, KEY_B = "sk-sim-alpha-1234567890abcdef", "sk-sim-bravo-fedcba0987654321"
 PROJ_A, PROJ_B, PROJ_HIDDEN = "proj_alpha", "proj_bravo", "proj_unconfigured"
 ADMIN = "sk-admin-sim"
 DAY = 86_400
 COMPLETIONS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
 GROUP_ALL = ["project_id", "model", "batch"]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def utc(*ymd_hms: int) -> int:
@@ -682,23 +681,8 @@ def test_deterministic_for_a_seed_and_clock() -> None:
 
 
 def test_simulate_prints_the_admin_key() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.openai_batches.simulator", "--port", "0", "--batches", "30"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        while not lines or not lines[-1].startswith("Simulator keys only"):
-            lines.append(proc.stdout.readline())
-            assert lines[-1], lines
-        base_url = next(line.split("=", 1)[1].strip() for line in lines if line.startswith("OPENAI_BASE_URL="))
-        (admin_key,) = [line.split("=", 1)[1].split()[0] for line in lines if line.startswith("OPENAI_ADMIN_KEY=")]
+    with simulate_command("--batches", "30") as (_, lines):
+        (base_url,) = printed(lines, "OPENAI_BASE_URL")
+        (admin_key,) = printed(lines, "OPENAI_ADMIN_KEY")
         r = httpx.get(base_url + "/organization/projects", headers={"Authorization": f"Bearer {admin_key}"})
         assert r.status_code == 200 and [p["id"] for p in r.json()["data"]] == ["proj_default"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import settings
+from .argtypes import number_in
 from .interrupt import Terminated, install_signal_handlers, report_stop, stop_requested
 from .summary import print_summary
 
@@ -170,27 +171,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
-    return value
-
-
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text}")
-        return value
-
-    return parse
+_seconds = number_in(float, 0.0, unit="seconds")
 
 
 # The demo builds its history in memory (~0.4 GB per million batches) and loads all of it: a million
@@ -335,9 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load a simulated organisation into a demo database")
     demo.add_argument("--db", help="demo DuckDB file (default ./openai_batches_demo.duckdb; recreated)")
     demo.add_argument(
-        "--batches", type=_int_between(1, DEMO_MAX_BATCHES), default=None, help="batches in the simulated history"
+        "--batches", type=number_in(int, 1, DEMO_MAX_BATCHES), default=None, help="batches in the simulated history"
     )
-    demo.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0, help="seed of the simulated workload")
+    demo.add_argument("--seed", type=number_in(int, 0, MAX_SEED), default=0, help="seed of the simulated workload")
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="`load` when an API key is configured, otherwise `demo`")

@@ -44,45 +44,28 @@ logging.getLogger("dlt").addFilter(_ExpectedArrowHintOverride())
 
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 
+
+def _merged_table(table: str, columns: Any, *, key: str | None = None, merge_key: str | None = None) -> Any:
+    """Hints of one table the resource yields into, merged on `key` (a primary key) or `merge_key`."""
+    return dlt.mark.make_hints(
+        table_name=table,
+        write_disposition=_MERGE,
+        primary_key=key or [],
+        merge_key=merge_key,  # None: no merge key (dlt adds none)
+        columns=columns,
+    )
+
+
 # The tables are declared as table variants of the one resource: a variant inherits the resource's
 # own hints, so the resource carries none that another table must not have (key, columns).
-BATCHES_HINTS = dlt.mark.make_hints(
-    table_name=settings.BATCHES_TABLE,
-    write_disposition=_MERGE,
-    primary_key="id",
-    columns=batches_column_hints(),  # type: ignore[arg-type]
-)
-ERRORS_HINTS = dlt.mark.make_hints(
-    table_name=settings.ERRORS_TABLE,
-    write_disposition=_MERGE,
-    primary_key=[],
-    merge_key="batch_id",
-    columns=errors_column_hints(),  # type: ignore[arg-type]
-)
-GONE_HINTS = dlt.mark.make_hints(
-    table_name=settings.GONE_TABLE,
-    write_disposition=_MERGE,
-    primary_key="id",
-    columns=gone_column_hints(),  # type: ignore[arg-type]
-)
-
+BATCHES_HINTS = _merged_table(settings.BATCHES_TABLE, batches_column_hints(), key="id")
+ERRORS_HINTS = _merged_table(settings.ERRORS_TABLE, errors_column_hints(), merge_key="batch_id")
+GONE_HINTS = _merged_table(settings.GONE_TABLE, gone_column_hints(), key="id")
 # The request ledger's tables. Merge key `batch_id` without a primary key: a batch's rows are deleted and
 # inserted as a whole (its requests are read together), which DuckDB does in a few bytes per row; a primary
 # key would make dlt deduplicate the staged rows first, ~1 KB per row (a million requests: a gigabyte).
-REQUESTS_HINTS = dlt.mark.make_hints(
-    table_name=settings.REQUESTS_TABLE,
-    write_disposition=_MERGE,
-    primary_key=[],
-    merge_key="batch_id",
-    columns=requests_column_hints(),  # type: ignore[arg-type]
-)
-FILES_HINTS = dlt.mark.make_hints(
-    table_name=settings.FILES_TABLE,
-    write_disposition=_MERGE,
-    primary_key=[],
-    merge_key="batch_id",
-    columns=files_column_hints(),  # type: ignore[arg-type]
-)
+REQUESTS_HINTS = _merged_table(settings.REQUESTS_TABLE, requests_column_hints(), merge_key="batch_id")
+FILES_HINTS = _merged_table(settings.FILES_TABLE, files_column_hints(), merge_key="batch_id")
 _LEDGER_HINTS = {"requests": REQUESTS_HINTS, "files": FILES_HINTS}
 # Resource state key of the request ledger's state (per project, see ledger.py).
 _LEDGER = "ledger"

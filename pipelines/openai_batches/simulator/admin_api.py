@@ -23,7 +23,7 @@ import base64
 import binascii
 import math
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -245,6 +245,19 @@ def _page(buckets: list[dict[str, Any]], next_page: str | None) -> Answer:
     return 200, {"object": "page", "data": buckets, "has_more": next_page is not None, "next_page": next_page}
 
 
+def _grouped_page(
+    grouped: Mapping[int, Mapping[tuple[Any, ...], Any]],
+    starts: Sequence[int],
+    width: int,
+    result: Callable[[tuple[Any, ...], Any], dict[str, Any]],
+    next_page: str | None,
+) -> Answer:
+    """A page of the buckets starting at `starts`: each group's sums as `result` renders them, in the
+    API's order of groups."""
+    buckets = [_bucket(s, width, [result(k, v) for k, v in sorted(grouped[s].items(), key=_sort_key)]) for s in starts]
+    return _page(buckets, next_page)
+
+
 def _bucket(start: int, width: int, results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"object": "bucket", "start_time": start, "end_time": start + width, "results": results}
 
@@ -307,11 +320,7 @@ def _usage_completions(org: SimulatedOrg, q: _Query) -> Answer:
         sums[1] += r.input_cached_tokens
         sums[2] += r.output_tokens
         sums[3] += r.num_model_requests
-    buckets = [
-        _bucket(s, width, [_usage_result(k, v, group_by) for k, v in sorted(grouped[s].items(), key=_sort_key)])
-        for s in starts
-    ]
-    return _page(buckets, next_page)
+    return _grouped_page(grouped, starts, width, lambda k, v: _usage_result(k, v, group_by), next_page)
 
 
 def _usage_result(key: tuple[Any, ...], sums: list[int], group_by: list[str]) -> dict[str, Any]:
@@ -359,11 +368,7 @@ def _costs(org: SimulatedOrg, q: _Query) -> Answer:
         sums = grouped[c.start_time].setdefault(key, [0.0, 0.0])
         sums[0] += c.amount_usd
         sums[1] += c.quantity
-    buckets = [
-        _bucket(s, DAY, [_cost_result(k, v, group_by) for k, v in sorted(grouped[s].items(), key=_sort_key)])
-        for s in starts
-    ]
-    return _page(buckets, next_page)
+    return _grouped_page(grouped, starts, DAY, lambda k, v: _cost_result(k, v, group_by), next_page)
 
 
 def _cost_result(key: tuple[Any, ...], sums: list[float], group_by: list[str]) -> dict[str, Any]:

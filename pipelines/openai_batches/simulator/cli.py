@@ -9,6 +9,7 @@ import threading
 import time
 from types import FrameType
 
+from ..argtypes import number_in
 from .clock import SimClock
 from .org import DEFAULT_PROJECTS, SimulatedOrg
 from .server import DEFAULT_RANDOM_FAULTS, FAULT_KINDS, SimulatorServer
@@ -38,16 +39,6 @@ def parse_projects(spec: str) -> dict[str, str]:
     return out
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="openai-batches simulate",
@@ -58,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port, 0 for any free one (default %(default)s)")
     p.add_argument(
         "--batches",
-        type=_count,
+        type=number_in(int, 0),
         default=2000,
         help="batches of history, split evenly over the projects (default %(default)s)",
     )

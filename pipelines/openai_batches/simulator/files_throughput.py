@@ -21,39 +21,43 @@ from typing import Any
 KEY = "sk-sim-default"  # the simulator's default key: not a secret
 
 
+def _connection(url: str) -> tuple[http.client.HTTPConnection, str]:
+    """A plain connection to the server at `url` (no client library in the measured path), and its path."""
+    parts = urllib.parse.urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=600), parts.path
+
+
+def _json(url: str, method: str, path: str) -> dict[str, Any]:
+    conn, root = _connection(url)
+    try:
+        conn.request(method, root + path, headers={"Authorization": f"Bearer {KEY}"})
+        return dict(json.loads(conn.getresponse().read()))
+    finally:
+        conn.close()
+
+
 def _admin(root: str, action: str, **query: Any) -> dict[str, Any]:
-    url = urllib.parse.urlsplit(root)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=600)
-    conn.request("POST", f"/_sim/{action}?{urllib.parse.urlencode(query)}")
-    body = conn.getresponse().read()
-    conn.close()
-    return dict(json.loads(body))
+    return _json(root, "POST", f"/_sim/{action}?{urllib.parse.urlencode(query)}")
 
 
 def _get_json(base: str, path: str) -> dict[str, Any]:
-    url = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=600)
-    conn.request("GET", url.path + path, headers={"Authorization": f"Bearer {KEY}"})
-    body = conn.getresponse().read()
-    conn.close()
-    return dict(json.loads(body))
+    return _json(base, "GET", path)
 
 
 def download(base: str, file_id: str) -> tuple[int, float]:
     """(bytes, seconds) of one `GET /files/{id}/content`, read into a reused 1 MB buffer."""
-    url = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=600)
-    buf = bytearray(1 << 20)
-    view = memoryview(buf)
-    t0 = time.perf_counter()
-    conn.request("GET", f"{url.path}/files/{file_id}/content", headers={"Authorization": f"Bearer {KEY}"})
-    resp = conn.getresponse()
-    total = 0
-    while n := resp.readinto(view):
-        total += n
-    seconds = time.perf_counter() - t0
-    conn.close()
-    return total, seconds
+    conn, root = _connection(base)
+    view = memoryview(bytearray(1 << 20))
+    try:
+        t0 = time.perf_counter()
+        conn.request("GET", f"{root}/files/{file_id}/content", headers={"Authorization": f"Bearer {KEY}"})
+        resp = conn.getresponse()
+        total = 0
+        while n := resp.readinto(view):
+            total += n
+        return total, time.perf_counter() - t0
+    finally:
+        conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
