@@ -70,6 +70,18 @@ def ids_and_duplicates(db: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def paths_now(root: Path, pattern: str) -> list[Path]:
+    """The paths matching `pattern` under `root` now, while a pipeline may be moving them.
+
+    dlt moves a package directory on between our listing its parent and opening it; that is no
+    state yet, so it reads as "nothing there" and the caller's next poll sees where it went.
+    """
+    try:
+        return list(root.glob(pattern))
+    except FileNotFoundError:
+        return []
+
+
 def files_containing(root: Path, needle: bytes) -> list[str]:
     """Every file under `root` (or `root` itself) whose raw bytes contain `needle`."""
     paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]

@@ -24,7 +24,7 @@ from pipelines.openai_batches.runner import working_dir
 from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, PROJECT_A, PROJECT_B
-from .support_reliability import cli_env, ids_and_duplicates, run_cli, spawn_cli
+from .support_reliability import cli_env, ids_and_duplicates, paths_now, run_cli, spawn_cli
 from .test_load import assert_matches_simulator
 
 ITERATIONS = int(os.environ.get("OPENAI_BATCHES_KILL_ITERATIONS", "8"))
@@ -36,7 +36,7 @@ Trigger = Callable[[Path, int], bool]
 
 
 def _any(wd: Path, pattern: str) -> bool:
-    return next(wd.glob(pattern), None) is not None
+    return bool(paths_now(wd, pattern))
 
 
 TRIGGERS: dict[str, Callable[[random.Random], Trigger]] = {
@@ -45,7 +45,7 @@ TRIGGERS: dict[str, Callable[[random.Random], Trigger]] = {
     # extract writing its job files, not yet an extracted package
     "extract: writing package": lambda rng: (
         lambda wd, requests: any(
-            p.parent.parent.parent.name != "extracted" for p in wd.glob("normalize/*/*/new_jobs/*")
+            p.parent.parent.parent.name != "extracted" for p in paths_now(wd, "normalize/*/*/new_jobs/*")
         )
     ),
     "extracted, before normalize": lambda rng: lambda wd, requests: _any(wd, "normalize/extracted/*/new_jobs/*"),

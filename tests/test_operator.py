@@ -35,6 +35,7 @@ from .support_reliability import (
     cli_env,
     error_lines,
     ids_and_duplicates,
+    paths_now,
     run_cli,
     spawn_cli,
 )
@@ -541,13 +542,6 @@ def _two_projects(tmp_path: Path, server: SimulatorServer) -> dict[str, str]:
     return cli_env(DLT_PROJECT_DIR=str(project))
 
 
-def _glob_quietly(root: Path, pattern: str) -> bool:
-    try:
-        return next(root.glob(pattern), None) is not None
-    except FileNotFoundError:  # dlt moves packages while we look
-        return False
-
-
 def _holds_open(pid: int, path: Path) -> bool:
     try:
         return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
@@ -578,7 +572,7 @@ def test_a_signal_stops_the_run_promptly_with_one_line_and_the_next_run_converge
         while process.poll() is None and time.monotonic() < deadline:
             if moment == "listing" and any(r.project == PROJECT_A for r in server.requests[1:]):
                 break
-            if moment == "load step" and _glob_quietly(package, "*/started_jobs/*"):
+            if moment == "load step" and paths_now(package, "*/started_jobs/*"):
                 assert not any(r.project == PROJECT_B for r in server.requests), "missed the first load step"
                 break
             if moment == "waiting for the lock" and _holds_open(process.pid, lock):
