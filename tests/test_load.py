@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import pytest
 
 from pipelines.openai_batches import openai_batches
@@ -105,6 +106,33 @@ def test_no_change_run_costs_one_request(db: str, org: SimulatedOrg, server: Sim
     assert len(server.requests) == 1 == result.requests
     assert result.outcomes[0].stats.counts.new == 0
     assert_matches_simulator(db, org, PROJECT_A)
+
+
+def test_a_load_opens_the_database_file_once(
+    db: str, org: SimulatedOrg, server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dlt's steps and jobs and our own SQL share one DuckDB instance of the file (`db.shared_instance`):
+    each open and close costs a checkpoint (this two-project backfill opened it 17 times before), and two
+    instances of one file in one process could checkpoint over each other."""
+    opened: list[object] = []
+    real_connect = duckdb.connect
+
+    def counting_connect(*args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        opened.append(args[0] if args else kwargs.get("database"))
+        return real_connect(*args, **kwargs)
+
+    org.generate_history(450, project=PROJECT_A, days=30, open_fraction=0.1)
+    org.generate_history(120, project=PROJECT_B, days=30)
+    monkeypatch.setattr(duckdb, "connect", counting_connect)
+    assert load(db, server, KEY_A, KEY_B).ok  # a new file: nothing to check before it is opened
+    assert len(opened) == 1
+    org.advance(3600)
+    opened.clear()
+    assert load(db, server, KEY_A, KEY_B).ok  # the check that the file is ours, then the load
+    assert len(opened) == 2
+    monkeypatch.undo()
+    assert_matches_simulator(db, org, PROJECT_A)
+    assert_matches_simulator(db, org, PROJECT_B)
 
 
 def test_lifecycle_changes_are_picked_up_and_nothing_else_is_reread(

@@ -13,7 +13,8 @@ directly in the DuckDB CLI (unless its name makes the CLI's own references ambig
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,13 +58,54 @@ def open_attached(
     return con
 
 
+# The files a load has open in its one DuckDB instance (see `shared_instance`): resolved path -> connection.
+_SHARED: dict[str, duckdb.DuckDBPyConnection] = {}
+
+
+def _shared_key(db_path: str | Path) -> str:
+    return str(Path(db_path).resolve())
+
+
+@contextlib.contextmanager
+def shared_instance(db_path: str | Path, *, config: dict[str, Any]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB instance of the file, with `config`, for everything this process does with it until
+    the block ends: `connect(db_path)` hands out cursors of it, and dlt's loader uses it (destination.py).
+
+    Why: every dlt step and load job otherwise opens the file and closes it again, and each close
+    checkpoints: ~10 opens and closes per load, a third of a second of a 20k-batch backfill. And two
+    instances of one file must never be open in one process at once (each would checkpoint over the
+    other's blocks); with one instance that cannot happen. Nested blocks for the same file share it."""
+    key = _shared_key(db_path)
+    if key in _SHARED:
+        yield _SHARED[key]
+        return
+    con = connect(db_path, config=config)
+    _SHARED[key] = con
+    try:
+        yield con
+    finally:
+        del _SHARED[key]
+        con.close()
+
+
+def open_shared(db_path: str | Path) -> duckdb.DuckDBPyConnection | None:
+    """The connection of the `shared_instance` block the file is open in, None outside one."""
+    return _SHARED.get(_shared_key(db_path))
+
+
 def connect(
     db_path: str | Path, *, read_only: bool = False, config: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A connection whose default catalog is the database file, under an alias that is never ambiguous.
 
+    Inside a `shared_instance` block of the file: a cursor of that instance (writable whatever
+    `read_only` says; closing it leaves the instance open).
     Raises duckdb.Error as `duckdb.connect(db_path)` would (a lock held by another process, a corrupted
     file, a missing file when `read_only`)."""
+    if (shared := open_shared(db_path)) is not None:
+        cursor = shared.cursor()
+        cursor.execute(f"USE {CATALOG}")
+        return cursor
     mode = " (READ_ONLY)" if read_only else ""
     return open_attached(f"ATTACH {_literal(str(db_path))} AS {CATALOG}{mode}", config=config)
 

@@ -23,23 +23,33 @@ from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 
 from . import settings
-from .db import duckdb_catalog_name
+from .db import CATALOG, duckdb_catalog_name, open_shared
 
 
 class _CatalogQualifiedSqlClient(DuckDbSqlClient):
     """dlt's DuckDB SQL client with the file's catalog in every qualified name."""
 
+    def _predicted_catalog(self) -> str:
+        if self.credentials.external_conn() is not None:
+            return CATALOG  # the load's shared instance, where the file is attached under our alias (db.py)
+        return duckdb_catalog_name(str(self.credentials.database))
+
     def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
-        name = getattr(self, "_catalog", None) or duckdb_catalog_name(str(self.credentials.database))
+        name = getattr(self, "_catalog", None) or self._predicted_catalog()
         if casefold:
             name = self.capabilities.casefold_identifier(name)
         return self.capabilities.escape_identifier(name) if quote else name
 
     def open_connection(self) -> Any:
         conn = super().open_connection()
+        if self.credentials.external_conn() is not None:
+            # A cursor of the shared instance starts in its in-memory catalog: make the file the default.
+            conn.execute(f"USE {CATALOG}")
+            with contextlib.suppress(duckdb.CatalogException):  # no schema before the first load
+                conn.execute("SET search_path = ?", [self.fully_qualified_dataset_name(quote=False)])
         row = conn.execute("SELECT current_database()").fetchone()
         actual = str(row[0]) if row and row[0] else None
-        if actual and actual != duckdb_catalog_name(str(self.credentials.database)):
+        if actual and actual != self._predicted_catalog():
             # DuckDB named the catalog differently than predicted: use its name from now on.
             self._catalog = actual
             # As dlt does: before the first load the schema does not exist yet, and that is fine.
@@ -115,17 +125,24 @@ def duckdb_destination(db_path: str) -> duckdb_file:
     DuckDB's memory grows with its thread count (buffers per thread), i.e. with the machine, not the data:
     one thread. A memory limit with the rest spilled to `<file>.tmp`, and no insertion order to keep,
     bound the staging copy and the merge."""
-    path = str(Path(db_path).resolve())
-    credentials = DuckDbCredentials(
-        path,
-        global_config={
-            "threads": settings.DUCKDB_LOAD_THREADS,
-            "memory_limit": settings.DUCKDB_LOAD_MEMORY_LIMIT,
-            "preserve_insertion_order": False,
-            "temp_directory": path + ".tmp",
-        },
-    )
+    # Inside `db.shared_instance` (a load) dlt borrows cursors of that instance, opened with these
+    # settings, and never closes it (setting `temp_directory` again once it was used is an error).
+    shared = open_shared(db_path)
+    if shared is not None:
+        credentials = DuckDbCredentials(shared)
+    else:
+        credentials = DuckDbCredentials(str(Path(db_path).resolve()), global_config=load_config(db_path))
     return bounded_duckdb_file(credentials)
+
+
+def load_config(db_path: str) -> dict[str, Any]:
+    """DuckDB's settings while loading (see `duckdb_destination`)."""
+    return {
+        "threads": settings.DUCKDB_LOAD_THREADS,
+        "memory_limit": settings.DUCKDB_LOAD_MEMORY_LIMIT,
+        "preserve_insertion_order": False,
+        "temp_directory": str(Path(db_path).resolve()) + ".tmp",
+    }
 
 
 def remove_duplicates_after_resume(sql_client: Any) -> int:
@@ -158,4 +175,10 @@ def remove_duplicates_after_resume(sql_client: Any) -> int:
     return removed
 
 
-__all__ = ["bounded_duckdb_file", "duckdb_destination", "duckdb_file", "remove_duplicates_after_resume"]
+__all__ = [
+    "bounded_duckdb_file",
+    "duckdb_destination",
+    "duckdb_file",
+    "load_config",
+    "remove_duplicates_after_resume",
+]

@@ -7,6 +7,7 @@ what loaded stays loaded, the failure is reported, and the exit code says so.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -200,8 +201,46 @@ def run_load(
     result = LoadResult(db_path=db_path)
     retry = RetryPolicy(max_attempts=config.max_attempts)
     new_database = isinstance(store, DuckDBFile) and not store.exists()
+    opened = contextlib.ExitStack()
     try:
         check_not_foreign(store)
+        # Open from here to the end of the load, once (nothing is written before this point).
+        opened.enter_context(store.loading())
+    except ForeignDatabase:
+        raise
+    except Exception as e:
+        reraise_interruption(e)
+        result.error = f"database {db_path}: {cause(e)}"
+        result.elapsed = time.monotonic() - started
+        return result
+    try:
+        _load_projects(store, config, result, retry=retry, full_refresh=full_refresh, progress=progress)
+    except BaseException:
+        opened.close()
+        raise
+    try:
+        opened.close()
+    except Exception as e:  # the last checkpoint of the file failed: what was committed is in its WAL
+        reraise_interruption(e)
+        result.error = result.error or f"database {db_path}: {cause(e)}"
+    if new_database and all(o.error for o in result.outcomes):
+        _remove_if_empty(store.shown())
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _load_projects(
+    store: Store,
+    config: RunConfig,
+    result: LoadResult,
+    *,
+    retry: RetryPolicy,
+    full_refresh: bool,
+    progress: ProgressSink | None,
+) -> None:
+    """`run_load` once the database is known to be ours: each project, then the Admin API's tables."""
+    db_path = result.db_path
+    try:
         pipeline = make_pipeline(store)
         finish_interrupted_commits(pipeline)
         pipeline = reconcile_local_state(pipeline, store)
@@ -214,13 +253,10 @@ def run_load(
             with pipeline.sql_client() as client:
                 if removed := remove_duplicates_after_resume(client):
                     log.info("removed %d rows a resumed load had staged twice", removed)
-    except ForeignDatabase:
-        raise
     except Exception as e:
         reraise_interruption(e)
         result.error = f"database {db_path}: {cause(e)}"
-        result.elapsed = time.monotonic() - started
-        return result
+        return
     for project in config.projects:
         raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
         stats = SyncStats(project=project.name)
@@ -269,10 +305,6 @@ def run_load(
         from .organization_run import run_organization
 
         result.organization = run_organization(pipeline, store, config, retry=retry, full_refresh=full_refresh)
-    if new_database and all(o.error for o in result.outcomes):
-        _remove_if_empty(store.shown())
-    result.elapsed = time.monotonic() - started
-    return result
 
 
 def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:

@@ -50,6 +50,11 @@ class Store(ABC):
     def dlt_destination(self) -> Any:
         """The dlt destination a load writes here with."""
 
+    def loading(self) -> contextlib.AbstractContextManager[object]:
+        """The block a load runs in (after the foreign-database check): a place may keep one open
+        connection for all of it. Nothing by default."""
+        return contextlib.nullcontext()
+
     @abstractmethod
     def identity(self) -> str:
         """Stable and free of secrets: keys dlt's working directory for this place."""
@@ -95,6 +100,13 @@ class DuckDBFile(Store):
         from .destination import duckdb_destination
 
         return duckdb_destination(self.path)
+
+    def loading(self) -> contextlib.AbstractContextManager[object]:
+        """One DuckDB instance of the file for the whole load, dlt's steps and ours (`db.shared_instance`)."""
+        from .db import shared_instance
+        from .destination import load_config
+
+        return shared_instance(self.path, config=load_config(self.path))
 
     def identity(self) -> str:
         return str(Path(self.path).resolve())
