@@ -152,6 +152,23 @@ def test_odd_file_names_load(tmp_path: Path, operator_api: SimulatorServer, name
     assert batch_count(db) == HISTORY
 
 
+@pytest.mark.parametrize("name", [":memory:", "sqlite:batches.duckdb", "md:batches"])
+def test_a_relative_db_path_that_duckdb_would_read_as_a_uri_is_a_file_there(
+    tmp_path: Path, operator_api: SimulatorServer, name: str
+) -> None:
+    """Given to ATTACH as typed, `:memory:` is an in-memory database (a load said ok and kept nothing) and
+    `sqlite:`/`md:` an extension to download; `--db` names a file: the load writes it, `status` reads it."""
+    env = cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url)
+    for expected in (f"{HISTORY} new", "1 requests, 0 new"):
+        result = run_cli("load", "--db", name, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert expected in result.stdout and error_lines(result.stderr) == [], result.stdout + result.stderr
+    assert batch_count(tmp_path / name) == HISTORY
+    status = run_cli("status", "--db", name, env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert PROJECT in status.stdout and f" {HISTORY} " in status.stdout
+
+
 @pytest.mark.parametrize("name", ["Temp.duckdb", "Main.duckdb"])
 def test_file_names_duckdb_confuses_with_its_own_catalogs_are_refused_up_front(
     tmp_path: Path, operator_api: SimulatorServer, name: str

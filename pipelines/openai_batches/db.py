@@ -107,7 +107,10 @@ def connect(
         cursor.execute(f"USE {CATALOG}")
         return cursor
     mode = " (READ_ONLY)" if read_only else ""
-    return open_attached(f"ATTACH {_literal(str(db_path))} AS {CATALOG}{mode}", config=config)
+    # Absolute, as dlt was given it: ATTACH reads `:memory:` as an in-memory database (a load that kept
+    # nothing) and `md:...`, `sqlite:...` as extensions to download; `--db` always names a file.
+    path = str(Path(db_path).resolve())
+    return open_attached(f"ATTACH {_literal(path)} AS {CATALOG}{mode}", config=config)
 
 
 def has_tables(con: duckdb.DuckDBPyConnection, catalog: str = CATALOG) -> bool:
