@@ -112,11 +112,12 @@ def cmd_load(args: argparse.Namespace) -> int:
         with store.holding(wait=args.wait):
             progress = make_progress()
             try:
-                result = run_load(store, config, full_refresh=args.full_refresh, progress=progress)
+                # A DuckDB shell may open the file between our wait for it and the load's open: same wait.
+                result = run_load(store, config, full_refresh=args.full_refresh, progress=progress, wait=args.wait)
             finally:
                 getattr(progress, "close", lambda: None)()
             if result.changed:
-                _refresh_analysis(store)
+                _refresh_analysis(store, wait=args.wait)
     except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -226,13 +227,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _refresh_analysis(db_path: Store | str) -> None:
+def _refresh_analysis(db_path: Store | str, *, wait: float) -> None:
     """Keep prices and the report views in the database current, so `queries/` run in any DuckDB
     client right after a load. Only after a load that changed something: a no-change cron run stays
     one request and about a second. A bad price file must not fail a good load: it is reported."""
     from .analysis import refresh_after_load
 
-    for warning in refresh_after_load(db_path):
+    for warning in refresh_after_load(db_path, wait=wait):
         print(f"warning: {warning}", file=sys.stderr)
 
 

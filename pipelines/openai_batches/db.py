@@ -67,19 +67,26 @@ def _shared_key(db_path: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def shared_instance(db_path: str | Path, *, config: dict[str, Any]) -> Iterator[duckdb.DuckDBPyConnection]:
+def shared_instance(
+    db_path: str | Path, *, config: dict[str, Any], wait: float = 0.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """One DuckDB instance of the file, with `config`, for everything this process does with it until
     the block ends: `connect(db_path)` hands out cursors of it, and dlt's loader uses it (destination.py).
 
     Why: every dlt step and load job otherwise opens the file and closes it again, and each close
     checkpoints: ~10 opens and closes per load, a third of a second of a 20k-batch backfill. And two
     instances of one file must never be open in one process at once (each would checkpoint over the
-    other's blocks); with one instance that cannot happen. Nested blocks for the same file share it."""
+    other's blocks); with one instance that cannot happen. Nested blocks for the same file share it.
+
+    Another process may have opened the file since the caller waited for it (a DuckDB shell reading
+    it): its lock is waited for up to `wait` seconds, then DatabaseBusy (lock.py)."""
     key = _shared_key(db_path)
     if key in _SHARED:
         yield _SHARED[key]
         return
-    con = connect(db_path, config=config)
+    from .lock import open_when_free
+
+    con = open_when_free(str(db_path), lambda: connect(db_path, config=config), wait=wait)
     _SHARED[key] = con
     try:
         yield con

@@ -17,11 +17,14 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from . import settings
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(Exception):
@@ -133,24 +136,34 @@ def wait_for_duckdb(db_path: str, *, wait: float, read_only: bool) -> None:
 
     if not Path(db_path).is_file():
         return
-    wait = max(0.0, wait)
-    deadline = time.monotonic() + wait
+    try:
+        open_when_free(db_path, lambda: connect(db_path, read_only=read_only), wait=wait).close()
+    except DatabaseBusy:
+        raise
+    except duckdb.Error:
+        return
+
+
+def open_when_free(db_path: str, opener: Callable[[], T], *, wait: float) -> T:
+    """`opener()`, retried while DuckDB's file lock is held by another process (a DuckDB shell reading
+    the file, say), up to `wait` seconds; then DatabaseBusy naming the holder. Other errors are raised."""
+    import duckdb
+
+    deadline = time.monotonic() + max(0.0, wait)
     while True:
         try:
-            connect(db_path, read_only=read_only).close()
-            return
+            return opener()
         except duckdb.IOException as e:
             if "lock" not in str(e).lower():
-                return
+                raise
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 message = str(e).split(". See also")[0]
                 raise DatabaseBusy(
-                    f"database {db_path} is open in another program; gave up after waiting {wait:.3g}s ({message})"
+                    f"database {db_path} is open in another program; gave up after waiting {max(0.0, wait):.3g}s "
+                    f"({message})"
                 ) from None
             time.sleep(min(settings.LOCK_POLL_S, remaining))
-        except duckdb.Error:
-            return
 
 
 @contextlib.contextmanager

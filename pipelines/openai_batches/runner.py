@@ -28,6 +28,7 @@ from .failures import cause, reraise_interruption
 from .foreign import ForeignDatabase, check_not_foreign
 from .helpers import RetryPolicy
 from .interrupt import raise_if_stopping
+from .lock import DatabaseUnavailable
 from .memory import release_free_memory
 from .progress_sink import ProgressSink
 from .source import openai_batches
@@ -189,11 +190,13 @@ def run_load(
     *,
     full_refresh: bool = False,
     progress: ProgressSink | None = None,
+    wait: float = 0.0,
 ) -> LoadResult:
     """Load every configured project into `where` (a Store, or a DuckDB file's path), each in its own
     dlt run. The caller holds `where`'s load lock.
 
-    Raises ForeignDatabase (before anything is written) for a database another program made, and
+    Raises ForeignDatabase (before anything is written) for a database another program made,
+    DatabaseBusy when another program holds the file for longer than `wait` seconds, and
     KeyboardInterrupt / Terminated when the run is interrupted (no further project starts)."""
     store = as_store(where)
     db_path = store.shown()
@@ -205,8 +208,8 @@ def run_load(
     try:
         check_not_foreign(store)
         # Open from here to the end of the load, once (nothing is written before this point).
-        opened.enter_context(store.loading())
-    except ForeignDatabase:
+        opened.enter_context(store.loading(wait=wait))
+    except (ForeignDatabase, DatabaseUnavailable):
         raise
     except Exception as e:
         reraise_interruption(e)

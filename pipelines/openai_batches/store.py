@@ -50,9 +50,9 @@ class Store(ABC):
     def dlt_destination(self) -> Any:
         """The dlt destination a load writes here with."""
 
-    def loading(self) -> contextlib.AbstractContextManager[object]:
+    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
         """The block a load runs in (after the foreign-database check): a place may keep one open
-        connection for all of it. Nothing by default."""
+        connection for all of it, waiting up to `wait` seconds for it (then DatabaseBusy). Nothing by default."""
         return contextlib.nullcontext()
 
     @abstractmethod
@@ -101,12 +101,12 @@ class DuckDBFile(Store):
 
         return duckdb_destination(self.path)
 
-    def loading(self) -> contextlib.AbstractContextManager[object]:
+    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
         """One DuckDB instance of the file for the whole load, dlt's steps and ours (`db.shared_instance`)."""
         from .db import shared_instance
         from .destination import load_config
 
-        return shared_instance(self.path, config=load_config(self.path))
+        return shared_instance(self.path, config=load_config(self.path), wait=wait)
 
     def identity(self) -> str:
         return str(Path(self.path).resolve())

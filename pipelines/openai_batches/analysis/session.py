@@ -158,21 +158,23 @@ def _conflicts(con: duckdb.DuckDBPyConnection, db_path: str) -> None:
             )
 
 
-def refresh_analysis(db_path: Store | str, prices_file: str | None = None) -> list[PriceRow]:
+def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wait: float = 0.0) -> list[PriceRow]:
     """Store prices (genai-prices plus the user's price file) and every view in the file, in one
     transaction (a reader never sees views without prices); returns the price rows.
 
-    Needs the database writable and its lock held exclusively (a load holds it). Raises
+    Needs the database writable and its lock held exclusively (a load holds it); waits up to `wait`
+    seconds for another program's DuckDB lock on the file (a DuckDB shell reading it). Raises
     FileNotFoundError, NoBatchesError (no `batches` table yet), AnalysisConflict, PricesError,
     duckdb.Error."""
-    from ..store import as_store, connected
+    from ..lock import open_when_free
+    from ..store import as_store
 
     store = as_store(db_path)
     db_path = store.shown()
     if not store.exists():
         raise FileNotFoundError(f"no database at {db_path}")
     overrides = price_overrides(prices_file)
-    with connected(store) as con:
+    with contextlib.closing(open_when_free(db_path, store.connect, wait=wait)) as con:
         if not table_exists(con, S, BATCHES_TABLE):
             raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path} yet")
         _conflicts(con, db_path)
@@ -198,14 +200,16 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def refresh_after_load(db_path: Store | str) -> list[str]:
+def refresh_after_load(db_path: Store | str, *, wait: float = 0.0) -> list[str]:
     """`refresh_analysis` after a load that committed: never raises for anything it can meet (a bad
     price file, a user's table in the way, a database error); returns one warning line per problem.
 
     A database without batches (every project empty so far) has nothing to build views over yet:
-    no warning, reports are empty until the first batch arrives."""
+    no warning, reports are empty until the first batch arrives. `wait`: as for `refresh_analysis`."""
+    from ..store import as_store
+
     try:
-        refresh_analysis(db_path)
+        refresh_analysis(db_path, wait=wait)
     except NoBatchesError:
         return []
     except AnalysisConflict as e:
@@ -213,7 +217,7 @@ def refresh_after_load(db_path: Store | str) -> list[str]:
     except PricesError as e:
         return [f"report views not refreshed: {e}"]
     except Exception as e:  # noqa: BLE001 -- the load committed; whatever went wrong here must not undo that
-        return [f"report views not refreshed in {db_path}: {type(e).__name__}: {_first_line(e)}"]
+        return [f"report views not refreshed in {as_store(db_path).shown()}: {type(e).__name__}: {_first_line(e)}"]
     return []
 
 
