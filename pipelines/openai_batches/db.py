@@ -68,7 +68,10 @@ def _shared_key(db_path: str | Path) -> str:
 
 @contextlib.contextmanager
 def shared_instance(
-    db_path: str | Path, *, config: dict[str, Any], wait: float = 0.0
+    db_path: str | Path,
+    *,
+    config: dict[str, Any],
+    opening: Callable[[Callable[[], duckdb.DuckDBPyConnection]], duckdb.DuckDBPyConnection] = lambda open_: open_(),
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """One DuckDB instance of the file, with `config`, for everything this process does with it until
     the block ends: `connect(db_path)` hands out cursors of it, and dlt's loader uses it (destination.py).
@@ -78,15 +81,12 @@ def shared_instance(
     instances of one file must never be open in one process at once (each would checkpoint over the
     other's blocks); with one instance that cannot happen. Nested blocks for the same file share it.
 
-    Another process may have opened the file since the caller waited for it (a DuckDB shell reading
-    it): its lock is waited for up to `wait` seconds, then DatabaseBusy (lock.py)."""
+    `opening` runs the open: a load waits there for another program's DuckDB lock (`lock.open_when_free`)."""
     key = _shared_key(db_path)
     if key in _SHARED:
         yield _SHARED[key]
         return
-    from .lock import open_when_free
-
-    con = open_when_free(str(db_path), lambda: connect(db_path, config=config), wait=wait)
+    con = opening(lambda: connect(db_path, config=config))
     _SHARED[key] = con
     try:
         yield con

@@ -105,8 +105,12 @@ class DuckDBFile(Store):
         """One DuckDB instance of the file for the whole load, dlt's steps and ours (`db.shared_instance`)."""
         from .db import shared_instance
         from .destination import load_config
+        from .lock import open_when_free
 
-        return shared_instance(self.path, config=load_config(self.path), wait=wait)
+        # A DuckDB shell may have opened the file since `holding` waited for it: wait for it here too.
+        return shared_instance(
+            self.path, config=load_config(self.path), opening=lambda open_: open_when_free(self.path, open_, wait=wait)
+        )
 
     def identity(self) -> str:
         return str(Path(self.path).resolve())
