@@ -95,6 +95,15 @@ def load_batches(db: str, batches: list[dict[str, Any]], project: str = ODD_PROJ
     assert result.ok, result.error or [o.error for o in result.outcomes]
 
 
+def module_database(tmp_path_factory: pytest.TempPathFactory, name: str, batches: list[dict[str, Any]]) -> str:
+    """A database `name`.duckdb holding ``batches`` as the real loader leaves them, for a module's tests."""
+    root = tmp_path_factory.mktemp(name)
+    db = str(root / f"{name}.duckdb")
+    with dlt_dirs(root):
+        load_batches(db, batches)
+    return db
+
+
 @contextmanager
 def dlt_dirs(root: Path) -> Iterator[None]:
     """Module-scoped fixtures need the isolation `conftest.isolated_env` gives each test."""

@@ -18,7 +18,7 @@ import pytest
 from pipelines.openai_batches import cli
 from pipelines.openai_batches.analysis.prices import PricesError, load_overrides
 
-from .support_analysis import dlt_dirs, load_batches, usage
+from .support_analysis import module_database, usage
 from .support_reliability import make_batch
 
 # Markup a metadata value or model name can carry into a rendered report: raw HTML (runs in a notebook's
@@ -59,12 +59,25 @@ def hostile_batches() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
-    root = tmp_path_factory.mktemp("hostile")
     batches = hostile_batches()
-    db = str(root / "hostile.duckdb")
-    with dlt_dirs(root):
-        load_batches(db, list(batches.values()))
-        yield Hostile(db, {label: str(b["id"]) for label, b in batches.items()})
+    db = module_database(tmp_path_factory, "hostile", list(batches.values()))
+    yield Hostile(db, {label: str(b["id"]) for label, b in batches.items()})
+
+
+# Tables as loads leave them: name -> columns. The tests build them by hand on purpose (a schema drift fails loudly).
+TableRows = dict[str, tuple[str, list[tuple[Any, ...]]]]
+
+
+def copy_with_tables(db: str, target: Path, tables: TableRows) -> str:
+    """A copy of ``db`` at ``target`` with ``tables`` (name -> (columns, rows)) created and filled."""
+    target.write_bytes(Path(db).read_bytes())
+    with duckdb.connect(str(target)) as con:
+        for table, (columns, rows) in tables.items():
+            con.execute(f"CREATE TABLE openai_batches.{table} ({columns})")
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                con.executemany(f"INSERT INTO openai_batches.{table} VALUES ({marks})", rows)
+    return str(target)
 
 
 def with_admin_tables(
@@ -75,26 +88,25 @@ def with_admin_tables(
     costs: list[tuple[Any, ...]],
 ) -> str:
     """A copy of ``db`` with the Admin API's tables as a load with an admin key leaves them, holding these rows."""
-    target.write_bytes(Path(db).read_bytes())
-    with duckdb.connect(str(target)) as con:
-        con.execute(
-            "CREATE TABLE openai_batches.projects (id VARCHAR NOT NULL, name VARCHAR, status VARCHAR, "
-            "created_at TIMESTAMPTZ, archived_at TIMESTAMPTZ)"
-        )
-        con.execute(
-            "CREATE TABLE openai_batches.usage_daily (day DATE NOT NULL, project_id VARCHAR, model VARCHAR, "
-            "batch BOOLEAN, input_tokens BIGINT, input_cached_tokens BIGINT, output_tokens BIGINT, "
-            "num_model_requests BIGINT)"
-        )
-        con.execute(
-            "CREATE TABLE openai_batches.costs_daily (day DATE NOT NULL, project_id VARCHAR, line_item VARCHAR, "
-            "amount_usd DOUBLE, currency VARCHAR)"
-        )
-        for table, rows in (("projects", projects), ("usage_daily", usage_rows), ("costs_daily", costs)):
-            if rows:
-                marks = ", ".join("?" * len(rows[0]))
-                con.executemany(f"INSERT INTO openai_batches.{table} VALUES ({marks})", rows)
-    return str(target)
+    return copy_with_tables(
+        db,
+        target,
+        {
+            "projects": (
+                "id VARCHAR NOT NULL, name VARCHAR, status VARCHAR, created_at TIMESTAMPTZ, archived_at TIMESTAMPTZ",
+                projects,
+            ),
+            "usage_daily": (
+                "day DATE NOT NULL, project_id VARCHAR, model VARCHAR, batch BOOLEAN, input_tokens BIGINT, "
+                "input_cached_tokens BIGINT, output_tokens BIGINT, num_model_requests BIGINT",
+                usage_rows,
+            ),
+            "costs_daily": (
+                "day DATE NOT NULL, project_id VARCHAR, line_item VARCHAR, amount_usd DOUBLE, currency VARCHAR",
+                costs,
+            ),
+        },
+    )
 
 
 def report(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -218,27 +230,27 @@ IMPOSSIBLE_COUNTS = ("failed_above_total", "negative_counts", "counts_beyond_int
 
 def with_ledger(db: str, target: Path, batch_id: str) -> str:
     """A copy of ``db`` whose request ledger has read one file of ``batch_id``, holding one request."""
-    target.write_bytes(Path(db).read_bytes())
-    with duckdb.connect(str(target)) as con:
-        con.execute(
-            "CREATE TABLE openai_batches.batch_files (batch_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, "
-            "file_id VARCHAR NOT NULL, state VARCHAR NOT NULL, bytes BIGINT, lines BIGINT, read_at TIMESTAMPTZ)"
-        )
-        con.execute(
-            "CREATE TABLE openai_batches.batch_requests (batch_id VARCHAR NOT NULL, custom_id VARCHAR NOT NULL, "
-            "project VARCHAR, outcome VARCHAR, status_code BIGINT, request_id VARCHAR, response_id VARCHAR, "
-            "model VARCHAR, input_tokens BIGINT, cached_tokens BIGINT, output_tokens BIGINT, reasoning_tokens BIGINT, "
-            "error_code VARCHAR, error_message VARCHAR)"
-        )
-        con.execute(
-            "INSERT INTO openai_batches.batch_files VALUES (?, 'output', 'file-out', 'read', 100, 1, now())", [batch_id]
-        )
-        con.execute(
-            "INSERT INTO openai_batches.batch_requests VALUES "
-            "(?, 'job-1', 'proj_odd', 'succeeded', 200, 'req_1', 'resp_1', 'gpt-4o-mini', 10, 0, 1, 0, NULL, NULL)",
-            [batch_id],
-        )
-    return str(target)
+    return copy_with_tables(
+        db,
+        target,
+        {
+            "batch_files": (
+                "batch_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, file_id VARCHAR NOT NULL, state VARCHAR NOT NULL, "
+                "bytes BIGINT, lines BIGINT, read_at TIMESTAMPTZ",
+                [(batch_id, "output", "file-out", "read", 100, 1, datetime.now(UTC))],
+            ),
+            "batch_requests": (
+                "batch_id VARCHAR NOT NULL, custom_id VARCHAR NOT NULL, project VARCHAR, outcome VARCHAR, "
+                "status_code BIGINT, request_id VARCHAR, response_id VARCHAR, model VARCHAR, input_tokens BIGINT, "
+                "cached_tokens BIGINT, output_tokens BIGINT, reasoning_tokens BIGINT, error_code VARCHAR, "
+                "error_message VARCHAR",
+                [
+                    (batch_id, "job-1", "proj_odd", "succeeded", 200, "req_1", "resp_1", "gpt-4o-mini")
+                    + (10, 0, 1, 0, None, None)
+                ],
+            ),
+        },
+    )
 
 
 def test_impossible_request_counts_are_in_no_rate_and_counted_apart(

@@ -28,7 +28,7 @@ from pipelines.openai_batches import cli
 from pipelines.openai_batches.analysis import refresh_analysis
 from pipelines.openai_batches.analysis.prices import PricesError, load_overrides
 
-from .support_analysis import CLEAN_MODEL, FORMULA_METADATA, ODD_MODELS, dlt_dirs, load_batches, odd_batches
+from .support_analysis import CLEAN_MODEL, FORMULA_METADATA, ODD_MODELS, load_batches, module_database, odd_batches
 from .support_reliability import cli_env, run_cli
 
 # Batch price of gpt-4o-mini: half of 0.15 / 0.075 / 0.60 USD per million input / cached / output tokens.
@@ -46,12 +46,9 @@ class Odd:
 
 @pytest.fixture(scope="module")
 def odd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Odd]:
-    root = tmp_path_factory.mktemp("odd")
     batches = odd_batches()
-    db = str(root / "odd.duckdb")
-    with dlt_dirs(root):
-        load_batches(db, list(batches.values()))
-        refresh_analysis(db)  # what a load stores, for the tests that read the views as a DuckDB CLI user
+    db = module_database(tmp_path_factory, "odd", list(batches.values()))
+    refresh_analysis(db)  # what a load stores, for the tests that read the views as a DuckDB CLI user
     yield Odd(db, batches)
 
 
