@@ -20,8 +20,8 @@ def main(db_path: str) -> int:
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
     try:
-        from pipelines.openai_batches.analysis import refresh_analysis
-        from pipelines.openai_batches.analysis.queries import load_queries, run_query, set_since
+        from openai_batches.analysis import refresh_analysis
+        from openai_batches.analysis.queries import load_queries, run_query, set_since
     except ImportError as e:  # the report code is young; still time the raw files
         refresh_analysis = None
         load_queries = run_query = set_since = None

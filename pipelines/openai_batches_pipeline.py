@@ -20,7 +20,7 @@ from typing import Any
 
 import dlt
 
-from pipelines.openai_batches import openai_batches
+from openai_batches import openai_batches
 
 
 def load_batches(destination: str = "duckdb", dataset_name: str = "openai_batches") -> Any:

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlparse
 import duckdb
 import pytest
 
-from pipelines.openai_batches.config import ProjectConfig, RunConfig
-from pipelines.openai_batches.runner import LoadResult, run_load
-from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.config import ProjectConfig, RunConfig
+from openai_batches.load.runner import LoadResult, run_load
+from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 # A throwaway PostgreSQL (`postgres_server`, `postgres_dsn`) for the tests that need one.
 pytest_plugins = ["tests.postgres"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.openai_batches.runner import run_load
+from openai_batches.load.runner import run_load
 
 from .conftest import config_for
 from .support_reliability import ScriptedApi, make_batch, serve_all

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "pipelines.openai_batches.cli"]
+CLI = [sys.executable, "-m", "openai_batches.cli.main"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -15,19 +15,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.openai_batches.analysis import refresh_analysis
-from pipelines.openai_batches.analysis.prices import (
-    PricesError,
-    genai_price_rows,
-    load_overrides,
-    resolve_prices,
-)
-from pipelines.openai_batches.analysis.queries import load_queries, run_queries, set_since
-from pipelines.openai_batches.analysis.session import NoBatchesError
-from pipelines.openai_batches.analysis.settings import QUERIES_DIR
-from pipelines.openai_batches.analysis.views import VIEW_NAMES
-from pipelines.openai_batches.runner import run_load
-from pipelines.openai_batches.simulator import USAGE_CUTOFF, SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.analysis import refresh_analysis
+from openai_batches.analysis.prices import PricesError, genai_price_rows, load_overrides, resolve_prices
+from openai_batches.analysis.queries import load_queries, run_queries, set_since
+from openai_batches.analysis.session import NoBatchesError
+from openai_batches.analysis.settings import QUERIES_DIR
+from openai_batches.analysis.views import VIEW_NAMES
+from openai_batches.load.runner import run_load
+from openai_batches.simulator import USAGE_CUTOFF, SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.openai_batches.runner import run_load
-from pipelines.openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
+from openai_batches.load.runner import run_load
+from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A, config_for, rows_by_id, table
 from .support_reliability import (

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
+from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A
 from .support_reliability import assert_one_clear_error, cli_env, run_cli

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
+from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A, table
 
@@ -19,7 +19,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.openai_batches.cli", *args],
+        [sys.executable, "-m", "openai_batches.cli.main", *args],
         capture_output=True,
         text=True,
         env=full_env,

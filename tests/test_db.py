@@ -10,12 +10,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.openai_batches.analysis import refresh_after_load
-from pipelines.openai_batches.db import CATALOG, connect, open_shared, shared_instance
-from pipelines.openai_batches.destination import load_config
-from pipelines.openai_batches.lock import DatabaseBusy
-from pipelines.openai_batches.runner import run_load
-from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
+from openai_batches.analysis import refresh_after_load
+from openai_batches.load.runner import run_load
+from openai_batches.simulator import SimulatedOrg, SimulatorServer
+from openai_batches.storage.destination import load_config
+from openai_batches.storage.duckdb_file import CATALOG, connect, open_shared, shared_instance
+from openai_batches.storage.lock import DatabaseBusy
 
 from .conftest import KEY_A, PROJECT_A, config_for, load
 from .test_load import assert_matches_simulator

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from pipelines.openai_batches import cli, demo
-from pipelines.openai_batches.analysis.settings import LEDGER_REPORTS
-from pipelines.openai_batches.config import ProjectConfig, RunConfig
-from pipelines.openai_batches.runner import run_load
-from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.analysis.settings import LEDGER_REPORTS
+from openai_batches.cli import demo
+from openai_batches.cli import main as cli
+from openai_batches.config import ProjectConfig, RunConfig
+from openai_batches.load.runner import run_load
+from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import NOW
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.openai_batches.columns import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS, GONE_COLUMNS
-from pipelines.openai_batches.ledger_columns import FILE_COLUMNS, REQUEST_COLUMNS
-from pipelines.openai_batches.organization_columns import COST_COLUMNS, PROJECT_COLUMNS, USAGE_COLUMNS
+from openai_batches.tables.admin import COST_COLUMNS, PROJECT_COLUMNS, USAGE_COLUMNS
+from openai_batches.tables.batches import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS, GONE_COLUMNS
+from openai_batches.tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

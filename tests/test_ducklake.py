@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.openai_batches.analysis.report import collect
-from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
-from pipelines.openai_batches.store import DuckLake
+from openai_batches.analysis.report import collect
+from openai_batches.simulator import SimulatedOrg, SimulatorServer
+from openai_batches.storage.store import DuckLake
 
 from .conftest import KEY_A, KEY_B, PROJECT_A
 from .support_reliability import cli_env, run_cli, spawn_cli
@@ -96,7 +96,7 @@ def test_sqlite_and_duckdb_catalogs_load_incrementally_and_report_exactly_like_a
 def test_readers_read_while_a_load_writes_and_a_second_machine_waits_or_exits_75(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
-    from pipelines.openai_batches.simulator import SimClock
+    from openai_batches.simulator import SimClock
 
     org = SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: "proj_bravo"}, clock=SimClock(start=1_793_491_200.0), seed=3)
     org.generate_history(300, project="proj_bravo", days=30)

@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
+from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A
 
-ENTRY = [sys.executable, "-c", "from pipelines.openai_batches.cli import entry; entry()"]
+ENTRY = [sys.executable, "-c", "from openai_batches.cli.main import entry; entry()"]
 
 
 def run_entry(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

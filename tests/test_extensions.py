@@ -10,8 +10,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines.openai_batches import extensions
-from pipelines.openai_batches.extensions import DUCKLAKE, POSTGRES, SQLITE, ExtensionUnavailable
+from openai_batches.storage import extensions
+from openai_batches.storage.extensions import DUCKLAKE, POSTGRES, SQLITE, ExtensionUnavailable
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.openai_batches import cli
-from pipelines.openai_batches.analysis.prices import PricesError, load_overrides
+from openai_batches.analysis.prices import PricesError, load_overrides
+from openai_batches.cli import main as cli
 
 from .support_analysis import module_database, usage
 from .support_reliability import make_batch
@@ -160,7 +160,7 @@ def test_bidirectional_controls_are_shown_escaped_never_raw(
 def test_status_and_the_load_summary_show_names_from_the_admin_api_as_text(
     hostile: Hostile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipelines.openai_batches.analysis.findings import read_findings
+    from openai_batches.analysis.findings import read_findings
 
     day = datetime.now(UTC).date() - timedelta(days=2)
     name = "Lab\x1b[2J\x1b[31mRED\u202e"  # clears the screen, recolours, reorders

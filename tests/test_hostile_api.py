@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from pipelines.openai_batches.config import ProjectConfig, RunConfig
-from pipelines.openai_batches.runner import make_pipeline, run_load
-from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
-from pipelines.openai_batches.status import read_status
+from openai_batches.cli.status import read_status
+from openai_batches.config import ProjectConfig, RunConfig
+from openai_batches.load.runner import make_pipeline, run_load
+from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A, config_for, list_requests, load, rows_by_id, table
 from .support_reliability import (
@@ -87,7 +87,7 @@ def test_lookback_seconds_is_configurable_and_zero_means_none(
 
 
 def test_lookback_seconds_comes_from_the_dlt_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.openai_batches.config import run_config
+    from openai_batches.config import run_config
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY_A)
     assert run_config().lookback_seconds == 900

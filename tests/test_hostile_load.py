@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.openai_batches.config import OrganizationConfig
-from pipelines.openai_batches.runner import LoadResult, run_load
+from openai_batches.config import OrganizationConfig
+from openai_batches.load.runner import LoadResult, run_load
 
 from .conftest import KEY_A, config_for, table
 from .support_reliability import RawApi, Reply, ScriptedApi, json_reply, make_batch, raw_response, serve_all
@@ -273,7 +273,8 @@ def test_a_line_longer_than_any_real_one_is_skipped_without_being_held(monkeypat
     out of memory. Beyond `LEDGER_MAX_LINE_BYTES` the line is dropped as it streams and counted bad."""
     import tracemalloc
 
-    from pipelines.openai_batches import ledger_parse, settings
+    from openai_batches import settings
+    from openai_batches.sources.ledger import parse as ledger_parse
 
     monkeypatch.setattr(settings, "LEDGER_MAX_LINE_BYTES", 1 << 20)
     piece = b"x" * 65_536
@@ -306,7 +307,7 @@ def test_a_line_longer_than_any_real_one_is_skipped_without_being_held(monkeypat
 def test_a_batch_file_with_an_endless_line_loads_its_other_requests(
     db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pipelines.openai_batches import settings
+    from openai_batches import settings
 
     monkeypatch.setattr(settings, "LEDGER_MAX_LINE_BYTES", 1 << 20)
     a, b, c = OUTPUT.split(b"\n")[:3]

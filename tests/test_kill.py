@@ -20,8 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.openai_batches.runner import working_dir
-from pipelines.openai_batches.simulator import SimulatedOrg, SimulatorServer
+from openai_batches.load.runner import working_dir
+from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, PROJECT_A, PROJECT_B
 from .support_reliability import cli_env, ids_and_duplicates, paths_now, run_cli, spawn_cli
@@ -159,8 +159,8 @@ def test_an_interrupted_normalize_commit_is_finished_not_replayed(
     run (its schema.json already gone) or is normalized and loaded again, over newer data."""
     import shutil
 
-    from pipelines.openai_batches import openai_batches
-    from pipelines.openai_batches.runner import make_pipeline
+    from openai_batches import openai_batches
+    from openai_batches.load.runner import make_pipeline
 
     org.generate_history(300, project=PROJECT_A, days=3, open_fraction=0.3)
     env = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url)

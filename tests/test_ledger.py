@@ -15,20 +15,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.openai_batches import cli
-from pipelines.openai_batches.analysis import reading
-from pipelines.openai_batches.analysis.settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
-from pipelines.openai_batches.destination import remove_duplicates_after_resume
-from pipelines.openai_batches.ledger_parse import RESULT_FIELDS
-from pipelines.openai_batches.runner import LoadResult, make_pipeline, run_load
-from pipelines.openai_batches.simulator import (
-    CONTENT_MARKER,
-    CONTENT_MARKER_NUMBER_TEXT,
-    Fault,
-    SimulatedOrg,
-    SimulatorServer,
-)
-from pipelines.openai_batches.simulator.batch_requests import OUTPUT_ERROR, ZERO_STATUS
+from openai_batches.analysis import reading
+from openai_batches.analysis.settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
+from openai_batches.cli import main as cli
+from openai_batches.load.runner import LoadResult, make_pipeline, run_load
+from openai_batches.simulator import CONTENT_MARKER, CONTENT_MARKER_NUMBER_TEXT, Fault, SimulatedOrg, SimulatorServer
+from openai_batches.simulator.batch_requests import OUTPUT_ERROR, ZERO_STATUS
+from openai_batches.sources.ledger.parse import RESULT_FIELDS
+from openai_batches.storage.destination import remove_duplicates_after_resume
 
 from .conftest import KEY_A, PROJECT_A, config_for, table
 from .support_reliability import (
@@ -553,7 +547,7 @@ def test_the_ledger_works_in_any_dlt_pipeline(
     the same tables and rows; the setting is also read the dlt way (SOURCES__OPENAI_BATCHES__REQUESTS)."""
     import dlt
 
-    from pipelines.openai_batches import openai_batches
+    from openai_batches import openai_batches
 
     batch_id = finished(org, endpoint=EMBEDDINGS, outcome="expired", total_requests=60, failed_fraction=0.1, **QUIRKS)
     db = str(tmp_path / "anywhere.duckdb")

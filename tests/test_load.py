@@ -10,9 +10,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.openai_batches import openai_batches
-from pipelines.openai_batches.runner import make_pipeline, run_load, working_dir
-from pipelines.openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
+from openai_batches import openai_batches
+from openai_batches.load.runner import make_pipeline, run_load, working_dir
+from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
 from .conftest import (
     KEY_A,

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pipelines.openai_batches.demo import run_demo
+from openai_batches.cli.demo import run_demo
 
 from .support_analysis import load_batches, odd_batches
 

@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from pipelines.openai_batches import cli
-from pipelines.openai_batches.analysis import refresh_analysis
-from pipelines.openai_batches.analysis.prices import PricesError, load_overrides
+from openai_batches.analysis import refresh_analysis
+from openai_batches.analysis.prices import PricesError, load_overrides
+from openai_batches.cli import main as cli
 
 from .support_analysis import CLEAN_MODEL, FORMULA_METADATA, ODD_MODELS, load_batches, module_database, odd_batches
 from .support_reliability import cli_env, run_cli
@@ -412,7 +412,7 @@ def test_odd_names_are_drawn_without_warnings_and_shown_as_sent(
 
 # --- issue 8: one definition of "open" --------------------------------------------------------------------
 def test_a_batch_without_a_status_is_open_in_every_report(odd: Odd, capsys: pytest.CaptureFixture[str]) -> None:
-    from pipelines.openai_batches.status import read_status
+    from openai_batches.cli.status import read_status
 
     doc = report_json(capsys, odd.db, "--only", "open_batches")
     ids = {r["id"] for r in doc["open_batches"]}

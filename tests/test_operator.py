@@ -22,10 +22,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.openai_batches.interrupt import GRACE_S
-from pipelines.openai_batches.lock import lock_path
-from pipelines.openai_batches.runner import working_dir
-from pipelines.openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.load.interrupt import GRACE_S
+from openai_batches.load.runner import working_dir
+from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.storage.lock import lock_path
 
 from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
 from .support_reliability import (
@@ -303,7 +303,7 @@ def test_every_unsendable_key_character_is_a_config_error_that_shows_no_part_of_
 ) -> None:
     """The configuration's own check, in process, for many characters (the CLI tests below run a few,
     from the environment and from secrets.toml; dlt reads .dlt files once per process)."""
-    from pipelines.openai_batches.config import ConfigError, configured_projects
+    from openai_batches.config import ConfigError, configured_projects
 
     monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY[:20] + inner + REAL_KEY[20:])
     with pytest.raises(ConfigError) as refused:
@@ -337,7 +337,7 @@ def test_a_key_with_an_inner_bad_character_is_refused_in_one_line_that_shows_no_
 def test_an_organization_or_project_id_is_stripped_and_one_that_cannot_be_sent_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    from pipelines.openai_batches.config import ConfigError, configured_projects
+    from openai_batches.config import ConfigError, configured_projects
 
     monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
     monkeypatch.setenv(variable, " org-or-proj_1\r\n")
@@ -443,7 +443,7 @@ def test_every_base_url_with_credentials_is_a_config_error_that_shows_none_of_th
 ) -> None:
     """The configuration's own check, in process, for every form (the CLI tests below run them from
     the environment, config.toml and a project table; dlt reads .dlt files once per process)."""
-    from pipelines.openai_batches.config import ConfigError, configured_projects
+    from openai_batches.config import ConfigError, configured_projects
 
     monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", template.format(user=USER, password=PASSWORD, hostport="127.0.0.1:9"))

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines.openai_batches import extensions
+from openai_batches.storage import extensions
 
 if TYPE_CHECKING:
     from tests.postgres import PostgresServer

@@ -17,11 +17,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.openai_batches import cli
-from pipelines.openai_batches.analysis import reading
-from pipelines.openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
-from pipelines.openai_batches.runner import LoadResult, run_load
-from pipelines.openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.analysis import reading
+from openai_batches.cli import main as cli
+from openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
+from openai_batches.load.runner import LoadResult, run_load
+from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .support_analysis import dlt_dirs
 from .support_reliability import cli_env, error_lines, files_containing, run_cli
@@ -455,8 +455,8 @@ def test_the_source_in_a_plain_pipeline_refuses_pages_that_cannot_be_right(
     import dlt
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from pipelines.openai_batches import openai_organization
-    from pipelines.openai_batches.helpers import RetryPolicy
+    from openai_batches import openai_organization
+    from openai_batches.client.batches import RetryPolicy
 
     from .support_reliability import ScriptedApi, json_reply
 

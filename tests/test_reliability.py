@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.openai_batches.runner import run_load, working_dir
-from pipelines.openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
-from pipelines.openai_batches.status import format_age, parse_duration, read_status
+from openai_batches.cli.status import format_age, parse_duration, read_status
+from openai_batches.load.runner import run_load, working_dir
+from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, PROJECT_A, PROJECT_B, config_for, load
 from .support_reliability import (
@@ -252,8 +252,8 @@ def test_a_deleted_database_with_the_working_directory_still_present_gets_a_full
     org.advance(3600)
     org.create_batch(project=PROJECT_A)
     # A run that extracted and died: its pending package and state still claim those batches.
-    from pipelines.openai_batches import openai_batches
-    from pipelines.openai_batches.runner import make_pipeline
+    from openai_batches import openai_batches
+    from openai_batches.load.runner import make_pipeline
 
     source = openai_batches(api_key=KEY_A, base_url=server.base_url)
     make_pipeline(str(db)).extract(source, loader_file_format="parquet")

@@ -20,12 +20,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.openai_batches import cli
-from pipelines.openai_batches.analysis import print_terminal_report
-from pipelines.openai_batches.analysis.queries import load_queries
-from pipelines.openai_batches.runner import run_load
-from pipelines.openai_batches.settings import DEMO_DB_PATH
-from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.analysis import print_terminal_report
+from openai_batches.analysis.queries import load_queries
+from openai_batches.cli import main as cli
+from openai_batches.load.runner import run_load
+from openai_batches.settings import DEMO_DB_PATH
+from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for, load, table
 from .support_reliability import cli_env, run_cli
@@ -118,7 +118,7 @@ def test_since_limits_the_reports(report_db: str, capsys: pytest.CaptureFixture[
 
 def test_the_installed_command(report_db: str) -> None:
     exe = Path(sys.executable).parent / "openai-batches"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipelines.openai_batches.cli"]
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "openai_batches.cli.main"]
     # A machine far from UTC: times in the report are still UTC.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")} | {"TZ": "Asia/Tokyo"}
     done = subprocess.run(
@@ -227,8 +227,8 @@ def test_errors_are_one_line_and_exit_codes(report_db: str, tmp_path: Path, caps
 def test_report_waits_for_a_running_load_then_says_busy(
     report_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipelines.openai_batches import settings
-    from pipelines.openai_batches.lock import database_lock
+    from openai_batches import settings
+    from openai_batches.storage.lock import database_lock
 
     monkeypatch.setattr(settings, "DEFAULT_LOCK_WAIT_S", 0.3)
     with database_lock(report_db, wait=0):  # as a load holds it
@@ -297,7 +297,7 @@ def _without_write_permission(*args: str, cwd: Path) -> subprocess.CompletedProc
             pytest.skip("running as root and no setpriv to drop the right to write anywhere")
         prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "pipelines.openai_batches.cli", *args],
+        [*prefix, sys.executable, "-m", "openai_batches.cli.main", *args],
         capture_output=True,
         text=True,
         env=cli_env(),
@@ -340,8 +340,8 @@ def test_report_never_writes_and_run_refreshes_only_under_the_exclusive_lock(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pipelines.openai_batches import settings
-    from pipelines.openai_batches.lock import database_lock
+    from openai_batches import settings
+    from openai_batches.storage.lock import database_lock
 
     org.generate_history(60, project=PROJECT_A, days=30)
     assert load(db, server).ok

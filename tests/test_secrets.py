@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.openai_batches.runner import make_pipeline, working_dir
-from pipelines.openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.load.runner import make_pipeline, working_dir
+from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import NOW, PROJECT_A
 from .support_reliability import REPO, Reply, ScriptedApi, cli_env, files_containing, json_reply, run_cli

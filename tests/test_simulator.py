@@ -18,13 +18,7 @@ import httpx
 import openai
 import pytest
 
-from pipelines.openai_batches.simulator import (
-    USAGE_CUTOFF,
-    Fault,
-    SimClock,
-    SimulatedOrg,
-    SimulatorServer,
-)
+from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import FIXTURE_PAGE as FIXTURE
 
@@ -564,7 +558,7 @@ def test_hundred_thousand_batches_generate_fast_and_page_in_milliseconds() -> No
 def simulate_command(*args: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """`openai-batches simulate --port 0 ARGS` in its own process, with the lines it printed before serving."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.openai_batches.simulator", "--port", "0", *args],
+        [sys.executable, "-m", "openai_batches.simulator", "--port", "0", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

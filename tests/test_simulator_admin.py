@@ -23,7 +23,7 @@ from openai.types.admin.organization.usage_completions_response import (
 )
 from openai.types.admin.organization.usage_costs_response import DataResultOrganizationCostsResult, UsageCostsResponse
 
-from pipelines.openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .test_simulator import printed, simulate_command
 

@@ -23,7 +23,7 @@ import httpx
 import openai
 import pytest
 
-from pipelines.openai_batches.simulator import (
+from openai_batches.simulator import (
     CONTENT_MARKER,
     CONTENT_MARKER_NUMBER,
     CONTENT_MARKER_NUMBER_TEXT,
@@ -33,8 +33,8 @@ from pipelines.openai_batches.simulator import (
     SimulatedOrg,
     SimulatorServer,
 )
-from pipelines.openai_batches.simulator.batch_requests import MISSING, OK, OUTPUT_ERROR, UNRUN, ZERO_STATUS, RequestPlan
-from pipelines.openai_batches.simulator.workload import usage_totals
+from openai_batches.simulator.batch_requests import MISSING, OK, OUTPUT_ERROR, UNRUN, ZERO_STATUS, RequestPlan
+from openai_batches.simulator.workload import usage_totals
 
 NOW = 1_793_491_200  # 2026-11-01T00:00:00Z
 DAY = 86_400
@@ -671,7 +671,7 @@ def test_a_300_mb_file_streams_with_flat_server_memory():
     """The server process's peak RSS hardly moves while it serves a 300 MB file: nothing is held whole."""
     size = 300_000_000
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.openai_batches.simulator", "--port", "0", "--batches", "0", "--admin"],
+        [sys.executable, "-m", "openai_batches.simulator", "--port", "0", "--batches", "0", "--admin"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,

@@ -13,8 +13,8 @@ from typing import Any
 import dlt
 import duckdb
 
-from pipelines.openai_batches import openai_batches
-from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
+from openai_batches import openai_batches
+from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, NOW, PROJECT_A
 from .support_reliability import REPO, cli_env

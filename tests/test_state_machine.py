@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from pipelines.openai_batches.config import ProjectConfig, RunConfig
-from pipelines.openai_batches.runner import make_pipeline, run_load
-from pipelines.openai_batches.source import openai_batches
+from openai_batches.config import ProjectConfig, RunConfig
+from openai_batches.load.runner import make_pipeline, run_load
+from openai_batches.sources.batches.source import openai_batches
 
 from .support_reliability import Reply, ScriptedApi, envelope, json_reply
 

@@ -14,7 +14,7 @@ PACKAGE = REPO / "pipelines" / "openai_batches"
 
 
 def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -74,13 +74,13 @@ def test_no_import_cycles_in_the_package() -> None:
 
     cycles = {tuple(c) for name in sorted(graph) if name not in inits and (c := cycle_from(name, [name]))}
     assert not cycles, sorted(cycles)
-    assert "pipelines.openai_batches.cli" not in graph["pipelines.openai_batches.demo"]
+    assert "openai_batches.cli.main" not in graph["openai_batches.cli.demo"]
 
 
 def test_help_imports_neither_dlt_nor_pyarrow_nor_duckdb() -> None:
     probe = (
         "import sys, contextlib, io\n"
-        "from pipelines.openai_batches.cli import main\n"
+        "from openai_batches.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    main(['--help'])\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'dlt', 'pyarrow', 'duckdb', 'numpy', 'httpx'})\n"

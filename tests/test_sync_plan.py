@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.openai_batches import settings
-from pipelines.openai_batches.helpers import Page
-from pipelines.openai_batches.sync_plan import (
+from openai_batches import settings
+from openai_batches.client.batches import Page
+from openai_batches.sources.batches.plan import (
     OpenBatch,
     ProjectState,
     SeenIds,

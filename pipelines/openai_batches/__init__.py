@@ -20,16 +20,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .organization import openai_organization
-    from .progress_sink import ProgressSink
-    from .source import openai_batches
-    from .stats import SyncStats
+    from .sources.admin.source import openai_organization
+    from .sources.batches.source import openai_batches
+    from .sources.progress import ProgressSink
+    from .sources.stats import SyncStats
 
 _WHERE = {
-    "openai_batches": ".source",
-    "openai_organization": ".organization",
-    "ProgressSink": ".progress_sink",
-    "SyncStats": ".stats",
+    "openai_batches": ".sources.batches.source",
+    "openai_organization": ".sources.admin.source",
+    "ProgressSink": ".sources.progress",
+    "SyncStats": ".sources.stats",
 }
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .storage.store import Store
 
 SECTION = "sources.openai_batches"
 
@@ -111,7 +111,7 @@ def _text(value: Any, setting: str) -> str | None:
 def _key(value: Any, setting: str) -> str | None:
     """An API key as it will be sent: surrounding whitespace (a pasted line, CRLF) stripped; anything
     else that cannot go into an HTTP header refused, in a message that never shows the key."""
-    from .helpers import check_api_key
+    from .client.batches import check_api_key
 
     if value is None or value == "":
         return None
@@ -137,7 +137,7 @@ def _header(value: Any, setting: str) -> str | None:
 
 def _project_key(value: Any, setting: str) -> str | None:
     """`_key`, refusing an admin key: it cannot list batches (it belongs in OPENAI_ADMIN_KEY)."""
-    from .organization_client import key_kind_problem
+    from .client.admin import key_kind_problem
 
     key = _key(value, setting)
     if key and (problem := key_kind_problem(key, setting=setting, want_admin=False)):
@@ -146,7 +146,7 @@ def _project_key(value: Any, setting: str) -> str | None:
 
 
 def _url(value: str, setting: str) -> str:
-    from .helpers import base_url_problem
+    from .client.batches import base_url_problem
 
     if problem := base_url_problem(value):
         raise ConfigError(f"{setting}: {problem}")
@@ -241,7 +241,7 @@ def organization_config() -> OrganizationConfig | None:
     organization the projects default to; None when no admin key is configured. The same rules as for
     the API key (whitespace stripped, unsendable characters refused without showing the key), and a
     key that is documented not to be an admin key (`sk-proj-...`) is refused before any request."""
-    from .organization_client import key_kind_problem
+    from .client.admin import key_kind_problem
 
     setting = "OPENAI_ADMIN_KEY" if os.environ.get("OPENAI_ADMIN_KEY") else f"{SECTION}.admin_key"
     key = _key(os.environ.get("OPENAI_ADMIN_KEY") or _lookup("admin_key"), setting)
@@ -331,7 +331,7 @@ def configured_store(cli_db: str | None = None, cli_destination: str | None = No
         DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE=/shared/lake   (or __STORAGE__BUCKET_URL, s3://...)
         DESTINATION__MOTHERDUCK__CREDENTIALS__DATABASE=my_db       (token: ...__PASSWORD or motherduck_token)
     """
-    from .store import DuckDBFile, DuckLake, MotherDuck
+    from .storage.store import DuckDBFile, DuckLake, MotherDuck
 
     name = destination_name(cli_destination)
     if name == "duckdb":

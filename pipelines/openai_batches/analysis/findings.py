@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from ..organization_columns import PROJECTS_TABLE, USAGE_TABLE
+from ..tables.admin import PROJECTS_TABLE, USAGE_TABLE
 from . import settings
 from .cells import printable
 from .reconciliation import RECENT_DAYS
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..storage.store import Store
 
 S = settings.SCHEMA
 
@@ -100,8 +100,8 @@ def read_findings(db_path: Store | str) -> Findings | None:
 
     The verdicts do not depend on prices; the session still builds them, from the bundled data only
     (no price file), so that a bad price file cannot hide a finding."""
-    from ..db import CATALOG, tables_in
-    from ..store import as_store, connected
+    from ..storage.duckdb_file import CATALOG, tables_in
+    from ..storage.store import as_store, connected
     from .prices import NO_OVERRIDES
     from .session import build_in_memory
 

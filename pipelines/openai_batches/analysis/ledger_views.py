@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..columns import Column
-from ..ledger_columns import FILE_COLUMNS, REQUEST_COLUMNS
 from ..settings import FILES_TABLE, REQUESTS_TABLE
+from ..tables.batches import Column
+from ..tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
 from .settings import SCHEMA as S
 from .sql_rules import sync_cost, usage_consistent
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..organization_columns import (
+from ..settings import BATCHES_TABLE
+from ..tables.admin import (
     COST_COLUMNS,
     COSTS_TABLE,
     ORGANIZATION_TABLES,
@@ -29,7 +30,6 @@ from ..organization_columns import (
     USAGE_COLUMNS,
     USAGE_TABLE,
 )
-from ..settings import BATCHES_TABLE
 from . import settings
 
 S = settings.SCHEMA

@@ -24,7 +24,7 @@ from .queries import Query, Result, load_queries, parse_since, run_queries
 from .session import NoBatchesError, reading, refresh_after_load
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..storage.store import Store
 
 # Exit codes as in the rest of the CLI: 0 ok, 1 the database could not be read, 2 bad usage or configuration,
 # 75 a load holds the database (try again later).
@@ -182,10 +182,10 @@ def print_terminal_report(where: Store | str, since: str | None = None) -> None:
     them first under the exclusive lock, as a load does, and says so. Never raises for anything a
     database or price file can do: it says so on stderr, so a load that succeeded is not turned into
     a failure by its report."""
-    from ..extensions import ExtensionUnavailable
-    from ..lock import DatabaseUnavailable
     from ..settings import DEFAULT_LOCK_WAIT_S
-    from ..store import as_store
+    from ..storage.extensions import ExtensionUnavailable
+    from ..storage.lock import DatabaseUnavailable
+    from ..storage.store import as_store
 
     store = as_store(where)
     db_path = store.shown()
@@ -215,7 +215,7 @@ def resolve_store(db: str | None, destination: str | None = None) -> Store:
     """As `load` finds its database; when none is configured and only the demo's exists, the demo's."""
     from ..config import configured_store
     from ..settings import DEFAULT_DB_PATH, DEMO_DB_PATH
-    from ..store import DuckDBFile
+    from ..storage.store import DuckDBFile
 
     store = configured_store(db, destination)
     if (
@@ -251,9 +251,9 @@ def report_command(
     prices: str | None = None,
 ) -> int:
     from ..config import ConfigError
-    from ..extensions import ExtensionUnavailable
-    from ..lock import DatabaseUnavailable
-    from ..store import DuckDBFile
+    from ..storage.extensions import ExtensionUnavailable
+    from ..storage.lock import DatabaseUnavailable
+    from ..storage.store import DuckDBFile
 
     def fail(message: str, code: int) -> int:
         print(f"error: {message}", file=sys.stderr)

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from ..db import CATALOG, table_exists, table_type, tables_in
-from ..organization_columns import ORGANIZATION_TABLES, USAGE_TABLE
 from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
+from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
+from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
 from . import settings
 from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .views import VIEW_NAMES, create_views, fingerprint
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..storage.store import Store
 
 S = settings.SCHEMA
 # A one-row view that carries the fingerprint of what is stored, written in the same transaction as the
@@ -86,7 +86,7 @@ def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | N
 
 def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """`batches` or its errors table with the declared columns and no rows (the one column list)."""
-    from ..columns import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS
+    from ..tables.batches import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS
 
     columns = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else ERROR_COLUMNS
     ddl = ", ".join(f"{_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
@@ -128,7 +128,7 @@ def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float
     Raises PricesError (a named price file missing or bad) before touching the database,
     NoBatchesError when nothing was ever loaded into it, DatabaseUnavailable, duckdb.Error."""
     from ..settings import DEFAULT_LOCK_WAIT_S
-    from ..store import as_store
+    from ..storage.store import as_store
 
     store = as_store(db_path)
     db_path = store.shown()
@@ -166,8 +166,8 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
     seconds for another program's DuckDB lock on the file (a DuckDB shell reading it). Raises
     FileNotFoundError, NoBatchesError (no `batches` table yet), AnalysisConflict, PricesError,
     duckdb.Error."""
-    from ..lock import open_when_free
-    from ..store import as_store
+    from ..storage.lock import open_when_free
+    from ..storage.store import as_store
 
     store = as_store(db_path)
     db_path = store.shown()
@@ -206,7 +206,7 @@ def refresh_after_load(db_path: Store | str, *, wait: float = 0.0) -> list[str]:
 
     A database without batches (every project empty so far) has nothing to build views over yet:
     no warning, reports are empty until the first batch arrives. `wait`: as for `refresh_analysis`."""
-    from ..store import as_store
+    from ..storage.store import as_store
 
     try:
         refresh_analysis(db_path, wait=wait)

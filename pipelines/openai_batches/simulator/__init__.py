@@ -4,6 +4,9 @@
 them over real HTTP with OpenAI's envelope, errors, headers and injectable ``Fault``s, and ``serve``
 is the ``openai-batches simulate`` command. Every batch's input, output and error files are served
 too (files.py), generated on the fly; ``SimulatedOrg.request_truth`` says what they contain.
+
+May import: numpy, orjson, the standard library, `settings`, `load.memory` and `cli.argtypes` (its command
+line). Never the clients, sources or storage: it stands for the real API, so it shares no code with them.
 """
 
 from .batch_requests import CONTENT_MARKER, CONTENT_MARKER_NUMBER, CONTENT_MARKER_NUMBER_TEXT

@@ -1,4 +1,4 @@
-"""``python -m pipelines.openai_batches.simulator``: same as ``openai-batches simulate``."""
+"""``python -m openai_batches.simulator``: same as ``openai-batches simulate``."""
 
 import sys
 

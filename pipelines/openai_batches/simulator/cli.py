@@ -9,7 +9,7 @@ import threading
 import time
 from types import FrameType
 
-from ..argtypes import number_in
+from ..cli.argtypes import number_in
 from .clock import SimClock
 from .org import DEFAULT_PROJECTS, SimulatedOrg
 from .server import DEFAULT_RANDOM_FAULTS, FAULT_KINDS, SimulatorServer

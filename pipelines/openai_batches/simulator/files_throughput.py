@@ -1,4 +1,4 @@
-"""How fast the simulator serves a batch file: ``python -m pipelines.openai_batches.simulator.files_throughput``.
+"""How fast the simulator serves a batch file: ``python -m openai_batches.simulator.files_throughput``.
 
 Starts ``openai-batches simulate --admin`` in its own process (so the client's CPU is not the
 server's), creates one finished batch per endpoint through ``/_sim/create`` (``output_bytes`` for a
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--mb", type=int, default=300, help="size of the large files, MB (default %(default)s)")
     args = parser.parse_args(argv)
-    cmd = [sys.executable, "-m", "pipelines.openai_batches.simulator", "--port", "0", "--batches", "0"]
+    cmd = [sys.executable, "-m", "openai_batches.simulator", "--port", "0", "--batches", "0"]
     proc = subprocess.Popen([*cmd, "--admin"], stdout=subprocess.PIPE, text=True)
     try:
         base = ""

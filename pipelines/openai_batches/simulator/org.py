@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..memory import release_free_memory
+from ..load.memory import release_free_memory
 from .batch_requests import FILE_OVERRIDES, BatchSource, FileOptions, file_options, requests_for_output_bytes
 from .books import Books
 from .clock import SimClock

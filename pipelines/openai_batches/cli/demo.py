@@ -1,0 +1,165 @@
+"""`openai-batches demo`: the whole product on the built-in simulator, no API key needed.
+
+Two simulated projects with a realistic history are served on loopback; the real `load` backfills
+them into a fresh demo database, then the simulated clock moves one hour and a second `load` shows
+what a cron run costs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .. import settings
+from ..analysis import refresh_after_load
+from ..config import OrganizationConfig, ProjectConfig, RunConfig
+from ..load.runner import LoadResult, run_load, working_dir
+from ..simulator import SimClock, SimulatedOrg, SimulatorServer
+from .progress import make_progress
+from .summary import print_summary
+
+# Simulator keys: they only open the local simulator, so printing them is fine.
+DEMO_PROJECTS = {"sk-sim-research": "proj_research", "sk-sim-production": "proj_production"}
+# Enough history to show costs over months, small enough to backfill in seconds.
+DEMO_BATCHES_PER_PROJECT = 1500
+# Long enough to straddle 2025-09-07, before which the API reported no usage (unpriced rows).
+DEMO_HISTORY_DAYS = 540.0
+# Share of the history still running at load time, so the cron tick has open batches to bring up to date.
+DEMO_OPEN_FRACTION = 0.01
+# New batches per hour per project after the backfill, so the cron tick has something to pick up.
+DEMO_ARRIVALS_PER_HOUR = 6.0
+# The demo reads the request ledger too, within a small budget per project and run: the simulated month
+# of files still kept is ~800 MB (embedding batches of hundreds of MB), minutes of parsing; 64 MB a run
+# keeps each load to seconds and shows how the rest waits for later runs, files that expire first first.
+DEMO_REQUESTS_MAX_MB = 64.0
+
+# The organisation's Admin API side (reconciliation): the simulator's admin key, a project nobody
+# configured a key for (its batches are only visible in OpenAI's books: `missing`), and one month in
+# which OpenAI's books count more batch tokens for a project than its batches report (`differs`).
+DEMO_ADMIN_KEY = "sk-admin-sim"
+DEMO_UNCONFIGURED = ("proj_batch_lab", "Batch lab")
+DEMO_UNCONFIGURED_DAYS = 45.0
+DEMO_DISCREPANCY_PROJECT = "proj_research"
+DEMO_DISCREPANCY_FACTOR = 1.1
+# Days before now in the month that differs: a finished month (OpenAI's buckets settled).
+DEMO_DISCREPANCY_DAYS_AGO = 60
+
+
+def _fresh(db_path: str) -> None:
+    """The demo always starts from nothing: its simulated ids depend on today's date."""
+    for path in (db_path, db_path + ".wal"):
+        Path(path).unlink(missing_ok=True)
+    shutil.rmtree(working_dir(db_path), ignore_errors=True)
+
+
+def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
+
+    config = RunConfig(
+        projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
+        organization=OrganizationConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
+        requests=True,
+        requests_max_mb_per_run=DEMO_REQUESTS_MAX_MB,
+    )
+    progress = make_progress()
+    try:
+        result = run_load(db_path, config, progress=progress)
+    finally:
+        getattr(progress, "close", lambda: None)()
+    print_summary(result, label)
+    return result
+
+
+def _print_contents(db_path: str) -> None:
+    from ..storage.duckdb_file import connect
+
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(
+            f"""
+            SELECT project, count(*) AS batches,
+                   count(*) FILTER (WHERE {settings.is_open_sql()}) AS open,
+                   sum(request_counts__total) AS requests,
+                   sum(usage__total_tokens) AS tokens,
+                   count(*) FILTER (WHERE usage__total_tokens IS NULL) AS without_usage
+            FROM {settings.DATASET_NAME}.{settings.BATCHES_TABLE} GROUP BY 1 ORDER BY 1
+            """
+        ).fetchall()
+    print(f"\n{'project':<18}{'batches':>9}{'open':>7}{'requests':>13}{'tokens':>16}{'no usage':>10}")
+    for project, batches, open_, requests, tokens, without in rows:
+        print(f"{project:<18}{batches:>9}{open_:>7}{requests or 0:>13,}{tokens or 0:>16,}{without:>10}")
+    _print_ledger(db_path)
+
+
+def _print_ledger(db_path: str) -> None:
+    """What the request ledger holds now, and what waits for the next runs."""
+    from ..storage.duckdb_file import connect, table_exists
+
+    s = settings.DATASET_NAME
+    with connect(db_path, read_only=True) as con:
+        if not table_exists(con, s, settings.REQUESTS_TABLE):
+            return
+        outcomes = con.execute(
+            f"SELECT outcome, count(*) FROM {s}.{settings.REQUESTS_TABLE} GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+        row = con.execute(
+            f"""SELECT count(DISTINCT batch_id) FILTER (WHERE state = 'read'),
+                       count(DISTINCT batch_id) FILTER (WHERE state = 'pending'),
+                       coalesce(sum(bytes) FILTER (WHERE state = 'pending'), 0)
+                FROM {s}.{settings.FILES_TABLE}"""
+        ).fetchone()
+    read, pending, pending_bytes = row if row else (0, 0, 0)
+    shown = ", ".join(f"{n:,} {outcome}" for outcome, n in outcomes)
+    print(f"\nRequest ledger: {shown} (requests of {read:,} batches; openai_batches.batch_requests)")
+    print(
+        f"The demo reads at most {DEMO_REQUESTS_MAX_MB:g} MB of files per project and run (requests_max_mb_per_run, "
+        f"2 GB by default): {pending:,} finished batches ({pending_bytes / 1e6:,.0f} MB) wait for the next runs, "
+        "those whose files expire first first."
+    )
+
+
+def _shape_books(org: SimulatedOrg, per_project: int) -> str:
+    """Add the unconfigured project and the month that differs; returns that month (YYYY-MM)."""
+    project, name = DEMO_UNCONFIGURED
+    org.add_project(project, name=name)
+    org.generate_history(max(1, per_project // 10), project=project, days=DEMO_UNCONFIGURED_DAYS)
+    month = time.strftime("%Y-%m", time.gmtime(org.clock.now() - DEMO_DISCREPANCY_DAYS_AGO * 86_400))
+    org.set_usage_discrepancy(DEMO_DISCREPANCY_PROJECT, month, DEMO_DISCREPANCY_FACTOR)
+    return month
+
+
+def demo_db_path(db_path: str | None = None) -> str:
+    """--db wins, then OPENAI_BATCHES_DEMO_DB, then ./openai_batches_demo.duckdb."""
+    return db_path or os.environ.get("OPENAI_BATCHES_DEMO_DB") or settings.DEMO_DB_PATH
+
+
+def run_demo(db_path: str | None = None, batches: int | None = None, seed: int = 0) -> int:
+    db_path = demo_db_path(db_path)
+    per_project = batches or DEMO_BATCHES_PER_PROJECT
+    _fresh(db_path)
+    org = SimulatedOrg(projects=dict(DEMO_PROJECTS), clock=SimClock(start=time.time()), seed=seed)
+    for project in DEMO_PROJECTS.values():
+        org.generate_history(per_project, project=project, days=DEMO_HISTORY_DAYS, open_fraction=DEMO_OPEN_FRACTION)
+        org.set_arrival_rate(DEMO_ARRIVALS_PER_HOUR, project=project)
+    month = _shape_books(org, per_project)
+    print(f"Simulated organisation: {len(DEMO_PROJECTS)} projects, {per_project} batches each, seed {seed}.")
+    print(
+        f"Its Admin API also shows project {DEMO_UNCONFIGURED[0]}, for which no key is configured, and counts "
+        f"{DEMO_DISCREPANCY_FACTOR:.0%} of the batch tokens {DEMO_DISCREPANCY_PROJECT} reports for {month}."
+    )
+    with SimulatorServer(org) as server:
+        first = _load(db_path, server, "backfill")
+        if not first.ok:
+            return 1
+        org.advance(3600)
+        print("One simulated hour later (a cron tick):")
+        second = _load(db_path, server, "incremental")
+        if not second.ok:
+            return 1
+    # As `load` does after a load that changed data: prices and views stored for SQL run on the file.
+    for warning in refresh_after_load(db_path):
+        print(f"warning: {warning}", file=sys.stderr)
+    _print_contents(db_path)
+    print(f"\nDemo database: {db_path}  (duckdb {db_path} < queries/01_cost_summary.sql)")
+    return 0

@@ -1,0 +1,254 @@
+"""`openai-batches status`: is the database fresh, and what did the last successful load do?
+
+The run log: after every project run that loaded successfully, the runner appends one row to
+`openai_batches._load_runs` (project, start and end time, requests, batches new / updated / still
+open / gone, dlt load id). Failed runs write nothing, so a failure never touches the database; their
+story is in the cron log. The row is written after dlt committed the data, in its own statement: a
+process killed between the two loses one log row (the next run writes its own), never data.
+
+`status` reads that log and the `batches` table through a read-only connection, under the shared
+side of the load lock, so it never makes a running load fail on DuckDB's file lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import settings
+
+if TYPE_CHECKING:
+    import dlt
+
+    from .. import SyncStats
+    from ..analysis.findings import Findings
+    from ..storage.store import Store
+
+log = logging.getLogger(__name__)
+
+# The one column list of the run log: DDL, insert and reads all follow it.
+RUN_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project", "VARCHAR"),
+    ("started_at", "TIMESTAMP WITH TIME ZONE"),
+    ("finished_at", "TIMESTAMP WITH TIME ZONE"),
+    ("requests", "BIGINT"),
+    ("new", "BIGINT"),
+    ("updated", "BIGINT"),
+    ("still_open", "BIGINT"),
+    ("gone", "BIGINT"),
+    ("full_refresh", "BOOLEAN"),
+    ("load_id", "VARCHAR"),
+)
+
+
+def record_run(
+    pipeline: dlt.Pipeline,
+    stats: SyncStats,
+    *,
+    started: datetime,
+    finished: datetime,
+    full_refresh: bool,
+    load_ids: Sequence[str],
+) -> None:
+    """Append one row for a project run that loaded; never raises (the data is already committed)."""
+    counts = stats.counts
+    values = (
+        stats.project or "default",
+        started,
+        finished,
+        stats.requests,
+        counts.new,
+        counts.updated,
+        counts.still_open,
+        counts.gone,
+        full_refresh,
+        load_ids[-1] if load_ids else None,
+    )
+    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in RUN_LOG_COLUMNS)
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(settings.RUN_LOG_TABLE)
+            client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {client.fully_qualified_dataset_name()}")
+            client.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+            placeholders = ", ".join("?" for _ in RUN_LOG_COLUMNS)
+            client.execute_sql(f"INSERT INTO {table} VALUES ({placeholders})", *values)
+    except Exception as e:
+        log.warning("could not append to the run log %s: %s", settings.RUN_LOG_TABLE, e)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProjectStatus:
+    project: str
+    last_success: datetime | None = None  # end of the last run that loaded
+    requests: int | None = None  # of that run
+    new: int | None = None
+    updated: int | None = None
+    batches: int = 0  # rows in the table now
+    open_now: int = 0  # batches not in a terminal status now
+    oldest_open: datetime | None = None  # created_at of the oldest of them
+    gone: int = 0  # batches the API stopped returning while they were open
+
+
+@dataclass
+class StatusReport:
+    db_path: str
+    last_load: datetime | None = None  # dlt's last completed load, whatever the project
+    projects: list[ProjectStatus] = field(default_factory=list)
+    # With an admin key: missing projects and months that differ (None: the Admin API's tables were never loaded).
+    reconciliation: Findings | None = None
+    reconciliation_error: str | None = None
+
+    def stale(self, max_age: timedelta, now: datetime) -> list[str]:
+        """One reason per project (or for the database) whose last success is older than max_age."""
+        if not self.projects:
+            return [f"no successful load recorded in {self.db_path}"]
+        reasons = []
+        for p in self.projects:
+            if p.last_success is None:
+                reasons.append(f"project {p.project}: no successful load recorded")
+            elif now - p.last_success > max_age:
+                reasons.append(
+                    f"project {p.project}: last successful load {format_age(now - p.last_success)} ago, "
+                    f"older than {format_age(max_age)}"
+                )
+        return reasons
+
+
+def read_status(where: Store | str) -> StatusReport:
+    """Everything `status` shows, from a read-only connection (raises duckdb.Error as it comes)."""
+    from ..storage.duckdb_file import tables_in
+    from ..storage.store import DuckDBFile, as_store, connected
+
+    store = as_store(where)
+    shown = str(Path(store.path).resolve()) if isinstance(store, DuckDBFile) else store.shown()
+    report = StatusReport(db_path=shown)
+    schema = settings.DATASET_NAME
+    with connected(store, read_only=True) as con:
+        tables = set(tables_in(con, schema))
+        projects: dict[str, ProjectStatus] = {}
+        if "_dlt_loads" in tables:
+            row = con.execute(f"SELECT max(inserted_at) FROM {schema}._dlt_loads WHERE status = 0").fetchone()
+            report.last_load = _utc(row[0]) if row else None
+        if settings.RUN_LOG_TABLE in tables:
+            for project, finished, requests, new, updated in con.execute(
+                f"""SELECT project, finished_at, requests, new, updated FROM (
+                        SELECT *, row_number() OVER (PARTITION BY project ORDER BY finished_at DESC) AS n
+                        FROM {schema}.{settings.RUN_LOG_TABLE}) WHERE n = 1"""
+            ).fetchall():
+                projects[project] = ProjectStatus(project, _utc(finished), requests, new, updated)
+        gone_table = f"{schema}.{settings.GONE_TABLE}" if settings.GONE_TABLE in tables else None
+        if settings.BATCHES_TABLE in tables:
+            is_open = settings.is_open_sql(gone_table=gone_table)
+            for project, batches, open_now, oldest in con.execute(
+                f"""SELECT coalesce(project, ''), count(*), count(*) FILTER (WHERE {is_open}),
+                           min(created_at) FILTER (WHERE {is_open})
+                    FROM {schema}.{settings.BATCHES_TABLE} GROUP BY 1"""
+            ).fetchall():
+                status = projects.setdefault(project, ProjectStatus(project))
+                status.batches, status.open_now, status.oldest_open = batches, open_now, _utc(oldest)
+        if gone_table:
+            query = f"SELECT coalesce(project, ''), count(*) FROM {gone_table} GROUP BY 1"
+            for project, gone in con.execute(query).fetchall():
+                projects.setdefault(project, ProjectStatus(project)).gone = gone
+        report.projects = sorted(projects.values(), key=lambda p: p.project)
+    _read_reconciliation(report, store)
+    return report
+
+
+def _read_reconciliation(report: StatusReport, store: Store) -> None:
+    """What the reconciliation views find; a failure there is a line of the output, not a failed status."""
+    from ..analysis.findings import read_findings
+
+    try:
+        report.reconciliation = read_findings(store)
+    except Exception as e:  # noqa: BLE001 -- freshness is status's job; this part must not take it down
+        report.reconciliation_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- durations ------------------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90m`, `2h`, `1d`, `1h30m`, `45s`, `1w`: a unit is required, so `60` cannot be misread."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 90m, 2h, 1d")
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be more than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_age(age: timedelta) -> str:
+    seconds = max(0, int(age.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            smaller = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
+            tail = rest // smaller[1]
+            return f"{whole}{unit}{tail}{smaller[0]}" if tail else f"{whole}{unit}"
+    return f"{seconds}s"
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC ({format_age(now - value)} ago)"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def render(report: StatusReport, now: datetime) -> list[str]:
+    lines = [f"database {report.db_path}: last load {_when(report.last_load, now)}"]
+    if not report.projects:
+        lines.append("no batches loaded yet")
+        return lines + _reconciliation_lines(report)
+    header = ("project", "last successful load", "requests", "new", "updated", "batches", "open", "oldest open", "gone")
+    rows = [
+        (
+            p.project or "(none)",
+            _when(p.last_success, now),
+            _count(p.requests),
+            _count(p.new),
+            _count(p.updated),
+            _count(p.batches),
+            _count(p.open_now),
+            _when(p.oldest_open, now) if p.open_now else "-",
+            _count(p.gone),
+        )
+        for p in report.projects
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for r in (header, *rows):
+        cells = [c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    return lines + _reconciliation_lines(report)
+
+
+def _reconciliation_lines(report: StatusReport) -> list[str]:
+    if report.reconciliation_error:
+        return [f"reconciliation with the Admin API could not be read: {report.reconciliation_error}"]
+    return report.reconciliation.lines() if report.reconciliation is not None else []

@@ -1,0 +1,118 @@
+"""HTTP access to OpenAI's Admin API (projects, completions usage, costs) with an admin key.
+
+The same client machinery as the batch endpoints (helpers.py): retry policy and run budget, a total
+time bound per request, the key masked in everything shown. What differs is the paging: projects
+page with `after` (the last id), usage and costs with the opaque `page`/`next_page` cursor; one loop
+follows both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from .batches import ApiError, BatchesClient
+
+# Admin keys are made on the organisation's settings page; they start with this (project keys with
+# `sk-proj-`, service accounts with `sk-svcacct-`).
+ADMIN_KEY_PREFIX = "sk-admin-"
+
+PROJECTS_PATH = "/organization/projects"
+USAGE_PATH = "/organization/usage/completions"
+COSTS_PATH = "/organization/costs"
+
+# Buckets per page: the maximum for daily buckets (the SDK documents 31 for usage and 180 for costs),
+# so a cron run's three re-read days take one request each.
+USAGE_PAGE_DAYS = 31
+COSTS_PAGE_DAYS = 180
+PROJECTS_PAGE = 100
+
+# Appended to a 401/403 of the Admin API: the usual cause is a project key given as the admin key.
+_REFUSED_HINT = (
+    " (the admin key was refused: OPENAI_ADMIN_KEY / admin_key must be an organization admin key, "
+    f"{ADMIN_KEY_PREFIX}..., from the organization's Admin keys page; a project key cannot read the Admin API)"
+)
+
+
+class OrganizationClient(BatchesClient):
+    """`GET /organization/projects`, `/organization/usage/completions` and `/organization/costs`."""
+
+    def __enter__(self) -> OrganizationClient:
+        return self
+
+    def projects(self) -> Iterator[dict[str, Any]]:
+        """Every project of the organisation, archived ones included."""
+        params = {"limit": PROJECTS_PAGE, "include_archived": "true"}
+        for body in self._pages(PROJECTS_PATH, params, expect="list"):
+            yield from body["data"]
+
+    def buckets(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every bucket of a usage or costs query from `start_time` to now, in order."""
+        for body in self._pages(path, params, expect="page"):
+            yield from body["data"]
+
+    def _pages(self, path: str, params: Mapping[str, Any], *, expect: str) -> Iterator[dict[str, Any]]:
+        """Each page of ``path``, following `after` (lists) or `next_page` (bucketed pages) until
+        `has_more` is false. A cursor the API repeats would loop forever: refused."""
+        query: dict[str, Any] = dict(params)
+        used: set[str] = set()
+        while True:
+            what = f"GET {self.shown_base}{path}"
+            body, _ = self._get(path, query, what, expect)
+            yield body
+            if not body.get("has_more"):
+                return
+            name, cursor = _next_cursor(body, expect)
+            if cursor is None:  # a list that says "more" with no item to continue after
+                raise ApiError(what, message="has_more is true but the page has no data")
+            if cursor in used:
+                raise ApiError(
+                    f"{what}?{name}={self.redactor.clean(cursor, 80)}",
+                    message="the API returned the same cursor twice (paging does not advance); stopping",
+                )
+            used.add(cursor)
+            query[name] = cursor
+
+    def _get(self, path: str, params: dict[str, Any], what: str, expect: str) -> tuple[dict[str, Any], httpx.Response]:
+        try:
+            return super()._get(path, params, what, expect)
+        except ApiError as e:
+            if e.status in (401, 403):
+                e.message += _REFUSED_HINT
+                e.args = (str(e),)
+            raise
+
+
+def _next_cursor(body: Mapping[str, Any], expect: str) -> tuple[str, str | None]:
+    if expect == "page":
+        cursor = body.get("next_page")
+        return "page", cursor if isinstance(cursor, str) and cursor else None
+    data: Sequence[Mapping[str, Any]] = body.get("data") or []
+    return "after", (str(data[-1]["id"]) if data else None)
+
+
+def key_kind_problem(key: str, *, setting: str, want_admin: bool) -> str | None:
+    """Why a key is of the wrong kind for ``setting``, judged by its documented prefix, else None.
+
+    Only the prefix is named, never the key. A key of another shape (a gateway's) is not judged here:
+    the API's refusal says it (with a hint, see `_REFUSED_HINT`)."""
+    if want_admin:
+        if key.startswith("sk-") and not key.startswith(ADMIN_KEY_PREFIX):
+            prefix = next((p for p in ("sk-proj-", "sk-svcacct-") if key.startswith(p)), "sk-")
+            return (
+                f"{setting} is not an admin key (it starts with {prefix}, not {ADMIN_KEY_PREFIX}): the Admin API "
+                f"refuses project keys; create an admin key ({ADMIN_KEY_PREFIX}...) on the organization's Admin keys "
+                "page, or unset it to load batches only"
+            )
+        return None
+    if key.startswith(ADMIN_KEY_PREFIX):
+        return (
+            f"{setting} is an admin key ({ADMIN_KEY_PREFIX}...), which cannot list batches: put a project key there "
+            "and the admin key in OPENAI_ADMIN_KEY (or admin_key in .dlt/secrets.toml)"
+        )
+    return None
+
+
+__all__ = ["ADMIN_KEY_PREFIX", "OrganizationClient", "key_kind_problem"]

@@ -1,0 +1,336 @@
+"""One `load`: a dlt pipeline per place the data lives (a DuckDB file, a DuckLake), one pipeline run
+per project.
+
+Each project is its own dlt run so that a failing project cannot take the others' data with it:
+what loaded stays loaded, the failure is reported, and the exit code says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from .. import settings
+from ..cli.status import record_run
+from ..client.batches import RetryPolicy
+from ..config import RunConfig
+from ..sources.batches.source import openai_batches
+from ..sources.progress import ProgressSink
+from ..sources.stats import SyncStats
+from ..storage.destination import remove_duplicates_after_resume
+from ..storage.foreign import ForeignDatabase, check_not_foreign
+from ..storage.lock import DatabaseUnavailable
+from ..storage.store import DuckDBFile, Store, as_store, connected
+from .failures import cause, reraise_interruption
+from .interrupt import raise_if_stopping
+from .memory import release_free_memory
+
+if TYPE_CHECKING:
+    from .admin_run import OrganizationOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProjectOutcome:
+    name: str
+    stats: SyncStats
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    db_path: str  # where the data went, as it may be shown (a file path, or a DuckLake without its password)
+    outcomes: list[ProjectOutcome] = field(default_factory=list)
+    elapsed: float = 0.0
+    error: str | None = None  # a failure outside any one project (database, working directory)
+    organization: OrganizationOutcome | None = None  # the Admin API's tables, when an admin key is configured
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.error is None
+            and all(o.error is None for o in self.outcomes)
+            and (self.organization is None or self.organization.error is None)
+        )
+
+    @property
+    def changed(self) -> bool:
+        """Whether a project that succeeded loaded or dropped a batch or request-ledger rows, or the Admin
+        API's tables appeared (what derived tables must follow)."""
+        return any(
+            o.error is None
+            and (
+                o.stats.counts.new
+                or o.stats.counts.updated
+                or o.stats.counts.gone
+                or (o.stats.ledger is not None and o.stats.ledger.wrote_rows)
+            )
+            for o in self.outcomes
+        ) or (self.organization is not None and self.organization.changed)
+
+    @property
+    def requests(self) -> int:
+        admin = self.organization.stats.requests if self.organization is not None else 0
+        return sum(o.stats.requests for o in self.outcomes) + admin
+
+
+def working_dir(where: Store | str) -> str:
+    """dlt's working directory for one database file or lake.
+
+    Keyed by the place (a file's absolute path, a lake's catalog and name) so that two databases on
+    one machine never share local state (which would make one of them skip history); the pipeline name
+    stays the same so that a database copied elsewhere still carries the state dlt restores from it."""
+    digest = hashlib.sha256(as_store(where).identity().encode()).hexdigest()[:16]
+    return os.path.join(dlt.current.run_context().data_dir, "pipelines", f"openai_batches-{digest}")
+
+
+def make_pipeline(where: Store | str) -> dlt.Pipeline:
+    store = as_store(where)
+    # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
+    # over months. Package folders (and their state) stay, only the loaded job files go.
+    dlt.config["load.delete_completed_jobs"] = True
+    # dlt runs a package's load jobs in parallel threads (20 by default): the staging copies and merges
+    # of `batches` and of its errors table then overlap in DuckDB and their memory adds up, so a
+    # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
+    # In sequence they take ~50 ms longer. A LOAD__WORKERS the user set still wins (env beats this).
+    dlt.config["load.workers"] = settings.LOAD_WORKERS
+    # A backfill's rows are staged in a copy inside the database before the merge; emptied after the
+    # load, so the file does not keep a second copy of the largest package it ever loaded.
+    dlt.config["load.truncate_staging_dataset"] = True
+    # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
+    # the CLI stops at once instead (see interrupt.py).
+    dlt.config["runtime.intercept_signals"] = False
+    return dlt.pipeline(
+        pipeline_name=settings.PIPELINE_NAME,
+        pipelines_dir=working_dir(store),
+        destination=store.dlt_destination(),
+        dataset_name=settings.DATASET_NAME,
+    )
+
+
+def destination_state_version(where: Store | str) -> int | None:
+    """Version of the pipeline state stored in the database, None when there is none."""
+    store = as_store(where)
+    if not store.exists():
+        return None
+    import duckdb
+
+    from ..storage.duckdb_file import table_exists
+
+    with connected(store, read_only=True) as con:
+        if not table_exists(con, settings.DATASET_NAME, "_dlt_pipeline_state"):
+            return None
+        try:
+            row = con.execute(
+                f"SELECT max(version) FROM {settings.DATASET_NAME}._dlt_pipeline_state WHERE pipeline_name = ?",
+                [settings.PIPELINE_NAME],
+            ).fetchone()
+        except duckdb.CatalogException:
+            return None
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def reconcile_local_state(pipeline: dlt.Pipeline, where: Store | str) -> dlt.Pipeline:
+    """Make sure local state never claims more than the database holds.
+
+    Local state may run ahead of the database only while a pending load package carries the
+    difference. A deleted or replaced database, or a package that was dropped, leaves local state that
+    would skip batches; it is discarded so dlt restores state from the database (or, for an empty one,
+    starts a full backfill)."""
+    local_dir = Path(pipeline.working_dir)
+    if not (local_dir / "state.json").exists():
+        return pipeline
+    remote = destination_state_version(where)
+    local = pipeline.state.get("_state_version", 0)
+    if remote is None or (local > remote and not pipeline.has_pending_data):
+        why = "the database has no pipeline state" if remote is None else "local state is ahead of the database"
+        log.info("discarding local dlt state in %s: %s", local_dir, why)
+        shutil.rmtree(local_dir, ignore_errors=True)
+        return make_pipeline(where)
+    return pipeline
+
+
+def finish_interrupted_commits(pipeline: dlt.Pipeline) -> None:
+    """Complete what a killed run left half done in dlt's working directory (we hold the load lock,
+    so nothing else is using it).
+
+    dlt's normalize step commits a package by renaming it into `load/normalized` and then deletes
+    the extracted copy, file by file. A process killed in between leaves that copy behind, whole or
+    in part: the next normalize would then fail on it forever (its schema.json already deleted) or
+    normalize and load it a second time, over newer data. Once the package exists further on, the
+    copy is redundant: finish deleting it. Extracts that were still being written when their process
+    died were never committed and never will be: remove them, or they pile up with every kill."""
+    root = Path(pipeline.working_dir)
+    committed = {p.name for stage in ("load/normalized", "load/loaded") for p in (root / stage).glob("*")}
+    for package in (root / "normalize" / "extracted").glob("*"):
+        if package.name in committed:
+            log.info("removing the leftover extracted copy of committed package %s", package.name)
+            shutil.rmtree(package, ignore_errors=True)
+    for folder in (root / "normalize").glob("*"):
+        if folder.is_dir() and folder.name != "extracted":
+            log.info("removing extract %s of a run that did not finish", folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_load(
+    where: Store | str,
+    config: RunConfig,
+    *,
+    full_refresh: bool = False,
+    progress: ProgressSink | None = None,
+    wait: float = 0.0,
+) -> LoadResult:
+    """Load every configured project into `where` (a Store, or a DuckDB file's path), each in its own
+    dlt run. The caller holds `where`'s load lock.
+
+    Raises ForeignDatabase (before anything is written) for a database another program made,
+    DatabaseBusy when another program holds the file for longer than `wait` seconds, and
+    KeyboardInterrupt / Terminated when the run is interrupted (no further project starts)."""
+    store = as_store(where)
+    db_path = store.shown()
+    started = time.monotonic()
+    result = LoadResult(db_path=db_path)
+    retry = RetryPolicy(max_attempts=config.max_attempts)
+    new_database = isinstance(store, DuckDBFile) and not store.exists()
+    opened = contextlib.ExitStack()
+    try:
+        check_not_foreign(store)
+        # Open from here to the end of the load, once (nothing is written before this point).
+        opened.enter_context(store.loading(wait=wait))
+    except (ForeignDatabase, DatabaseUnavailable):
+        raise
+    except Exception as e:
+        reraise_interruption(e)
+        result.error = f"database {db_path}: {cause(e)}"
+        result.elapsed = time.monotonic() - started
+        return result
+    try:
+        _load_projects(store, config, result, retry=retry, full_refresh=full_refresh, progress=progress)
+    except BaseException:
+        opened.close()
+        raise
+    try:
+        opened.close()
+    except Exception as e:  # the last checkpoint of the file failed: what was committed is in its WAL
+        reraise_interruption(e)
+        result.error = result.error or f"database {db_path}: {cause(e)}"
+    if new_database and all(o.error for o in result.outcomes):
+        _remove_if_empty(store.shown())
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _load_projects(
+    store: Store,
+    config: RunConfig,
+    result: LoadResult,
+    *,
+    retry: RetryPolicy,
+    full_refresh: bool,
+    progress: ProgressSink | None,
+) -> None:
+    """`run_load` once the database is known to be ours: each project, then the Admin API's tables."""
+    db_path = result.db_path
+    try:
+        pipeline = make_pipeline(store)
+        finish_interrupted_commits(pipeline)
+        pipeline = reconcile_local_state(pipeline, store)
+        # What `pipeline.run` does first: restore state and schema from the database when the working
+        # directory has none (a database copied or moved here), so the first extract is incremental.
+        pipeline.sync_destination()
+        if pipeline.has_pending_data:
+            log.info("loading what an interrupted run had already extracted")
+            pipeline.run()
+            with pipeline.sql_client() as client:
+                if removed := remove_duplicates_after_resume(client):
+                    log.info("removed %d rows a resumed load had staged twice", removed)
+    except Exception as e:
+        reraise_interruption(e)
+        result.error = f"database {db_path}: {cause(e)}"
+        return
+    for project in config.projects:
+        raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
+        stats = SyncStats(project=project.name)
+        outcome = ProjectOutcome(name=project.name or "default", stats=stats)
+        result.outcomes.append(outcome)
+        source = openai_batches(
+            api_key=project.api_key,
+            base_url=project.base_url,
+            organization=project.organization,
+            project=project.project_id,
+            project_name=project.name,
+            full_refresh=full_refresh,
+            lookback_seconds=config.lookback_seconds,
+            timeout=config.timeout,
+            retry=retry,
+            stats=stats,
+            progress=progress,
+            requests=config.requests,
+            requests_max_mb_per_run=config.requests_max_mb_per_run,
+        )
+        project_started = datetime.now(UTC)
+        try:
+            info = _extract_normalize_load(pipeline, source)
+            record_run(
+                pipeline,
+                stats,
+                started=project_started,
+                finished=datetime.now(UTC),
+                full_refresh=full_refresh,
+                load_ids=list(info.loads_ids),
+            )
+        except PipelineStepFailed as e:
+            reraise_interruption(e)
+            raise_if_stopping()
+            outcome.error = cause(e)
+            if e.step != "extract":
+                # The database refused the data: later projects would fail the same way, and
+                # dlt keeps the package to retry on the next run. One message, in the project's line.
+                outcome.error = f"loading into {db_path} failed: {outcome.error}"
+                break
+        finally:
+            outcome.name = stats.project or outcome.name
+    raise_if_stopping()
+    if config.organization is not None and result.error is None:
+        # Once per load, after the batches (its first run starts at the first batch day), in its own dlt run.
+        from .admin_run import run_organization
+
+        result.organization = run_organization(pipeline, store, config, retry=retry, full_refresh=full_refresh)
+
+
+def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:
+    """`pipeline.run`, step by step: the extract of a backfill leaves tens of MB freed but kept in the
+    heap, handed back before the load step needs room for DuckDB."""
+    pipeline.extract(source, loader_file_format="parquet")
+    pipeline.normalize()
+    release_free_memory()
+    return pipeline.load()
+
+
+def _remove_if_empty(db_path: str) -> None:
+    """dlt creates the database file when a run starts; a first run that loaded nothing (a wrong key,
+    an unreachable host) should not leave an empty file that looks like a database."""
+    import duckdb
+
+    from ..storage.duckdb_file import connect, has_tables
+
+    try:
+        with connect(db_path, read_only=True) as con:
+            empty = not has_tables(con)
+    except duckdb.Error:
+        return
+    if empty:
+        for path in (db_path, db_path + ".wal"):
+            Path(path).unlink(missing_ok=True)

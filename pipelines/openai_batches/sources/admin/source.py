@@ -1,0 +1,169 @@
+"""dlt source `openai_organization`: the organisation's projects, daily completions usage and daily
+costs from OpenAI's Admin API (an admin key), for reconciling the loaded batches with OpenAI's books.
+
+Resources (tables in the same dataset as the batches):
+
+* `projects`: every project, archived ones included, re-listed on every run (one request per 100).
+* `usage_daily`: `GET /organization/usage/completions`, daily buckets grouped by project, model and
+  batch flag. Only this usage endpoint splits Batch API traffic from synchronous requests.
+* `costs_daily`: `GET /organization/costs`, daily buckets grouped by project and line item.
+
+Incremental: OpenAI fills a day's buckets late, so every run reads again the last
+`REREAD_DAYS` days it read (the day holding the API's now and the two before), and never anything
+older: a run with nothing new costs three requests (projects, usage, costs). The first run starts at
+`first_day` (the runner passes the first day with batches in the database), never before
+`EARLIEST_DAY`. Usable in any pipeline:
+
+    pipeline.run(openai_organization(admin_key="sk-admin-...", first_day=date(2025, 1, 1)))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import dlt
+from dlt.sources import DltResource
+
+from ... import settings
+from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, OrganizationClient
+from ...client.batches import RetryPolicy
+from ...tables.admin import (
+    COSTS_TABLE,
+    PROJECTS_TABLE,
+    USAGE_TABLE,
+    costs_hints,
+    costs_to_arrow,
+    projects_hints,
+    projects_to_arrow,
+    usage_hints,
+    usage_to_arrow,
+)
+
+# The Batch API opened in April 2024: no batch usage can be older.
+EARLIEST_DAY = date(2024, 4, 1)
+# Days read again on every run, the newest included: buckets fill late.
+REREAD_DAYS = 3
+# Buckets are converted and handed to dlt in chunks of this many days (a backfill of years stays small).
+_CHUNK_DAYS = 93
+
+_MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
+# A day read again replaces that day's rows, so the merge key is the day; rows are one per USAGE_KEY.
+_DAY_KEYED: Any = {"write_disposition": _MERGE, "primary_key": [], "merge_key": "day"}
+_STATE_KEY = "next_day"
+
+
+@dataclass
+class OrganizationStats:
+    """What a run of the source did: requests, rows, and the days it read."""
+
+    requests: int = 0
+    projects: int = 0
+    usage_rows: int = 0
+    cost_rows: int = 0
+    usage_from: date | None = None
+    first_run: bool = False
+
+
+@dlt.source(name="openai_organization", max_table_nesting=0)
+def openai_organization(
+    admin_key: str = dlt.secrets.value,
+    base_url: str = settings.DEFAULT_BASE_URL,
+    organization: str | None = None,
+    first_day: date | None = None,
+    full_refresh: bool = False,
+    timeout: float = settings.READ_TIMEOUT_S,
+    retry: RetryPolicy | None = None,
+    stats: OrganizationStats | None = None,
+) -> tuple[DltResource, ...]:
+    """The organisation's projects, daily completions usage and daily costs.
+
+    Args:
+        admin_key: Organization admin key (`sk-admin-...`); sent as `Authorization: Bearer`, never stored.
+        base_url: API root up to `/v1`.
+        organization: Sent as `OpenAI-Organization` when set.
+        first_day: First UTC day the first run reads (default and lower bound: 2024-04-01).
+        full_refresh: Read everything from `first_day` again, as a first run would.
+        timeout: Seconds one request may take in all before it is retried.
+        retry: Retry policy shared with the rest of the run (its budget included).
+        stats: Filled with requests made, rows loaded and the days read.
+    """
+    stats = stats if stats is not None else OrganizationStats()
+    client_args: dict[str, Any] = {
+        "api_key": admin_key,
+        "base_url": base_url,
+        "organization": organization,
+        "timeout": timeout,
+        "retry": retry,
+    }
+    start = max(first_day or EARLIEST_DAY, EARLIEST_DAY)
+
+    def projects() -> Iterator[Any]:
+        with OrganizationClient(**client_args) as client:
+            try:
+                table = projects_to_arrow(list(client.projects()))
+            finally:
+                stats.requests += client.requests_made
+        stats.projects = table.num_rows
+        yield table
+
+    def usage_daily() -> Iterator[Any]:
+        params = {"bucket_width": "1d", "group_by[]": ["project_id", "model", "batch"], "limit": USAGE_PAGE_DAYS}
+        yield from _buckets(USAGE_PATH, params, usage_to_arrow, "usage_rows")
+
+    def costs_daily() -> Iterator[Any]:
+        params = {"bucket_width": "1d", "group_by[]": ["project_id", "line_item"], "limit": COSTS_PAGE_DAYS}
+        yield from _buckets(COSTS_PATH, params, costs_to_arrow, "cost_rows")
+
+    def _buckets(path: str, params: dict[str, Any], convert: Any, counter: str) -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        remembered = None if full_refresh else state.get(_STATE_KEY)
+        stats.first_run = stats.first_run or remembered is None
+        day = date.fromisoformat(remembered) if remembered else start
+        if path == USAGE_PATH:
+            stats.usage_from = day
+        chunk: list[dict[str, Any]] = []
+        last: date | None = None
+        count = 0
+        with OrganizationClient(**client_args) as client:
+            try:
+                for bucket in client.buckets(path, {**params, "start_time": _epoch(day)}):
+                    chunk.append(bucket)
+                    count += 1
+                    bucket_day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
+                    # Daily buckets follow each other from `day`: one dated further cannot move the cursor
+                    # past what was read (a wild timestamp would otherwise skip days for good).
+                    last = min(bucket_day if last is None else max(last, bucket_day), day + timedelta(days=count - 1))
+                    if len(chunk) >= _CHUNK_DAYS:
+                        table = convert(chunk)
+                        chunk = []
+                        setattr(stats, counter, getattr(stats, counter) + table.num_rows)
+                        yield table
+            finally:
+                stats.requests += client.requests_made
+        if last is not None:
+            # The newest bucket is the API's today: it and the two days before are read again next time.
+            state[_STATE_KEY] = max(day, last - timedelta(days=REREAD_DAYS - 1)).isoformat()
+        table = convert(chunk)
+        setattr(stats, counter, getattr(stats, counter) + table.num_rows)
+        yield table  # also when empty: the state above commits with this extract
+
+    project_columns: Any = projects_hints()
+    usage_columns: Any = usage_hints()
+    cost_columns: Any = costs_hints()
+    return (
+        dlt.resource(
+            projects, name=PROJECTS_TABLE, write_disposition=_MERGE, primary_key="id", columns=project_columns
+        ),
+        dlt.resource(usage_daily, name=USAGE_TABLE, columns=usage_columns, **_DAY_KEYED),
+        dlt.resource(costs_daily, name=COSTS_TABLE, columns=cost_columns, **_DAY_KEYED),
+    )
+
+
+def _epoch(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
+
+
+__all__ = ["EARLIEST_DAY", "REREAD_DAYS", "OrganizationStats", "openai_organization"]

@@ -1,0 +1,292 @@
+"""The dlt source `openai_batches` and its resource `batches` (tables `batches`,
+`batches__errors__data`, `batches_gone`, and with `requests=True` the request ledger's `batch_requests`
+and `batch_files`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import dlt
+from dlt.sources import DltResource
+
+from ... import settings
+from ...client.batches import BatchesClient, Page, RetryPolicy, iter_pages
+from ...tables.batches import (
+    batches_column_hints,
+    batches_to_arrow,
+    errors_column_hints,
+    errors_to_arrow,
+    gone_column_hints,
+    gone_to_arrow,
+)
+from ...tables.ledger import files_column_hints, requests_column_hints
+from ..ledger.counts import LedgerCounts
+from ..ledger.reader import Ledger
+from ..progress import ProgressSink
+from ..stats import SyncStats
+from .plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_created
+
+log = logging.getLogger(__name__)
+
+
+class _ExpectedArrowHintOverride(logging.Filter):
+    """dlt warns on every run that a hint overrides the arrow type. The overrides here are deliberate
+    (JSON columns are strings in arrow), so the warning would only teach people to ignore warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "when merging arrow schema with dlt schema" not in record.getMessage()
+
+
+logging.getLogger("dlt").addFilter(_ExpectedArrowHintOverride())
+
+_MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
+
+
+def _merged_table(table: str, columns: Any, *, key: str | None = None, merge_key: str | None = None) -> Any:
+    """Hints of one table the resource yields into, merged on `key` (a primary key) or `merge_key`."""
+    return dlt.mark.make_hints(
+        table_name=table,
+        write_disposition=_MERGE,
+        primary_key=key or [],
+        merge_key=merge_key,  # None: no merge key (dlt adds none)
+        columns=columns,
+    )
+
+
+# The tables are declared as table variants of the one resource: a variant inherits the resource's
+# own hints, so the resource carries none that another table must not have (key, columns).
+BATCHES_HINTS = _merged_table(settings.BATCHES_TABLE, batches_column_hints(), key="id")
+ERRORS_HINTS = _merged_table(settings.ERRORS_TABLE, errors_column_hints(), merge_key="batch_id")
+GONE_HINTS = _merged_table(settings.GONE_TABLE, gone_column_hints(), key="id")
+# The request ledger's tables. Merge key `batch_id` without a primary key: a batch's rows are deleted and
+# inserted as a whole (its requests are read together), which DuckDB does in a few bytes per row; a primary
+# key would make dlt deduplicate the staged rows first, ~1 KB per row (a million requests: a gigabyte).
+REQUESTS_HINTS = _merged_table(settings.REQUESTS_TABLE, requests_column_hints(), merge_key="batch_id")
+FILES_HINTS = _merged_table(settings.FILES_TABLE, files_column_hints(), merge_key="batch_id")
+_LEDGER_HINTS = {"requests": REQUESTS_HINTS, "files": FILES_HINTS}
+# Resource state key of the request ledger's state (per project, see ledger.py).
+_LEDGER = "ledger"
+
+# Resource state key under which the name used for a key without a configured project name is
+# remembered, so that one response without an `openai-project` header cannot relabel its rows.
+_UNNAMED = "unnamed_project"
+
+
+@dlt.source(name="openai_batches", max_table_nesting=0)
+def openai_batches(
+    api_key: str = dlt.secrets.value,
+    base_url: str = settings.DEFAULT_BASE_URL,
+    organization: str | None = None,
+    project: str | None = None,
+    project_name: str | None = None,
+    full_refresh: bool = False,
+    lookback_seconds: int = settings.DEFAULT_LOOKBACK_S,
+    timeout: float = settings.READ_TIMEOUT_S,
+    retry: RetryPolicy | None = None,
+    stats: SyncStats | None = None,
+    progress: ProgressSink | None = None,
+    requests: bool = settings.DEFAULT_REQUESTS,
+    requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
+) -> DltResource:
+    """All batches one API key can see (one project), and with `requests` the request ledger.
+
+    Args:
+        api_key: Secret key of the project (`sk-...`); sent as `Authorization: Bearer`, never stored.
+        base_url: API root up to `/v1`; point it at the simulator or a compatible gateway.
+        organization: Sent as `OpenAI-Organization` when set (keys in several organizations).
+        project: Project id sent as `OpenAI-Project` when set (legacy user keys that span projects);
+            also the `project_id` column when the API does not name the project.
+        project_name: Name written to the `project` column and keying the incremental state;
+            defaults to the `openai-project` response header.
+        full_refresh: Ignore what earlier runs loaded and re-read every batch.
+        lookback_seconds: How far below the newest batch already loaded each run looks again for
+            batches it has not seen (the list is not strictly in creation order).
+        timeout: Seconds one request may take in all before it is retried.
+        retry: Retry policy shared by all requests of the run (budget included).
+        stats: Filled with requests made and batches new / updated / still open / gone.
+        progress: Told about each page, for progress display.
+        requests: Also read the request ledger: every request of every batch that finished (tables
+            `batch_requests`, `batch_files`; see ledger.py). Downloads each batch's files once.
+        requests_max_mb_per_run: MB of files one run starts reading at most; the rest waits for the
+            next runs, files that expire first before the others.
+
+    The ledger runs in the same resource, right after the batches are listed: it needs the batches this
+    run saw finish, which exist only once the listing is done (dlt interleaves separate resources), and
+    its state then commits in the same load package as the batches' own.
+    """
+    return dlt.resource(
+        _batches(
+            client_args={
+                "api_key": api_key,
+                "base_url": base_url,
+                "organization": organization,
+                "project": project,
+                "timeout": timeout,
+                "retry": retry,
+            },
+            project_id=project,
+            project_name=project_name,
+            full_refresh=full_refresh,
+            lookback=lookback_seconds,
+            stats=stats if stats is not None else SyncStats(),
+            progress=progress or ProgressSink(),
+            requests_max_mb=requests_max_mb_per_run if requests else None,
+        ),
+        name=settings.BATCHES_TABLE,
+        write_disposition=_MERGE,
+    )
+
+
+def _project_label(
+    state: dict[str, Any], configured: str | None, first: Page, client: BatchesClient
+) -> tuple[str, str | None]:
+    """The `project` name rows are filed under, and the project id if known.
+
+    A configured name wins; else the `openai-project` header. A response without the header must not
+    file the key's rows under another name: the name remembered from earlier runs is kept."""
+    remembered = state.get(_UNNAMED) or {}
+    if configured:
+        return configured, first.project
+    if first.project:
+        state[_UNNAMED] = {"name": first.project, "project_id": first.project}
+        return first.project, first.project
+    name = remembered.get("name") or "default"
+    log.warning(
+        "%s answered without an openai-project header; filing the batches under %r as before "
+        "(set project_name to choose the name)",
+        client.shown_base,
+        name,
+    )
+    return name, remembered.get("project_id")
+
+
+def _batches(
+    *,
+    client_args: dict[str, Any],
+    project_id: str | None,
+    project_name: str | None,
+    full_refresh: bool,
+    lookback: int,
+    stats: SyncStats,
+    progress: ProgressSink,
+    requests_max_mb: float | None = None,
+) -> Iterator[Any]:
+    resource_state = dlt.current.resource_state()
+    all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
+    client = BatchesClient(**client_args)
+    try:
+        first = client.list_page()
+        stats.requests = client.requests_made
+        project, header_id = _project_label(resource_state, project_name, first, client)
+        project_id = header_id or project_id
+        stats.project = project
+        before = all_projects.get(project)
+        latest = latest_believable(first.server_time, time.time())
+        ledger = None
+        if requests_max_mb is not None:
+            ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats)
+            # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
+            full_refresh = full_refresh or not ledger.in_sync_with(before)
+        previous = None if full_refresh else ProjectState.load(before)
+        plan = SyncPlan(previous, lookback=lookback, latest=latest)
+        stats.counts = plan.counts
+        offer = _ledger_offer(ledger, before, full_refresh, lookback, latest)
+
+        def observe(page: Page) -> tuple[PageDecision, bool]:
+            decision = plan.observe(page)
+            return decision, plan.wants_next(page)
+
+        pending: list[dict[str, Any]] = []
+        for page, decision in iter_pages(client, first, observe):
+            stats.requests = client.requests_made
+            progress.page(project, len(page.data))
+            pending.extend(decision.load)
+            for batch in decision.load:
+                offer(batch)
+            if len(pending) >= settings.ARROW_CHUNK_ROWS:
+                tables = _tables(pending, project, project_id)
+                pending = []  # the batch objects are freed before dlt writes their tables
+                yield from tables
+        for batch_id in plan.leftovers():
+            fetched = client.retrieve(batch_id)
+            stats.requests = client.requests_made
+            progress.fetched(project, batch_id)
+            plan.record_fetched(batch_id, fetched)
+            if fetched is not None:
+                pending.append(fetched)
+                offer(fetched)
+        # State is written before the last yield: dlt commits it with the items of this extract.
+        all_projects[project] = plan.new_state().dump()
+        tables = _tables(pending, project, project_id)
+        if plan.gone_now or plan.back:
+            gone = [(g.batch_id, g.reason) for g in plan.gone_now]
+            tables.append(
+                dlt.mark.with_hints(
+                    gone_to_arrow(gone, plan.back, project, time.time()), GONE_HINTS, create_table_variant=True
+                )
+            )
+        yield from tables
+        if ledger is not None:
+            for kind, table in ledger.read(all_projects[project]):
+                stats.requests = client.requests_made
+                yield dlt.mark.with_hints(table, _LEDGER_HINTS[kind], create_table_variant=True)
+    finally:
+        stats.requests = client.requests_made
+        client.close()
+
+
+def _ledger(
+    resource_state: dict[str, Any],
+    project: str,
+    client: BatchesClient,
+    max_mb: float,
+    server_time: float | None,
+    stats: SyncStats,
+) -> Ledger:
+    """The project's request ledger for this run, with its state from earlier runs."""
+    state = resource_state.setdefault(_LEDGER, {}).setdefault(project, {})
+    stats.ledger = LedgerCounts()
+    now = server_time if server_time is not None else time.time()
+    return Ledger(state, client, project=project, max_mb=max_mb, now=now, counts=stats.ledger)
+
+
+def _ledger_offer(
+    ledger: Ledger | None, before: dict[str, Any] | None, full_refresh: bool, lookback: int, latest: float
+) -> Callable[[Mapping[str, Any]], None]:
+    """What to do with each batch the run loads: offer it to the ledger, or nothing.
+
+    An incremental run loads only batches that are new or were open at the last run, so each one it sees
+    finished has files the ledger has not read. A full refresh loads every batch again: only those an
+    incremental run would have loaded are offered (files are read once)."""
+    if ledger is None:
+        return lambda batch: None
+    previous = ProjectState.load(before)
+    if not full_refresh or previous is None or not ledger.in_sync_with(before):
+        return ledger.offer
+    incremental = SyncPlan(previous, lookback=lookback, latest=latest, warn_odd=False)
+
+    def offer_new(batch: Mapping[str, Any]) -> None:
+        if incremental.is_new(str(batch["id"]), sane_created(batch, latest)):
+            ledger.offer(batch)
+
+    return offer_new
+
+
+def _tables(batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None) -> list[Any]:
+    """Both tables of a chunk, built at once so the caller can drop the batch objects before dlt
+    writes them (they are the bulk of the extract's memory)."""
+    if not batches:
+        return []
+    n = len(batches)
+    return [
+        dlt.mark.with_hints(
+            batches_to_arrow(batches, [project] * n, [project_id] * n), BATCHES_HINTS, create_table_variant=True
+        ),
+        dlt.mark.with_hints(errors_to_arrow(batches), ERRORS_HINTS, create_table_variant=True),
+    ]
+
+
+__all__ = ["openai_batches"]

@@ -1,0 +1,318 @@
+"""Reading a batch's JSONL files as they stream: what happened to each request, never what it said.
+
+Each line is parsed as soon as its last byte arrives and only the ledger's fields are kept (custom id,
+status, ids, the body's model, token counts, the error's code and message); the prompt, the answer, the
+vectors and the scores are dropped with the parsed line. A file is never held whole: at most one chunk
+and one partial line. Formats: the "Batch files" section of the API reference.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from ... import settings
+from ...tables.batches import exact_int
+from ...tables.ledger import POOL
+
+# Error-file codes of requests that never ran, and the outcome each one means.
+NEVER_RAN = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
+_NO_TOKENS: tuple[int | None, int | None, int | None, int | None] = (None, None, None, None)
+_loads = orjson.loads
+
+
+class DownloadStopped(Exception):
+    """The run is stopping (interrupted, or failed elsewhere): a download in progress gives up at once."""
+
+
+RESULT_FIELDS = (
+    "custom_id",
+    "outcome",
+    "status_code",
+    "request_id",
+    "response_id",
+    "model",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "error_code",
+    "error_message",
+)
+RESULT_TYPES = {
+    name: pa.int64() if name == "status_code" or name.endswith("_tokens") else pa.string() for name in RESULT_FIELDS
+}
+# Rows kept as Python values before they become arrow arrays: a batch of 50,000 requests held as Python
+# objects is ~25 MB, as arrow ~8 MB, and up to DOWNLOADS_AT_ONCE batches are read at once.
+ARROW_EVERY_ROWS = 4096
+
+
+class ParsedFile:
+    """The ledger's fields of one output or error file, one row per custom id: arrow arrays per column,
+    built every ARROW_EVERY_ROWS lines."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Any]] = {name: [] for name in RESULT_FIELDS}
+        self.arrays: dict[str, list[pa.Array]] = {name: [] for name in RESULT_FIELDS}
+        self.rows = 0
+        self.seen: set[str] = set()
+        self.bytes = 0
+        self.lines = 0
+        self.duplicates = 0  # lines of a custom id already read (in this file or an earlier one of the batch)
+        self.bad_lines = 0  # lines that are not a JSON object with a custom_id: no row
+        self.first_bad: str | None = None  # "line N: why" (never the line's text)
+
+    def bad(self, number: int, why: str) -> None:
+        self.bad_lines += 1
+        if self.first_bad is None:
+            self.first_bad = f"line {number}: {why}"
+
+    def to_arrow(self) -> None:
+        """The rows held as Python values become arrow arrays."""
+        if not self.values["custom_id"]:
+            return
+        for name, values in self.values.items():
+            self.arrays[name].append(pa.array(values, RESULT_TYPES[name], memory_pool=POOL))
+            values.clear()
+
+    def columns(self) -> dict[str, list[pa.Array]]:
+        self.to_arrow()
+        return self.arrays
+
+
+@dataclass
+class InputIds:
+    """The custom ids of an input file, in file order, each once."""
+
+    custom_ids: list[str] = field(default_factory=list)
+    bytes: int = 0
+    lines: int = 0
+    bad_lines: int = 0
+    first_bad: str | None = None
+
+
+def split_lines(
+    chunks: Iterable[bytes], counter: ParsedFile | InputIds, stop: threading.Event | None
+) -> Iterator[bytes | None]:
+    """The lines of a byte stream (without their `\n`), as soon as each is complete; counts the bytes.
+    A line longer than `settings.LEDGER_MAX_LINE_BYTES` is dropped as it arrives and yielded as None."""
+    limit = settings.LEDGER_MAX_LINE_BYTES
+    partial: list[bytes] = []  # pieces of a line that spans chunks (joined once, not re-copied per chunk)
+    held = 0  # their bytes
+    too_long = False  # the line in progress is past the limit: its bytes are dropped, not held
+    for chunk in chunks:
+        if stop is not None and stop.is_set():
+            raise DownloadStopped
+        counter.bytes += len(chunk)
+        parts: list[bytes | None] = list(chunk.split(b"\n"))
+        if len(parts) == 1:
+            held += len(chunk)
+            if held > limit:
+                partial, too_long = [], True
+            elif not too_long:
+                partial.append(chunk)
+            continue
+        first = parts[0]
+        assert first is not None
+        if too_long or held + len(first) > limit:
+            parts[0] = None
+        elif partial:
+            partial.append(first)
+            parts[0] = b"".join(partial)
+        partial, held, too_long = [], 0, False
+        last = parts.pop()
+        if last:
+            partial.append(last)
+            held = len(last)
+        yield from parts
+    if too_long:
+        yield None
+    elif partial:
+        yield b"".join(partial)  # a last line without its newline
+
+
+def _too_long() -> str:
+    return f"longer than {settings.LEDGER_MAX_LINE_BYTES:,} bytes (skipped unread)"
+
+
+def _text(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return str(value)
+
+
+def _count(value: Any) -> int | None:
+    if type(value) is int:
+        return value if -(2**63) <= value < 2**63 else None
+    return exact_int(value)
+
+
+def _inner(usage: dict[str, Any], details: str, key: str) -> Any:
+    inner = usage.get(details)
+    return inner.get(key) if type(inner) is dict else None
+
+
+def tokens(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None, int | None]:
+    """(input, cached, output, reasoning) of a response's `usage`, the same for every endpoint: the
+    Responses API's names, chat and completions' `prompt_tokens`/`completion_tokens`, and embeddings'
+    `prompt_tokens` alone (no output: 0). NULL where the endpoint reports none."""
+    if "input_tokens" in usage:
+        return (
+            _count(usage.get("input_tokens")),
+            _count(_inner(usage, "input_tokens_details", "cached_tokens")),
+            _count(usage.get("output_tokens")),
+            _count(_inner(usage, "output_tokens_details", "reasoning_tokens")),
+        )
+    if "prompt_tokens" in usage:
+        prompt = _count(usage.get("prompt_tokens"))
+        cached = _count(_inner(usage, "prompt_tokens_details", "cached_tokens"))
+        if "completion_tokens" not in usage:
+            return prompt, cached, 0, None  # embeddings: input only
+        return (
+            prompt,
+            cached,
+            _count(usage.get("completion_tokens")),
+            _count(_inner(usage, "completion_tokens_details", "reasoning_tokens")),
+        )
+    return _NO_TOKENS
+
+
+def parse_results(
+    chunks: Iterable[bytes],
+    kind: str,
+    *,
+    seen_before: set[str],
+    clean_code: Callable[[Any], str | None],
+    clean_message: Callable[[Any], str | None],
+    stop: threading.Event | None = None,
+) -> ParsedFile:
+    """The rows of an output or error file (`kind`). A custom id in `seen_before` (an earlier file of the
+    batch) or seen earlier in this file is counted as a duplicate, not read twice."""
+    out = ParsedFile()
+    in_output = kind == "output"
+    number = 0
+    models: dict[str, str] = {}
+    v = out.values  # bound appends: the loop runs once per request
+    add_custom_id, add_outcome, add_status = v["custom_id"].append, v["outcome"].append, v["status_code"].append
+    add_request_id, add_response_id, add_model = v["request_id"].append, v["response_id"].append, v["model"].append
+    add_input, add_cached = v["input_tokens"].append, v["cached_tokens"].append
+    add_output, add_reasoning = v["output_tokens"].append, v["reasoning_tokens"].append
+    add_code, add_message = v["error_code"].append, v["error_message"].append
+    for line in split_lines(chunks, out, stop):
+        number += 1
+        if line is None:
+            out.lines += 1
+            out.bad(number, _too_long())
+            continue
+        if not line.strip():
+            continue
+        out.lines += 1
+        try:
+            obj = _loads(line)
+        except orjson.JSONDecodeError:
+            out.bad(number, "not JSON")
+            continue
+        if type(obj) is not dict:
+            out.bad(number, "not a JSON object")
+            continue
+        custom_id = _text(obj.get("custom_id"))
+        if custom_id is None:
+            out.bad(number, "no custom_id")
+            continue
+        if custom_id in out.seen or custom_id in seen_before:
+            out.duplicates += 1
+            continue
+        out.seen.add(custom_id)
+        status = request_id = response_id = model = None
+        usage = _NO_TOKENS
+        error = None
+        response = obj.get("response")
+        if type(response) is dict:
+            status = _count(response.get("status_code"))
+            request_id = _text(response.get("request_id"))
+            body = response.get("body")
+            if type(body) is dict:
+                response_id = _text(body.get("id"))
+                model = _text(body.get("model"))
+                found = body.get("usage")
+                if type(found) is dict:
+                    usage = tokens(found)
+                found = body.get("error")
+                if type(found) is dict:
+                    error = found
+        if error is None:
+            found = obj.get("error")
+            if type(found) is dict:
+                error = found
+        code = error.get("code") if error is not None else None
+        if in_output and status is not None and 200 <= status < 300:
+            outcome = "succeeded"
+        elif status is None and code in NEVER_RAN:
+            outcome = NEVER_RAN[code]
+        else:
+            outcome = "failed"
+        add_custom_id(custom_id)
+        add_outcome(outcome)
+        add_status(status)
+        add_request_id(request_id)
+        add_response_id(response_id)
+        add_model(models.setdefault(model, model) if model is not None else None)  # one copy of each name
+        add_input(usage[0])
+        add_cached(usage[1])
+        add_output(usage[2])
+        add_reasoning(usage[3])
+        add_code(clean_code(code) if error is not None else None)
+        add_message(clean_message(error.get("message")) if error is not None else None)
+        out.rows += 1
+        if out.rows % ARROW_EVERY_ROWS == 0:
+            out.to_arrow()
+    out.to_arrow()
+    return out
+
+
+def parse_input(chunks: Iterable[bytes], stop: threading.Event | None = None) -> InputIds:
+    """The custom ids of an input file (each line's `custom_id`; the request itself is dropped)."""
+    out = InputIds()
+    seen: set[str] = set()
+    number = 0
+    for line in split_lines(chunks, out, stop):
+        number += 1
+        if line is not None and not line.strip():
+            continue
+        out.lines += 1
+        custom_id = None
+        if line is not None:
+            try:
+                obj = _loads(line)
+            except orjson.JSONDecodeError:
+                obj = None
+            custom_id = _text(obj.get("custom_id")) if type(obj) is dict else None
+        if custom_id is None:
+            out.bad_lines += 1
+            if out.first_bad is None:
+                out.first_bad = f"line {number}: " + ("no custom_id" if line is not None else _too_long())
+            continue
+        if custom_id not in seen:
+            seen.add(custom_id)
+            out.custom_ids.append(custom_id)
+    return out
+
+
+__all__ = [
+    "NEVER_RAN",
+    "RESULT_FIELDS",
+    "DownloadStopped",
+    "InputIds",
+    "ParsedFile",
+    "parse_input",
+    "parse_results",
+    "split_lines",
+    "tokens",
+]

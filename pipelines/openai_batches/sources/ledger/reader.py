@@ -1,0 +1,584 @@
+"""The request ledger: every request of every finished batch, what happened to it, never its content.
+
+For each batch the run saw finish (and each one an earlier run left pending), the batch's output and
+error files are streamed (`GET /files/{id}/content`) and parsed line by line (ledger_parse.py); when
+their lines do not account for `request_counts.total`, the input file is streamed too and only its
+custom ids are taken: those in neither file are `missing`. A batch is the unit of work: its rows are
+written together (merge key `batch_id`), so a batch is never half in the ledger.
+
+Files expire (30 days after a batch ends by default, as early as an hour with `output_expires_after`),
+so each run reads soon: `GET /files/{id}` first gives every file's size and expiry; batches are read in
+the order their files expire, within a per-run budget of bytes (the first batch always, however large),
+up to `DOWNLOADS_AT_ONCE` files at a time. The rest, and batches whose download failed after the run's
+retries, stay pending in the resource state (committed with the data) for the next run. A file the
+API answers 404 for is recorded `gone` and the run goes on. 401 and 403 fail the run, as for the list.
+
+State kept per project, next to the batches' own (`sync_plan.py`):
+    {"version": 1, "synced": digest of the batches state it last ran with,
+     "pending": {batch_id: {"total": n, "ended": t, "files": {kind: id}, "sizes": {...}, "expiries": {...},
+                            "gone": [kinds], "announced": bool}}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from typing import Any
+
+import pyarrow as pa
+
+from ... import settings
+from ...client.batches import ApiError, BatchesClient
+from ...tables.batches import exact_int
+from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, requests_to_arrow
+from .counts import LedgerCounts
+from .parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+# Statuses whose batches have files: a batch that failed validation ran no request.
+_WITH_FILES = {"completed": "completed_at", "expired": "expired_at", "cancelled": "cancelled_at"}
+_KINDS = ("output", "error", "input")
+# Failures that no later run fixes by itself: the key may not read files. They fail the run, as for the list.
+_FATAL_STATUSES = frozenset({401, 403})
+
+FileRow = tuple[str, str, str, str, int | None, int | None, float | None]
+
+
+def state_digest(batches_state: Mapping[str, Any] | None) -> str | None:
+    """A fingerprint of a project's batches state: the ledger ran with it, or batches were loaded without it."""
+    if not batches_state:
+        return None
+    return hashlib.sha256(json.dumps(batches_state, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Candidate:
+    """A finished batch whose files the ledger must read."""
+
+    batch_id: str
+    total: int
+    ended: int | None  # when the batch ended (its files are written then), epoch seconds
+    files: dict[str, str]  # kind -> file id
+    sizes: dict[str, int | None] = field(default_factory=dict)  # kind -> bytes, as `GET /files/{id}` says
+    expiries: dict[str, int | None] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)  # kinds the API answered 404 for
+    announced: bool = False  # its `pending` rows are written
+
+    @classmethod
+    def of(cls, batch: Mapping[str, Any]) -> Candidate | None:
+        """The candidate of a batch object, None when it has nothing to read (open, failed validation, or
+        no file that could name a request)."""
+        status = batch.get("status")
+        ended_field = _WITH_FILES.get(status) if isinstance(status, str) else None
+        if ended_field is None:
+            return None
+        files = {kind: fid for kind in _KINDS if isinstance(fid := batch.get(f"{kind}_file_id"), str) and fid}
+        counts = batch.get("request_counts")
+        total = exact_int(counts.get("total")) if isinstance(counts, Mapping) else None
+        if not files:
+            return None
+        return cls(str(batch["id"]), max(0, total or 0), exact_int(batch.get(ended_field)), files)
+
+    @classmethod
+    def load(cls, batch_id: str, raw: Mapping[str, Any]) -> Candidate:
+        return cls(
+            batch_id,
+            int(raw["total"]),
+            raw.get("ended"),
+            dict(raw["files"]),
+            dict(raw.get("sizes") or {}),
+            dict(raw.get("expiries") or {}),
+            set(raw.get("gone") or ()),
+            bool(raw.get("announced")),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "ended": self.ended,
+            "files": self.files,
+            "sizes": self.sizes,
+            "expiries": self.expiries,
+            "gone": sorted(self.gone),
+            "announced": self.announced,
+        }
+
+    def first_kinds(self) -> tuple[str, ...]:
+        """The files read first: output and error; the input only when there is neither (a batch cancelled
+        or expired before it ran anything: every request is missing); else the input is read when their
+        lines do not account for every request."""
+        kinds = tuple(k for k in ("output", "error") if k in self.files)
+        return kinds or ("input",)
+
+    def undescribed(self) -> list[str]:
+        return [k for k in self.first_kinds() if k not in self.sizes and k not in self.gone]
+
+    def size(self) -> int:
+        return sum(self.sizes.get(k) or 0 for k in self.first_kinds() if k not in self.gone)
+
+    def expiry(self) -> float:
+        """When its first file to expire expires (never: infinity)."""
+        known = [self.expiries.get(k) for k in self.first_kinds() if k not in self.gone]
+        return min((float(e) for e in known if e is not None), default=float("inf"))
+
+
+@dataclass
+class _Result:
+    """What reading one batch gave: its rows and file rows, or why it stays pending."""
+
+    candidate: Candidate
+    columns: dict[str, list[pa.Array]] | None = None  # RESULT_FIELDS -> arrow arrays
+    files: list[FileRow] = field(default_factory=list)
+    failure: str | None = None
+    bytes_read: int = 0
+
+
+class Ledger:
+    """One project's ledger in one run: collect candidates while the batches load, then `read()`."""
+
+    def __init__(
+        self,
+        state: dict[str, Any],
+        client: BatchesClient,
+        *,
+        project: str,
+        max_mb: float,
+        now: float,
+        counts: LedgerCounts,
+    ) -> None:
+        self.state = state
+        self.client = client
+        self.project = project
+        self.max_bytes = int(max_mb * 1024 * 1024)
+        self.now = now
+        self.counts = counts
+        self.candidates: dict[str, Candidate] = {}
+        if state.get("version") == STATE_VERSION:
+            for batch_id, raw in (state.get("pending") or {}).items():
+                self.candidates[batch_id] = Candidate.load(batch_id, raw)
+        self._stop = threading.Event()
+        self._clean_code = _cached(lambda text: client.redactor.clean(text, 100))
+        self._clean_message = _cached(lambda text: client.redactor.clean(text, settings.ERROR_MESSAGE_MAX_CHARS))
+        self.suspicious = client.redactor.suspicious_regex()
+
+    # --- which batches ------------------------------------------------------------------------
+    def in_sync_with(self, batches_state: Mapping[str, Any] | None) -> bool:
+        """Whether the batches state is the one this ledger last ran with. If not, batches were loaded
+        while the ledger was off (or never on): the run lists the whole history once so that batches that
+        finished meanwhile are read while their files exist. A first run (no state at all) lists it anyway."""
+        return batches_state is None or self.state.get("synced") == state_digest(batches_state)
+
+    def offer(self, batch: Mapping[str, Any]) -> None:
+        """A batch this run loaded: a candidate when it is finished and its files can still exist."""
+        candidate = Candidate.of(batch)
+        if candidate is None:
+            return
+        if self._files_deleted(candidate):
+            self.counts.too_old += 1
+            return
+        self.candidates[candidate.batch_id] = candidate
+
+    def _files_deleted(self, candidate: Candidate) -> bool:
+        """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best."""
+        return candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S
+
+    # --- reading ------------------------------------------------------------------------------
+    def read(self, batches_state: Mapping[str, Any]) -> Iterator[tuple[str, pa.Table]]:
+        """Read what the budget allows; yields ("requests" | "files", table). The state (what is left
+        pending, and which batches state this ran with) is updated before the last table is yielded."""
+        started = time.monotonic()
+        requests = _Rows()
+        files: list[FileRow] = []
+        workers = _Workers(settings.DOWNLOADS_AT_ONCE)
+        try:
+            files.extend(self._give_up_deleted())
+            self._describe(workers)
+            admitted, waiting = self._within_budget(sorted(self.candidates.values(), key=_read_order))
+            for candidate in waiting:
+                self.counts.batches_pending += 1
+                self.counts.bytes_pending += candidate.size()
+                if not candidate.announced:
+                    files.extend(self._pending_rows(candidate))
+                    candidate.announced = True
+            batches = workers.run(
+                self._read_batch, admitted, weight=_requests, max_weight=settings.LEDGER_REQUESTS_AT_ONCE
+            )
+            for result in batches:
+                self._take(result, requests, files)
+                if len(requests) >= settings.LEDGER_ARROW_ROWS:
+                    yield from _slices(requests.table(self))
+                    requests = _Rows()
+        finally:
+            self._stop.set()
+            workers.close()
+            self.counts.seconds = time.monotonic() - started
+        self.state.clear()
+        self.state.update(
+            version=STATE_VERSION,
+            synced=state_digest(batches_state),
+            pending={c.batch_id: c.dump() for c in sorted(self.candidates.values(), key=lambda c: c.batch_id)},
+        )
+        if len(requests):
+            yield from _slices(requests.table(self))
+        if files:
+            yield "files", files_to_arrow(files)
+
+    def _give_up_deleted(self) -> list[FileRow]:
+        """Batches left pending by earlier runs whose files the API has deleted by now: recorded `gone` and
+        not asked for again (a file that failed for good would otherwise be retried on every run, forever)."""
+        rows = []
+        for candidate in [c for c in self.candidates.values() if self._files_deleted(c)]:
+            del self.candidates[candidate.batch_id]
+            for kind in candidate.first_kinds():
+                rows.append(self._row(candidate, kind, "gone"))
+                self.counts.files_gone += 1
+        return rows
+
+    def _describe(self, workers: _Workers) -> None:
+        """`GET /files/{id}` for the files read first of every candidate not described yet: size, expiry."""
+        wanted = [(c, kind) for c in self.candidates.values() for kind in c.undescribed()]
+
+        def describe(item: tuple[Candidate, str]) -> dict[str, Any] | None:
+            candidate, kind = item
+            return self.client.file_info(candidate.files[kind])
+
+        for (candidate, kind), info in zip(wanted, workers.run(describe, wanted, ordered=True), strict=True):
+            if isinstance(info, BaseException):
+                self._fail(candidate, kind, info)
+            elif info is None:
+                candidate.gone.add(kind)
+            else:
+                size = exact_int(info.get("bytes"))
+                candidate.sizes[kind] = size if size is not None and size >= 0 else None
+                candidate.expiries[kind] = exact_int(info.get("expires_at"))
+
+    def _within_budget(self, ordered: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+        """Batches to read this run, in expiry order, and those left for later. The first batch with bytes
+        to read is always taken, so one larger than the budget is not put off forever."""
+        admitted: list[Candidate] = []
+        waiting: list[Candidate] = []
+        used = 0
+        for candidate in ordered:
+            if candidate.undescribed():  # describing failed: tried again next run
+                waiting.append(candidate)
+                continue
+            size = candidate.size()
+            if used == 0 or used + size <= self.max_bytes:
+                admitted.append(candidate)
+                used += size
+            else:
+                waiting.append(candidate)
+        return admitted, waiting
+
+    def _read_batch(self, candidate: Candidate) -> _Result:
+        """Runs in a download thread: every file the batch needs, in order, parsed as it streams."""
+        result = _Result(candidate)
+        parsed: list[ParsedFile] = []
+        seen: set[str] = set()
+        complete = True  # output and error (those it has) read, so missing requests can be told
+        try:
+            for kind in ("output", "error"):
+                if kind not in candidate.files:
+                    continue
+                file = self._stream(candidate, kind, partial(self._parse, kind=kind, seen=seen))
+                if file is None:
+                    complete = False
+                    result.files.append(self._row(candidate, kind, "gone"))
+                    continue
+                if file.bad_lines and not file.rows and not file.duplicates:
+                    result.failure = _not_a_batch_file(candidate, kind, file.lines)
+                    return result
+                self._report_odd_lines(candidate, kind, file)
+                parsed.append(file)
+                seen |= file.seen
+                result.bytes_read += file.bytes
+                result.files.append(self._row(candidate, kind, "read", file.bytes, file.lines))
+            missing: list[str] = []
+            only_input = candidate.first_kinds() == ("input",)
+            if complete and "input" in candidate.files and (len(seen) < candidate.total or only_input):
+                ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
+                if ids is None:
+                    result.files.append(self._row(candidate, "input", "gone"))
+                elif ids.bad_lines and not ids.custom_ids:
+                    result.failure = _not_a_batch_file(candidate, "input", ids.lines)
+                    return result
+                else:
+                    if ids.bad_lines:
+                        log.warning(
+                            "batch %s: %d line(s) of input file %s have no custom_id (first: %s)",
+                            candidate.batch_id,
+                            ids.bad_lines,
+                            candidate.files["input"],
+                            ids.first_bad,
+                        )
+                    missing = [custom_id for custom_id in ids.custom_ids if custom_id not in seen]
+                    result.bytes_read += ids.bytes
+                    result.files.append(self._row(candidate, "input", "read", ids.bytes, ids.lines))
+        except ApiError as e:
+            if e.status in _FATAL_STATUSES:
+                raise
+            result.failure = str(e)
+            return result
+        result.columns = _columns(parsed, missing)
+        return result
+
+    def _stream(self, candidate: Candidate, kind: str, consume: Callable[[Iterator[bytes]], Any]) -> Any:
+        if kind in candidate.gone:
+            return None
+        return self.client.stream_file(candidate.files[kind], consume, size=candidate.sizes.get(kind))
+
+    def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str]) -> ParsedFile:
+        return parse_results(
+            chunks,
+            kind,
+            seen_before=seen,
+            clean_code=self._clean_code,
+            clean_message=self._clean_message,
+            stop=self._stop,
+        )
+
+    def _report_odd_lines(self, candidate: Candidate, kind: str, file: ParsedFile) -> None:
+        # Only counts and line numbers: a line's text is content and never shown.
+        if file.bad_lines:
+            log.warning(
+                "batch %s: %d line(s) of %s file %s could not be read (first: %s); their requests are not in the "
+                "ledger",
+                candidate.batch_id,
+                file.bad_lines,
+                kind,
+                candidate.files[kind],
+                file.first_bad,
+            )
+        if file.duplicates:
+            log.warning(
+                "batch %s: %d line(s) of %s file %s repeat a custom_id already read; the first line of each is kept",
+                candidate.batch_id,
+                file.duplicates,
+                kind,
+                candidate.files[kind],
+            )
+
+    def _take(self, result: _Result, requests: _Rows, files: list[FileRow]) -> None:
+        candidate = result.candidate
+        if result.failure is not None:
+            self.counts.files_failed += 1
+            self.counts.batches_pending += 1
+            self.counts.bytes_pending += candidate.size()
+            log.warning("batch %s: left for the next run: %s", candidate.batch_id, result.failure)
+            if not candidate.announced:
+                files.extend(self._pending_rows(candidate))
+                candidate.announced = True
+            return
+        del self.candidates[candidate.batch_id]
+        assert result.columns is not None
+        requests.add(candidate.batch_id, result.columns)
+        files.extend(result.files)
+        self.counts.batches_read += 1
+        self.counts.requests += _rows(result.columns)
+        self.counts.bytes_read += result.bytes_read
+        self.counts.files_read += sum(1 for row in result.files if row[3] == "read")
+        self.counts.files_gone += sum(1 for row in result.files if row[3] == "gone")
+
+    def _fail(self, candidate: Candidate, kind: str, error: BaseException) -> None:
+        """A file that could not be described: its batch waits for the next run (401/403 and anything
+        that is not an API failure end the run)."""
+        if not isinstance(error, ApiError) or error.status in _FATAL_STATUSES:
+            raise error
+        self.counts.files_failed += 1
+        log.warning("batch %s: left for the next run (%s file): %s", candidate.batch_id, kind, error)
+
+    def _row(
+        self, candidate: Candidate, kind: str, state: str, size: int | None = None, lines: int | None = None
+    ) -> FileRow:
+        return (candidate.batch_id, kind, candidate.files[kind], state, size, lines, time.time())
+
+    def _pending_rows(self, candidate: Candidate) -> list[FileRow]:
+        """Rows saying what a batch left for later is waiting for (what is already gone, says so)."""
+        rows = []
+        for kind in candidate.first_kinds():
+            if kind in candidate.gone:
+                rows.append(self._row(candidate, kind, "gone"))
+            else:
+                size = candidate.sizes.get(kind)
+                rows.append((candidate.batch_id, kind, candidate.files[kind], "pending", size, None, None))
+        return rows
+
+
+def _not_a_batch_file(candidate: Candidate, kind: str, lines: int) -> str:
+    """Why a file none of whose lines could be read is not taken: an HTML page or any other document served
+    in its place (a proxy's error page with status 200) would otherwise be recorded `read`, and every
+    request of the batch called missing, for good."""
+    return (
+        f"{kind} file {candidate.files[kind]}: none of its {lines} line(s) is a request of the batch (an error "
+        "page or another document instead of the file?)"
+    )
+
+
+def _requests(candidate: Candidate) -> int:
+    return candidate.total
+
+
+def _slices(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """A table of request rows in pieces of LEDGER_ARROW_ROWS (views, no copy): dlt's extract and DuckDB's
+    staging copy then work on small row groups (a 50,000-request batch at once: ~15 MB more at peak)."""
+    for start in range(0, table.num_rows, settings.LEDGER_ARROW_ROWS):
+        yield "requests", table.slice(start, settings.LEDGER_ARROW_ROWS)
+
+
+def _read_order(candidate: Candidate) -> tuple[float, int, str]:
+    """Files that expire first are read first; then older batches first."""
+    return candidate.expiry(), candidate.ended or 0, candidate.batch_id
+
+
+def _columns(parsed: list[ParsedFile], missing: list[str]) -> dict[str, list[pa.Array]]:
+    """A batch's request rows, column by column: its files' lines, then the custom ids in neither."""
+    columns: dict[str, list[pa.Array]] = {name: [] for name in RESULT_FIELDS}
+    for file in parsed:
+        for name, arrays in file.columns().items():
+            columns[name].extend(arrays)
+    if missing:
+        for name in RESULT_FIELDS:
+            columns[name].append(pa.nulls(len(missing), RESULT_TYPES[name], memory_pool=POOL))
+        columns["custom_id"][-1] = pa.array(missing, pa.string(), memory_pool=POOL)
+        columns["outcome"][-1] = pa.repeat(pa.scalar("missing"), len(missing), memory_pool=POOL)
+    return columns
+
+
+def _rows(columns: dict[str, list[pa.Array]]) -> int:
+    return sum(len(a) for a in columns["custom_id"])
+
+
+class _Rows:
+    """Request rows of several batches waiting to be handed to dlt as one arrow table."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[pa.Array]] = {name: [] for name in REQUEST_COLUMN_NAMES}
+        self.rows = 0
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def add(self, batch_id: str, columns: dict[str, list[pa.Array]]) -> None:
+        n = _rows(columns)
+        self.columns["batch_id"].append(pa.repeat(pa.scalar(batch_id), n, memory_pool=POOL))
+        for name, arrays in columns.items():
+            self.columns[name].extend(arrays)
+        self.rows += n
+
+    def table(self, ledger: Ledger) -> pa.Table:
+        self.columns["project"] = [pa.repeat(pa.scalar(ledger.project), self.rows, memory_pool=POOL)]
+        redactor = ledger.client.redactor
+        return requests_to_arrow(
+            self.columns, ledger.suspicious, lambda text: redactor.clean(text, settings.IDENTIFIER_MAX_CHARS)
+        )
+
+
+def _cached(clean: Callable[[str], str]) -> Callable[[Any], str | None]:
+    """`clean` for server text, remembered: an error file repeats a handful of messages thousands of times."""
+    remembered = lru_cache(maxsize=4096)(clean)
+
+    def cleaned(value: Any) -> str | None:
+        if value is None:
+            return None
+        return remembered(value if isinstance(value, str) else json.dumps(value))
+
+    return cleaned
+
+
+class _Workers:
+    """`DOWNLOADS_AT_ONCE` daemon threads: a stalled download can never keep the process from exiting
+    (an interrupted run stops at once; downloads see the stop between chunks)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._threads: list[threading.Thread] = []
+        self._tasks: queue.Queue[Any] = queue.Queue()
+        self._results: queue.Queue[tuple[int, Any]] = queue.Queue()
+        self._closed = threading.Event()
+
+    def run(
+        self,
+        fn: Callable[[Any], Any],
+        items: list[Any],
+        *,
+        ordered: bool = False,
+        weight: Callable[[Any], int] | None = None,
+        max_weight: int = 0,
+    ) -> Iterator[Any]:
+        """`fn(item)` for each item, at most `count` at a time. With `ordered`, every result (or the
+        exception it raised) in the items' order; without, results as they finish, and an exception is
+        raised. Without `ordered` an item is handed out only once the caller is done with a result (it
+        turns each into rows before more are downloaded), and, with `weight`, only while the items under
+        way weigh at most `max_weight` together (one always goes): memory stays bounded by both."""
+        while len(self._threads) < min(self.count, len(items)):
+            thread = threading.Thread(target=self._work, name="openai-batches-ledger", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        at_once = len(items) if ordered else self.count
+        under_way: dict[int, int] = {}
+        handed = 0
+
+        def hand_out() -> None:
+            nonlocal handed
+            while handed < len(items) and len(under_way) < at_once:
+                heavy = weight(items[handed]) if weight is not None else 0
+                if under_way and sum(under_way.values()) + heavy > max_weight and weight is not None:
+                    return
+                self._tasks.put((handed, fn, items[handed]))
+                under_way[handed] = heavy
+                handed += 1
+
+        hand_out()
+        finished: dict[int, Any] = {}
+        next_index = 0
+        for _ in items:
+            index, outcome = self._next_result()
+            del under_way[index]
+            if not ordered:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                yield outcome
+                hand_out()
+                continue
+            hand_out()
+            finished[index] = outcome
+            while next_index in finished:
+                yield finished.pop(next_index)
+                next_index += 1
+
+    def _next_result(self) -> tuple[int, Any]:
+        while True:  # a timeout, so that Ctrl-C is seen at once on every platform
+            try:
+                return self._results.get(timeout=0.5)
+            except queue.Empty:
+                continue
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None or self._closed.is_set():
+                return
+            index, fn, item = task
+            try:
+                outcome = fn(item)
+            except BaseException as e:  # handed to the caller's thread, which raises it there
+                outcome = e
+            self._results.put((index, outcome))
+
+    def close(self) -> None:
+        """Workers finish the item in hand (downloads stop at their next chunk) and take no other."""
+        self._closed.set()
+        for _ in self._threads:
+            self._tasks.put(None)
+
+
+__all__ = ["Candidate", "Ledger", "state_digest"]

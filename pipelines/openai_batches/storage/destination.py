@@ -1,0 +1,184 @@
+"""dlt's destination for a DuckDB file, and what is checked before dlt may write into one.
+
+dlt's DuckDB client writes `openai_batches.<table>`. DuckDB names a file's catalog after the file, so
+in `openai_batches.duckdb` (or `openai_batches_staging.duckdb`) that reference is ambiguous between the
+catalog and the schema, and every load failed. Here dlt's client qualifies every name with the file's
+catalog (`"openai_batches"."openai_batches"."batches"`), which binds the same way whatever the file is
+called. Everything else is dlt's own DuckDB destination (its type name too, so pipeline state and
+`pipeline.dataset()` are unchanged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from dlt.common.destination import DestinationCapabilitiesContext
+from dlt.common.schema import Schema
+from dlt.destinations.impl.duckdb.configuration import DuckDbClientConfiguration, DuckDbCredentials
+from dlt.destinations.impl.duckdb.duck import DuckDbClient
+from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+from .. import settings
+from .duckdb_file import CATALOG, duckdb_catalog_name, open_shared
+
+
+class _CatalogQualifiedSqlClient(DuckDbSqlClient):
+    """dlt's DuckDB SQL client with the file's catalog in every qualified name."""
+
+    def _predicted_catalog(self) -> str:
+        if self.credentials.external_conn() is not None:
+            return CATALOG  # the load's shared instance, where the file is attached under our alias (db.py)
+        return duckdb_catalog_name(str(self.credentials.database))
+
+    def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
+        name = getattr(self, "_catalog", None) or self._predicted_catalog()
+        if casefold:
+            name = self.capabilities.casefold_identifier(name)
+        return self.capabilities.escape_identifier(name) if quote else name
+
+    def open_connection(self) -> Any:
+        conn = super().open_connection()
+        if self.credentials.external_conn() is not None:
+            # A cursor of the shared instance starts in its in-memory catalog: make the file the default.
+            conn.execute(f"USE {CATALOG}")
+            with contextlib.suppress(duckdb.CatalogException):  # no schema before the first load
+                conn.execute("SET search_path = ?", [self.fully_qualified_dataset_name(quote=False)])
+        row = conn.execute("SELECT current_database()").fetchone()
+        actual = str(row[0]) if row and row[0] else None
+        if actual and actual != self._predicted_catalog():
+            # DuckDB named the catalog differently than predicted: use its name from now on.
+            self._catalog = actual
+            # As dlt does: before the first load the schema does not exist yet, and that is fine.
+            with contextlib.suppress(duckdb.CatalogException):
+                conn.execute("SET search_path = ?", [self.fully_qualified_dataset_name(quote=False)])
+        return conn
+
+    def warn_if_catalog_equals_dataset_name(self) -> None:
+        """Not a problem here (names are catalog-qualified); the CLI warns about SQL users run directly."""
+
+
+class _Client(DuckDbClient):
+    def __init__(
+        self, schema: Schema, config: DuckDbClientConfiguration, capabilities: DestinationCapabilitiesContext
+    ) -> None:
+        super().__init__(schema, config, capabilities)
+        plain = self.sql_client
+        self.sql_client = _CatalogQualifiedSqlClient(
+            plain.dataset_name, plain.staging_dataset_name, config.credentials, capabilities
+        )
+
+
+# Tables whose staged rows hold each key once: the source never yields an id twice in a run (SeenIds).
+UNIQUE_STAGED_TABLES = {settings.BATCHES_TABLE: ("id",), settings.GONE_TABLE: ("id",)}
+# ... and the other tables a resumed load could have staged twice (see `remove_duplicates_after_resume`).
+KEYS_AFTER_RESUME = {
+    **UNIQUE_STAGED_TABLES,
+    settings.ERRORS_TABLE: ("batch_id", "error_index"),
+    # The request ledger's (merge key `batch_id`, no primary key: dlt never deduplicates their staged rows).
+    settings.REQUESTS_TABLE: ("batch_id", "custom_id"),
+    settings.FILES_TABLE: ("batch_id", "kind"),
+}
+
+
+class _BoundedClient(_Client):
+    """For the runner: dlt's merge first deduplicates the staged rows with a window over all of them,
+    which needs ~1 KB per row in DuckDB and cannot run under a memory limit (1.15 GB for a
+    million-batch backfill in one package). The rows are unique by construction, so the window is
+    skipped; the one way a row can still be staged twice, a load resumed after a kill, is repaired by the
+    runner (`remove_duplicates_after_resume`)."""
+
+    def prepare_load_table(self, table_name: str) -> Any:
+        table = super().prepare_load_table(table_name)
+        if table_name in UNIQUE_STAGED_TABLES:
+            table["x-stage-data-deduplicated"] = True  # type: ignore[typeddict-unknown-key]
+        return table
+
+
+class duckdb_file(duckdb_factory):  # noqa: N801 - dlt names destination factories in lower case
+    """dlt's `duckdb` destination, with catalog-qualified names (see the module's docstring)."""
+
+    @property
+    def client_class(self) -> type[DuckDbClient]:  # type: ignore[override]
+        return _Client
+
+    @property
+    def destination_type(self) -> str:
+        return "dlt.destinations.duckdb"
+
+
+class bounded_duckdb_file(duckdb_file):  # noqa: N801
+    """`duckdb_file` for the runner: bounded memory (see `_BoundedClient` and `duckdb_destination`)."""
+
+    @property
+    def client_class(self) -> type[DuckDbClient]:  # type: ignore[override]
+        return _BoundedClient
+
+
+def duckdb_destination(db_path: str) -> duckdb_file:
+    """The destination `load` writes a DuckDB file with: a million-batch backfill in one package in
+    under 400 MB (measured: ~350 MB, one merge instead of eleven, no slower).
+
+    DuckDB's memory grows with its thread count (buffers per thread), i.e. with the machine, not the data:
+    one thread. A memory limit with the rest spilled to `<file>.tmp`, and no insertion order to keep,
+    bound the staging copy and the merge."""
+    # Inside `db.shared_instance` (a load) dlt borrows cursors of that instance, opened with these
+    # settings, and never closes it (setting `temp_directory` again once it was used is an error).
+    shared = open_shared(db_path)
+    if shared is not None:
+        credentials = DuckDbCredentials(shared)
+    else:
+        credentials = DuckDbCredentials(str(Path(db_path).resolve()), global_config=load_config(db_path))
+    return bounded_duckdb_file(credentials)
+
+
+def load_config(db_path: str) -> dict[str, Any]:
+    """DuckDB's settings while loading (see `duckdb_destination`)."""
+    return {
+        "threads": settings.DUCKDB_LOAD_THREADS,
+        "memory_limit": settings.DUCKDB_LOAD_MEMORY_LIMIT,
+        "preserve_insertion_order": False,
+        "temp_directory": str(Path(db_path).resolve()) + ".tmp",
+    }
+
+
+def remove_duplicates_after_resume(sql_client: Any) -> int:
+    """After a load package was resumed, keep one row per key in the tables it wrote.
+
+    dlt records a staging copy as done only after it ran: a process killed in between copies that file
+    again when the package is resumed, and the merge (which skips its deduplication, see
+    `_BoundedClient`) would insert those rows twice. Identical copies, so which one stays is immaterial.
+    Only ever needed after a resume, which is rare; returns the rows removed."""
+    removed = 0
+    existing = {
+        r[0]
+        for r in sql_client.execute_sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", settings.DATASET_NAME
+        )
+        or []
+    }
+    for table, key in KEYS_AFTER_RESUME.items():
+        if table not in existing:
+            continue
+        name = sql_client.make_qualified_table_name(table)
+        keys = ", ".join(sql_client.escape_column_name(k) for k in key)
+        rows = sql_client.execute_sql(
+            f"""DELETE FROM {name} WHERE rowid IN (
+                    SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY {keys}) AS n FROM {name})
+                    WHERE n > 1)
+                RETURNING 1"""
+        )
+        removed += len(rows or [])
+    return removed
+
+
+__all__ = [
+    "bounded_duckdb_file",
+    "duckdb_destination",
+    "duckdb_file",
+    "load_config",
+    "remove_duplicates_after_resume",
+]

@@ -1,0 +1,334 @@
+"""Where the loaded data lives: a DuckDB file (the default), a DuckLake (a SQL catalog plus Parquet
+files; PostgreSQL is the catalog for teams), or MotherDuck. One object per place, and everything that
+touches the data goes through it: how our own SQL opens it (`connect`), how a load and readers keep out
+of each other's way (`holding`), and the dlt destination a load writes with (`dlt_destination`).
+
+Every connection `connect` returns has the data as its default catalog under the alias `db.CATALOG`,
+so the same SQL (views, `queries/`, reports, `status`) runs on every kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+class Store(ABC):
+    """A place the data lives."""
+
+    kind: str
+
+    @abstractmethod
+    def shown(self) -> str:
+        """How to name the place in a message: never a password or token."""
+
+    @abstractmethod
+    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the data as the default catalog (alias `db.CATALOG`)."""
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """Whether there is anything at the place yet (a file, a catalog that can be attached)."""
+
+    @abstractmethod
+    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        """Exclusive (a load) or shared (a reader) use for the duration of the block; DatabaseBusy
+        after `wait` seconds, DatabaseUnusable when it cannot be used at all."""
+
+    @abstractmethod
+    def dlt_destination(self) -> Any:
+        """The dlt destination a load writes here with."""
+
+    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
+        """The block a load runs in (after the foreign-database check): a place may keep one open
+        connection for all of it, waiting up to `wait` seconds for it (then DatabaseBusy). Nothing by default."""
+        return contextlib.nullcontext()
+
+    @abstractmethod
+    def identity(self) -> str:
+        """Stable and free of secrets: keys dlt's working directory for this place."""
+
+    def warnings(self) -> list[str]:
+        """What a user should know before loading here (e.g. a file name that makes their SQL ambiguous)."""
+        return []
+
+    @abstractmethod
+    def setup_sql(self) -> str:
+        """Statements that make a DuckDB CLI session read the data as `openai_batches.<table>`, with no
+        secret in them (`duckdb -cmd "$(openai-batches sql-setup)"`)."""
+
+    def problem(self) -> str | None:
+        """Why nothing can be loaded here at all, else None (checked before anything is written)."""
+        return None
+
+
+@dataclass(frozen=True)
+class DuckDBFile(Store):
+    """One DuckDB file: one writer, readers wait while it writes (`flock` on `<file>.lock`)."""
+
+    path: str
+    kind: str = field(default="duckdb", init=False)
+
+    def shown(self) -> str:
+        return self.path
+
+    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        from .duckdb_file import connect
+
+        return connect(self.path, read_only=read_only)
+
+    def exists(self) -> bool:
+        return Path(self.path).is_file()
+
+    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        from .lock import holding_database
+
+        return holding_database(self.path, wait=wait, shared=shared)
+
+    def dlt_destination(self) -> Any:
+        from .destination import duckdb_destination
+
+        return duckdb_destination(self.path)
+
+    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
+        """One DuckDB instance of the file for the whole load, dlt's steps and ours (`db.shared_instance`)."""
+        from .destination import load_config
+        from .duckdb_file import shared_instance
+        from .lock import open_when_free
+
+        # A DuckDB shell may have opened the file since `holding` waited for it: wait for it here too.
+        return shared_instance(
+            self.path, config=load_config(self.path), opening=lambda open_: open_when_free(self.path, open_, wait=wait)
+        )
+
+    def identity(self) -> str:
+        return str(Path(self.path).resolve())
+
+    def warnings(self) -> list[str]:
+        from .duckdb_file import ambiguous_file_name
+
+        warning = ambiguous_file_name(self.path)
+        return [warning] if warning else []
+
+    def problem(self) -> str | None:
+        from .duckdb_file import unusable_file_name
+
+        return unusable_file_name(self.path)
+
+    def setup_sql(self) -> str:
+        from .duckdb_file import CATALOG
+
+        literal = "'" + str(Path(self.path).resolve()).replace("'", "''") + "'"
+        return f"ATTACH {literal} AS {CATALOG} (READ_ONLY); USE {CATALOG};"
+
+
+@dataclass(frozen=True)
+class DuckLake(Store):
+    """A DuckLake: metadata in a SQL catalog (`postgres://...`, `sqlite:///file`, `duckdb:///file`), data
+    as Parquet files under `storage` (a local folder or an object-store URL).
+
+    With a PostgreSQL catalog several people and machines read while one load writes (readers see the
+    snapshot before or after a load, never half of one), and loads on different machines exclude each
+    other with an advisory lock held in PostgreSQL for the whole run. With a file catalog the lock is a
+    `flock` next to that file; a `duckdb:///` catalog admits one process at a time."""
+
+    catalog: str = field(repr=False)  # may hold a password
+    storage: str
+    name: str = settings.LAKE_NAME
+    kind: str = field(default="ducklake", init=False)
+
+    @property
+    def driver(self) -> str:
+        scheme = self.catalog.split(":", 1)[0].lower()
+        return "postgres" if scheme in ("postgres", "postgresql") else scheme
+
+    def _catalog_file(self) -> Path | None:
+        if self.driver in ("sqlite", "duckdb"):
+            return Path(self.catalog.split(":///", 1)[-1] if ":///" in self.catalog else self.catalog.split(":", 1)[1])
+        return None
+
+    def _storage_url(self) -> str:
+        if "://" in self.storage and not self.storage.startswith("file://"):
+            return self.storage  # an object store: as given
+        local = self.storage.removeprefix("file://")
+        return str(Path(local).resolve()) + os.sep
+
+    def shown(self) -> str:
+        from ..client.batches import shown_url
+
+        return f"DuckLake {self.name} (catalog {shown_url(self.catalog)}, data {self.storage})"
+
+    def _credentials(self) -> Any:
+        from dlt.common.configuration.specs import ConnectionStringCredentials
+
+        credentials = ConnectionStringCredentials(self.catalog)
+        if credentials.drivername == "postgresql":
+            credentials.drivername = "postgres"  # what DuckDB calls it
+        return credentials
+
+    def _extensions(self) -> tuple[str, ...]:
+        from .extensions import DUCKLAKE, POSTGRES, SQLITE
+
+        return (DUCKLAKE, POSTGRES) if self.driver == "postgres" else (DUCKLAKE, SQLITE)
+
+    def attach_statement(self, alias: str, *, read_only: bool) -> str:
+        """The ATTACH that dlt's ducklake destination uses for this lake (so both see the same one), under
+        `alias`, with the metadata schema named after the lake."""
+        from dlt.destinations.impl.ducklake.sql_client import DuckLakeSqlClient
+
+        statement = DuckLakeSqlClient.build_attach_statement(
+            ducklake_name=alias, metadata_schema=self.name, catalog=self._credentials(), storage_url=self._storage_url()
+        )
+        return statement[:-1] + ", READ_ONLY)" if read_only else statement
+
+    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        from .duckdb_file import CATALOG, open_attached
+        from .extensions import prepare
+
+        return open_attached(
+            self.attach_statement(CATALOG, read_only=read_only), prepare=lambda con: prepare(con, *self._extensions())
+        )
+
+    def exists(self) -> bool:
+        catalog_file = self._catalog_file()
+        if catalog_file is not None:
+            return catalog_file.is_file()
+        try:
+            self.connect(read_only=True).close()
+        except Exception:
+            return False
+        return True
+
+    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        from .lock import database_lock, postgres_lock
+
+        if shared:
+            return contextlib.nullcontext()  # readers see a snapshot: they neither wait nor block a load
+        if self.driver == "postgres":
+            return postgres_lock(self._psycopg_dsn(), key=self._lock_key(), wait=wait, shown=self.shown())
+        catalog_file = self._catalog_file()
+        assert catalog_file is not None
+        return database_lock(str(catalog_file), wait=wait)
+
+    def _lock_key(self) -> int:
+        """One advisory lock per lake (the metadata schema names it within its database)."""
+        digest = hashlib.sha256(f"openai-batches:{self.name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def setup_sql(self) -> str:
+        """The LOAD lines of the packaged extensions (no downloads) and the ATTACH, read-only. A password in
+        a PostgreSQL catalog URL is left out: libpq takes it from PGPASSWORD or ~/.pgpass instead."""
+        from dlt.common.configuration.specs import ConnectionStringCredentials
+
+        from .duckdb_file import CATALOG
+        from .extensions import OFFLINE_SETTINGS, load_targets
+
+        settings_sql = " ".join(f"SET {k} = {str(v).lower()};" for k, v in OFFLINE_SETTINGS.items())
+        loads = " ".join(f"LOAD {target};" for target in load_targets(*self._extensions()))
+        shown = self
+        if self.driver == "postgres":
+            credentials = ConnectionStringCredentials(self.catalog)
+            credentials.password = None
+            shown = DuckLake(catalog=credentials.to_native_representation(), storage=self.storage, name=self.name)
+        return f"{settings_sql} {loads} {shown.attach_statement(CATALOG, read_only=True)}; USE {CATALOG};"
+
+    def _psycopg_dsn(self) -> str:
+        return "postgresql:" + self.catalog.split(":", 1)[1]
+
+    def dlt_destination(self) -> Any:
+        import dlt
+        from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
+
+        from .extensions import dlt_credentials_config
+
+        credentials = DuckLakeCredentials(
+            ducklake_name=self.name, catalog=self._credentials(), storage=self._storage_url()
+        )
+        loading = dlt_credentials_config(*self._extensions())
+        credentials.extensions = loading["extensions"]
+        credentials.global_config = {**loading["global_config"], "threads": settings.DUCKDB_LOAD_THREADS}
+        return dlt.destinations.ducklake(credentials=credentials)
+
+    def identity(self) -> str:
+        from ..client.batches import shown_url
+
+        return f"ducklake:{shown_url(self.catalog)}#{self.name}"
+
+    def problem(self) -> str | None:
+        from .duckdb_file import OWN_SCHEMAS
+
+        if self.driver not in ("postgres", "sqlite", "duckdb"):
+            return (
+                f"the DuckLake catalog must be postgres://..., sqlite:///FILE or duckdb:///FILE, not "
+                f"{self.driver}://..."
+            )
+        if self.name.lower() in OWN_SCHEMAS or self.name.lower() in ("main", "memory", "system", "temp"):
+            # dlt attaches the lake under its name: `openai_batches` would make every `openai_batches.<table>`
+            # ambiguous, as a DuckDB file of that name does.
+            return f"the DuckLake name {self.name!r} is reserved here: choose another (default {settings.LAKE_NAME!r})"
+        return None
+
+
+@dataclass(frozen=True)
+class MotherDuck(Store):
+    """A MotherDuck database (DuckDB in the cloud, the same SQL), configured the dlt way. It needs the
+    network and a token, so the test suite cannot exercise it; loads exclude each other only by running
+    from one machine (there is no lock in MotherDuck that a load could hold)."""
+
+    database: str
+    kind: str = field(default="motherduck", init=False)
+
+    def shown(self) -> str:
+        return f"MotherDuck md:{self.database}"
+
+    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        from .duckdb_file import CATALOG, open_attached
+
+        return open_attached(f"ATTACH 'md:{self.database}' AS {CATALOG}{' (READ_ONLY)' if read_only else ''}")
+
+    def exists(self) -> bool:
+        return True
+
+    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def dlt_destination(self) -> Any:
+        import dlt
+
+        return dlt.destinations.motherduck()
+
+    def identity(self) -> str:
+        return f"md:{self.database}"
+
+    def setup_sql(self) -> str:
+        from .duckdb_file import CATALOG
+
+        return f"ATTACH 'md:{self.database}' AS {CATALOG} (READ_ONLY); USE {CATALOG};"
+
+
+def as_store(where: Store | str) -> Store:
+    """A Store for a DuckDB file path, or the Store itself."""
+    return where if isinstance(where, Store) else DuckDBFile(str(where))
+
+
+@contextlib.contextmanager
+def connected(store: Store, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = store.connect(read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+__all__ = ["DuckDBFile", "DuckLake", "MotherDuck", "Store", "as_store", "connected"]

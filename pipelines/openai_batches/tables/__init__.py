@@ -1,0 +1,5 @@
+"""What the tables are: column lists, table names, arrow schemas and the conversion of API objects to rows.
+Read by the sources (to write the tables) and by storage and analysis (to read them).
+
+May import: pyarrow, `openai_batches.settings`. Never dlt, the clients, the sources or anything above them.
+"""
