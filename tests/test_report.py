@@ -387,7 +387,7 @@ def test_every_imported_package_is_declared() -> None:
                 imported.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"pipelines", "__future__"}
+    third_party = imported - set(sys.stdlib_module_names) - {"openai_batches", "__future__"}
     owners = packages_distributions()
     declared = _declared_distributions()
     undeclared = {

@@ -49,8 +49,10 @@ def _imports() -> dict[str, set[str]]:
                 for _ in range(max(0, node.level - 1)):
                     base = base.rsplit(".", 1)[0]
                 target = f"{base}.{node.module}" if node.level and node.module else (node.module or base)
-                candidates = [target, *(f"{target}.{a.name}" for a in node.names)]
-                found |= {c for c in candidates if c in modules}
+                # `from . import settings` depends on the module settings; `from . import X` on the package's X.
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    found |= {sub} if sub in modules else ({target} & modules.keys())
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name in modules}
         graph[name] = found - {name}
@@ -89,3 +91,70 @@ def test_help_imports_neither_dlt_nor_pyarrow_nor_duckdb() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"`--help` imported {result.stdout.strip()}"
+
+
+# What each layer may import of the package (the folders' docstrings say the same). A layer absent from a
+# list may not be imported; `openai_batches` itself (the face: lazy names, settings, config) is open to all
+# but client/ and tables/, which stand alone.
+ALLOWED = {
+    "client": {"client", "settings"},
+    "tables": {"tables", "settings"},
+    "sources": {"sources", "client", "tables", "settings"},
+    "storage": {"storage", "client", "tables", "settings"},
+    "analysis": {"analysis", "storage", "tables", "settings", "config"},
+    "load": {"load", "sources", "storage", "client", "tables", "analysis", "settings", "config", ""},
+    "simulator": {"simulator", "settings", "load.memory", "cli.argtypes"},
+}
+# Third-party packages a layer must not import (at any level).
+FORBIDDEN_THIRD_PARTY = {
+    "client": {"dlt", "pyarrow", "duckdb"},
+    "tables": {"dlt", "duckdb", "httpx"},
+    "simulator": {"dlt", "duckdb", "httpx"},
+    "analysis": {"httpx"},
+}
+
+
+def _layer(module: str) -> str:
+    """`openai_batches.client.batches` -> `client`; a root module -> its own name; the root itself -> ''."""
+    parts = module.split(".")[1:]
+    return parts[0] if parts else ""
+
+
+def _allowed(layer: str, target: str) -> bool:
+    rules = ALLOWED[layer]
+    inner = target.split(".", 1)[1] if "." in target else ""
+    return any(inner == rule or inner.startswith(rule + ".") for rule in rules if rule) or ("" in rules and not inner)
+
+
+def test_layers_import_only_what_their_folder_docstring_allows() -> None:
+    graph = _imports()
+    wrong = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        if (layer := _layer(name)) in ALLOWED and not name.endswith(".__init__")
+        for target in targets
+        if _layer(target) != layer and not _allowed(layer, target)
+    )
+    assert not wrong, "\n".join(wrong)
+
+
+def test_layers_keep_off_the_libraries_they_must_not_need() -> None:
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        layer = _layer(_module_name(path))
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                roots = {node.module.split(".")[0]}
+            elif isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            else:
+                continue
+            wrong += [f"{_module_name(path)} imports {r}" for r in roots & FORBIDDEN_THIRD_PARTY.get(layer, set())]
+    assert not wrong, sorted(wrong)
+
+
+def test_the_package_root_keeps_only_its_face() -> None:
+    assert {p.name for p in PACKAGE.glob("*.py")} == {"__init__.py", "settings.py", "config.py"}
+    for folder in (p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__" and p.name != "sql"):
+        docstring = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+        assert docstring, f"{folder.name}/__init__.py says nothing of what it owns"

@@ -1,13 +1,13 @@
 """dlt source for OpenAI Batch API jobs: `openai_batches`, resource `batches` (and, with `requests=True`,
-the request ledger: every request of each finished batch, read from its files; see ledger.py).
+the request ledger: every request of each finished batch, read from its files; see sources/ledger/reader.py).
 
 Pages `GET /v1/batches` newest first, flattens `usage` and `request_counts` into columns, puts
 `errors.data` into `batches__errors__data`, and merges into the destination by batch id. Each run
-reads what is new since the last run (with a lookback window, see sync_plan.py) plus every batch that
+reads what is new since the last run (with a lookback window, see sources/batches/plan.py) plus every batch that
 was still open then, and nothing more. The source is complete on its own: one
 `pipeline.run(openai_batches(api_key=...))` loads the whole history, the next one is incremental.
 
-`openai_organization` (organization.py) is the second source: the organisation's projects, daily
+`openai_organization` (sources/admin/source.py) is the second source: the organisation's projects, daily
 usage and daily costs from the Admin API (an admin key), for reconciliation.
 
 Names are imported from their modules on first use: `openai-batches --help` imports this package and

@@ -51,7 +51,7 @@ class RunConfig:
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
     organization: OrganizationConfig | None = None  # None: no admin key, batches only
-    requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (ledger.py)
+    requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (sources/ledger/reader.py)
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
 
 

@@ -83,7 +83,7 @@ MAX_GONE_IDS = 10_000
 ARROW_CHUNK_ROWS = 5_000
 
 # DuckDB memory of the loading connection; beyond it the staging copy and the merge spill to
-# `<database>.tmp`. With it (and without dlt's deduplication window, see destination.py) a
+# `<database>.tmp`. With it (and without dlt's deduplication window, see storage/destination.py) a
 # million-batch backfill loads in one package at a peak RSS of ~350 MB in all (sampled per step: 80 MB
 # 346, 100 MB 377, 120 MB 399; no slower), and without a limit DuckDB kept ~750 MB of blocks cached.
 DUCKDB_LOAD_MEMORY_LIMIT = "80MB"
@@ -122,7 +122,7 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 # Error codes that a retry cannot fix even though the status (429) usually can.
 NON_RETRYABLE_CODES = frozenset({"insufficient_quota"})
 
-# `load` holds `<database>.lock` for the whole run (see lock.py).
+# `load` holds `<database>.lock` for the whole run (see storage/lock.py).
 LOCK_SUFFIX = ".lock"
 # How long a `load` waits for a running one before exiting 75: long enough to ride out a run that is
 # just finishing or a `status` read, short enough that a hung run is reported on the next cron tick.
@@ -131,10 +131,10 @@ DEFAULT_LOCK_WAIT_S = 30.0
 DEFAULT_STATUS_WAIT_S = 10.0
 LOCK_POLL_S = 0.2
 
-# Table of successful project runs, written by the runner after each one (see status.py).
+# Table of successful project runs, written by the runner after each one (see cli/status.py).
 RUN_LOG_TABLE = "_load_runs"
 
-# --- The request ledger (`load --requests`, ledger.py) ---------------------------------------------------
+# --- The request ledger (`load --requests`, sources/ledger/reader.py) -------------------------------------------------
 # Tables of the ledger: one row per request of a finished batch, one row per file of such a batch.
 REQUESTS_TABLE = "batch_requests"
 FILES_TABLE = "batch_files"

@@ -1,6 +1,6 @@
 """HTTP access to OpenAI's Admin API (projects, completions usage, costs) with an admin key.
 
-The same client machinery as the batch endpoints (helpers.py): retry policy and run budget, a total
+The same client machinery as the batch endpoints (client/batches.py): retry policy and run budget, a total
 time bound per request, the key masked in everything shown. What differs is the paging: projects
 page with `after` (the last id), usage and costs with the opaque `page`/`next_page` cursor; one loop
 follows both.

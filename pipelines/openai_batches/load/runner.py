@@ -22,7 +22,6 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .. import settings
-from ..cli.status import record_run
 from ..client.batches import RetryPolicy
 from ..config import RunConfig
 from ..sources.batches.source import openai_batches
@@ -35,6 +34,7 @@ from ..storage.store import DuckDBFile, Store, as_store, connected
 from .failures import cause, reraise_interruption
 from .interrupt import raise_if_stopping
 from .memory import release_free_memory
+from .run_log import record_run
 
 if TYPE_CHECKING:
     from .admin_run import OrganizationOutcome
@@ -110,7 +110,7 @@ def make_pipeline(where: Store | str) -> dlt.Pipeline:
     # load, so the file does not keep a second copy of the largest package it ever loaded.
     dlt.config["load.truncate_staging_dataset"] = True
     # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
-    # the CLI stops at once instead (see interrupt.py).
+    # the CLI stops at once instead (see load/interrupt.py).
     dlt.config["runtime.intercept_signals"] = False
     return dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,

@@ -31,7 +31,8 @@ class _CatalogQualifiedSqlClient(DuckDbSqlClient):
 
     def _predicted_catalog(self) -> str:
         if self.credentials.external_conn() is not None:
-            return CATALOG  # the load's shared instance, where the file is attached under our alias (db.py)
+            # the load's shared instance, where the file is attached under our alias (storage/duckdb_file.py)
+            return CATALOG
         return duckdb_catalog_name(str(self.credentials.database))
 
     def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:

@@ -1,5 +1,5 @@
 """The one place that opens a DuckDB database file for this program's own SQL (status, views, reports,
-the demo summary, the notebook). dlt's loader connections are made in `destination.py`.
+the demo summary, the notebook). dlt's loader connections are made in `storage/destination.py`.
 
 DuckDB names the catalog of `duckdb.connect(path)` after the file (`openai_batches.duckdb` becomes the
 catalog `openai_batches`). When that name equals a schema we create (`openai_batches`,
@@ -43,7 +43,7 @@ def open_attached(
 ) -> duckdb.DuckDBPyConnection:
     """A new DuckDB instance in which `attach` (an ATTACH ... AS CATALOG statement) is the default catalog;
     `prepare` runs first (loading extensions). The one `duckdb.connect` of this program's own SQL: files,
-    DuckLakes and MotherDuck all open through it (see store.py)."""
+    DuckLakes and MotherDuck all open through it (see storage/store.py)."""
     import duckdb
 
     con = duckdb.connect(":memory:", config=dict(config or {}))
@@ -74,7 +74,7 @@ def shared_instance(
     opening: Callable[[Callable[[], duckdb.DuckDBPyConnection]], duckdb.DuckDBPyConnection] = lambda open_: open_(),
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """One DuckDB instance of the file, with `config`, for everything this process does with it until
-    the block ends: `connect(db_path)` hands out cursors of it, and dlt's loader uses it (destination.py).
+    the block ends: `connect(db_path)` hands out cursors of it, and dlt's loader uses it (storage/destination.py).
 
     Why: every dlt step and load job otherwise opens the file and closes it again, and each close
     checkpoints: ~10 opens and closes per load, a third of a second of a 20k-batch backfill. And two

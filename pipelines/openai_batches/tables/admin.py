@@ -1,7 +1,7 @@
 """The one column list of the organisation's tables (`projects`, `usage_daily`, `costs_daily`), and
 the conversion of Admin API objects into arrow tables that follow it.
 
-Declared up front like the batch columns (columns.py): every column exists from the first load with
+Declared up front like the batch columns (tables/batches.py): every column exists from the first load with
 a stable type. Values the API sends in another shape (a count that is not an integer, a time that is
 not a number) are NULL, with one warning per field and run.
 """
@@ -57,7 +57,7 @@ COST_COLUMNS: tuple[Column, ...] = (
 )
 
 # The key a usage row is one of: one row per (day, project_id, model, batch); a day read again
-# replaces that day's rows (the merge key of the load is the day, see organization.py).
+# replaces that day's rows (the merge key of the load is the day, see sources/admin/source.py).
 USAGE_KEY = ("day", "project_id", "model", "batch")
 COST_KEY = ("day", "project_id", "line_item")
 

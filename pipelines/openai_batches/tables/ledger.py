@@ -1,6 +1,6 @@
 """The one column list of the request ledger's tables (`batch_requests`, `batch_files`), and their arrow form.
 
-Like `columns.py`: every column is declared up front with its type, so both tables have all their
+Like `tables/batches.py`: every column is declared up front with its type, so both tables have all their
 columns from the first load, even while a column has no value yet (tokens of a batch that only failed).
 Only these fields are ever taken from a batch's files: never a prompt, an answer, a vector or a score.
 """

@@ -67,7 +67,7 @@ GONE_HINTS = _merged_table(settings.GONE_TABLE, gone_column_hints(), key="id")
 REQUESTS_HINTS = _merged_table(settings.REQUESTS_TABLE, requests_column_hints(), merge_key="batch_id")
 FILES_HINTS = _merged_table(settings.FILES_TABLE, files_column_hints(), merge_key="batch_id")
 _LEDGER_HINTS = {"requests": REQUESTS_HINTS, "files": FILES_HINTS}
-# Resource state key of the request ledger's state (per project, see ledger.py).
+# Resource state key of the request ledger's state (per project, see sources/ledger/reader.py).
 _LEDGER = "ledger"
 
 # Resource state key under which the name used for a key without a configured project name is
@@ -109,7 +109,7 @@ def openai_batches(
         stats: Filled with requests made and batches new / updated / still open / gone.
         progress: Told about each page, for progress display.
         requests: Also read the request ledger: every request of every batch that finished (tables
-            `batch_requests`, `batch_files`; see ledger.py). Downloads each batch's files once.
+            `batch_requests`, `batch_files`; see sources/ledger/reader.py). Downloads each batch's files once.
         requests_max_mb_per_run: MB of files one run starts reading at most; the rest waits for the
             next runs, files that expire first before the others.
 

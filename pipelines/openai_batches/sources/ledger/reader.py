@@ -1,7 +1,7 @@
 """The request ledger: every request of every finished batch, what happened to it, never its content.
 
 For each batch the run saw finish (and each one an earlier run left pending), the batch's output and
-error files are streamed (`GET /files/{id}/content`) and parsed line by line (ledger_parse.py); when
+error files are streamed (`GET /files/{id}/content`) and parsed line by line (sources/ledger/parse.py); when
 their lines do not account for `request_counts.total`, the input file is streamed too and only its
 custom ids are taken: those in neither file are `missing`. A batch is the unit of work: its rows are
 written together (merge key `batch_id`), so a batch is never half in the ledger.
@@ -13,7 +13,7 @@ up to `DOWNLOADS_AT_ONCE` files at a time. The rest, and batches whose download 
 retries, stay pending in the resource state (committed with the data) for the next run. A file the
 API answers 404 for is recorded `gone` and the run goes on. 401 and 403 fail the run, as for the list.
 
-State kept per project, next to the batches' own (`sync_plan.py`):
+State kept per project, next to the batches' own (`sources/batches/plan.py`):
     {"version": 1, "synced": digest of the batches state it last ran with,
      "pending": {batch_id: {"total": n, "ended": t, "files": {kind: id}, "sizes": {...}, "expiries": {...},
                             "gone": [kinds], "announced": bool}}}
