@@ -18,7 +18,7 @@ from openai_batches.load.runner import LoadResult, run_load
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 # A throwaway PostgreSQL (`postgres_server`, `postgres_dsn`) for the tests that need one.
-pytest_plugins = ["tests.postgres"]
+pytest_plugins = ["tests.support.postgres"]
 
 # A fixed "now" so that workloads and lifecycles are the same on every run: 2026-11-01T00:00:00Z.
 NOW = 1_793_491_200.0

@@ -32,7 +32,7 @@ from openai_batches.load.runner import run_load
 from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A, config_for, rows_by_id, table
-from .support_reliability import (
+from .support.fake_api import (
     Reply,
     ScriptedApi,
     assert_one_clear_error,

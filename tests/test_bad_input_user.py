@@ -29,7 +29,7 @@ import pytest
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A
-from .support_reliability import assert_one_clear_error, cli_env, run_cli
+from .support.fake_api import assert_one_clear_error, cli_env, run_cli
 
 
 def closed_port() -> int:

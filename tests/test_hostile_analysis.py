@@ -18,8 +18,8 @@ import pytest
 from openai_batches.analysis.prices import PricesError, load_overrides
 from openai_batches.cli import main as cli
 
-from .support_analysis import module_database, usage
-from .support_reliability import make_batch
+from .support.analysis import module_database, usage
+from .support.fake_api import make_batch
 
 # Markup a metadata value or model name can carry into a rendered report: raw HTML (runs in a notebook's
 # trusted output or any Markdown renderer that passes HTML through), and a `javascript:` link.

@@ -24,7 +24,7 @@ from openai_batches.load.runner import make_pipeline, run_load
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, PROJECT_A, config_for, list_requests, load, rows_by_id, table
-from .support_reliability import (
+from .support.fake_api import (
     Reply,
     ScriptedApi,
     cli_env,

@@ -15,7 +15,7 @@ from openai_batches.config import OrganizationConfig
 from openai_batches.load.runner import LoadResult, run_load
 
 from .conftest import KEY_A, config_for, table
-from .support_reliability import RawApi, Reply, ScriptedApi, json_reply, make_batch, raw_response, serve_all
+from .support.fake_api import RawApi, Reply, ScriptedApi, json_reply, make_batch, raw_response, serve_all
 
 DAY = 86_400
 

@@ -24,7 +24,7 @@ from openai_batches.load.runner import working_dir
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, PROJECT_A, PROJECT_B
-from .support_reliability import cli_env, ids_and_duplicates, paths_now, run_cli, spawn_cli
+from .support.fake_api import cli_env, ids_and_duplicates, paths_now, run_cli, spawn_cli
 from .test_load import assert_matches_simulator
 
 ITERATIONS = int(os.environ.get("OPENAI_BATCHES_KILL_ITERATIONS", "8"))

@@ -25,7 +25,7 @@ from openai_batches.sources.ledger.parse import RESULT_FIELDS
 from openai_batches.storage.destination import remove_duplicates_after_resume
 
 from .conftest import KEY_A, PROJECT_A, config_for, table
-from .support_reliability import (
+from .support.fake_api import (
     Reply,
     ScriptedApi,
     cli_env,

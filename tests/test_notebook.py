@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from openai_batches.cli.demo import run_demo
 
-from .support_analysis import load_batches, odd_batches
+from .support.analysis import load_batches, odd_batches
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
 

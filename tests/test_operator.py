@@ -28,7 +28,7 @@ from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorSer
 from openai_batches.storage.lock import lock_path
 
 from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
-from .support_reliability import (
+from .support.fake_api import (
     CLI,
     REPO,
     assert_one_clear_error,

@@ -1,4 +1,4 @@
-"""The throwaway PostgreSQL of tests/postgres.py: what dlt and DuckDB need from it, and that nothing of it
+"""The throwaway PostgreSQL of tests/support/postgres.py: what dlt and DuckDB need from it, and that nothing of it
 outlives the tests."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 from openai_batches.storage import extensions
 
 if TYPE_CHECKING:
-    from tests.postgres import PostgresServer
+    from tests.support.postgres import PostgresServer
 
-# The fixtures. tests.postgres is imported inside the tests below, after pytest has imported it as a plugin
+# The fixtures. tests.support.postgres is imported inside the tests below, after pytest has imported it as a plugin
 # (importing it here first would leave it without pytest's assertion rewriting, and warn).
-pytest_plugins = ["tests.postgres"]
+pytest_plugins = ["tests.support.postgres"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def test_dlt_postgres_destination_loads_through_the_dsn(postgres_dsn: str) -> No
 def test_the_cluster_is_unprivileged_and_reachable_only_through_its_socket(postgres_server: PostgresServer) -> None:
     import psycopg2
 
-    from tests.postgres import UNPRIVILEGED_USER
+    from tests.support.postgres import UNPRIVILEGED_USER
 
     with psycopg2.connect(postgres_server.dsn()) as con, con.cursor() as cur:
         cur.execute("SHOW listen_addresses")
@@ -90,7 +90,7 @@ def test_the_cluster_is_unprivileged_and_reachable_only_through_its_socket(postg
 
 
 def test_stopped_and_removed_when_the_block_fails() -> None:
-    from tests.postgres import throwaway_postgres
+    from tests.support.postgres import throwaway_postgres
 
     with pytest.raises(RuntimeError, match="test failed"), throwaway_postgres() as pg:
         pid, root = server_pid(pg.root), pg.root
@@ -103,7 +103,7 @@ def test_stopped_and_removed_when_the_block_fails() -> None:
 def test_the_server_goes_with_a_killed_test_process() -> None:
     script = (
         "import sys, time\n"
-        "from tests.postgres import throwaway_postgres\n"
+        "from tests.support.postgres import throwaway_postgres\n"
         "with throwaway_postgres() as pg:\n"
         "    print(pg.root, flush=True)\n"
         "    time.sleep(60)\n"
@@ -131,7 +131,7 @@ def test_the_server_goes_with_a_killed_test_process() -> None:
 def test_missing_binaries_are_reported_with_how_to_install_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests import postgres
+    from tests.support import postgres
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no pg_config
     monkeypatch.delenv("PG_BINDIR", raising=False)

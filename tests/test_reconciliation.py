@@ -23,8 +23,8 @@ from openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
 from openai_batches.load.runner import LoadResult, run_load
 from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
-from .support_analysis import dlt_dirs
-from .support_reliability import cli_env, error_lines, files_containing, run_cli
+from .support.analysis import dlt_dirs
+from .support.fake_api import cli_env, error_lines, files_containing, run_cli
 
 KEY_A, KEY_B = "sk-test-alpha-0123456789", "sk-test-bravo-9876543210"
 ALPHA, BRAVO, HIDDEN, OLD = "proj_alpha", "proj_bravo", "proj_hidden", "proj_old"
@@ -458,7 +458,7 @@ def test_the_source_in_a_plain_pipeline_refuses_pages_that_cannot_be_right(
     from openai_batches import openai_organization
     from openai_batches.client.batches import RetryPolicy
 
-    from .support_reliability import ScriptedApi, json_reply
+    from .support.fake_api import ScriptedApi, json_reply
 
     mode = {"usage": "odd"}
     day = date(2025, 10, 1)

@@ -21,7 +21,7 @@ from openai_batches.load.runner import run_load, working_dir
 from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, PROJECT_A, PROJECT_B, config_for, load
-from .support_reliability import (
+from .support.fake_api import (
     assert_one_clear_error,
     cli_env,
     ids_and_duplicates,

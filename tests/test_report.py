@@ -28,7 +28,7 @@ from openai_batches.settings import DEMO_DB_PATH
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for, load, table
-from .support_reliability import cli_env, run_cli
+from .support.fake_api import cli_env, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT_NAMES = [q.name for q in load_queries()]
@@ -249,7 +249,7 @@ def test_without_a_database_configured_the_demo_one_is_used(
 
 # --- issue 8: nothing a user does to the database fails a load; reading needs no write access ---------------
 def test_a_user_table_named_like_a_view_never_fails_a_committed_load(tmp_path: Path) -> None:
-    from .support_reliability import ScriptedApi, error_lines, newest_first, serve_all
+    from .support.fake_api import ScriptedApi, error_lines, newest_first, serve_all
 
     batches = newest_first(3)
     route = [serve_all(batches[1:])]

@@ -14,7 +14,7 @@ from openai_batches.load.runner import make_pipeline, working_dir
 from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import NOW, PROJECT_A
-from .support_reliability import REPO, Reply, ScriptedApi, cli_env, files_containing, json_reply, run_cli
+from .support.fake_api import REPO, Reply, ScriptedApi, cli_env, files_containing, json_reply, run_cli
 
 KEY = "sk-proj-CanaryLeakCheck-7Q9xZ2mV4bN8kL1pR6tY3wE5"
 # Long pieces too: a server may echo the key masked at both ends, and an excerpt may cut it short.

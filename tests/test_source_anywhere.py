@@ -17,7 +17,7 @@ from openai_batches import openai_batches
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, NOW, PROJECT_A
-from .support_reliability import REPO, cli_env
+from .support.fake_api import REPO, cli_env
 
 
 def test_a_plain_pipeline_run_loads_a_long_history_in_one_call_then_runs_incrementally(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import make_pipeline, run_load
 from openai_batches.sources.batches.source import openai_batches
 
-from .support_reliability import Reply, ScriptedApi, envelope, json_reply
+from .support.fake_api import Reply, ScriptedApi, envelope, json_reply
 
 EXAMPLES = int(os.environ.get("OPENAI_BATCHES_STATE_EXAMPLES", "4"))
 STEPS = int(os.environ.get("OPENAI_BATCHES_STATE_STEPS", "16"))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .support_reliability import REPO
+from .support.fake_api import REPO
 
 PACKAGE = REPO / "pipelines" / "openai_batches"
 

@@ -14,7 +14,7 @@ import pytest
 from openai_batches.load.runner import run_load
 
 from .conftest import config_for
-from .support_reliability import ScriptedApi, make_batch, serve_all
+from .fake_api import ScriptedApi, make_batch, serve_all
 
 ODD_KEY = "sk-test-odd-values-0123456789"
 ODD_PROJECT = "proj_odd"

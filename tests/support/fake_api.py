@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import duckdb
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "openai_batches.cli.main"]
 
 
