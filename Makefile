@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo load test lint typecheck bench soak lock clean
+.PHONY: install run demo load test test-fast lint typecheck bench soak lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -36,6 +36,11 @@ typecheck: install
 # Tests on every core (xdist); worksteal rebalances the few long tests (a fresh clone, DuckLake) across workers.
 test: install lint typecheck
 	$(BIN)/pytest -q -n auto --dist worksteal
+
+# The inner loop (under 30 s on 2 cores): the tests of pure logic and the fast ones; no load through dlt, no
+# process of its own, no PostgreSQL (markers set in tests/conftest.py).
+test-fast: install
+	$(BIN)/pytest -q -n 2 -m "not slow and not postgres and not subprocess"
 
 bench: install
 	$(BIN)/python bench/run.py

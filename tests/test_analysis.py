@@ -24,7 +24,7 @@ from openai_batches.analysis.views import VIEW_NAMES
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import USAGE_CUTOFF, SimClock, SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for
+from .support.workload import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for
 
 DAY = 86_400
 

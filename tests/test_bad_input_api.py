@@ -31,22 +31,20 @@ import pytest
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, PROJECT_A, config_for, rows_by_id, table
+from .support.assertions import assert_matches_simulator, rows_by_id, table
+from .support.cli import assert_one_clear_error, cli_env, run_cli
 from .support.fake_api import (
     Reply,
     ScriptedApi,
-    assert_one_clear_error,
-    cli_env,
     count_requests,
     envelope,
     json_reply,
     make_batch,
     newest_first,
     paged,
-    run_cli,
     serve_all,
 )
-from .test_load import assert_matches_simulator
+from .support.workload import KEY_A, PROJECT_A, config_for
 
 
 def columns_of(db: str, table_name: str = "batches") -> dict[str, str]:

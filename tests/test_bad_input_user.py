@@ -28,8 +28,8 @@ import pytest
 
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, PROJECT_A
-from .support.fake_api import assert_one_clear_error, cli_env, run_cli
+from .support.cli import assert_one_clear_error, cli_env, run_cli
+from .support.workload import KEY_A, PROJECT_A
 
 
 def closed_port() -> int:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, PROJECT_A, table
+from .support.assertions import table
+from .support.workload import KEY_A, PROJECT_A
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,8 +17,8 @@ from openai_batches.storage.destination import load_config
 from openai_batches.storage.duckdb_file import CATALOG, connect, open_shared, shared_instance
 from openai_batches.storage.lock import DatabaseBusy
 
-from .conftest import KEY_A, PROJECT_A, config_for, load
-from .test_load import assert_matches_simulator
+from .support.assertions import assert_matches_simulator
+from .support.workload import KEY_A, PROJECT_A, config_for, load
 
 
 def test_connections_inside_the_block_are_cursors_of_the_one_instance(tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
-from .conftest import NOW
+from .support.workload import NOW
+
+pytestmark = pytest.mark.slow  # the whole demo workload
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "demo_report_before.json.gz"
 # Depend on the real clock (how long a batch has been open), not on the data; and an example picked by

@@ -17,8 +17,8 @@ from openai_batches.analysis.report import collect
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 from openai_batches.storage.store import DuckLake
 
-from .conftest import KEY_A, KEY_B, PROJECT_A
-from .support.fake_api import cli_env, run_cli, spawn_cli
+from .support.cli import cli_env, run_cli, spawn_cli
+from .support.workload import KEY_A, KEY_B, PROJECT_A
 
 
 def lake_env(catalog: str, storage: Path, server: SimulatorServer, data_dir: Path, **extra: str) -> dict[str, str]:

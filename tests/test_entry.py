@@ -9,7 +9,7 @@ from pathlib import Path
 
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, PROJECT_A
+from .support.workload import KEY_A, PROJECT_A
 
 ENTRY = [sys.executable, "-c", "from openai_batches.cli.main import entry; entry()"]
 

@@ -23,20 +23,10 @@ from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import make_pipeline, run_load
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, PROJECT_A, config_for, list_requests, load, rows_by_id, table
-from .support.fake_api import (
-    Reply,
-    ScriptedApi,
-    cli_env,
-    envelope,
-    json_reply,
-    make_batch,
-    newest_first,
-    paged,
-    run_cli,
-    serve_all,
-)
-from .test_load import assert_matches_simulator
+from .support.assertions import assert_matches_simulator, list_requests, rows_by_id, table
+from .support.cli import cli_env, run_cli
+from .support.fake_api import Reply, ScriptedApi, envelope, json_reply, make_batch, newest_first, paged, serve_all
+from .support.workload import KEY_A, PROJECT_A, config_for, load
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 

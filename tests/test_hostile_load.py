@@ -14,8 +14,9 @@ import pytest
 from openai_batches.config import OrganizationConfig
 from openai_batches.load.runner import LoadResult, run_load
 
-from .conftest import KEY_A, config_for, table
+from .support.assertions import table
 from .support.fake_api import RawApi, Reply, ScriptedApi, json_reply, make_batch, raw_response, serve_all
+from .support.workload import KEY_A, config_for
 
 DAY = 86_400
 

@@ -19,13 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from openai_batches.load.runner import working_dir
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, KEY_B, PROJECT_A, PROJECT_B
-from .support.fake_api import cli_env, ids_and_duplicates, paths_now, run_cli, spawn_cli
-from .test_load import assert_matches_simulator
+from .support.assertions import assert_matches_simulator, ids_and_duplicates, paths_now
+from .support.cli import cli_env, run_cli, spawn_cli
+from .support.workload import KEY_A, KEY_B, PROJECT_A, PROJECT_B
+
+pytestmark = pytest.mark.slow  # SIGKILL campaigns
 
 ITERATIONS = int(os.environ.get("OPENAI_BATCHES_KILL_ITERATIONS", "8"))
 SEED = int(os.environ.get("OPENAI_BATCHES_KILL_SEED", "20261101"))
@@ -105,7 +108,9 @@ def assert_database_readable(db: Path) -> None:
 
 
 def test_sigkill_at_every_stage_then_a_clean_run_converges(tmp_path: Path) -> None:
-    from .conftest import NOW, SimClock
+    from openai_batches.simulator import SimClock
+
+    from .support.workload import NOW
 
     rng = random.Random(SEED)
     org = SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: PROJECT_B}, clock=SimClock(start=NOW), seed=SEED % 1000)

@@ -24,19 +24,21 @@ from openai_batches.simulator.batch_requests import OUTPUT_ERROR, ZERO_STATUS
 from openai_batches.sources.ledger.parse import RESULT_FIELDS
 from openai_batches.storage.destination import remove_duplicates_after_resume
 
-from .conftest import KEY_A, PROJECT_A, config_for, table
-from .support.fake_api import (
-    Reply,
-    ScriptedApi,
-    cli_env,
-    json_reply,
-    make_batch,
-    run_cli,
-    serve_all,
-    spawn_cli,
-    walk,
+from .support.assertions import table, walk
+from .support.cli import cli_env, run_cli, spawn_cli
+from .support.fake_api import Reply, ScriptedApi, json_reply, make_batch, serve_all
+from .support.workload import (
+    CHAT,
+    DAY,
+    EMBEDDINGS,
+    ENDPOINTS,
+    KEY_A,
+    MODERATIONS,
+    NO_QUIRKS,
+    PROJECT_A,
+    RESPONSES,
+    config_for,
 )
-from .test_simulator_files import CHAT, DAY, EMBEDDINGS, ENDPOINTS, MODERATIONS, NO_QUIRKS, RESPONSES
 
 QUIRKS = {"missing_requests": 2, "zero_status_requests": 2, "output_error_requests": 2}
 FIELDS = RESULT_FIELDS[1:]  # every ledger field but the custom id, which keys the rows

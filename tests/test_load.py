@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -14,71 +13,9 @@ from openai_batches import openai_batches
 from openai_batches.load.runner import make_pipeline, run_load, working_dir
 from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
-from .conftest import (
-    KEY_A,
-    KEY_B,
-    PROJECT_A,
-    PROJECT_B,
-    StaticApi,
-    config_for,
-    list_requests,
-    load,
-    rows_by_id,
-    table,
-)
-
-TERMINAL = {"completed", "failed", "expired", "cancelled"}
-
-
-def expected_row(batch: dict[str, Any]) -> dict[str, Any]:
-    """The row a batch object should become, written independently of the pipeline's own code."""
-    row: dict[str, Any] = {}
-
-    def flatten(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and prefix not in ("metadata",):
-            for key, inner in value.items():
-                if key == "data" and prefix == "errors":
-                    continue  # errors.data goes to the child table
-                flatten(f"{prefix}__{key}" if prefix else key, inner)
-        elif value is None and prefix in ("errors", "usage", "request_counts"):
-            return  # a null object has no columns of its own: its nested columns stay NULL
-        else:
-            row[prefix] = value
-
-    flatten("", batch)
-    for name in list(row):
-        if name.endswith("_at") and row[name] is not None:
-            row[name] = datetime.fromtimestamp(row[name], UTC)
-    return row
-
-
-def assert_matches_simulator(db: str, org: SimulatedOrg, project: str) -> None:
-    rows = rows_by_id(db)
-    expected = {b["id"]: b for b in org.batches(project)}
-    project_rows = {k: v for k, v in rows.items() if v["project"] == project}
-    assert set(project_rows) == set(expected)
-    for batch_id, batch in expected.items():
-        row = project_rows[batch_id]
-        want = expected_row(batch)
-        for name, value in want.items():
-            got = row[name]
-            if name == "metadata":
-                got = None if got is None else json.loads(got)
-            assert got == value, f"{batch_id}.{name}: {got!r} != {value!r}"
-        # Columns the object lacks (usage before September 2025, model) are NULL, never 0.
-        for name in row:
-            if name.startswith(("usage__", "model", "errors__")) and name not in want:
-                assert row[name] is None, f"{batch_id}.{name} should be NULL"
-    errors = table(
-        db, "SELECT batch_id, error_index, code, line, message, param FROM openai_batches.batches__errors__data"
-    )
-    want_errors = {
-        (b["id"], i, e["code"], e["line"], e["message"], e["param"])
-        for b in expected.values()
-        if b["errors"]
-        for i, e in enumerate(b["errors"]["data"])
-    }
-    assert {e for e in errors if e[0] in expected} == want_errors
+from .support.assertions import TERMINAL, assert_matches_simulator, list_requests, rows_by_id, table
+from .support.fake_api import StaticApi
+from .support.workload import KEY_A, KEY_B, PROJECT_A, PROJECT_B, config_for, load
 
 
 def test_backfill_equals_simulator_field_by_field(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:

@@ -15,6 +15,8 @@ from openai_batches.cli.demo import run_demo
 
 from .support.analysis import load_batches, odd_batches
 
+pytestmark = pytest.mark.slow  # runs the notebook in a kernel
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
 
 

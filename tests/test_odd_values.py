@@ -29,7 +29,7 @@ from openai_batches.analysis.prices import PricesError, load_overrides
 from openai_batches.cli import main as cli
 
 from .support.analysis import CLEAN_MODEL, FORMULA_METADATA, ODD_MODELS, load_batches, module_database, odd_batches
-from .support.fake_api import cli_env, run_cli
+from .support.cli import cli_env, run_cli
 
 # Batch price of gpt-4o-mini: half of 0.15 / 0.075 / 0.60 USD per million input / cached / output tokens.
 MINI = (0.15, 0.075, 0.60)

@@ -27,19 +27,9 @@ from openai_batches.load.runner import working_dir
 from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 from openai_batches.storage.lock import lock_path
 
-from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
-from .support.fake_api import (
-    CLI,
-    REPO,
-    assert_one_clear_error,
-    cli_env,
-    error_lines,
-    ids_and_duplicates,
-    paths_now,
-    run_cli,
-    spawn_cli,
-)
-from .test_load import assert_matches_simulator
+from .support.assertions import assert_matches_simulator, ids_and_duplicates, paths_now
+from .support.cli import CLI, REPO, assert_one_clear_error, cli_env, error_lines, run_cli, spawn_cli
+from .support.workload import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
 
 # A key shaped like a real project key (`sk-proj-` and 48 characters) that the simulator accepts.
 REAL_KEY = "sk-proj-Op8rAtorQw3rtyUi0pAsdfGhjK1zXcvBnm2LkJhGf4Ds"

@@ -24,7 +24,8 @@ from openai_batches.load.runner import LoadResult, run_load
 from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .support.analysis import dlt_dirs
-from .support.fake_api import cli_env, error_lines, files_containing, run_cli
+from .support.assertions import files_containing
+from .support.cli import cli_env, error_lines, run_cli
 
 KEY_A, KEY_B = "sk-test-alpha-0123456789", "sk-test-bravo-9876543210"
 ALPHA, BRAVO, HIDDEN, OLD = "proj_alpha", "proj_bravo", "proj_hidden", "proj_old"

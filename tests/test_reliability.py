@@ -20,15 +20,9 @@ from openai_batches.cli.status import format_age, parse_duration, read_status
 from openai_batches.load.runner import run_load, working_dir
 from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, KEY_B, PROJECT_A, PROJECT_B, config_for, load
-from .support.fake_api import (
-    assert_one_clear_error,
-    cli_env,
-    ids_and_duplicates,
-    run_cli,
-    spawn_cli,
-)
-from .test_load import assert_matches_simulator
+from .support.assertions import assert_matches_simulator, ids_and_duplicates
+from .support.cli import assert_one_clear_error, cli_env, run_cli, spawn_cli
+from .support.workload import KEY_A, KEY_B, PROJECT_A, PROJECT_B, config_for, load
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 

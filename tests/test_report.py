@@ -27,8 +27,9 @@ from openai_batches.load.runner import run_load
 from openai_batches.settings import DEMO_DB_PATH
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for, load, table
-from .support.fake_api import cli_env, run_cli
+from .support.assertions import table
+from .support.cli import cli_env, run_cli
+from .support.workload import KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B, config_for, load
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT_NAMES = [q.name for q in load_queries()]

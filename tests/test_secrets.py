@@ -13,8 +13,10 @@ import pytest
 from openai_batches.load.runner import make_pipeline, working_dir
 from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 
-from .conftest import NOW, PROJECT_A
-from .support.fake_api import REPO, Reply, ScriptedApi, cli_env, files_containing, json_reply, run_cli
+from .support.assertions import files_containing
+from .support.cli import REPO, cli_env, run_cli
+from .support.fake_api import Reply, ScriptedApi, json_reply
+from .support.workload import NOW, PROJECT_A
 
 KEY = "sk-proj-CanaryLeakCheck-7Q9xZ2mV4bN8kL1pR6tY3wE5"
 # Long pieces too: a server may echo the key masked at both ends, and an excerpt may cut it short.

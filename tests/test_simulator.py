@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,8 @@ import pytest
 
 from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
-from .conftest import FIXTURE_PAGE as FIXTURE
+from .support.cli import printed, simulate_command
+from .support.workload import FIXTURE_PAGE as FIXTURE
 
 # 2025-11-24T16:00:00Z: 200 days of history straddle the 2025-09-07 usage/model cutoff.
 T0 = 1_764_000_000.0
@@ -552,34 +550,6 @@ def test_hundred_thousand_batches_generate_fast_and_page_in_milliseconds() -> No
         deep = org.list_page(limit=100, after=page["last_id"])
     assert (time.perf_counter() - t) / 20 < 0.05
     assert deep["data"][0]["created_at"] <= page["data"][-1]["created_at"] and deep["has_more"]
-
-
-@contextmanager
-def simulate_command(*args: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`openai-batches simulate --port 0 ARGS` in its own process, with the lines it printed before serving."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "openai_batches.simulator", "--port", "0", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        while not lines or not lines[-1].startswith("Simulator keys only"):
-            lines.append(proc.stdout.readline())
-            assert lines[-1], lines  # it ended before serving
-        yield proc, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def printed(lines: list[str], name: str) -> list[str]:
-    """The values of `NAME=value  # comment` lines."""
-    return [line.split("=", 1)[1].split()[0] for line in lines if line.startswith(f"{name}=")]
 
 
 def test_simulate_command_serves_until_interrupted() -> None:

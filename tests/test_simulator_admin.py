@@ -25,7 +25,7 @@ from openai.types.admin.organization.usage_costs_response import DataResultOrgan
 
 from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
-from .test_simulator import printed, simulate_command
+from .support.cli import printed, simulate_command
 
 KEY_A, KEY_B = "sk-sim-alpha-1234567890abcdef", "sk-sim-bravo-fedcba0987654321"
 PROJ_A, PROJ_B, PROJ_HIDDEN = "proj_alpha", "proj_bravo", "proj_unconfigured"

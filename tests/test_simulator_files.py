@@ -36,28 +36,13 @@ from openai_batches.simulator import (
 from openai_batches.simulator.batch_requests import MISSING, OK, OUTPUT_ERROR, UNRUN, ZERO_STATUS, RequestPlan
 from openai_batches.simulator.workload import usage_totals
 
+from .support.workload import CHAT, COMPLETIONS, DAY, EMBEDDINGS, ENDPOINTS, MODEL_OF, MODERATIONS, NO_QUIRKS, RESPONSES
+
 NOW = 1_793_491_200  # 2026-11-01T00:00:00Z
-DAY = 86_400
 KEY_A, KEY_B = "sk-files-alpha-0123456789", "sk-files-bravo-9876543210"
 PROJ_A, PROJ_B = "proj_alpha", "proj_bravo"
 REPO = Path(__file__).resolve().parents[1]
 
-CHAT, RESPONSES, COMPLETIONS, EMBEDDINGS, MODERATIONS = (
-    "/v1/chat/completions",
-    "/v1/responses",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/moderations",
-)
-ENDPOINTS = (CHAT, RESPONSES, COMPLETIONS, EMBEDDINGS, MODERATIONS)
-MODEL_OF = {
-    CHAT: "gpt-4o-mini-2024-07-18",
-    RESPONSES: "o4-mini-2025-04-16",
-    COMPLETIONS: "gpt-4.1-mini-2025-04-14",
-    EMBEDDINGS: "text-embedding-3-small",
-    MODERATIONS: "omni-moderation-latest",
-}
-NO_QUIRKS = {"missing_requests": 0, "zero_status_requests": 0, "output_error_requests": 0}
 NOT_FOUND_KEYS = {"message", "type", "param", "code"}
 
 

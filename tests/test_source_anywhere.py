@@ -16,8 +16,8 @@ import duckdb
 from openai_batches import openai_batches
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, NOW, PROJECT_A
-from .support.fake_api import REPO, cli_env
+from .support.cli import REPO, cli_env
+from .support.workload import KEY_A, NOW, PROJECT_A
 
 
 def test_a_plain_pipeline_run_loads_a_long_history_in_one_call_then_runs_incrementally(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -29,6 +30,8 @@ from openai_batches.load.runner import make_pipeline, run_load
 from openai_batches.sources.batches.source import openai_batches
 
 from .support.fake_api import Reply, ScriptedApi, envelope, json_reply
+
+pytestmark = pytest.mark.slow  # random histories of the incremental load
 
 EXAMPLES = int(os.environ.get("OPENAI_BATCHES_STATE_EXAMPLES", "4"))
 STEPS = int(os.environ.get("OPENAI_BATCHES_STATE_STEPS", "16"))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .support.fake_api import REPO
+from .support.cli import REPO
 
 PACKAGE = REPO / "pipelines" / "openai_batches"
 

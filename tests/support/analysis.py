@@ -13,8 +13,8 @@ import pytest
 
 from openai_batches.load.runner import run_load
 
-from .conftest import config_for
 from .fake_api import ScriptedApi, make_batch, serve_all
+from .workload import config_for
 
 ODD_KEY = "sk-test-odd-values-0123456789"
 ODD_PROJECT = "proj_odd"

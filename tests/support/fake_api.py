@@ -3,90 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
-
-import duckdb
-
-REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "openai_batches.cli.main"]
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The test's environment (isolated dlt dirs) without any OPENAI_* variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SOURCES__"))}
-    env.update(extra)
-    return env
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=env or cli_env(), cwd=cwd or REPO, timeout=timeout
-    )
-
-
-def spawn_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CLI, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=cwd or REPO,
-    )
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
-
-
-def assert_one_clear_error(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
-    """Exit `code`, no traceback anywhere, exactly one `error:` line on stderr containing `fragments`."""
-    output = result.stdout + result.stderr
-    assert result.returncode == code, (result.returncode, output)
-    assert "Traceback" not in output, output
-    errors = error_lines(result.stderr)
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
-
-
-def ids_and_duplicates(db: str) -> tuple[int, int]:
-    with duckdb.connect(db, read_only=True) as con:
-        row = con.execute("SELECT count(*), count(DISTINCT id) FROM openai_batches.batches").fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
-
-
-def paths_now(root: Path, pattern: str) -> list[Path]:
-    """The paths matching `pattern` under `root` now, while a pipeline may be moving them.
-
-    dlt moves a package directory on between our listing its parent and opening it; that is no
-    state yet, so it reads as "nothing there" and the caller's next poll sees where it went.
-    """
-    try:
-        return list(root.glob(pattern))
-    except FileNotFoundError:
-        return []
-
-
-def files_containing(root: Path, needle: bytes) -> list[str]:
-    """Every file under `root` (or `root` itself) whose raw bytes contain `needle`."""
-    paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
-    return [str(p) for p in paths if needle in p.read_bytes()]
-
 
 # --- a scriptable API -------------------------------------------------------------------------------
 
@@ -249,10 +172,6 @@ def count_requests(api: ScriptedApi, prefix: str = "/v1/batches") -> int:
     return sum(1 for path, _ in api.requests if path.startswith(prefix))
 
 
-def walk(root: Path) -> Iterator[Path]:
-    yield from (p for p in root.rglob("*") if p.is_file())
-
-
 class RawApi:
     """A loopback server that answers each request with raw bytes, for what no HTTP library would send:
     a lying content-length, a body cut short, bytes trickled one by one. `answer(path)` yields (bytes,
@@ -311,3 +230,67 @@ def raw_response(body: bytes, *, status: int = 200, length: int | None = -1, pro
     if length is not None:
         head += b"content-length: %d\r\n" % (len(body) if length == -1 else length)
     return head + b"connection: close\r\n\r\n" + body
+
+
+class StaticApi:
+    """A list endpoint over a fixed list of batch objects, for recorded pages and odd payloads
+    the simulator would never produce. Pages exactly like the API: newest first, `after` = id."""
+
+    def __init__(self, batches: list[dict[str, Any]], project: str = "proj_static") -> None:
+        self.batches = batches
+        self.project = project
+        self.paths: list[str] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                api.paths.append(self.path)
+                query = parse_qs(url.query)
+                ids = [b["id"] for b in api.batches]
+                if url.path.startswith("/v1/batches/"):
+                    wanted = url.path.rsplit("/", 1)[1]
+                    found = [b for b in api.batches if b["id"] == wanted]
+                    self._send(200 if found else 404, found[0] if found else {"error": {"message": "nope"}})
+                    return
+                limit = int(query.get("limit", ["20"])[0])
+                start = ids.index(query["after"][0]) + 1 if "after" in query else 0
+                data = api.batches[start : start + limit]
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "first_id": data[0]["id"] if data else None,
+                        "last_id": data[-1]["id"] if data else None,
+                        "has_more": start + limit < len(api.batches),
+                    },
+                )
+
+            def _send(self, status: int, body: Any) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("openai-project", api.project)
+                self.send_header("x-request-id", "req_static")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_port}/v1"
+
+    def __enter__(self) -> StaticApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
