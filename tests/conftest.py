@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,23 +22,44 @@ pytest_plugins = ["tests.support.postgres"]
 # `postgres` for the throwaway cluster's fixtures, `subprocess` for a test that starts the CLI, the simulator
 # or Python in a process of its own, `slow` for one that runs a dlt load (seconds each); modules of long
 # campaigns mark themselves `slow` too.
-_POSTGRES_FIXTURES = {"postgres_server", "postgres_dsn"}
+_POSTGRES = ("postgres_server", "postgres_dsn", "throwaway_postgres(")
 _STARTS_A_PROCESS = ("run_cli(", "spawn_cli(", "simulate_command(", "subprocess.", "Popen(")
-_RUNS_A_LOAD = ("load(", "pipeline.run(", "_database(")
+# a dlt load, the CLI in-process (which loads or renders the report), a browser
+_SLOW = ("load(", "pipeline.run(", "_database(", "main(", "_browser(")
+
+
+def _source(function: Any) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+def _sources_of(item: pytest.Item) -> str:
+    """The test's own source and that of the fixtures it uses (a fixture that loads makes its tests slow)."""
+    own = _source(getattr(item, "function", None))
+    texts = [own]
+    # and the helpers it calls (its module's or tests/support's), one level down: `cli(...)` running the CLI
+    module = getattr(item, "module", None)
+    for name in set(re.findall(r"\b(\w+)\(", own)):
+        helper = getattr(module, name, None)
+        if inspect.isfunction(helper) and helper.__module__.startswith("tests."):
+            texts.append(_source(helper))
+    info = getattr(item, "_fixtureinfo", None)
+    for name, defs in info.name2fixturedefs.items() if info is not None else ():
+        if not name.startswith(("tmp_path", "monkeypatch", "request", "capsys", "isolated_env")):
+            texts += [_source(d.func) for d in defs if "tests" in getattr(d, "baseid", "tests") or d.baseid == ""]
+    return "\n".join(texts) + "\n" + " ".join(getattr(item, "fixturenames", ()))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if _POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+        source = _sources_of(item)
+        if any(word in source for word in _POSTGRES):
             item.add_marker(pytest.mark.postgres)
-        function = getattr(item, "function", None)
-        try:
-            source = inspect.getsource(function) if function is not None else ""
-        except (OSError, TypeError):
-            source = ""
         if any(call in source for call in _STARTS_A_PROCESS):
             item.add_marker(pytest.mark.subprocess)
-        if any(call in source for call in _RUNS_A_LOAD):
+        if any(call in source for call in _SLOW):
             item.add_marker(pytest.mark.slow)
 
 

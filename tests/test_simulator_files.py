@@ -275,6 +275,7 @@ def test_quirks_are_clamped_so_that_usage_has_a_line_to_land_on(sim):
     assert token_sums([ledger_view(got["output"][0], CHAT)])[0] == got["batch"]["usage"]["input_tokens"]
 
 
+@pytest.mark.slow  # a 4,000-batch history with every file generated
 def test_generated_history_shows_every_reported_quirk_at_small_rates():
     org = new_org(seed=5)
     org.generate_history(4000, project=PROJ_A, days=90)
