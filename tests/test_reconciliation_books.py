@@ -19,7 +19,6 @@ import pytest
 
 from pipelines.openai_batches import cli
 from pipelines.openai_batches.analysis import reading
-from pipelines.openai_batches.analysis.reconciliation import NO_PROJECT
 from pipelines.openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
 from pipelines.openai_batches.runner import run_load
 from pipelines.openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
@@ -30,6 +29,8 @@ KEY = "sk-test-alpha-0123456789"
 ALPHA = "proj_alpha"
 ADMIN = "sk-admin-sim"
 DAY = 86_400
+# The name of cost_reconciliation's row of line items billed to no project (README).
+NO_PROJECT = "(no project: organisation-level)"
 
 
 def utc(*ymd: int) -> int:
