@@ -6,7 +6,12 @@ from pathlib import Path
 
 from pipelines.openai_batches.columns import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS, GONE_COLUMNS
 from pipelines.openai_batches.ledger_columns import FILE_COLUMNS, REQUEST_COLUMNS
-from pipelines.openai_batches.organization_columns import COST_COLUMNS, PROJECT_COLUMNS, USAGE_COLUMNS
+from pipelines.openai_batches.organization_columns import (
+    COST_COLUMNS,
+    DAYS_READ_COLUMNS,
+    PROJECT_COLUMNS,
+    USAGE_COLUMNS,
+)
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -23,6 +28,7 @@ def test_readme_documents_every_column_of_the_admin_api_tables() -> None:
         ("projects", PROJECT_COLUMNS),
         ("usage_daily", USAGE_COLUMNS),
         ("costs_daily", COST_COLUMNS),
+        ("admin_days_read", DAYS_READ_COLUMNS),
     ):
         # Each table's own column list, in order, with the code's descriptions.
         part = section.split(f"`openai_batches.{table}`")[1].split("`openai_batches.")[0]

@@ -82,11 +82,14 @@ class BatchTerms:
 
 
 def _relation(table: str, present: frozenset[str]) -> str:
-    """The table, or (before an admin key ever loaded it) an empty relation with its columns."""
-    if table in present:
-        return f"{S}.{table}"
+    """The table, or (before an admin key ever loaded it) an empty relation with its columns. A table
+    loaded before a column was declared (`costs_daily.amount_raw`) reads that column as NULL until the
+    next load adds it: the views never fail on a database an older version wrote."""
     columns = ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS "{c.name}"' for c in _COLUMNS[table])
-    return f"(SELECT {columns} WHERE false)"
+    empty = f"(SELECT {columns} WHERE false)"
+    if table in present:
+        return f"(SELECT * FROM {empty} UNION ALL BY NAME SELECT * FROM {S}.{table})"
+    return empty
 
 
 def usage_days(present: frozenset[str]) -> str:
