@@ -3,17 +3,21 @@ that appear a run late, 404s that flap, a byte-order mark; over real HTTP agains
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from pipelines.openai_batches.helpers import BatchesClient, RetryPolicy
+from pipelines.openai_batches.ledger_parse import InputIds, split_lines
 from pipelines.openai_batches.runner import run_load
 from pipelines.openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
-from .conftest import KEY_A, config_for, rows_by_id
+from .conftest import KEY_A, config_for, rows_by_id, table
+from .support_reliability import Reply, ScriptedApi, json_reply, make_batch, serve_all
 from .test_ledger import file_requests, files, finished, ledger, load, truth
-from .test_simulator_files import CHAT, EMBEDDINGS, NO_QUIRKS
+from .test_simulator_files import CHAT, DAY, EMBEDDINGS, NO_QUIRKS
 
 
 def _content_path(org: SimulatedOrg, batch_id: str, kind: str = "output") -> str:
@@ -102,3 +106,121 @@ def test_gzip_encoded_list_pages_are_decoded_and_a_corrupt_one_is_retried(
     assert result.ok, [o.error for o in result.outcomes]
     assert set(rows_by_id(db)) == {b["id"] for b in org.list_page("proj_alpha", limit=100)["data"]}
     assert [r.fault for r in server.requests][:2] == ["corrupt-gzip", None]
+
+
+# ---------------------------------------------------------------------------------------------- late files, 404s
+def _outcomes(db: str, batch_id: str) -> set[str]:
+    return {row[0] for row in ledger(db, batch_id).values()}
+
+
+@pytest.mark.parametrize("second_run", ["plain", "full_refresh"])
+def test_an_output_file_named_a_run_late_is_read_then_and_replaces_the_missing_rows(
+    db: str, org: SimulatedOrg, server: SimulatorServer, second_run: str
+) -> None:
+    batch_id = finished(org, outcome="completed", total_requests=40, failed_fraction=0.0, **NO_QUIRKS)
+    org.files_appear_at(batch_id, org.clock.now() + 3600)  # listed completed, `output_file_id` still null
+    load(db, server)
+    assert _outcomes(db, batch_id) == {"missing"} and len(ledger(db, batch_id)) == 40  # as its files say now
+    org.advance(2 * 3600)
+    load(db, server, full_refresh=second_run == "full_refresh")
+    assert ledger(db, batch_id) == truth(org, batch_id) and _outcomes(db, batch_id) == {"succeeded"}
+    assert set(files(db, batch_id)) == {"output"}  # the input file's row of the first reading is gone too
+    assert rows_by_id(db)[batch_id]["output_file_id"] == org.get(batch_id)["output_file_id"]  # type: ignore[index]
+    server.reset_requests()
+    load(db, server)  # read in full: not watched any more
+    assert [r.path for r in server.requests] == ["/v1/batches"]
+
+
+def test_a_batch_still_without_its_output_file_is_asked_for_on_three_runs_then_left(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    batch_id = finished(org, outcome="completed", total_requests=20, failed_fraction=0.0, **NO_QUIRKS)
+    org.files_appear_at(batch_id, org.clock.now() + 30 * 86_400)
+    load(db, server)
+    asked = []
+    for _ in range(4):
+        server.reset_requests()
+        load(db, server)
+        asked.append([r.path for r in server.requests])
+    assert asked == [["/v1/batches", f"/v1/batches/{batch_id}"]] * 3 + [["/v1/batches"]]
+    assert _outcomes(db, batch_id) == {"missing"}
+
+
+@pytest.mark.parametrize("where", ["describe", "content"])
+def test_a_file_answering_404_once_is_read_on_the_next_run_not_recorded_gone(
+    db: str, org: SimulatedOrg, server: SimulatorServer, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    batch_id = finished(org, endpoint=CHAT, outcome="completed", total_requests=60, failed_fraction=0.1)
+    content = _content_path(org, batch_id)
+    server.inject(Fault("404", path_prefix=content if where == "content" else content.removesuffix("/content")))
+    first = load(db, server)
+    counts = first.outcomes[0].stats.ledger
+    assert counts is not None and (counts.files_gone, counts.batches_pending) == (0, 1)
+    assert "the API answered 404 (run 1 of 3 in a row before it is taken as gone)" in caplog.text
+    assert files(db, batch_id)["output"][0] == "pending"
+    load(db, server)
+    assert ledger(db, batch_id) == truth(org, batch_id)
+    assert {state for state, *_ in files(db, batch_id).values()} == {"read"}
+
+
+def test_a_file_missing_three_runs_in_a_row_is_gone_and_a_full_refresh_reads_it_once_back(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    batch_id = finished(org, endpoint=CHAT, outcome="completed", total_requests=60, failed_fraction=0.1)
+    server.inject(Fault("404", count=1000, path_prefix=_content_path(org, batch_id).removesuffix("/content")))
+    states = []
+    for _ in range(3):
+        load(db, server)
+        states.append(files(db, batch_id)["output"][0])
+    assert states == ["pending", "pending", "gone"]
+    assert _outcomes(db, batch_id) <= {"failed"} and ledger(db, batch_id)  # the error file's requests only
+    server.clear_faults()
+    load(db, server)  # a plain run does not ask again: gone is gone
+    assert files(db, batch_id)["output"][0] == "gone"
+    load(db, server, full_refresh=True)  # a full refresh re-reads what can still be fetched
+    assert ledger(db, batch_id) == truth(org, batch_id)
+    assert {state for state, *_ in files(db, batch_id).values()} == {"read"}
+
+
+# ---------------------------------------------------------------------------------------------- odd bytes
+def test_a_byte_order_mark_at_the_start_of_a_file_does_not_make_its_first_request_missing(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = make_batch(1, output_file_id="file-out1", error_file_id="file-err1", input_file_id="file-in1")
+    batch["request_counts"] = {"total": 4, "completed": 2, "failed": 1}  # one request in neither file
+    batch["completed_at"] = batch["created_at"] + 120
+    ok = {"status_code": 200, "request_id": "req_1", "body": {"id": "chatcmpl-1", "model": "m", "usage": {}}}
+    failed = {"status_code": 400, "request_id": "req_2", "body": {"error": {"code": "bad", "message": "no"}}}
+    bom = b"\xef\xbb\xbf"
+
+    def jsonl(*lines: dict[str, Any]) -> bytes:
+        return bom + b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+    bodies = {
+        "file-out1": jsonl({"custom_id": "a", "response": ok}, {"custom_id": "b", "response": ok}),
+        "file-err1": jsonl({"custom_id": "c", "response": failed}),
+        "file-in1": jsonl(*({"custom_id": c, "body": {}} for c in "abcd")),
+    }
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path.startswith("/v1/files/"):
+            file_id = path.split("/")[3]
+            if path.endswith("/content"):
+                return Reply(200, bodies[file_id], "application/octet-stream")
+            return json_reply({"id": file_id, "object": "file", "bytes": len(bodies[file_id]), "expires_at": None})
+        return serve_all([batch])(path, query, number)
+
+    with ScriptedApi(route, clock=lambda: batch["created_at"] + DAY) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A, requests=True))
+    assert result.ok, result.outcomes[0].error
+    outcomes = dict(table(db, "SELECT custom_id, outcome FROM openai_batches.batch_requests"))
+    assert outcomes == {"a": "succeeded", "b": "succeeded", "c": "failed", "d": "missing"}
+    assert "could not be read" not in caplog.text and "no custom_id" not in caplog.text
+
+
+def test_split_lines_strips_a_byte_order_mark_split_across_chunks() -> None:
+    counter = InputIds()
+    lines = list(split_lines(iter([b"\xef", b"\xbb", b"\xbf{}\n", b"\xef\xbb\xbf{}\n"]), counter, None))
+    assert (
+        lines == [b"{}", b"\xef\xbb\xbf{}"] and counter.bytes == 12
+    )  # only at the start of the file; every byte counted

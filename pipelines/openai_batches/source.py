@@ -218,6 +218,12 @@ def _batches(
             if fetched is not None:
                 pending.append(fetched)
                 offer(fetched)
+        for batch_id in ledger.rechecks() if ledger is not None else ():
+            # A finished batch whose ledger was written short: when its file ids changed, read again.
+            fetched = client.retrieve(batch_id)
+            stats.requests = client.requests_made
+            if ledger is not None and ledger.recheck(batch_id, fetched) and fetched is not None:
+                pending.append(fetched)
         # State is written before the last yield: dlt commits it with the items of this extract.
         all_projects[project] = plan.new_state().dump()
         tables = _tables(pending, project, project_id)
@@ -260,7 +266,8 @@ def _ledger_offer(
 
     An incremental run loads only batches that are new or were open at the last run, so each one it sees
     finished has files the ledger has not read. A full refresh loads every batch again: only those an
-    incremental run would have loaded are offered (files are read once)."""
+    incremental run would have loaded are offered (files are read once), and those whose ledger was
+    written short and may now be read in full (Ledger.wants_again)."""
     if ledger is None:
         return lambda batch: None
     previous = ProjectState.load(before)
@@ -269,7 +276,7 @@ def _ledger_offer(
     incremental = SyncPlan(previous, lookback=lookback, latest=latest, warn_odd=False)
 
     def offer_new(batch: Mapping[str, Any]) -> None:
-        if incremental.is_new(str(batch["id"]), sane_created(batch, latest)):
+        if incremental.is_new(str(batch["id"]), sane_created(batch, latest)) or ledger.wants_again(batch):
             ledger.offer(batch)
 
     return offer_new
