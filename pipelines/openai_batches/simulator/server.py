@@ -75,8 +75,9 @@ class Fault:
     an immediate disconnect); ``corrupt-gzip`` and ``truncated-gzip`` (on a server with ``compress``,
     to a client that accepts gzip) send a gzip body with bytes flipped in its middle, or cut before the
     end of its stream while the HTTP framing is complete (a gateway that compressed a cut answer);
-    ``404`` answers not found (a gateway that briefly loses a file); ``slow`` answers normally after ``delay``; ``retry_after`` (seconds) is
-    sent as ``retry-after`` and ``retry-after-ms`` on 429/503; ``should_retry`` as ``x-should-retry``.
+    ``404`` answers not found (a gateway that briefly loses a file); ``slow`` answers normally after
+    ``delay``; ``retry_after`` (seconds) is sent as ``retry-after`` and ``retry-after-ms`` on 429/503;
+    ``should_retry`` as ``x-should-retry``.
     """
 
     kind: str
