@@ -15,7 +15,7 @@ from pipelines.openai_batches.runner import run_load
 from pipelines.openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
 from .conftest import KEY_A, config_for, rows_by_id, table
-from .support_reliability import Reply, ScriptedApi, json_reply, make_batch, serve_all
+from .support_reliability import Reply, ScriptedApi, json_reply, make_batch, run_cli, serve_all
 from .test_ledger import file_requests, files, finished, ledger, load, truth
 from .test_simulator_files import CHAT, DAY, EMBEDDINGS, NO_QUIRKS
 
@@ -224,3 +224,20 @@ def test_split_lines_strips_a_byte_order_mark_split_across_chunks() -> None:
     assert (
         lines == [b"{}", b"\xef\xbb\xbf{}"] and counter.bytes == 12
     )  # only at the start of the file; every byte counted
+
+
+# ---------------------------------------------------------------------------------------------- status
+def test_status_says_how_many_ledger_files_are_read_pending_and_gone(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    read = finished(org, endpoint=CHAT, outcome="completed", total_requests=30, failed_fraction=0.1)
+    broken = finished(org, endpoint=CHAT, outcome="completed", total_requests=30, failed_fraction=0.0, **NO_QUIRKS)
+    server.inject(Fault("500", count=1000, path_prefix=_content_path(org, broken)))
+    load(db, server, max_attempts=1)
+    assert files(db, read) and files(db, broken)["output"][0] == "pending"
+    shown = run_cli("status", "--db", db)
+    size = files(db, broken)["output"][1]
+    line = f"request ledger: 2 files read, 1 pending ({size / 1e6:,.1f} MB, read by the next loads), 0 gone"
+    assert shown.returncode == 0 and line in shown.stdout.splitlines(), shown.stdout + shown.stderr
+    without = run_cli("status", "--db", db.replace("batches.duckdb", "plain.duckdb"))
+    assert "request ledger" not in without.stdout
