@@ -3,6 +3,7 @@ that appear a run late, 404s that flap, a byte-order mark; over real HTTP agains
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from pipelines.openai_batches.helpers import BatchesClient, RetryPolicy
 from pipelines.openai_batches.ledger_parse import InputIds, split_lines
+from pipelines.openai_batches.progress import BarProgress, LogProgress
 from pipelines.openai_batches.runner import run_load
 from pipelines.openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
@@ -241,3 +243,23 @@ def test_status_says_how_many_ledger_files_are_read_pending_and_gone(
     assert shown.returncode == 0 and line in shown.stdout.splitlines(), shown.stdout + shown.stderr
     without = run_cli("status", "--db", db.replace("batches.duckdb", "plain.duckdb"))
     assert "request ledger" not in without.stdout
+
+
+# ---------------------------------------------------------------------------------------------- progress
+def test_downloads_show_files_and_bytes_done_of_the_planned_total(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    ids = [finished(org, endpoint=CHAT, outcome="completed", total_requests=30, failed_fraction=0.1) for _ in range(3)]
+    stream = io.StringIO()
+    result = run_load(db, config_for(server.base_url, KEY_A, requests=True), progress=LogProgress(stream))
+    assert result.ok, result.outcomes[0].error
+    size = sum(f.bytes for b in ids for f in org.files.batch_files(b) if f.kind != "input")
+    project = result.outcomes[0].stats.project
+    last = f"[{project}] ledger: 6 of 6 files, {size / 1e6:,.1f} of {size / 1e6:,.1f} MB"
+    assert stream.getvalue().splitlines() == [last]  # cron: one line at the end (and every 20 files)
+    bar = BarProgress()
+    bar.files_planned("p", 2, 2_000_000)
+    bar.file_read("p", 1_000_000)
+    task = bar._progress.tasks[0]
+    assert (task.completed, task.total, task.fields["counts"]) == (1_000_000, 2_000_000, "1 of 2 files, 1.0 of 2.0 MB")
+    bar.close()

@@ -50,6 +50,7 @@ from .helpers import ApiError, BatchesClient
 from .ledger_columns import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, requests_to_arrow
 from .ledger_counts import LedgerCounts
 from .ledger_parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
+from .progress_sink import ProgressSink
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,10 @@ class Ledger:
         max_mb: float,
         now: float,
         counts: LedgerCounts,
+        progress: ProgressSink | None = None,
     ) -> None:
         self.state = state
+        self.progress = progress or ProgressSink()
         self.client = client
         self.project = project
         self.max_bytes = int(max_mb * 1024 * 1024)
@@ -281,6 +284,8 @@ class Ledger:
                 if not candidate.announced:
                     files.extend(self._pending_rows(candidate))
                     candidate.announced = True
+            planned = [(c, k) for c in admitted for k in c.first_kinds() if k not in c.gone]
+            self.progress.files_planned(self.project, len(planned), sum(c.sizes.get(k) or 0 for c, k in planned))
             batches = workers.run(
                 self._read_batch, admitted, weight=_requests, max_weight=settings.LEDGER_REQUESTS_AT_ONCE
             )
@@ -385,9 +390,12 @@ class Ledger:
                 seen |= file.seen
                 result.bytes_read += file.bytes
                 result.files.append(self._row(candidate, kind, "read", file.bytes, file.lines))
+                self.progress.file_read(self.project, file.bytes)
             missing: list[str] = []
             only_input = candidate.first_kinds() == ("input",)
             if complete and "input" in candidate.files and (len(seen) < candidate.total or only_input):
+                if not only_input:  # read beyond the plan: counted in as it starts
+                    self.progress.files_planned(self.project, 1, candidate.sizes.get("input") or 0)
                 ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
                 if ids is None and not self._missed(candidate, "input"):
                     result.failure = self._not_yet_gone(candidate, "input")
@@ -409,6 +417,7 @@ class Ledger:
                     missing = [custom_id for custom_id in ids.custom_ids if custom_id not in seen]
                     result.bytes_read += ids.bytes
                     result.files.append(self._row(candidate, "input", "read", ids.bytes, ids.lines))
+                    self.progress.file_read(self.project, ids.bytes)
         except ApiError as e:
             if e.status in _FATAL_STATUSES:
                 raise

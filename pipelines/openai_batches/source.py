@@ -187,7 +187,7 @@ def _batches(
         latest = latest_believable(first.server_time, time.time())
         ledger = None
         if requests_max_mb is not None:
-            ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats)
+            ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats, progress)
             # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
             full_refresh = full_refresh or not ledger.in_sync_with(before)
         previous = None if full_refresh else ProjectState.load(before)
@@ -251,12 +251,13 @@ def _ledger(
     max_mb: float,
     server_time: float | None,
     stats: SyncStats,
+    progress: ProgressSink | None = None,
 ) -> Ledger:
     """The project's request ledger for this run, with its state from earlier runs."""
     state = resource_state.setdefault(_LEDGER, {}).setdefault(project, {})
     stats.ledger = LedgerCounts()
     now = server_time if server_time is not None else time.time()
-    return Ledger(state, client, project=project, max_mb=max_mb, now=now, counts=stats.ledger)
+    return Ledger(state, client, project=project, max_mb=max_mb, now=now, counts=stats.ledger, progress=progress)
 
 
 def _ledger_offer(
