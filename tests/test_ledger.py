@@ -96,9 +96,11 @@ def file_requests(server: SimulatorServer) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- truth
+@pytest.mark.parametrize("compress", [False, True], ids=["identity", "gzip"])
 def test_the_ledger_equals_the_simulators_truth_request_by_request(
-    db: str, org: SimulatedOrg, server: SimulatorServer
+    db: str, org: SimulatedOrg, server: SimulatorServer, compress: bool
 ) -> None:
+    server.compress = compress  # every answer gzip-compressed, as Cloudflare in front of the API does
     quirky = {}
     clean = {}
     for endpoint in ENDPOINTS:
@@ -200,6 +202,11 @@ def test_an_expired_file_is_gone_and_the_load_exits_0(
     org.advance(2 * 3600)  # the short-lived batch's files expired an hour ago
     monkeypatch.setenv("OPENAI_API_KEY", KEY_A)
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    # Its expiry is unknown (the 404 came when it was first described): gone after three runs in a row
+    # answered 404, as a batch is; until then it waits, and the load exits 0.
+    for _ in range(2):
+        assert cli.main(["load", "--db", db, "--requests"]) == 0
+        assert {s for s, _, _ in files(db, short).values()} == {"pending"}
     assert cli.main(["load", "--db", db, "--requests"]) == 0
     out = capsys.readouterr().out
     assert "2 files gone (expired or deleted)" in out

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve /_sim/stats, /_sim/advance and /_sim/create (benchmarks drive the clock with them; "
         "create takes create_batch overrides as query parameters, e.g. endpoint=/v1/embeddings&output_bytes=N)",
     )
+    p.add_argument(
+        "--gzip",
+        action="store_true",
+        help="gzip every answer to a client that accepts it, file contents as they stream (as Cloudflare does)",
+    )
     return p
 
 
@@ -147,6 +152,7 @@ def serve(argv: list[str] | None = None) -> int:
             fault_kinds=kinds,
             fault_seed=args.seed,
             admin=args.admin,
+            compress=args.gzip,
         ).start()
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
