@@ -415,7 +415,7 @@ def bench_ducklake(tmp: Path, res: Results, n: int = 100_000) -> None:
     """Issue 9: the same backfill into a DuckDB file and into a DuckLake on a PostgreSQL catalog (a
     throwaway cluster of Debian's PostgreSQL, as the tests use), in one run, as a ratio."""
     sys.path.insert(0, str(ROOT))
-    from tests.postgres import PostgresUnavailable, throwaway_postgres
+    from tests.support.postgres import PostgresUnavailable, throwaway_postgres
 
     say(f"[7] backfill of {n:,} batches: DuckDB file vs DuckLake (PostgreSQL catalog)")
     try:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openai_batches.tables.admin import COST_COLUMNS, PROJECT_COLUMNS, USAGE_COLUMNS
+from openai_batches.tables.admin import (
+    COST_COLUMNS,
+    DAYS_READ_COLUMNS,
+    PROJECT_COLUMNS,
+    USAGE_COLUMNS,
+)
 from openai_batches.tables.batches import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS, GONE_COLUMNS
 from openai_batches.tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
 
@@ -23,6 +28,7 @@ def test_readme_documents_every_column_of_the_admin_api_tables() -> None:
         ("projects", PROJECT_COLUMNS),
         ("usage_daily", USAGE_COLUMNS),
         ("costs_daily", COST_COLUMNS),
+        ("admin_days_read", DAYS_READ_COLUMNS),
     ):
         # Each table's own column list, in order, with the code's descriptions.
         part = section.split(f"`openai_batches.{table}`")[1].split("`openai_batches.")[0]

@@ -18,15 +18,15 @@ import pytest
 from openai_batches.analysis import reading
 from openai_batches.analysis.settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
 from openai_batches.cli import main as cli
-from openai_batches.load.runner import LoadResult, make_pipeline, run_load
+from openai_batches.load.runner import make_pipeline, run_load
 from openai_batches.simulator import CONTENT_MARKER, CONTENT_MARKER_NUMBER_TEXT, Fault, SimulatedOrg, SimulatorServer
 from openai_batches.simulator.batch_requests import OUTPUT_ERROR, ZERO_STATUS
-from openai_batches.sources.ledger.parse import RESULT_FIELDS
 from openai_batches.storage.destination import remove_duplicates_after_resume
 
 from .support.assertions import table, walk
 from .support.cli import cli_env, run_cli, spawn_cli
 from .support.fake_api import Reply, ScriptedApi, json_reply, make_batch, serve_all
+from .support.ledger import FIELDS, file_requests, files, finished, just_finished, ledger, load, truth
 from .support.workload import (
     CHAT,
     DAY,
@@ -41,39 +41,6 @@ from .support.workload import (
 )
 
 QUIRKS = {"missing_requests": 2, "zero_status_requests": 2, "output_error_requests": 2}
-FIELDS = RESULT_FIELDS[1:]  # every ledger field but the custom id, which keys the rows
-
-
-def finished(org: SimulatedOrg, *, days_ago: float = 2.0, **overrides: Any) -> str:
-    """A batch of project A created `days_ago` and long finished (unless `outcome` says otherwise)."""
-    timing = {"validating_seconds": 5, "processing_seconds": 900, "finalizing_seconds": 30}
-    created = org.clock.now() - days_ago * DAY
-    return org.create_batch(project=PROJECT_A, created_at=created, **{**timing, **overrides})
-
-
-def just_finished(org: SimulatedOrg, **overrides: Any) -> str:
-    """A batch that completed a few minutes ago: files with a short `output_expires_after` still exist."""
-    timing = {"validating_seconds": 5, "processing_seconds": 600, "finalizing_seconds": 30}
-    return org.create_batch(project=PROJECT_A, created_at=org.clock.now() - 1000, **{**timing, **overrides})
-
-
-def load(db: str, server: SimulatorServer, **kw: Any) -> LoadResult:
-    full_refresh = kw.pop("full_refresh", False)
-    kw.setdefault("requests", True)
-    result = run_load(db, config_for(server.base_url, KEY_A, **kw), full_refresh=full_refresh)
-    assert result.ok, [o.error for o in result.outcomes]
-    return result
-
-
-def ledger(db: str, batch_id: str) -> dict[str, tuple[Any, ...]]:
-    rows = table(
-        db, f"SELECT custom_id, {', '.join(FIELDS)} FROM openai_batches.batch_requests WHERE batch_id = '{batch_id}'"
-    )
-    return {row[0]: tuple(row[1:]) for row in rows}
-
-
-def truth(org: SimulatedOrg, batch_id: str) -> dict[str, tuple[Any, ...]]:
-    return {t.custom_id: tuple(getattr(t, f) for f in FIELDS) for t in org.request_truth(batch_id)}
 
 
 def views(db: str, sql: str) -> list[tuple[Any, ...]]:
@@ -82,19 +49,12 @@ def views(db: str, sql: str) -> list[tuple[Any, ...]]:
         return analysis.con.execute(sql).fetchall()
 
 
-def files(db: str, batch_id: str) -> dict[str, tuple[Any, ...]]:
-    rows = table(db, f"SELECT kind, state, bytes, lines FROM openai_batches.batch_files WHERE batch_id = '{batch_id}'")
-    return {row[0]: tuple(row[1:]) for row in rows}
-
-
-def file_requests(server: SimulatorServer) -> list[str]:
-    return [r.path for r in server.requests if r.path.startswith("/v1/files/")]
-
-
 # ---------------------------------------------------------------------------------------------- truth
+@pytest.mark.parametrize("compress", [False, True], ids=["identity", "gzip"])
 def test_the_ledger_equals_the_simulators_truth_request_by_request(
-    db: str, org: SimulatedOrg, server: SimulatorServer
+    db: str, org: SimulatedOrg, server: SimulatorServer, compress: bool
 ) -> None:
+    server.compress = compress  # every answer gzip-compressed, as Cloudflare in front of the API does
     quirky = {}
     clean = {}
     for endpoint in ENDPOINTS:
@@ -196,6 +156,11 @@ def test_an_expired_file_is_gone_and_the_load_exits_0(
     org.advance(2 * 3600)  # the short-lived batch's files expired an hour ago
     monkeypatch.setenv("OPENAI_API_KEY", KEY_A)
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    # Its expiry is unknown (the 404 came when it was first described): gone after three runs in a row
+    # answered 404, as a batch is; until then it waits, and the load exits 0.
+    for _ in range(2):
+        assert cli.main(["load", "--db", db, "--requests"]) == 0
+        assert {s for s, _, _ in files(db, short).values()} == {"pending"}
     assert cli.main(["load", "--db", db, "--requests"]) == 0
     out = capsys.readouterr().out
     assert "2 files gone (expired or deleted)" in out

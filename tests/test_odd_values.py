@@ -1,7 +1,7 @@
 """Reports that never mislead (issue 12): a number shown is right, or it is absent and the report says
 why; nothing crashes on data the API can send.
 
-The database is built from a scripted organisation seeded with every odd value (`support_analysis`),
+The database is built from a scripted organisation seeded with every odd value (`tests/support/analysis.py`),
 served over loopback HTTP and loaded by the real loader. Reports run through the real CLI; the views
 are also read the way a DuckDB CLI user reads them (a bare read-only session on the file).
 """

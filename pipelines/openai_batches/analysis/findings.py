@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from ..tables.admin import PROJECTS_TABLE, USAGE_TABLE
+from ..tables.admin import ORGANIZATION_TABLES, PROJECTS_TABLE
 from . import settings
 from .cells import printable
-from .reconciliation import RECENT_DAYS
+from .reconciliation import RECENT_DAYS, usage_days
 
 if TYPE_CHECKING:
     from ..storage.store import Store
@@ -84,8 +84,12 @@ def findings(con: duckdb.DuckDBPyConnection) -> Findings:
         f"""SELECT strftime(month, '%Y-%m'), project_id, list(model ORDER BY model)
             FROM {S}.usage_reconciliation WHERE verdict = 'differs' GROUP BY ALL ORDER BY 1, 2"""
     ).fetchall()
+    from ..storage.duckdb_file import tables_in
+
+    # In the session, the file's tables are views of the same names (session.build_in_memory).
+    days = usage_days(frozenset(ORGANIZATION_TABLES) & frozenset(tables_in(con, S)))
     projects, through = con.execute(
-        f"SELECT (SELECT count(*) FROM {S}.project_coverage), (SELECT max(day) FROM {S}.{USAGE_TABLE})"
+        f"SELECT (SELECT count(*) FROM {S}.project_coverage), (SELECT max(day) FROM {days})"
     ).fetchone() or (0, None)
     return Findings(
         missing=tuple((str(p), n) for p, n in missing),

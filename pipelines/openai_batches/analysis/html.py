@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from . import charts
 from .cells import display, is_numeric, is_usd
 from .queries import Result
+from .reconciliation import COSTS_CAVEAT
 from .settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
 
 # Rows per table on the page; the terminal/CSV reports carry the rest. Keeps the page light with years of hours.
@@ -118,8 +119,15 @@ def _unpriced_callout(summary: dict[str, Any] | None, unpriced: Result | None) -
 def _caveats_callout(caveats: Result | None) -> str:
     if caveats is None or not caveats.rows:
         return ""
+
+    def counted(r: dict[str, Any]) -> str:
+        # The Costs API's line items are counted in the same column as batches (reconciliation.py).
+        if str(r["caveat"]).startswith(COSTS_CAVEAT):
+            return f"line item{'' if r['batches'] == 1 else 's'}"
+        return f"batch{'' if r['batches'] == 1 else 'es'}"
+
     items = "".join(
-        f"<li>{escape(display(r['batches'], 'batches'))} batch{'' if r['batches'] == 1 else 'es'}: "
+        f"<li>{escape(display(r['batches'], 'batches'))} {counted(r)}: "
         f"{escape(display(r['caveat'], 'caveat'))} "
         f"(<i>{escape(display(r['figures'], 'figures'))}</i>)</li>"
         for r in caveats.records()

@@ -24,10 +24,13 @@ from ..settings import BATCHES_TABLE
 from ..tables.admin import (
     COST_COLUMNS,
     COSTS_TABLE,
+    DAYS_READ_COLUMNS,
+    DAYS_READ_TABLE,
     ORGANIZATION_TABLES,
     PROJECT_COLUMNS,
     PROJECTS_TABLE,
     USAGE_COLUMNS,
+    USAGE_ENDPOINT,
     USAGE_TABLE,
 )
 from . import settings
@@ -54,7 +57,16 @@ _DUCKDB_TYPES = {
     "bool": "BOOLEAN",
     "double": "DOUBLE",
 }
-_COLUMNS = {PROJECTS_TABLE: PROJECT_COLUMNS, USAGE_TABLE: USAGE_COLUMNS, COSTS_TABLE: COST_COLUMNS}
+_COLUMNS = {
+    PROJECTS_TABLE: PROJECT_COLUMNS,
+    USAGE_TABLE: USAGE_COLUMNS,
+    COSTS_TABLE: COST_COLUMNS,
+    DAYS_READ_TABLE: DAYS_READ_COLUMNS,
+}
+# The `name` of `cost_reconciliation`'s row for line items the Costs API bills to no project.
+NO_PROJECT = "(no project: organisation-level)"
+# Every `caveats` text about a Costs API line item starts so (a report counts line items, not batches).
+COSTS_CAVEAT = "Costs API line item"
 
 
 @dataclass(frozen=True)
@@ -70,11 +82,22 @@ class BatchTerms:
 
 
 def _relation(table: str, present: frozenset[str]) -> str:
-    """The table, or (before an admin key ever loaded it) an empty relation with its columns."""
-    if table in present:
-        return f"{S}.{table}"
+    """The table, or (before an admin key ever loaded it) an empty relation with its columns. A table
+    loaded before a column was declared (`costs_daily.amount_raw`) reads that column as NULL until the
+    next load adds it: the views never fail on a database an older version wrote."""
     columns = ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS "{c.name}"' for c in _COLUMNS[table])
-    return f"(SELECT {columns} WHERE false)"
+    empty = f"(SELECT {columns} WHERE false)"
+    if table in present:
+        return f"(SELECT * FROM {empty} UNION ALL BY NAME SELECT * FROM {S}.{table})"
+    return empty
+
+
+def usage_days(present: frozenset[str]) -> str:
+    """The days the Usage API was read for: recorded in `admin_days_read` (a day read and empty is a day
+    with no usage), and the days of `usage_daily` (loaded before that table existed)."""
+    usage = _relation(USAGE_TABLE, present)
+    days_read = _relation(DAYS_READ_TABLE, present)
+    return f"""(SELECT day FROM {days_read} WHERE endpoint = '{USAGE_ENDPOINT}' UNION SELECT day FROM {usage})"""
 
 
 def _ours(name: str, present: frozenset[str]) -> str:
@@ -139,7 +162,6 @@ def _diff_pct(column: str) -> str:
 
 
 def usage_reconciliation(present: frozenset[str], terms: BatchTerms) -> str:
-    usage = _relation(USAGE_TABLE, present)
     started = f"coalesce({terms.usable('in_progress_at')}, {terms.usable('created_at')})"
     month_end = "CAST(k.month AS TIMESTAMP) + INTERVAL 1 MONTH"
     return f"""
@@ -216,8 +238,10 @@ without_usage AS (
     FROM batch_side
     GROUP BY ALL
 ),
+-- The days the Usage API was read for, empty ones included: a month read whose buckets hold no batch
+-- tokens is a month with none, compared like any other.
 coverage AS (
-    SELECT min(day) AS first_day, max(day) AS last_day FROM {usage}
+    SELECT min(day) AS first_day, max(day) AS last_day FROM {usage_days(present)}
 )
 SELECT
     k.month,
@@ -256,7 +280,7 @@ def project_coverage(present: frozenset[str]) -> str:
 CREATE OR REPLACE VIEW {S}.project_coverage AS
 WITH
 horizon AS (
-    SELECT max(day) AS last_day FROM {usage}
+    SELECT max(day) AS last_day FROM {usage_days(present)}
 ),
 batch_usage AS (
     SELECT
@@ -292,14 +316,39 @@ LEFT JOIN batch_usage AS bu ON bu.project_id = p.id
 """
 
 
+def _cost_rows(present: frozenset[str]) -> str:
+    """`costs_daily` with each amount in its currency (`value`, NULL when it is not a number) and its
+    lower-cased currency (`usd` when the API names none). Rows loaded before `amount` existed carry it
+    in `amount_usd`."""
+    return f"""(
+    SELECT
+        day, CAST(date_trunc('month', day) AS DATE) AS month, project_id, line_item,
+        lower(coalesce(currency, 'usd')) AS currency,
+        CASE WHEN amount_raw IS NULL THEN coalesce(amount, amount_usd) END AS value,
+        amount_raw
+    FROM {_relation(COSTS_TABLE, present)}
+)"""
+
+
 def cost_reconciliation(present: frozenset[str], terms: BatchTerms) -> str:
     return f"""
 CREATE OR REPLACE VIEW {S}.cost_reconciliation AS
 WITH
+cost_rows AS (SELECT * FROM {_cost_rows(present)}),
+-- An amount in another currency is never added into a USD figure: summed per currency, shown apart.
+other_currencies AS (
+    SELECT month, project_id, currency, sum(value) AS value
+    FROM cost_rows
+    WHERE currency <> 'usd' AND value IS NOT NULL
+    GROUP BY ALL
+),
 costs AS (
-    SELECT CAST(date_trunc('month', day) AS DATE) AS month, project_id, sum(amount_usd) AS costs_usd
-    FROM {_relation(COSTS_TABLE, present)}
-    WHERE lower(coalesce(currency, 'usd')) = 'usd'
+    SELECT
+        month, project_id,
+        -- 0 when the month has line items but none in USD; NULL: the Costs API reported none at all.
+        coalesce(sum(value) FILTER (WHERE currency = 'usd'), 0) AS costs_usd,
+        count(*) FILTER (WHERE value IS NULL) AS costs_not_numbers
+    FROM cost_rows
     GROUP BY ALL
 ),
 {_usage_priced(present, terms)},
@@ -334,6 +383,8 @@ ours AS (
     WHERE e.month IS NOT NULL
     GROUP BY ALL
 ),
+-- Line items billed to no project (organisation-level) are a row of their own per month: project_id
+-- NULL, so every join below matches NULL to NULL.
 keys AS (
     SELECT month, project_id FROM costs
     UNION SELECT month, project_id FROM ours
@@ -345,13 +396,13 @@ estimates AS (
         o.project_id IS NULL OR o.without_usage > 0 AS from_usage,
         o.cost_usd, o.unpriced_batches, t.usage_estimate_usd, t.batch_tokens, t.all_tokens
     FROM keys AS k
-    LEFT JOIN ours AS o USING (month, project_id)
-    LEFT JOIN tokens AS t USING (month, project_id)
+    LEFT JOIN ours AS o ON o.month = k.month AND o.project_id IS NOT DISTINCT FROM k.project_id
+    LEFT JOIN tokens AS t ON t.month = k.month AND t.project_id IS NOT DISTINCT FROM k.project_id
 )
 SELECT
     e.month,
     e.project_id,
-    p.name,
+    CASE WHEN e.project_id IS NULL THEN '{NO_PROJECT}' ELSE p.name END AS name,
     c.costs_usd,
     CASE
         WHEN NOT e.from_usage THEN e.cost_usd
@@ -360,12 +411,40 @@ SELECT
     END AS batches_estimate_usd,
     CASE WHEN e.from_usage THEN 'usage api' ELSE 'batches' END AS estimate_source,
     round(100.0 * e.batch_tokens / nullif(e.all_tokens, 0), 2) AS batch_token_share_pct,
-    CASE WHEN e.from_usage THEN 0 ELSE coalesce(e.unpriced_batches, 0) END AS unpriced_batches
+    CASE WHEN e.from_usage THEN 0 ELSE coalesce(e.unpriced_batches, 0) END AS unpriced_batches,
+    (
+        SELECT string_agg(CAST(round(o.value, 9) AS VARCHAR) || ' ' || upper(o.currency), ', ' ORDER BY o.currency)
+        FROM other_currencies AS o
+        WHERE o.month = e.month AND o.project_id IS NOT DISTINCT FROM e.project_id
+    ) AS other_currency_costs,
+    coalesce(c.costs_not_numbers, 0) AS costs_not_numbers
 FROM estimates AS e
-LEFT JOIN costs AS c USING (month, project_id)
+LEFT JOIN costs AS c ON c.month = e.month AND c.project_id IS NOT DISTINCT FROM e.project_id
 LEFT JOIN {_relation(PROJECTS_TABLE, present)} AS p ON p.id = e.project_id
 WHERE {_in_since("e.month")}
 """
+
+
+def cost_caveats(present: frozenset[str] | Sequence[str]) -> str:
+    """`caveats` rows (a `UNION ALL` to append) for the Costs API's line items a USD figure leaves out:
+    an amount in another currency, or one that is not a number. `id` names the line item."""
+    tables = frozenset(present) & frozenset(ORGANIZATION_TABLES)
+    if COSTS_TABLE not in tables:
+        return ""
+    figures = "cost_reconciliation.costs_usd"
+    other = f"{COSTS_CAVEAT} in another currency: shown apart (cost_reconciliation.other_currency_costs), never in USD"
+    not_number = f"{COSTS_CAVEAT} whose amount is not a number (costs_daily.amount_raw): left out of every sum"
+    return f"""
+UNION ALL
+SELECT
+    'costs_daily ' || strftime(day, '%Y-%m-%d') || ' ' || coalesce(project_id, 'no project') || ': '
+        || coalesce(line_item, 'no line item')
+        || CASE WHEN value IS NULL THEN ' = ' || coalesce(amount_raw, 'null')
+            ELSE ' (' || upper(currency) || ')' END AS id,
+    CASE WHEN value IS NULL THEN '{not_number}' ELSE '{other}' END AS caveat,
+    '{figures}' AS figures
+FROM {_cost_rows(tables)}
+WHERE (value IS NULL OR currency <> 'usd') AND {_in_since("month")}"""
 
 
 def reconciliation_views(present: frozenset[str] | Sequence[str], terms: BatchTerms) -> tuple[tuple[str, str], ...]:
@@ -378,4 +457,4 @@ def reconciliation_views(present: frozenset[str] | Sequence[str], terms: BatchTe
     )
 
 
-__all__ = ["BatchTerms", "reconciliation_views"]
+__all__ = ["COSTS_CAVEAT", "NO_PROJECT", "BatchTerms", "cost_caveats", "reconciliation_views", "usage_days"]

@@ -22,7 +22,7 @@ from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
 from .ledger_views import ledger_views
 from .prices import PriceRow
-from .reconciliation import BatchTerms, reconciliation_views
+from .reconciliation import BatchTerms, cost_caveats, reconciliation_views
 from .sql_rules import sync_cost, usage_consistent
 
 S = settings.SCHEMA
@@ -382,7 +382,7 @@ _COUNTS_IMPOSSIBLE = (
 _TIERED = ("priced at the base rate of a long-context (tiered) price", "every cost figure: a lower bound")
 
 
-def _caveats_sql() -> str:
+def _caveats_sql(organization_tables: frozenset[str] = frozenset()) -> str:
     kinds = [(condition, caveat, figures) for condition, caveat, figures in _CAVEATS]
     flags = "\n        + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, _, _) in enumerate(kinds))
     rows = [(1 << i, caveat, figures) for i, (_, caveat, figures) in enumerate(kinds)]
@@ -411,11 +411,9 @@ flagged AS (
     SELECT id, {tiered} FROM {S}.batch_costs WHERE price_tiered
 )
 SELECT f.id, k.caveat, k.figures
-FROM flagged AS f JOIN kinds AS k ON f.flags & k.bit <> 0
+FROM flagged AS f JOIN kinds AS k ON f.flags & k.bit <> 0{cost_caveats(organization_tables)}
 """
 
-
-CAVEATS = _caveats_sql()
 
 _LATER_VIEWS: tuple[tuple[str, str], ...] = (
     ("batch_costs", BATCH_COSTS),
@@ -425,7 +423,6 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
     ("turnaround_percentiles", TURNAROUND_PERCENTILES),
     ("failure_rates", FAILURE_RATES),
     ("open_batches", OPEN_BATCHES),
-    ("caveats", CAVEATS),
 )
 
 
@@ -444,6 +441,7 @@ def views(
     return (
         ("batches_in_scope", batches_in_scope(has_gone_table)),
         *_LATER_VIEWS,
+        ("caveats", _caveats_sql(organization_tables)),
         *reconciliation_views(organization_tables, _TERMS),
         *ledger_views(ledger_tables),
     )

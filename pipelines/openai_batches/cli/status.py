@@ -42,6 +42,9 @@ class StatusReport:
     # With an admin key: missing projects and months that differ (None: the Admin API's tables were never loaded).
     reconciliation: Findings | None = None
     reconciliation_error: str | None = None
+    # The request ledger's files by state (`read`, `pending`, `gone`); None: the ledger never ran.
+    ledger_files: dict[str, int] | None = None
+    ledger_pending_bytes: int = 0
 
     def stale(self, max_age: timedelta, now: datetime) -> list[str]:
         """One reason per project (or for the database) whose last success is older than max_age."""
@@ -96,6 +99,13 @@ def read_status(where: Store | str) -> StatusReport:
             for project, gone in con.execute(query).fetchall():
                 projects.setdefault(project, ProjectStatus(project)).gone = gone
         report.projects = sorted(projects.values(), key=lambda p: p.project)
+        if settings.FILES_TABLE in tables:
+            report.ledger_files = {"read": 0, "pending": 0, "gone": 0}
+            query = f"SELECT state, count(*), coalesce(sum(bytes), 0) FROM {schema}.{settings.FILES_TABLE} GROUP BY 1"
+            for state, count, size in con.execute(query).fetchall():
+                report.ledger_files[str(state)] = int(count)
+                if state == "pending":
+                    report.ledger_pending_bytes = int(size)
     _read_reconciliation(report, store)
     return report
 
@@ -182,7 +192,17 @@ def render(report: StatusReport, now: datetime) -> list[str]:
     for r in (header, *rows):
         cells = [c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
-    return lines + _reconciliation_lines(report)
+    return lines + _ledger_lines(report) + _reconciliation_lines(report)
+
+
+def _ledger_lines(report: StatusReport) -> list[str]:
+    files = report.ledger_files
+    if files is None:
+        return []
+    return [
+        f"request ledger: {files['read']:,} files read, {files['pending']:,} pending "
+        f"({report.ledger_pending_bytes / 1e6:,.1f} MB, read by the next loads), {files['gone']:,} gone"
+    ]
 
 
 def _reconciliation_lines(report: StatusReport) -> list[str]:

@@ -15,7 +15,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -360,7 +361,13 @@ class BatchesClient:
         if problem := base_url_problem(base_url):
             raise ApiError(problem)
         base = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        # Compressed answers are asked for (JSONL is 5-10x smaller on the wire) and decoded: by httpx for
+        # JSON bodies, while streaming for files (_Decoded). Named, so that no other coding is advertised.
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "Accept-Encoding": ", ".join(_CODINGS),
+        }
         for name, value in (("OpenAI-Organization", organization), ("OpenAI-Project", project)):
             if value:
                 value = value.strip()
@@ -516,6 +523,11 @@ class BatchesClient:
             raise RetryableApiError(what, message=f"timed out ({type(e).__name__})") from None
         except httpx.UnsupportedProtocol:
             raise ApiError(what, message="unsupported URL scheme") from None
+        except httpx.DecodingError as e:
+            # A compressed body that does not decode (corrupt or cut gzip): a bad answer, retried like one.
+            raise RetryableApiError(
+                what, message=f"the body could not be decoded: {self.redactor.clean(e, 120)}"
+            ) from None
         except httpx.TransportError as e:
             # httpx's own text can quote what was sent (a header value): show only its kind and cleaned text.
             raise RetryableApiError(
@@ -542,13 +554,16 @@ class BatchesClient:
         held whole) and its result is returned; None when the API answers 404.
 
         Retried like every request; a retry calls `consume` again from the first byte, so it must start
-        from nothing each time. A body shorter than `size` (the file object's `bytes`) is a download cut
-        short, retried: a content-length that lies, or a connection closed early without one, ends the
-        body quietly, and its last requests would be lost for good. The whole download is bounded in time:
-        at any moment it may have taken `timeout` plus the bytes received so far at
-        settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that arrived extend it, never a size the server
-        announces (a content-length of terabytes would let a server that trickles bytes hold the run for
-        months)."""
+        from nothing each time. A `Content-Encoding: gzip` (or `deflate`) body is decoded as it streams,
+        and the checks apply to the right bytes: the content-length to the bytes on the wire, `size` (the
+        file object's `bytes`) and the end of the compressed stream to the decoded file. A body shorter
+        than `size`, one that ends before its content-length, a compressed stream that is corrupt or cut
+        before its end: each is a download cut short, retried (a content-length that lies, or a
+        connection closed early without one, ends the body quietly, and its last requests would be lost
+        for good). The whole download is bounded in time: at any moment it may have taken `timeout` plus
+        the bytes received so far (on the wire) at settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that
+        arrived extend it, never a size the server announces (a content-length of terabytes would let a
+        server that trickles bytes hold the run for months), nor what they decode to."""
         what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
         path = "/files/" + quote(file_id, safe="") + "/content"
         try:
@@ -565,19 +580,30 @@ class BatchesClient:
         self._deadline.at = started + self.timeout
         try:
             with self._transport_errors(what), self._http.stream("GET", self._base + path) as response:
+                request_id = self._request_id(response)
                 if response.status_code >= 400:
                     # An error body is small; a server sending megabytes instead is cut short.
                     raw = b"".join(_first_bytes(response.iter_raw(), _ERROR_BODY_MAX))
-                    self._raise_for_status(response, raw, what, self._request_id(response))
-                body = _Paced(response.iter_raw(), self._deadline, started + self.timeout)
-                result = consume(iter(body))
-                if size is not None and body.received < size:
-                    raise RetryableApiError(
-                        what,
-                        status=response.status_code,
-                        message=f"the download ended after {body.received} of the file's {size} bytes",
-                        request_id=self._request_id(response),
+                    self._raise_for_status(response, _decoded_error(raw, response.headers), what, request_id)
+
+                def cut(message: str) -> RetryableApiError:
+                    return RetryableApiError(what, status=response.status_code, message=message, request_id=request_id)
+
+                wire = _Paced(response.iter_raw(), self._deadline, started + self.timeout)
+                coding = response.headers.get("content-encoding", "identity").strip().lower() or "identity"
+                if coding not in _CODINGS and coding != "identity":
+                    raise cut(
+                        f"the body has a content-encoding that was not asked for ({self.redactor.clean(coding, 40)})"
                     )
+                body = _Decoded(wire, coding)
+                result = consume(iter(body))
+                announced = response.headers.get("content-length")
+                if announced is not None and announced.isdigit() and wire.received < int(announced):
+                    raise cut(f"the download ended after {wire.received} of the {announced} bytes announced")
+                if not body.complete:
+                    raise cut(f"the {coding} stream ended before its end, after {wire.received} bytes")
+                if size is not None and body.received < size:
+                    raise cut(f"the download ended after {body.received} of the file's {size} bytes")
                 return result
         finally:
             self._deadline.at = None
@@ -621,6 +647,71 @@ class _Paced:
             self.received += len(chunk)
             self._deadline.at = self._base + self.received / settings.DOWNLOAD_MIN_BYTES_PER_S
             yield chunk
+
+
+# Content codings the client asks for and decodes (httpx's own for JSON bodies, `_Decoded` for files).
+_CODINGS = ("gzip", "deflate")
+# Most bytes one wire chunk decodes to at once: a small chunk of a gzip bomb expands ~1000x; the rest of
+# it is decoded on the next turns, so memory stays bounded whatever the ratio.
+_DECODED_CHUNK_MAX = 1 << 20
+
+
+class _Decoded:
+    """A body's chunks decoded from its content coding as they arrive (`identity`: as they are).
+
+    `received` counts decoded bytes; `complete` says, once the chunks are exhausted, whether a compressed
+    stream reached its end (a gzip cut short decodes quietly to a short file otherwise). A corrupt stream
+    raises httpx.DecodingError, which the client retries like any bad answer."""
+
+    def __init__(self, chunks: Iterable[bytes], coding: str) -> None:
+        self._chunks = chunks
+        self._coding = coding
+        self.received = 0
+        self.complete = coding == "identity"
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._coding == "identity":
+            for chunk in self._chunks:
+                self.received += len(chunk)
+                yield chunk
+            return
+        # gzip: the gzip header (wbits 16+); deflate: zlib-wrapped as the RFC says, raw as some servers send.
+        wbits = zlib.MAX_WBITS | 16 if self._coding == "gzip" else zlib.MAX_WBITS
+        decoder = zlib.decompressobj(wbits)
+        first = True
+        try:
+            for chunk in self._chunks:
+                if self._coding == "deflate" and first and chunk and (chunk[0] & 0x0F) != 8:
+                    decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                first = first and not chunk
+                data = chunk
+                while data and not decoder.eof:
+                    out = decoder.decompress(data, _DECODED_CHUNK_MAX)
+                    data = decoder.unconsumed_tail
+                    if out:
+                        self.received += len(out)
+                        yield out
+            out = decoder.flush()
+        except zlib.error as e:
+            raise httpx.DecodingError(f"corrupt {self._coding} stream ({e})") from None
+        if out:
+            self.received += len(out)
+            yield out
+        self.complete = decoder.eof
+
+
+def _decoded_error(raw: bytes, headers: httpx.Headers) -> bytes:
+    """An error body as text: decoded when it came compressed (only its message is wanted; a body that
+    does not decode is shown as received)."""
+    coding = headers.get("content-encoding", "").strip().lower()
+    if coding not in _CODINGS:
+        return raw
+    try:
+        return zlib.decompressobj(zlib.MAX_WBITS | 32 if coding == "gzip" else zlib.MAX_WBITS).decompress(
+            raw, _ERROR_BODY_MAX
+        )
+    except zlib.error:
+        return raw
 
 
 # Bytes of an error response read at most (the API's error bodies are a few hundred bytes).

@@ -15,6 +15,11 @@ is undocumented, each made once here:
   or keys: those fields stay null, and filtering by ``user_ids``/``api_key_ids`` matches nothing.
   Grouped by ``service_tier`` everything is "default"; by ``api_source``, "unlabeled".
 * Projects are listed oldest first (``after`` = a project id; an unknown one gives an empty page).
+
+Misbehaviour a test can ask for (:class:`~.books.Books`): usage pages that repeat the previous page's
+last buckets (``books.repeat_usage_buckets``), usage buckets with no results
+(``books.serve_empty_usage``), and cost results added as given (``books.add_cost_result``: no project,
+another currency, an amount as a string or not a number).
 """
 
 from __future__ import annotations
@@ -297,9 +302,13 @@ def _usage_completions(org: SimulatedOrg, q: _Query) -> Answer:
     attributed = q.array("user_ids") or q.array("api_key_ids")
     batch = q.boolean("batch")
     starts, next_page = _window(q, now, width, _USAGE_LIMITS[width_name])
+    repeated = org.books.repeated_usage_buckets
+    if repeated and starts and q.text("page") is not None:
+        first = q.required_integer("start_time") // width * width
+        starts = [s for s in range(starts[0] - repeated * width, starts[0], width) if s >= first] + starts
 
     rows: list[UsageRow] = []
-    if starts and not attributed:
+    if starts and not attributed and not org.books.empty_usage:
         rows = [
             r
             for r in org.books.usage(width, starts[0], starts[-1], now)
@@ -368,7 +377,11 @@ def _costs(org: SimulatedOrg, q: _Query) -> Answer:
         sums = grouped[c.start_time].setdefault(key, [0.0, 0.0])
         sums[0] += c.amount_usd
         sums[1] += c.quantity
-    return _grouped_page(grouped, starts, DAY, lambda k, v: _cost_result(k, v, group_by), next_page)
+    status, page = _grouped_page(grouped, starts, DAY, lambda k, v: _cost_result(k, v, group_by), next_page)
+    for bucket in page["data"]:
+        extra = org.books.extra_costs(bucket["start_time"])
+        bucket["results"] += [r for r in extra if not project_ids or r["project_id"] in project_ids]
+    return status, page
 
 
 def _cost_result(key: tuple[Any, ...], sums: list[float], group_by: list[str]) -> dict[str, Any]:

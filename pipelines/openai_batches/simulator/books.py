@@ -155,6 +155,10 @@ class Books:
         self._lock = threading.Lock()
         self._discrepancies: dict[tuple[str, int], _Discrepancy] = {}
         self._non_batch_scale: dict[str | None, float] = {None: 1.0}
+        # How the Admin API misbehaves (admin_api.py reads these): see the setters below.
+        self.repeated_usage_buckets = 0
+        self.empty_usage = False
+        self._extra_costs: list[tuple[int, dict[str, Any]]] = []
 
     # ------------------------------------------------------------------ configuration
     def set_usage_discrepancy(self, project: str, month: str, factor: float, *, model: str | None = None) -> None:
@@ -179,6 +183,41 @@ class Books:
             raise ValueError("scale must be >= 0")
         with self._lock:
             self._non_batch_scale[project] = float(scale)
+
+    def repeat_usage_buckets(self, count: int = 1) -> None:
+        """Serve every usage page but the first with the last ``count`` buckets of the page before it
+        again at its start (the same `start_time`, the same results), as a server whose pages overlap
+        does; 0 turns it off."""
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        self.repeated_usage_buckets = count
+
+    def serve_empty_usage(self, empty: bool = True) -> None:
+        """Serve every usage bucket with no results (OpenAI counting no tokens), costs unchanged."""
+        self.empty_usage = empty
+
+    def add_cost_result(
+        self, day: int, *, project_id: str | None, line_item: str | None, value: Any, currency: str = "usd"
+    ) -> None:
+        """Add a result to the cost bucket of the UTC ``day`` (its start, epoch seconds) as given: a
+        line item of no project (``project_id=None``), in another currency, an amount as a numeric
+        string (`"2.25"`) or not a number at all (`"n/a"`). Served with every grouping; filtered by
+        `project_ids` like the others."""
+        if day % DAY:
+            raise ValueError("day must be the start of a UTC day")
+        result = {
+            "object": "organization.costs.result",
+            "amount": {"value": value, "currency": currency},
+            "line_item": line_item,
+            "project_id": project_id,
+        }
+        with self._lock:
+            self._extra_costs.append((day, result))
+
+    def extra_costs(self, day: int) -> list[dict[str, Any]]:
+        """The results added to the cost bucket of ``day`` (`add_cost_result`), in order."""
+        with self._lock:
+            return [dict(r) for d, r in self._extra_costs if d == day]
 
     # ------------------------------------------------------------------ reading
     def usage(self, width: int, first: int, last: int, now: int) -> list[UsageRow]:

@@ -86,10 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma separated, among {', '.join(FAULT_KINDS)} (default %(default)s)",
     )
     p.add_argument(
+        "--repeat-usage-buckets",
+        type=number_in(int, 0),
+        default=0,
+        help="Admin API: start every usage page but the first with the previous page's last N buckets again "
+        "(default %(default)s)",
+    )
+    p.add_argument("--empty-usage", action="store_true", help="Admin API: serve every usage bucket with no results")
+    p.add_argument(
         "--admin",
         action="store_true",
         help="also serve /_sim/stats, /_sim/advance and /_sim/create (benchmarks drive the clock with them; "
         "create takes create_batch overrides as query parameters, e.g. endpoint=/v1/embeddings&output_bytes=N)",
+    )
+    p.add_argument(
+        "--gzip",
+        action="store_true",
+        help="gzip every answer to a client that accepts it, file contents as they stream (as Cloudflare does)",
     )
     return p
 
@@ -127,6 +140,8 @@ def serve(argv: list[str] | None = None) -> int:
     gen_s = time.perf_counter() - t0
     if args.arrival_rate > 0:
         org.set_arrival_rate(args.arrival_rate)
+    org.books.repeat_usage_buckets(args.repeat_usage_buckets)
+    org.books.serve_empty_usage(args.empty_usage)
     try:
         server = SimulatorServer(
             org,
@@ -137,6 +152,7 @@ def serve(argv: list[str] | None = None) -> int:
             fault_kinds=kinds,
             fault_seed=args.seed,
             admin=args.admin,
+            compress=args.gzip,
         ).start()
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -217,6 +217,7 @@ class SimulatedOrg:
         self._arrival_segments = 0
         self._meta: dict[str, dict[str, str]] = {}
         self._input_files: dict[str, str] = {}
+        self._files_late: dict[str, float] = {}  # batch id -> when its output and error file ids appear
         # Everything rendered lazily (file ids, metadata, errors) is a hash of the row's random bits
         # salted with the seed, so two orgs with different seeds do not share file ids.
         self._salt = hashlib.blake2b(f"openai-batches-sim:{seed}".encode(), digest_size=16).digest()
@@ -497,6 +498,12 @@ class SimulatedOrg:
                     key = [self.seed, self._projects.index(p), 3, self._arrival_segments]
                     self._arrivals[p] = _Arrivals(per_hour, now, key)
 
+    def files_appear_at(self, batch_id: str, at: float) -> None:
+        """Until the clock reaches `at`, the batch shows `output_file_id` and `error_file_id` null (its
+        files 404): a batch listed finished before its files are named, as users report."""
+        with self._lock:
+            self._files_late[batch_id] = at
+
     def advance(self, seconds: float) -> None:
         """Advance the clock; the lifecycle of every batch moves with it, arrivals appear."""
         with self._lock:
@@ -730,6 +737,8 @@ class SimulatedOrg:
             if failed > 0 or (status == "expired" and done < total):
                 error_file_id = self._file_id(idb, 3)
 
+        if self._files_late and now < self._files_late.get(bid, now):
+            output_file_id = error_file_id = None
         obj: dict[str, Any] = {"id": bid, "object": "batch", "endpoint": endpoints[endpoint]}
         post_cutoff = created >= USAGE_CUTOFF
         if post_cutoff:

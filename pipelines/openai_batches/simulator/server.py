@@ -10,6 +10,8 @@ import secrets
 import socket
 import threading
 import time
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,7 +21,7 @@ import orjson
 
 from . import admin_api
 from .batch_requests import output_expires_seconds
-from .files import FILES_PREFIX, Streamed
+from .files import FILES_PREFIX, Streamed, not_found
 from .org import SimulatedOrg, overrides_from_query
 
 FAULT_KINDS = (
@@ -36,6 +38,9 @@ FAULT_KINDS = (
     "empty-body",
     "401",
     "403",
+    "corrupt-gzip",
+    "truncated-gzip",
+    "404",
 )
 # Random faults a well-behaved client must survive by retrying (fault campaigns pick from these).
 DEFAULT_RANDOM_FAULTS = ("429", "500", "502-html", "503")
@@ -67,8 +72,12 @@ class Fault:
     """A misbehaviour to apply to the next ``count`` requests whose path starts with ``path_prefix``.
 
     ``timeout`` holds the connection ``delay`` seconds and closes it without a response (``delay=0``:
-    an immediate disconnect); ``slow`` answers normally after ``delay``; ``retry_after`` (seconds) is
-    sent as ``retry-after`` and ``retry-after-ms`` on 429/503; ``should_retry`` as ``x-should-retry``.
+    an immediate disconnect); ``corrupt-gzip`` and ``truncated-gzip`` (on a server with ``compress``,
+    to a client that accepts gzip) send a gzip body with bytes flipped in its middle, or cut before the
+    end of its stream while the HTTP framing is complete (a gateway that compressed a cut answer);
+    ``404`` answers not found (a gateway that briefly loses a file); ``slow`` answers normally after
+    ``delay``; ``retry_after`` (seconds) is sent as ``retry-after`` and ``retry-after-ms`` on 429/503;
+    ``should_retry`` as ``x-should-retry``.
     """
 
     kind: str
@@ -133,6 +142,48 @@ def _retry_headers(fault: Fault) -> dict[str, str]:
         h["retry-after"] = f"{fault.retry_after:g}"
         h["retry-after-ms"] = f"{fault.retry_after * 1000:g}"
     return h
+
+
+# Bytes of compressed output gathered before an HTTP chunk is sent (zlib emits small pieces).
+_GZIP_CHUNK = 64 * 1024
+
+
+def _gzip_chunks(chunks: Iterator[bytes], limit: int | None, *, corrupt: bool) -> Iterator[bytes]:
+    """`chunks` gzip-compressed as they come (level 6, Cloudflare's kind); with `limit`, only its first
+    `limit` bytes and no end of stream; with `corrupt`, a byte of the first full piece flipped."""
+    encoder = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    pending = bytearray()
+    taken = 0
+    flipped = not corrupt
+    for chunk in chunks:
+        if limit is not None:
+            chunk = chunk[: max(0, limit - taken)]
+        taken += len(chunk)
+        pending += encoder.compress(chunk)
+        if len(pending) >= _GZIP_CHUNK:
+            if not flipped:
+                pending[len(pending) // 2] ^= 0xFF
+                flipped = True
+            yield bytes(pending)
+            pending.clear()
+        if limit is not None and taken >= limit:
+            pending += encoder.flush(zlib.Z_SYNC_FLUSH)  # what was compressed so far, but no end of stream
+            break
+    else:
+        pending += encoder.flush()
+    if pending:
+        if not flipped:
+            pending[len(pending) // 2] ^= 0xFF
+        yield bytes(pending)
+
+
+def _gzip_body(body: bytes, fault: str | None) -> bytes:
+    """A whole JSON body gzip-compressed, mangled as `corrupt-gzip` / `truncated-gzip` say."""
+    return b"".join(
+        _gzip_chunks(
+            iter((body,)), len(body) // 2 if fault == "truncated-gzip" else None, corrupt=fault == "corrupt-gzip"
+        )
+    )
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -210,12 +261,16 @@ class SimulatorServer:
         fault_seed: int = 0,
         fault_delay: float = 0.5,
         admin: bool = False,
+        compress: bool = False,
     ) -> None:
         for kind in fault_kinds:
             Fault(kind)  # validates the name
         self.org = org
         # `/_sim/*` control endpoints for benchmarks (see _admin); off unless asked, never part of the API.
         self.admin = admin
+        # gzip every answer to a client that accepts it (as Cloudflare in front of the real API does):
+        # JSON bodies whole, file contents as they stream (chunked, no content-length).
+        self.compress = compress
         self.host = host
         self.port = port
         self.latency = latency
@@ -367,7 +422,7 @@ class SimulatorServer:
         if fault is not None and fault.kind == "slow":
             self._stopping.wait(fault.delay)
 
-        resp = self._fault_response(fault, key) if fault is not None else None
+        resp = self._fault_response(fault, key, path) if fault is not None else None
         if resp is None:
             resp = self._organization_api(method, path, split.query, key)
             if resp is None:
@@ -378,9 +433,17 @@ class SimulatorServer:
             resp.headers["x-should-retry"] = "true" if fault.should_retry else "false"
         wait_out_latency()
 
+        gzipped = self.compress and "gzip" in headers.get("accept-encoding", "").lower()
+        if gzipped and resp.stream is None:
+            resp.body = _gzip_body(resp.body, fault.kind if fault is not None else None)
         h.send_response(resp.status)
         h.send_header("content-type", resp.content_type)
-        h.send_header("content-length", str(resp.stream.length if resp.stream else len(resp.body)))
+        if gzipped:
+            h.send_header("content-encoding", "gzip")
+        if gzipped and resp.stream is not None:
+            h.send_header("transfer-encoding", "chunked")
+        else:
+            h.send_header("content-length", str(resp.stream.length if resp.stream else len(resp.body)))
         h.send_header("x-request-id", request_id)
         h.send_header("openai-organization", self.org.organization)
         if project is not None:
@@ -394,6 +457,8 @@ class SimulatorServer:
         h.end_headers()
         if resp.stream is None:
             h.wfile.write(resp.body)
+        elif gzipped:
+            self._send_gzipped(h, resp.stream, fault.kind if fault is not None else None)
         else:
             # `truncated-json` on a download: the connection drops halfway through the promised bytes.
             cut = resp.stream.length // 2 if fault is not None and fault.kind == "truncated-json" else None
@@ -416,6 +481,27 @@ class SimulatorServer:
             pass
         finally:
             if sent != stream.length:
+                h.close_connection = True
+            close = getattr(stream.chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _send_gzipped(self, h: _Handler, stream: Streamed, fault: str | None) -> None:
+        """A file's content gzip-compressed as it is rendered, in HTTP chunks. `truncated-json` drops the
+        connection halfway (the chunked framing unfinished); `truncated-gzip` ends the framing cleanly
+        after half the file, the gzip stream unfinished; `corrupt-gzip` flips bytes in its middle."""
+        half = stream.length // 2 if fault in ("truncated-json", "truncated-gzip") else None
+        finished = False
+        try:
+            for chunk in _gzip_chunks(stream.chunks, half, corrupt=fault == "corrupt-gzip"):
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            if fault != "truncated-json":
+                h.wfile.write(b"0\r\n\r\n")
+                finished = True
+        except OSError:  # the client went away mid-download
+            pass
+        finally:
+            if not finished:
                 h.close_connection = True
             close = getattr(stream.chunks, "close", None)
             if close is not None:
@@ -458,8 +544,12 @@ class SimulatorServer:
         found = admin_api.answer(self.org, method, path, raw_query, key)
         return None if found is None else _json(*found)
 
-    def _fault_response(self, fault: Fault, key: str) -> _Response | None:
+    def _fault_response(self, fault: Fault, key: str, path: str = "") -> _Response | None:
         kind = fault.kind
+        if kind == "404":
+            if path.startswith(FILES_PREFIX + "/"):
+                return _json(404, not_found(unquote(path.split("/")[3])))
+            return _error(404, f"No batch found with id '{unquote(path.rsplit('/', 1)[-1])}'.")
         if kind == "429":
             r = _error(
                 429,

@@ -1,14 +1,22 @@
-"""The one column list of the organisation's tables (`projects`, `usage_daily`, `costs_daily`), and
-the conversion of Admin API objects into arrow tables that follow it.
+"""The one column list of the organisation's tables (`projects`, `usage_daily`, `costs_daily`,
+`admin_days_read`), and the conversion of Admin API objects into arrow tables that follow it.
 
 Declared up front like the batch columns (tables/batches.py): every column exists from the first load with
 a stable type. Values the API sends in another shape (a count that is not an integer, a time that is
-not a number) are NULL, with one warning per field and run.
+not a number) are NULL, with one warning per field and run. A cost amount is the exception: money
+that cannot be read is never a silent NULL; it keeps the value as sent (`amount_raw`), out of every
+sum, and `caveats` names it.
+
+One row per key and day: results of one bucket with the same key (the API splits by dimensions not
+grouped by, e.g. service tier or API key) are added up, so no tokens or money are lost; a bucket read
+again (the same day, in the run or a later one) replaces the one read before (organization.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -22,7 +30,11 @@ log = logging.getLogger(__name__)
 PROJECTS_TABLE = "projects"
 USAGE_TABLE = "usage_daily"
 COSTS_TABLE = "costs_daily"
-ORGANIZATION_TABLES = (PROJECTS_TABLE, USAGE_TABLE, COSTS_TABLE)
+DAYS_READ_TABLE = "admin_days_read"
+ORGANIZATION_TABLES = (PROJECTS_TABLE, USAGE_TABLE, COSTS_TABLE, DAYS_READ_TABLE)
+# `admin_days_read.endpoint` of each bucketed endpoint.
+USAGE_ENDPOINT = "usage/completions"
+COSTS_ENDPOINT = "costs"
 
 
 def _column(name: str, arrow_type: pa.DataType, dlt_type: str, description: str) -> Column:
@@ -52,14 +64,36 @@ COST_COLUMNS: tuple[Column, ...] = (
     _column("day", pa.date32(), "date", "UTC day of the Costs API's daily bucket."),
     _column("project_id", pa.string(), "text", "Project billed."),
     _column("line_item", pa.string(), "text", "Line item, e.g. `gpt-4o-mini-2024-07-18, input_tokens`."),
-    _column("amount_usd", pa.float64(), "double", "Amount billed for the line item that day."),
+    _column(
+        "amount_usd",
+        pa.float64(),
+        "double",
+        "Amount billed for the line item that day, in USD; NULL when the currency is another or the amount is not a "
+        "number.",
+    ),
     _column("currency", pa.string(), "text", "Currency of the amount as the API names it (`usd`)."),
+    _column("amount", pa.float64(), "double", "Amount in `currency` (a numeric string read as the number it is)."),
+    _column(
+        "amount_raw",
+        pa.string(),
+        "text",
+        "The amount as sent (JSON) when it is not a finite number; NULL otherwise. Such a line item is in no sum "
+        "(`caveats`).",
+    ),
+)
+
+DAYS_READ_COLUMNS: tuple[Column, ...] = (
+    _column("endpoint", pa.string(), "text", "`usage/completions` or `costs`: the Admin API endpoint read."),
+    _column("day", pa.date32(), "date", "UTC day of a daily bucket the endpoint answered (read, even if empty)."),
+    _column("results", pa.int64(), "bigint", "Results the bucket held: 0 is a day read with no usage or cost."),
+    _column("read_at", TIMESTAMP, "timestamp", "When the bucket was last read (this machine's clock)."),
 )
 
 # The key a usage row is one of: one row per (day, project_id, model, batch); a day read again
 # replaces that day's rows (the merge key of the load is the day, see sources/admin/source.py).
 USAGE_KEY = ("day", "project_id", "model", "batch")
-COST_KEY = ("day", "project_id", "line_item")
+COST_KEY = ("day", "project_id", "line_item", "currency")  # and one row per amount that is not a number
+DAYS_READ_KEY = ("endpoint", "day")
 
 
 def projects_hints() -> dict[str, dict[str, Any]]:
@@ -77,6 +111,14 @@ def usage_hints() -> dict[str, dict[str, Any]]:
 def costs_hints() -> dict[str, dict[str, Any]]:
     hints = _hints(COST_COLUMNS, "day")
     hints["day"]["merge_key"] = True
+    return hints
+
+
+def days_read_hints() -> dict[str, dict[str, Any]]:
+    hints = _hints(DAYS_READ_COLUMNS, "day")
+    for name in DAYS_READ_KEY:
+        hints[name]["primary_key"] = True
+        hints[name]["nullable"] = False
     return hints
 
 
@@ -98,13 +140,14 @@ class _Odd:
             self._warn(name, value)
         return number
 
-    def number(self, value: Any, name: str) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        self._warn(name, value)
-        return None
+    def amount(self, value: Any, name: str) -> tuple[float | None, str | None]:
+        """(the number, None), or (None, the value as sent) when it is not a finite number: kept, never
+        NULL with only a log line (the views leave it out of sums and `caveats` names it)."""
+        number = finite_number(value)
+        if number is not None:
+            return number, None
+        self._warn(name, value, kept=True)
+        return None, json.dumps(value, default=str)[:200]
 
     def text(self, row: Mapping[str, Any], name: str) -> str | None:
         value = row.get(name)
@@ -120,11 +163,26 @@ class _Odd:
         self._warn(name, value)
         return None
 
-    def _warn(self, name: str, value: Any) -> None:
+    def _warn(self, name: str, value: Any, *, kept: bool = False) -> None:
         if name not in self.warned:
             self.warned.add(name)
             shown = repr(value)
-            log.warning("%s: %s=%s does not fit the column; stored as NULL", self.what, name, shown[:80])
+            stored = "kept as sent, out of every sum" if kept else "stored as NULL"
+            log.warning("%s: %s=%s does not fit the column; %s", self.what, name, shown[:80], stored)
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float: a JSON number or a numeric string (`"2.25"`); else None (text, a
+    flag, null, NaN, infinity)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _day(start_time: int) -> date:
@@ -168,46 +226,98 @@ def _results(buckets: Iterable[Mapping[str, Any]]) -> Iterable[tuple[date, Mappi
                 yield day, result
 
 
+def _add(a: int | float | None, b: int | float | None) -> Any:
+    """Two parts of one figure: unknown (NULL) when either part is."""
+    return None if a is None or b is None else a + b
+
+
+_USAGE_COUNTS = ("input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests")
+
+
 def usage_to_arrow(buckets: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """One row per result of the daily completions-usage buckets."""
+    """One row per day and `USAGE_KEY` of the daily completions-usage buckets: results of one bucket
+    with the same key are added up (a count that is not one makes the sum NULL, with a warning)."""
     odd = _Odd("usage result")
-    cols: dict[str, list[Any]] = {c.name: [] for c in USAGE_COLUMNS}
+    rows: dict[tuple[Any, ...], list[Any]] = {}
     for day, r in _results(buckets):
-        cols["day"].append(day)
-        cols["project_id"].append(odd.text(r, "project_id"))
-        cols["model"].append(odd.text(r, "model"))
-        cols["batch"].append(odd.flag(r, "batch"))
-        for name in ("input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests"):
-            cols[name].append(odd.integer(r, name))
+        key = (day, odd.text(r, "project_id"), odd.text(r, "model"), odd.flag(r, "batch"))
+        counts = [odd.integer(r, name) for name in _USAGE_COUNTS]
+        before = rows.get(key)
+        rows[key] = counts if before is None else [_add(a, b) for a, b in zip(before, counts, strict=True)]
+    cols: dict[str, list[Any]] = {c.name: [] for c in USAGE_COLUMNS}
+    for key, counts in rows.items():
+        for name, value in zip((*USAGE_KEY, *_USAGE_COUNTS), (*key, *counts), strict=True):
+            cols[name].append(value)
     return pa.table(cols, schema=_schema(USAGE_COLUMNS, "day"))
 
 
 def costs_to_arrow(buckets: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """One row per result of the daily cost buckets."""
+    """One row per day and `COST_KEY` of the daily cost buckets, amounts of one bucket with the same key
+    added up; an amount that is not a finite number is a row of its own, kept as sent (`amount_raw`)."""
     odd = _Odd("cost result")
-    cols: dict[str, list[Any]] = {c.name: [] for c in COST_COLUMNS}
-    for day, r in _results(buckets):
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    for n, (day, r) in enumerate(_results(buckets)):
         amount = r.get("amount")
         amount = amount if isinstance(amount, Mapping) else {"value": amount}
-        cols["day"].append(day)
-        cols["project_id"].append(odd.text(r, "project_id"))
-        cols["line_item"].append(odd.text(r, "line_item"))
-        cols["amount_usd"].append(odd.number(amount.get("value"), "amount.value"))
-        cols["currency"].append(odd.text(amount, "currency"))
+        currency = odd.text(amount, "currency")
+        value, raw = odd.amount(amount.get("value"), "amount.value")
+        key = (day, odd.text(r, "project_id"), odd.text(r, "line_item"), currency)
+        if raw is not None:
+            rows[(*key, n)] = [None, raw]  # never added to anything: a row per such amount
+        elif key in rows:
+            rows[key][0] += value
+        else:
+            rows[key] = [value, None]
+    cols: dict[str, list[Any]] = {c.name: [] for c in COST_COLUMNS}
+    for key, (value, raw) in rows.items():
+        day, project_id, line_item, currency = key[:4]
+        usd = (currency or "usd").lower() == "usd"
+        for name, cell in (
+            ("day", day),
+            ("project_id", project_id),
+            ("line_item", line_item),
+            ("amount_usd", value if usd else None),
+            ("currency", currency),
+            ("amount", value),
+            ("amount_raw", raw),
+        ):
+            cols[name].append(cell)
     return pa.table(cols, schema=_schema(COST_COLUMNS, "day"))
 
 
+def days_read_to_arrow(endpoint: str, days: Mapping[date, int], read_at: datetime) -> pa.Table:
+    """One row per daily bucket read: its day and how many results it held (an empty day read is a day
+    with no usage, not a day nobody looked at)."""
+    at = int(read_at.timestamp() * 1_000_000)
+    return pa.table(
+        {
+            "endpoint": [endpoint] * len(days),
+            "day": list(days),
+            "results": list(days.values()),
+            "read_at": pa.array([at] * len(days), pa.int64()).cast(TIMESTAMP),
+        },
+        schema=pa.schema([pa.field(c.name, c.arrow_type, nullable=c.name == "read_at") for c in DAYS_READ_COLUMNS]),
+    )
+
+
 __all__ = [
+    "COSTS_ENDPOINT",
     "COSTS_TABLE",
     "COST_COLUMNS",
+    "DAYS_READ_COLUMNS",
+    "DAYS_READ_TABLE",
     "ORGANIZATION_TABLES",
     "PROJECTS_TABLE",
     "PROJECT_COLUMNS",
     "USAGE_COLUMNS",
+    "USAGE_ENDPOINT",
     "USAGE_KEY",
     "USAGE_TABLE",
     "costs_hints",
     "costs_to_arrow",
+    "days_read_hints",
+    "days_read_to_arrow",
+    "finite_number",
     "projects_hints",
     "projects_to_arrow",
     "usage_hints",

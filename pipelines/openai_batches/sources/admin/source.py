@@ -7,6 +7,11 @@ Resources (tables in the same dataset as the batches):
 * `usage_daily`: `GET /organization/usage/completions`, daily buckets grouped by project, model and
   batch flag. Only this usage endpoint splits Batch API traffic from synchronous requests.
 * `costs_daily`: `GET /organization/costs`, daily buckets grouped by project and line item.
+* `admin_days_read`: every daily bucket the two read (endpoint, day, results): a day read and empty
+  is a day with no usage, which the views must tell from a day nobody read.
+
+A bucket is one UTC day: one the API serves twice (on two pages of a run) counts once, the last copy
+read; a day read again on a later run replaces that day's rows (the merge key is the day).
 
 Incremental: OpenAI fills a day's buckets late, so every run reads again the last
 `REREAD_DAYS` days it read (the day holding the API's now and the two before), and never anything
@@ -25,17 +30,23 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.sources import DltResource
 
 from ... import settings
 from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, OrganizationClient
 from ...client.batches import RetryPolicy
 from ...tables.admin import (
+    COSTS_ENDPOINT,
     COSTS_TABLE,
+    DAYS_READ_TABLE,
     PROJECTS_TABLE,
+    USAGE_ENDPOINT,
     USAGE_TABLE,
     costs_hints,
     costs_to_arrow,
+    days_read_hints,
+    days_read_to_arrow,
     projects_hints,
     projects_to_arrow,
     usage_hints,
@@ -53,6 +64,13 @@ _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 # A day read again replaces that day's rows, so the merge key is the day; rows are one per USAGE_KEY.
 _DAY_KEYED: Any = {"write_disposition": _MERGE, "primary_key": [], "merge_key": "day"}
 _STATE_KEY = "next_day"
+# The days read go to their own table, from both resources: a variant of each with its own hints.
+_DAYS_READ_HINTS: Any = dlt.mark.make_hints(
+    table_name=DAYS_READ_TABLE,
+    write_disposition=_MERGE,
+    primary_key=["endpoint", "day"],
+    columns=days_read_hints(),  # type: ignore[arg-type]
+)
 
 
 @dataclass
@@ -111,44 +129,53 @@ def openai_organization(
 
     def usage_daily() -> Iterator[Any]:
         params = {"bucket_width": "1d", "group_by[]": ["project_id", "model", "batch"], "limit": USAGE_PAGE_DAYS}
-        yield from _buckets(USAGE_PATH, params, usage_to_arrow, "usage_rows")
+        yield from _buckets(USAGE_PATH, USAGE_ENDPOINT, params, usage_to_arrow, "usage_rows")
 
     def costs_daily() -> Iterator[Any]:
         params = {"bucket_width": "1d", "group_by[]": ["project_id", "line_item"], "limit": COSTS_PAGE_DAYS}
-        yield from _buckets(COSTS_PATH, params, costs_to_arrow, "cost_rows")
+        yield from _buckets(COSTS_PATH, COSTS_ENDPOINT, params, costs_to_arrow, "cost_rows")
 
-    def _buckets(path: str, params: dict[str, Any], convert: Any, counter: str) -> Iterator[Any]:
+    def _buckets(path: str, endpoint: str, params: dict[str, Any], convert: Any, counter: str) -> Iterator[Any]:
         state = dlt.current.resource_state()
         remembered = None if full_refresh else state.get(_STATE_KEY)
         stats.first_run = stats.first_run or remembered is None
         day = date.fromisoformat(remembered) if remembered else start
         if path == USAGE_PATH:
             stats.usage_from = day
-        chunk: list[dict[str, Any]] = []
+        # The run's buckets by UTC day (the merge key): a day served again replaces the copy read before,
+        # also one already converted into an earlier chunk (a dlt merge does not dedupe within a load).
+        pending: dict[date, dict[str, Any]] = {}
+        chunks: list[tuple[dict[date, int], Any]] = []  # (results per day, its rows)
         last: date | None = None
-        count = 0
         with OrganizationClient(**client_args) as client:
             try:
                 for bucket in client.buckets(path, {**params, "start_time": _epoch(day)}):
-                    chunk.append(bucket)
-                    count += 1
                     bucket_day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
+                    for i, (days, table) in enumerate(chunks):
+                        if days.pop(bucket_day, None) is not None:
+                            chunks[i] = (days, _without_day(table, bucket_day))
+                    pending.pop(bucket_day, None)
+                    pending[bucket_day] = bucket
+                    read = sum(len(days) for days, _ in chunks) + len(pending)
                     # Daily buckets follow each other from `day`: one dated further cannot move the cursor
                     # past what was read (a wild timestamp would otherwise skip days for good).
-                    last = min(bucket_day if last is None else max(last, bucket_day), day + timedelta(days=count - 1))
-                    if len(chunk) >= _CHUNK_DAYS:
-                        table = convert(chunk)
-                        chunk = []
-                        setattr(stats, counter, getattr(stats, counter) + table.num_rows)
-                        yield table
+                    last = min(bucket_day if last is None else max(last, bucket_day), day + timedelta(days=read - 1))
+                    if len(pending) >= _CHUNK_DAYS:
+                        chunks.append(_converted(pending, convert))
+                        pending = {}
             finally:
                 stats.requests += client.requests_made
         if last is not None:
             # The newest bucket is the API's today: it and the two days before are read again next time.
             state[_STATE_KEY] = max(day, last - timedelta(days=REREAD_DAYS - 1)).isoformat()
-        table = convert(chunk)
-        setattr(stats, counter, getattr(stats, counter) + table.num_rows)
-        yield table  # also when empty: the state above commits with this extract
+        chunks.append(_converted(pending, convert))
+        read_at = datetime.now(UTC)
+        for days, table in chunks:
+            setattr(stats, counter, getattr(stats, counter) + table.num_rows)
+            yield table  # also when empty: the state above commits with this extract
+            if days:
+                read = days_read_to_arrow(endpoint, days, read_at)
+                yield dlt.mark.with_hints(read, _DAYS_READ_HINTS, create_table_variant=True)
 
     project_columns: Any = projects_hints()
     usage_columns: Any = usage_hints()
@@ -160,6 +187,19 @@ def openai_organization(
         dlt.resource(usage_daily, name=USAGE_TABLE, columns=usage_columns, **_DAY_KEYED),
         dlt.resource(costs_daily, name=COSTS_TABLE, columns=cost_columns, **_DAY_KEYED),
     )
+
+
+def _converted(pending: dict[date, dict[str, Any]], convert: Any) -> tuple[dict[date, int], Any]:
+    """The results each day's bucket held, and the buckets as rows."""
+    results = {d: len(b["results"]) if isinstance(b.get("results"), list) else 0 for d, b in pending.items()}
+    return results, convert(list(pending.values()))
+
+
+def _without_day(table: Any, day: date) -> Any:
+    """The rows of ``table`` of every day but ``day`` (whose bucket was served again)."""
+    import pyarrow.compute as pc
+
+    return table.filter(pc.not_equal(table["day"], pa.scalar(day, pa.date32())))
 
 
 def _epoch(day: date) -> int:

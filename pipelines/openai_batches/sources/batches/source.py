@@ -187,7 +187,7 @@ def _batches(
         latest = latest_believable(first.server_time, time.time())
         ledger = None
         if requests_max_mb is not None:
-            ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats)
+            ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats, progress)
             # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
             full_refresh = full_refresh or not ledger.in_sync_with(before)
         previous = None if full_refresh else ProjectState.load(before)
@@ -218,6 +218,12 @@ def _batches(
             if fetched is not None:
                 pending.append(fetched)
                 offer(fetched)
+        for batch_id in ledger.rechecks() if ledger is not None else ():
+            # A finished batch whose ledger was written short: when its file ids changed, read again.
+            fetched = client.retrieve(batch_id)
+            stats.requests = client.requests_made
+            if ledger is not None and ledger.recheck(batch_id, fetched) and fetched is not None:
+                pending.append(fetched)
         # State is written before the last yield: dlt commits it with the items of this extract.
         all_projects[project] = plan.new_state().dump()
         tables = _tables(pending, project, project_id)
@@ -245,12 +251,13 @@ def _ledger(
     max_mb: float,
     server_time: float | None,
     stats: SyncStats,
+    progress: ProgressSink | None = None,
 ) -> Ledger:
     """The project's request ledger for this run, with its state from earlier runs."""
     state = resource_state.setdefault(_LEDGER, {}).setdefault(project, {})
     stats.ledger = LedgerCounts()
     now = server_time if server_time is not None else time.time()
-    return Ledger(state, client, project=project, max_mb=max_mb, now=now, counts=stats.ledger)
+    return Ledger(state, client, project=project, max_mb=max_mb, now=now, counts=stats.ledger, progress=progress)
 
 
 def _ledger_offer(
@@ -260,7 +267,8 @@ def _ledger_offer(
 
     An incremental run loads only batches that are new or were open at the last run, so each one it sees
     finished has files the ledger has not read. A full refresh loads every batch again: only those an
-    incremental run would have loaded are offered (files are read once)."""
+    incremental run would have loaded are offered (files are read once), and those whose ledger was
+    written short and may now be read in full (Ledger.wants_again)."""
     if ledger is None:
         return lambda batch: None
     previous = ProjectState.load(before)
@@ -269,7 +277,7 @@ def _ledger_offer(
     incremental = SyncPlan(previous, lookback=lookback, latest=latest, warn_odd=False)
 
     def offer_new(batch: Mapping[str, Any]) -> None:
-        if incremental.is_new(str(batch["id"]), sane_created(batch, latest)):
+        if incremental.is_new(str(batch["id"]), sane_created(batch, latest)) or ledger.wants_again(batch):
             ledger.offer(batch)
 
     return offer_new

@@ -100,15 +100,23 @@ def split_lines(
     chunks: Iterable[bytes], counter: ParsedFile | InputIds, stop: threading.Event | None
 ) -> Iterator[bytes | None]:
     """The lines of a byte stream (without their `\n`), as soon as each is complete; counts the bytes.
-    A line longer than `settings.LEDGER_MAX_LINE_BYTES` is dropped as it arrives and yielded as None."""
+    A line longer than `settings.LEDGER_MAX_LINE_BYTES` is dropped as it arrives and yielded as None.
+    A UTF-8 byte-order mark at the start (editors and Windows tools write one) is not part of the first
+    line: left there, it made that line no JSON and its request `missing`."""
     limit = settings.LEDGER_MAX_LINE_BYTES
     partial: list[bytes] = []  # pieces of a line that spans chunks (joined once, not re-copied per chunk)
     held = 0  # their bytes
     too_long = False  # the line in progress is past the limit: its bytes are dropped, not held
+    head: bytes | None = b""  # the first bytes while they may still be a byte-order mark; None once decided
     for chunk in chunks:
         if stop is not None and stop.is_set():
             raise DownloadStopped
         counter.bytes += len(chunk)
+        if head is not None:
+            head += chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                continue
+            chunk, head = head.removeprefix(_BOM), None
         parts: list[bytes | None] = list(chunk.split(b"\n"))
         if len(parts) == 1:
             held += len(chunk)
@@ -130,10 +138,15 @@ def split_lines(
             partial.append(last)
             held = len(last)
         yield from parts
+    if head:
+        partial.append(head)  # a file of one or two bytes that begin like a byte-order mark
     if too_long:
         yield None
     elif partial:
         yield b"".join(partial)  # a last line without its newline
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def _too_long() -> str:

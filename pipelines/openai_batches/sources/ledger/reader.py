@@ -11,12 +11,22 @@ so each run reads soon: `GET /files/{id}` first gives every file's size and expi
 the order their files expire, within a per-run budget of bytes (the first batch always, however large),
 up to `DOWNLOADS_AT_ONCE` files at a time. The rest, and batches whose download failed after the run's
 retries, stay pending in the resource state (committed with the data) for the next run. A file the
-API answers 404 for is recorded `gone` and the run goes on. 401 and 403 fail the run, as for the list.
+API answers 404 for is taken as gone by the rule batches follow (`GONE_AFTER_MISSES` runs in a row), or
+at once when it is past the expiry the API gave for it; until then its batch waits, so a gateway's
+transient 404 loses nothing. 401 and 403 fail the run, as for the list.
+
+A batch whose ledger was written short (a file gone, or one its counts call for that it does not name:
+completed requests but no `output_file_id`) is watched until its files expire: the next
+`GONE_AFTER_MISSES` runs ask for it (`GET /batches/{id}`), and a `--full-refresh` that lists it looks
+again; when its file ids changed, or a gone file may be back, its files are read again and its rows
+replaced as a whole.
 
 State kept per project, next to the batches' own (`sources/batches/plan.py`):
     {"version": 1, "synced": digest of the batches state it last ran with,
      "pending": {batch_id: {"total": n, "ended": t, "files": {kind: id}, "sizes": {...}, "expiries": {...},
-                            "gone": [kinds], "announced": bool}}}
+                            "gone": [kinds], "misses": {kind: n}, "awaits": [kinds], "announced": bool}},
+     "watch": {batch_id: {"files": {kind: id}, "ended": t, "gone": [kinds], "misses": {kind: n},
+                          "awaits": [kinds], "checks": n}}}
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from ... import settings
 from ...client.batches import ApiError, BatchesClient
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, requests_to_arrow
+from ..progress import ProgressSink
 from .counts import LedgerCounts
 from .parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
 
@@ -70,8 +81,11 @@ class Candidate:
     files: dict[str, str]  # kind -> file id
     sizes: dict[str, int | None] = field(default_factory=dict)  # kind -> bytes, as `GET /files/{id}` says
     expiries: dict[str, int | None] = field(default_factory=dict)
-    gone: set[str] = field(default_factory=set)  # kinds the API answered 404 for
+    gone: set[str] = field(default_factory=set)  # kinds taken as gone (see Ledger._missed)
     announced: bool = False  # its `pending` rows are written
+    misses: dict[str, int] = field(default_factory=dict)  # kind -> runs in a row the API answered 404 for it
+    awaits: list[str] = field(default_factory=list)  # kinds its counts call for that the batch does not name
+    missed_now: set[str] = field(default_factory=set)  # kinds answered 404 in this run (not kept)
 
     @classmethod
     def of(cls, batch: Mapping[str, Any]) -> Candidate | None:
@@ -86,7 +100,14 @@ class Candidate:
         total = exact_int(counts.get("total")) if isinstance(counts, Mapping) else None
         if not files:
             return None
-        return cls(str(batch["id"]), max(0, total or 0), exact_int(batch.get(ended_field)), files)
+        awaits = []
+        if isinstance(counts, Mapping):
+            # Completed requests are in an output file, failed ones in an error file: a batch that names
+            # none yet has its ledger written short, and is asked for again (Ledger.rechecks).
+            for kind, count in (("output", "completed"), ("error", "failed")):
+                if kind not in files and (exact_int(counts.get(count)) or 0) > 0:
+                    awaits.append(kind)
+        return cls(str(batch["id"]), max(0, total or 0), exact_int(batch.get(ended_field)), files, awaits=awaits)
 
     @classmethod
     def load(cls, batch_id: str, raw: Mapping[str, Any]) -> Candidate:
@@ -99,6 +120,8 @@ class Candidate:
             dict(raw.get("expiries") or {}),
             set(raw.get("gone") or ()),
             bool(raw.get("announced")),
+            {str(k): int(v) for k, v in (raw.get("misses") or {}).items()},
+            list(raw.get("awaits") or ()),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -110,6 +133,8 @@ class Candidate:
             "expiries": self.expiries,
             "gone": sorted(self.gone),
             "announced": self.announced,
+            "misses": dict(sorted(self.misses.items())),
+            "awaits": self.awaits,
         }
 
     def first_kinds(self) -> tuple[str, ...]:
@@ -154,17 +179,23 @@ class Ledger:
         max_mb: float,
         now: float,
         counts: LedgerCounts,
+        progress: ProgressSink | None = None,
     ) -> None:
         self.state = state
+        self.progress = progress or ProgressSink()
         self.client = client
         self.project = project
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.now = now
         self.counts = counts
         self.candidates: dict[str, Candidate] = {}
+        # Batches whose ledger was written short: see the module docstring.
+        self.watch: dict[str, dict[str, Any]] = {}
+        self._looked_at: set[str] = set()  # watched batches this run saw already
         if state.get("version") == STATE_VERSION:
             for batch_id, raw in (state.get("pending") or {}).items():
                 self.candidates[batch_id] = Candidate.load(batch_id, raw)
+            self.watch = {str(k): dict(v) for k, v in (state.get("watch") or {}).items()}
         self._stop = threading.Event()
         self._clean_code = _cached(lambda text: client.redactor.clean(text, 100))
         self._clean_message = _cached(lambda text: client.redactor.clean(text, settings.ERROR_MESSAGE_MAX_CHARS))
@@ -185,7 +216,51 @@ class Ledger:
         if self._files_deleted(candidate):
             self.counts.too_old += 1
             return
+        watched = self.watch.get(candidate.batch_id)
+        if watched is not None:
+            # 404s counted before still count for the same file: one more confirms it gone.
+            old = watched.get("files") or {}
+            misses = watched.get("misses") or {}
+            candidate.misses = {k: int(n) for k, n in misses.items() if old.get(k) == candidate.files.get(k)}
+        self._looked_at.add(candidate.batch_id)
         self.candidates[candidate.batch_id] = candidate
+
+    def wants_again(self, batch: Mapping[str, Any]) -> bool:
+        """Whether a batch a full refresh lists must be read again: its ledger was written short and its
+        file ids changed since, or a file taken as gone may be back (it is asked for once more)."""
+        watched = self.watch.get(str(batch.get("id")))
+        candidate = Candidate.of(batch)
+        if watched is None or candidate is None or self._files_deleted(candidate):
+            return False
+        self._looked_at.add(candidate.batch_id)
+        if candidate.files != watched.get("files") or watched.get("gone"):
+            return True
+        watched["checks"] = int(watched.get("checks") or 0) + 1
+        return False
+
+    def rechecks(self) -> list[str]:
+        """Watched batches to ask for (`GET /batches/{id}`) in this run: those still awaiting a file the
+        counts call for, on `GONE_AFTER_MISSES` runs at most, that the run did not list already."""
+        return [
+            batch_id
+            for batch_id, watched in sorted(self.watch.items())
+            if watched.get("awaits")
+            and int(watched.get("checks") or 0) < settings.GONE_AFTER_MISSES
+            and batch_id not in self._looked_at
+            and batch_id not in self.candidates
+        ]
+
+    def recheck(self, batch_id: str, batch: Mapping[str, Any] | None) -> bool:
+        """A watched batch as the API returns it now (None: 404). True when its file ids changed: it is
+        then a candidate again (and the caller loads the batch object too)."""
+        watched = self.watch[batch_id]
+        self._looked_at.add(batch_id)
+        candidate = Candidate.of(batch) if batch is not None else None
+        if candidate is not None and candidate.files != watched.get("files"):
+            self.offer(batch)  # type: ignore[arg-type]  # not None: it has a candidate
+            return True
+        watched["checks"] = int(watched.get("checks") or 0) + 1
+        return False
 
     def _files_deleted(self, candidate: Candidate) -> bool:
         """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best."""
@@ -209,6 +284,8 @@ class Ledger:
                 if not candidate.announced:
                     files.extend(self._pending_rows(candidate))
                     candidate.announced = True
+            planned = [(c, k) for c in admitted for k in c.first_kinds() if k not in c.gone]
+            self.progress.files_planned(self.project, len(planned), sum(c.sizes.get(k) or 0 for c, k in planned))
             batches = workers.run(
                 self._read_batch, admitted, weight=_requests, max_weight=settings.LEDGER_REQUESTS_AT_ONCE
             )
@@ -222,10 +299,13 @@ class Ledger:
             workers.close()
             self.counts.seconds = time.monotonic() - started
         self.state.clear()
+        # Watched batches are kept while their files can exist: afterwards nothing can be read again.
+        horizon = self.now - settings.FILES_KEPT_AT_MOST_S
         self.state.update(
             version=STATE_VERSION,
             synced=state_digest(batches_state),
             pending={c.batch_id: c.dump() for c in sorted(self.candidates.values(), key=lambda c: c.batch_id)},
+            watch={k: w for k, w in sorted(self.watch.items()) if w.get("ended") is None or w["ended"] >= horizon},
         )
         if len(requests):
             yield from _slices(requests.table(self))
@@ -255,8 +335,13 @@ class Ledger:
             if isinstance(info, BaseException):
                 self._fail(candidate, kind, info)
             elif info is None:
-                candidate.gone.add(kind)
+                if not self._missed(candidate, kind):
+                    self.counts.files_failed += 1
+                    log.warning(
+                        "batch %s: left for the next run: %s", candidate.batch_id, self._not_yet_gone(candidate, kind)
+                    )
             else:
+                candidate.misses.pop(kind, None)  # it answered: misses count in a row
                 size = exact_int(info.get("bytes"))
                 candidate.sizes[kind] = size if size is not None and size >= 0 else None
                 candidate.expiries[kind] = exact_int(info.get("expires_at"))
@@ -268,7 +353,7 @@ class Ledger:
         waiting: list[Candidate] = []
         used = 0
         for candidate in ordered:
-            if candidate.undescribed():  # describing failed: tried again next run
+            if candidate.undescribed():  # describing failed, or answered 404 not yet taken as gone: next run
                 waiting.append(candidate)
                 continue
             size = candidate.size()
@@ -290,6 +375,9 @@ class Ledger:
                 if kind not in candidate.files:
                     continue
                 file = self._stream(candidate, kind, partial(self._parse, kind=kind, seen=seen))
+                if file is None and not self._missed(candidate, kind):
+                    result.failure = self._not_yet_gone(candidate, kind)
+                    return result
                 if file is None:
                     complete = False
                     result.files.append(self._row(candidate, kind, "gone"))
@@ -302,10 +390,16 @@ class Ledger:
                 seen |= file.seen
                 result.bytes_read += file.bytes
                 result.files.append(self._row(candidate, kind, "read", file.bytes, file.lines))
+                self.progress.file_read(self.project, file.bytes)
             missing: list[str] = []
             only_input = candidate.first_kinds() == ("input",)
             if complete and "input" in candidate.files and (len(seen) < candidate.total or only_input):
+                if not only_input:  # read beyond the plan: counted in as it starts
+                    self.progress.files_planned(self.project, 1, candidate.sizes.get("input") or 0)
                 ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
+                if ids is None and not self._missed(candidate, "input"):
+                    result.failure = self._not_yet_gone(candidate, "input")
+                    return result
                 if ids is None:
                     result.files.append(self._row(candidate, "input", "gone"))
                 elif ids.bad_lines and not ids.custom_ids:
@@ -323,6 +417,7 @@ class Ledger:
                     missing = [custom_id for custom_id in ids.custom_ids if custom_id not in seen]
                     result.bytes_read += ids.bytes
                     result.files.append(self._row(candidate, "input", "read", ids.bytes, ids.lines))
+                    self.progress.file_read(self.project, ids.bytes)
         except ApiError as e:
             if e.status in _FATAL_STATUSES:
                 raise
@@ -330,6 +425,27 @@ class Ledger:
             return result
         result.columns = _columns(parsed, missing)
         return result
+
+    def _missed(self, candidate: Candidate, kind: str) -> bool:
+        """The API answered 404 for a file (or it was taken as gone before): whether it is gone now. The
+        rule of batches: `GONE_AFTER_MISSES` runs in a row (a run counts once), or at once when the file
+        is past the expiry the API gave for it."""
+        if kind in candidate.gone:
+            return True
+        if kind not in candidate.missed_now:
+            candidate.missed_now.add(kind)
+            candidate.misses[kind] = candidate.misses.get(kind, 0) + 1
+        expiry = candidate.expiries.get(kind)
+        if candidate.misses[kind] >= settings.GONE_AFTER_MISSES or (expiry is not None and expiry <= self.now):
+            candidate.gone.add(kind)
+            return True
+        return False
+
+    def _not_yet_gone(self, candidate: Candidate, kind: str) -> str:
+        return (
+            f"{kind} file {candidate.files[kind]}: the API answered 404 (run {candidate.misses[kind]} of "
+            f"{settings.GONE_AFTER_MISSES} in a row before it is taken as gone)"
+        )
 
     def _stream(self, candidate: Candidate, kind: str, consume: Callable[[Iterator[bytes]], Any]) -> Any:
         if kind in candidate.gone:
@@ -382,6 +498,18 @@ class Ledger:
         assert result.columns is not None
         requests.add(candidate.batch_id, result.columns)
         files.extend(result.files)
+        gone = sorted(row[1] for row in result.files if row[3] == "gone")
+        if gone or candidate.awaits:
+            self.watch[candidate.batch_id] = {
+                "files": candidate.files,
+                "ended": candidate.ended,
+                "gone": gone,
+                "misses": dict(sorted(candidate.misses.items())),
+                "awaits": candidate.awaits,
+                "checks": 0,
+            }
+        else:
+            self.watch.pop(candidate.batch_id, None)
         self.counts.batches_read += 1
         self.counts.requests += _rows(result.columns)
         self.counts.bytes_read += result.bytes_read
