@@ -298,7 +298,8 @@ def test_without_a_database_configured_the_demo_one_is_used(
 
 # --- issue 8: nothing a user does to the database fails a load; reading needs no write access ---------------
 def test_a_user_table_named_like_a_view_never_fails_a_committed_load(tmp_path: Path) -> None:
-    from .support.fake_api import ScriptedApi, error_lines, newest_first, serve_all
+    from .support.cli import error_lines
+    from .support.fake_api import ScriptedApi, newest_first, serve_all
 
     batches = newest_first(3)
     route = [serve_all(batches[1:])]

@@ -55,8 +55,8 @@ FILE_COLUMNS: tuple[Column, ...] = (
     _text("file_id", "The file's id (`file-...`)."),
     _text(
         "state",
-        "`read`; `gone` (the API answered 404: expired or deleted); `pending` (left for a later run by the "
-        "per-run budget or a failure).",
+        "`read`; `gone` (the API answered 404 on 3 runs in a row, or past the file's expiry: expired or "
+        "deleted); `pending` (left for a later run by the per-run budget, a failure or a 404 not yet taken as gone).",
     ),
     _int("bytes", "Size in bytes: as downloaded when read, as the API describes it while pending."),
     _int("lines", "Lines read (`read` files only)."),
