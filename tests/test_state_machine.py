@@ -401,6 +401,7 @@ class IncrementalLoad(RuleBasedStateMachine):
         self.get_404s_since_clean = 0
         self.steps_since_clean = 0  # steps since the last clean load's checks (teardown runs one if any)
         self.loads = 0  # loads started (a stopped one included): each may count a late file's check
+        self.names_due: dict[str, int] = {}  # batch id -> the load count after which its files are named
         self.flaps: dict[str, int] = {}  # file id -> loads left that it answers 404 to
         self.file_404_loads: dict[str, int] = {}  # file id -> loads it answered 404 to since the last clean one
 
@@ -490,20 +491,25 @@ class IncrementalLoad(RuleBasedStateMachine):
         self.api.project = None if missing else "proj_scripted"
 
     # --- the ledger's files -------------------------------------------------------------------
-    @rule(count=st.integers(1, 3))
-    def batches_finish_before_their_files_are_named(self, count: int) -> None:
+    @rule(count=st.integers(1, 3), named_after=st.integers(1, 2))
+    def batches_finish_before_their_files_are_named(self, count: int, named_after: int) -> None:
         """Completed, counts and all, with `output_file_id` and `error_file_id` null: the ledger records
-        their requests `missing` (from the input file) until the files are named."""
+        their requests `missing` (from the input file) until the files are named, `named_after` loads
+        later (or earlier, by the rule below)."""
         for _ in range(count):
             batch = self.model.add(int(self.model.now), int(self.model.now), lifetime=1)
             batch.status, batch.files_named, batch.finished_at_load = "completed", False, self.loads
+            self.names_due[batch.id] = self.loads + named_after
             self.model.now += 1
 
     @precondition(lambda self: any(not b.files_named for b in self.model.batches.values()))
     @rule(data=st.data())
     def a_late_file_is_named(self, data: st.DataObject) -> None:
         late = [b for b in self.model.batches.values() if not b.files_named]
-        batch = data.draw(st.sampled_from(late))
+        self.name_files(data.draw(st.sampled_from(late)))
+
+    def name_files(self, batch: Batch) -> None:
+        self.names_due.pop(batch.id, None)
         batch.files_named = True
         assert batch.finished_at_load is not None
         # Named after the runs that ask again (README, "Late files"): until a full refresh, a plain run
@@ -544,7 +550,7 @@ class IncrementalLoad(RuleBasedStateMachine):
 
     # --- loads ---------------------------------------------------------------------------------
     def load(self, full_refresh: bool = False, admin: bool = True) -> Any:
-        self.loads += 1
+        self.before_load()
         self.model.books.served = {}
         config = self.config if admin else replace(self.config, organization=None)
         result = run_load(self.db, config, full_refresh=full_refresh)
@@ -552,6 +558,12 @@ class IncrementalLoad(RuleBasedStateMachine):
             self.model.books.committed.update(self.model.books.served)
         self.after_load()
         return result
+
+    def before_load(self) -> None:
+        for batch_id, due in list(self.names_due.items()):
+            if due <= self.loads:  # `named_after` loads ran since it finished
+                self.name_files(self.model.batches[batch_id])
+        self.loads += 1
 
     def after_load(self) -> None:
         for file_id in list(self.flaps):
@@ -573,7 +585,7 @@ class IncrementalLoad(RuleBasedStateMachine):
         pipeline = make_pipeline(self.db)
         project = self.config.projects[0]
         source = openai_batches(api_key=project.api_key, base_url=project.base_url, timeout=5, requests=True)
-        self.loads += 1
+        self.before_load()
         try:
             pipeline.extract(source)
             pipeline.normalize(loader_file_format="parquet")
