@@ -383,3 +383,38 @@ def test_the_simulator_repeats_usage_buckets_serves_empty_usage_and_added_cost_r
         }
         filtered = pages("/organization/costs", project_ids=ALPHA, **{"group_by[]": "project_id"})
         assert all(r["project_id"] == ALPHA for p in filtered for b in p for r in b["results"])
+
+
+# -------------------------------------------------------------------------- found by the state machine
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: a day read again with no results keeps the rows of the copy before (the merge on `day` "
+    "deletes only days that have rows in the new load); found by tests/test_state_machine.py",
+)
+def test_a_day_read_again_with_no_results_replaces_the_copy_before(tmp_path: Path) -> None:
+    """README, "Buckets are days, counted once": the copy read last replaces the one before, also when it
+    is empty (a day read with no results is a day with no usage, no costs)."""
+    from openai_batches import openai_organization
+    from openai_batches.client.batches import RetryPolicy
+
+    d1 = date(2025, 10, 1)
+    served = {"results": True}
+
+    def route(path: str, query: dict[str, str], number: int) -> Any:
+        if path.endswith("/projects"):
+            return json_reply({"object": "list", "data": [{"id": ALPHA, "name": "a"}], "has_more": False})
+        result = usage_result(100) if path.endswith("/completions") else cost_result(1.5)
+        day = bucket(d1, *([result] if served["results"] else []))
+        return json_reply({"object": "page", "data": [day], "has_more": False, "next_page": None})
+
+    pipeline, db = scripted_pipeline(tmp_path, "emptied")
+    with ScriptedApi(route, project=None) as api:
+        retry = RetryPolicy(max_attempts=2, sleep=lambda seconds: None)
+        pipeline.run(openai_organization(admin_key=ADMIN, base_url=api.base_url, first_day=d1, retry=retry))
+        assert stored(db, "SELECT count(*) FROM books.usage_daily") == [(1,)]
+        served["results"] = False
+        pipeline.run(openai_organization(admin_key=ADMIN, base_url=api.base_url, first_day=d1, retry=retry))
+    read = stored(db, "SELECT endpoint, day, results FROM books.admin_days_read ORDER BY ALL")
+    assert read == [("costs", d1, 0), ("usage/completions", d1, 0)]  # read again, and empty
+    assert stored(db, "SELECT count(*) FROM books.usage_daily") == [(0,)]
+    assert stored(db, "SELECT count(*) FROM books.costs_daily") == [(0,)]

@@ -34,7 +34,11 @@ class ScriptedApi:
     neither the simulator nor a well-behaved API would send."""
 
     def __init__(
-        self, route: Route, project: str | None = "proj_scripted", clock: Callable[[], float] | None = None
+        self,
+        route: Route,
+        project: str | None = "proj_scripted",
+        clock: Callable[[], float] | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.route = route
         self.project = project  # the `openai-project` header; None: not sent (settable between requests)
@@ -45,6 +49,11 @@ class ScriptedApi:
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 keeps connections open between requests (every reply has a content-length):
+            # thousands of file downloads then cost no connection each.
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            disable_nagle_algorithm = keep_alive  # headers and body are two writes: no 40 ms wait between
+
             def log_message(self, *args: Any) -> None:
                 pass
 
