@@ -96,6 +96,8 @@ def test_the_admin_key_echoed_in_a_project_name_or_line_item_is_never_stored(
     books.projects[0]["name"] = f"team {ADMIN_KEY} batch"
     other = {"id": "proj_other", "object": "organization.project", "created_at": 1, "status": "active"}
     books.projects.append(other | {"name": {"echo": ADMIN_KEY}})  # not text: a warning shows it
+    # The project key too: the Admin API's client sends only the admin key, but every key of the run is secret.
+    books.projects.append(other | {"id": "proj_third", "name": f"echo {KEY_A}"})
     books.costs = lambda start: [bucket(start, cost(line_item=f"m, {ADMIN_KEY[:20]}"))]
     books.usage = lambda start: [bucket(start, usage(model=f"gpt-{ADMIN_KEY[5:30]}"))]
     result = books.load(db)
@@ -106,8 +108,9 @@ def test_the_admin_key_echoed_in_a_project_name_or_line_item_is_never_stored(
         + table(db, "SELECT * FROM openai_batches.usage_daily"),
         default=str,
     )
-    for i in range(len(ADMIN_KEY) - 8):
-        assert ADMIN_KEY[i : i + 8] not in stored, stored
+    for key in (ADMIN_KEY, KEY_A):
+        for i in range(len(key) - 8):
+            assert key[i : i + 8] not in stored, stored
     assert "team" in stored  # the rest of the name is kept
     assert "name=" in caplog.text
     for i in range(len(ADMIN_KEY) - 8):
@@ -217,3 +220,34 @@ def test_each_content_coding_a_server_may_send_reads_the_file_whole(db: str, cod
     else:
         body, header = OUTPUT, "identity"
     assert _load_files(file_api(body, header, size=len(OUTPUT)), db) == dict.fromkeys(IDS, "succeeded")
+
+
+def test_cost_amounts_that_add_up_beyond_any_float_are_kept_as_sent_not_infinite(db: str, books: Books) -> None:
+    """Each amount is finite, their sum is not: `amount_usd` once held `inf`, and every sum over it too."""
+    books.costs = lambda start: [bucket(start, cost(1e308), cost(1e308), cost(2.0, line_item="other"))]
+    result = books.load(db)
+    assert result.organization is not None and result.organization.error is None, result.organization.error
+    stored = table(db, "SELECT line_item, amount_usd, amount_raw FROM openai_batches.costs_daily ORDER BY ALL")
+    assert all(amount is None or amount == amount and abs(amount) < float("inf") for _, amount, _ in stored), stored
+    assert ("other", 2.0, None) in stored
+    assert sum(1 for item, amount, raw in stored if item == "m, input_tokens" and amount is None and raw) >= 1
+
+
+def test_the_admin_key_echoed_in_a_batch_file_line_is_never_stored(db: str) -> None:
+    """Every configured key is a secret wherever a server echoes it: the ledger masks its project's key in
+    what it stores from a file line, not the admin key configured next to it."""
+    line = json.loads(result_line("a"))
+    line["response"] = {
+        "status_code": 400,
+        "request_id": "req_a",
+        "body": {"error": {"message": f"bad key {ADMIN_KEY}", "type": "x", "code": "c"}},
+    }
+    output = json.dumps(line).encode() + b"\n" + b"".join(result_line(c) for c in IDS[1:])
+    api = file_api(output, None, size=len(output))
+    with api:
+        organization = OrganizationConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
+        run_load(db, config_for(api.base_url, KEY_A, requests=True, max_attempts=1, organization=organization))
+    stored = json.dumps(table(db, "SELECT * FROM openai_batches.batch_requests"), default=str)
+    assert "bad key" in stored
+    for i in range(len(ADMIN_KEY) - 8):
+        assert ADMIN_KEY[i : i + 8] not in stored, stored
