@@ -685,9 +685,17 @@ class _Decoded:
                     decoder = zlib.decompressobj(-zlib.MAX_WBITS)
                 first = first and not chunk
                 data = chunk
-                while data and not decoder.eof:
+                while data:
+                    if decoder.eof:
+                        # RFC 1952: a gzip body is one or more members (`cat a.gz b.gz`); stopping at the
+                        # first would quietly drop the requests of the others. NUL padding after a member
+                        # is ignored (as Python's gzip does); other bytes must be a member, else corrupt.
+                        data = data.lstrip(b"\0") if self._coding == "gzip" else b""
+                        if not data:
+                            break
+                        decoder = zlib.decompressobj(wbits)
                     out = decoder.decompress(data, _DECODED_CHUNK_MAX)
-                    data = decoder.unconsumed_tail
+                    data = decoder.unused_data if decoder.eof else decoder.unconsumed_tail
                     if out:
                         self.received += len(out)
                         yield out

@@ -8,7 +8,9 @@ or send megabytes of error text.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 # Any run of this many characters of the key is masked: enough to never show a usable part of it,
 # short enough that a key echoed with a character or two missing is still caught.
@@ -54,11 +56,30 @@ def mask_runs(text: str, secret: str, min_run: int = MIN_SECRET_RUN) -> str:
     return "".join(out)
 
 
+# Every key configured for the run in progress (`run_secrets`): a server may echo any of them, not only
+# the one its client sends (the Admin API a project key, a batch file the admin key), and none may be
+# stored or shown. A module-level value, not a ContextVar: the ledger's download threads must see it.
+_run_secrets: tuple[str, ...] = ()
+
+
+@contextlib.contextmanager
+def run_secrets(*secrets: str | None) -> Iterator[None]:
+    """Within the block, every Redactor made also masks ``secrets``."""
+    global _run_secrets
+    before = _run_secrets
+    _run_secrets = tuple(dict.fromkeys((*before, *(s for s in secrets if s))))
+    try:
+        yield
+    finally:
+        _run_secrets = before
+
+
 class Redactor:
-    """Cleans server text for display and storage; knows the secrets of one client."""
+    """Cleans server text for display and storage; knows the secrets of one client, and every key
+    configured for the run it was made in (`run_secrets`)."""
 
     def __init__(self, *secrets: str | None) -> None:
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = tuple(dict.fromkeys(s for s in (*secrets, *_run_secrets) if s))
 
     def clean(self, text: object, limit: int = MAX_SHOWN_CHARS) -> str:
         """One printable line: secrets masked, escape sequences and control characters gone, at most
@@ -92,4 +113,4 @@ class Redactor:
         return any(mask_runs(text, s, min(min_run, len(s))) != text for s in self._secrets if len(s) >= MIN_SECRET_RUN)
 
 
-__all__ = ["MASK", "MAX_SHOWN_CHARS", "MIN_SECRET_RUN", "Redactor", "mask_runs"]
+__all__ = ["MASK", "MAX_SHOWN_CHARS", "MIN_SECRET_RUN", "Redactor", "mask_runs", "run_secrets"]

@@ -23,6 +23,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .. import settings
 from ..client.batches import RetryPolicy
+from ..client.redact import run_secrets
 from ..config import RunConfig
 from ..sources.batches.source import openai_batches
 from ..sources.progress import ProgressSink
@@ -198,6 +199,15 @@ def run_load(
     Raises ForeignDatabase (before anything is written) for a database another program made,
     DatabaseBusy when another program holds the file for longer than `wait` seconds, and
     KeyboardInterrupt / Terminated when the run is interrupted (no further project starts)."""
+    # Each client masks its own key in what it stores and shows; a server can echo any key of the run.
+    admin_key = config.organization.admin_key if config.organization is not None else None
+    with run_secrets(*(project.api_key for project in config.projects), admin_key):
+        return _run_load(where, config, full_refresh=full_refresh, progress=progress, wait=wait)
+
+
+def _run_load(
+    where: Store | str, config: RunConfig, *, full_refresh: bool, progress: ProgressSink | None, wait: float
+) -> LoadResult:
     store = as_store(where)
     db_path = store.shown()
     started = time.monotonic()

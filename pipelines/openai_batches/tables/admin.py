@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,6 +26,9 @@ import pyarrow as pa
 from .batches import TIMESTAMP, Column, _hints, exact_int
 
 log = logging.getLogger(__name__)
+
+# Makes a text from the server safe to store (the key masked wherever it was echoed).
+Clean = Callable[[str], str]
 
 PROJECTS_TABLE = "projects"
 USAGE_TABLE = "usage_daily"
@@ -127,11 +130,13 @@ def _schema(columns: Sequence[Column], key: str) -> pa.Schema:
 
 
 class _Odd:
-    """Warns once per field and run about values that do not fit their column (they are stored as NULL)."""
+    """Warns once per field and run about values that do not fit their column (they are stored as NULL);
+    `clean` makes every text stored safe (a key the server echoed masked)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, clean: Clean | None = None) -> None:
         self.what = what
         self.warned: set[str] = set()
+        self.clean = clean
 
     def integer(self, row: Mapping[str, Any], name: str) -> int | None:
         value = row.get(name)
@@ -151,10 +156,12 @@ class _Odd:
 
     def text(self, row: Mapping[str, Any], name: str) -> str | None:
         value = row.get(name)
-        if value is None or isinstance(value, str):
-            return value
-        self._warn(name, value)
-        return str(value)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self._warn(name, value)
+            value = str(value)
+        return self.clean(value) if self.clean is not None else value
 
     def flag(self, row: Mapping[str, Any], name: str) -> bool | None:
         value = row.get(name)
@@ -166,7 +173,8 @@ class _Odd:
     def _warn(self, name: str, value: Any, *, kept: bool = False) -> None:
         if name not in self.warned:
             self.warned.add(name)
-            shown = repr(value)
+            shown = repr(value)[:200]
+            shown = self.clean(shown) if self.clean is not None else shown
             stored = "kept as sent, out of every sum" if kept else "stored as NULL"
             log.warning("%s: %s=%s does not fit the column; %s", self.what, name, shown[:80], stored)
 
@@ -199,8 +207,8 @@ def _time(value: Any, odd: _Odd, name: str) -> int | None:
     return seconds * 1_000_000
 
 
-def projects_to_arrow(projects: Iterable[Mapping[str, Any]]) -> pa.Table:
-    odd = _Odd("project")
+def projects_to_arrow(projects: Iterable[Mapping[str, Any]], clean: Clean | None = None) -> pa.Table:
+    odd = _Odd("project", clean)
     rows = [p for p in projects if isinstance(p.get("id"), str) and p["id"]]
     return pa.table(
         {
@@ -226,24 +234,31 @@ def _results(buckets: Iterable[Mapping[str, Any]]) -> Iterable[tuple[date, Mappi
                 yield day, result
 
 
-def _add(a: int | float | None, b: int | float | None) -> Any:
-    """Two parts of one figure: unknown (NULL) when either part is."""
-    return None if a is None or b is None else a + b
+def _add(a: int | None, b: int | None) -> int | None:
+    """Two parts of one figure: unknown (NULL) when either part is, or when the sum is no BIGINT (each
+    part fits, as exact_int made sure; their sum may not, and would fail the whole load)."""
+    return None if a is None or b is None else exact_int(a + b)
 
 
 _USAGE_COUNTS = ("input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests")
 
 
-def usage_to_arrow(buckets: Iterable[Mapping[str, Any]]) -> pa.Table:
+def usage_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = None) -> pa.Table:
     """One row per day and `USAGE_KEY` of the daily completions-usage buckets: results of one bucket
     with the same key are added up (a count that is not one makes the sum NULL, with a warning)."""
-    odd = _Odd("usage result")
+    odd = _Odd("usage result", clean)
     rows: dict[tuple[Any, ...], list[Any]] = {}
     for day, r in _results(buckets):
         key = (day, odd.text(r, "project_id"), odd.text(r, "model"), odd.flag(r, "batch"))
         counts = [odd.integer(r, name) for name in _USAGE_COUNTS]
         before = rows.get(key)
-        rows[key] = counts if before is None else [_add(a, b) for a, b in zip(before, counts, strict=True)]
+        if before is not None:
+            added = [_add(a, b) for a, b in zip(before, counts, strict=True)]
+            for name, a, b, total in zip(_USAGE_COUNTS, before, counts, added, strict=True):
+                if total is None and a is not None and b is not None:
+                    odd._warn(name, f"{a} + {b}")
+            counts = added
+        rows[key] = counts
     cols: dict[str, list[Any]] = {c.name: [] for c in USAGE_COLUMNS}
     for key, counts in rows.items():
         for name, value in zip((*USAGE_KEY, *_USAGE_COUNTS), (*key, *counts), strict=True):
@@ -251,10 +266,10 @@ def usage_to_arrow(buckets: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.table(cols, schema=_schema(USAGE_COLUMNS, "day"))
 
 
-def costs_to_arrow(buckets: Iterable[Mapping[str, Any]]) -> pa.Table:
+def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = None) -> pa.Table:
     """One row per day and `COST_KEY` of the daily cost buckets, amounts of one bucket with the same key
     added up; an amount that is not a finite number is a row of its own, kept as sent (`amount_raw`)."""
-    odd = _Odd("cost result")
+    odd = _Odd("cost result", clean)
     rows: dict[tuple[Any, ...], list[Any]] = {}
     for n, (day, r) in enumerate(_results(buckets)):
         amount = r.get("amount")
@@ -262,6 +277,10 @@ def costs_to_arrow(buckets: Iterable[Mapping[str, Any]]) -> pa.Table:
         currency = odd.text(amount, "currency")
         value, raw = odd.amount(amount.get("value"), "amount.value")
         key = (day, odd.text(r, "project_id"), odd.text(r, "line_item"), currency)
+        if value is not None and key in rows and finite_number(rows[key][0] + value) is None:
+            # Each part finite, the sum not (1e308 twice): this part is kept as sent, out of every sum.
+            odd._warn("amount.value", f"{rows[key][0]!r} + {value!r}", kept=True)
+            value, raw = None, json.dumps(amount.get("value"), default=str)[:200]
         if raw is not None:
             rows[(*key, n)] = [None, raw]  # never added to anything: a row per such amount
         elif key in rows:

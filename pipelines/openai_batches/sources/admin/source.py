@@ -24,6 +24,7 @@ older: a run with nothing new costs three requests (projects, usage, costs). The
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +37,7 @@ from dlt.sources import DltResource
 from ... import settings
 from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, OrganizationClient
 from ...client.batches import RetryPolicy
+from ...client.redact import Redactor
 from ...tables.admin import (
     COSTS_ENDPOINT,
     COSTS_TABLE,
@@ -52,6 +54,8 @@ from ...tables.admin import (
     usage_hints,
     usage_to_arrow,
 )
+
+log = logging.getLogger(__name__)
 
 # The Batch API opened in April 2024: no batch usage can be older.
 EARLIEST_DAY = date(2024, 4, 1)
@@ -117,11 +121,17 @@ def openai_organization(
         "retry": retry,
     }
     start = max(first_day or EARLIEST_DAY, EARLIEST_DAY)
+    redactor = Redactor(admin_key)
+
+    def clean(text: str) -> str:
+        """Names, models and line items as sent, unless the server echoed the key in one: then cleaned
+        like every server text, so no part of the key is ever stored."""
+        return redactor.clean(text, settings.IDENTIFIER_MAX_CHARS) if redactor.contains_secret(text) else text
 
     def projects() -> Iterator[Any]:
         with OrganizationClient(**client_args) as client:
             try:
-                table = projects_to_arrow(list(client.projects()))
+                table = projects_to_arrow(list(client.projects()), clean)
             finally:
                 stats.requests += client.requests_made
         stats.projects = table.num_rows
@@ -147,10 +157,18 @@ def openai_organization(
         pending: dict[date, dict[str, Any]] = {}
         chunks: list[tuple[dict[date, int], Any]] = []  # (results per day, its rows)
         last: date | None = None
+        outside = 0  # buckets dated before `day`, ignored
         with OrganizationClient(**client_args) as client:
             try:
                 for bucket in client.buckets(path, {**params, "start_time": _epoch(day)}):
                     bucket_day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
+                    if bucket_day < day:
+                        # Not asked for (the query starts at `day`): it would replace a day read and
+                        # settled before (the merge key is the day) with whatever this server says now.
+                        if not outside:
+                            log.warning("%s: a bucket for %s, before the %s asked for, ignored", path, bucket_day, day)
+                        outside += 1
+                        continue
                     for i, (days, table) in enumerate(chunks):
                         if days.pop(bucket_day, None) is not None:
                             chunks[i] = (days, _without_day(table, bucket_day))
@@ -161,14 +179,14 @@ def openai_organization(
                     # past what was read (a wild timestamp would otherwise skip days for good).
                     last = min(bucket_day if last is None else max(last, bucket_day), day + timedelta(days=read - 1))
                     if len(pending) >= _CHUNK_DAYS:
-                        chunks.append(_converted(pending, convert))
+                        chunks.append(_converted(pending, convert, clean))
                         pending = {}
             finally:
                 stats.requests += client.requests_made
         if last is not None:
             # The newest bucket is the API's today: it and the two days before are read again next time.
             state[_STATE_KEY] = max(day, last - timedelta(days=REREAD_DAYS - 1)).isoformat()
-        chunks.append(_converted(pending, convert))
+        chunks.append(_converted(pending, convert, clean))
         read_at = datetime.now(UTC)
         for days, table in chunks:
             setattr(stats, counter, getattr(stats, counter) + table.num_rows)
@@ -189,10 +207,10 @@ def openai_organization(
     )
 
 
-def _converted(pending: dict[date, dict[str, Any]], convert: Any) -> tuple[dict[date, int], Any]:
+def _converted(pending: dict[date, dict[str, Any]], convert: Any, clean: Any) -> tuple[dict[date, int], Any]:
     """The results each day's bucket held, and the buckets as rows."""
     results = {d: len(b["results"]) if isinstance(b.get("results"), list) else 0 for d, b in pending.items()}
-    return results, convert(list(pending.values()))
+    return results, convert(list(pending.values()), clean)
 
 
 def _without_day(table: Any, day: date) -> Any:
