@@ -260,6 +260,7 @@ def _load_projects(
         reraise_interruption(e)
         result.error = f"database {db_path}: {cause(e)}"
         return
+    claimed: dict[str, str] = {}  # OpenAI project id -> the configured name that loaded it (source.SameProject)
     for project in config.projects:
         raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
         stats = SyncStats(project=project.name)
@@ -279,6 +280,7 @@ def _load_projects(
             progress=progress,
             requests=config.requests,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
+            claimed=claimed,
         )
         project_started = datetime.now(UTC)
         try:

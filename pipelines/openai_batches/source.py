@@ -21,7 +21,7 @@ from .columns import (
     gone_column_hints,
     gone_to_arrow,
 )
-from .helpers import BatchesClient, Page, RetryPolicy, iter_pages
+from .helpers import ApiError, BatchesClient, Page, RetryPolicy, iter_pages
 from .ledger import Ledger
 from .ledger_columns import files_column_hints, requests_column_hints
 from .ledger_counts import LedgerCounts
@@ -90,6 +90,7 @@ def openai_batches(
     progress: ProgressSink | None = None,
     requests: bool = settings.DEFAULT_REQUESTS,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
+    claimed: dict[str, str] | None = None,
 ) -> DltResource:
     """All batches one API key can see (one project), and with `requests` the request ledger.
 
@@ -112,6 +113,9 @@ def openai_batches(
             `batch_requests`, `batch_files`; see ledger.py). Downloads each batch's files once.
         requests_max_mb_per_run: MB of files one run starts reading at most; the rest waits for the
             next runs, files that expire first before the others.
+        claimed: OpenAI project ids already loaded in this load, with the configured name that loaded
+            each (shared by the runs of one load): a key of a project in it fails with `SameProject`
+            before anything is read, rather than filing the project's batches under a second name.
 
     The ledger runs in the same resource, right after the batches are listed: it needs the batches this
     run saw finish, which exist only once the listing is done (dlt interleaves separate resources), and
@@ -134,6 +138,7 @@ def openai_batches(
             stats=stats if stats is not None else SyncStats(),
             progress=progress or ProgressSink(),
             requests_max_mb=requests_max_mb_per_run if requests else None,
+            claimed=claimed if claimed is not None else {},
         ),
         name=settings.BATCHES_TABLE,
         write_disposition=_MERGE,
@@ -173,6 +178,7 @@ def _batches(
     stats: SyncStats,
     progress: ProgressSink,
     requests_max_mb: float | None = None,
+    claimed: dict[str, str],
 ) -> Iterator[Any]:
     resource_state = dlt.current.resource_state()
     all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
@@ -182,6 +188,7 @@ def _batches(
         stats.requests = client.requests_made
         project, header_id = _project_label(resource_state, project_name, first, client)
         project_id = header_id or project_id
+        _claim(claimed, header_id, project)
         stats.project = project
         before = all_projects.get(project)
         latest = latest_believable(first.server_time, time.time())
@@ -238,6 +245,24 @@ def _batches(
         client.close()
 
 
+class SameProject(ApiError):
+    """Two configured projects hold keys of one OpenAI project: their batches would be loaded twice, the
+    second time relabelled. A configuration error, named in one line."""
+
+
+def _claim(claimed: dict[str, str], project_id: str | None, name: str) -> None:
+    """Record that `name` loads OpenAI project `project_id` in this load; raise SameProject when another
+    configured name already did (the id is the API's `openai-project` header: two keys, one project)."""
+    if not project_id:
+        return
+    first = claimed.setdefault(project_id, name)
+    if first != name:
+        raise SameProject(
+            f"the keys of projects {first!r} and {name!r} both belong to OpenAI project {project_id}: "
+            f"loaded once, as {first!r}; configure one key per OpenAI project"
+        )
+
+
 def _ledger(
     resource_state: dict[str, Any],
     project: str,
@@ -289,4 +314,4 @@ def _tables(batches: Sequence[Mapping[str, Any]], project: str, project_id: str 
     ]
 
 
-__all__ = ["openai_batches"]
+__all__ = ["SameProject", "openai_batches"]
