@@ -281,6 +281,7 @@ def _load_projects(
             requests=config.requests,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
             claimed=claimed,
+            other_keys=_configured_keys(config),
         )
         project_started = datetime.now(UTC)
         try:
@@ -310,6 +311,15 @@ def _load_projects(
         from .organization_run import run_organization
 
         result.organization = run_organization(pipeline, store, config, retry=retry, full_refresh=full_refresh)
+
+
+def _configured_keys(config: RunConfig) -> tuple[str, ...]:
+    """Every key of the configuration (each project's, the admin key): what no server text may bring into
+    the database or any output, whichever project's server sends it back."""
+    keys = [p.api_key for p in config.projects]
+    if config.organization is not None:
+        keys.append(config.organization.admin_key)
+    return tuple(k.strip() for k in keys if k)
 
 
 def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:

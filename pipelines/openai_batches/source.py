@@ -21,11 +21,13 @@ from .columns import (
     gone_column_hints,
     gone_to_arrow,
 )
+from .echoed import flagged_ids, mask_batches
 from .helpers import ApiError, BatchesClient, Page, RetryPolicy, iter_pages
 from .ledger import Ledger
 from .ledger_columns import files_column_hints, requests_column_hints
 from .ledger_counts import LedgerCounts
 from .progress_sink import ProgressSink
+from .redact import Redactor
 from .stats import SyncStats
 from .sync_plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_created
 
@@ -91,6 +93,7 @@ def openai_batches(
     requests: bool = settings.DEFAULT_REQUESTS,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
     claimed: dict[str, str] | None = None,
+    other_keys: Sequence[str] = (),
 ) -> DltResource:
     """All batches one API key can see (one project), and with `requests` the request ledger.
 
@@ -113,6 +116,8 @@ def openai_batches(
             `batch_requests`, `batch_files`; see ledger.py). Downloads each batch's files once.
         requests_max_mb_per_run: MB of files one run starts reading at most; the rest waits for the
             next runs, files that expire first before the others.
+        other_keys: The other configured keys (other projects', the admin key): masked like `api_key`
+            wherever a server sends one back (see echoed.py); never sent, never stored.
         claimed: OpenAI project ids already loaded in this load, with the configured name that loaded
             each (shared by the runs of one load): a key of a project in it fails with `SameProject`
             before anything is read, rather than filing the project's batches under a second name.
@@ -130,6 +135,7 @@ def openai_batches(
                 "project": project,
                 "timeout": timeout,
                 "retry": retry,
+                "other_secrets": tuple(other_keys),
             },
             project_id=project,
             project_name=project_name,
@@ -214,7 +220,7 @@ def _batches(
             for batch in decision.load:
                 offer(batch)
             if len(pending) >= settings.ARROW_CHUNK_ROWS:
-                tables = _tables(pending, project, project_id)
+                tables = _tables(pending, project, project_id, client.redactor)
                 pending = []  # the batch objects are freed before dlt writes their tables
                 yield from tables
         for batch_id in plan.leftovers():
@@ -227,7 +233,7 @@ def _batches(
                 offer(fetched)
         # State is written before the last yield: dlt commits it with the items of this extract.
         all_projects[project] = plan.new_state().dump()
-        tables = _tables(pending, project, project_id)
+        tables = _tables(pending, project, project_id, client.redactor)
         if plan.gone_now or plan.back:
             gone = [(g.batch_id, g.reason) for g in plan.gone_now]
             tables.append(
@@ -300,17 +306,30 @@ def _ledger_offer(
     return offer_new
 
 
-def _tables(batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None) -> list[Any]:
+def _tables(
+    batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None, redactor: Redactor
+) -> list[Any]:
     """Both tables of a chunk, built at once so the caller can drop the batch objects before dlt
-    writes them (they are the bulk of the extract's memory)."""
+    writes them (they are the bulk of the extract's memory). A batch in which the server sent back a
+    configured key is masked, and the fields that altered recorded, before anything is kept (echoed.py)."""
     if not batches:
         return []
     n = len(batches)
+    rows = batches_to_arrow(batches, [project] * n, [project_id] * n)
+    errors = errors_to_arrow(batches)
+    if flagged := flagged_ids([rows, errors], redactor.key_regex()):
+        masked, redacted = mask_batches(batches, flagged, redactor)
+        rows = batches_to_arrow(masked, [project] * n, [project_id] * n, redacted)
+        errors = errors_to_arrow(masked)
+        log.warning(
+            "%d batches of %s carry a configured API key the server sent back: masked (***), the fields named "
+            "in batches.redacted_fields and the caveats report",
+            len(flagged),
+            project,
+        )
     return [
-        dlt.mark.with_hints(
-            batches_to_arrow(batches, [project] * n, [project_id] * n), BATCHES_HINTS, create_table_variant=True
-        ),
-        dlt.mark.with_hints(errors_to_arrow(batches), ERRORS_HINTS, create_table_variant=True),
+        dlt.mark.with_hints(rows, BATCHES_HINTS, create_table_variant=True),
+        dlt.mark.with_hints(errors, ERRORS_HINTS, create_table_variant=True),
     ]
 
 

@@ -93,6 +93,26 @@ def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
 
 
+def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """`, NULL AS col` for each declared column of `batches` a file loaded by an older version lacks (dlt
+    adds it with the next load that writes batches), so the views read it the same."""
+    from ..columns import ADDED_COLUMNS, BATCH_COLUMNS
+
+    have = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_schema = ? "
+            "AND table_name = ?",
+            [CATALOG, S, name],
+        ).fetchall()
+    }
+    return "".join(
+        f", CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS {_quoted(c.name)}"
+        for c in (*BATCH_COLUMNS, *ADDED_COLUMNS)
+        if c.name not in have
+    )
+
+
 def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Analysis:
     """Build prices and views in the in-memory catalog of a `db.connect(...)` connection, over the
     file's tables, and make that catalog the session's default: `openai_batches.<name>` then means the
@@ -105,7 +125,10 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     own = {*VIEW_NAMES, settings.PRICES_TABLE}
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
-            con.execute(f"CREATE VIEW {S}.{_quoted(name)} AS SELECT * FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}")
+            added = _missing_columns(con, name) if name == BATCHES_TABLE else ""
+            con.execute(
+                f"CREATE VIEW {S}.{_quoted(name)} AS SELECT *{added} FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}"
+            )
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
     organization = _organization_tables(tables)

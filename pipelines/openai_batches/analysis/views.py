@@ -379,6 +379,9 @@ _COUNTS_IMPOSSIBLE = (
     "impossible request counts (negative, or more completed and failed than in the batch)",
     "every request figure: throughput, failure rates, open batches",
 )
+# A configured key the server sent back, masked in the stored value (echoed.py): one row per batch and field.
+_REDACTED = "a configured API key the server sent back was masked (***) in"
+_REDACTED_FIGURES = "that field as stored: not the value the API sent"
 _TIERED = ("priced at the base rate of a long-context (tiered) price", "every cost figure: a lower bound")
 
 
@@ -412,6 +415,10 @@ flagged AS (
 )
 SELECT f.id, k.caveat, k.figures
 FROM flagged AS f JOIN kinds AS k ON f.flags & k.bit <> 0
+UNION ALL
+SELECT id, '{_REDACTED} ' || field, '{_REDACTED_FIGURES}'
+FROM {S}.batches_in_scope, unnest(from_json(redacted_fields, '["VARCHAR"]')) AS r(field)
+WHERE redacted_fields IS NOT NULL
 """
 
 
