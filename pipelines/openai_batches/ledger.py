@@ -37,7 +37,7 @@ import pyarrow as pa
 from . import settings
 from .columns import exact_int
 from .helpers import ApiError, BatchesClient
-from .ledger_columns import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, requests_to_arrow
+from .ledger_columns import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, identifier, requests_to_arrow
 from .ledger_counts import LedgerCounts
 from .ledger_parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
 
@@ -168,7 +168,6 @@ class Ledger:
         self._stop = threading.Event()
         self._clean_code = _cached(lambda text: client.redactor.clean(text, 100))
         self._clean_message = _cached(lambda text: client.redactor.clean(text, settings.ERROR_MESSAGE_MAX_CHARS))
-        self.suspicious = client.redactor.suspicious_regex()
 
     # --- which batches ------------------------------------------------------------------------
     def in_sync_with(self, batches_state: Mapping[str, Any] | None) -> bool:
@@ -477,9 +476,7 @@ class _Rows:
     def table(self, ledger: Ledger) -> pa.Table:
         self.columns["project"] = [pa.repeat(pa.scalar(ledger.project), self.rows, memory_pool=POOL)]
         redactor = ledger.client.redactor
-        return requests_to_arrow(
-            self.columns, ledger.suspicious, lambda text: redactor.clean(text, settings.IDENTIFIER_MAX_CHARS)
-        )
+        return requests_to_arrow(self.columns, redactor.key_regex(), identifier(redactor))
 
 
 def _cached(clean: Callable[[str], str]) -> Callable[[Any], str | None]:

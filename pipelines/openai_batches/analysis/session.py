@@ -21,13 +21,14 @@ import duckdb
 
 from ..db import CATALOG, table_exists, table_type, tables_in
 from ..organization_columns import ORGANIZATION_TABLES, USAGE_TABLE
-from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
+from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, REQUESTS_TABLE, RUN_LOG_TABLE
 from . import settings
 from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .views import VIEW_NAMES, create_views, fingerprint
 
 if TYPE_CHECKING:
+    from ..columns import Column
     from ..store import Store
 
 S = settings.SCHEMA
@@ -93,24 +94,39 @@ def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
 
 
-def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> str:
-    """`, NULL AS col` for each declared column of `batches` a file loaded by an older version lacks (dlt
-    adds it with the next load that writes batches), so the views read it the same."""
+def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | None = None) -> list[Column]:
+    """The declared columns of `batches` (or `batch_requests`) a file loaded by an older version lacks: dlt
+    adds them with the next load that writes the table, which a run with nothing new never does."""
     from ..columns import ADDED_COLUMNS, BATCH_COLUMNS
+    from ..ledger_columns import REQUEST_COLUMNS
 
     have = {
         row[0]
         for row in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_schema = ? "
-            "AND table_name = ?",
-            [CATALOG, S, name],
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = coalesce(?, current_database()) "
+            "AND table_schema = ? AND table_name = ?",
+            [catalog, S, name],
         ).fetchall()
     }
+    declared = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else REQUEST_COLUMNS
+    return [c for c in declared if c.name not in have]
+
+
+def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """`, NULL AS col` for each declared column the file's table lacks (`_absent_columns`), so the views
+    read it the same."""
     return "".join(
-        f", CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS {_quoted(c.name)}"
-        for c in (*BATCH_COLUMNS, *ADDED_COLUMNS)
-        if c.name not in have
+        f", CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS {_quoted(c.name)}" for c in _absent_columns(con, name, CATALOG)
     )
+
+
+def _add_absent_columns(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
+    """Add the columns `_absent_columns` names to the file's tables (empty, as dlt would add them), so the
+    stored views built over them work after an upgrade; dlt then finds them there and adds nothing."""
+    for name in (BATCHES_TABLE, REQUESTS_TABLE):
+        if tables.get(name) == "BASE TABLE":
+            for c in _absent_columns(con, name):
+                con.execute(f"ALTER TABLE {S}.{_quoted(name)} ADD COLUMN {_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}")
 
 
 def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Analysis:
@@ -125,7 +141,7 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     own = {*VIEW_NAMES, settings.PRICES_TABLE}
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
-            added = _missing_columns(con, name) if name == BATCHES_TABLE else ""
+            added = _missing_columns(con, name) if name in (BATCHES_TABLE, REQUESTS_TABLE) else ""
             con.execute(
                 f"CREATE VIEW {S}.{_quoted(name)} AS SELECT *{added} FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}"
             )
@@ -207,6 +223,7 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
         ledger = _ledger_tables(tables_in(con, S))
         con.execute("BEGIN TRANSACTION")
         try:
+            _add_absent_columns(con, tables_in(con, S))
             write_model_prices(con, prices)
             create_views(con, has_gone, organization, ledger)
             mark = fingerprint(prices, has_gone, organization, ledger)

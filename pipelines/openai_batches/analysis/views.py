@@ -20,7 +20,7 @@ import duckdb
 
 from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
-from .ledger_views import ledger_views
+from .ledger_views import ledger_views, request_redactions
 from .prices import PriceRow
 from .reconciliation import BatchTerms, reconciliation_views
 from .sql_rules import sync_cost, usage_consistent
@@ -385,7 +385,7 @@ _REDACTED_FIGURES = "that field as stored: not the value the API sent"
 _TIERED = ("priced at the base rate of a long-context (tiered) price", "every cost figure: a lower bound")
 
 
-def _caveats_sql() -> str:
+def _caveats_sql(ledger_tables: frozenset[str]) -> str:
     kinds = [(condition, caveat, figures) for condition, caveat, figures in _CAVEATS]
     flags = "\n        + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, _, _) in enumerate(kinds))
     rows = [(1 << i, caveat, figures) for i, (_, caveat, figures) in enumerate(kinds)]
@@ -419,10 +419,11 @@ UNION ALL
 SELECT id, '{_REDACTED} ' || field, '{_REDACTED_FIGURES}'
 FROM {S}.batches_in_scope, unnest(from_json(redacted_fields, '["VARCHAR"]')) AS r(field)
 WHERE redacted_fields IS NOT NULL
+UNION ALL
+SELECT batch_id, '{_REDACTED} batch_requests.' || field, '{_REDACTED_FIGURES}'
+FROM ({request_redactions(ledger_tables)})
 """
 
-
-CAVEATS = _caveats_sql()
 
 _LATER_VIEWS: tuple[tuple[str, str], ...] = (
     ("batch_costs", BATCH_COSTS),
@@ -432,7 +433,6 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
     ("turnaround_percentiles", TURNAROUND_PERCENTILES),
     ("failure_rates", FAILURE_RATES),
     ("open_batches", OPEN_BATCHES),
-    ("caveats", CAVEATS),
 )
 
 
@@ -451,6 +451,7 @@ def views(
     return (
         ("batches_in_scope", batches_in_scope(has_gone_table)),
         *_LATER_VIEWS,
+        ("caveats", _caveats_sql(ledger_tables)),
         *reconciliation_views(organization_tables, _TERMS),
         *ledger_views(ledger_tables),
     )
