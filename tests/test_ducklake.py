@@ -202,3 +202,28 @@ def test_the_queries_run_on_a_ducklake_in_the_duckdb_cli(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith("200,"), result.stdout
+
+
+def test_the_postgres_lock_holder_names_pid_host_and_start_time_even_on_a_long_host_name(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 (9): PostgreSQL keeps 63 bytes of an application_name; on a long host name the README's
+    `started ...` was cut off. The start time comes from the holder's session, the host is cut to fit."""
+    import re
+    import socket
+
+    from openai_batches.storage.lock import DatabaseBusy, postgres_lock
+
+    host = "build-worker-0042.eu-west-1.compute.internal.example.com"  # as long as cloud host names get
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    holding = postgres_lock(postgres_dsn, key=16, wait=0, shown="the lake")
+    waiting = postgres_lock(postgres_dsn, key=16, wait=0, shown="the lake")
+    with holding, pytest.raises(DatabaseBusy) as busy, waiting:
+        pass
+    message = str(busy.value)
+    holder = re.search(r"\((openai-batches load, pid (\d+) on ([^,]+), started (\S+))\)", message)
+    assert holder, message
+    assert int(holder.group(2)) == os.getpid()
+    assert host.startswith(holder.group(3).removesuffix("...")) and len(holder.group(3)) >= 20
+    started = time.strptime(holder.group(4), "%Y-%m-%dT%H:%M:%SZ")
+    assert abs(time.mktime(started) - time.mktime(time.gmtime())) < 120

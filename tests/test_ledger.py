@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from openai_batches.analysis import reading
+from openai_batches.analysis import reading, refresh_after_load
 from openai_batches.analysis.settings import LEDGER_OFF_NOTE, LEDGER_REPORTS
 from openai_batches.cli import main as cli
 from openai_batches.load.runner import make_pipeline, run_load
@@ -433,7 +433,7 @@ def test_hostile_lines_are_skipped_or_cleaned_never_shown(db: str, caplog: pytes
             "FROM openai_batches.batch_requests",
         )
     }
-    assert set(rows) == {"a", "b-***", "c", "d"}, rows
+    assert set(rows) == {"a", "b-***\x07", "c", "d"}, rows  # only the key is taken out of an identifier
     assert rows["a"][:3] == ("succeeded", 12, 3)
     outcome, _, _, code, message = rows["c"]
     assert outcome == "failed" and code == "bad" and len(message) <= 500 and message.startswith("bad ***")
@@ -442,6 +442,84 @@ def test_hostile_lines_are_skipped_or_cleaned_never_shown(db: str, caplog: pytes
     assert "1 line(s) of output file file-out1 repeat a custom_id" in caplog.text
     everything = caplog.text + json.dumps(table(db, "SELECT * FROM openai_batches.batch_requests"), default=str)
     assert secret_text not in everything and key[8:] not in everything and "\x1b" not in everything
+
+
+def test_a_key_echoed_in_a_custom_id_or_error_message_is_masked_recorded_and_named_in_caveats(tmp_path: Path) -> None:
+    """Issue 16 (6): a configured key in a custom_id or an error message was masked silently (the stored
+    `***` id no longer matched the user's, and nothing said so). It is masked in the database and every
+    report, the row's `redacted_fields` names the column, `caveats` names the batch and the field; an id
+    without a run of 8 characters of a key, even one made of shorter pieces of it, is stored byte for byte."""
+    key = "sk-proj-EchoedLedgerKey-4Tq8Wm2Zx7Lp9Vb3"
+    lookalike = "sk-proj_4Tq8Wm2\tZx7Lp9V  é"  # 7-character pieces of the key, a tab, two spaces: not a key
+    batch = make_batch(1, output_file_id="file-out1", error_file_id="file-err1")
+    batch["request_counts"] = {"total": 3, "completed": 2, "failed": 1}
+    body = {"id": "chatcmpl-1", "model": "m", "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+    ok = {"status_code": 200, "request_id": "req_1", "body": body}
+    output = b"".join(
+        json.dumps({"custom_id": custom_id, "response": ok}).encode() + b"\n"
+        for custom_id in (f"job-{key}-1", lookalike)
+    )
+    failed = {"status_code": 401, "request_id": "req_2", "body": {"error": {"code": "bad", "message": f"key {key}"}}}
+    error = json.dumps({"custom_id": "job-2", "response": failed}).encode() + b"\n"
+    bodies = {"/v1/files/file-out1/content": output, "/v1/files/file-err1/content": error}
+    list_route = serve_all([batch])
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path in bodies:
+            return Reply(200, bodies[path], "application/octet-stream")
+        if path.startswith("/v1/files/"):
+            file_id = path.split("/")[3]
+            size = len(bodies[f"/v1/files/{file_id}/content"])
+            return json_reply({"id": file_id, "object": "file", "bytes": size, "expires_at": None})
+        return list_route(path, query, number)
+
+    db = tmp_path / "echo.duckdb"
+    html = tmp_path / "report.html"
+    with ScriptedApi(route, clock=lambda: batch["created_at"] + DAY) as api:
+        env = cli_env(OPENAI_API_KEY=key, OPENAI_BASE_URL=api.base_url)
+        results = [run_cli("load", "--db", str(db), "--requests", env=env)]
+    for fmt in ("table", "csv", "markdown", "json"):
+        results.append(run_cli("report", "--db", str(db), "--format", fmt, env=env))
+    results.append(run_cli("report", "--db", str(db), "--html", str(html), env=env))
+    assert all(r.returncode == 0 for r in results), [r.stdout + r.stderr for r in results]
+    rows = table(str(db), "SELECT custom_id, error_message, redacted_fields FROM openai_batches.batch_requests")
+    stored = {custom_id: (message, json.loads(redacted) if redacted else None) for custom_id, message, redacted in rows}
+    assert stored == {
+        "job-***-1": (None, ["custom_id"]),
+        lookalike: (None, None),
+        "job-2": ("key ***", ["error_message"]),
+    }
+    caveats = json.loads(results[4].stdout)["caveats"]
+    named = {r["caveat"]: r["example_id"] for r in caveats if "API key" in r["caveat"]}
+    assert named == {
+        "a configured API key the server sent back was masked (***) in batch_requests.custom_id": batch["id"],
+        "a configured API key the server sent back was masked (***) in batch_requests.error_message": batch["id"],
+    }
+    shown = "".join(r.stdout + r.stderr for r in results) + html.read_text()
+    assert "masked (***) in batch_requests.custom_id" in results[1].stdout and "batch_requests.error_message" in shown
+    for needle in (key, key[8:20], key[-12:]):
+        assert needle not in shown
+        assert [str(p) for p in walk(tmp_path) if needle.encode() in p.read_bytes()] == []
+
+
+def test_a_file_loaded_before_redacted_fields_existed_keeps_its_views_and_caveats(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    """A file an older version loaded has no `redacted_fields` in `batches` or `batch_requests`; a run with
+    nothing new writes neither table, so dlt adds no column: the stored views (caveats reads both columns)
+    failed to build on every run until one did. They are added, empty, as dlt would add them."""
+    finished(org, outcome="completed", total_requests=10)
+    load(db, server)
+    with duckdb.connect(db) as con:
+        for name in ("batches", "batch_requests"):
+            con.execute(f"ALTER TABLE openai_batches.{name} DROP COLUMN redacted_fields")
+    assert refresh_after_load(db) == []
+    load(db, server)  # with nothing new
+    finished(org, outcome="completed", total_requests=5)
+    load(db, server)  # dlt writes both tables into the columns added
+    with duckdb.connect(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM openai_batches.caveats").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM openai_batches.batch_requests").fetchone() == (15,)
 
 
 # ---------------------------------------------------------------------------------------------- reports

@@ -24,6 +24,7 @@ import pytest
 
 from openai_batches.load.interrupt import GRACE_S
 from openai_batches.load.runner import working_dir
+from openai_batches.settings import is_open
 from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 from openai_batches.storage.lock import lock_path
 
@@ -653,6 +654,49 @@ def test_a_failing_load_step_is_one_error_line_without_traceback_unless_verbose(
 
     fixed = run_cli("load", "--db", str(db), env=env)  # space again: the next run converges
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert_matches_simulator(str(db), operator_org, PROJECT)
+
+
+def load_runs(db: Path) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "SELECT project, requests, new, updated, full_refresh FROM openai_batches._load_runs ORDER BY finished_at"
+        ).fetchall()
+
+
+def test_a_full_refresh_counts_the_batches_it_reread_as_updated_not_new(
+    tmp_path: Path, operator_org: SimulatedOrg, operator_api: SimulatorServer
+) -> None:
+    """Issue 16 (8): `load --full-refresh` said every batch it re-read was "new", and `_load_runs` recorded
+    it. "new" is a batch that was not in the database before; a batch written again is "updated"."""
+    db = tmp_path / "refresh.duckdb"
+    env = cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url)
+    first = run_cli("load", "--db", str(db), env=env)
+    again = run_cli("load", "--db", str(db), "--full-refresh", env=env)
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert f"load [{PROJECT}] ok: 2 requests, {HISTORY} new, 0 updated" in first.stdout, first.stdout
+    assert f"load [{PROJECT}] ok: 2 requests, 0 new, {HISTORY} updated" in again.stdout, again.stdout
+    assert f"load: 2 requests, 0 new, {HISTORY} updated" in again.stdout
+    assert load_runs(db) == [(PROJECT, 2, HISTORY, 0, False), (PROJECT, 2, 0, HISTORY, True)]
+
+
+def test_a_run_that_completes_a_failed_runs_load_reports_and_records_what_it_committed(
+    tmp_path: Path, operator_org: SimulatedOrg, operator_api: SimulatorServer
+) -> None:
+    """Issue 16 (8): the run after a load step that failed (a full disk) committed the rows the failed run
+    had extracted but said `0 new`, and `_load_runs` never recorded them."""
+    db = tmp_path / "full.duckdb"
+    env = cli_env(OPENAI_API_KEY=REAL_KEY, OPENAI_BASE_URL=operator_api.base_url)
+    command = [sys.executable, "-c", _FSIZE_WRAPPER, str(64 * 1024), *CLI[1:], "load", "--db", str(db)]
+    failed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert failed.returncode == 1 and "File too large" in failed.stderr, failed.stdout + failed.stderr
+    fixed = run_cli("load", "--db", str(db), env=env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert f"load [{PROJECT}] finished the load a failed run left: {HISTORY} new, 0 updated" in fixed.stdout
+    open_now = sum(1 for b in operator_org.batches(PROJECT) if is_open(b["status"]))  # read again
+    assert f"load [{PROJECT}] ok: 1 requests, 0 new, {open_now} updated" in fixed.stdout, fixed.stdout
+    assert f"load: 1 requests, {HISTORY} new, {open_now} updated" in fixed.stdout
+    assert load_runs(db) == [(PROJECT, 0, HISTORY, 0, False), (PROJECT, 1, 0, open_now, False)]
     assert_matches_simulator(str(db), operator_org, PROJECT)
 
 

@@ -4,6 +4,7 @@ searched for it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,52 @@ def test_secrets_toml_is_git_ignored() -> None:
     if ignored.returncode == 128:
         pytest.skip("not a git checkout")
     assert ignored.returncode == 0, ".dlt/secrets.toml must be listed in .gitignore"
+
+
+def test_a_key_echoed_in_batch_metadata_is_masked_everywhere_and_named_in_caveats(tmp_path: Path) -> None:
+    """Issue 16 (6): a metadata value equal to the key was stored verbatim in `batches.metadata` and printed
+    by every report. Any configured key (here the other project's too) is masked wherever a server sends it,
+    and the caveats report names the batch and the field; what holds no key is stored as sent."""
+    other = "sk-proj-OtherProjectCanary-3Hk8Vt2Qw9Lm5Zp"
+    org = SimulatedOrg(projects={KEY: PROJECT_A, other: "proj_bravo"}, clock=SimClock(start=NOW), seed=5)
+    org.generate_history(20, project=PROJECT_A, days=5)
+    crossed = org.create_batch(project=PROJECT_A, metadata={"note": f"key={other}", "team": "search"})
+    project = tmp_path / "project"
+    (project / ".dlt").mkdir(parents=True)
+    db = tmp_path / "echo.duckdb"
+    with SimulatorServer(org, echo_key_in_metadata=True) as server:
+        (project / ".dlt" / "secrets.toml").write_text(
+            f'[sources.openai_batches.projects.research]\napi_key = "{KEY}"\nbase_url = "{server.base_url}"\n'
+            f'[sources.openai_batches.projects.bravo]\napi_key = "{other}"\nbase_url = "{server.base_url}"\n'
+        )
+        env = cli_env(DLT_PROJECT_DIR=str(project))
+        results = [run_cli("load", "--db", str(db), env=env, cwd=project)]
+    assert results[0].returncode == 0, results[0].stdout + results[0].stderr
+    html = tmp_path / "report.html"
+    for args in (["--format", "table"], ["--format", "csv"], ["--format", "markdown"], ["--format", "json"]):
+        results.append(run_cli("report", "--db", str(db), *args, env=env, cwd=project))
+    results.append(run_cli("report", "--db", str(db), "--html", str(html), env=env, cwd=project))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    needles = (*NEEDLES, other.encode(), other[10:30].encode())
+    for result in results:
+        for needle in needles:
+            assert needle not in (result.stdout + result.stderr).encode(), result.args
+    for needle in needles:
+        assert [p for p in files_containing(tmp_path, needle) if "/.dlt/" not in p] == []
+    # What held no key is as sent; the masked values say so, per batch and field.
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        (metadata, redacted) = con.execute(
+            "SELECT metadata, redacted_fields FROM openai_batches.batches WHERE id = ?", [crossed]
+        ).fetchone()
+    assert json.loads(metadata) == {"note": "key=***", "team": "search", "echoed_key": "***"}
+    assert sorted(json.loads(redacted)) == ["metadata.echoed_key", "metadata.note"]
+    caveats = json.loads(results[4].stdout)["caveats"]
+    named = {r["caveat"]: r for r in caveats if "API key" in r["caveat"]}
+    assert set(named) == {
+        "a configured API key the server sent back was masked (***) in metadata.echoed_key",
+        "a configured API key the server sent back was masked (***) in metadata.note",
+    }
+    assert named["a configured API key the server sent back was masked (***) in metadata.note"]["example_id"] == crossed
+    assert "masked (***) in metadata.note" in results[1].stdout and "masked (***) in metadata.note" in html.read_text()

@@ -54,6 +54,14 @@ class RunConfig:
     requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (sources/ledger/reader.py)
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
 
+    def every_key(self) -> tuple[str, ...]:
+        """Every key of the configuration (each project's, the admin key): what no server text may bring
+        into the database or any output, whichever of the run's servers sends it back."""
+        keys = [p.api_key for p in self.projects]
+        if self.organization is not None:
+            keys.append(self.organization.admin_key)
+        return tuple(k.strip() for k in keys if k)
+
 
 def _lookup(key: str, section: str = SECTION) -> Any:
     """A value from dlt's providers (environment, secrets.toml, config.toml), or None.

@@ -12,7 +12,7 @@ from openai_batches.sources.ledger.parse import RESULT_FIELDS
 from .assertions import table
 from .workload import DAY, KEY_A, PROJECT_A, config_for
 
-FIELDS = RESULT_FIELDS[1:]  # every ledger field but the custom id, which keys the rows
+FIELDS = RESULT_FIELDS[1:-1]  # every ledger field but the custom id (which keys the rows) and redacted_fields
 
 
 def finished(org: SimulatedOrg, *, days_ago: float = 2.0, **overrides: Any) -> str:

@@ -26,7 +26,7 @@ _PREFIX = f"coalesce(nullif(regexp_extract(r.custom_id, '^(.*)[-_:][^-_:]*$', 1)
 
 _REQUEST_USAGE = usage_consistent("r.input_tokens", "r.cached_tokens", "r.output_tokens", "r.reasoning_tokens")
 
-_SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ"}
+_SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ", "json": "JSON"}
 
 
 def _relation(table: str, columns: Sequence[Column], present: frozenset[str]) -> str:
@@ -173,6 +173,18 @@ FROM compared
 """
 
 
+def request_redactions(present: frozenset[str]) -> str:
+    """(batch_id, field) of each batch in scope and `batch_requests` column in which a configured key the
+    server sent back was masked in some request (`redacted_fields`): for `caveats`, one row per batch and field."""
+    requests = _relation(REQUESTS_TABLE, REQUEST_COLUMNS, present)
+    return f"""
+    SELECT DISTINCT batch_id, field FROM (
+        SELECT r.batch_id, unnest(from_json(r.redacted_fields, '["VARCHAR"]')) AS field
+        FROM {requests} AS r
+        WHERE r.redacted_fields IS NOT NULL AND r.batch_id IN (SELECT id FROM {S}.batches_in_scope)
+    )"""
+
+
 def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
     """The ledger's views, over its tables among `present` (the others: empty relations)."""
     requests = _relation(REQUESTS_TABLE, REQUEST_COLUMNS, present)
@@ -194,4 +206,4 @@ def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
 
 LEDGER_TABLES = (REQUESTS_TABLE, FILES_TABLE)
 
-__all__ = ["LEDGER_TABLES", "NO_PREFIX", "ledger_views"]
+__all__ = ["LEDGER_TABLES", "NO_PREFIX", "ledger_views", "request_redactions"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
+from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, REQUESTS_TABLE, RUN_LOG_TABLE
 from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
 from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
 from . import settings
@@ -29,6 +29,7 @@ from .views import VIEW_NAMES, create_views, fingerprint
 
 if TYPE_CHECKING:
     from ..storage.store import Store
+    from ..tables.batches import Column
 
 S = settings.SCHEMA
 # A one-row view that carries the fingerprint of what is stored, written in the same transaction as the
@@ -93,6 +94,41 @@ def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
 
 
+def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | None = None) -> list[Column]:
+    """The declared columns of `batches` (or `batch_requests`) a file loaded by an older version lacks: dlt
+    adds them with the next load that writes the table, which a run with nothing new never does."""
+    from ..tables.batches import ADDED_COLUMNS, BATCH_COLUMNS
+    from ..tables.ledger import REQUEST_COLUMNS
+
+    have = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = coalesce(?, current_database()) "
+            "AND table_schema = ? AND table_name = ?",
+            [catalog, S, name],
+        ).fetchall()
+    }
+    declared = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else REQUEST_COLUMNS
+    return [c for c in declared if c.name not in have]
+
+
+def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """`, NULL AS col` for each declared column the file's table lacks (`_absent_columns`), so the views
+    read it the same."""
+    return "".join(
+        f", CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS {_quoted(c.name)}" for c in _absent_columns(con, name, CATALOG)
+    )
+
+
+def _add_absent_columns(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
+    """Add the columns `_absent_columns` names to the file's tables (empty, as dlt would add them), so the
+    stored views built over them work after an upgrade; dlt then finds them there and adds nothing."""
+    for name in (BATCHES_TABLE, REQUESTS_TABLE):
+        if tables.get(name) == "BASE TABLE":
+            for c in _absent_columns(con, name):
+                con.execute(f"ALTER TABLE {S}.{_quoted(name)} ADD COLUMN {_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}")
+
+
 def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Analysis:
     """Build prices and views in the in-memory catalog of a `db.connect(...)` connection, over the
     file's tables, and make that catalog the session's default: `openai_batches.<name>` then means the
@@ -105,7 +141,10 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     own = {*VIEW_NAMES, settings.PRICES_TABLE}
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
-            con.execute(f"CREATE VIEW {S}.{_quoted(name)} AS SELECT * FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}")
+            added = _missing_columns(con, name) if name in (BATCHES_TABLE, REQUESTS_TABLE) else ""
+            con.execute(
+                f"CREATE VIEW {S}.{_quoted(name)} AS SELECT *{added} FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}"
+            )
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
     organization = _organization_tables(tables)
@@ -184,6 +223,7 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
         ledger = _ledger_tables(tables_in(con, S))
         con.execute("BEGIN TRANSACTION")
         try:
+            _add_absent_columns(con, tables_in(con, S))
             write_model_prices(con, prices)
             create_views(con, has_gone, organization, ledger)
             mark = fingerprint(prices, has_gone, organization, ledger)

@@ -20,7 +20,7 @@ import duckdb
 
 from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
-from .ledger_views import ledger_views
+from .ledger_views import ledger_views, request_redactions
 from .prices import PriceRow
 from .reconciliation import BatchTerms, cost_caveats, reconciliation_views
 from .sql_rules import sync_cost, usage_consistent
@@ -379,10 +379,13 @@ _COUNTS_IMPOSSIBLE = (
     "impossible request counts (negative, or more completed and failed than in the batch)",
     "every request figure: throughput, failure rates, open batches",
 )
+# A configured key the server sent back, masked in the stored value (echoed.py): one row per batch and field.
+_REDACTED = "a configured API key the server sent back was masked (***) in"
+_REDACTED_FIGURES = "that field as stored: not the value the API sent"
 _TIERED = ("priced at the base rate of a long-context (tiered) price", "every cost figure: a lower bound")
 
 
-def _caveats_sql(organization_tables: frozenset[str] = frozenset()) -> str:
+def _caveats_sql(organization_tables: frozenset[str] = frozenset(), ledger_tables: frozenset[str] = frozenset()) -> str:
     kinds = [(condition, caveat, figures) for condition, caveat, figures in _CAVEATS]
     flags = "\n        + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, _, _) in enumerate(kinds))
     rows = [(1 << i, caveat, figures) for i, (_, caveat, figures) in enumerate(kinds)]
@@ -412,6 +415,13 @@ flagged AS (
 )
 SELECT f.id, k.caveat, k.figures
 FROM flagged AS f JOIN kinds AS k ON f.flags & k.bit <> 0{cost_caveats(organization_tables)}
+UNION ALL
+SELECT id, '{_REDACTED} ' || field, '{_REDACTED_FIGURES}'
+FROM {S}.batches_in_scope, unnest(from_json(redacted_fields, '["VARCHAR"]')) AS r(field)
+WHERE redacted_fields IS NOT NULL
+UNION ALL
+SELECT batch_id, '{_REDACTED} batch_requests.' || field, '{_REDACTED_FIGURES}'
+FROM ({request_redactions(ledger_tables)})
 """
 
 
@@ -441,7 +451,7 @@ def views(
     return (
         ("batches_in_scope", batches_in_scope(has_gone_table)),
         *_LATER_VIEWS,
-        ("caveats", _caveats_sql(organization_tables)),
+        ("caveats", _caveats_sql(organization_tables, ledger_tables)),
         *reconciliation_views(organization_tables, _TERMS),
         *ledger_views(ledger_tables),
     )

@@ -11,6 +11,13 @@ if TYPE_CHECKING:
 
 
 def print_summary(result: LoadResult, label: str = "load") -> None:
+    if (r := result.resumed) is not None:
+        # Rows a failed run extracted (it read the API) and this run committed: counted here, once.
+        ledger = f", {r.stats.ledger.requests:,} ledger requests" if r.stats.ledger is not None else ""
+        print(
+            f"{label} [{r.name}] finished the load a failed run left: {r.stats.counts.new} new, "
+            f"{r.stats.counts.updated} updated{ledger}"
+        )
     for o in result.outcomes:
         c = o.stats.counts
         if o.error:
@@ -28,10 +35,10 @@ def print_summary(result: LoadResult, label: str = "load") -> None:
 
         for line in summary_lines(result.organization, label):
             print(line)
-    loaded = [o for o in result.outcomes if not o.error]
+    loaded = result.loaded()
     total_new = sum(o.stats.counts.new for o in loaded)
     total_upd = sum(o.stats.counts.updated for o in loaded)
-    total_open = sum(o.stats.counts.still_open for o in loaded)
+    total_open = sum(o.stats.counts.still_open for o in result.outcomes if not o.error)
     print(
         f"{label}: {result.requests} requests, {total_new} new, {total_upd} updated, {total_open} still open, "
         f"{result.elapsed:.1f}s -> {result.db_path}"

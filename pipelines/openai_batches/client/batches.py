@@ -352,6 +352,7 @@ class BatchesClient:
         project: str | None = None,
         timeout: float = settings.READ_TIMEOUT_S,
         retry: RetryPolicy | None = None,
+        other_secrets: tuple[str, ...] = (),
     ) -> None:
         if not api_key:
             raise ApiError("no API key configured (set OPENAI_API_KEY or sources.openai_batches.api_key)")
@@ -374,7 +375,7 @@ class BatchesClient:
                 if not value.isascii() or not value.isprintable():
                     raise ApiError(f"the {name} header value contains characters that cannot be sent in HTTP")
                 headers[name] = value
-        self.redactor = Redactor(api_key)
+        self.redactor = Redactor(api_key, *other_secrets)  # every configured key: a server may echo another's
         self._base = base
         self.shown_base = shown_url(base)
         self.timeout = timeout

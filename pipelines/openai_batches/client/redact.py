@@ -3,14 +3,18 @@
 Everything the pipeline prints or stores that came from an HTTP response (error messages, body
 excerpts, header values such as `x-request-id`) goes through `Redactor.clean`: a hostile or buggy server
 can echo the key back (whole, or less a character), forge log lines with `\\r`, `\\n` and ANSI codes,
-or send megabytes of error text.
+or send megabytes of error text. Data stored as sent (batch metadata, fields this version does not
+declare, validation errors) goes through `Redactor.mask` instead (see echoed.py): only the key is taken
+out of it.
+
+The one rule, everywhere: a text "contains a key" when it shares a run of MIN_SECRET_RUN or more
+consecutive characters with any configured key (every project's key and the admin key: a server of one
+project may echo another's). Such a run is replaced by MASK, and the value stored is marked as altered.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 
 # Any run of this many characters of the key is masked: enough to never show a usable part of it,
 # short enough that a key echoed with a character or two missing is still caught.
@@ -33,9 +37,18 @@ def mask_runs(text: str, secret: str, min_run: int = MIN_SECRET_RUN) -> str:
 
     Every such run is covered by windows of exactly `min_run` characters that occur in the secret, so
     marking every position under a matching window masks exactly the runs (and nothing shorter)."""
-    if len(secret) < min_run or len(text) < min_run:
+    return _mask_windows(text, _windows((secret,), min_run), min_run)
+
+
+def _windows(secrets: tuple[str, ...], min_run: int) -> frozenset[str]:
+    return frozenset(s[i : i + min_run] for s in secrets if len(s) >= min_run for i in range(len(s) - min_run + 1))
+
+
+def _mask_windows(text: str, windows: frozenset[str], min_run: int) -> str:
+    """`text` with every position under a window of `min_run` characters in `windows` masked, adjacent
+    positions under one MASK (two keys sharing a prefix, `sk-proj-`, give one `***`, not two)."""
+    if not windows or len(text) < min_run:
         return text
-    windows = {secret[i : i + min_run] for i in range(len(secret) - min_run + 1)}
     covered = [False] * len(text)
     for i in range(len(text) - min_run + 1):
         if text[i : i + min_run] in windows:
@@ -56,30 +69,19 @@ def mask_runs(text: str, secret: str, min_run: int = MIN_SECRET_RUN) -> str:
     return "".join(out)
 
 
-# Every key configured for the run in progress (`run_secrets`): a server may echo any of them, not only
-# the one its client sends (the Admin API a project key, a batch file the admin key), and none may be
-# stored or shown. A module-level value, not a ContextVar: the ledger's download threads must see it.
-_run_secrets: tuple[str, ...] = ()
+class Redacted(str):
+    """A text `Redactor.clean` or `Redactor.mask` altered because it contained a key: the same string,
+    marked, so whoever stores it can record that it is not the value the server sent."""
 
-
-@contextlib.contextmanager
-def run_secrets(*secrets: str | None) -> Iterator[None]:
-    """Within the block, every Redactor made also masks ``secrets``."""
-    global _run_secrets
-    before = _run_secrets
-    _run_secrets = tuple(dict.fromkeys((*before, *(s for s in secrets if s))))
-    try:
-        yield
-    finally:
-        _run_secrets = before
+    __slots__ = ()
 
 
 class Redactor:
-    """Cleans server text for display and storage; knows the secrets of one client, and every key
-    configured for the run it was made in (`run_secrets`)."""
+    """Cleans server text for display and storage; knows every configured key (its client's and the others)."""
 
     def __init__(self, *secrets: str | None) -> None:
-        self._secrets = tuple(dict.fromkeys(s for s in (*secrets, *_run_secrets) if s))
+        self._secrets = tuple(s for s in secrets if s)
+        self._windows = _windows(self._secrets, MIN_SECRET_RUN)
 
     def clean(self, text: object, limit: int = MAX_SHOWN_CHARS) -> str:
         """One printable line: secrets masked, escape sequences and control characters gone, at most
@@ -88,13 +90,27 @@ class Redactor:
         # Masked before cutting (a cut could split a secret into pieces too short to recognise) and
         # before removing control characters (which could otherwise join two halves of a secret).
         raw = raw[: limit * 8]  # bounded work on megabytes of error text
-        for secret in self._secrets:
-            raw = mask_runs(raw, secret)
-        line = _CONTROL.sub(" ", _ANSI.sub("", raw))
+        masked = self.mask(raw)
+        line = _CONTROL.sub(" ", _ANSI.sub("", masked))
         line = " ".join(line.split())
-        for secret in self._secrets:
-            line = mask_runs(line, secret)
-        return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+        again = self.mask(line)
+        line = again if len(again) <= limit else again[: limit - 1].rstrip() + "…"
+        return Redacted(line) if isinstance(masked, Redacted) or isinstance(again, Redacted) else line
+
+    def mask(self, text: str) -> str:
+        """`text` with every run of a key masked and nothing else changed; a `Redacted` when it changed."""
+        out = _mask_windows(text, self._windows, MIN_SECRET_RUN)
+        return Redacted(out) if out != text else text
+
+    def key_regex(self) -> str | None:
+        """An RE2 regex matching any text `mask` would change (None with no key long enough): for checking
+        many values at once and masking only those that match."""
+        runs = {
+            s[i : i + MIN_SECRET_RUN] for s in self._secrets if len(s) >= MIN_SECRET_RUN
+            for i in range(len(s) - MIN_SECRET_RUN + 1)
+        }  # fmt: skip
+        escaped = ["".join(ch if ch.isalnum() else "\\" + ch for ch in run) for run in sorted(runs)]
+        return "|".join(escaped) or None
 
     def suspicious_regex(self) -> str:
         """An RE2 regex (arrow compute's) matching any text `clean` would change other than by its length or
@@ -113,4 +129,4 @@ class Redactor:
         return any(mask_runs(text, s, min(min_run, len(s))) != text for s in self._secrets if len(s) >= MIN_SECRET_RUN)
 
 
-__all__ = ["MASK", "MAX_SHOWN_CHARS", "MIN_SECRET_RUN", "Redactor", "mask_runs", "run_secrets"]
+__all__ = ["MASK", "MAX_SHOWN_CHARS", "MIN_SECRET_RUN", "Redacted", "Redactor", "mask_runs"]

@@ -76,6 +76,7 @@ def run_organization(
     outcome = OrganizationOutcome()
     source = openai_organization(
         admin_key=org.admin_key,
+        other_keys=config.every_key(),
         base_url=org.base_url,
         organization=org.organization,
         first_day=first_batch_day(pipeline),

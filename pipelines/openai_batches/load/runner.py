@@ -23,9 +23,10 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .. import settings
 from ..client.batches import RetryPolicy
-from ..client.redact import run_secrets
 from ..config import RunConfig
+from ..sources.batches.counts import SyncCounts
 from ..sources.batches.source import openai_batches
+from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
 from ..sources.stats import SyncStats
 from ..storage.destination import remove_duplicates_after_resume
@@ -57,6 +58,8 @@ class LoadResult:
     elapsed: float = 0.0
     error: str | None = None  # a failure outside any one project (database, working directory)
     organization: OrganizationOutcome | None = None  # the Admin API's tables, when an admin key is configured
+    # What this load committed of a package a failed run left (a full disk): loaded before any project runs.
+    resumed: ProjectOutcome | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,8 +81,12 @@ class LoadResult:
                 or o.stats.counts.gone
                 or (o.stats.ledger is not None and o.stats.ledger.wrote_rows)
             )
-            for o in self.outcomes
+            for o in self.loaded()
         ) or (self.organization is not None and self.organization.changed)
+
+    def loaded(self) -> list[ProjectOutcome]:
+        """The project runs whose rows this load committed: the package a failed run left, then each project."""
+        return [o for o in ([self.resumed] if self.resumed else []) + self.outcomes if o.error is None]
 
     @property
     def requests(self) -> int:
@@ -199,15 +206,6 @@ def run_load(
     Raises ForeignDatabase (before anything is written) for a database another program made,
     DatabaseBusy when another program holds the file for longer than `wait` seconds, and
     KeyboardInterrupt / Terminated when the run is interrupted (no further project starts)."""
-    # Each client masks its own key in what it stores and shows; a server can echo any key of the run.
-    admin_key = config.organization.admin_key if config.organization is not None else None
-    with run_secrets(*(project.api_key for project in config.projects), admin_key):
-        return _run_load(where, config, full_refresh=full_refresh, progress=progress, wait=wait)
-
-
-def _run_load(
-    where: Store | str, config: RunConfig, *, full_refresh: bool, progress: ProgressSink | None, wait: float
-) -> LoadResult:
     store = as_store(where)
     db_path = store.shown()
     started = time.monotonic()
@@ -262,14 +260,20 @@ def _load_projects(
         pipeline.sync_destination()
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
-            pipeline.run()
+            before = stored_batches(pipeline)
+            left = _pending_rows(pipeline)
+            started = datetime.now(UTC)
+            info = pipeline.run()
             with pipeline.sql_client() as client:
                 if removed := remove_duplicates_after_resume(client):
                     log.info("removed %d rows a resumed load had staged twice", removed)
+            if left is not None:
+                result.resumed = _resumed(pipeline, left, before, started, list(info.loads_ids))
     except Exception as e:
         reraise_interruption(e)
         result.error = f"database {db_path}: {cause(e)}"
         return
+    claimed: dict[str, str] = {}  # OpenAI project id -> the configured name that loaded it (source.SameProject)
     for project in config.projects:
         raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
         stats = SyncStats(project=project.name)
@@ -289,10 +293,14 @@ def _load_projects(
             progress=progress,
             requests=config.requests,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
+            claimed=claimed,
+            other_keys=config.every_key(),
         )
         project_started = datetime.now(UTC)
         try:
+            before = stored_batches(pipeline)
             info = _extract_normalize_load(pipeline, source)
+            committed(stats.counts, stats.counts.new + stats.counts.updated, before, stored_batches(pipeline))
             record_run(
                 pipeline,
                 stats,
@@ -318,6 +326,77 @@ def _load_projects(
         from .admin_run import run_organization
 
         result.organization = run_organization(pipeline, store, config, retry=retry, full_refresh=full_refresh)
+
+
+def stored_batches(pipeline: dlt.Pipeline) -> int:
+    """Rows of `batches` in the database now (0 before the first load). Batch rows are merged by id and never
+    deleted, so what a load adds to this count is exactly the batches it found that were not there before:
+    a `count(*)` before and after, whatever the size of the load (no ids held in Python)."""
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(settings.BATCHES_TABLE)
+            with client.execute_query(f"SELECT count(*) FROM {table}") as cursor:
+                row = cursor.fetchone()
+    except DatabaseUndefinedRelation:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def committed(counts: SyncCounts, written: int, before: int, after: int) -> None:
+    """`counts.new` and `counts.updated` as the database saw them: of the `written` batch rows a load
+    committed, `new` were not in the database before (`after - before` rows more), the rest were there
+    and were written again (`updated`: open batches brought up to date, or every batch a
+    `--full-refresh` or the ledger's first run re-read). The plan's own counts only say what it read."""
+    counts.new = max(0, min(written, after - before))
+    counts.updated = written - counts.new
+
+
+@dataclass
+class _Leftover:
+    project: str
+    batches: int  # rows of `batches` in the package
+    requests: int  # rows of the request ledger (`batch_requests`) in the package
+
+
+def _pending_rows(pipeline: dlt.Pipeline) -> _Leftover | None:
+    """Whose rows, and how many, the packages a failed run left hold (None: no batch or ledger rows, only
+    state, or not readable): read from the parquet files' footers, no rows loaded into memory."""
+    import pyarrow.parquet as pq
+
+    counts = {settings.BATCHES_TABLE: 0, settings.REQUESTS_TABLE: 0}
+    project: str | None = None
+    try:
+        for load_id in [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]:
+            for jobs in pipeline.get_load_package_info(load_id).jobs.values():
+                for job in jobs:
+                    table = job.job_file_info.table_name
+                    if table not in counts or not job.file_path.endswith(".parquet"):
+                        continue
+                    parquet = pq.ParquetFile(job.file_path)
+                    counts[table] += parquet.metadata.num_rows
+                    if project is None and parquet.metadata.num_rows:
+                        project = str(parquet.read_row_group(0, columns=["project"]).column(0)[0])
+    except Exception as e:  # noqa: BLE001 -- only the summary's counts depend on it, never the load
+        log.warning("could not count the rows a failed run left: %s", e)
+        return None
+    if project is None:
+        return None
+    return _Leftover(project, counts[settings.BATCHES_TABLE], counts[settings.REQUESTS_TABLE])
+
+
+def _resumed(
+    pipeline: dlt.Pipeline, left: _Leftover, before: int, started: datetime, load_ids: list[str]
+) -> ProjectOutcome:
+    """The outcome of loading what a failed run left, counted and recorded in `_load_runs` like a project run
+    (0 requests: the API was read by the run that failed)."""
+    stats = SyncStats(project=left.project)
+    committed(stats.counts, left.batches, before, stored_batches(pipeline))
+    if left.requests:
+        stats.ledger = LedgerCounts(requests=left.requests)
+    record_run(pipeline, stats, started=started, finished=datetime.now(UTC), full_refresh=False, load_ids=load_ids)
+    return ProjectOutcome(name=left.project, stats=stats)
 
 
 def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:

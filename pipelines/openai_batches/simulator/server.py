@@ -262,6 +262,7 @@ class SimulatorServer:
         fault_delay: float = 0.5,
         admin: bool = False,
         compress: bool = False,
+        echo_key_in_metadata: bool = False,
     ) -> None:
         for kind in fault_kinds:
             Fault(kind)  # validates the name
@@ -271,6 +272,8 @@ class SimulatorServer:
         # gzip every answer to a client that accepts it (as Cloudflare in front of the real API does):
         # JSON bodies whole, file contents as they stream (chunked, no content-length).
         self.compress = compress
+        # A hostile or buggy server: every batch it returns carries the caller's key in `metadata.echoed_key`.
+        self.echo_key_in_metadata = echo_key_in_metadata
         self.host = host
         self.port = port
         self.latency = latency
@@ -628,17 +631,26 @@ class SimulatorServer:
         # "", "v1", "batches", [id], ["cancel"]
         if len(parts) >= 3 and parts[0] == "" and parts[1] == "v1" and parts[2] == "batches":
             if len(parts) == 3 and method == "GET":
-                return self._list(project, query)
+                return self._echo_key(self._list(project, query), key)
             if len(parts) == 3 and method == "POST":
                 return self._create(project, body)
             if len(parts) == 4 and parts[3] and method == "GET":
                 obj = self.org.get(parts[3], project)
                 if obj is None:
                     return _error(404, f"No batch found with id '{parts[3]}'.")
-                return _json(200, obj)
+                return self._echo_key(_json(200, obj), key)
             if len(parts) == 5 and parts[3] and parts[4] == "cancel" and method == "POST":
                 return self._cancel(project, parts[3])
         return _error(404, f"Invalid URL ({method} {path})")
+
+    def _echo_key(self, response: _Response, key: str) -> _Response:
+        """`response` with `key` in every batch's metadata when `echo_key_in_metadata` is set."""
+        if not self.echo_key_in_metadata or response.status != 200:
+            return response
+        payload = orjson.loads(response.body)
+        for obj in payload.get("data", [payload]):
+            obj["metadata"] = {**(obj.get("metadata") or {}), "echoed_key": key}
+        return _json(200, payload, response.headers)
 
     def _list(self, project: str, query: dict[str, str]) -> _Response:
         raw = query.get("limit")

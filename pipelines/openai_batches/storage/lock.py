@@ -184,15 +184,16 @@ def postgres_lock(dsn: str, *, key: int, wait: float, shown: str) -> Iterator[No
     A connection of its own, held for the whole run: PostgreSQL releases a session lock when the
     session ends, a crashed or killed loader included. (Not through DuckDB's postgres extension, which
     pools its connections: a lock taken on one of them was seen taken by another loader.) The
-    connection's application_name names the holder, for the message of whoever has to wait."""
+    connection's application_name names the holder (`postgres_holder_name`) and the session's start is
+    the load's, for the message of whoever has to wait."""
     import socket
 
     import psycopg2
 
-    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    me = f"openai-batches load, pid {os.getpid()} on {socket.gethostname()}, started {started}"[:63]
     try:
-        con = psycopg2.connect(dsn, connect_timeout=10, application_name=me)
+        con = psycopg2.connect(
+            dsn, connect_timeout=10, application_name=postgres_holder_name(os.getpid(), socket.gethostname())
+        )
     except psycopg2.Error as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DatabaseUnavailable(f"cannot reach the catalog of {shown}: {first}") from None
@@ -215,11 +216,31 @@ def postgres_lock(dsn: str, *, key: int, wait: float, shown: str) -> Iterator[No
         con.close()  # ends the session: the lock goes with it
 
 
+# PostgreSQL keeps NAMEDATALEN - 1 bytes of an application_name and shows any byte outside printable
+# ASCII as "?": a holder's name is built to fit, so a long host name cannot push anything out.
+_PG_NAME_BYTES = 63
+
+
+def postgres_holder_name(pid: int, host: str) -> str:
+    """The application_name of a load's lock session: `openai-batches load, pid N on HOST`, the host cut
+    (with "...") to fit PostgreSQL's limit. The start time is not in it: it is the session's own
+    `backend_start`, which no name length can cut (see `_postgres_holder`)."""
+    prefix = f"openai-batches load, pid {pid} on "
+    shown = "".join(ch if " " <= ch <= "~" else "?" for ch in host) or "?"
+    room = _PG_NAME_BYTES - len(prefix)
+    if len(shown) > room:
+        shown = shown[: room - 3] + "..."
+    return prefix + shown
+
+
 def _postgres_holder(cur: object, key: int) -> str:
-    """The application_name of the session holding advisory lock `key`, best effort."""
+    """Who holds advisory lock `key`: its session's application_name and when that session (the load)
+    started, best effort."""
     try:
         cur.execute(  # type: ignore[attr-defined]
-            """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            """SELECT a.application_name,
+                      to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                  AND l.classid::text::bigint = %s AND l.objid::text::bigint = %s""",
             ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
@@ -227,4 +248,6 @@ def _postgres_holder(cur: object, key: int) -> str:
         row = cur.fetchone()  # type: ignore[attr-defined]
     except Exception:
         return "another process"
-    return str(row[0]) if row and row[0] else "another process"
+    if not row or not row[0]:
+        return "another process"
+    return f"{row[0]}, started {row[1]}" if row[1] else str(row[0])

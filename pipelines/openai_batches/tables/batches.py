@@ -108,7 +108,17 @@ EXTRA_COLUMN = _col(
     "Fields this version does not declare, and values that did not fit their column's type, exactly as the "
     "API sent them (a JSON object at their original nesting); NULL when there are none.",
 )
-ADDED_COLUMNS = (PROJECT_COLUMN, PROJECT_ID_COLUMN, EXTRA_COLUMN)
+# A configured API key a server echoed back is masked (***) wherever it was (see echoed.py); which fields
+# that altered is recorded, so no one takes a masked value for the one the API sent.
+REDACTED_COLUMN = _col(
+    "redacted_fields",
+    pa.string(),
+    "json",
+    "Fields of the batch in which a configured API key the server sent back was masked (***), as a JSON list "
+    "of paths (`metadata.note`, `errors.data[0].message`); their stored values are not the ones the API sent. "
+    "NULL when none.",
+)
+ADDED_COLUMNS = (PROJECT_COLUMN, PROJECT_ID_COLUMN, EXTRA_COLUMN, REDACTED_COLUMN)
 
 ERROR_COLUMNS: tuple[Column, ...] = (
     _text("batch_id", "The batch (`batches.id`) these validation errors belong to."),
@@ -446,16 +456,20 @@ def _extra_fields(batches: Sequence[Mapping[str, Any]], unfit: _Unfit) -> pa.Arr
 
 
 def batches_to_arrow(
-    batches: Sequence[Mapping[str, Any]], projects: Sequence[str], project_ids: Sequence[str | None] | None = None
+    batches: Sequence[Mapping[str, Any]],
+    projects: Sequence[str],
+    project_ids: Sequence[str | None] | None = None,
+    redacted: Sequence[str | None] | None = None,
 ) -> pa.Table:
     """One arrow table for `batches`, in the declared column order; whatever no column holds exactly is
-    in `extra_fields`."""
+    in `extra_fields`; `redacted` is each batch's `redacted_fields` (see echoed.py)."""
     values = _column_values(batches)
     unfit = _Unfit()
     arrays = [_column_array(c, batches, values[c.path], unfit) for c in BATCH_COLUMNS]
     arrays.append(pa.array(list(projects), pa.string()))
     arrays.append(pa.array(list(project_ids) if project_ids is not None else [None] * len(batches), pa.string()))
     arrays.append(_extra_fields(batches, unfit))
+    arrays.append(pa.array(list(redacted) if redacted is not None else [None] * len(batches), pa.string()))
     return pa.Table.from_arrays(arrays, schema=batches_arrow_schema())
 
 
@@ -532,6 +546,7 @@ __all__ = [
     "GONE_COLUMNS",
     "PROJECT_COLUMN",
     "PROJECT_ID_COLUMN",
+    "REDACTED_COLUMN",
     "STALE_MARKER",
     "batches_column_hints",
     "batches_to_arrow",

@@ -7,13 +7,15 @@ Only these fields are ever taken from a batch's files: never a prompt, an answer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .batches import TIMESTAMP, Column, _hints, _int, _text, _ts
+from ..client.redact import Redacted, Redactor
+from .batches import TIMESTAMP, Column, _col, _hints, _int, _text, _ts
 
 # Where the ledger's arrow arrays live: the C library's heap, which `memory.release_free_memory` hands
 # back to the system before the load step. Arrow's default pool (mimalloc) keeps freed pages instead:
@@ -47,6 +49,14 @@ REQUEST_COLUMNS: tuple[Column, ...] = (
     _int("reasoning_tokens", "Reasoning tokens within output tokens; NULL when the endpoint reports none."),
     _text("error_code", "Error code of a request that did not succeed (`context_length_exceeded`, `batch_expired`)."),
     _text("error_message", "The API's error message, at most 500 characters (never the request's content)."),
+    # Last: filled after the identifiers are scrubbed (`requests_to_arrow`).
+    _col(
+        "redacted_fields",
+        pa.string(),
+        "json",
+        "Columns of the row in which a configured API key the server sent back was masked (***), as a JSON list "
+        "(`custom_id`, `error_message`); their stored values are not the ones the API sent. NULL when none.",
+    ),
 )
 
 FILE_COLUMNS: tuple[Column, ...] = (
@@ -64,8 +74,8 @@ FILE_COLUMNS: tuple[Column, ...] = (
 )
 
 REQUEST_COLUMN_NAMES = tuple(c.name for c in REQUEST_COLUMNS)
-# Columns holding identifiers a server sent: stored as sent unless they carry part of the key, control
-# characters or absurd lengths (see `scrub`).
+# Columns holding identifiers a server sent: stored as sent (control characters too: reports escape them
+# when shown) unless they carry part of a configured key or are absurdly long (see `scrub`, `identifier`).
 IDENTIFIER_COLUMNS = ("custom_id", "request_id", "response_id", "model")
 
 
@@ -99,9 +109,24 @@ def files_column_hints() -> dict[str, dict[str, Any]]:
     return hints
 
 
-def scrub(array: pa.Array, suspicious: str | None, clean: Callable[[str], str]) -> pa.Array:
-    """`array` with every value that matches the regex `suspicious` (part of the key, control characters)
-    or is too long passed through `clean`. Checked vectorised: almost no value ever needs cleaning."""
+def identifier(redactor: Redactor) -> Callable[[str], str]:
+    """What becomes of an identifier `scrub` flags: a configured key masked (a `Redacted`), nothing else
+    changed, so a custom id without a key still matches the user's; one longer than IDENTIFIER_MAX_CHARS
+    is cut (and cleaned to one line)."""
+    from .. import settings
+
+    def cleaned(text: str) -> str:
+        if len(text) > settings.IDENTIFIER_MAX_CHARS:
+            return redactor.clean(text, settings.IDENTIFIER_MAX_CHARS)
+        return redactor.mask(text)
+
+    return cleaned
+
+
+def scrub(array: pa.Array, suspicious: str | None, clean: Callable[[str], str]) -> tuple[pa.Array, list[int]]:
+    """`array` with every value that matches the regex `suspicious` (a run of a configured key) or is too
+    long passed through `clean`, and the positions where `clean` masked a key (it returned a
+    `Redacted`). Checked vectorised: almost no value ever needs cleaning; any other is kept byte for byte."""
     from .. import settings
 
     flags = pc.greater(pc.utf8_length(array), settings.IDENTIFIER_MAX_CHARS)
@@ -109,26 +134,59 @@ def scrub(array: pa.Array, suspicious: str | None, clean: Callable[[str], str]) 
         flags = pc.or_(flags, pc.match_substring_regex(array, suspicious))
     flags = pc.fill_null(flags, False)
     if not pc.any(flags).as_py():
-        return array
+        return array, []
     values = array.to_pylist()
+    masked = []
     for i in pc.indices_nonzero(flags).to_pylist():
         values[i] = clean(values[i])
-    return pa.array(values, pa.string(), memory_pool=POOL)
+        if isinstance(values[i], Redacted):
+            masked.append(i)
+    return pa.array(values, pa.string(), memory_pool=POOL), masked
 
 
 def requests_to_arrow(
     columns: Mapping[str, Sequence[pa.Array]], suspicious: str | None, clean: Callable[[str], str]
 ) -> pa.Table:
     """Rows of `batch_requests` from arrow arrays per column (every name of REQUEST_COLUMNS), kept as the
-    chunks they are (no copy of a batch's columns into one array)."""
+    chunks they are (no copy of a batch's columns into one array). An identifier in which `clean` masked
+    a key is named in its row's `redacted_fields` (next to the error columns the parse named)."""
     schema = requests_arrow_schema()
     columns_out = []
+    masked: dict[int, list[str]] = {}  # row -> identifier columns in which a key was masked
     for field in schema:
         chunks = [c if c.type == field.type else c.cast(field.type, memory_pool=POOL) for c in columns[field.name]]
         if field.name in IDENTIFIER_COLUMNS:
-            chunks = [scrub(chunk, suspicious, clean) for chunk in chunks]
-        columns_out.append(pa.chunked_array(chunks, field.type))
+            chunks = _scrubbed(chunks, field.name, suspicious, clean, masked)
+        column = pa.chunked_array(chunks, field.type)
+        if field.name == "redacted_fields" and masked:
+            column = _with_masked(column, masked)
+        columns_out.append(column)
     return pa.Table.from_arrays(columns_out, schema=schema)
+
+
+def _scrubbed(
+    chunks: list[pa.Array],
+    name: str,
+    suspicious: str | None,
+    clean: Callable[[str], str],
+    masked: dict[int, list[str]],
+) -> list[pa.Array]:
+    out, offset = [], 0
+    for chunk in chunks:
+        cleaned, rows = scrub(chunk, suspicious, clean)
+        for row in rows:
+            masked.setdefault(offset + row, []).append(name)
+        out.append(cleaned)
+        offset += len(chunk)
+    return out
+
+
+def _with_masked(column: pa.ChunkedArray, masked: dict[int, list[str]]) -> pa.ChunkedArray:
+    """`redacted_fields` with the identifier columns masked per row added (a rare path: Python values)."""
+    values = column.to_pylist()
+    for row, names in masked.items():
+        values[row] = json.dumps([*names, *json.loads(values[row] or "[]")])
+    return pa.chunked_array([pa.array(values, pa.string(), memory_pool=POOL)], pa.string())
 
 
 def files_to_arrow(rows: Sequence[tuple[str, str, str, str, int | None, int | None, float | None]]) -> pa.Table:
@@ -150,6 +208,7 @@ __all__ = [
     "REQUEST_COLUMN_NAMES",
     "files_column_hints",
     "files_to_arrow",
+    "identifier",
     "requests_column_hints",
     "requests_to_arrow",
     "scrub",

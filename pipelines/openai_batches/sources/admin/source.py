@@ -25,7 +25,7 @@ older: a run with nothing new costs three requests (projects, usage, costs). The
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -99,6 +99,7 @@ def openai_organization(
     timeout: float = settings.READ_TIMEOUT_S,
     retry: RetryPolicy | None = None,
     stats: OrganizationStats | None = None,
+    other_keys: Sequence[str] = (),
 ) -> tuple[DltResource, ...]:
     """The organisation's projects, daily completions usage and daily costs.
 
@@ -111,6 +112,8 @@ def openai_organization(
         timeout: Seconds one request may take in all before it is retried.
         retry: Retry policy shared with the rest of the run (its budget included).
         stats: Filled with requests made, rows loaded and the days read.
+        other_keys: The other configured keys (the projects'): masked like `admin_key` wherever a server
+            sends one back; never sent, never stored.
     """
     stats = stats if stats is not None else OrganizationStats()
     client_args: dict[str, Any] = {
@@ -119,9 +122,10 @@ def openai_organization(
         "organization": organization,
         "timeout": timeout,
         "retry": retry,
+        "other_secrets": tuple(other_keys),
     }
     start = max(first_day or EARLIEST_DAY, EARLIEST_DAY)
-    redactor = Redactor(admin_key)
+    redactor = Redactor(admin_key, *other_keys)
 
     def clean(text: str) -> str:
         """Names, models and line items as sent, unless the server echoed the key in one: then cleaned

@@ -13,7 +13,8 @@ import dlt
 from dlt.sources import DltResource
 
 from ... import settings
-from ...client.batches import BatchesClient, Page, RetryPolicy, iter_pages
+from ...client.batches import ApiError, BatchesClient, Page, RetryPolicy, iter_pages
+from ...client.redact import Redactor
 from ...tables.batches import (
     batches_column_hints,
     batches_to_arrow,
@@ -27,6 +28,7 @@ from ..ledger.counts import LedgerCounts
 from ..ledger.reader import Ledger
 from ..progress import ProgressSink
 from ..stats import SyncStats
+from .echoed import flagged_ids, mask_batches
 from .plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_created
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ def openai_batches(
     progress: ProgressSink | None = None,
     requests: bool = settings.DEFAULT_REQUESTS,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
+    claimed: dict[str, str] | None = None,
+    other_keys: Sequence[str] = (),
 ) -> DltResource:
     """All batches one API key can see (one project), and with `requests` the request ledger.
 
@@ -112,6 +116,11 @@ def openai_batches(
             `batch_requests`, `batch_files`; see sources/ledger/reader.py). Downloads each batch's files once.
         requests_max_mb_per_run: MB of files one run starts reading at most; the rest waits for the
             next runs, files that expire first before the others.
+        other_keys: The other configured keys (other projects', the admin key): masked like `api_key`
+            wherever a server sends one back (see echoed.py); never sent, never stored.
+        claimed: OpenAI project ids already loaded in this load, with the configured name that loaded
+            each (shared by the runs of one load): a key of a project in it fails with `SameProject`
+            before anything is read, rather than filing the project's batches under a second name.
 
     The ledger runs in the same resource, right after the batches are listed: it needs the batches this
     run saw finish, which exist only once the listing is done (dlt interleaves separate resources), and
@@ -126,6 +135,7 @@ def openai_batches(
                 "project": project,
                 "timeout": timeout,
                 "retry": retry,
+                "other_secrets": tuple(other_keys),
             },
             project_id=project,
             project_name=project_name,
@@ -134,6 +144,7 @@ def openai_batches(
             stats=stats if stats is not None else SyncStats(),
             progress=progress or ProgressSink(),
             requests_max_mb=requests_max_mb_per_run if requests else None,
+            claimed=claimed if claimed is not None else {},
         ),
         name=settings.BATCHES_TABLE,
         write_disposition=_MERGE,
@@ -173,6 +184,7 @@ def _batches(
     stats: SyncStats,
     progress: ProgressSink,
     requests_max_mb: float | None = None,
+    claimed: dict[str, str],
 ) -> Iterator[Any]:
     resource_state = dlt.current.resource_state()
     all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
@@ -182,6 +194,7 @@ def _batches(
         stats.requests = client.requests_made
         project, header_id = _project_label(resource_state, project_name, first, client)
         project_id = header_id or project_id
+        _claim(claimed, header_id, project)
         stats.project = project
         before = all_projects.get(project)
         latest = latest_believable(first.server_time, time.time())
@@ -207,7 +220,7 @@ def _batches(
             for batch in decision.load:
                 offer(batch)
             if len(pending) >= settings.ARROW_CHUNK_ROWS:
-                tables = _tables(pending, project, project_id)
+                tables = _tables(pending, project, project_id, client.redactor)
                 pending = []  # the batch objects are freed before dlt writes their tables
                 yield from tables
         for batch_id in plan.leftovers():
@@ -226,7 +239,7 @@ def _batches(
                 pending.append(fetched)
         # State is written before the last yield: dlt commits it with the items of this extract.
         all_projects[project] = plan.new_state().dump()
-        tables = _tables(pending, project, project_id)
+        tables = _tables(pending, project, project_id, client.redactor)
         if plan.gone_now or plan.back:
             gone = [(g.batch_id, g.reason) for g in plan.gone_now]
             tables.append(
@@ -242,6 +255,24 @@ def _batches(
     finally:
         stats.requests = client.requests_made
         client.close()
+
+
+class SameProject(ApiError):
+    """Two configured projects hold keys of one OpenAI project: their batches would be loaded twice, the
+    second time relabelled. A configuration error, named in one line."""
+
+
+def _claim(claimed: dict[str, str], project_id: str | None, name: str) -> None:
+    """Record that `name` loads OpenAI project `project_id` in this load; raise SameProject when another
+    configured name already did (the id is the API's `openai-project` header: two keys, one project)."""
+    if not project_id:
+        return
+    first = claimed.setdefault(project_id, name)
+    if first != name:
+        raise SameProject(
+            f"the keys of projects {first!r} and {name!r} both belong to OpenAI project {project_id}: "
+            f"loaded once, as {first!r}; configure one key per OpenAI project"
+        )
 
 
 def _ledger(
@@ -283,18 +314,31 @@ def _ledger_offer(
     return offer_new
 
 
-def _tables(batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None) -> list[Any]:
+def _tables(
+    batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None, redactor: Redactor
+) -> list[Any]:
     """Both tables of a chunk, built at once so the caller can drop the batch objects before dlt
-    writes them (they are the bulk of the extract's memory)."""
+    writes them (they are the bulk of the extract's memory). A batch in which the server sent back a
+    configured key is masked, and the fields that altered recorded, before anything is kept (echoed.py)."""
     if not batches:
         return []
     n = len(batches)
+    rows = batches_to_arrow(batches, [project] * n, [project_id] * n)
+    errors = errors_to_arrow(batches)
+    if flagged := flagged_ids([rows, errors], redactor.key_regex()):
+        masked, redacted = mask_batches(batches, flagged, redactor)
+        rows = batches_to_arrow(masked, [project] * n, [project_id] * n, redacted)
+        errors = errors_to_arrow(masked)
+        log.warning(
+            "%d batches of %s carry a configured API key the server sent back: masked (***), the fields named "
+            "in batches.redacted_fields and the caveats report",
+            len(flagged),
+            project,
+        )
     return [
-        dlt.mark.with_hints(
-            batches_to_arrow(batches, [project] * n, [project_id] * n), BATCHES_HINTS, create_table_variant=True
-        ),
-        dlt.mark.with_hints(errors_to_arrow(batches), ERRORS_HINTS, create_table_variant=True),
+        dlt.mark.with_hints(rows, BATCHES_HINTS, create_table_variant=True),
+        dlt.mark.with_hints(errors, ERRORS_HINTS, create_table_variant=True),
     ]
 
 
-__all__ = ["openai_batches"]
+__all__ = ["SameProject", "openai_batches"]

@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 
 from ... import settings
+from ...client.redact import Redacted
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL
 
@@ -43,6 +44,9 @@ RESULT_FIELDS = (
     "reasoning_tokens",
     "error_code",
     "error_message",
+    # Which of the row's columns hold a masked configured key (JSON list), not a field of the file: see
+    # `ledger_columns.REQUEST_COLUMNS`.
+    "redacted_fields",
 )
 RESULT_TYPES = {
     name: pa.int64() if name == "status_code" or name.endswith("_tokens") else pa.string() for name in RESULT_FIELDS
@@ -197,6 +201,14 @@ def tokens(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None, i
     return _NO_TOKENS
 
 
+def _redacted(code: str | None, message: str | None) -> str | None:
+    """`redacted_fields` of a row whose error code and message were cleaned: the ones a key was masked in."""
+    if not isinstance(code, Redacted) and not isinstance(message, Redacted):
+        return None
+    names = [name for name, value in (("error_code", code), ("error_message", message)) if isinstance(value, Redacted)]
+    return orjson.dumps(names).decode()
+
+
 def parse_results(
     chunks: Iterable[bytes],
     kind: str,
@@ -207,7 +219,8 @@ def parse_results(
     stop: threading.Event | None = None,
 ) -> ParsedFile:
     """The rows of an output or error file (`kind`). A custom id in `seen_before` (an earlier file of the
-    batch) or seen earlier in this file is counted as a duplicate, not read twice."""
+    batch) or seen earlier in this file is counted as a duplicate, not read twice. `clean_code` and
+    `clean_message` return a `Redacted` text when they masked a key: the row's `redacted_fields` says so."""
     out = ParsedFile()
     in_output = kind == "output"
     number = 0
@@ -218,6 +231,7 @@ def parse_results(
     add_input, add_cached = v["input_tokens"].append, v["cached_tokens"].append
     add_output, add_reasoning = v["output_tokens"].append, v["reasoning_tokens"].append
     add_code, add_message = v["error_code"].append, v["error_message"].append
+    add_redacted = v["redacted_fields"].append
     for line in split_lines(chunks, out, stop):
         number += 1
         if line is None:
@@ -281,8 +295,15 @@ def parse_results(
         add_cached(usage[1])
         add_output(usage[2])
         add_reasoning(usage[3])
-        add_code(clean_code(code) if error is not None else None)
-        add_message(clean_message(error.get("message")) if error is not None else None)
+        if error is not None:
+            error_code, message = clean_code(code), clean_message(error.get("message"))
+            add_code(error_code)
+            add_message(message)
+            add_redacted(_redacted(error_code, message))
+        else:
+            add_code(None)
+            add_message(None)
+            add_redacted(None)
         out.rows += 1
         if out.rows % ARROW_EVERY_ROWS == 0:
             out.to_arrow()

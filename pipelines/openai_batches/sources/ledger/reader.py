@@ -47,7 +47,7 @@ import pyarrow as pa
 from ... import settings
 from ...client.batches import ApiError, BatchesClient
 from ...tables.batches import exact_int
-from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, requests_to_arrow
+from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, identifier, requests_to_arrow
 from ..progress import ProgressSink
 from .counts import LedgerCounts
 from .parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
@@ -199,7 +199,6 @@ class Ledger:
         self._stop = threading.Event()
         self._clean_code = _cached(lambda text: client.redactor.clean(text, 100))
         self._clean_message = _cached(lambda text: client.redactor.clean(text, settings.ERROR_MESSAGE_MAX_CHARS))
-        self.suspicious = client.redactor.suspicious_regex()
 
     # --- which batches ------------------------------------------------------------------------
     def in_sync_with(self, batches_state: Mapping[str, Any] | None) -> bool:
@@ -605,9 +604,7 @@ class _Rows:
     def table(self, ledger: Ledger) -> pa.Table:
         self.columns["project"] = [pa.repeat(pa.scalar(ledger.project), self.rows, memory_pool=POOL)]
         redactor = ledger.client.redactor
-        return requests_to_arrow(
-            self.columns, ledger.suspicious, lambda text: redactor.clean(text, settings.IDENTIFIER_MAX_CHARS)
-        )
+        return requests_to_arrow(self.columns, redactor.key_regex(), identifier(redactor))
 
 
 def _cached(clean: Callable[[str], str]) -> Callable[[Any], str | None]:
