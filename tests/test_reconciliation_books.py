@@ -386,11 +386,6 @@ def test_the_simulator_repeats_usage_buckets_serves_empty_usage_and_added_cost_r
 
 
 # -------------------------------------------------------------------------- found by the state machine
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a day read again with no results keeps the rows of the copy before (the merge on `day` "
-    "deletes only days that have rows in the new load); found by tests/test_state_machine.py",
-)
 def test_a_day_read_again_with_no_results_replaces_the_copy_before(tmp_path: Path) -> None:
     """README, "Buckets are days, counted once": the copy read last replaces the one before, also when it
     is empty (a day read with no results is a day with no usage, no costs)."""
@@ -418,3 +413,56 @@ def test_a_day_read_again_with_no_results_replaces_the_copy_before(tmp_path: Pat
     assert read == [("costs", d1, 0), ("usage/completions", d1, 0)]  # read again, and empty
     assert stored(db, "SELECT count(*) FROM books.usage_daily") == [(0,)]
     assert stored(db, "SELECT count(*) FROM books.costs_daily") == [(0,)]
+
+
+def test_a_day_with_results_then_empty_then_results_again_ends_with_the_copy_read_last(tmp_path: Path) -> None:
+    """README, "Buckets are days, counted once", over four runs of the dlt source on its own: d1 has
+    results, comes back empty (also when a page of the same run served it with results first), then
+    has other results; d2, always with results, is never touched. The marker of an empty day is never
+    stored, and a run counts only the rows it stores."""
+    from openai_batches import openai_organization
+    from openai_batches.client.batches import RetryPolicy
+    from openai_batches.sources.admin.source import OrganizationStats
+
+    d1, d2 = date(2025, 10, 1), date(2025, 10, 2)
+    # Per run: the d1 buckets served, in page order (usage tokens; None: the bucket is empty).
+    runs: list[list[int | None]] = [[100], [None], [50, None], [300]]
+    served: list[int | None] = []
+
+    def route(path: str, query: dict[str, str], number: int) -> Any:
+        if path.endswith("/projects"):
+            return json_reply({"object": "list", "data": [{"id": ALPHA, "name": "a"}], "has_more": False})
+        usage = path.endswith("/completions")
+        copies = [
+            bucket(d1, *([] if t is None else [usage_result(t) if usage else cost_result(t / 100)])) for t in served
+        ]
+        d2_bucket = bucket(d2, usage_result(7) if usage else cost_result(0.07))
+        pages = [*([c] for c in copies[:-1]), [copies[-1], d2_bucket]]
+        n = int(query.get("page") or 0)
+        more = n + 1 < len(pages)
+        return json_reply(
+            {"object": "page", "data": pages[n], "has_more": more, "next_page": str(n + 1) if more else None}
+        )
+
+    pipeline, db = scripted_pipeline(tmp_path, "back_again")
+    seen: list[tuple[Any, ...]] = []
+    with ScriptedApi(route, project=None) as api:
+        retry = RetryPolicy(max_attempts=2, sleep=lambda seconds: None)
+        for copies in runs:
+            served[:] = copies
+            stats = OrganizationStats()
+            source = openai_organization(admin_key=ADMIN, base_url=api.base_url, first_day=d1, retry=retry, stats=stats)
+            pipeline.run(source)
+            usage = stored(db, "SELECT day, input_tokens FROM books.usage_daily ORDER BY day")
+            costs = stored(db, "SELECT day, amount_usd FROM books.costs_daily ORDER BY day")
+            seen.append((usage, costs, stats.usage_rows, stats.cost_rows))
+    assert seen == [
+        ([(d1, 100), (d2, 7)], [(d1, 1.0), (d2, 0.07)], 2, 2),
+        ([(d2, 7)], [(d2, 0.07)], 1, 1),  # d1 read again, empty: its rows are gone
+        ([(d2, 7)], [(d2, 0.07)], 1, 1),  # served with results, then empty: the copy read last
+        ([(d1, 300), (d2, 7)], [(d1, 3.0), (d2, 0.07)], 2, 2),  # and back with other results
+    ]
+    read = stored(db, "SELECT endpoint, day, results FROM books.admin_days_read ORDER BY ALL")
+    assert read == [("costs", d1, 1), ("costs", d2, 1), ("usage/completions", d1, 1), ("usage/completions", d2, 1)]
+    for table in ("usage_daily", "costs_daily"):
+        assert stored(db, f"SELECT count(*) FROM books.{table} WHERE _empty_day IS NOT NULL") == [(0,)]

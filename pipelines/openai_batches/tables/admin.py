@@ -9,7 +9,7 @@ sum, and `caveats` names it.
 
 One row per key and day: results of one bucket with the same key (the API splits by dimensions not
 grouped by, e.g. service tier or API key) are added up, so no tokens or money are lost; a bucket read
-again (the same day, in the run or a later one) replaces the one read before (organization.py).
+again (the same day, in the run or a later one) replaces the one read before (sources/admin/source.py).
 """
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ def _column(name: str, arrow_type: pa.DataType, dlt_type: str, description: str)
     return Column(name, (name,), arrow_type, dlt_type, description)
 
 
+# dlt's `hard_delete` flag of `usage_daily` and `costs_daily`: a bucket read with no rows becomes one row
+# of its day carrying it, which makes the merge delete the day's rows (the merge key) and is itself never
+# inserted. Without it a day read again and empty would keep the rows of the copy before. dlt creates
+# the column in the table (always NULL there), so it is declared and documented like any other.
+EMPTY_DAY_MARKER = "_empty_day"
+_EMPTY_DAY = _column(
+    EMPTY_DAY_MARKER,
+    pa.bool_(),
+    "bool",
+    "Internal deletion marker of a day read again with no results (it removes the day's rows); always NULL in "
+    "stored rows.",
+)
+
+
 PROJECT_COLUMNS: tuple[Column, ...] = (
     _column("id", pa.string(), "text", "Project id (`proj_...`), as in `batches.project_id`; the merge key."),
     _column("name", pa.string(), "text", "Project name in the organization."),
@@ -61,6 +75,7 @@ USAGE_COLUMNS: tuple[Column, ...] = (
     _column("input_cached_tokens", pa.int64(), "bigint", "Input tokens served from the prompt cache."),
     _column("output_tokens", pa.int64(), "bigint", "Output tokens processed that day."),
     _column("num_model_requests", pa.int64(), "bigint", "Requests processed that day."),
+    _EMPTY_DAY,
 )
 
 COST_COLUMNS: tuple[Column, ...] = (
@@ -83,6 +98,7 @@ COST_COLUMNS: tuple[Column, ...] = (
         "The amount as sent (JSON) when it is not a finite number; NULL otherwise. Such a line item is in no sum "
         "(`caveats`).",
     ),
+    _EMPTY_DAY,
 )
 
 DAYS_READ_COLUMNS: tuple[Column, ...] = (
@@ -108,12 +124,14 @@ def projects_hints() -> dict[str, dict[str, Any]]:
 def usage_hints() -> dict[str, dict[str, Any]]:
     hints = _hints(USAGE_COLUMNS, "day")
     hints["day"]["merge_key"] = True
+    hints[EMPTY_DAY_MARKER]["hard_delete"] = True
     return hints
 
 
 def costs_hints() -> dict[str, dict[str, Any]]:
     hints = _hints(COST_COLUMNS, "day")
     hints["day"]["merge_key"] = True
+    hints[EMPTY_DAY_MARKER]["hard_delete"] = True
     return hints
 
 
@@ -247,6 +265,7 @@ def usage_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
     """One row per day and `USAGE_KEY` of the daily completions-usage buckets: results of one bucket
     with the same key are added up (a count that is not one makes the sum NULL, with a warning)."""
     odd = _Odd("usage result", clean)
+    buckets = list(buckets)
     rows: dict[tuple[Any, ...], list[Any]] = {}
     for day, r in _results(buckets):
         key = (day, odd.text(r, "project_id"), odd.text(r, "model"), odd.flag(r, "batch"))
@@ -261,8 +280,9 @@ def usage_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
         rows[key] = counts
     cols: dict[str, list[Any]] = {c.name: [] for c in USAGE_COLUMNS}
     for key, counts in rows.items():
-        for name, value in zip((*USAGE_KEY, *_USAGE_COUNTS), (*key, *counts), strict=True):
+        for name, value in zip((*USAGE_KEY, *_USAGE_COUNTS, EMPTY_DAY_MARKER), (*key, *counts, None), strict=True):
             cols[name].append(value)
+    _mark_empty_days(cols, buckets)
     return pa.table(cols, schema=_schema(USAGE_COLUMNS, "day"))
 
 
@@ -270,6 +290,7 @@ def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
     """One row per day and `COST_KEY` of the daily cost buckets, amounts of one bucket with the same key
     added up; an amount that is not a finite number is a row of its own, kept as sent (`amount_raw`)."""
     odd = _Odd("cost result", clean)
+    buckets = list(buckets)
     rows: dict[tuple[Any, ...], list[Any]] = {}
     for n, (day, r) in enumerate(_results(buckets)):
         amount = r.get("amount")
@@ -299,9 +320,21 @@ def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
             ("currency", currency),
             ("amount", value),
             ("amount_raw", raw),
+            (EMPTY_DAY_MARKER, None),
         ):
             cols[name].append(cell)
+    _mark_empty_days(cols, buckets)
     return pa.table(cols, schema=_schema(COST_COLUMNS, "day"))
+
+
+def _mark_empty_days(cols: dict[str, list[Any]], buckets: Sequence[Mapping[str, Any]]) -> None:
+    """Adds a marker row (`EMPTY_DAY_MARKER`) for each day of ``buckets`` that gave no row: the merge
+    then deletes the rows a copy read before left for that day, as it replaces those of a day with rows."""
+    with_rows = set(cols["day"])
+    for day in dict.fromkeys(_day(b["start_time"]) for b in buckets):
+        if day not in with_rows:
+            for name, column in cols.items():
+                column.append(day if name == "day" else True if name == EMPTY_DAY_MARKER else None)
 
 
 def days_read_to_arrow(endpoint: str, days: Mapping[date, int], read_at: datetime) -> pa.Table:
@@ -320,6 +353,7 @@ def days_read_to_arrow(endpoint: str, days: Mapping[date, int], read_at: datetim
 
 
 __all__ = [
+    "EMPTY_DAY_MARKER",
     "COSTS_ENDPOINT",
     "COSTS_TABLE",
     "COST_COLUMNS",

@@ -11,7 +11,9 @@ Resources (tables in the same dataset as the batches):
   is a day with no usage, which the views must tell from a day nobody read.
 
 A bucket is one UTC day: one the API serves twice (on two pages of a run) counts once, the last copy
-read; a day read again on a later run replaces that day's rows (the merge key is the day).
+read; a day read again on a later run replaces that day's rows (the merge key is the day), also when
+it comes back empty: such a day is sent as one row flagged `_empty_day` (dlt's `hard_delete`), which
+deletes the day's rows and is not stored.
 
 Incremental: OpenAI fills a day's buckets late, so every run reads again the last
 `REREAD_DAYS` days it read (the day holding the API's now and the two before), and never anything
@@ -42,6 +44,7 @@ from ...tables.admin import (
     COSTS_ENDPOINT,
     COSTS_TABLE,
     DAYS_READ_TABLE,
+    EMPTY_DAY_MARKER,
     PROJECTS_TABLE,
     USAGE_ENDPOINT,
     USAGE_TABLE,
@@ -65,7 +68,8 @@ REREAD_DAYS = 3
 _CHUNK_DAYS = 93
 
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
-# A day read again replaces that day's rows, so the merge key is the day; rows are one per USAGE_KEY.
+# A day read again replaces that day's rows, so the merge key is the day; rows are one per USAGE_KEY,
+# and a day read with no rows is one `EMPTY_DAY_MARKER` row (hard delete: the day's rows go, it is not stored).
 _DAY_KEYED: Any = {"write_disposition": _MERGE, "primary_key": [], "merge_key": "day"}
 _STATE_KEY = "next_day"
 # The days read go to their own table, from both resources: a variant of each with its own hints.
@@ -193,7 +197,8 @@ def openai_organization(
         chunks.append(_converted(pending, convert, clean))
         read_at = datetime.now(UTC)
         for days, table in chunks:
-            setattr(stats, counter, getattr(stats, counter) + table.num_rows)
+            # Rows stored: a day's marker (read, no rows) carries the flag, every other row leaves it NULL.
+            setattr(stats, counter, getattr(stats, counter) + table[EMPTY_DAY_MARKER].null_count)
             yield table  # also when empty: the state above commits with this extract
             if days:
                 read = days_read_to_arrow(endpoint, days, read_at)
