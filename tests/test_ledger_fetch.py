@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from openai_batches.cli.progress import BarProgress, LogProgress
-from openai_batches.client.batches import BatchesClient, RetryPolicy
+from openai_batches.client.batches import BatchesClient
+from openai_batches.client.retry import RetryPolicy
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 from openai_batches.sources.ledger.parse import InputIds, split_lines

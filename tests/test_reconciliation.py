@@ -457,7 +457,7 @@ def test_the_source_in_a_plain_pipeline_refuses_pages_that_cannot_be_right(
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from openai_batches import openai_organization
-    from openai_batches.client.batches import RetryPolicy
+    from openai_batches.client.retry import RetryPolicy
 
     from .support.fake_api import ScriptedApi, json_reply
 

@@ -187,7 +187,7 @@ def test_a_bucket_served_again_replaces_the_copy_before_and_same_key_results_are
     of one bucket with the same key are parts of one figure (split by dimensions not grouped by) and
     are added up. Costs alike."""
     from openai_batches import openai_organization
-    from openai_batches.client.batches import RetryPolicy
+    from openai_batches.client.retry import RetryPolicy
 
     d1, d2, d3 = date(2025, 10, 1), date(2025, 10, 2), date(2025, 10, 3)
 

@@ -111,7 +111,7 @@ def _text(value: Any, setting: str) -> str | None:
 def _key(value: Any, setting: str) -> str | None:
     """An API key as it will be sent: surrounding whitespace (a pasted line, CRLF) stripped; anything
     else that cannot go into an HTTP header refused, in a message that never shows the key."""
-    from .client.batches import check_api_key
+    from .client.urls import check_api_key
 
     if value is None or value == "":
         return None
@@ -146,7 +146,7 @@ def _project_key(value: Any, setting: str) -> str | None:
 
 
 def _url(value: str, setting: str) -> str:
-    from .client.batches import base_url_problem
+    from .client.urls import base_url_problem
 
     if problem := base_url_problem(value):
         raise ConfigError(f"{setting}: {problem}")

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from .batches import ApiError, BatchesClient
+from .batches import BatchesClient
+from .errors import ApiError
 
 # Admin keys are made on the organisation's settings page; they start with this (project keys with
 # `sk-proj-`, service accounts with `sk-svcacct-`).

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import dlt
 
     from ..analysis.findings import Findings
-    from ..client.batches import RetryPolicy
+    from ..client.retry import RetryPolicy
     from ..config import RunConfig
     from ..storage.store import Store
 

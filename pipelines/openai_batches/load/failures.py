@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..client.batches import ApiError
+from ..client.errors import ApiError
 from .interrupt import interruption
 
 

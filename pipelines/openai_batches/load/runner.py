@@ -22,7 +22,7 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .. import settings
-from ..client.batches import RetryPolicy
+from ..client.retry import RetryPolicy
 from ..config import RunConfig
 from ..sources.batches.source import openai_batches
 from ..sources.progress import ProgressSink

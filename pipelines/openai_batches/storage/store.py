@@ -165,7 +165,7 @@ class DuckLake(Store):
         return str(Path(local).resolve()) + os.sep
 
     def shown(self) -> str:
-        from ..client.batches import shown_url
+        from ..client.urls import shown_url
 
         return f"DuckLake {self.name} (catalog {shown_url(self.catalog)}, data {self.storage})"
 
@@ -261,7 +261,7 @@ class DuckLake(Store):
         return dlt.destinations.ducklake(credentials=credentials)
 
     def identity(self) -> str:
-        from ..client.batches import shown_url
+        from ..client.urls import shown_url
 
         return f"ducklake:{shown_url(self.catalog)}#{self.name}"
 

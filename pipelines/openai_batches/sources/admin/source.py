@@ -35,7 +35,7 @@ from dlt.sources import DltResource
 
 from ... import settings
 from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, OrganizationClient
-from ...client.batches import RetryPolicy
+from ...client.retry import RetryPolicy
 from ...tables.admin import (
     COSTS_ENDPOINT,
     COSTS_TABLE,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import settings
-from ...client.batches import Page
+from ...client.paging import Page
 from .counts import SyncCounts
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,9 @@ import dlt
 from dlt.sources import DltResource
 
 from ... import settings
-from ...client.batches import BatchesClient, Page, RetryPolicy, iter_pages
+from ...client.batches import BatchesClient
+from ...client.paging import Page, iter_pages
+from ...client.retry import RetryPolicy
 from ...tables.batches import (
     batches_column_hints,
     batches_to_arrow,
