@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from ..client.errors import error_line
 from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, RUN_LOG_TABLE
 from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
+from ..storage.sql import quote_identifier
 from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
 from . import settings
 from .ledger_views import LEDGER_TABLES
@@ -56,10 +58,6 @@ class Analysis:
     stored_is_current: bool  # the views and prices stored in the file are the ones built here
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _models(con: duckdb.DuckDBPyConnection, organization_tables: frozenset[str] = frozenset()) -> list[str]:
     sql = f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL"
     if USAGE_TABLE in organization_tables:  # the Usage API's batch tokens are priced too (reconciliation.py)
@@ -80,7 +78,7 @@ def _ledger_tables(tables: dict[str, str]) -> frozenset[str]:
 def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
     if table_type(con, S, _VERSION_VIEW, catalog) != "VIEW":
         return None
-    row = con.execute(f"SELECT fingerprint FROM {_quoted(catalog)}.{S}.{_VERSION_VIEW}").fetchone()
+    row = con.execute(f"SELECT fingerprint FROM {quote_identifier(catalog)}.{S}.{_VERSION_VIEW}").fetchone()
     return str(row[0]) if row and row[0] else None
 
 
@@ -89,8 +87,8 @@ def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     from ..tables.batches import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS
 
     columns = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else ERROR_COLUMNS
-    ddl = ", ".join(f"{_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
-    con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
+    ddl = ", ".join(f"{quote_identifier(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
+    con.execute(f"CREATE TABLE {S}.{quote_identifier(name)} ({ddl})")
 
 
 def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Analysis:
@@ -105,7 +103,8 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     own = {*VIEW_NAMES, settings.PRICES_TABLE}
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
-            con.execute(f"CREATE VIEW {S}.{_quoted(name)} AS SELECT * FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}")
+            table = quote_identifier(name)
+            con.execute(f"CREATE VIEW {S}.{table} AS SELECT * FROM {quote_identifier(CATALOG)}.{S}.{table}")
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
     organization = _organization_tables(tables)
@@ -133,7 +132,7 @@ def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float
     store = as_store(db_path)
     db_path = store.shown()
     overrides = price_overrides(prices_file)
-    with store.holding(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
+    with store.locked(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
         con = store.connect(read_only=True)
         try:
             if not (table_exists(con, S, BATCHES_TABLE) or table_exists(con, S, RUN_LOG_TABLE)):
@@ -195,11 +194,6 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
     return prices
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def refresh_after_load(db_path: Store | str, *, wait: float = 0.0) -> list[str]:
     """`refresh_analysis` after a load that committed: never raises for anything it can meet (a bad
     price file, a user's table in the way, a database error); returns one warning line per problem.
@@ -217,7 +211,7 @@ def refresh_after_load(db_path: Store | str, *, wait: float = 0.0) -> list[str]:
     except PricesError as e:
         return [f"report views not refreshed: {e}"]
     except Exception as e:  # noqa: BLE001 -- the load committed; whatever went wrong here must not undo that
-        return [f"report views not refreshed in {as_store(db_path).shown()}: {type(e).__name__}: {_first_line(e)}"]
+        return [f"report views not refreshed in {as_store(db_path).shown()}: {error_line(e, with_type=True)}"]
     return []
 
 

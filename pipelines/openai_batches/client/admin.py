@@ -37,10 +37,10 @@ _REFUSED_HINT = (
 )
 
 
-class OrganizationClient(BatchesClient):
+class AdminClient(BatchesClient):
     """`GET /organization/projects`, `/organization/usage/completions` and `/organization/costs`."""
 
-    def __enter__(self) -> OrganizationClient:
+    def __enter__(self) -> AdminClient:
         return self
 
     def projects(self) -> Iterator[dict[str, Any]]:
@@ -116,4 +116,4 @@ def key_kind_problem(key: str, *, setting: str, want_admin: bool) -> str | None:
     return None
 
 
-__all__ = ["ADMIN_KEY_PREFIX", "OrganizationClient", "key_kind_problem"]
+__all__ = ["ADMIN_KEY_PREFIX", "AdminClient", "key_kind_problem"]

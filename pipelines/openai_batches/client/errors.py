@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from .redact import Redactor
+from .redact import MAX_SHOWN_CHARS, Redactor
 
 
 class ApiError(Exception):
@@ -78,3 +78,17 @@ def error_details(body: bytes, redactor: Redactor) -> tuple[str, str | None]:
         pass
     text = redactor.clean(body.decode("utf-8", errors="replace"), _EXCERPT_CHARS)
     return (f"non-JSON body: {text}" if text else "empty body"), None
+
+
+def error_line(error: BaseException, *, with_type: bool = False) -> str:
+    """Any exception as the one line a person reads (ApiError's `str()` is already that line): the first
+    line of its text, or all its lines joined when the first is a heading ending in `:` (dlt's config
+    errors put the file and the parser's position on separate lines), at most MAX_SHOWN_CHARS; the
+    type's name when it has no text. With `with_type`, `Type: text`."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = " ".join(lines) if lines and lines[0].endswith(":") else (lines[0] if lines else "")
+    text = text[:MAX_SHOWN_CHARS]
+    name = type(error).__name__
+    if with_type:
+        return f"{name}: {text}" if text else name
+    return text or name

@@ -34,7 +34,7 @@ import pyarrow as pa
 from dlt.sources import DltResource
 
 from ... import settings
-from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, OrganizationClient
+from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, AdminClient
 from ...client.retry import RetryPolicy
 from ...tables.admin import (
     COSTS_ENDPOINT,
@@ -74,7 +74,7 @@ _DAYS_READ_HINTS: Any = dlt.mark.make_hints(
 
 
 @dataclass
-class OrganizationStats:
+class AdminCounts:
     """What a run of the source did: requests, rows, and the days it read."""
 
     requests: int = 0
@@ -94,7 +94,7 @@ def openai_organization(
     full_refresh: bool = False,
     timeout: float = settings.READ_TIMEOUT_S,
     retry: RetryPolicy | None = None,
-    stats: OrganizationStats | None = None,
+    stats: AdminCounts | None = None,
 ) -> tuple[DltResource, ...]:
     """The organisation's projects, daily completions usage and daily costs.
 
@@ -108,7 +108,7 @@ def openai_organization(
         retry: Retry policy shared with the rest of the run (its budget included).
         stats: Filled with requests made, rows loaded and the days read.
     """
-    stats = stats if stats is not None else OrganizationStats()
+    stats = stats if stats is not None else AdminCounts()
     client_args: dict[str, Any] = {
         "api_key": admin_key,
         "base_url": base_url,
@@ -119,7 +119,7 @@ def openai_organization(
     start = max(first_day or EARLIEST_DAY, EARLIEST_DAY)
 
     def projects() -> Iterator[Any]:
-        with OrganizationClient(**client_args) as client:
+        with AdminClient(**client_args) as client:
             try:
                 table = projects_to_arrow(list(client.projects()))
             finally:
@@ -147,7 +147,7 @@ def openai_organization(
         pending: dict[date, dict[str, Any]] = {}
         chunks: list[tuple[dict[date, int], Any]] = []  # (results per day, its rows)
         last: date | None = None
-        with OrganizationClient(**client_args) as client:
+        with AdminClient(**client_args) as client:
             try:
                 for bucket in client.buckets(path, {**params, "start_time": _epoch(day)}):
                     bucket_day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
@@ -206,4 +206,4 @@ def _epoch(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
 
 
-__all__ = ["EARLIEST_DAY", "REREAD_DAYS", "OrganizationStats", "openai_organization"]
+__all__ = ["EARLIEST_DAY", "REREAD_DAYS", "AdminCounts", "openai_organization"]
