@@ -1,4 +1,4 @@
-"""How the request ledger fetches files from servers that misbehave (issue 16): compressed answers, files
+"""How the request ledger fetches files from servers that misbehave: compressed answers, files
 that appear a run late, 404s that flap, a byte-order mark; over real HTTP against the simulator."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OpenAI's books when its Admin API misbehaves (issue 16, defects 2-4), over real HTTP against the
+"""OpenAI's books when its Admin API misbehaves, over real HTTP against the
 simulator: a usage bucket served twice counts once, an empty day read is a day with no usage, and
 line items without a project, in another currency or with an amount that is not a number are shown,
 never lost nor added into a USD figure."""
@@ -19,7 +19,7 @@ import pytest
 
 from openai_batches.analysis import reading
 from openai_batches.cli import main as cli
-from openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
+from openai_batches.config import AdminConfig, ProjectConfig, RunConfig
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
@@ -50,7 +50,7 @@ def organisation(batches: int = 160, days: float = 75, seed: int = 5) -> Simulat
 def config(server: SimulatorServer) -> RunConfig:
     return RunConfig(
         projects=(ProjectConfig(name=None, api_key=KEY, base_url=server.base_url),),
-        organization=OrganizationConfig(admin_key=ADMIN, base_url=server.base_url),
+        organization=AdminConfig(admin_key=ADMIN, base_url=server.base_url),
     )
 
 

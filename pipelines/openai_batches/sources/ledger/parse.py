@@ -197,7 +197,7 @@ def tokens(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None, i
     return _NO_TOKENS
 
 
-def parse_results(
+def parse_results(  # noqa: C901, PLR0912, PLR0915 -- the ledger's per-line loop, inlined for speed (make bench: ledger MB/s)
     chunks: Iterable[bytes],
     kind: str,
     *,
