@@ -2,7 +2,7 @@
 
 `fixtures/demo_report_before.json.gz` is `report --format json` over the demo's workload (its projects,
 sizes, seed 0, one backfill and a cron tick an hour later) on a pinned clock, written by the report
-code as it was before issue 12. This test builds the same workload through the real loader and
+code as it was before its rounding was reworked. This test builds the same workload through the real loader and
 compares every figure: the same rows (order may differ only among rows the old rounding made equal),
 amounts equal at the precision the old report printed, everything else exactly.
 

@@ -1,4 +1,4 @@
-"""Issue 9: the DuckLake destination for teams (a PostgreSQL catalog plus Parquet files; SQLite and DuckDB
+"""The DuckLake destination for teams (a PostgreSQL catalog plus Parquet files; SQLite and DuckDB
 catalogs too), through the real CLI against the simulator and a throwaway PostgreSQL. Every report, the
 status and the notebook work on it the same as on a DuckDB file; readers read while a load writes; a load
 from a second machine waits or exits 75; state travels with the data."""

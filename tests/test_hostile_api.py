@@ -1,6 +1,6 @@
-"""Issue 8: what a hostile or odd API can do, each with the defect it protects against.
+"""What a hostile or odd API can do, each with the defect it protects against.
 
-Every test here failed on the code before the fix (see the closing note of issue 8). They load through
+Every test here failed on the code before its fix. They load through
 the real pipeline over real HTTP: the simulator, or a scripted loopback server for answers the simulator
 would never give.
 """

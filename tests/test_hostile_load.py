@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from openai_batches.config import OrganizationConfig
+from openai_batches.config import AdminConfig
 from openai_batches.load.runner import LoadResult, run_load
 
 from .support.assertions import table
@@ -239,7 +239,7 @@ def test_a_bucket_dated_outside_any_calendar_refuses_the_page_in_one_line(db: st
         return listing(path, query, number)
 
     with ScriptedApi(route) as api:
-        organization = OrganizationConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
+        organization = AdminConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
         result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2, organization=organization))
     assert result.outcomes[0].error is None and result.organization is not None
     assert result.organization.error is not None

@@ -1,4 +1,4 @@
-"""How the request ledger fetches files from servers that misbehave (issue 16): compressed answers, files
+"""How the request ledger fetches files from servers that misbehave: compressed answers, files
 that appear a run late, 404s that flap, a byte-order mark; over real HTTP against the simulator."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from openai_batches.cli.progress import BarProgress, LogProgress
-from openai_batches.client.batches import BatchesClient, RetryPolicy
+from openai_batches.client.batches import BatchesClient
+from openai_batches.client.retry import RetryPolicy
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 from openai_batches.sources.ledger.parse import InputIds, split_lines

@@ -1,4 +1,4 @@
-"""Reports that never mislead (issue 12): a number shown is right, or it is absent and the report says
+"""Reports that never mislead: a number shown is right, or it is absent and the report says
 why; nothing crashes on data the API can send.
 
 The database is built from a scripted organisation seeded with every odd value (`tests/support/analysis.py`),
@@ -410,7 +410,7 @@ def test_odd_names_are_drawn_without_warnings_and_shown_as_sent(
     assert "[/]" in out and "\x1b" not in out and "\\x1b[31mred" in out
 
 
-# --- issue 8: one definition of "open" --------------------------------------------------------------------
+# --- one definition of "open" ----------------------------------------------------------------------------
 def test_a_batch_without_a_status_is_open_in_every_report(odd: Odd, capsys: pytest.CaptureFixture[str]) -> None:
     from openai_batches.cli.status import read_status
 

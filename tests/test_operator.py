@@ -1,4 +1,4 @@
-"""Issue 8, the careless operator: what a user does without reading twice, through the real CLI.
+"""The careless operator: what a user does without reading twice, through the real CLI.
 
 Each test is named after what it protects: the default database (and every file name) loads and the
 README's commands work verbatim; a key or base URL pasted badly never leaks and never costs a request;

@@ -19,7 +19,7 @@ import pytest
 
 from openai_batches.analysis import reading
 from openai_batches.cli import main as cli
-from openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
+from openai_batches.config import AdminConfig, ProjectConfig, RunConfig
 from openai_batches.load.runner import LoadResult, run_load
 from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
@@ -59,7 +59,7 @@ def organisation(seed: int = 21) -> SimulatedOrg:
 def config(server: SimulatorServer, *keys: str, admin: str | None = ADMIN) -> RunConfig:
     return RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=k, base_url=server.base_url) for k in keys or (KEY_A, KEY_B)),
-        organization=OrganizationConfig(admin_key=admin, base_url=server.base_url) if admin else None,
+        organization=AdminConfig(admin_key=admin, base_url=server.base_url) if admin else None,
     )
 
 
@@ -457,7 +457,7 @@ def test_the_source_in_a_plain_pipeline_refuses_pages_that_cannot_be_right(
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from openai_batches import openai_organization
-    from openai_batches.client.batches import RetryPolicy
+    from openai_batches.client.retry import RetryPolicy
 
     from .support.fake_api import ScriptedApi, json_reply
 

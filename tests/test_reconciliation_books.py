@@ -1,4 +1,4 @@
-"""OpenAI's books when its Admin API misbehaves (issue 16, defects 2-4), over real HTTP against the
+"""OpenAI's books when its Admin API misbehaves, over real HTTP against the
 simulator: a usage bucket served twice counts once, an empty day read is a day with no usage, and
 line items without a project, in another currency or with an amount that is not a number are shown,
 never lost nor added into a USD figure."""
@@ -19,7 +19,7 @@ import pytest
 
 from openai_batches.analysis import reading
 from openai_batches.cli import main as cli
-from openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
+from openai_batches.config import AdminConfig, ProjectConfig, RunConfig
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
@@ -50,7 +50,7 @@ def organisation(batches: int = 160, days: float = 75, seed: int = 5) -> Simulat
 def config(server: SimulatorServer) -> RunConfig:
     return RunConfig(
         projects=(ProjectConfig(name=None, api_key=KEY, base_url=server.base_url),),
-        organization=OrganizationConfig(admin_key=ADMIN, base_url=server.base_url),
+        organization=AdminConfig(admin_key=ADMIN, base_url=server.base_url),
     )
 
 
@@ -187,7 +187,7 @@ def test_a_bucket_served_again_replaces_the_copy_before_and_same_key_results_are
     of one bucket with the same key are parts of one figure (split by dimensions not grouped by) and
     are added up. Costs alike."""
     from openai_batches import openai_organization
-    from openai_batches.client.batches import RetryPolicy
+    from openai_batches.client.retry import RetryPolicy
 
     d1, d2, d3 = date(2025, 10, 1), date(2025, 10, 2), date(2025, 10, 3)
 

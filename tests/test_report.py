@@ -296,7 +296,7 @@ def test_without_a_database_configured_the_demo_one_is_used(
     assert json.loads(out)["cost_summary"][0]["batches"] == 401
 
 
-# --- issue 8: nothing a user does to the database fails a load; reading needs no write access ---------------
+# --- nothing a user does to the database fails a load; reading needs no write access -----------------------
 def test_a_user_table_named_like_a_view_never_fails_a_committed_load(tmp_path: Path) -> None:
     from .support.cli import error_lines
     from .support.fake_api import ScriptedApi, newest_first, serve_all
@@ -418,7 +418,7 @@ def test_report_never_writes_and_run_refreshes_only_under_the_exclusive_lock(
     assert "stored" not in capsys.readouterr().err
 
 
-# --- issue 9: structure ------------------------------------------------------------------------------------
+# --- structure ----------------------------------------------------------------------------------------------
 def _declared_distributions() -> set[str]:
     import tomllib
 

@@ -1,4 +1,4 @@
-"""The simulator's batch files (`GET /v1/files/{id}` and `/content`), over real HTTP, against issue 10's rules.
+"""The simulator's batch files (`GET /v1/files/{id}` and `/content`), over real HTTP, against the ledger's rules.
 
 Lines are read the way a ledger reads them (``ledger_view`` below, written from the API reference, not
 from the simulator's code) and compared with the batch objects and with ``request_truth``.
@@ -95,7 +95,7 @@ def family(endpoint: str) -> str:
 
 
 def ledger_view(line: dict[str, Any], endpoint: str) -> dict[str, Any]:
-    """What a ledger records of one output/error line, normalised across endpoints (issue 10's columns)."""
+    """What a ledger records of one output/error line, normalised across endpoints (the ledger's columns)."""
     out: dict[str, Any] = {"custom_id": line["custom_id"], "line_id": line["id"]}
     resp = line["response"]
     if resp is None:

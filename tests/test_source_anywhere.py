@@ -1,4 +1,4 @@
-"""Issue 9: the dlt source on its own, in any dlt pipeline: a whole history in one `pipeline.run`, the
+"""The dlt source on its own, in any dlt pipeline: a whole history in one `pipeline.run`, the
 next run incremental; the example script in the style of dlt's verified sources; PostgreSQL as a second
 destination with the same rows as DuckDB."""
 

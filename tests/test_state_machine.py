@@ -1,4 +1,4 @@
-"""A stateful property test of the incremental load (issue 8): Hypothesis drives a small in-process
+"""A stateful property test of the incremental load: Hypothesis drives a small in-process
 model of the Batches API through random histories and checks the pipeline against it.
 
 Rules create batches (in bursts within one second, with id stamps a second off their created_at, late:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from openai_batches import settings
-from openai_batches.client.batches import Page
+from openai_batches.client.paging import Page
 from openai_batches.sources.batches.plan import (
     OpenBatch,
     ProjectState,

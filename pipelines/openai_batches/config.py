@@ -36,7 +36,7 @@ class ProjectConfig:
 
 
 @dataclass(frozen=True)
-class OrganizationConfig:
+class AdminConfig:
     """The Admin API side (optional): the organisation's projects, usage and costs, read with an admin key."""
 
     admin_key: str = field(repr=False)
@@ -50,7 +50,7 @@ class RunConfig:
     timeout: float = settings.READ_TIMEOUT_S
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
-    organization: OrganizationConfig | None = None  # None: no admin key, batches only
+    organization: AdminConfig | None = None  # None: no admin key, batches only
     requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (sources/ledger/reader.py)
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
 
@@ -83,7 +83,9 @@ def _lookup(key: str, section: str = SECTION) -> Any:
             if value is not None:
                 found.append(value)
     except Exception as e:  # a malformed toml file surfaces here
-        raise ConfigError(f"cannot read .dlt configuration: {_one_line(e)}") from None
+        from .client.errors import error_line
+
+        raise ConfigError(f"cannot read .dlt configuration: {error_line(e)}") from None
     if not found:
         return None
     if not isinstance(found[0], Mapping):
@@ -103,11 +105,6 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return " ".join(lines)[:300] or type(error).__name__
-
-
 def _text(value: Any, setting: str) -> str | None:
     if value is None or value == "":
         return None
@@ -119,7 +116,7 @@ def _text(value: Any, setting: str) -> str | None:
 def _key(value: Any, setting: str) -> str | None:
     """An API key as it will be sent: surrounding whitespace (a pasted line, CRLF) stripped; anything
     else that cannot go into an HTTP header refused, in a message that never shows the key."""
-    from .client.batches import check_api_key
+    from .client.urls import check_api_key
 
     if value is None or value == "":
         return None
@@ -154,7 +151,7 @@ def _project_key(value: Any, setting: str) -> str | None:
 
 
 def _url(value: str, setting: str) -> str:
-    from .client.batches import base_url_problem
+    from .client.urls import base_url_problem
 
     if problem := base_url_problem(value):
         raise ConfigError(f"{setting}: {problem}")
@@ -244,7 +241,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
     )
 
 
-def organization_config() -> OrganizationConfig | None:
+def admin_config() -> AdminConfig | None:
     """The admin key (OPENAI_ADMIN_KEY, else `admin_key` in `.dlt/secrets.toml`) with the API root and
     organization the projects default to; None when no admin key is configured. The same rules as for
     the API key (whitespace stripped, unsendable characters refused without showing the key), and a
@@ -259,7 +256,7 @@ def organization_config() -> OrganizationConfig | None:
         raise ConfigError(problem)
     base_setting = "OPENAI_BASE_URL" if os.environ.get("OPENAI_BASE_URL") else f"{SECTION}.base_url"
     base = os.environ.get("OPENAI_BASE_URL", "").strip() or _text(_lookup("base_url"), f"{SECTION}.base_url")
-    return OrganizationConfig(
+    return AdminConfig(
         admin_key=key,
         base_url=_url(base or settings.DEFAULT_BASE_URL, base_setting),
         organization=os.environ.get("OPENAI_ORG_ID") or _text(_lookup("organization"), f"{SECTION}.organization"),
@@ -268,7 +265,7 @@ def organization_config() -> OrganizationConfig | None:
 
 def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
     return RunConfig(
-        organization=organization_config(),
+        organization=admin_config(),
         projects=configured_projects() if projects is None else projects,
         timeout=_number(
             _lookup("request_timeout"),

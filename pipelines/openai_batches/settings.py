@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+
+# --- Exit codes (every command; README "Exit codes") ------------------------------------------------------------
+# 0 success. 1 a load failed (API, database), `status` found the data stale, or a report could not read the database.
+# 2 bad usage or configuration: retrying will not help. 75 (sysexits EX_TEMPFAIL) another process holds the
+# database: cron and systemd treat it as "try again later". A run stopped by a signal: 128 + the signal number, as
+# shells report it.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_BUSY = 75
+EXIT_SIGINT = 128 + signal.SIGINT  # 130
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+
 # The official SDKs' default; OPENAI_BASE_URL or config overrides it (simulator, proxies, Azure-style gateways).
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -42,12 +56,11 @@ ERRORS_TABLE = "batches__errors__data"
 GONE_TABLE = "batches_gone"
 
 # Where `load` writes when neither --db nor config names a file: the working directory, next to `.dlt/`.
-# Not `openai_batches.duckdb`: DuckDB names a file's catalog after it, and a catalog named like the
-# schema `openai_batches` makes every `openai_batches.<table>` ambiguous in the DuckDB CLI.
+# Not `openai_batches.duckdb`: its catalog would be named like the schema (the story: storage/duckdb_file.py).
 DEFAULT_DB_PATH = "openai-batches.duckdb"
 # Name of the DuckLake (`destination.ducklake.credentials.ducklake_name`): its ATTACH alias in dlt's
-# connections and, in a PostgreSQL catalog, the schema of its metadata. Not `openai_batches`, which would
-# make every `openai_batches.<table>` ambiguous (the alias would shadow the schema).
+# connections and, in a PostgreSQL catalog, the schema of its metadata. Not `openai_batches`: the alias would
+# shadow the schema (as a file's catalog would: storage/duckdb_file.py).
 LAKE_NAME = "openai_batches_lake"
 
 # Destinations `load --destination` accepts: a DuckDB file (default), a DuckLake, MotherDuck.

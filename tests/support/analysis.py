@@ -67,7 +67,7 @@ def odd_batches() -> dict[str, dict[str, Any]]:
         add(f"odd_model_{i}", model=model)
     add("formula_metadata", metadata=FORMULA_METADATA)
     add("odd_metadata_types", metadata={"number": 5, "nested": {"a": 1}, "list": [1, 2], "empty": ""})
-    add("null_status", status=None)  # issue 8: a NULL status is open
+    add("null_status", status=None)  # a NULL status is open
     add("no_model_with_usage", model=None)
     add("created_in_milliseconds", created=1_790_000_000_000)  # year 58000
     add("no_created_at", created_at=None)

@@ -5,8 +5,8 @@ shared lock, with prices and views built in memory; nothing is written. After a 
 data, `refresh_after_load(db_path)` stores the same prices and views in the file for SQL run directly
 on it, and returns warnings instead of failing the load.
 
-May import: duckdb, matplotlib, `tables`, `storage`, `settings`. Never `sources`, `load` or `cli`: a
-report reads tables, whoever wrote them.
+May import: duckdb, matplotlib, `tables`, `storage`, `settings`, `client.errors` (the one error-to-line
+function). Never `sources`, `load` or `cli`: a report reads tables, whoever wrote them.
 """
 
 from .report import collect, print_terminal_report

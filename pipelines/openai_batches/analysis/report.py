@@ -1,4 +1,4 @@
-"""`openai-batches report`: run the files in `queries/` and print them as tables, CSV, JSON or Markdown.
+"""Reports: run the files in `queries/` and print them as tables, CSV, JSON or Markdown (the command is cli/report.py).
 
 A report only reads: it takes the shared lock and a read-only connection, builds prices and views in
 its own session (see `session.py`), and never writes to the database, so it works on a read-only
@@ -12,7 +12,6 @@ import io
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -25,10 +24,6 @@ from .session import NoBatchesError, reading, refresh_after_load
 
 if TYPE_CHECKING:
     from ..storage.store import Store
-
-# Exit codes as in the rest of the CLI: 0 ok, 1 the database could not be read, 2 bad usage or configuration,
-# 75 a load holds the database (try again later).
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 # What the top of the HTML page (cards and callouts) is drawn from, whichever reports it shows.
 HEADER_REPORTS = ("cost_summary", "unpriced_usage", "caveats", "project_coverage", "usage_reconciliation")
@@ -43,10 +38,10 @@ def collect(
     wait: float | None = None,
 ) -> list[Result]:
     """Run the selected queries (all by default) in a read-only session with its own prices and views."""
-    return _collect(db_path, load_queries(only=only), since, prices_file, wait)[0]
+    return collect_queries(db_path, load_queries(only=only), since, prices_file, wait)[0]
 
 
-def _collect(
+def collect_queries(
     db_path: Store | str, queries: Sequence[Query], since: str | None, prices_file: str | None, wait: float | None
 ) -> tuple[list[Result], bool]:
     """The results, and whether the analysis stored in the file is what this session built."""
@@ -190,7 +185,7 @@ def print_terminal_report(where: Store | str, since: str | None = None) -> None:
     store = as_store(where)
     db_path = store.shown()
     try:
-        results, stored_is_current = _collect(store, load_queries(), since, None, None)
+        results, stored_is_current = collect_queries(store, load_queries(), since, None, None)
     except NoBatchesError:
         print("No batches loaded yet: nothing to report.", file=sys.stderr)
         return
@@ -199,7 +194,7 @@ def print_terminal_report(where: Store | str, since: str | None = None) -> None:
         return
     if not stored_is_current:
         try:
-            with store.holding(wait=DEFAULT_LOCK_WAIT_S):
+            with store.locked(wait=DEFAULT_LOCK_WAIT_S):
                 warnings = refresh_after_load(store)
         except DatabaseUnavailable as e:
             warnings = [f"report views stored in {db_path} not refreshed: {e}"]
@@ -208,102 +203,3 @@ def print_terminal_report(where: Store | str, since: str | None = None) -> None:
         if not warnings:
             print(f"note: stored the current report views and prices in {db_path} (for SQL run on it)", file=sys.stderr)
     print_tables(results, since=since)
-
-
-# --------------------------------------------------------------------------------------------- the command
-def resolve_store(db: str | None, destination: str | None = None) -> Store:
-    """As `load` finds its database; when none is configured and only the demo's exists, the demo's."""
-    from ..config import configured_store
-    from ..settings import DEFAULT_DB_PATH, DEMO_DB_PATH
-    from ..storage.store import DuckDBFile
-
-    store = configured_store(db, destination)
-    if (
-        db is None
-        and isinstance(store, DuckDBFile)
-        and store.path == DEFAULT_DB_PATH
-        and not Path(store.path).exists()
-        and Path(DEMO_DB_PATH).exists()
-    ):
-        print(f"note: no {DEFAULT_DB_PATH} here, reporting on the demo database {DEMO_DB_PATH}", file=sys.stderr)
-        return DuckDBFile(DEMO_DB_PATH)
-    return store
-
-
-def _html_target_problem(html: str) -> str | None:
-    target = Path(html)
-    if target.is_dir():
-        return f"--html {html} is a directory; name the file to write, e.g. {target / 'report.html'}"
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        return f"--html {html}: the directory {parent} does not exist"
-    return None
-
-
-def report_command(
-    *,
-    db: str | None = None,
-    destination: str | None = None,
-    since: str | None = None,
-    fmt: str = "table",
-    html: str | None = None,
-    only: Sequence[str] | None = None,
-    prices: str | None = None,
-) -> int:
-    from ..config import ConfigError
-    from ..storage.extensions import ExtensionUnavailable
-    from ..storage.lock import DatabaseUnavailable
-    from ..storage.store import DuckDBFile
-
-    def fail(message: str, code: int) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return code
-
-    if html and fmt != "table":
-        return fail(f"--format {fmt} and --html cannot be combined: the HTML page is its own format", EXIT_CONFIG)
-    problem = _html_target_problem(html) if html else None
-    if problem:
-        return fail(problem, EXIT_CONFIG)
-    try:
-        store = resolve_store(db, destination)
-    except ConfigError as e:
-        return fail(str(e), EXIT_CONFIG)
-    db_path = store.shown()
-    if isinstance(store, DuckDBFile) and Path(store.path).is_dir():
-        return fail(f"database path {db_path} is a directory, not a file", EXIT_CONFIG)
-    if not store.exists():
-        return fail(f"no database at {db_path}; run `openai-batches load` (or `demo`) first", EXIT_CONFIG)
-    try:
-        queries = load_queries(only=only)
-        # The page's cards and callouts come from the header reports, whichever reports it shows.
-        if html:
-            names = {q.name for q in queries}
-            queries = [q for q in load_queries() if q.name in names or q.name in HEADER_REPORTS]
-        results, _ = _collect(store, queries, since, prices, None)
-    except DatabaseUnavailable as e:
-        return fail(str(e), e.exit_code)
-    except ExtensionUnavailable as e:
-        return fail(str(e), EXIT_CONFIG)
-    except KeyError as e:
-        return fail(str(e.args[0]), EXIT_CONFIG)
-    except (ValueError, PricesError) as e:
-        return fail(str(e), EXIT_CONFIG)
-    except NoBatchesError as e:
-        return fail(str(e), EXIT_FAILED)
-    except (duckdb.Error, OSError) as e:
-        return fail(f"{db_path}: {e}", EXIT_FAILED)
-    if html:
-        from .html import write_html
-
-        try:
-            write_html(html, results, db_path=db_path, since=parse_since(since), only=only)
-        except OSError as e:
-            return fail(f"cannot write {html}: {e.strerror or e}", EXIT_CONFIG)
-        print(f"wrote {html}")
-        return EXIT_OK
-    if fmt == "table":
-        print_tables(results, since=since)
-    else:
-        renderers = {"csv": render_csv, "json": render_json, "markdown": render_markdown}
-        sys.stdout.write(renderers[fmt](results) + ("" if fmt == "csv" else "\n"))
-    return EXIT_OK

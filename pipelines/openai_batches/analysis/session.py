@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from ..client.errors import error_line
 from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, REQUESTS_TABLE, RUN_LOG_TABLE
 from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
+from ..storage.sql import quote_identifier
 from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
 from . import settings
 from .ledger_views import LEDGER_TABLES
@@ -57,10 +59,6 @@ class Analysis:
     stored_is_current: bool  # the views and prices stored in the file are the ones built here
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _models(con: duckdb.DuckDBPyConnection, organization_tables: frozenset[str] = frozenset()) -> list[str]:
     sql = f"SELECT DISTINCT model FROM {S}.{BATCHES_TABLE} WHERE model IS NOT NULL"
     if USAGE_TABLE in organization_tables:  # the Usage API's batch tokens are priced too (reconciliation.py)
@@ -81,7 +79,7 @@ def _ledger_tables(tables: dict[str, str]) -> frozenset[str]:
 def _stored_fingerprint(con: duckdb.DuckDBPyConnection, catalog: str) -> str | None:
     if table_type(con, S, _VERSION_VIEW, catalog) != "VIEW":
         return None
-    row = con.execute(f"SELECT fingerprint FROM {_quoted(catalog)}.{S}.{_VERSION_VIEW}").fetchone()
+    row = con.execute(f"SELECT fingerprint FROM {quote_identifier(catalog)}.{S}.{_VERSION_VIEW}").fetchone()
     return str(row[0]) if row and row[0] else None
 
 
@@ -90,8 +88,8 @@ def _empty_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
     from ..tables.batches import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS
 
     columns = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else ERROR_COLUMNS
-    ddl = ", ".join(f"{_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
-    con.execute(f"CREATE TABLE {S}.{_quoted(name)} ({ddl})")
+    ddl = ", ".join(f"{quote_identifier(c.name)} {_DUCKDB_TYPES[c.dlt_type]}" for c in columns)
+    con.execute(f"CREATE TABLE {S}.{quote_identifier(name)} ({ddl})")
 
 
 def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | None = None) -> list[Column]:
@@ -116,7 +114,8 @@ def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """`, NULL AS col` for each declared column the file's table lacks (`_absent_columns`), so the views
     read it the same."""
     return "".join(
-        f", CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS {_quoted(c.name)}" for c in _absent_columns(con, name, CATALOG)
+        f", CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS {quote_identifier(c.name)}"
+        for c in _absent_columns(con, name, CATALOG)
     )
 
 
@@ -126,7 +125,8 @@ def _add_absent_columns(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) 
     for name in (BATCHES_TABLE, REQUESTS_TABLE):
         if tables.get(name) == "BASE TABLE":
             for c in _absent_columns(con, name):
-                con.execute(f"ALTER TABLE {S}.{_quoted(name)} ADD COLUMN {_quoted(c.name)} {_DUCKDB_TYPES[c.dlt_type]}")
+                column = f"{quote_identifier(c.name)} {_DUCKDB_TYPES[c.dlt_type]}"
+                con.execute(f"ALTER TABLE {S}.{quote_identifier(name)} ADD COLUMN {column}")
 
 
 def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Analysis:
@@ -141,10 +141,9 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     own = {*VIEW_NAMES, settings.PRICES_TABLE}
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
+            table = quote_identifier(name)
             added = _missing_columns(con, name) if name in (BATCHES_TABLE, REQUESTS_TABLE) else ""
-            con.execute(
-                f"CREATE VIEW {S}.{_quoted(name)} AS SELECT *{added} FROM {_quoted(CATALOG)}.{S}.{_quoted(name)}"
-            )
+            con.execute(f"CREATE VIEW {S}.{table} AS SELECT *{added} FROM {quote_identifier(CATALOG)}.{S}.{table}")
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
     organization = _organization_tables(tables)
@@ -172,7 +171,7 @@ def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float
     store = as_store(db_path)
     db_path = store.shown()
     overrides = price_overrides(prices_file)
-    with store.holding(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
+    with store.locked(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
         con = store.connect(read_only=True)
         try:
             if not (table_exists(con, S, BATCHES_TABLE) or table_exists(con, S, RUN_LOG_TABLE)):
@@ -235,11 +234,6 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
     return prices
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def refresh_after_load(db_path: Store | str, *, wait: float = 0.0) -> list[str]:
     """`refresh_analysis` after a load that committed: never raises for anything it can meet (a bad
     price file, a user's table in the way, a database error); returns one warning line per problem.
@@ -257,7 +251,7 @@ def refresh_after_load(db_path: Store | str, *, wait: float = 0.0) -> list[str]:
     except PricesError as e:
         return [f"report views not refreshed: {e}"]
     except Exception as e:  # noqa: BLE001 -- the load committed; whatever went wrong here must not undo that
-        return [f"report views not refreshed in {as_store(db_path).shown()}: {type(e).__name__}: {_first_line(e)}"]
+        return [f"report views not refreshed in {as_store(db_path).shown()}: {error_line(e, with_type=True)}"]
     return []
 
 

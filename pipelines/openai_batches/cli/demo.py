@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import settings
 from ..analysis import refresh_after_load
-from ..config import OrganizationConfig, ProjectConfig, RunConfig
+from ..config import AdminConfig, ProjectConfig, RunConfig
 from ..load.runner import LoadResult, run_load, working_dir
 from ..simulator import SimClock, SimulatedOrg, SimulatorServer
 from .progress import make_progress
@@ -59,7 +59,7 @@ def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
 
     config = RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
-        organization=OrganizationConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
+        organization=AdminConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
         requests=True,
         requests_max_mb_per_run=DEMO_REQUESTS_MAX_MB,
     )
@@ -151,15 +151,15 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
     with SimulatorServer(org) as server:
         first = _load(db_path, server, "backfill")
         if not first.ok:
-            return 1
+            return settings.EXIT_FAILED
         org.advance(3600)
         print("One simulated hour later (a cron tick):")
         second = _load(db_path, server, "incremental")
         if not second.ok:
-            return 1
+            return settings.EXIT_FAILED
     # As `load` does after a load that changed data: prices and views stored for SQL run on the file.
     for warning in refresh_after_load(db_path):
         print(f"warning: {warning}", file=sys.stderr)
     _print_contents(db_path)
     print(f"\nDemo database: {db_path}  (duckdb {db_path} < queries/01_cost_summary.sql)")
-    return 0
+    return settings.EXIT_OK

@@ -17,16 +17,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import settings
+from ..client.errors import error_line
 from ..load.interrupt import Terminated, install_signal_handlers, report_stop, stop_requested
+from ..settings import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from .argtypes import number_in
 from .summary import print_summary
 
 if TYPE_CHECKING:
     from ..storage.store import Store
-
-# Exit codes: 0 success, 1 a load failed (API, database) or `status` found the data stale, 2 bad usage or
-# configuration, 75 (sysexits EX_TEMPFAIL) another load holds the database: try again later.
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 
 
 class _NoDltTracebacks(logging.Filter):
@@ -67,15 +65,8 @@ def _setup_process(verbose: bool, *, signals: bool = True) -> Callable[[], None]
     return install_signal_handlers() if signals else lambda: None
 
 
-def _store(args: argparse.Namespace) -> Store:
-    """Where the data lives for this command: --db / --destination, then the environment and `.dlt`."""
-    from ..config import configured_store
-
-    return configured_store(getattr(args, "db", None), getattr(args, "destination", None))
-
-
 def cmd_load(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, run_config
+    from ..config import ConfigError, configured_store, run_config
     from ..load.runner import run_load
     from ..storage.extensions import ExtensionUnavailable
     from ..storage.foreign import ForeignDatabase
@@ -83,7 +74,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from .progress import make_progress
 
     try:
-        store = _store(args)
+        store = configured_store(args.db, args.destination)
         config = run_config()
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -109,7 +100,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     for warning in store.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     try:
-        with store.holding(wait=args.wait):
+        with store.locked(wait=args.wait):
             progress = make_progress()
             try:
                 # A DuckDB shell may open the file between our wait for it and the load's open: same wait.
@@ -133,13 +124,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from ..config import ConfigError
+    from ..config import ConfigError, configured_store
     from ..storage.extensions import ExtensionUnavailable
     from ..storage.lock import DatabaseUnavailable
     from .status import read_status, render
 
     try:
-        store = _store(args)
+        store = configured_store(args.db, args.destination)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -147,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: no database at {store.shown()}: no load has succeeded there yet", file=sys.stderr)
         return EXIT_FAILED
     try:
-        with store.holding(wait=args.wait, shared=True):
+        with store.locked(wait=args.wait, shared=True):
             report = read_status(store)
     except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
@@ -156,7 +147,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except duckdb.Error as e:
-        print(f"error: cannot read {store.shown()}: {_first_line(e)}", file=sys.stderr)
+        print(f"error: cannot read {store.shown()}: {error_line(e)}", file=sys.stderr)
         return EXIT_FAILED
     now = datetime.now(UTC)
     for line in render(report, now):
@@ -165,11 +156,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     for reason in stale:
         print(f"stale: {reason}", file=sys.stderr)
     return EXIT_FAILED if stale else EXIT_OK
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 _seconds = number_in(float, 0.0, unit="seconds")
@@ -204,13 +190,13 @@ def cmd_simulate(args: argparse.Namespace, rest: Sequence[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, configured_projects
+    from ..config import ConfigError, configured_projects, configured_store
     from ..storage.store import DuckDBFile
     from .demo import demo_db_path
 
     try:
         has_key = bool(configured_projects())
-        store = _store(args) if has_key else DuckDBFile(demo_db_path(args.db))
+        store = configured_store(args.db, args.destination) if has_key else DuckDBFile(demo_db_path(args.db))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -238,7 +224,7 @@ def _refresh_analysis(db_path: Store | str, *, wait: float) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..analysis.report import report_command
+    from .report import report_command
 
     return report_command(
         db=args.db,
@@ -252,11 +238,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sql_setup(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
+    from ..config import ConfigError, configured_store
     from ..storage.extensions import ExtensionUnavailable
 
     try:
-        print(_store(args).setup_sql())
+        print(configured_store(args.db, args.destination).setup_sql())
     except (ConfigError, ExtensionUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -276,7 +262,10 @@ def _wait_option(default: float, holder: str) -> dict[str, Any]:
         "type": _seconds,
         "default": default,
         "metavar": "SECONDS",
-        "help": f"how long to wait for {holder} holding the database before exiting 75 (default {default:g})",
+        "help": (
+            f"how long to wait for {holder} holding the database before exiting {settings.EXIT_BUSY} "
+            f"(default {default:g})"
+        ),
     }
 
 
@@ -392,7 +381,7 @@ def _run_command(args: argparse.Namespace) -> int:
             traceback.print_exc()
         code = EXIT_FAILED
         if stop_requested() is None:
-            print(f"error: unexpected {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
+            print(f"error: unexpected {type(e).__name__}: {error_line(e)}", file=sys.stderr)
     # A signal wins over whatever the command made of it (dlt can swallow the exception it raised).
     if (stopped_by := stop_requested()) is not None:
         report_stop(stopped_by)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import settings
+from ..client.errors import error_line
 
 if TYPE_CHECKING:
     from ..analysis.findings import Findings
@@ -117,7 +118,7 @@ def _read_reconciliation(report: StatusReport, store: Store) -> None:
     try:
         report.reconciliation = read_findings(store)
     except Exception as e:  # noqa: BLE001 -- freshness is status's job; this part must not take it down
-        report.reconciliation_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        report.reconciliation_error = error_line(e, with_type=True)
 
 
 def _utc(value: Any) -> datetime | None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from .batches import ApiError, BatchesClient
+from .batches import BatchesClient
+from .errors import ApiError
 
 # Admin keys are made on the organisation's settings page; they start with this (project keys with
 # `sk-proj-`, service accounts with `sk-svcacct-`).
@@ -36,10 +37,10 @@ _REFUSED_HINT = (
 )
 
 
-class OrganizationClient(BatchesClient):
+class AdminClient(BatchesClient):
     """`GET /organization/projects`, `/organization/usage/completions` and `/organization/costs`."""
 
-    def __enter__(self) -> OrganizationClient:
+    def __enter__(self) -> AdminClient:
         return self
 
     def projects(self) -> Iterator[dict[str, Any]]:
@@ -115,4 +116,4 @@ def key_kind_problem(key: str, *, setting: str, want_admin: bool) -> str | None:
     return None
 
 
-__all__ = ["ADMIN_KEY_PREFIX", "OrganizationClient", "key_kind_problem"]
+__all__ = ["ADMIN_KEY_PREFIX", "AdminClient", "key_kind_problem"]

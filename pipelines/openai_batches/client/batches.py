@@ -1,4 +1,5 @@
-"""HTTP access to the Batches API: one client, one retry policy, one paging loop.
+"""HTTP access to the Batches and Files APIs: the BatchesClient (its errors, retry policy, total-time bound,
+paging and URL checks live beside it, in errors.py, retry.py, deadline.py, paging.py and urls.py).
 
 The same code talks to api.openai.com, to any compatible gateway and to the built-in simulator;
 only the base URL and the key differ.
@@ -10,231 +11,28 @@ import contextlib
 import email.utils
 import json
 import logging
-import queue
-import random
 import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpcore
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
+from tenacity import Retrying, retry_if_exception_type
 
 from .. import settings
+from .deadline import Deadline, Paced, bound_total_time
+from .errors import NOT_JSON, ApiError, RetryableApiError, error_details
+from .paging import Page
 from .redact import Redactor
+from .retry import RetryPolicy, parse_retry_after
+from .urls import base_url_problem, check_api_key, shown_url
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class ApiError(Exception):
-    """A request that failed for good. `str()` is the one line a person on call needs:
-    what failed, the HTTP status, the API's own message and the `x-request-id` to quote to support."""
-
-    def __init__(
-        self,
-        what: str,
-        *,
-        status: int | None = None,
-        message: str = "",
-        request_id: str | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.what = what
-        self.status = status
-        self.message = message
-        self.request_id = request_id
-        self.code = code
-        self.retry_after = retry_after
-        self.attempts = 1
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        parts = [self.what]
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.message:
-            parts.append(self.message)
-        line = ": ".join(parts)
-        if self.attempts > 1:
-            line += f" (gave up after {self.attempts} attempts)"
-        if self.request_id:
-            line += f" [x-request-id {self.request_id}]"
-        return line
-
-
-class RetryableApiError(ApiError):
-    """A failure that a later attempt may not see: connection drops, timeouts, 408/409/429/5xx, bad bodies."""
-
-
-@dataclass
-class RetryPolicy:
-    """Capped exponential backoff with jitter, server hints honoured, and a budget for the whole run.
-
-    One instance is shared by every request of a run, so a flapping API exhausts the budget once
-    instead of once per page."""
-
-    max_attempts: int = settings.RETRY_MAX_ATTEMPTS
-    initial_backoff: float = settings.RETRY_INITIAL_S
-    max_backoff: float = settings.RETRY_MAX_BACKOFF_S
-    max_hint: float = settings.RETRY_MAX_HINT_S
-    budget_retries: int = settings.RETRY_BUDGET_RETRIES
-    budget_sleep: float = settings.RETRY_BUDGET_SLEEP_S
-    sleep: Callable[[float], None] = time.sleep
-    retries_used: int = 0
-    slept: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        hint = getattr(error, "retry_after", None)
-        if hint is not None and 0 <= hint <= self.max_hint:
-            return float(hint)
-        backoff = min(self.initial_backoff * 2 ** (state.attempt_number - 1), self.max_backoff)
-        # Jitter keeps many cron jobs that failed together from retrying in lockstep.
-        return backoff * (1 - 0.25 * random.random())
-
-    def stop(self, state: RetryCallState) -> bool:
-        with self._lock:
-            return (
-                state.attempt_number >= self.max_attempts
-                or self.retries_used >= self.budget_retries
-                or self.slept >= self.budget_sleep
-            )
-
-    def before_sleep(self, state: RetryCallState) -> None:
-        with self._lock:
-            self.retries_used += 1
-            self.slept += state.upcoming_sleep
-        error = state.outcome.exception() if state.outcome else None
-        log.warning("retrying in %.1fs (attempt %d): %s", state.upcoming_sleep, state.attempt_number + 1, error)
-
-
-@dataclass
-class Page:
-    data: list[dict[str, Any]]
-    has_more: bool
-    project: str | None  # the `openai-project` response header: whose batches these are
-    server_time: float | None = None  # the response's `Date` header (epoch seconds): the API's "now"
-
-
-def _parse_retry_after(headers: httpx.Headers) -> float | None:
-    """`retry-after-ms` (OpenAI's) wins over `retry-after` (seconds or an HTTP date)."""
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # a garbled hint is no hint: the client's own backoff applies
-    return max(0.0, parsed.timestamp() - time.time())
-
-
-# What `json.loads` raises on a body that is not JSON it can take: nesting thousands deep (`[[[[...`)
-# exhausts Python's recursion limit rather than raising a ValueError.
-_NOT_JSON = (ValueError, RecursionError)
-
-# Longest excerpt of a body that is not the expected JSON: enough to recognise an HTML error page.
-_EXCERPT_CHARS = 120
-
-
-def _error_details(body: bytes, redactor: Redactor) -> tuple[str, str | None]:
-    """The API's own message and code from an error body; a short excerpt when it is not JSON.
-
-    Everything goes through `redactor` (the key masked wherever the server echoed it, even in part;
-    control characters and escape sequences removed; length bounded), so neither the error nor the
-    retry warnings logged on the way can carry the key or forge log lines."""
-    try:
-        parsed = json.loads(body)
-        error = parsed.get("error") if isinstance(parsed, Mapping) else None
-        if isinstance(error, Mapping):
-            code = error.get("code")
-            return redactor.clean(error.get("message") or ""), (
-                redactor.clean(code, 80) if isinstance(code, str) else None
-            )
-    except _NOT_JSON:
-        pass
-    text = redactor.clean(body.decode("utf-8", errors="replace"), _EXCERPT_CHARS)
-    return (f"non-JSON body: {text}" if text else "empty body"), None
-
-
-def check_api_key(key: str) -> tuple[str, str | None]:
-    """The key without surrounding whitespace, and why it cannot be used (None when it can).
-
-    A pasted key often carries a newline or a CRLF; httpx then refuses the header and puts its value,
-    the whole key, in the exception. Surrounding whitespace is stripped; anything else that cannot go
-    into an HTTP header is refused, and the reason never contains the key."""
-    key = key.strip()
-    if not key:
-        return key, "the API key is empty"
-    bad = [ch for ch in key if not 0x21 <= ord(ch) <= 0x7E]
-    if bad:
-        return key, (
-            f"the API key contains {len(bad)} character(s) that cannot be sent in an HTTP header (spaces, line "
-            "breaks, control or non-ASCII characters); copy the key again"
-        )
-    return key, None
-
-
-def shown_url(url: str) -> str:
-    """A URL as it may be printed: whatever could be a credential replaced, control characters gone.
-
-    Also for URLs that do not parse as intended (`user:pw@host/v1` without a scheme parses as scheme
-    `user`; `http:/user:pw@host` has no host): everything before the last `@` goes, and so does any
-    query string or fragment (`?api-key=...`). Masking a little too much in an error line is harmless."""
-    scheme = _SHOWN_SCHEME.match(url)
-    if "@" in url:
-        url = (scheme.group(0) if scheme else "") + "***@" + url.rsplit("@", 1)[1]
-    for mark in "?#":
-        if mark in url:
-            url = url.split(mark, 1)[0] + mark + "***"
-            break
-    return Redactor().clean(url, 200)
-
-
-_SHOWN_SCHEME = re.compile(r"^\s*https?://", re.IGNORECASE)
-
-
-def base_url_problem(base_url: str) -> str | None:
-    """Why a base URL cannot work, or None. Configuration checks it up front (a clear exit 2 before
-    anything runs) and the client again, for callers that build one directly. No message shows a
-    password the URL may carry."""
-    shown = shown_url(base_url)
-    try:
-        url = httpx.URL(base_url.rstrip("/"))
-        port = url.port
-    except httpx.InvalidURL:
-        return f"base URL {shown!r} is not a valid URL"
-    if url.scheme not in ("http", "https") or not url.host:
-        return f"base URL {shown!r} must start with http:// or https:// and name a host"
-    if url.userinfo:
-        # httpx would send them as Basic auth instead of the Bearer key, and every error line would
-        # print them: refused, so they can be neither used nor shown.
-        return (
-            f"base URL {shown!r} contains a user name or password: remove them (the key goes in OPENAI_API_KEY "
-            "or api_key in .dlt/secrets.toml)"
-        )
-    if "%" in url.host or (port is not None and not 0 < port < 65536):
-        return f"base URL {shown!r} names an invalid host or port"
-    if url.query or url.fragment:
-        return f"base URL {shown!r} must not have a query string or fragment"
-    return None
 
 
 # A project header sharing this many characters with the key is the key echoed back, not a project id:
@@ -254,86 +52,6 @@ def _server_time(headers: httpx.Headers) -> float | None:
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, OverflowError):
         return None
-
-
-class _Deadline(threading.local):
-    """The instant by which the current thread's request must be done (None: no request under way)."""
-
-    at: float | None = None
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket whose every read and write waits at most until the request's deadline.
-
-    httpx's timeouts bound each wait for bytes, not the request: a server that sends a byte every few
-    seconds, in the headers or the body, would keep a request (and the run, and its lock) alive forever."""
-
-    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
-        self._inner = inner
-        self._deadline = deadline
-
-    def _bounded(self, timeout: float | None) -> float | None:
-        if self._deadline.at is None:
-            return timeout
-        remaining = self._deadline.at - time.monotonic()
-        if remaining <= 0:
-            raise httpcore.ReadTimeout("the request's total time limit was reached")
-        return remaining if timeout is None else min(timeout, remaining)
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._bounded(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._bounded(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname, self._bounded(timeout))
-        return _DeadlineStream(inner, self._deadline)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend, deadline: _Deadline) -> None:
-        self._inner = inner
-        self._deadline = deadline
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _DeadlineStream(stream, self._deadline)
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options), self._deadline)
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-def _bound_total_time(client: httpx.Client, deadline: _Deadline) -> None:
-    """Route every connection of `client` (direct and through proxies) through `_DeadlineStream`.
-
-    httpx does not expose httpcore's network backend, so it is swapped on the connection pools of the
-    client's transports (httpx < 0.29 is pinned; tests/test_hostile_api.py fails if this stops working)."""
-    transports = [client._transport, *client._mounts.values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        if pool is not None and hasattr(pool, "_network_backend"):
-            pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
 
 
 class BatchesClient:
@@ -385,8 +103,8 @@ class BatchesClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, settings.CONNECT_TIMEOUT_S)),
             follow_redirects=False,
         )
-        self._deadline = _Deadline()
-        _bound_total_time(self._http, self._deadline)
+        self._deadline = Deadline()
+        bound_total_time(self._http, self._deadline)
         self.retry = retry or RetryPolicy()
         self.requests_made = 0
         self._count_lock = threading.Lock()
@@ -486,8 +204,8 @@ class BatchesClient:
             self._raise_for_status(response, raw, what, request_id)
         try:
             body = json.loads(raw)
-        except _NOT_JSON:
-            message, _ = _error_details(raw, self.redactor)
+        except NOT_JSON:
+            message, _ = error_details(raw, self.redactor)
             raise RetryableApiError(what, status=response.status_code, message=message, request_id=request_id) from None
         if not _has_shape(body, expect):
             raise RetryableApiError(
@@ -590,7 +308,7 @@ class BatchesClient:
                 def cut(message: str) -> RetryableApiError:
                     return RetryableApiError(what, status=response.status_code, message=message, request_id=request_id)
 
-                wire = _Paced(response.iter_raw(), self._deadline, started + self.timeout)
+                wire = Paced(response.iter_raw(), self._deadline, started + self.timeout)
                 coding = response.headers.get("content-encoding", "identity").strip().lower() or "identity"
                 if coding not in _CODINGS and coding != "identity":
                     raise cut(
@@ -615,7 +333,7 @@ class BatchesClient:
 
     def _raise_for_status(self, response: httpx.Response, raw: bytes, what: str, request_id: str | None) -> None:
         status = response.status_code
-        message, code = _error_details(raw, self.redactor)
+        message, code = error_details(raw, self.redactor)
         retryable = (
             status in settings.RETRYABLE_STATUSES or status >= 500
         ) and code not in settings.NON_RETRYABLE_CODES
@@ -629,25 +347,8 @@ class BatchesClient:
             message=message,
             request_id=request_id,
             code=code,
-            retry_after=_parse_retry_after(response.headers),
+            retry_after=parse_retry_after(response.headers),
         )
-
-
-class _Paced:
-    """A download's chunks, each one moving its deadline on by its size at DOWNLOAD_MIN_BYTES_PER_S (from
-    `base`, the start plus the request timeout); counts the bytes received."""
-
-    def __init__(self, chunks: Iterator[bytes], deadline: _Deadline, base: float) -> None:
-        self._chunks = chunks
-        self._deadline = deadline
-        self._base = base
-        self.received = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.received += len(chunk)
-            self._deadline.at = self._base + self.received / settings.DOWNLOAD_MIN_BYTES_PER_S
-            yield chunk
 
 
 # Content codings the client asks for and decodes (httpx's own for JSON bodies, `_Decoded` for files).
@@ -764,67 +465,3 @@ def _is_bucket(item: Any) -> bool:
 
 def _has_id(item: Any) -> bool:
     return isinstance(item, dict) and isinstance(item.get("id"), str) and bool(item["id"])
-
-
-def iter_pages(
-    client: BatchesClient,
-    first: Page,
-    observe: Callable[[Page], tuple[T, bool]],
-    prefetch: int = settings.PREFETCH_PAGES,
-) -> Iterator[tuple[Page, T]]:
-    """`first` (the head page, already fetched), then every following list page, cursor `after` = the
-    last item's id; each with what `observe` made of it.
-
-    `observe(page)` returns (what to hand the caller, whether the next page is needed). It sees every
-    page, `first` included, and runs in the fetching thread, in page order, before the next request, so
-    no request is made that the caller would not use. Paging stops after a page with `has_more` false or
-    one `observe` needs nothing after. The next page is fetched while the caller processes the current
-    one, which hides local work behind network latency."""
-    pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, prefetch))
-    closing = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not closing.is_set():
-            try:
-                pages.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def fetch() -> None:
-        page = first
-        used_cursors: set[str] = set()
-        try:
-            while not closing.is_set():
-                seen, wanted = observe(page)  # always: the caller observes every page, the last included
-                more = bool(page.data) and page.has_more and wanted
-                if not put("page", (page, seen)) or not more:
-                    return
-                cursor = page.data[-1]["id"]
-                if cursor in used_cursors:
-                    raise ApiError(
-                        f"GET {client.shown_base}/batches?after={client.redactor.clean(cursor, 80)}",
-                        message="the API returned the same cursor twice (paging does not advance); stopping",
-                    )
-                used_cursors.add(cursor)
-                page = client.list_page(after=cursor)
-        except BaseException as e:  # handed to the consumer, which re-raises it in its own thread
-            put("error", e)
-        finally:
-            put("end", None)
-
-    worker = threading.Thread(target=fetch, name="openai-batches-pager", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = pages.get()
-            if kind == "page":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        closing.set()
-        worker.join(timeout=5)

@@ -13,13 +13,13 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from .. import settings
-from ..sources.admin.source import OrganizationStats, openai_organization
+from ..sources.admin.source import AdminCounts, openai_organization
 
 if TYPE_CHECKING:
     import dlt
 
     from ..analysis.findings import Findings
-    from ..client.batches import RetryPolicy
+    from ..client.retry import RetryPolicy
     from ..config import RunConfig
     from ..storage.store import Store
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class OrganizationOutcome:
-    stats: OrganizationStats = field(default_factory=OrganizationStats)
+    stats: AdminCounts = field(default_factory=AdminCounts)
     error: str | None = None
     findings: Findings | None = None  # what the reconciliation found, once the run succeeded
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..client.batches import ApiError
+from ..client.errors import ApiError, error_line
 from .interrupt import interruption
 
 
@@ -16,7 +16,7 @@ def cause(error: BaseException) -> str:
             break
         seen = seen.__cause__ or seen.__context__
     root = seen or error
-    return f"{type(root).__name__}: {root}".splitlines()[0]
+    return error_line(root, with_type=True)
 
 
 def reraise_interruption(error: BaseException) -> None:

@@ -25,9 +25,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-# Exit codes of a run stopped by a signal: 128 + the signal number, as shells report it.
-EXIT_SIGINT = 128 + signal.SIGINT  # 130
-EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+from .. import settings
 
 # How long an interrupted run may take to wind down by itself (close the paging thread, roll back,
 # restore the terminal) before it is ended: long enough for that, short enough for systemd and a user.
@@ -48,7 +46,7 @@ _reported = threading.Lock()
 class Terminated(BaseException):
     """SIGTERM arrived (systemd stopping the unit, a timeout, `kill`)."""
 
-    exit_code = EXIT_SIGTERM
+    exit_code = settings.EXIT_SIGTERM
 
 
 def _stop_exception(signum: int) -> BaseException:
@@ -128,8 +126,6 @@ def interruption(error: BaseException) -> BaseException | None:
 
 
 __all__ = [
-    "EXIT_SIGINT",
-    "EXIT_SIGTERM",
     "GRACE_S",
     "Terminated",
     "install_signal_handlers",

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .. import settings
+from ..storage.sql import quote_identifier
 
 if TYPE_CHECKING:
     import dlt
@@ -60,7 +61,7 @@ def record_run(
         full_refresh,
         load_ids[-1] if load_ids else None,
     )
-    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in RUN_LOG_COLUMNS)
+    columns = ", ".join(f"{quote_identifier(name)} {sql_type}" for name, sql_type in RUN_LOG_COLUMNS)
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(settings.RUN_LOG_TABLE)

@@ -22,9 +22,9 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .. import settings
-from ..client.batches import RetryPolicy
+from ..client.retry import RetryPolicy
 from ..config import RunConfig
-from ..sources.batches.counts import SyncCounts
+from ..sources.batches.counts import BatchCounts
 from ..sources.batches.source import openai_batches
 from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
@@ -344,7 +344,7 @@ def stored_batches(pipeline: dlt.Pipeline) -> int:
     return int(row[0]) if row else 0
 
 
-def committed(counts: SyncCounts, written: int, before: int, after: int) -> None:
+def committed(counts: BatchCounts, written: int, before: int, after: int) -> None:
     """`counts.new` and `counts.updated` as the database saw them: of the `written` batch rows a load
     committed, `new` were not in the database before (`after - before` rows more), the rest were there
     and were written again (`updated`: open batches brought up to date, or every batch a

@@ -12,9 +12,10 @@ line). Never the clients, sources or storage: it stands for the real API, so it 
 from .batch_requests import CONTENT_MARKER, CONTENT_MARKER_NUMBER, CONTENT_MARKER_NUMBER_TEXT
 from .cli import serve
 from .clock import SimClock
+from .faults import DEFAULT_RANDOM_FAULTS, FAULT_KINDS, Fault
 from .files import FileInfo, RequestTruth
 from .org import SimulatedOrg
-from .server import DEFAULT_RANDOM_FAULTS, FAULT_KINDS, Fault, RequestRecord, SimulatorServer
+from .server import RequestRecord, SimulatorServer
 from .workload import USAGE_CUTOFF
 
 __all__ = [

@@ -320,7 +320,7 @@ class Books:
 def _batch_cumulative(c: dict[str, Any], t: I64) -> tuple[I64, I64, I64, I64]:
     """(uncached input, cached input, output, completed requests) of each row at instant ``t``.
 
-    The same float64 arithmetic, in the same order, as ``SimulatedOrg._batch_object`` renders `usage`
+    The same float64 arithmetic, in the same order, as ``BatchRenderer.batch_object`` (render.py) renders `usage`
     and `request_counts` with, so the Usage API and the batch objects agree exactly.
     """
     ip = c["ip"]

@@ -11,8 +11,9 @@ from types import FrameType
 
 from ..cli.argtypes import number_in
 from .clock import SimClock
+from .faults import DEFAULT_RANDOM_FAULTS, FAULT_KINDS
 from .org import DEFAULT_PROJECTS, SimulatedOrg
-from .server import DEFAULT_RANDOM_FAULTS, FAULT_KINDS, SimulatorServer
+from .server import SimulatorServer
 from .workload import USAGE_CUTOFF
 
 

@@ -9,15 +9,12 @@ length added instead, so the metadata's ``bytes`` equals the content length with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from .batch_requests import (
     CONTENT_MARKER,
@@ -30,6 +27,15 @@ from .batch_requests import (
     embedding_dims,
     requested_model,
     snapshot_model,
+)
+from .line_bodies import (
+    OUTPUT_ERRORS,
+    UNRUN_ERRORS,
+    ZERO_STATUS_ERRORS,
+    failed_request_errors,
+    json_spaced,
+    moderation_results,
+    quoted,
 )
 
 CHUNK_BYTES = 1 << 20
@@ -53,11 +59,6 @@ _VOCABULARY = (
     "item note comment title description language translate english french german spanish japanese text "
     "extract classify score label output input example context instruction system user assistant data"
 )
-
-
-def json_spaced(value: Any) -> bytes:
-    """JSON with `, ` and `: ` separators, as batch files are written."""
-    return json.dumps(value).encode()
 
 
 @cache
@@ -97,118 +98,6 @@ def _b62_ids(rng: np.random.Generator, n: int, chars: int) -> list[bytes]:
     out = _B62_TABLE[raw]
     out[:, chars] = 32  # a space after each id, to split on
     return out.tobytes().split()
-
-
-def _q(value: str) -> bytes:
-    """A JSON string literal, safe inside a %-template."""
-    return orjson.dumps(value).replace(b"%", b"%%")
-
-
-@dataclass(frozen=True)
-class _LineError:
-    status: int
-    code: str | None
-    message: str | None
-    body: bytes
-
-
-def _line_error(status: int, message: str, type_: str, param: str | None, code: str | None) -> _LineError:
-    body = json_spaced({"error": {"message": message, "type": type_, "param": param, "code": code}})
-    return _LineError(status, code, message, body)
-
-
-_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
-# Non-2xx lines users find in the OUTPUT file, and the two bodies status-0 lines come with.
-_OUTPUT_ERRORS = (
-    _line_error(500, _SERVER_ERROR, "server_error", None, None),
-    _line_error(503, "The server is overloaded or not ready yet.", "server_error", None, None),
-)
-_ZERO_STATUS = (_LineError(0, None, None, b"{}"), _line_error(0, _SERVER_ERROR, "server_error", None, None))
-
-
-@cache
-def _failures(family: str) -> tuple[_LineError, ...]:
-    """Error-file lines of failed requests in 100 slots (a request's kind % 100 picks one): 35% too long,
-    15% flagged, 10% oversized field, 40% server errors. No content in messages: a ledger stores them."""
-    if family == "embeddings":
-        too_long = _line_error(
-            400,
-            "This model's maximum context length is 8192 tokens, however you requested 9157 tokens "
-            "(9157 in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",
-            "invalid_request_error",
-            None,
-            "context_length_exceeded",
-        )
-    else:
-        too_long = _line_error(
-            400,
-            "This model's maximum context length is 128000 tokens. However, your messages resulted in 131844 "
-            "tokens. Please reduce the length of the messages.",
-            "invalid_request_error",
-            "messages",
-            "context_length_exceeded",
-        )
-    field = "messages[1].content" if family == "chat" else "input"
-    flagged = _line_error(
-        400,
-        "Invalid prompt: your prompt was flagged as potentially violating our usage policy. "
-        "Please try again with a different prompt.",
-        "invalid_request_error",
-        None,
-        "invalid_prompt",
-    )
-    oversized = _line_error(
-        400,
-        f"Invalid '{field}': string too long. Expected a string with maximum length 10485760, "
-        "but got a string with length 10502311 instead.",
-        "invalid_request_error",
-        field,
-        "string_above_max_length",
-    )
-    server = _line_error(500, _SERVER_ERROR, "server_error", None, None)
-    return (too_long,) * 35 + (flagged,) * 15 + (oversized,) * 10 + (server,) * 40
-
-
-_UNRUN = {
-    "expired": ("batch_expired", "This request could not be executed before the completion window expired."),
-    "cancelled": ("batch_cancelled", "This request could not be executed before the batch was cancelled."),
-}
-
-_MODERATION_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
-
-
-@cache
-def _moderation_results() -> tuple[bytes, ...]:
-    """Four result variants (one flagged); each carries the marker number as a score."""
-    rng = np.random.default_rng(7)
-    out = []
-    for flagged in (False, False, False, True):
-        scores = {c: round(float(v), 10) for c, v in zip(_MODERATION_CATEGORIES, rng.random(13) * 1e-3, strict=True)}
-        scores["harassment"] = float(CONTENT_MARKER_NUMBER_TEXT)
-        if flagged:
-            scores["violence"] = 0.8731
-        result = {
-            "flagged": flagged,
-            "categories": {c: flagged and c == "violence" for c in _MODERATION_CATEGORIES},
-            "category_scores": scores,
-            "category_applied_input_types": {c: ["text"] for c in _MODERATION_CATEGORIES},
-        }
-        out.append(json_spaced(result))
-    return tuple(out)
 
 
 _HEAD = b'{"id": "batch_req_%s", "custom_id": "%s", "response": {"status_code": 200, "request_id": "req_%s", "body": '
@@ -392,8 +281,8 @@ class FileRenderer:
     @cached_property
     def _input_template(self) -> bytes:
         src = self.plan.src
-        head = b'{"custom_id": "%s", "method": "POST", "url": ' + _q(src.endpoint)
-        head += b', "body": {"model": ' + _q(requested_model(src.model))
+        head = b'{"custom_id": "%s", "method": "POST", "url": ' + quoted(src.endpoint)
+        head += b', "body": {"model": ' + quoted(requested_model(src.model))
         text = b'"' + _PREFIX + b'%s"'
         fam = self.family
         if fam == "chat":
@@ -413,7 +302,7 @@ class FileRenderer:
 
     @cached_property
     def _ok_template(self) -> bytes:
-        model = _q(self.model)
+        model = quoted(self.model)
         fam = self.family
         src = self.plan.src
         fp = b'"fp_' + src.rng(21).bytes(5).hex().encode() + b'"'
@@ -494,7 +383,7 @@ class FileRenderer:
         rows = zip(blk.lid, blk.cid, blk.req, blk.role, blk.kind, strict=True)
         for j, (lid, cid, req, role, kind) in enumerate(rows):
             if role != OK:
-                err = (_ZERO_STATUS if role == ZERO_STATUS else _OUTPUT_ERRORS)[kind % 2]
+                err = (ZERO_STATUS_ERRORS if role == ZERO_STATUS else OUTPUT_ERRORS)[kind % 2]
                 out.append(_STATUS_LINE % (lid, cid, err.status, req, err.body))
                 continue
             i, o = inp[j], outt[j]
@@ -508,7 +397,7 @@ class FileRenderer:
                     left_out += hi - lo + (more if isinstance(more, int) else 0)
                 continue
             if fam == "moderations":
-                out.append(tmpl % (lid, cid, req, blk.oid[j][:32], _moderation_results()[kind % 4]))
+                out.append(tmpl % (lid, cid, req, blk.oid[j][:32], moderation_results()[kind % 4]))
                 continue
             n = blk.body[j]
             if content:
@@ -527,8 +416,8 @@ class FileRenderer:
         return out, left_out
 
     def _error_lines(self, blk: _Block, content: bool) -> tuple[list[bytes], int]:
-        failures = _failures(self.family)
-        unrun = _UNRUN.get(self.plan.src.status)
+        failures = failed_request_errors(self.family)
+        unrun = UNRUN_ERRORS.get(self.plan.src.status)
         unrun_body = json_spaced({"code": unrun[0], "message": unrun[1]}) if unrun else b"null"
         out = []
         for lid, cid, req, role, kind in zip(blk.lid, blk.cid, blk.req, blk.role, blk.kind, strict=True):
@@ -542,8 +431,8 @@ class FileRenderer:
     # ------------------------------------------------------------------ truth
     def _truth_of(self, blk: _Block) -> Iterator[RequestTruth]:
         fam = self.family
-        failures = _failures(fam)
-        unrun = _UNRUN.get(self.plan.src.status)
+        failures = failed_request_errors(fam)
+        unrun = UNRUN_ERRORS.get(self.plan.src.status)
         for j in range(blk.n):
             role, kind = blk.role[j], blk.kind[j]
             cid, line_id = blk.cid[j].decode(), "batch_req_" + blk.lid[j].decode()
@@ -581,7 +470,7 @@ class FileRenderer:
                 if role == FAILED:
                     err = failures[kind % 100]
                 else:
-                    err = (_ZERO_STATUS if role == ZERO_STATUS else _OUTPUT_ERRORS)[kind % 2]
+                    err = (ZERO_STATUS_ERRORS if role == ZERO_STATUS else OUTPUT_ERRORS)[kind % 2]
                 yield RequestTruth(
                     self.kind,
                     cid,

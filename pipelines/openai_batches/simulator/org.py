@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
-import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -19,34 +17,24 @@ from .batch_requests import FILE_OVERRIDES, BatchSource, FileOptions, file_optio
 from .books import Books
 from .clock import SimClock
 from .files import FileStore, RequestTruth
+from .render import BatchRenderer, base62, batch_id, parse_batch_id
+from .table import Arrivals, Table
 from .workload import (
     COLUMN_DTYPES,
-    EXPIRY_S,
     NEVER,
     OUTCOME_CODES,
     TIME_COLUMNS,
-    USAGE_CUTOFF,
     Catalog,
     Columns,
     draw_batches,
     draw_created,
     make_open,
-    usage_totals,
 )
 
 DEFAULT_PROJECTS = {"sk-sim-default": "proj_default"}
 # Every simulated org has an organisation-wide admin key: it reads the Admin API and nothing else.
 DEFAULT_ADMIN_KEYS = ("sk-admin-sim",)
 
-# Real ids: 8 hex of created_at, 4 random hex, a constant "8190", 16 random hex (all 20 recorded ids
-# have it). Exact created_at in the first 8 hex lets `after=` find its position by binary search.
-_ID_RE = re.compile(r"^batch_([0-9a-f]{8})([0-9a-f]{4})8190([0-9a-f]{16})$")
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Byte -> base62 char in one C call (bytes.translate); a slight bias towards low chars is irrelevant here.
-_BYTE_TO_B62 = bytes(ord(_BASE62[i % 62]) for i in range(256))
-
-# The order the columns are zipped in when a page is rendered (see _render_rows).
-_ROW = tuple(COLUMN_DTYPES)
 
 _ALLOWED_OVERRIDES = frozenset(
     {
@@ -66,126 +54,6 @@ _ALLOWED_OVERRIDES = frozenset(
 _CREATE_OVERRIDES = _ALLOWED_OVERRIDES | FILE_OVERRIDES
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-
-
-def batch_id(created: int, ida: int, idb: int) -> str:
-    return f"batch_{created:08x}{ida:04x}8190{idb:016x}"
-
-
-def parse_batch_id(bid: str) -> tuple[int, int, int] | None:
-    m = _ID_RE.match(bid)
-    if m is None:
-        return None
-    return int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16)
-
-
-class _Table:
-    """One project's batches as parallel numpy columns, sorted ascending by (created_at, id).
-
-    The list order is the reverse, so "newest first" pages are slices read backwards and the
-    position of an `after` id is a binary search on created_at plus a scan of its (tiny) tie group.
-    """
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.cols: dict[str, npt.NDArray[Any]] = {k: np.empty(1024, dtype=t) for k, t in COLUMN_DTYPES.items()}
-
-    def col(self, name: str) -> npt.NDArray[Any]:
-        return self.cols[name][: self.n]
-
-    def _reserve(self, extra: int) -> None:
-        cap = len(self.cols["created"])
-        if self.n + extra <= cap:
-            return
-        new_cap = max(2 * cap, self.n + extra)
-        for k, arr in self.cols.items():
-            grown = np.empty(new_cap, dtype=arr.dtype)
-            grown[: self.n] = arr[: self.n]
-            self.cols[k] = grown
-
-    def _key(self, i: int) -> tuple[int, int, int]:
-        return int(self.cols["created"][i]), int(self.cols["ida"][i]), int(self.cols["idb"][i])
-
-    def add(self, rows: Columns) -> None:
-        m = len(rows["created"])
-        if m == 0:
-            return
-        order = np.lexsort((rows["idb"], rows["ida"], rows["created"]))
-        rows = {k: v[order] for k, v in rows.items()}
-        first = (int(rows["created"][0]), int(rows["ida"][0]), int(rows["idb"][0]))
-        if self.n == 0 or first > self._key(self.n - 1):
-            # New batches are (nearly always) the newest: append in place, amortised O(1).
-            self._reserve(m)
-            for k, v in rows.items():
-                self.cols[k][self.n : self.n + m] = v
-            self.n += m
-        elif m == 1:
-            pos = self.insert_pos(*first)
-            self._reserve(1)
-            for k, v in rows.items():
-                arr = self.cols[k]
-                arr[pos + 1 : self.n + 1] = arr[pos : self.n]  # numpy handles the overlap
-                arr[pos] = v[0]
-            self.n += 1
-        else:
-            merged = {k: np.concatenate([self.col(k), v]) for k, v in rows.items()}
-            order = np.lexsort((merged["idb"], merged["ida"], merged["created"]))
-            total = self.n + m
-            self._reserve(m)
-            for k, v in merged.items():
-                self.cols[k][:total] = v[order]
-            self.n = total
-
-    def insert_pos(self, created: int, ida: int, idb: int) -> int:
-        c = self.col("created")
-        lo = int(np.searchsorted(c, created, "left"))
-        hi = int(np.searchsorted(c, created, "right"))
-        a, b = self.cols["ida"], self.cols["idb"]
-        while lo < hi and (int(a[lo]), int(b[lo])) < (ida, idb):
-            lo += 1
-        return lo
-
-    def find(self, created: int, ida: int, idb: int) -> int:
-        pos = self.insert_pos(created, ida, idb)
-        if pos < self.n and self._key(pos) == (created, ida, idb):
-            return pos
-        return -1
-
-
-class _Arrivals:
-    """Poisson arrivals of new batches for one project.
-
-    Arrival times and their batches are drawn in blocks from an rng seeded by (segment, block), so
-    the same clock gives the same batches however often the org happens to be looked at.
-    """
-
-    BLOCK = 256
-
-    def __init__(self, per_hour: float, start: float, seed_key: list[int]) -> None:
-        self.scale = 3600.0 / per_hour
-        self.last_t = start
-        self.seed_key = seed_key
-        self.block_no = 0
-        self.pending: Columns | None = None
-        self.pos = 0
-
-    def due(self, now: int, catalog: Catalog) -> list[Columns]:
-        out: list[Columns] = []
-        while True:
-            if self.pending is None or self.pos >= len(self.pending["created"]):
-                rng = np.random.default_rng([*self.seed_key, self.block_no])
-                self.block_no += 1
-                times = self.last_t + np.cumsum(rng.exponential(self.scale, self.BLOCK))
-                self.last_t = float(times[-1])
-                self.pending = draw_batches(rng, np.floor(times).astype(np.int64), catalog)
-                self.pos = 0
-            created = self.pending["created"]
-            end = int(np.searchsorted(created, now, "right"))
-            if end > self.pos:
-                out.append({k: v[self.pos : end] for k, v in self.pending.items()})
-                self.pos = end
-            if self.pos < len(created):
-                return out
 
 
 class SimulatedOrg:
@@ -209,11 +77,11 @@ class SimulatedOrg:
         self.seed = seed
         self._lock = threading.RLock()
         self._projects: list[str] = list(dict.fromkeys(self._keys.values()))
-        self._tables: dict[str, _Table] = {p: _Table() for p in self._projects}
+        self._tables: dict[str, Table] = {p: Table() for p in self._projects}
         self._catalog = Catalog()
         self._history_calls = 0
         self._create_rng = np.random.default_rng([seed, 2])
-        self._arrivals: dict[str, _Arrivals] = {}
+        self._arrivals: dict[str, Arrivals] = {}
         self._arrival_segments = 0
         self._meta: dict[str, dict[str, str]] = {}
         self._input_files: dict[str, str] = {}
@@ -222,7 +90,14 @@ class SimulatedOrg:
         # salted with the seed, so two orgs with different seeds do not share file ids.
         self._salt = hashlib.blake2b(f"openai-batches-sim:{seed}".encode(), digest_size=16).digest()
         self._salt_int = int.from_bytes(self._salt[:8], "little")
-        self.organization = "org-sim" + _base62(int.from_bytes(self._salt, "little"), 17)
+        self.organization = "org-sim" + base62(int.from_bytes(self._salt, "little"), 17)
+        self._renderer = BatchRenderer(
+            salt=self._salt,
+            organization=self.organization,
+            metadata=self._meta,
+            input_files=self._input_files,
+            files_late=self._files_late,
+        )
         # Admin API side (see books.py and admin_api.py): admin keys, project records, OpenAI's books.
         self._admin_keys = frozenset(admin_keys)
         overlap = self._admin_keys & set(self._keys)
@@ -284,7 +159,7 @@ class SimulatedOrg:
             if api_key is not None and (api_key in self._keys or api_key in self._admin_keys):
                 raise ValueError("that key is already in use")
             self._projects.append(project_id)
-            self._tables[project_id] = _Table()
+            self._tables[project_id] = Table()
             self._project_info[project_id] = {"name": name, "created_at": created_at}
             if api_key is not None:
                 self._keys[api_key] = project_id
@@ -496,7 +371,7 @@ class SimulatedOrg:
                 if per_hour > 0:
                     self._arrival_segments += 1
                     key = [self.seed, self._projects.index(p), 3, self._arrival_segments]
-                    self._arrivals[p] = _Arrivals(per_hour, now, key)
+                    self._arrivals[p] = Arrivals(per_hour, now, key)
 
     def files_appear_at(self, batch_id: str, at: float) -> None:
         """Until the clock reaches `at`, the batch shows `output_file_id` and `error_file_id` null (its
@@ -617,7 +492,7 @@ class SimulatedOrg:
     def now_int(self) -> int:
         return self._now()
 
-    def _source(self, project: str, t: _Table, i: int) -> BatchSource:
+    def _source(self, project: str, t: Table, i: int) -> BatchSource:
         obj = self._render(t, i, self._now())
         c = t.cols
         midx = int(c["model"][i])
@@ -650,7 +525,7 @@ class SimulatedOrg:
             for cols in arr.due(now, self._catalog):
                 self._tables[p].add(cols)
 
-    def _locate(self, bid: str, project: str | None = None) -> tuple[str, _Table, int] | None:
+    def _locate(self, bid: str, project: str | None = None) -> tuple[str, Table, int] | None:
         key = parse_batch_id(bid)
         if key is None:
             return None
@@ -661,128 +536,14 @@ class SimulatedOrg:
                 return p, t, i
         return None
 
-    def _render(self, t: _Table, i: int, now: int) -> dict[str, Any]:
+    def _render(self, t: Table, i: int, now: int) -> dict[str, Any]:
         return self._render_rows(t, i, i + 1, now)[0]
 
-    def _render_rows(self, t: _Table, lo: int, hi: int, now: int) -> list[dict[str, Any]]:
-        """Rows lo..hi-1 as API objects, newest (hi-1) first."""
-        if hi <= lo:
-            return []
-        columns = [t.cols[k][lo:hi].tolist() for k in _ROW]
-        rows = list(zip(*columns, strict=True))
-        rows.reverse()
-        models = self._catalog.models
-        endpoints = self._catalog.endpoints
-        return [self._batch_object(r, now, models, endpoints) for r in rows]
-
-    def _batch_object(self, r: tuple[Any, ...], now: int, models: list[str], endpoints: list[str]) -> dict[str, Any]:
-        (
-            created,
-            ida,
-            idb,
-            ip,
-            fin,
-            comp,
-            fail,
-            exp,
-            cing,
-            cled,
-            nend,
-            total,
-            ffrac,
-            model,
-            endpoint,
-            meta,
-            tin,
-            tout,
-            cfrac,
-            rfrac,
-        ) = r
-        bid = f"batch_{created:08x}{ida:04x}8190{idb:016x}"
-        if cled <= now:
-            status = "cancelled"
-        elif cing <= now:
-            status = "cancelling"
-        elif fail <= now:
-            status = "failed"
-        elif exp <= now:
-            status = "expired"
-        elif comp <= now:
-            status = "completed"
-        elif fin <= now:
-            status = "finalizing"
-        elif ip <= now:
-            status = "in_progress"
-        else:
-            status = "validating"
-        expires = created + EXPIRY_S
-
-        if ip <= now:
-            # Work stops at a cancel or at the deadline; until then counts grow linearly to nend.
-            stop = min(now, cing, expires)
-            progress = 1.0 if nend <= ip else min(1.0, max(0.0, (stop - ip) / (nend - ip)))
-            done = int(total * progress)
-            failed = int(done * ffrac)
-            completed = done - failed
-            shown_total = total
-        else:
-            done = failed = completed = shown_total = 0
-
-        output_file_id: str | None = None
-        error_file_id: str | None = None
-        if status in ("completed", "expired", "cancelled"):
-            if completed > 0:
-                output_file_id = self._file_id(idb, 2)
-            # Requests an expired batch never ran are reported in the error file (code batch_expired).
-            if failed > 0 or (status == "expired" and done < total):
-                error_file_id = self._file_id(idb, 3)
-
-        if self._files_late and now < self._files_late.get(bid, now):
-            output_file_id = error_file_id = None
-        obj: dict[str, Any] = {"id": bid, "object": "batch", "endpoint": endpoints[endpoint]}
-        post_cutoff = created >= USAGE_CUTOFF
-        if post_cutoff:
-            obj["model"] = models[model]
-        obj["errors"] = self._errors(idb, models[model]) if status == "failed" else None
-        obj["input_file_id"] = self._input_files.get(bid) or self._file_id(idb, 1)
-        obj["completion_window"] = "24h"
-        obj["status"] = status
-        obj["output_file_id"] = output_file_id
-        obj["error_file_id"] = error_file_id
-        obj["created_at"] = created
-        obj["in_progress_at"] = ip if ip <= now else None
-        obj["expires_at"] = expires
-        obj["finalizing_at"] = fin if fin <= now else None
-        obj["completed_at"] = comp if comp <= now else None
-        obj["failed_at"] = fail if fail <= now else None
-        obj["expired_at"] = exp if exp <= now else None
-        obj["cancelling_at"] = cing if cing <= now else None
-        obj["cancelled_at"] = cled if cled <= now else None
-        obj["request_counts"] = {"total": shown_total, "completed": completed, "failed": failed}
-        if post_cutoff:
-            # Only completed requests are billed; token counts are integers that grow with progress.
-            inp, cached, out, reasoning = usage_totals(completed, tin, tout, cfrac, rfrac)
-            obj["usage"] = {
-                "input_tokens": inp,
-                "input_tokens_details": {"cached_tokens": cached},
-                "output_tokens": out,
-                "output_tokens_details": {"reasoning_tokens": reasoning},
-                "total_tokens": inp + out,
-            }
-        if meta == 0:
-            obj["metadata"] = None
-        elif meta == 2:
-            obj["metadata"] = dict(self._meta.get(bid, {}))
-        else:
-            obj["metadata"] = _metadata(idb ^ self._salt_int)
-        return obj
+    def _render_rows(self, t: Table, lo: int, hi: int, now: int) -> list[dict[str, Any]]:
+        return self._renderer.rows(t, lo, hi, now, self._catalog.models, self._catalog.endpoints)
 
     def _file_id(self, idb: int, tag: int) -> str:
-        h = hashlib.blake2b(idb.to_bytes(8, "little") + bytes([tag]), key=self._salt, digest_size=22).digest()
-        return "file-" + h.translate(_BYTE_TO_B62).decode()
-
-    def _errors(self, idb: int, model: str) -> dict[str, Any]:
-        return {"object": "list", "data": _validation_errors(idb ^ self._salt_int, model, self.organization)}
+        return self._renderer.file_id(idb, tag)
 
 
 _INT_OVERRIDES = frozenset(
@@ -815,14 +576,6 @@ def overrides_from_query(query: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _base62(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        value, r = divmod(value, 62)
-        chars.append(_BASE62[r])
-    return "".join(chars)
-
-
 def _check_metadata(metadata: Any) -> None:
     if not isinstance(metadata, dict):
         raise TypeError("metadata must be None or a dict of str -> str")
@@ -833,139 +586,3 @@ def _check_metadata(metadata: Any) -> None:
             raise TypeError("metadata keys and values must be str")
         if len(k) > 64 or len(v) > 512:
             raise ValueError("metadata keys are at most 64 chars, values at most 512")
-
-
-# ---------------------------------------------------------------------- lazily rendered content
-_JOBS = (
-    "nightly-summaries",
-    "ticket-triage",
-    "embed-docs",
-    "eval-run",
-    "backfill",
-    "classify-reviews",
-    "extract-invoices",
-    "translate-catalog",
-    "moderation-sweep",
-    "weekly-report",
-)
-_TEAMS = ("search", "growth", "support", "ml-platform", "data", "risk", "content", "research")
-_ENVS = ("prod", "staging", "dev")
-_DESCRIPTIONS = (
-    "Nightly summarisation of support tickets",
-    "Re-embed the knowledge base after the schema change",
-    "Offline eval of the new ranking prompt",
-    "Backfill product descriptions (FR, DE, ES)",
-    "Classify app store reviews by topic and sentiment",
-    "Résumé des appels clients — lot du jour",
-    "日本語カタログの翻訳バッチ",
-    'Extract line items from invoices; see "runbook v2"',
-)
-_OTHER_KEYS = (
-    "run_id",
-    "owner",
-    "pipeline",
-    "dataset",
-    "customer_id",
-    "priority",
-    "git_sha",
-    "experiment",
-    "version",
-    "source",
-    "region",
-    "ticket",
-    "prompt_version",
-    "cost_center",
-)
-
-
-def _metadata(seed: int) -> dict[str, str]:
-    rnd = random.Random(seed)
-    keys: list[str] = []
-    for k, p in (("job", 0.7), ("team", 0.5), ("env", 0.45), ("description", 0.3)):
-        if rnd.random() < p:
-            keys.append(k)
-    extra = rnd.choice((0, 0, 0, 1, 1, 2, 3)) if rnd.random() < 0.98 else 16
-    keys.extend(rnd.sample(_OTHER_KEYS, min(extra, len(_OTHER_KEYS))))
-    if not keys:
-        keys.append("job")
-    keys = keys[:16]
-    while len(keys) < 16 and extra == 16:
-        keys.append(f"tag_{len(keys):02d}")
-    md: dict[str, str] = {}
-    for k in keys:
-        if k == "job":
-            md[k] = f"{rnd.choice(_JOBS)}-{rnd.randrange(1, 500)}"
-        elif k == "team":
-            md[k] = rnd.choice(_TEAMS)
-        elif k == "env":
-            md[k] = rnd.choice(_ENVS)
-        elif k == "description":
-            # Now and then a maximal 512-char value, the documented limit.
-            md[k] = rnd.choice(_DESCRIPTIONS) if rnd.random() < 0.97 else ("x" * 512)
-        elif k in ("run_id", "git_sha"):
-            md[k] = f"{rnd.getrandbits(64):016x}"
-        elif k == "owner":
-            md[k] = f"{rnd.choice(('alice', 'bob', 'chen', 'dana', 'eve'))}@example.com"
-        elif k == "priority":
-            md[k] = rnd.choice(("low", "normal", "high"))
-        else:
-            md[k] = f"{k.replace('_', '-')}-{rnd.randrange(1, 10_000)}"
-    return md
-
-
-def _validation_errors(seed: int, model: str, org: str) -> list[dict[str, Any]]:
-    rnd = random.Random(seed)
-    u = rnd.random()
-    if u < 0.35:
-        return [
-            {
-                "code": "token_limit_exceeded",
-                "line": None,
-                "message": f"Enqueued token limit reached for {model} in organization {org}. "
-                "Limit: 2,000,000 enqueued tokens. Please try again once some in_progress batches have been completed.",
-                "param": None,
-            }
-        ]
-    if u < 0.40:
-        return [
-            {
-                "code": "empty_file",
-                "line": None,
-                "message": "The batch input file is empty. Please ensure that the batch contains at least one request.",
-                "param": None,
-            }
-        ]
-    lines = sorted(rnd.sample(range(1, 2000), rnd.choice((1, 1, 1, 2, 3, 5))))
-    out: list[dict[str, Any]] = []
-    for line in lines:
-        v = rnd.random()
-        if u < 0.60 or v < 0.2:
-            out.append(
-                {
-                    "code": "invalid_json_line",
-                    "line": line,
-                    "message": "This line is not parseable as valid JSON.",
-                    "param": None,
-                }
-            )
-        elif u < 0.80:
-            param = rnd.choice(("custom_id", "method", "url", "body"))
-            out.append(
-                {
-                    "code": "missing_required_parameter",
-                    "line": line,
-                    "message": f"Missing required parameter: '{param}'.",
-                    "param": param,
-                }
-            )
-        else:
-            bad = rnd.choice(("gpt-4o-mini-2024-0718", "gpt4o", "gpt-4.1-nano-preview", "o3-mini-high"))
-            out.append(
-                {
-                    "code": "model_not_found",
-                    "line": line,
-                    "message": f"The provided model '{bad}' is not supported by the Batch API.",
-                    "param": "body.model",
-                }
-            )
-    return out

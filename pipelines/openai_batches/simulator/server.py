@@ -10,8 +10,6 @@ import secrets
 import socket
 import threading
 import time
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,43 +19,16 @@ import orjson
 
 from . import admin_api
 from .batch_requests import output_expires_seconds
-from .files import FILES_PREFIX, Streamed, not_found
+from .faults import DEFAULT_RANDOM_FAULTS, Fault, fault_response
+from .files import FILES_PREFIX, Streamed
 from .org import SimulatedOrg, overrides_from_query
-
-FAULT_KINDS = (
-    "429",
-    "429-no-retry-after",
-    "insufficient_quota",
-    "500",
-    "502-html",
-    "503",
-    "timeout",
-    "slow",
-    "truncated-json",
-    "non-json",
-    "empty-body",
-    "401",
-    "403",
-    "corrupt-gzip",
-    "truncated-gzip",
-    "404",
-)
-# Random faults a well-behaved client must survive by retrying (fault campaigns pick from these).
-DEFAULT_RANDOM_FAULTS = ("429", "500", "502-html", "503")
+from .responses import Response, error_response, gzip_body, gzip_chunks, json_response, mask_key
 
 _OPENAI_VERSION = "2020-10-01"
 
 # Benchmark control endpoints live under this prefix, outside `/v1`, and only with `admin=True`.
 ADMIN_PREFIX = "/_sim/"
 
-_HTML_502 = (
-    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
-)
-_HTML_PAGE = (
-    b"<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head>"
-    b"<body><p>Checking your browser before accessing api.openai.com.</p></body></html>\n"
-)
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth "
@@ -65,31 +36,6 @@ _NO_KEY = (
     "from your browser and are prompted for a username and password. You can obtain an API key from "
     "https://platform.openai.com/account/api-keys."
 )
-
-
-@dataclass
-class Fault:
-    """A misbehaviour to apply to the next ``count`` requests whose path starts with ``path_prefix``.
-
-    ``timeout`` holds the connection ``delay`` seconds and closes it without a response (``delay=0``:
-    an immediate disconnect); ``corrupt-gzip`` and ``truncated-gzip`` (on a server with ``compress``,
-    to a client that accepts gzip) send a gzip body with bytes flipped in its middle, or cut before the
-    end of its stream while the HTTP framing is complete (a gateway that compressed a cut answer);
-    ``404`` answers not found (a gateway that briefly loses a file); ``slow`` answers normally after
-    ``delay``; ``retry_after`` (seconds) is sent as ``retry-after`` and ``retry-after-ms`` on 429/503;
-    ``should_retry`` as ``x-should-retry``.
-    """
-
-    kind: str
-    count: int = 1
-    path_prefix: str = "/v1/batches"
-    retry_after: float | None = 0.01
-    delay: float = 0.0
-    should_retry: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -106,84 +52,6 @@ class RequestRecord:
     request_id: str = ""
     api_key_valid: bool = False
     headers: dict[str, str] = field(default_factory=dict)  # request headers, lower-cased names
-
-
-@dataclass
-class _Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: Streamed | None = None  # a body sent in chunks instead of `body` (batch file content)
-
-
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
-    # The real API pretty-prints with two-space indentation, as the recorded fixture shows.
-    return _Response(status, orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n", headers=headers or {})
-
-
-def _error(
-    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None
-) -> _Response:
-    return _json(status, {"error": {"message": message, "type": type_, "param": param, "code": code}})
-
-
-def mask_key(key: str) -> str:
-    """OpenAI-style masking: a short prefix and the last 4 chars, never the whole key."""
-    if len(key) < 12:
-        return key[:2] + "*" * max(1, len(key) - 2) if len(key) > 3 else "*" * max(1, len(key))
-    prefix = 8 if key.startswith("sk-proj-") else min(7, len(key) // 4)
-    return key[:prefix] + "*" * (len(key) - prefix - 4) + key[-4:]
-
-
-def _retry_headers(fault: Fault) -> dict[str, str]:
-    h: dict[str, str] = {}
-    if fault.retry_after is not None:
-        h["retry-after"] = f"{fault.retry_after:g}"
-        h["retry-after-ms"] = f"{fault.retry_after * 1000:g}"
-    return h
-
-
-# Bytes of compressed output gathered before an HTTP chunk is sent (zlib emits small pieces).
-_GZIP_CHUNK = 64 * 1024
-
-
-def _gzip_chunks(chunks: Iterator[bytes], limit: int | None, *, corrupt: bool) -> Iterator[bytes]:
-    """`chunks` gzip-compressed as they come (level 6, Cloudflare's kind); with `limit`, only its first
-    `limit` bytes and no end of stream; with `corrupt`, a byte of the first full piece flipped."""
-    encoder = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
-    pending = bytearray()
-    taken = 0
-    flipped = not corrupt
-    for chunk in chunks:
-        if limit is not None:
-            chunk = chunk[: max(0, limit - taken)]
-        taken += len(chunk)
-        pending += encoder.compress(chunk)
-        if len(pending) >= _GZIP_CHUNK:
-            if not flipped:
-                pending[len(pending) // 2] ^= 0xFF
-                flipped = True
-            yield bytes(pending)
-            pending.clear()
-        if limit is not None and taken >= limit:
-            pending += encoder.flush(zlib.Z_SYNC_FLUSH)  # what was compressed so far, but no end of stream
-            break
-    else:
-        pending += encoder.flush()
-    if pending:
-        if not flipped:
-            pending[len(pending) // 2] ^= 0xFF
-        yield bytes(pending)
-
-
-def _gzip_body(body: bytes, fault: str | None) -> bytes:
-    """A whole JSON body gzip-compressed, mangled as `corrupt-gzip` / `truncated-gzip` say."""
-    return b"".join(
-        _gzip_chunks(
-            iter((body,)), len(body) // 2 if fault == "truncated-gzip" else None, corrupt=fault == "corrupt-gzip"
-        )
-    )
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -374,7 +242,7 @@ class SimulatorServer:
             self.requests.append(rec)
 
     # ------------------------------------------------------------------ request handling
-    def _handle(self, h: _Handler, method: str) -> None:
+    def _handle(self, h: _Handler, method: str) -> None:  # noqa: C901, PLR0912, PLR0915 -- one request's life in the order the API applies it (key, fault, route, headers, body)
         started = time.perf_counter()
         split = urlsplit(h.path)
         path = split.path
@@ -425,7 +293,7 @@ class SimulatorServer:
         if fault is not None and fault.kind == "slow":
             self._stopping.wait(fault.delay)
 
-        resp = self._fault_response(fault, key, path) if fault is not None else None
+        resp = fault_response(fault, key, path, self.org.organization) if fault is not None else None
         if resp is None:
             resp = self._organization_api(method, path, split.query, key)
             if resp is None:
@@ -438,7 +306,7 @@ class SimulatorServer:
 
         gzipped = self.compress and "gzip" in headers.get("accept-encoding", "").lower()
         if gzipped and resp.stream is None:
-            resp.body = _gzip_body(resp.body, fault.kind if fault is not None else None)
+            resp.body = gzip_body(resp.body, fault.kind if fault is not None else None)
         h.send_response(resp.status)
         h.send_header("content-type", resp.content_type)
         if gzipped:
@@ -496,7 +364,7 @@ class SimulatorServer:
         half = stream.length // 2 if fault in ("truncated-json", "truncated-gzip") else None
         finished = False
         try:
-            for chunk in _gzip_chunks(stream.chunks, half, corrupt=fault == "corrupt-gzip"):
+            for chunk in gzip_chunks(stream.chunks, half, corrupt=fault == "corrupt-gzip"):
                 h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             if fault != "truncated-json":
                 h.wfile.write(b"0\r\n\r\n")
@@ -516,14 +384,14 @@ class SimulatorServer:
         try:
             resp = self._admin(method, path.removeprefix(ADMIN_PREFIX), query)
         except (KeyError, TypeError, ValueError) as exc:
-            resp = _json(400, {"error": str(exc)})
+            resp = json_response(400, {"error": str(exc)})
         h.send_response(resp.status)
         h.send_header("content-type", resp.content_type)
         h.send_header("content-length", str(len(resp.body)))
         h.end_headers()
         h.wfile.write(resp.body)
 
-    def _admin(self, method: str, action: str, query: dict[str, str]) -> _Response:
+    def _admin(self, method: str, action: str, query: dict[str, str]) -> Response:
         """`GET stats`: API requests served and batches held; `POST advance?seconds=S`: move the clock;
         `POST create?count=N[&project=P][&override=value...]`: N batches submitted now (open: validating),
         with any ``create_batch`` override (e.g. ``endpoint=/v1/embeddings&output_bytes=1000000000``);
@@ -532,89 +400,28 @@ class SimulatorServer:
         if method == "GET" and action == "stats":
             with self._lock:
                 served = len(self.requests)
-            return _json(200, {"requests": served, "batches": self.org.count(project)})
+            return json_response(200, {"requests": served, "batches": self.org.count(project)})
         if method == "POST" and action == "advance":
             self.org.advance(float(query["seconds"]))
-            return _json(200, {"now": self.org.clock.now()})
+            return json_response(200, {"now": self.org.clock.now()})
         if method == "POST" and action == "create":
             overrides = overrides_from_query(query)
             ids = [self.org.create_batch(project=project, **overrides) for _ in range(int(query.get("count", "1")))]
-            return _json(200, {"created": len(ids), "ids": ids})
-        return _json(404, {"error": f"unknown control request {method} {ADMIN_PREFIX}{action}"})
+            return json_response(200, {"created": len(ids), "ids": ids})
+        return json_response(404, {"error": f"unknown control request {method} {ADMIN_PREFIX}{action}"})
 
-    def _organization_api(self, method: str, path: str, raw_query: str, key: str) -> _Response | None:
+    def _organization_api(self, method: str, path: str, raw_query: str, key: str) -> Response | None:
         """The Admin API (`/v1/organization/...`) and admin-key refusals elsewhere: see admin_api.py."""
         found = admin_api.answer(self.org, method, path, raw_query, key)
-        return None if found is None else _json(*found)
-
-    def _fault_response(self, fault: Fault, key: str, path: str = "") -> _Response | None:
-        kind = fault.kind
-        if kind == "404":
-            if path.startswith(FILES_PREFIX + "/"):
-                return _json(404, not_found(unquote(path.split("/")[3])))
-            return _error(404, f"No batch found with id '{unquote(path.rsplit('/', 1)[-1])}'.")
-        if kind == "429":
-            r = _error(
-                429,
-                f"Rate limit reached for requests in organization {self.org.organization} on requests per min (RPM): "
-                "Limit 100, Used 100, Requested 1. Please try again in 600ms.",
-                "requests",
-                None,
-                "rate_limit_exceeded",
-            )
-            r.headers.update(_retry_headers(fault))
-            return r
-        if kind == "429-no-retry-after":
-            return _error(
-                429, "Rate limit reached for requests. Please try again later.", "requests", None, "rate_limit_exceeded"
-            )
-        if kind == "insufficient_quota":
-            return _error(
-                429,
-                "You exceeded your current quota, please check your plan and billing details. "
-                "For more information on this error, read the docs: "
-                "https://platform.openai.com/docs/guides/error-codes/api-errors.",
-                "insufficient_quota",
-                None,
-                "insufficient_quota",
-            )
-        if kind == "500":
-            return _error(
-                500, "The server had an error while processing your request. Sorry about that!", "server_error"
-            )
-        if kind == "502-html":
-            return _Response(502, _HTML_502, "text/html")
-        if kind == "503":
-            r = _error(503, "The engine is currently overloaded, please try again later.", "server_error")
-            r.headers.update(_retry_headers(fault))
-            return r
-        if kind == "non-json":
-            return _Response(200, _HTML_PAGE, "text/html; charset=UTF-8")
-        if kind == "empty-body":
-            return _Response(200, b"")
-        if kind == "401":
-            return _error(
-                401,
-                f"Incorrect API key provided: {mask_key(key or 'sk-none')}. You can find your API key at https://platform.openai.com/account/api-keys.",
-                code="invalid_api_key",
-            )
-        if kind == "403":
-            return _error(
-                403,
-                "You have insufficient permissions for this operation. Missing scopes: api.batch.read. "
-                "Check that you have the correct role in your organization (Reader, Writer, Owner) and project "
-                "(Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.",
-                code=None,
-            )
-        return None  # slow, truncated-json: the normal answer (possibly mangled afterwards)
+        return None if found is None else json_response(*found)
 
     def _route(
         self, method: str, path: str, query: dict[str, str], body: bytes, key: str, project: str | None
-    ) -> _Response:
+    ) -> Response:
         if not key:
-            return _error(401, _NO_KEY)
+            return error_response(401, _NO_KEY)
         if project is None:
-            return _error(
+            return error_response(
                 401,
                 f"Incorrect API key provided: {mask_key(key)}. You can find your API key at https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
@@ -626,8 +433,8 @@ class SimulatorServer:
                 status, answer = files
                 if isinstance(answer, Streamed):
                     disposition = {"content-disposition": f'attachment; filename="{answer.filename}"'}
-                    return _Response(status, b"", "application/octet-stream", disposition, stream=answer)
-                return _json(status, answer)
+                    return Response(status, b"", "application/octet-stream", disposition, stream=answer)
+                return json_response(status, answer)
         # "", "v1", "batches", [id], ["cancel"]
         if len(parts) >= 3 and parts[0] == "" and parts[1] == "v1" and parts[2] == "batches":
             if len(parts) == 3 and method == "GET":
@@ -637,68 +444,68 @@ class SimulatorServer:
             if len(parts) == 4 and parts[3] and method == "GET":
                 obj = self.org.get(parts[3], project)
                 if obj is None:
-                    return _error(404, f"No batch found with id '{parts[3]}'.")
-                return self._echo_key(_json(200, obj), key)
+                    return error_response(404, f"No batch found with id '{parts[3]}'.")
+                return self._echo_key(json_response(200, obj), key)
             if len(parts) == 5 and parts[3] and parts[4] == "cancel" and method == "POST":
                 return self._cancel(project, parts[3])
-        return _error(404, f"Invalid URL ({method} {path})")
+        return error_response(404, f"Invalid URL ({method} {path})")
 
-    def _echo_key(self, response: _Response, key: str) -> _Response:
+    def _echo_key(self, response: Response, key: str) -> Response:
         """`response` with `key` in every batch's metadata when `echo_key_in_metadata` is set."""
         if not self.echo_key_in_metadata or response.status != 200:
             return response
         payload = orjson.loads(response.body)
         for obj in payload.get("data", [payload]):
             obj["metadata"] = {**(obj.get("metadata") or {}), "echoed_key": key}
-        return _json(200, payload, response.headers)
+        return json_response(200, payload, response.headers)
 
-    def _list(self, project: str, query: dict[str, str]) -> _Response:
+    def _list(self, project: str, query: dict[str, str]) -> Response:
         raw = query.get("limit")
         limit = 20
         if raw is not None:
             try:
                 limit = int(raw)
             except ValueError:
-                return _error(
+                return error_response(
                     400,
                     f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
                     param="limit",
                     code="invalid_type",
                 )
             if limit < 1:
-                return _error(
+                return error_response(
                     400,
                     f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {limit} instead.",
                     param="limit",
                     code="integer_below_min_value",
                 )
             if limit > 100:
-                return _error(
+                return error_response(
                     400,
                     f"Invalid 'limit': integer above maximum value. Expected a value <= 100, but got {limit} instead.",
                     param="limit",
                     code="integer_above_max_value",
                 )
-        return _json(200, self.org.list_page(project, limit=limit, after=query.get("after") or None))
+        return json_response(200, self.org.list_page(project, limit=limit, after=query.get("after") or None))
 
-    def _create(self, project: str, body: bytes) -> _Response:
+    def _create(self, project: str, body: bytes) -> Response:
         try:
             req = json.loads(body or b"{}")
         except ValueError:
-            return _error(
+            return error_response(
                 400,
                 "We could not parse the JSON body of your request. "
                 "(HINT: This likely means you aren't using your HTTP library correctly.)",
             )
         if not isinstance(req, dict):
-            return _error(400, "Invalid type for request body: expected an object.")
+            return error_response(400, "Invalid type for request body: expected an object.")
         for name in ("input_file_id", "endpoint", "completion_window"):
             if not req.get(name):
-                return _error(
+                return error_response(
                     400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
                 )
         if req["completion_window"] != "24h":
-            return _error(
+            return error_response(
                 400,
                 f"Invalid value: '{req['completion_window']}'. Supported values are: '24h'.",
                 param="completion_window",
@@ -712,19 +519,19 @@ class SimulatorServer:
             try:
                 output_expires_seconds(req["output_expires_after"])
             except ValueError as exc:
-                return _error(400, str(exc), param="output_expires_after", code="invalid_value")
+                return error_response(400, str(exc), param="output_expires_after", code="invalid_value")
             overrides["output_expires_after"] = req["output_expires_after"]
         try:
             bid = self.org.create_batch(project=project, **overrides)
         except (TypeError, ValueError) as exc:
-            return _error(400, str(exc), param="metadata")
-        return _json(200, self.org.get(bid, project))
+            return error_response(400, str(exc), param="metadata")
+        return json_response(200, self.org.get(bid, project))
 
-    def _cancel(self, project: str, bid: str) -> _Response:
+    def _cancel(self, project: str, bid: str) -> Response:
         if self.org.get(bid, project) is None:
-            return _error(404, f"No batch found with id '{bid}'.")
+            return error_response(404, f"No batch found with id '{bid}'.")
         try:
             self.org.cancel(bid)
         except ValueError as exc:
-            return _error(409, str(exc))
-        return _json(200, self.org.get(bid, project))
+            return error_response(409, str(exc))
+        return json_response(200, self.org.get(bid, project))

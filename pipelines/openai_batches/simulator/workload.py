@@ -206,7 +206,7 @@ def draw_created(rng: np.random.Generator, n: int, start: int, end: int) -> npt.
     return np.minimum(created, end).astype(np.int64)
 
 
-def draw_batches(
+def draw_batches(  # noqa: PLR0912, PLR0915 -- every column drawn in one pass; the order of the draws is the seed's contract
     rng: np.random.Generator,
     created: npt.NDArray[np.int64],
     catalog: Catalog,

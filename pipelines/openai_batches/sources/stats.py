@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .batches.counts import SyncCounts
+from .batches.counts import BatchCounts
 from .ledger.counts import LedgerCounts
 
 
@@ -12,5 +12,5 @@ from .ledger.counts import LedgerCounts
 class SyncStats:
     project: str | None = None  # the name rows are filed under (`project` column)
     requests: int = 0
-    counts: SyncCounts = field(default_factory=SyncCounts)
+    counts: BatchCounts = field(default_factory=BatchCounts)
     ledger: LedgerCounts | None = None  # set when the run read the request ledger (`requests=True`)

@@ -1,10 +1,9 @@
 """dlt's destination for a DuckDB file, and what is checked before dlt may write into one.
 
-dlt's DuckDB client writes `openai_batches.<table>`. DuckDB names a file's catalog after the file, so
-in `openai_batches.duckdb` (or `openai_batches_staging.duckdb`) that reference is ambiguous between the
-catalog and the schema, and every load failed. Here dlt's client qualifies every name with the file's
-catalog (`"openai_batches"."openai_batches"."batches"`), which binds the same way whatever the file is
-called. Everything else is dlt's own DuckDB destination (its type name too, so pipeline state and
+dlt's DuckDB client writes `openai_batches.<table>`, which does not bind in a file whose catalog is
+named like the schema (why: storage/duckdb_file.py). Here dlt's client qualifies every name with the
+file's catalog (`"openai_batches"."openai_batches"."batches"`), which binds whatever the file is called.
+Everything else is dlt's own DuckDB destination (its type name too, so pipeline state and
 `pipeline.dataset()` are unchanged).
 """
 

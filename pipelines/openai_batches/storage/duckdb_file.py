@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import settings
+from .sql import quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -29,10 +30,6 @@ CATALOG = "openai_batches_file"
 
 # Schemas this program (through dlt) creates in a database; a file named like one of them is ambiguous.
 OWN_SCHEMAS = (settings.DATASET_NAME, f"{settings.DATASET_NAME}_staging")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def open_attached(
@@ -117,7 +114,7 @@ def connect(
     # Absolute, as dlt was given it: ATTACH reads `:memory:` as an in-memory database (a load that kept
     # nothing) and `md:...`, `sqlite:...` as extensions to download; `--db` always names a file.
     path = str(Path(db_path).resolve())
-    return open_attached(f"ATTACH {_literal(path)} AS {CATALOG}{mode}", config=config)
+    return open_attached(f"ATTACH {quote_literal(path)} AS {CATALOG}{mode}", config=config)
 
 
 def has_tables(con: duckdb.DuckDBPyConnection, catalog: str = CATALOG) -> bool:

@@ -27,6 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .sql import quote_literal
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -97,15 +99,11 @@ def _installed_version(distribution: str) -> str:
         return "(version unknown)"
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def load_targets(*names: str) -> list[str]:
     """What follows `LOAD` for each extension: the quoted path of its packaged binary.
 
     Raises ExtensionUnavailable (naming the package to install) for the first one that is missing."""
-    return [_literal(str(PackagedExtension(name).path())) for name in names]
+    return [quote_literal(str(PackagedExtension(name).path())) for name in names]
 
 
 def prepare(con: duckdb.DuckDBPyConnection, *names: str) -> duckdb.DuckDBPyConnection:

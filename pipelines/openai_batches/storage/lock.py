@@ -30,19 +30,19 @@ T = TypeVar("T")
 class DatabaseUnavailable(Exception):
     """The database cannot be taken; `exit_code` is what a command exits with (one mapping for all)."""
 
-    exit_code = 1
+    exit_code = settings.EXIT_FAILED
 
 
 class DatabaseBusy(DatabaseUnavailable):
     """Another process holds the database: a temporary condition, the next attempt may succeed."""
 
-    exit_code = 75  # sysexits EX_TEMPFAIL: cron and systemd treat it as "try again later"
+    exit_code = settings.EXIT_BUSY
 
 
 class DatabaseUnusable(DatabaseUnavailable):
     """The database path cannot be used at all (missing directory, not writable, not a file)."""
 
-    exit_code = 2  # a configuration problem: retrying will not help
+    exit_code = settings.EXIT_CONFIG
 
 
 def lock_path(db_path: str) -> Path:

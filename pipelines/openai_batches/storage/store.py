@@ -1,7 +1,7 @@
 """Where the loaded data lives: a DuckDB file (the default), a DuckLake (a SQL catalog plus Parquet
 files; PostgreSQL is the catalog for teams), or MotherDuck. One object per place, and everything that
 touches the data goes through it: how our own SQL opens it (`connect`), how a load and readers keep out
-of each other's way (`holding`), and the dlt destination a load writes with (`dlt_destination`).
+of each other's way (`locked`), and the dlt destination a load writes with (`dlt_destination`).
 
 Every connection `connect` returns has the data as its default catalog under the alias `db.CATALOG`,
 so the same SQL (views, `queries/`, reports, `status`) runs on every kind.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import settings
+from .sql import quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -42,7 +43,7 @@ class Store(ABC):
         """Whether there is anything at the place yet (a file, a catalog that can be attached)."""
 
     @abstractmethod
-    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+    def locked(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
         """Exclusive (a load) or shared (a reader) use for the duration of the block; DatabaseBusy
         after `wait` seconds, DatabaseUnusable when it cannot be used at all."""
 
@@ -91,7 +92,7 @@ class DuckDBFile(Store):
     def exists(self) -> bool:
         return Path(self.path).is_file()
 
-    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+    def locked(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
         from .lock import holding_database
 
         return holding_database(self.path, wait=wait, shared=shared)
@@ -107,7 +108,7 @@ class DuckDBFile(Store):
         from .duckdb_file import shared_instance
         from .lock import open_when_free
 
-        # A DuckDB shell may have opened the file since `holding` waited for it: wait for it here too.
+        # A DuckDB shell may have opened the file since `locked` waited for it: wait for it here too.
         return shared_instance(
             self.path, config=load_config(self.path), opening=lambda open_: open_when_free(self.path, open_, wait=wait)
         )
@@ -129,7 +130,7 @@ class DuckDBFile(Store):
     def setup_sql(self) -> str:
         from .duckdb_file import CATALOG
 
-        literal = "'" + str(Path(self.path).resolve()).replace("'", "''") + "'"
+        literal = quote_literal(str(Path(self.path).resolve()))
         return f"ATTACH {literal} AS {CATALOG} (READ_ONLY); USE {CATALOG};"
 
 
@@ -165,7 +166,7 @@ class DuckLake(Store):
         return str(Path(local).resolve()) + os.sep
 
     def shown(self) -> str:
-        from ..client.batches import shown_url
+        from ..client.urls import shown_url
 
         return f"DuckLake {self.name} (catalog {shown_url(self.catalog)}, data {self.storage})"
 
@@ -210,7 +211,7 @@ class DuckLake(Store):
             return False
         return True
 
-    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+    def locked(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
         from .lock import database_lock, postgres_lock
 
         if shared:
@@ -261,7 +262,7 @@ class DuckLake(Store):
         return dlt.destinations.ducklake(credentials=credentials)
 
     def identity(self) -> str:
-        from ..client.batches import shown_url
+        from ..client.urls import shown_url
 
         return f"ducklake:{shown_url(self.catalog)}#{self.name}"
 
@@ -300,7 +301,7 @@ class MotherDuck(Store):
     def exists(self) -> bool:
         return True
 
-    def holding(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
+    def locked(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
     def dlt_destination(self) -> Any:

@@ -37,9 +37,9 @@ import pyarrow as pa
 from dlt.sources import DltResource
 
 from ... import settings
-from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, OrganizationClient
-from ...client.batches import RetryPolicy
+from ...client.admin import COSTS_PAGE_DAYS, COSTS_PATH, USAGE_PAGE_DAYS, USAGE_PATH, AdminClient
 from ...client.redact import Redactor
+from ...client.retry import RetryPolicy
 from ...tables.admin import (
     COSTS_ENDPOINT,
     COSTS_TABLE,
@@ -82,7 +82,7 @@ _DAYS_READ_HINTS: Any = dlt.mark.make_hints(
 
 
 @dataclass
-class OrganizationStats:
+class AdminCounts:
     """What a run of the source did: requests, rows, and the days it read."""
 
     requests: int = 0
@@ -94,7 +94,7 @@ class OrganizationStats:
 
 
 @dlt.source(name="openai_organization", max_table_nesting=0)
-def openai_organization(
+def openai_organization(  # noqa: C901, PLR0915 -- a dlt source: its three resources are closures over one run's client settings and days
     admin_key: str = dlt.secrets.value,
     base_url: str = settings.DEFAULT_BASE_URL,
     organization: str | None = None,
@@ -102,7 +102,7 @@ def openai_organization(
     full_refresh: bool = False,
     timeout: float = settings.READ_TIMEOUT_S,
     retry: RetryPolicy | None = None,
-    stats: OrganizationStats | None = None,
+    stats: AdminCounts | None = None,
     other_keys: Sequence[str] = (),
 ) -> tuple[DltResource, ...]:
     """The organisation's projects, daily completions usage and daily costs.
@@ -119,7 +119,7 @@ def openai_organization(
         other_keys: The other configured keys (the projects'): masked like `admin_key` wherever a server
             sends one back; never sent, never stored.
     """
-    stats = stats if stats is not None else OrganizationStats()
+    stats = stats if stats is not None else AdminCounts()
     client_args: dict[str, Any] = {
         "api_key": admin_key,
         "base_url": base_url,
@@ -137,7 +137,7 @@ def openai_organization(
         return redactor.clean(text, settings.IDENTIFIER_MAX_CHARS) if redactor.contains_secret(text) else text
 
     def projects() -> Iterator[Any]:
-        with OrganizationClient(**client_args) as client:
+        with AdminClient(**client_args) as client:
             try:
                 table = projects_to_arrow(list(client.projects()), clean)
             finally:
@@ -166,7 +166,7 @@ def openai_organization(
         chunks: list[tuple[dict[date, int], Any]] = []  # (results per day, its rows)
         last: date | None = None
         outside = 0  # buckets dated before `day`, ignored
-        with OrganizationClient(**client_args) as client:
+        with AdminClient(**client_args) as client:
             try:
                 for bucket in client.buckets(path, {**params, "start_time": _epoch(day)}):
                     bucket_day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
@@ -233,4 +233,4 @@ def _epoch(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
 
 
-__all__ = ["EARLIEST_DAY", "REREAD_DAYS", "OrganizationStats", "openai_organization"]
+__all__ = ["EARLIEST_DAY", "REREAD_DAYS", "AdminCounts", "openai_organization"]

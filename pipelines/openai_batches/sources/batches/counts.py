@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass
-class SyncCounts:
+class BatchCounts:
     new: int = 0  # batches not loaded before (everything on a backfill)
     updated: int = 0  # batches open at the last run, read again
     still_open: int = 0  # batches not terminal after this run

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import settings
-from ...client.batches import Page
-from .counts import SyncCounts
+from ...client.paging import Page
+from .counts import BatchCounts
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class SyncPlan:
         self.latest = latest
         self.page_limit = page_limit
         self.warn_odd = warn_odd
-        self.counts = SyncCounts()
+        self.counts = BatchCounts()
         self.position = 0  # items traversed from the head: the one position counter of a run
         self.seen = SeenIds()
         self.targets: dict[str, OpenBatch] = dict(previous.open) if previous else {}
@@ -410,7 +410,7 @@ __all__ = [
     "PageDecision",
     "ProjectState",
     "SeenIds",
-    "SyncCounts",
+    "BatchCounts",
     "SyncPlan",
     "latest_believable",
     "sane_created",

@@ -13,8 +13,11 @@ import dlt
 from dlt.sources import DltResource
 
 from ... import settings
-from ...client.batches import ApiError, BatchesClient, Page, RetryPolicy, iter_pages
+from ...client.batches import BatchesClient
+from ...client.errors import ApiError
+from ...client.paging import Page, iter_pages
 from ...client.redact import Redactor
+from ...client.retry import RetryPolicy
 from ...tables.batches import (
     batches_column_hints,
     batches_to_arrow,

@@ -209,7 +209,7 @@ def _redacted(code: str | None, message: str | None) -> str | None:
     return orjson.dumps(names).decode()
 
 
-def parse_results(
+def parse_results(  # noqa: C901, PLR0912, PLR0915 -- the ledger's per-line loop, inlined for speed (make bench: ledger MB/s)
     chunks: Iterable[bytes],
     kind: str,
     *,

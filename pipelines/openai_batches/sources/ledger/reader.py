@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,19 +44,19 @@ from typing import Any
 import pyarrow as pa
 
 from ... import settings
-from ...client.batches import ApiError, BatchesClient
+from ...client.batches import BatchesClient
+from ...client.errors import ApiError
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, identifier, requests_to_arrow
 from ..progress import ProgressSink
+from .candidate import Candidate
 from .counts import LedgerCounts
 from .parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-# Statuses whose batches have files: a batch that failed validation ran no request.
-_WITH_FILES = {"completed": "completed_at", "expired": "expired_at", "cancelled": "cancelled_at"}
-_KINDS = ("output", "error", "input")
 # Failures that no later run fixes by itself: the key may not read files. They fail the run, as for the list.
 _FATAL_STATUSES = frozenset({401, 403})
 
@@ -69,91 +68,6 @@ def state_digest(batches_state: Mapping[str, Any] | None) -> str | None:
     if not batches_state:
         return None
     return hashlib.sha256(json.dumps(batches_state, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass
-class Candidate:
-    """A finished batch whose files the ledger must read."""
-
-    batch_id: str
-    total: int
-    ended: int | None  # when the batch ended (its files are written then), epoch seconds
-    files: dict[str, str]  # kind -> file id
-    sizes: dict[str, int | None] = field(default_factory=dict)  # kind -> bytes, as `GET /files/{id}` says
-    expiries: dict[str, int | None] = field(default_factory=dict)
-    gone: set[str] = field(default_factory=set)  # kinds taken as gone (see Ledger._missed)
-    announced: bool = False  # its `pending` rows are written
-    misses: dict[str, int] = field(default_factory=dict)  # kind -> runs in a row the API answered 404 for it
-    awaits: list[str] = field(default_factory=list)  # kinds its counts call for that the batch does not name
-    missed_now: set[str] = field(default_factory=set)  # kinds answered 404 in this run (not kept)
-
-    @classmethod
-    def of(cls, batch: Mapping[str, Any]) -> Candidate | None:
-        """The candidate of a batch object, None when it has nothing to read (open, failed validation, or
-        no file that could name a request)."""
-        status = batch.get("status")
-        ended_field = _WITH_FILES.get(status) if isinstance(status, str) else None
-        if ended_field is None:
-            return None
-        files = {kind: fid for kind in _KINDS if isinstance(fid := batch.get(f"{kind}_file_id"), str) and fid}
-        counts = batch.get("request_counts")
-        total = exact_int(counts.get("total")) if isinstance(counts, Mapping) else None
-        if not files:
-            return None
-        awaits = []
-        if isinstance(counts, Mapping):
-            # Completed requests are in an output file, failed ones in an error file: a batch that names
-            # none yet has its ledger written short, and is asked for again (Ledger.rechecks).
-            for kind, count in (("output", "completed"), ("error", "failed")):
-                if kind not in files and (exact_int(counts.get(count)) or 0) > 0:
-                    awaits.append(kind)
-        return cls(str(batch["id"]), max(0, total or 0), exact_int(batch.get(ended_field)), files, awaits=awaits)
-
-    @classmethod
-    def load(cls, batch_id: str, raw: Mapping[str, Any]) -> Candidate:
-        return cls(
-            batch_id,
-            int(raw["total"]),
-            raw.get("ended"),
-            dict(raw["files"]),
-            dict(raw.get("sizes") or {}),
-            dict(raw.get("expiries") or {}),
-            set(raw.get("gone") or ()),
-            bool(raw.get("announced")),
-            {str(k): int(v) for k, v in (raw.get("misses") or {}).items()},
-            list(raw.get("awaits") or ()),
-        )
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "ended": self.ended,
-            "files": self.files,
-            "sizes": self.sizes,
-            "expiries": self.expiries,
-            "gone": sorted(self.gone),
-            "announced": self.announced,
-            "misses": dict(sorted(self.misses.items())),
-            "awaits": self.awaits,
-        }
-
-    def first_kinds(self) -> tuple[str, ...]:
-        """The files read first: output and error; the input only when there is neither (a batch cancelled
-        or expired before it ran anything: every request is missing); else the input is read when their
-        lines do not account for every request."""
-        kinds = tuple(k for k in ("output", "error") if k in self.files)
-        return kinds or ("input",)
-
-    def undescribed(self) -> list[str]:
-        return [k for k in self.first_kinds() if k not in self.sizes and k not in self.gone]
-
-    def size(self) -> int:
-        return sum(self.sizes.get(k) or 0 for k in self.first_kinds() if k not in self.gone)
-
-    def expiry(self) -> float:
-        """When its first file to expire expires (never: infinity)."""
-        known = [self.expiries.get(k) for k in self.first_kinds() if k not in self.gone]
-        return min((float(e) for e in known if e is not None), default=float("inf"))
 
 
 @dataclass
@@ -272,7 +186,7 @@ class Ledger:
         started = time.monotonic()
         requests = _Rows()
         files: list[FileRow] = []
-        workers = _Workers(settings.DOWNLOADS_AT_ONCE)
+        workers = Workers(settings.DOWNLOADS_AT_ONCE)
         try:
             files.extend(self._give_up_deleted())
             self._describe(workers)
@@ -322,7 +236,7 @@ class Ledger:
                 self.counts.files_gone += 1
         return rows
 
-    def _describe(self, workers: _Workers) -> None:
+    def _describe(self, workers: Workers) -> None:
         """`GET /files/{id}` for the files read first of every candidate not described yet: size, expiry."""
         wanted = [(c, kind) for c in self.candidates.values() for kind in c.undescribed()]
 
@@ -619,91 +533,4 @@ def _cached(clean: Callable[[str], str]) -> Callable[[Any], str | None]:
     return cleaned
 
 
-class _Workers:
-    """`DOWNLOADS_AT_ONCE` daemon threads: a stalled download can never keep the process from exiting
-    (an interrupted run stops at once; downloads see the stop between chunks)."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self._threads: list[threading.Thread] = []
-        self._tasks: queue.Queue[Any] = queue.Queue()
-        self._results: queue.Queue[tuple[int, Any]] = queue.Queue()
-        self._closed = threading.Event()
-
-    def run(
-        self,
-        fn: Callable[[Any], Any],
-        items: list[Any],
-        *,
-        ordered: bool = False,
-        weight: Callable[[Any], int] | None = None,
-        max_weight: int = 0,
-    ) -> Iterator[Any]:
-        """`fn(item)` for each item, at most `count` at a time. With `ordered`, every result (or the
-        exception it raised) in the items' order; without, results as they finish, and an exception is
-        raised. Without `ordered` an item is handed out only once the caller is done with a result (it
-        turns each into rows before more are downloaded), and, with `weight`, only while the items under
-        way weigh at most `max_weight` together (one always goes): memory stays bounded by both."""
-        while len(self._threads) < min(self.count, len(items)):
-            thread = threading.Thread(target=self._work, name="openai-batches-ledger", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        at_once = len(items) if ordered else self.count
-        under_way: dict[int, int] = {}
-        handed = 0
-
-        def hand_out() -> None:
-            nonlocal handed
-            while handed < len(items) and len(under_way) < at_once:
-                heavy = weight(items[handed]) if weight is not None else 0
-                if under_way and sum(under_way.values()) + heavy > max_weight and weight is not None:
-                    return
-                self._tasks.put((handed, fn, items[handed]))
-                under_way[handed] = heavy
-                handed += 1
-
-        hand_out()
-        finished: dict[int, Any] = {}
-        next_index = 0
-        for _ in items:
-            index, outcome = self._next_result()
-            del under_way[index]
-            if not ordered:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                yield outcome
-                hand_out()
-                continue
-            hand_out()
-            finished[index] = outcome
-            while next_index in finished:
-                yield finished.pop(next_index)
-                next_index += 1
-
-    def _next_result(self) -> tuple[int, Any]:
-        while True:  # a timeout, so that Ctrl-C is seen at once on every platform
-            try:
-                return self._results.get(timeout=0.5)
-            except queue.Empty:
-                continue
-
-    def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None or self._closed.is_set():
-                return
-            index, fn, item = task
-            try:
-                outcome = fn(item)
-            except BaseException as e:  # handed to the caller's thread, which raises it there
-                outcome = e
-            self._results.put((index, outcome))
-
-    def close(self) -> None:
-        """Workers finish the item in hand (downloads stop at their next chunk) and take no other."""
-        self._closed.set()
-        for _ in self._threads:
-            self._tasks.put(None)
-
-
-__all__ = ["Candidate", "Ledger", "state_digest"]
+__all__ = ["Ledger", "state_digest"]
