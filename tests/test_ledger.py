@@ -25,7 +25,7 @@ from openai_batches.storage.destination import remove_duplicates_after_resume
 
 from .support.assertions import table, walk
 from .support.cli import cli_env, run_cli, spawn_cli
-from .support.fake_api import Reply, ScriptedApi, json_reply, make_batch, serve_all
+from .support.fake_api import ScriptedApi, make_batch, serve_all, serve_files
 from .support.ledger import FIELDS, file_requests, files, finished, just_finished, ledger, load, truth
 from .support.workload import (
     CHAT,
@@ -409,18 +409,7 @@ def test_hostile_lines_are_skipped_or_cleaned_never_shown(db: str, caplog: pytes
         "/v1/files/file-err1/content": error,
         "/v1/files/file-in1/content": inputs,
     }
-    list_route = serve_all([batch])
-
-    def route(path: str, query: dict[str, str], number: int) -> Reply:
-        if path in bodies:
-            return Reply(200, bodies[path], "application/octet-stream")
-        if path.startswith("/v1/files/"):
-            file_id = path.split("/")[3]
-            size = len(bodies[f"/v1/files/{file_id}/content"])
-            return json_reply(
-                {"id": file_id, "object": "file", "bytes": size, "expires_at": None, "purpose": "batch_output"}
-            )
-        return list_route(path, query, number)
+    route = serve_files(bodies, serve_all([batch]))
 
     with ScriptedApi(route, clock=lambda: batch["created_at"] + DAY) as api:
         result = run_load(db, config_for(api.base_url, key, requests=True))
@@ -462,16 +451,7 @@ def test_a_key_echoed_in_a_custom_id_or_error_message_is_masked_recorded_and_nam
     failed = {"status_code": 401, "request_id": "req_2", "body": {"error": {"code": "bad", "message": f"key {key}"}}}
     error = json.dumps({"custom_id": "job-2", "response": failed}).encode() + b"\n"
     bodies = {"/v1/files/file-out1/content": output, "/v1/files/file-err1/content": error}
-    list_route = serve_all([batch])
-
-    def route(path: str, query: dict[str, str], number: int) -> Reply:
-        if path in bodies:
-            return Reply(200, bodies[path], "application/octet-stream")
-        if path.startswith("/v1/files/"):
-            file_id = path.split("/")[3]
-            size = len(bodies[f"/v1/files/{file_id}/content"])
-            return json_reply({"id": file_id, "object": "file", "bytes": size, "expires_at": None})
-        return list_route(path, query, number)
+    route = serve_files(bodies, serve_all([batch]))
 
     db = tmp_path / "echo.duckdb"
     html = tmp_path / "report.html"

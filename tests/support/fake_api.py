@@ -177,6 +177,22 @@ def serve_all(batches: list[dict[str, Any]], page_size: int = 100) -> Route:
     return paged([(chunk, i < len(chunks) - 1) for i, chunk in enumerate(chunks)])
 
 
+def serve_files(bodies: dict[str, bytes], otherwise: Route) -> Route:
+    """Batch files: `bodies` by content path (`/v1/files/{id}/content`), each described at `/v1/files/{id}`
+    with its size; any other path goes to `otherwise`."""
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path in bodies:
+            return Reply(200, bodies[path], "application/octet-stream")
+        if path.startswith("/v1/files/"):
+            file_id = path.split("/")[3]
+            size = len(bodies[f"/v1/files/{file_id}/content"])
+            return json_reply({"id": file_id, "object": "file", "bytes": size, "expires_at": None})
+        return otherwise(path, query, number)
+
+    return route
+
+
 def count_requests(api: ScriptedApi, prefix: str = "/v1/batches") -> int:
     return sum(1 for path, _ in api.requests if path.startswith(prefix))
 
