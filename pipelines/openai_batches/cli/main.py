@@ -85,7 +85,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         admin_only = (
             " (an admin key is configured, but it cannot list batches: the Admin API tables are loaded next to "
             "a project's batches)"
-            if config.organization is not None
+            if config.admin is not None
             else ""
         )
         print(

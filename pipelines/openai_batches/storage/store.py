@@ -51,7 +51,7 @@ class Store(ABC):
     def dlt_destination(self) -> Any:
         """The dlt destination a load writes here with."""
 
-    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
+    def one_instance(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
         """The block a load runs in (after the foreign-database check): a place may keep one open
         connection for all of it, waiting up to `wait` seconds for it (then DatabaseBusy). Nothing by default."""
         return contextlib.nullcontext()
@@ -93,16 +93,16 @@ class DuckDBFile(Store):
         return Path(self.path).is_file()
 
     def locked(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
-        from .lock import holding_database
+        from .lock import locked_database
 
-        return holding_database(self.path, wait=wait, shared=shared)
+        return locked_database(self.path, wait=wait, shared=shared)
 
     def dlt_destination(self) -> Any:
         from .destination import duckdb_destination
 
         return duckdb_destination(self.path)
 
-    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
+    def one_instance(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
         """One DuckDB instance of the file for the whole load, dlt's steps and ours (`db.shared_instance`)."""
         from .destination import load_config
         from .duckdb_file import shared_instance

@@ -30,7 +30,7 @@ from ...tables.ledger import files_column_hints, requests_column_hints
 from ..ledger.counts import LedgerCounts
 from ..ledger.reader import Ledger
 from ..progress import ProgressSink
-from ..stats import SyncStats
+from ..stats import ProjectCounts
 from .echoed import flagged_ids, mask_batches
 from .plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_created
 
@@ -91,7 +91,7 @@ def openai_batches(
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S,
     timeout: float = settings.READ_TIMEOUT_S,
     retry: RetryPolicy | None = None,
-    stats: SyncStats | None = None,
+    stats: ProjectCounts | None = None,
     progress: ProgressSink | None = None,
     requests: bool = settings.DEFAULT_REQUESTS,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
@@ -144,7 +144,7 @@ def openai_batches(
             project_name=project_name,
             full_refresh=full_refresh,
             lookback=lookback_seconds,
-            stats=stats if stats is not None else SyncStats(),
+            stats=stats if stats is not None else ProjectCounts(),
             progress=progress or ProgressSink(),
             requests_max_mb=requests_max_mb_per_run if requests else None,
             claimed=claimed if claimed is not None else {},
@@ -184,7 +184,7 @@ def _batches(
     project_name: str | None,
     full_refresh: bool,
     lookback: int,
-    stats: SyncStats,
+    stats: ProjectCounts,
     progress: ProgressSink,
     requests_max_mb: float | None = None,
     claimed: dict[str, str],
@@ -194,7 +194,7 @@ def _batches(
     client = BatchesClient(**client_args)
     try:
         first = client.list_page()
-        stats.requests = client.requests_made
+        stats.api_calls = client.api_calls
         project, header_id = _project_label(resource_state, project_name, first, client)
         project_id = header_id or project_id
         _claim(claimed, header_id, project)
@@ -217,7 +217,7 @@ def _batches(
 
         pending: list[dict[str, Any]] = []
         for page, decision in iter_pages(client, first, observe):
-            stats.requests = client.requests_made
+            stats.api_calls = client.api_calls
             progress.page(project, len(page.data))
             pending.extend(decision.load)
             for batch in decision.load:
@@ -228,7 +228,7 @@ def _batches(
                 yield from tables
         for batch_id in plan.leftovers():
             fetched = client.retrieve(batch_id)
-            stats.requests = client.requests_made
+            stats.api_calls = client.api_calls
             progress.fetched(project, batch_id)
             plan.record_fetched(batch_id, fetched)
             if fetched is not None:
@@ -237,7 +237,7 @@ def _batches(
         for batch_id in ledger.rechecks() if ledger is not None else ():
             # A finished batch whose ledger was written short: when its file ids changed, read again.
             fetched = client.retrieve(batch_id)
-            stats.requests = client.requests_made
+            stats.api_calls = client.api_calls
             if ledger is not None and ledger.recheck(batch_id, fetched) and fetched is not None:
                 pending.append(fetched)
         # State is written before the last yield: dlt commits it with the items of this extract.
@@ -253,10 +253,10 @@ def _batches(
         yield from tables
         if ledger is not None:
             for kind, table in ledger.read(all_projects[project]):
-                stats.requests = client.requests_made
+                stats.api_calls = client.api_calls
                 yield dlt.mark.with_hints(table, _LEDGER_HINTS[kind], create_table_variant=True)
     finally:
-        stats.requests = client.requests_made
+        stats.api_calls = client.api_calls
         client.close()
 
 
@@ -284,7 +284,7 @@ def _ledger(
     client: BatchesClient,
     max_mb: float,
     server_time: float | None,
-    stats: SyncStats,
+    stats: ProjectCounts,
     progress: ProgressSink | None = None,
 ) -> Ledger:
     """The project's request ledger for this run, with its state from earlier runs."""
