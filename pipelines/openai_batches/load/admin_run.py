@@ -101,7 +101,7 @@ def _findings(db_path: Store | str) -> Findings | None:
     from ..analysis.findings import read_findings
 
     try:
-        return read_findings(db_path)
+        return read_findings(db_path, in_load=True)
     except Exception as e:  # noqa: BLE001 -- the data is committed; the summary just lacks the verdicts
         log.warning("could not read the reconciliation from %s: %s", db_path, e)
         return None

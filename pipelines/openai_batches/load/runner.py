@@ -105,27 +105,45 @@ def working_dir(where: Store | str) -> str:
 
 
 def make_pipeline(where: Store | str) -> dlt.Pipeline:
+    """Our dlt pipeline for `where`: its own working directory, and its own runtime settings (nothing
+    process-wide; the load settings dlt only reads from configuration are `load_settings()`)."""
     store = as_store(where)
-    # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
-    # over months. Package folders (and their state) stay, only the loaded job files go.
-    dlt.config["load.delete_completed_jobs"] = True
-    # dlt runs a package's load jobs in parallel threads (20 by default): the staging copies and merges
-    # of `batches` and of its errors table then overlap in DuckDB and their memory adds up, so a
-    # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
-    # In sequence they take ~50 ms longer. A LOAD__WORKERS the user set still wins (env beats this).
-    dlt.config["load.workers"] = settings.LOAD_WORKERS
-    # A backfill's rows are staged in a copy inside the database before the merge; emptied after the
-    # load, so the file does not keep a second copy of the largest package it ever loaded.
-    dlt.config["load.truncate_staging_dataset"] = True
-    # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
-    # the CLI stops at once instead (see load/interrupt.py).
-    dlt.config["runtime.intercept_signals"] = False
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=working_dir(store),
         destination=store.dlt_destination(),
         dataset_name=settings.DATASET_NAME,
     )
+    # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
+    # the CLI stops at once instead (see load/interrupt.py). Set on this pipeline's own runtime config.
+    pipeline.config.runtime.intercept_signals = False
+    return pipeline
+
+
+# What a load sets of dlt's load step, which dlt reads only from its configuration (no argument of
+# `dlt.pipeline` or `pipeline.run` carries them). Values a user set in the environment still win.
+_LOAD_SETTINGS = {
+    # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
+    # over months. Package folders (and their state) stay, only the loaded job files go.
+    "load.delete_completed_jobs": True,
+    # dlt runs a package's load jobs in parallel threads (20 by default): the staging copies and merges
+    # of `batches` and of its errors table then overlap in DuckDB and their memory adds up, so a
+    # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
+    # In sequence they take ~50 ms longer.
+    "load.workers": settings.LOAD_WORKERS,
+    # A backfill's rows are staged in a copy inside the database before the merge; emptied after the
+    # load, so the file does not keep a second copy of the largest package it ever loaded.
+    "load.truncate_staging_dataset": True,
+}
+
+
+def load_settings() -> contextlib.AbstractContextManager[None]:
+    """`_LOAD_SETTINGS` for the duration of a block (a load), the previous values back when it ends.
+
+    dlt has no per-pipeline form of these (its load step resolves them from configuration), so they are
+    written where `dlt.config[...] = ...` writes, only while our load runs: an embedding program's own
+    pipelines, before and after, see its configuration unchanged."""
+    return dlt.config.values(_LOAD_SETTINGS)
 
 
 def destination_state_version(where: Store | str) -> int | None:
@@ -137,7 +155,7 @@ def destination_state_version(where: Store | str) -> int | None:
 
     from ..storage.duckdb_file import table_exists
 
-    with connected(store, read_only=True) as con:
+    with connected(store, read_only=True, in_load=True) as con:
         if not table_exists(con, settings.DATASET_NAME, "_dlt_pipeline_state"):
             return None
         try:
@@ -217,6 +235,7 @@ def run_load(
         check_not_foreign(store)
         # Open from here to the end of the load, once (nothing is written before this point).
         opened.enter_context(store.one_instance(wait=wait))
+        opened.enter_context(load_settings())
     except (ForeignDatabase, DatabaseUnavailable):
         raise
     except Exception as e:
