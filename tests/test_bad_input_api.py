@@ -278,7 +278,7 @@ def test_bad_bodies_are_retried_and_then_fail_clearly(
     server.inject(Fault(kind, count=1))
     result = run_load(db, config_for(server.base_url, KEY_A, max_attempts=2))
     assert result.ok, result.outcomes
-    assert result.requests == 2 + 1  # two pages, the bad answer retried
+    assert result.api_calls == 2 + 1  # two pages, the bad answer retried
     assert_matches_simulator(db, org, PROJECT_A)
 
     org.advance(3600)

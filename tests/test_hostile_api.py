@@ -54,7 +54,7 @@ def test_a_batch_that_becomes_visible_late_inside_the_lookback_window_is_loaded(
     assert result.ok
     assert late in rows_by_id(db) and newest in rows_by_id(db)
     assert result.outcomes[0].stats.counts.new == 1
-    assert result.requests == 1  # fewer than a page of batches in the window: still one request
+    assert result.api_calls == 1  # fewer than a page of batches in the window: still one request
     # And the run after that loads nothing twice.
     again = load(db, server, KEY_A)
     assert again.outcomes[0].stats.counts.new == 0
@@ -438,4 +438,4 @@ def test_no_change_run_with_history_in_the_window_stays_cheap(
     org.advance(5 * 86_400)
     assert load(db, server, KEY_A).ok
     server.reset_requests()
-    assert load(db, server, KEY_A).requests == 1 == len(list_requests(server))
+    assert load(db, server, KEY_A).api_calls == 1 == len(list_requests(server))

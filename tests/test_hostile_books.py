@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from openai_batches.config import OrganizationConfig
-from openai_batches.load.runner import LoadResult, run_load
+from openai_batches.config import AdminConfig
+from openai_batches.load.runner import LoadOutcome, run_load
 
 from .support.assertions import table
 from .support.fake_api import RawApi, Reply, ScriptedApi, json_reply, make_batch, serve_all
@@ -76,9 +76,9 @@ class Books:
 
         self.api = ScriptedApi(route)
 
-    def load(self, db: str) -> LoadResult:
-        organization = OrganizationConfig(admin_key=ADMIN_KEY, base_url=self.api.base_url)
-        return run_load(db, config_for(self.api.base_url, KEY_A, max_attempts=2, organization=organization))
+    def load(self, db: str) -> LoadOutcome:
+        admin = AdminConfig(admin_key=ADMIN_KEY, base_url=self.api.base_url)
+        return run_load(db, config_for(self.api.base_url, KEY_A, max_attempts=2, admin=admin))
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_the_admin_key_echoed_in_a_project_name_or_line_item_is_never_stored(
     books.costs = lambda start: [bucket(start, cost(line_item=f"m, {ADMIN_KEY[:20]}"))]
     books.usage = lambda start: [bucket(start, usage(model=f"gpt-{ADMIN_KEY[5:30]}"))]
     result = books.load(db)
-    assert result.organization is not None and result.organization.error is None
+    assert result.admin is not None and result.admin.error is None
     stored = json.dumps(
         table(db, "SELECT * FROM openai_batches.projects")
         + table(db, "SELECT * FROM openai_batches.costs_daily")
@@ -121,7 +121,7 @@ def test_a_bucket_for_a_day_before_the_query_never_replaces_that_days_rows(db: s
     """A run re-reads the last three days; a server that also answers a bucket for an older day (empty,
     or other figures) must not overwrite a day the earlier run read and that is settled."""
     books.usage = lambda start: [bucket(start + timedelta(days=i), usage()) for i in range(12)]
-    assert books.load(db).organization.error is None  # type: ignore[union-attr]
+    assert books.load(db).admin.error is None  # type: ignore[union-attr]
     before = table(db, "SELECT day, input_tokens FROM openai_batches.usage_daily ORDER BY day")
     first_day = before[0][0]
     assert len(before) == 12
@@ -133,7 +133,7 @@ def test_a_bucket_for_a_day_before_the_query_never_replaces_that_days_rows(db: s
         ]
 
     books.usage = hostile
-    assert books.load(db).organization.error is None  # type: ignore[union-attr]
+    assert books.load(db).admin.error is None  # type: ignore[union-attr]
     after = table(db, "SELECT day, input_tokens FROM openai_batches.usage_daily ORDER BY day")
     assert after == before
 
@@ -144,7 +144,7 @@ def test_same_key_results_whose_sum_overflows_64_bits_fail_no_load(db: str, book
     big = 2**62 + 1
     books.usage = lambda start: [bucket(start, usage(input_tokens=big), usage(input_tokens=big), usage(model="n"))]
     result = books.load(db)
-    assert result.organization is not None and result.organization.error is None, result.organization.error
+    assert result.admin is not None and result.admin.error is None, result.admin.error
     stored = dict(table(db, "SELECT model, input_tokens FROM openai_batches.usage_daily"))
     assert stored == {"m": None, "n": 10}
 
@@ -226,7 +226,7 @@ def test_cost_amounts_that_add_up_beyond_any_float_are_kept_as_sent_not_infinite
     """Each amount is finite, their sum is not: `amount_usd` once held `inf`, and every sum over it too."""
     books.costs = lambda start: [bucket(start, cost(1e308), cost(1e308), cost(2.0, line_item="other"))]
     result = books.load(db)
-    assert result.organization is not None and result.organization.error is None, result.organization.error
+    assert result.admin is not None and result.admin.error is None, result.admin.error
     stored = table(db, "SELECT line_item, amount_usd, amount_raw FROM openai_batches.costs_daily ORDER BY ALL")
     assert all(amount is None or amount == amount and abs(amount) < float("inf") for _, amount, _ in stored), stored
     assert ("other", 2.0, None) in stored
@@ -245,8 +245,8 @@ def test_the_admin_key_echoed_in_a_batch_file_line_is_never_stored(db: str) -> N
     output = json.dumps(line).encode() + b"\n" + b"".join(result_line(c) for c in IDS[1:])
     api = file_api(output, None, size=len(output))
     with api:
-        organization = OrganizationConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
-        run_load(db, config_for(api.base_url, KEY_A, requests=True, max_attempts=1, organization=organization))
+        admin = AdminConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
+        run_load(db, config_for(api.base_url, KEY_A, requests=True, max_attempts=1, admin=admin))
     stored = json.dumps(table(db, "SELECT * FROM openai_batches.batch_requests"), default=str)
     assert "bad key" in stored
     for i in range(len(ADMIN_KEY) - 8):

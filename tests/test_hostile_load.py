@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from openai_batches.config import AdminConfig
-from openai_batches.load.runner import LoadResult, run_load
+from openai_batches.load.runner import LoadOutcome, run_load
 
 from .support.assertions import table
 from .support.fake_api import RawApi, Reply, ScriptedApi, json_reply, make_batch, raw_response, serve_all
@@ -65,7 +65,7 @@ def one_batch_api(
     return RawApi(answer)
 
 
-def load(api: RawApi | ScriptedApi, db: str, **kw: Any) -> LoadResult:
+def load(api: RawApi | ScriptedApi, db: str, **kw: Any) -> LoadOutcome:
     kw.setdefault("max_attempts", 2)
     return run_load(db, config_for(api.base_url, KEY_A, requests=True, **kw))
 
@@ -239,12 +239,12 @@ def test_a_bucket_dated_outside_any_calendar_refuses_the_page_in_one_line(db: st
         return listing(path, query, number)
 
     with ScriptedApi(route) as api:
-        organization = AdminConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
-        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2, organization=organization))
-    assert result.outcomes[0].error is None and result.organization is not None
-    assert result.organization.error is not None
-    assert "unexpected response body (not a page object) (gave up after 2 attempts)" in result.organization.error
-    assert "Error" not in result.organization.error
+        admin = AdminConfig(admin_key=ADMIN_KEY, base_url=api.base_url)
+        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2, admin=admin))
+    assert result.outcomes[0].error is None and result.admin is not None
+    assert result.admin.error is not None
+    assert "unexpected response body (not a page object) (gave up after 2 attempts)" in result.admin.error
+    assert "Error" not in result.admin.error
 
 
 # --- bodies no JSON parser can take ---------------------------------------------------------------

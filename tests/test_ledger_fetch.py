@@ -49,7 +49,7 @@ def test_gzip_encoded_file_is_decoded_while_streaming(org: SimulatedOrg, server:
         info = client.file_info(file_id)
         assert info is not None
         decoded = client.stream_file(file_id, consume, size=info["bytes"])
-        assert client.requests_made == 2  # one describe, one download: no retry
+        assert client.api_calls == 2  # one describe, one download: no retry
     seen = [r for r in server.requests if r.path.endswith("/content")]
     assert "gzip" in seen[0].headers["accept-encoding"]
     assert decoded is not None and len(decoded) == info["bytes"] and decoded.count(b"\n") == 400

@@ -25,7 +25,7 @@ def test_backfill_equals_simulator_field_by_field(db: str, org: SimulatedOrg, se
     assert_matches_simulator(db, org, PROJECT_A)
     # A backfill of N batches costs ceil(N/100) requests, each asking for the maximum page.
     requests = list_requests(server)
-    assert len(requests) == math.ceil(1234 / 100) == result.requests
+    assert len(requests) == math.ceil(1234 / 100) == result.api_calls
     assert all(r.query.get("limit") == "100" for r in requests)
     # Every cursor is the last id of the previous page: never a stored one.
     ordered = [b["id"] for b in org.batches(PROJECT_A)]
@@ -40,7 +40,7 @@ def test_no_change_run_costs_one_request(db: str, org: SimulatedOrg, server: Sim
     server.reset_requests()
     result = load(db, server, KEY_A)
     assert result.ok
-    assert len(server.requests) == 1 == result.requests
+    assert len(server.requests) == 1 == result.api_calls
     assert result.outcomes[0].stats.counts.new == 0
     assert_matches_simulator(db, org, PROJECT_A)
 
@@ -94,7 +94,7 @@ def test_lifecycle_changes_are_picked_up_and_nothing_else_is_reread(
     by_id = [r for r in server.requests if not r.path.rstrip("/").endswith("/batches")]
     assert {r.path.rsplit("/", 1)[1] for r in by_id} <= open_before
     assert len(server.requests) <= 1 + len(open_before)
-    assert len(server.requests) == result.requests
+    assert len(server.requests) == result.api_calls
 
 
 def test_open_batches_deep_in_history_are_refreshed_by_id(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
@@ -116,7 +116,7 @@ def test_open_batches_deep_in_history_are_refreshed_by_id(db: str, org: Simulate
     assert result.ok
     # Paging down to `old` would take 5 pages; one GET is cheaper: 1 head page + 1 GET.
     assert [r.path.rsplit("/", 1)[1] for r in server.requests[1:]] == [old]
-    assert result.requests == 2
+    assert result.api_calls == 2
     assert rows_by_id(db)[old]["status"] in TERMINAL
     assert_matches_simulator(db, org, PROJECT_A)
 
@@ -134,7 +134,7 @@ def test_many_open_batches_are_refreshed_by_paging_when_cheaper(
     result = load(db, server, KEY_A)
     assert result.ok
     # 250 open batches: 3 pages beat 250 GETs.
-    assert result.requests == 3
+    assert result.api_calls == 3
     assert all(r.path.rstrip("/").endswith("/batches") for r in server.requests)
     assert result.outcomes[0].stats.counts.updated == 250
     assert_matches_simulator(db, org, PROJECT_A)
@@ -217,7 +217,7 @@ def test_retries_on_injected_faults(db: str, org: SimulatedOrg, server: Simulato
     server.inject(fault)
     result = run_load(db, config_for(server.base_url, KEY_A, timeout=1.0))
     assert result.ok, result.outcomes
-    assert result.requests == 3 + injected
+    assert result.api_calls == 3 + injected
     assert_matches_simulator(db, org, PROJECT_A)
 
 
@@ -253,7 +253,7 @@ def test_deleted_database_gets_the_whole_history_again(db: str, org: SimulatedOr
     server.reset_requests()
     result = load(db, server, KEY_A)
     assert result.ok
-    assert result.requests == 4
+    assert result.api_calls == 4
     assert_matches_simulator(db, org, PROJECT_A)
 
 
@@ -279,7 +279,7 @@ def test_database_copied_elsewhere_keeps_its_state(tmp_path: Any, org: Simulated
     server.reset_requests()
     result = load(copy, server, KEY_A)  # new path: no local working dir, state comes from the file
     assert result.ok
-    assert result.requests == 1
+    assert result.api_calls == 1
 
 
 def test_full_refresh_rereads_everything(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
@@ -288,7 +288,7 @@ def test_full_refresh_rereads_everything(db: str, org: SimulatedOrg, server: Sim
     server.reset_requests()
     result = load(db, server, KEY_A, full_refresh=True)
     assert result.ok
-    assert result.requests == 4
+    assert result.api_calls == 4
     assert_matches_simulator(db, org, PROJECT_A)
     assert table(db, "SELECT count(*), count(DISTINCT id) FROM openai_batches.batches") == [(350, 350)]
 
@@ -303,7 +303,7 @@ def test_two_projects_in_one_run(db: str, org: SimulatedOrg, server: SimulatorSe
     assert_matches_simulator(db, org, PROJECT_B)
     # State is per project: a second run costs one request per project.
     server.reset_requests()
-    assert load(db, server, KEY_A, KEY_B).requests == 2
+    assert load(db, server, KEY_A, KEY_B).api_calls == 2
 
 
 def test_one_failing_project_keeps_the_others_data(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:

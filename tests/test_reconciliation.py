@@ -20,7 +20,7 @@ import pytest
 from openai_batches.analysis import reading
 from openai_batches.cli import main as cli
 from openai_batches.config import AdminConfig, ProjectConfig, RunConfig
-from openai_batches.load.runner import LoadResult, run_load
+from openai_batches.load.runner import LoadOutcome, run_load
 from openai_batches.simulator import USAGE_CUTOFF, Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .support.analysis import dlt_dirs
@@ -59,7 +59,7 @@ def organisation(seed: int = 21) -> SimulatedOrg:
 def config(server: SimulatorServer, *keys: str, admin: str | None = ADMIN) -> RunConfig:
     return RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=k, base_url=server.base_url) for k in keys or (KEY_A, KEY_B)),
-        organization=AdminConfig(admin_key=admin, base_url=server.base_url) if admin else None,
+        admin=AdminConfig(admin_key=admin, base_url=server.base_url) if admin else None,
     )
 
 
@@ -71,7 +71,7 @@ def admin_requests(server: SimulatorServer) -> list[Any]:
 class Books:
     consistent: str  # OpenAI's books agree with the batches
     injected: str  # the same organisation, with INJECTED counted 5% higher
-    first_load: LoadResult
+    first_load: LoadOutcome
     first_admin_requests: list[Any]
 
 
@@ -219,7 +219,7 @@ def test_status_and_the_load_summary_name_missing_projects_and_differing_months(
     assert cli.main(["status", "--db", books.consistent]) == 0
     out = capsys.readouterr().out
     assert "missing: project proj_hidden" in out and "differs:" not in out
-    findings = books.first_load.organization.findings if books.first_load.organization else None
+    findings = books.first_load.admin.findings if books.first_load.admin else None
     assert findings is not None
     assert findings.summary() == "reconciliation: missing project(s) proj_hidden (Hidden)"
 

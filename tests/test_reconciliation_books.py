@@ -50,7 +50,7 @@ def organisation(batches: int = 160, days: float = 75, seed: int = 5) -> Simulat
 def config(server: SimulatorServer) -> RunConfig:
     return RunConfig(
         projects=(ProjectConfig(name=None, api_key=KEY, base_url=server.base_url),),
-        organization=AdminConfig(admin_key=ADMIN, base_url=server.base_url),
+        admin=AdminConfig(admin_key=ADMIN, base_url=server.base_url),
     )
 
 

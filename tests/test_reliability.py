@@ -191,7 +191,7 @@ def test_a_fifth_of_all_requests_failing_still_ends_with_exactly_the_simulators_
                     org.create_batch(project=PROJECT_A)
             result = run_load(db, config)
             assert result.ok, [o.error for o in result.outcomes]
-            counted += result.requests
+            counted += result.api_calls
             assert ids_and_duplicates(db) == (org.count(), org.count())
         assert_matches_simulator(db, org, PROJECT_A)
         assert_matches_simulator(db, org, PROJECT_B)

@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from openai_batches import settings
-from openai_batches.config import OrganizationConfig, ProjectConfig, RunConfig
+from openai_batches.config import AdminConfig, ProjectConfig, RunConfig
 from openai_batches.load.runner import make_pipeline, run_load
 from openai_batches.sources.batches.source import openai_batches
 
@@ -394,7 +394,7 @@ class IncrementalLoad(RuleBasedStateMachine):
         self.config = RunConfig(
             projects=(ProjectConfig(name=None, api_key="sk-state-machine-0123456789", base_url=self.api.base_url),),
             max_attempts=3,
-            organization=OrganizationConfig(admin_key="sk-admin-state-machine-0123456789", base_url=self.api.base_url),
+            admin=AdminConfig(admin_key="sk-admin-state-machine-0123456789", base_url=self.api.base_url),
             requests=True,
         )
         self.loaded_once = False
@@ -552,9 +552,9 @@ class IncrementalLoad(RuleBasedStateMachine):
     def load(self, full_refresh: bool = False, admin: bool = True) -> Any:
         self.before_load()
         self.model.books.served = {}
-        config = self.config if admin else replace(self.config, organization=None)
+        config = self.config if admin else replace(self.config, admin=None)
         result = run_load(self.db, config, full_refresh=full_refresh)
-        if result.organization is not None and result.organization.error is None:
+        if result.admin is not None and result.admin.error is None:
             self.model.books.committed.update(self.model.books.served)
         self.after_load()
         return result
@@ -602,7 +602,7 @@ class IncrementalLoad(RuleBasedStateMachine):
         self.model.flapping.clear()
         self.file_404_loads.clear()
         result = self.load(full_refresh)
-        assert result.ok, ([o.error for o in result.outcomes], result.organization and result.organization.error)
+        assert result.ok, ([o.error for o in result.outcomes], result.admin and result.admin.error)
         self.loaded_once = True
         if full_refresh:  # it looks at every batch whose ledger was written short
             for batch in self.model.batches.values():

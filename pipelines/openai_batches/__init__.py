@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from .sources.admin.source import openai_organization
     from .sources.batches.source import openai_batches
     from .sources.progress import ProgressSink
-    from .sources.stats import SyncStats
+    from .sources.stats import ProjectCounts
 
 _WHERE = {
     "openai_batches": ".sources.batches.source",
     "openai_organization": ".sources.admin.source",
     "ProgressSink": ".sources.progress",
-    "SyncStats": ".sources.stats",
+    "ProjectCounts": ".sources.stats",
 }
 
 
@@ -39,4 +39,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ProgressSink", "SyncStats", "openai_batches", "openai_organization"]
+__all__ = ["ProgressSink", "ProjectCounts", "openai_batches", "openai_organization"]

@@ -50,7 +50,7 @@ class RunConfig:
     timeout: float = settings.READ_TIMEOUT_S
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
-    organization: AdminConfig | None = None  # None: no admin key, batches only
+    admin: AdminConfig | None = None  # None: no admin key, batches only
     requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (sources/ledger/reader.py)
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
 
@@ -58,8 +58,8 @@ class RunConfig:
         """Every key of the configuration (each project's, the admin key): what no server text may bring
         into the database or any output, whichever of the run's servers sends it back."""
         keys = [p.api_key for p in self.projects]
-        if self.organization is not None:
-            keys.append(self.organization.admin_key)
+        if self.admin is not None:
+            keys.append(self.admin.admin_key)
         return tuple(k.strip() for k in keys if k)
 
 
@@ -265,7 +265,7 @@ def admin_config() -> AdminConfig | None:
 
 def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
     return RunConfig(
-        organization=admin_config(),
+        admin=admin_config(),
         projects=configured_projects() if projects is None else projects,
         timeout=_number(
             _lookup("request_timeout"),

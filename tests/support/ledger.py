@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openai_batches.load.runner import LoadResult, run_load
+from openai_batches.load.runner import LoadOutcome, run_load
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 from openai_batches.sources.ledger.parse import RESULT_FIELDS
 
@@ -28,7 +28,7 @@ def just_finished(org: SimulatedOrg, **overrides: Any) -> str:
     return org.create_batch(project=PROJECT_A, created_at=org.clock.now() - 1000, **{**timing, **overrides})
 
 
-def load(db: str, server: SimulatorServer, **kw: Any) -> LoadResult:
+def load(db: str, server: SimulatorServer, **kw: Any) -> LoadOutcome:
     full_refresh = kw.pop("full_refresh", False)
     kw.setdefault("requests", True)
     result = run_load(db, config_for(server.base_url, KEY_A, **kw), full_refresh=full_refresh)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from openai_batches.config import ProjectConfig, RunConfig
-from openai_batches.load.runner import LoadResult, run_load
+from openai_batches.load.runner import LoadOutcome, run_load
 from openai_batches.simulator import (
     SimulatorServer,
 )
@@ -31,7 +31,7 @@ def config_for(server_url: str, *keys: str, names: tuple[str | None, ...] | None
     return RunConfig(projects=projects, **kw)
 
 
-def load(db: str, server: SimulatorServer, *keys: str, **kw: Any) -> LoadResult:
+def load(db: str, server: SimulatorServer, *keys: str, **kw: Any) -> LoadOutcome:
     return run_load(db, config_for(server.base_url, *(keys or (KEY_A,))), **kw)
 
 

@@ -99,8 +99,9 @@ def findings(con: duckdb.DuckDBPyConnection) -> Findings:
     )
 
 
-def read_findings(db_path: Store | str) -> Findings | None:
+def read_findings(db_path: Store | str, *, in_load: bool = False) -> Findings | None:
     """The findings for ``db_path`` (read-only), or None when no admin key ever loaded its tables.
+    `in_load`: read by a step of this process's load, through its instance (see `Store.connect`).
 
     The verdicts do not depend on prices; the session still builds them, from the bundled data only
     (no price file), so that a bad price file cannot hide a finding."""
@@ -109,7 +110,7 @@ def read_findings(db_path: Store | str) -> Findings | None:
     from .prices import NO_OVERRIDES
     from .session import build_in_memory
 
-    with connected(as_store(db_path), read_only=True) as con:
+    with connected(as_store(db_path), read_only=True, in_load=in_load) as con:
         if PROJECTS_TABLE not in tables_in(con, S, CATALOG):
             return None
         build_in_memory(con, NO_OVERRIDES)

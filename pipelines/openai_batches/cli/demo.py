@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import settings
 from ..analysis import refresh_after_load
 from ..config import AdminConfig, ProjectConfig, RunConfig
-from ..load.runner import LoadResult, run_load, working_dir
+from ..load.runner import LoadOutcome, run_load, working_dir
 from ..simulator import SimClock, SimulatedOrg, SimulatorServer
 from .progress import make_progress
 from .summary import print_summary
@@ -55,11 +55,11 @@ def _fresh(db_path: str) -> None:
     shutil.rmtree(working_dir(db_path), ignore_errors=True)
 
 
-def _load(db_path: str, server: SimulatorServer, label: str) -> LoadResult:
+def _load(db_path: str, server: SimulatorServer, label: str) -> LoadOutcome:
 
     config = RunConfig(
         projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
-        organization=AdminConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
+        admin=AdminConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
         requests=True,
         requests_max_mb_per_run=DEMO_REQUESTS_MAX_MB,
     )

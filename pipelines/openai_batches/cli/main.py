@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -85,7 +84,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         admin_only = (
             " (an admin key is configured, but it cannot list batches: the Admin API tables are loaded next to "
             "a project's batches)"
-            if config.organization is not None
+            if config.admin is not None
             else ""
         )
         print(
@@ -393,17 +392,29 @@ def entry() -> None:
     """The `openai-batches` console script: `main()`, then exit without the interpreter's teardown.
 
     Freeing every module and object of dlt, pyarrow and duckdb at exit takes ~0.25 s, a fifth of a
-    cron run that has nothing to load, and buys a finished process nothing. Exit handlers still run
-    (logging and dlt flush there) and output is flushed; only when another non-daemon thread is still
-    running does the process exit the ordinary way, which waits for it."""
+    cron run that has nothing to load, and buys a finished process nothing. The process exits the
+    ordinary way (`sys.exit`: other non-daemon threads are waited for, then the exit handlers run,
+    dlt's among them) up to the last exit handler, which is ours (`_skip_teardown`, registered before
+    `main` so it runs after every handler registered since): it flushes logging and output and ends
+    the process with `main`'s code before the teardown starts."""
+    finished: list[int] = []
+    atexit.register(_skip_teardown, finished)
     code = main()
-    atexit._run_exitfuncs()  # what a normal exit runs first; also clears them, so they never run twice
+    finished.append(code)
+    sys.exit(code)
+
+
+def _skip_teardown(finished: list[int]) -> None:
+    """The last exit handler of `entry`: end the process now with `main`'s code. Handlers registered
+    before `entry` would run after this one; of those only logging's matters, and it is run here.
+    Nothing when `main` did not return (an exception on its way out: the ordinary exit reports it)."""
+    if not finished:
+        return
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        sys.exit(code)
-    os._exit(code)
+    os._exit(finished[0])
 
 
 if __name__ == "__main__":

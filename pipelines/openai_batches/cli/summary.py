@@ -6,11 +6,11 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..load.runner import LoadResult
+    from ..load.runner import LoadOutcome
     from ..sources.ledger.counts import LedgerCounts
 
 
-def print_summary(result: LoadResult, label: str = "load") -> None:
+def print_summary(result: LoadOutcome, label: str = "load") -> None:
     if (r := result.resumed) is not None:
         # Rows a failed run extracted (it read the API) and this run committed: counted here, once.
         ledger = f", {r.stats.ledger.requests:,} ledger requests" if r.stats.ledger is not None else ""
@@ -22,25 +22,25 @@ def print_summary(result: LoadResult, label: str = "load") -> None:
         c = o.stats.counts
         if o.error:
             # Nothing of a failed project was loaded: its counts would only say what it had read.
-            print(f"{label} [{o.name}] FAILED after {o.stats.requests} requests: nothing loaded")
+            print(f"{label} [{o.name}] FAILED after {o.stats.api_calls} requests: nothing loaded")
             continue
         print(
-            f"{label} [{o.name}] ok: {o.stats.requests} requests, {c.new} new, "
+            f"{label} [{o.name}] ok: {o.stats.api_calls} requests, {c.new} new, "
             f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
         )
         if o.stats.ledger is not None:
             print(f"{label} [{o.name}] {ledger_summary(o.stats.ledger)}")
-    if result.organization is not None:
+    if result.admin is not None:
         from ..load.admin_run import summary_lines
 
-        for line in summary_lines(result.organization, label):
+        for line in summary_lines(result.admin, label):
             print(line)
     loaded = result.loaded()
     total_new = sum(o.stats.counts.new for o in loaded)
     total_upd = sum(o.stats.counts.updated for o in loaded)
     total_open = sum(o.stats.counts.still_open for o in result.outcomes if not o.error)
     print(
-        f"{label}: {result.requests} requests, {total_new} new, {total_upd} updated, {total_open} still open, "
+        f"{label}: {result.api_calls} requests, {total_new} new, {total_upd} updated, {total_open} still open, "
         f"{result.elapsed:.1f}s -> {result.db_path}"
     )
     # One `error:` line per failure: the run's own (the database before any project), then each failed
@@ -50,8 +50,8 @@ def print_summary(result: LoadResult, label: str = "load") -> None:
     for o in result.outcomes:
         if o.error:
             print(f"error: project {o.name}: {o.error}", file=sys.stderr)
-    if result.organization is not None and result.organization.error:
-        print(f"error: organization (Admin API): {result.organization.error}", file=sys.stderr)
+    if result.admin is not None and result.admin.error:
+        print(f"error: organization (Admin API): {result.admin.error}", file=sys.stderr)
 
 
 def _mb(size: int) -> str:

@@ -106,7 +106,7 @@ class BatchesClient:
         self._deadline = Deadline()
         bound_total_time(self._http, self._deadline)
         self.retry = retry or RetryPolicy()
-        self.requests_made = 0
+        self.api_calls = 0
         self._count_lock = threading.Lock()
         self._warned: set[str] = set()
 
@@ -196,7 +196,7 @@ class BatchesClient:
         self, path: str, params: dict[str, Any], what: str, expect: str
     ) -> tuple[dict[str, Any], httpx.Response]:
         with self._count_lock:
-            self.requests_made += 1
+            self.api_calls += 1
         with self._transport_errors(what):
             response, raw = self._read(path, params)
         request_id = self._request_id(response)
@@ -294,7 +294,7 @@ class BatchesClient:
 
     def _stream_attempt(self, path: str, what: str, consume: Callable[[Iterator[bytes]], T], size: int | None) -> T:
         with self._count_lock:
-            self.requests_made += 1
+            self.api_calls += 1
         started = time.monotonic()
         self._deadline.at = started + self.timeout
         try:

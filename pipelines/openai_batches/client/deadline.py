@@ -84,16 +84,27 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+class HttpxInternalsChanged(RuntimeError):
+    """The installed httpx no longer has the attributes `bound_total_time` relies on."""
+
+
 def bound_total_time(client: httpx.Client, deadline: Deadline) -> None:
     """Route every connection of `client` (direct and through proxies) through `_DeadlineStream`.
 
-    httpx does not expose httpcore's network backend, so it is swapped on the connection pools of the
-    client's transports (httpx < 0.29 is pinned; tests/test_hostile_api.py fails if this stops working)."""
-    transports = [client._transport, *client._mounts.values()]
+    The one place that reaches into httpx's internals: httpx does not expose httpcore's network backend
+    (httpx.HTTPTransport builds its `httpcore.ConnectionPool` itself), so it is swapped on the connection
+    pool of each of the client's transports. httpx < 0.29 is pinned; should an httpx change these
+    attributes, this raises HttpxInternalsChanged at the client's creation instead of silently leaving
+    requests unbounded (tests/test_deadline.py checks the installed httpx)."""
+    transports = [client._transport, *(t for t in client._mounts.values() if t is not None)]
     for transport in transports:
         pool = getattr(transport, "_pool", None)
-        if pool is not None and hasattr(pool, "_network_backend"):
-            pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
+        if pool is None or not hasattr(pool, "_network_backend"):
+            raise HttpxInternalsChanged(
+                f"httpx {httpx.__version__}: {type(transport).__name__} has no httpcore pool with a network "
+                "backend; the total-time bound of requests cannot be installed (pin httpx < 0.29)"
+            )
+        pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
 
 
 class Paced:

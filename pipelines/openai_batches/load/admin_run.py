@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class OrganizationOutcome:
+class AdminOutcome:
     stats: AdminCounts = field(default_factory=AdminCounts)
     error: str | None = None
     findings: Findings | None = None  # what the reconciliation found, once the run succeeded
@@ -57,23 +57,23 @@ def first_batch_day(pipeline: dlt.Pipeline) -> date | None:
     return (first.astimezone(UTC) if first.tzinfo else first.replace(tzinfo=UTC)).date()
 
 
-def run_organization(
+def run_admin(
     pipeline: dlt.Pipeline,
     db_path: Store | str,
     config: RunConfig,
     *,
     retry: RetryPolicy,
     full_refresh: bool,
-) -> OrganizationOutcome:
+) -> AdminOutcome:
     """Load projects, usage and costs; then read what the reconciliation finds. Raises nothing but
     interruptions: a failure is the outcome's one-line `error`."""
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from .failures import cause, reraise_interruption
 
-    org = config.organization
+    org = config.admin
     assert org is not None
-    outcome = OrganizationOutcome()
+    outcome = AdminOutcome()
     source = openai_organization(
         admin_key=org.admin_key,
         other_keys=config.every_key(),
@@ -101,20 +101,20 @@ def _findings(db_path: Store | str) -> Findings | None:
     from ..analysis.findings import read_findings
 
     try:
-        return read_findings(db_path)
+        return read_findings(db_path, in_load=True)
     except Exception as e:  # noqa: BLE001 -- the data is committed; the summary just lacks the verdicts
         log.warning("could not read the reconciliation from %s: %s", db_path, e)
         return None
 
 
-def summary_lines(outcome: OrganizationOutcome, label: str = "load") -> list[str]:
+def summary_lines(outcome: AdminOutcome, label: str = "load") -> list[str]:
     """The load summary's lines for the organisation: what was read, then what the reconciliation found."""
     stats = outcome.stats
     if outcome.error:
-        return [f"{label} [organization] FAILED after {stats.requests} requests: nothing loaded"]
+        return [f"{label} [organization] FAILED after {stats.api_calls} requests: nothing loaded"]
     since = f" from {stats.usage_from.isoformat()}" if stats.usage_from else ""
     lines = [
-        f"{label} [organization] ok: {stats.requests} requests, {stats.projects} projects, "
+        f"{label} [organization] ok: {stats.api_calls} requests, {stats.projects} projects, "
         f"usage and costs{since}: {stats.usage_rows} usage rows, {stats.cost_rows} cost rows"
     ]
     if outcome.findings is not None:
@@ -122,4 +122,4 @@ def summary_lines(outcome: OrganizationOutcome, label: str = "load") -> list[str
     return lines
 
 
-__all__ = ["OrganizationOutcome", "first_batch_day", "run_organization", "summary_lines"]
+__all__ = ["AdminOutcome", "first_batch_day", "run_admin", "summary_lines"]

@@ -19,7 +19,7 @@ from ..storage.sql import quote_identifier
 if TYPE_CHECKING:
     import dlt
 
-    from .. import SyncStats
+    from .. import ProjectCounts
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ RUN_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def record_run(
     pipeline: dlt.Pipeline,
-    stats: SyncStats,
+    stats: ProjectCounts,
     *,
     started: datetime,
     finished: datetime,
@@ -53,7 +53,7 @@ def record_run(
         stats.project or "default",
         started,
         finished,
-        stats.requests,
+        stats.api_calls,
         counts.new,
         counts.updated,
         counts.still_open,

@@ -28,7 +28,7 @@ from ..sources.batches.counts import BatchCounts
 from ..sources.batches.source import openai_batches
 from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
-from ..sources.stats import SyncStats
+from ..sources.stats import ProjectCounts
 from ..storage.destination import remove_duplicates_after_resume
 from ..storage.foreign import ForeignDatabase, check_not_foreign
 from ..storage.lock import DatabaseUnavailable
@@ -39,7 +39,7 @@ from .memory import release_free_memory
 from .run_log import record_run
 
 if TYPE_CHECKING:
-    from .admin_run import OrganizationOutcome
+    from .admin_run import AdminOutcome
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,17 @@ log = logging.getLogger(__name__)
 @dataclass
 class ProjectOutcome:
     name: str
-    stats: SyncStats
+    stats: ProjectCounts
     error: str | None = None
 
 
 @dataclass
-class LoadResult:
+class LoadOutcome:
     db_path: str  # where the data went, as it may be shown (a file path, or a DuckLake without its password)
     outcomes: list[ProjectOutcome] = field(default_factory=list)
     elapsed: float = 0.0
     error: str | None = None  # a failure outside any one project (database, working directory)
-    organization: OrganizationOutcome | None = None  # the Admin API's tables, when an admin key is configured
+    admin: AdminOutcome | None = None  # the Admin API's tables, when an admin key is configured
     # What this load committed of a package a failed run left (a full disk): loaded before any project runs.
     resumed: ProjectOutcome | None = None
 
@@ -66,7 +66,7 @@ class LoadResult:
         return (
             self.error is None
             and all(o.error is None for o in self.outcomes)
-            and (self.organization is None or self.organization.error is None)
+            and (self.admin is None or self.admin.error is None)
         )
 
     @property
@@ -82,16 +82,16 @@ class LoadResult:
                 or (o.stats.ledger is not None and o.stats.ledger.wrote_rows)
             )
             for o in self.loaded()
-        ) or (self.organization is not None and self.organization.changed)
+        ) or (self.admin is not None and self.admin.changed)
 
     def loaded(self) -> list[ProjectOutcome]:
         """The project runs whose rows this load committed: the package a failed run left, then each project."""
         return [o for o in ([self.resumed] if self.resumed else []) + self.outcomes if o.error is None]
 
     @property
-    def requests(self) -> int:
-        admin = self.organization.stats.requests if self.organization is not None else 0
-        return sum(o.stats.requests for o in self.outcomes) + admin
+    def api_calls(self) -> int:
+        admin = self.admin.stats.api_calls if self.admin is not None else 0
+        return sum(o.stats.api_calls for o in self.outcomes) + admin
 
 
 def working_dir(where: Store | str) -> str:
@@ -105,27 +105,45 @@ def working_dir(where: Store | str) -> str:
 
 
 def make_pipeline(where: Store | str) -> dlt.Pipeline:
+    """Our dlt pipeline for `where`: its own working directory, and its own runtime settings (nothing
+    process-wide; the load settings dlt only reads from configuration are `load_settings()`)."""
     store = as_store(where)
-    # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
-    # over months. Package folders (and their state) stay, only the loaded job files go.
-    dlt.config["load.delete_completed_jobs"] = True
-    # dlt runs a package's load jobs in parallel threads (20 by default): the staging copies and merges
-    # of `batches` and of its errors table then overlap in DuckDB and their memory adds up, so a
-    # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
-    # In sequence they take ~50 ms longer. A LOAD__WORKERS the user set still wins (env beats this).
-    dlt.config["load.workers"] = settings.LOAD_WORKERS
-    # A backfill's rows are staged in a copy inside the database before the merge; emptied after the
-    # load, so the file does not keep a second copy of the largest package it ever loaded.
-    dlt.config["load.truncate_staging_dataset"] = True
-    # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
-    # the CLI stops at once instead (see load/interrupt.py).
-    dlt.config["runtime.intercept_signals"] = False
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         pipelines_dir=working_dir(store),
         destination=store.dlt_destination(),
         dataset_name=settings.DATASET_NAME,
     )
+    # dlt's signal interception delays Ctrl-C and SIGTERM to a few check points (none while loading);
+    # the CLI stops at once instead (see load/interrupt.py). Set on this pipeline's own runtime config.
+    pipeline.config.runtime.intercept_signals = False
+    return pipeline
+
+
+# What a load sets of dlt's load step, which dlt reads only from its configuration (no argument of
+# `dlt.pipeline` or `pipeline.run` carries them). Values a user set in the environment still win.
+_LOAD_SETTINGS = {
+    # dlt keeps every loaded package's parquet files forever; an hourly cron job would fill the disk
+    # over months. Package folders (and their state) stay, only the loaded job files go.
+    "load.delete_completed_jobs": True,
+    # dlt runs a package's load jobs in parallel threads (20 by default): the staging copies and merges
+    # of `batches` and of its errors table then overlap in DuckDB and their memory adds up, so a
+    # million-batch backfill peaked anywhere from 390 to 460 MB depending on timing, instead of 380 MB.
+    # In sequence they take ~50 ms longer.
+    "load.workers": settings.LOAD_WORKERS,
+    # A backfill's rows are staged in a copy inside the database before the merge; emptied after the
+    # load, so the file does not keep a second copy of the largest package it ever loaded.
+    "load.truncate_staging_dataset": True,
+}
+
+
+def load_settings() -> contextlib.AbstractContextManager[None]:
+    """`_LOAD_SETTINGS` for the duration of a block (a load), the previous values back when it ends.
+
+    dlt has no per-pipeline form of these (its load step resolves them from configuration), so they are
+    written where `dlt.config[...] = ...` writes, only while our load runs: an embedding program's own
+    pipelines, before and after, see its configuration unchanged."""
+    return dlt.config.values(_LOAD_SETTINGS)
 
 
 def destination_state_version(where: Store | str) -> int | None:
@@ -137,7 +155,7 @@ def destination_state_version(where: Store | str) -> int | None:
 
     from ..storage.duckdb_file import table_exists
 
-    with connected(store, read_only=True) as con:
+    with connected(store, read_only=True, in_load=True) as con:
         if not table_exists(con, settings.DATASET_NAME, "_dlt_pipeline_state"):
             return None
         try:
@@ -199,7 +217,7 @@ def run_load(
     full_refresh: bool = False,
     progress: ProgressSink | None = None,
     wait: float = 0.0,
-) -> LoadResult:
+) -> LoadOutcome:
     """Load every configured project into `where` (a Store, or a DuckDB file's path), each in its own
     dlt run. The caller holds `where`'s load lock.
 
@@ -209,14 +227,15 @@ def run_load(
     store = as_store(where)
     db_path = store.shown()
     started = time.monotonic()
-    result = LoadResult(db_path=db_path)
+    result = LoadOutcome(db_path=db_path)
     retry = RetryPolicy(max_attempts=config.max_attempts)
     new_database = isinstance(store, DuckDBFile) and not store.exists()
     opened = contextlib.ExitStack()
     try:
         check_not_foreign(store)
         # Open from here to the end of the load, once (nothing is written before this point).
-        opened.enter_context(store.loading(wait=wait))
+        opened.enter_context(store.one_instance(wait=wait))
+        opened.enter_context(load_settings())
     except (ForeignDatabase, DatabaseUnavailable):
         raise
     except Exception as e:
@@ -243,7 +262,7 @@ def run_load(
 def _load_projects(
     store: Store,
     config: RunConfig,
-    result: LoadResult,
+    result: LoadOutcome,
     *,
     retry: RetryPolicy,
     full_refresh: bool,
@@ -276,7 +295,7 @@ def _load_projects(
     claimed: dict[str, str] = {}  # OpenAI project id -> the configured name that loaded it (source.SameProject)
     for project in config.projects:
         raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
-        stats = SyncStats(project=project.name)
+        stats = ProjectCounts(project=project.name)
         outcome = ProjectOutcome(name=project.name or "default", stats=stats)
         result.outcomes.append(outcome)
         source = openai_batches(
@@ -321,11 +340,11 @@ def _load_projects(
         finally:
             outcome.name = stats.project or outcome.name
     raise_if_stopping()
-    if config.organization is not None and result.error is None:
+    if config.admin is not None and result.error is None:
         # Once per load, after the batches (its first run starts at the first batch day), in its own dlt run.
-        from .admin_run import run_organization
+        from .admin_run import run_admin
 
-        result.organization = run_organization(pipeline, store, config, retry=retry, full_refresh=full_refresh)
+        result.admin = run_admin(pipeline, store, config, retry=retry, full_refresh=full_refresh)
 
 
 def stored_batches(pipeline: dlt.Pipeline) -> int:
@@ -391,7 +410,7 @@ def _resumed(
 ) -> ProjectOutcome:
     """The outcome of loading what a failed run left, counted and recorded in `_load_runs` like a project run
     (0 requests: the API was read by the run that failed)."""
-    stats = SyncStats(project=left.project)
+    stats = ProjectCounts(project=left.project)
     committed(stats.counts, left.batches, before, stored_batches(pipeline))
     if left.requests:
         stats.ledger = LedgerCounts(requests=left.requests)

@@ -9,8 +9,10 @@ from .ledger.counts import LedgerCounts
 
 
 @dataclass
-class SyncStats:
+class ProjectCounts:
+    """One project's tallies: API calls made, batch counts, request-ledger counts."""
+
     project: str | None = None  # the name rows are filed under (`project` column)
-    requests: int = 0
+    api_calls: int = 0  # HTTP calls made (retries included)
     counts: BatchCounts = field(default_factory=BatchCounts)
     ledger: LedgerCounts | None = None  # set when the run read the request ledger (`requests=True`)

@@ -97,16 +97,30 @@ def open_shared(db_path: str | Path) -> duckdb.DuckDBPyConnection | None:
     return _SHARED.get(_shared_key(db_path))
 
 
+class LoadInProgress(RuntimeError):
+    """A read-only connection was asked for while this process loads the file: its one instance is writable."""
+
+
 def connect(
-    db_path: str | Path, *, read_only: bool = False, config: dict[str, Any] | None = None
+    db_path: str | Path,
+    *,
+    read_only: bool = False,
+    config: dict[str, Any] | None = None,
+    in_load: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A connection whose default catalog is the database file, under an alias that is never ambiguous.
 
-    Inside a `shared_instance` block of the file: a cursor of that instance (writable whatever
-    `read_only` says; closing it leaves the instance open).
+    Inside a `shared_instance` block of the file (a load in this process): a cursor of that instance
+    (closing it leaves the instance open). That cursor is writable, so a `read_only` caller gets it only
+    when it says it runs as a step of the load (`in_load=True`); any other read-only request raises
+    LoadInProgress, rather than handing out a read-only connection that could write.
     Raises duckdb.Error as `duckdb.connect(db_path)` would (a lock held by another process, a corrupted
     file, a missing file when `read_only`)."""
     if (shared := open_shared(db_path)) is not None:
+        if read_only and not in_load:
+            raise LoadInProgress(
+                f"{Path(db_path).name} is being loaded by this process: no read-only connection until the load ends"
+            )
         cursor = shared.cursor()
         cursor.execute(f"USE {CATALOG}")
         return cursor
@@ -189,6 +203,7 @@ def unusable_file_name(db_path: str | Path) -> str | None:
 
 __all__ = [
     "CATALOG",
+    "LoadInProgress",
     "OWN_SCHEMAS",
     "ambiguous_file_name",
     "connect",

@@ -167,7 +167,7 @@ def open_when_free(db_path: str, opener: Callable[[], T], *, wait: float) -> T:
 
 
 @contextlib.contextmanager
-def holding_database(db_path: str, *, wait: float, shared: bool = False) -> Iterator[None]:
+def locked_database(db_path: str, *, wait: float, shared: bool = False) -> Iterator[None]:
     """Our lock, then DuckDB's own file lock, within one `wait` budget: what every command that opens
     the database does first (load and report exclusively, status shared)."""
     deadline = time.monotonic() + wait

@@ -35,8 +35,11 @@ class Store(ABC):
         """How to name the place in a message: never a password or token."""
 
     @abstractmethod
-    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with the data as the default catalog (alias `db.CATALOG`)."""
+    def connect(self, *, read_only: bool = False, in_load: bool = False) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the data as the default catalog (alias `db.CATALOG`).
+
+        `in_load`: the caller is a step of this process's load, and accepts the load's one (writable)
+        instance for a `read_only` request (see `duckdb_file.connect`; only a DuckDB file has one)."""
 
     @abstractmethod
     def exists(self) -> bool:
@@ -51,7 +54,7 @@ class Store(ABC):
     def dlt_destination(self) -> Any:
         """The dlt destination a load writes here with."""
 
-    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
+    def one_instance(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
         """The block a load runs in (after the foreign-database check): a place may keep one open
         connection for all of it, waiting up to `wait` seconds for it (then DatabaseBusy). Nothing by default."""
         return contextlib.nullcontext()
@@ -84,25 +87,25 @@ class DuckDBFile(Store):
     def shown(self) -> str:
         return self.path
 
-    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    def connect(self, *, read_only: bool = False, in_load: bool = False) -> duckdb.DuckDBPyConnection:
         from .duckdb_file import connect
 
-        return connect(self.path, read_only=read_only)
+        return connect(self.path, read_only=read_only, in_load=in_load)
 
     def exists(self) -> bool:
         return Path(self.path).is_file()
 
     def locked(self, *, wait: float, shared: bool = False) -> contextlib.AbstractContextManager[None]:
-        from .lock import holding_database
+        from .lock import locked_database
 
-        return holding_database(self.path, wait=wait, shared=shared)
+        return locked_database(self.path, wait=wait, shared=shared)
 
     def dlt_destination(self) -> Any:
         from .destination import duckdb_destination
 
         return duckdb_destination(self.path)
 
-    def loading(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
+    def one_instance(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
         """One DuckDB instance of the file for the whole load, dlt's steps and ours (`db.shared_instance`)."""
         from .destination import load_config
         from .duckdb_file import shared_instance
@@ -193,7 +196,7 @@ class DuckLake(Store):
         )
         return statement[:-1] + ", READ_ONLY)" if read_only else statement
 
-    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    def connect(self, *, read_only: bool = False, in_load: bool = False) -> duckdb.DuckDBPyConnection:
         from .duckdb_file import CATALOG, open_attached
         from .extensions import prepare
 
@@ -293,7 +296,7 @@ class MotherDuck(Store):
     def shown(self) -> str:
         return f"MotherDuck md:{self.database}"
 
-    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    def connect(self, *, read_only: bool = False, in_load: bool = False) -> duckdb.DuckDBPyConnection:
         from .duckdb_file import CATALOG, open_attached
 
         return open_attached(f"ATTACH 'md:{self.database}' AS {CATALOG}{' (READ_ONLY)' if read_only else ''}")
@@ -324,8 +327,8 @@ def as_store(where: Store | str) -> Store:
 
 
 @contextlib.contextmanager
-def connected(store: Store, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = store.connect(read_only=read_only)
+def connected(store: Store, *, read_only: bool = False, in_load: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = store.connect(read_only=read_only, in_load=in_load)
     try:
         yield con
     finally:

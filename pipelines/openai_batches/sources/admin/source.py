@@ -83,9 +83,9 @@ _DAYS_READ_HINTS: Any = dlt.mark.make_hints(
 
 @dataclass
 class AdminCounts:
-    """What a run of the source did: requests, rows, and the days it read."""
+    """What a run of the source did: API calls, rows, and the days it read."""
 
-    requests: int = 0
+    api_calls: int = 0  # HTTP calls made (retries included)
     projects: int = 0
     usage_rows: int = 0
     cost_rows: int = 0
@@ -141,7 +141,7 @@ def openai_organization(  # noqa: C901, PLR0915 -- a dlt source: its three resou
             try:
                 table = projects_to_arrow(list(client.projects()), clean)
             finally:
-                stats.requests += client.requests_made
+                stats.api_calls += client.api_calls
         stats.projects = table.num_rows
         yield table
 
@@ -190,7 +190,7 @@ def openai_organization(  # noqa: C901, PLR0915 -- a dlt source: its three resou
                         chunks.append(_converted(pending, convert, clean))
                         pending = {}
             finally:
-                stats.requests += client.requests_made
+                stats.api_calls += client.api_calls
         if last is not None:
             # The newest bucket is the API's today: it and the two days before are read again next time.
             state[_STATE_KEY] = max(day, last - timedelta(days=REREAD_DAYS - 1)).isoformat()

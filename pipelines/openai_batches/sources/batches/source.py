@@ -4,7 +4,9 @@ and `batch_files`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -30,7 +32,7 @@ from ...tables.ledger import files_column_hints, requests_column_hints
 from ..ledger.counts import LedgerCounts
 from ..ledger.reader import Ledger
 from ..progress import ProgressSink
-from ..stats import SyncStats
+from ..stats import ProjectCounts
 from .echoed import flagged_ids, mask_batches
 from .plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_created
 
@@ -39,13 +41,35 @@ log = logging.getLogger(__name__)
 
 class _ExpectedArrowHintOverride(logging.Filter):
     """dlt warns on every run that a hint overrides the arrow type. The overrides here are deliberate
-    (JSON columns are strings in arrow), so the warning would only teach people to ignore warnings."""
+    (JSON columns are strings in arrow), so the warning would only teach people to ignore warnings.
+
+    On dlt's logger only while this source's resource is being extracted (`attached`), never at import:
+    a program embedding the source keeps dlt's warnings about its own resources."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._active = 0  # runs of the resource under way (several pipelines may run in threads)
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "when merging arrow schema with dlt schema" not in record.getMessage()
 
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[None]:
+        logger = logging.getLogger("dlt")
+        with self._lock:
+            self._active += 1
+            logger.addFilter(self)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if not self._active:
+                    logger.removeFilter(self)
 
-logging.getLogger("dlt").addFilter(_ExpectedArrowHintOverride())
+
+_EXPECTED_OVERRIDE = _ExpectedArrowHintOverride()
 
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 
@@ -91,7 +115,7 @@ def openai_batches(
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S,
     timeout: float = settings.READ_TIMEOUT_S,
     retry: RetryPolicy | None = None,
-    stats: SyncStats | None = None,
+    stats: ProjectCounts | None = None,
     progress: ProgressSink | None = None,
     requests: bool = settings.DEFAULT_REQUESTS,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
@@ -144,7 +168,7 @@ def openai_batches(
             project_name=project_name,
             full_refresh=full_refresh,
             lookback=lookback_seconds,
-            stats=stats if stats is not None else SyncStats(),
+            stats=stats if stats is not None else ProjectCounts(),
             progress=progress or ProgressSink(),
             requests_max_mb=requests_max_mb_per_run if requests else None,
             claimed=claimed if claimed is not None else {},
@@ -184,7 +208,7 @@ def _batches(
     project_name: str | None,
     full_refresh: bool,
     lookback: int,
-    stats: SyncStats,
+    stats: ProjectCounts,
     progress: ProgressSink,
     requests_max_mb: float | None = None,
     claimed: dict[str, str],
@@ -192,72 +216,73 @@ def _batches(
     resource_state = dlt.current.resource_state()
     all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
     client = BatchesClient(**client_args)
-    try:
-        first = client.list_page()
-        stats.requests = client.requests_made
-        project, header_id = _project_label(resource_state, project_name, first, client)
-        project_id = header_id or project_id
-        _claim(claimed, header_id, project)
-        stats.project = project
-        before = all_projects.get(project)
-        latest = latest_believable(first.server_time, time.time())
-        ledger = None
-        if requests_max_mb is not None:
-            ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats, progress)
-            # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
-            full_refresh = full_refresh or not ledger.in_sync_with(before)
-        previous = None if full_refresh else ProjectState.load(before)
-        plan = SyncPlan(previous, lookback=lookback, latest=latest)
-        stats.counts = plan.counts
-        offer = _ledger_offer(ledger, before, full_refresh, lookback, latest)
+    with _EXPECTED_OVERRIDE.attached():
+        try:
+            first = client.list_page()
+            stats.api_calls = client.api_calls
+            project, header_id = _project_label(resource_state, project_name, first, client)
+            project_id = header_id or project_id
+            _claim(claimed, header_id, project)
+            stats.project = project
+            before = all_projects.get(project)
+            latest = latest_believable(first.server_time, time.time())
+            ledger = None
+            if requests_max_mb is not None:
+                ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats, progress)
+                # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
+                full_refresh = full_refresh or not ledger.in_sync_with(before)
+            previous = None if full_refresh else ProjectState.load(before)
+            plan = SyncPlan(previous, lookback=lookback, latest=latest)
+            stats.counts = plan.counts
+            offer = _ledger_offer(ledger, before, full_refresh, lookback, latest)
 
-        def observe(page: Page) -> tuple[PageDecision, bool]:
-            decision = plan.observe(page)
-            return decision, plan.wants_next(page)
+            def observe(page: Page) -> tuple[PageDecision, bool]:
+                decision = plan.observe(page)
+                return decision, plan.wants_next(page)
 
-        pending: list[dict[str, Any]] = []
-        for page, decision in iter_pages(client, first, observe):
-            stats.requests = client.requests_made
-            progress.page(project, len(page.data))
-            pending.extend(decision.load)
-            for batch in decision.load:
-                offer(batch)
-            if len(pending) >= settings.ARROW_CHUNK_ROWS:
-                tables = _tables(pending, project, project_id, client.redactor)
-                pending = []  # the batch objects are freed before dlt writes their tables
-                yield from tables
-        for batch_id in plan.leftovers():
-            fetched = client.retrieve(batch_id)
-            stats.requests = client.requests_made
-            progress.fetched(project, batch_id)
-            plan.record_fetched(batch_id, fetched)
-            if fetched is not None:
-                pending.append(fetched)
-                offer(fetched)
-        for batch_id in ledger.rechecks() if ledger is not None else ():
-            # A finished batch whose ledger was written short: when its file ids changed, read again.
-            fetched = client.retrieve(batch_id)
-            stats.requests = client.requests_made
-            if ledger is not None and ledger.recheck(batch_id, fetched) and fetched is not None:
-                pending.append(fetched)
-        # State is written before the last yield: dlt commits it with the items of this extract.
-        all_projects[project] = plan.new_state().dump()
-        tables = _tables(pending, project, project_id, client.redactor)
-        if plan.gone_now or plan.back:
-            gone = [(g.batch_id, g.reason) for g in plan.gone_now]
-            tables.append(
-                dlt.mark.with_hints(
-                    gone_to_arrow(gone, plan.back, project, time.time()), GONE_HINTS, create_table_variant=True
+            pending: list[dict[str, Any]] = []
+            for page, decision in iter_pages(client, first, observe):
+                stats.api_calls = client.api_calls
+                progress.page(project, len(page.data))
+                pending.extend(decision.load)
+                for batch in decision.load:
+                    offer(batch)
+                if len(pending) >= settings.ARROW_CHUNK_ROWS:
+                    tables = _tables(pending, project, project_id, client.redactor)
+                    pending = []  # the batch objects are freed before dlt writes their tables
+                    yield from tables
+            for batch_id in plan.leftovers():
+                fetched = client.retrieve(batch_id)
+                stats.api_calls = client.api_calls
+                progress.fetched(project, batch_id)
+                plan.record_fetched(batch_id, fetched)
+                if fetched is not None:
+                    pending.append(fetched)
+                    offer(fetched)
+            for batch_id in ledger.rechecks() if ledger is not None else ():
+                # A finished batch whose ledger was written short: when its file ids changed, read again.
+                fetched = client.retrieve(batch_id)
+                stats.api_calls = client.api_calls
+                if ledger is not None and ledger.recheck(batch_id, fetched) and fetched is not None:
+                    pending.append(fetched)
+            # State is written before the last yield: dlt commits it with the items of this extract.
+            all_projects[project] = plan.new_state().dump()
+            tables = _tables(pending, project, project_id, client.redactor)
+            if plan.gone_now or plan.back:
+                gone = [(g.batch_id, g.reason) for g in plan.gone_now]
+                tables.append(
+                    dlt.mark.with_hints(
+                        gone_to_arrow(gone, plan.back, project, time.time()), GONE_HINTS, create_table_variant=True
+                    )
                 )
-            )
-        yield from tables
-        if ledger is not None:
-            for kind, table in ledger.read(all_projects[project]):
-                stats.requests = client.requests_made
-                yield dlt.mark.with_hints(table, _LEDGER_HINTS[kind], create_table_variant=True)
-    finally:
-        stats.requests = client.requests_made
-        client.close()
+            yield from tables
+            if ledger is not None:
+                for kind, table in ledger.read(all_projects[project]):
+                    stats.api_calls = client.api_calls
+                    yield dlt.mark.with_hints(table, _LEDGER_HINTS[kind], create_table_variant=True)
+        finally:
+            stats.api_calls = client.api_calls
+            client.close()
 
 
 class SameProject(ApiError):
@@ -284,7 +309,7 @@ def _ledger(
     client: BatchesClient,
     max_mb: float,
     server_time: float | None,
-    stats: SyncStats,
+    stats: ProjectCounts,
     progress: ProgressSink | None = None,
 ) -> Ledger:
     """The project's request ledger for this run, with its state from earlier runs."""
