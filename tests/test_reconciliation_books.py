@@ -390,7 +390,7 @@ def test_a_day_read_again_with_no_results_replaces_the_copy_before(tmp_path: Pat
     """README, "Buckets are days, counted once": the copy read last replaces the one before, also when it
     is empty (a day read with no results is a day with no usage, no costs)."""
     from openai_batches import openai_organization
-    from openai_batches.client.batches import RetryPolicy
+    from openai_batches.client.retry import RetryPolicy
 
     d1 = date(2025, 10, 1)
     served = {"results": True}
@@ -421,8 +421,8 @@ def test_a_day_with_results_then_empty_then_results_again_ends_with_the_copy_rea
     has other results; d2, always with results, is never touched. The marker of an empty day is never
     stored, and a run counts only the rows it stores."""
     from openai_batches import openai_organization
-    from openai_batches.client.batches import RetryPolicy
-    from openai_batches.sources.admin.source import OrganizationStats
+    from openai_batches.client.retry import RetryPolicy
+    from openai_batches.sources.admin.source import AdminCounts
 
     d1, d2 = date(2025, 10, 1), date(2025, 10, 2)
     # Per run: the d1 buckets served, in page order (usage tokens; None: the bucket is empty).
@@ -450,7 +450,7 @@ def test_a_day_with_results_then_empty_then_results_again_ends_with_the_copy_rea
         retry = RetryPolicy(max_attempts=2, sleep=lambda seconds: None)
         for copies in runs:
             served[:] = copies
-            stats = OrganizationStats()
+            stats = AdminCounts()
             source = openai_organization(admin_key=ADMIN, base_url=api.base_url, first_day=d1, retry=retry, stats=stats)
             pipeline.run(source)
             usage = stored(db, "SELECT day, input_tokens FROM books.usage_daily ORDER BY day")

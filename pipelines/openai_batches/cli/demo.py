@@ -22,7 +22,9 @@ from .progress import make_progress
 from .summary import print_summary
 
 # Simulator keys: they only open the local simulator, so printing them is fine.
-DEMO_PROJECTS = {"sk-sim-research": "proj_research", "sk-sim-production": "proj_production"}
+# Shaped like real keys (a random tail): a key that shared a word with the data (`sk-sim-research` and a
+# batch's `metadata.team: research`) would be masked wherever a server sent that word back.
+DEMO_PROJECTS = {"sk-sim-7Qx2Vb9LrT4w": "proj_research", "sk-sim-K3mZ8pYd1Fh6": "proj_production"}
 # Enough history to show costs over months, small enough to backfill in seconds.
 DEMO_BATCHES_PER_PROJECT = 1500
 # Long enough to straddle 2025-09-07, before which the API reported no usage (unpriced rows).

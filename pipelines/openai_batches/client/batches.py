@@ -36,8 +36,8 @@ T = TypeVar("T")
 
 
 # A project header sharing this many characters with the key is the key echoed back, not a project id:
-# it is never stored. (Project ids are public; a shorter common run, like the simulator's `research`
-# in both `sk-sim-research` and `proj_research`, is a coincidence of names, not a leak.)
+# it is never stored. (Project ids are public; a shorter common run, like `research` in a key
+# `sk-sim-research` of project `proj_research`, is a coincidence of names, not a leak.)
 _PROJECT_SECRET_RUN = 16
 
 # What an `openai-project` header may look like to be used as a project name (`proj_...` ids).

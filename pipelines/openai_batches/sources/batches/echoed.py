@@ -19,10 +19,14 @@ import pyarrow.compute as pc
 
 from ...client.redact import Redacted, Redactor
 
+# Columns the loader fills itself (the configured project name, the project id already checked as a header):
+# not text the server sent in the batch, so never a place a key was echoed into.
+OWN_COLUMNS = frozenset({"project", "project_id"})
+
 
 def flagged_ids(tables: Sequence[pa.Table], key_regex: str | None) -> set[str]:
     """Ids of the batches some text of which, in `tables` (`batches` by `id`, its errors by `batch_id`),
-    matches `key_regex`."""
+    matches `key_regex` (the columns in OWN_COLUMNS aside)."""
     found: set[str] = set()
     if not key_regex:
         return found
@@ -31,7 +35,7 @@ def flagged_ids(tables: Sequence[pa.Table], key_regex: str | None) -> set[str]:
         hit = None
         for name in table.column_names:
             column = table.column(name)
-            if not pa.types.is_string(column.type):
+            if name in OWN_COLUMNS or not pa.types.is_string(column.type):
                 continue
             match = pc.fill_null(pc.match_substring_regex(column, key_regex), False)
             hit = match if hit is None else pc.or_(hit, match)

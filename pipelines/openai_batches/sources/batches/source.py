@@ -360,7 +360,7 @@ def _tables(
         log.warning(
             "%d batches of %s carry a configured API key the server sent back: masked (***), the fields named "
             "in batches.redacted_fields and the caveats report",
-            len(flagged),
+            sum(1 for fields in redacted if fields),
             project,
         )
     return [
