@@ -96,9 +96,17 @@ class AnthropicClient(ApiClient):
         if after:
             params["after_id"] = after
         what = self.list_what(after)
-        body, response = self._get(BATCHES_PATH, params, what, expect="list")
-        data = body["data"]
-        last_id = body.get("last_id")
+        body, response = self._with_retries(self._list_attempt, params, what)
+        return Page(
+            data=body["data"],
+            has_more=bool(body.get("has_more")),
+            project=None,  # a key reads one workspace; which one the Admin API says
+            server_time=server_time(response.headers),
+        )
+
+    def _list_attempt(self, params: dict[str, Any], what: str) -> tuple[dict[str, Any], httpx.Response]:
+        body, response = self._attempt(BATCHES_PATH, params, what, "list")
+        data, last_id = body["data"], body.get("last_id")
         if data and last_id is not None and last_id != data[-1]["id"]:
             raise RetryableApiError(
                 what,
@@ -106,12 +114,7 @@ class AnthropicClient(ApiClient):
                 message="last_id is not the id of the page's last batch",
                 request_id=self._request_id(response),
             )
-        return Page(
-            data=data,
-            has_more=bool(body.get("has_more")),
-            project=None,  # a key reads one workspace; which one the Admin API says
-            server_time=server_time(response.headers),
-        )
+        return body, response
 
     def list_what(self, after: str | None) -> str:
         """The list request as an error line names it."""
