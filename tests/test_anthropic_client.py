@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from openai_batches.client.anthropic import API_VERSION, AnthropicClient, _origin, key_kind_problem
@@ -63,9 +64,11 @@ def test_pages_every_batch_with_after_id_the_previous_last_id(sim: tuple[Simulat
 
 def test_retrieve_and_a_deleted_batch_is_none(sim: tuple[SimulatedOrg, SimulatorServer]) -> None:
     org, srv = sim
-    newest, oldest = org.anthropic.batches(WS)[0], org.anthropic.batches(WS)[-1]
+    listed = org.anthropic.batches(WS, srv.anthropic_base_url)
+    newest, oldest = listed[0], listed[-1]
     with client(srv) as c:
-        assert c.retrieve(newest["id"]) == {**newest, "results_url": c.retrieve(newest["id"])["results_url"]}  # type: ignore[index]
+        assert c.retrieve(newest["id"]) == newest
+        assert c.retrieve(oldest["id"]) == oldest and oldest["results_url"].startswith(srv.anthropic_base_url)
         assert org.anthropic.delete(oldest["id"]) is None
         assert c.retrieve(oldest["id"]) is None
         assert c.retrieve("msgbatch_01unknown") is None
@@ -127,7 +130,7 @@ def test_retries_429_and_5xx_from_one_budget(sim: tuple[SimulatedOrg, SimulatorS
     ],
 )
 def test_a_results_url_off_the_configured_host_is_refused_before_any_request(
-    sim: tuple[SimulatorServer, SimulatorServer] | tuple[SimulatedOrg, SimulatorServer], url: str
+    sim: tuple[SimulatedOrg, SimulatorServer], url: str
 ) -> None:
     _, srv = sim
     srv.reset_requests()
@@ -199,8 +202,6 @@ def test_key_kinds_and_origins_pure() -> None:
     assert key_kind_problem("sk-ant-api03-x", setting="S") is None
     assert key_kind_problem("gateway-key-123", setting="S") is None  # another shape: the API's refusal says it
     assert "S is an Anthropic Admin API key" in (key_kind_problem("sk-ant-admin01-x", setting="S") or "")
-    import httpx
-
     assert _origin(httpx.URL("https://API.anthropic.com/v1")) == ("https", "api.anthropic.com", 443)
     assert _origin(httpx.URL("http://h:8080")) == ("http", "h", 8080)
     assert _origin(httpx.URL("https://h")) == _origin(httpx.URL("https://h:443/x"))

@@ -15,6 +15,7 @@ other than `processing` stay 0 until then; `results_url` once ended; `archived_a
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import random
 import threading
@@ -128,8 +129,7 @@ class AnthropicBatches:
             if created_at is not None and rng.random() < 0.04:  # history: the user cancelled it part way
                 batch.cancel_at = created + rng.random() * min(processing_seconds, EXPIRY_S)
                 batch.canceled_end = batch.cancel_at + 10 + rng.random() * 290
-            self._batches[w].append(batch)
-            self._batches[w].sort(key=lambda b: (b.created, b.id))
+            bisect.insort(self._batches[w], batch, key=lambda b: (b.created, b.id))
             self._by_id[bid] = (w, batch)
             return bid
 
