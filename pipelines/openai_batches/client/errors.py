@@ -12,7 +12,8 @@ from .redact import MAX_SHOWN_CHARS, Redactor
 
 class ApiError(Exception):
     """A request that failed for good. `str()` is the one line a person on call needs:
-    what failed, the HTTP status, the API's own message and the `x-request-id` to quote to support."""
+    what failed, the HTTP status, the API's own message and the request id to quote to support
+    (OpenAI's `x-request-id`, Anthropic's `request-id`)."""
 
     def __init__(
         self,
@@ -31,6 +32,9 @@ class ApiError(Exception):
         self.code = code
         self.retry_after = retry_after
         self.attempts = 1
+        # The header the request id came in (OpenAI's `x-request-id`, Anthropic's `request-id`): named in
+        # the line, so support is quoted the id by the name it knows.
+        self.id_header = "x-request-id"
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -43,7 +47,7 @@ class ApiError(Exception):
         if self.attempts > 1:
             line += f" (gave up after {self.attempts} attempts)"
         if self.request_id:
-            line += f" [x-request-id {self.request_id}]"
+            line += f" [{self.id_header} {self.request_id}]"
         return line
 
 

@@ -1,4 +1,4 @@
-"""Paging the batch list: a page, and the loop that follows the `after` cursor with one page fetched ahead."""
+"""Paging a batch list: a page, and the loop that follows the cursor (the last item's id) one page ahead."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .. import settings
 from .errors import ApiError
-
-if TYPE_CHECKING:
-    from .batches import BatchesClient
 
 T = TypeVar("T")
 
@@ -25,8 +22,17 @@ class Page:
     server_time: float | None = None  # the response's `Date` header (epoch seconds): the API's "now"
 
 
+class Lister(Protocol):
+    """What the pager needs of a client (BatchesClient, AnthropicClient): the page after a batch id, and the
+    one-line name of that request."""
+
+    def list_page(self, after: str | None = None) -> Page: ...
+
+    def list_what(self, after: str | None) -> str: ...
+
+
 def iter_pages(
-    client: BatchesClient,
+    client: Lister,
     first: Page,
     observe: Callable[[Page], tuple[T, bool]],
     prefetch: int = settings.PREFETCH_PAGES,
@@ -63,7 +69,7 @@ def iter_pages(
                 cursor = page.data[-1]["id"]
                 if cursor in used_cursors:
                     raise ApiError(
-                        f"GET {client.shown_base}/batches?after={client.redactor.clean(cursor, 80)}",
+                        client.list_what(cursor),
                         message="the API returned the same cursor twice (paging does not advance); stopping",
                     )
                 used_cursors.add(cursor)

@@ -16,6 +16,9 @@ from .org import DEFAULT_PROJECTS, SimulatedOrg
 from .server import SimulatorServer
 from .workload import USAGE_CUTOFF
 
+# The Anthropic workspace `simulate` serves (API key -> workspace id).
+ANTHROPIC_WORKSPACE = {"sk-ant-api03-sim-default": "wrkspc_sim_default"}
+
 
 def parse_projects(spec: str) -> dict[str, str]:
     """``"3"`` -> three projects; ``"alpha,beta"`` -> named ones; ``"1"`` -> the default key/project.
@@ -44,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="openai-batches simulate",
         description="Serve a simulated OpenAI Batches API (GET /v1/batches, GET /v1/batches/{id}), the batches' "
-        "files (GET /v1/files/{id} and /v1/files/{id}/content) and the Admin API (projects, usage, costs) over HTTP.",
+        "files (GET /v1/files/{id} and /v1/files/{id}/content), the Admin API (projects, usage, costs) and Anthropic's "
+        "Message Batches (GET /v1/messages/batches, /{id}, /{id}/results) over HTTP.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port, 0 for any free one (default %(default)s)")
@@ -101,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         "create takes create_batch overrides as query parameters, e.g. endpoint=/v1/embeddings&output_bytes=N)",
     )
     p.add_argument(
+        "--anthropic-batches",
+        type=number_in(int, 0),
+        default=500,
+        help="Anthropic Message Batches of history in one workspace (GET /v1/messages/batches, its results); "
+        "0 serves no Anthropic API (default %(default)s)",
+    )
+    p.add_argument(
         "--gzip",
         action="store_true",
         help="gzip every answer to a client that accepts it, file contents as they stream (as Cloudflare does)",
@@ -118,6 +129,8 @@ def serve(argv: list[str] | None = None) -> int:
         OPENAI_BASE_URL=http://127.0.0.1:8000/v1
         OPENAI_API_KEY=sk-sim-default  # proj_default        (one line per key)
         OPENAI_ADMIN_KEY=sk-admin-sim  # Admin API only       (one line per admin key)
+        ANTHROPIC_BASE_URL=http://127.0.0.1:8000               (unless --anthropic-batches 0)
+        ANTHROPIC_API_KEY=sk-ant-api03-sim-default  # wrkspc_sim_default, N message batches
         Simulator keys only: ...
     """
     args = build_parser().parse_args(argv)
@@ -132,10 +145,13 @@ def serve(argv: list[str] | None = None) -> int:
     if days is None:
         # The demo should show both pre-cutoff rows (no usage/model) and post-cutoff ones.
         days = max(120.0, (clock.now() - USAGE_CUTOFF) / 86_400 + 60)
-    org = SimulatedOrg(projects=projects, clock=clock, seed=args.seed)
+    anthropic = ANTHROPIC_WORKSPACE if args.anthropic_batches else {}
+    org = SimulatedOrg(projects=projects, clock=clock, seed=args.seed, anthropic_workspaces=anthropic)
     t0 = time.perf_counter()
     try:
         org.generate_history(args.batches, days=days, open_fraction=args.open_fraction)
+        if anthropic:
+            org.anthropic.generate_history(args.anthropic_batches, days=60)
     except KeyboardInterrupt:
         return 130  # interrupted before serving anything
     gen_s = time.perf_counter() - t0
@@ -176,6 +192,10 @@ def serve(argv: list[str] | None = None) -> int:
         print(f"OPENAI_API_KEY={key}  # {project}")
     for key in sorted(org.admin_keys):
         print(f"OPENAI_ADMIN_KEY={key}  # Admin API only (/v1/organization/...)")
+    if anthropic:
+        print(f"ANTHROPIC_BASE_URL={server.anthropic_base_url}")
+        for key, workspace in anthropic.items():
+            print(f"ANTHROPIC_API_KEY={key}  # {workspace}, {args.anthropic_batches} message batches")
     print("Simulator keys only: they are not secrets. Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):

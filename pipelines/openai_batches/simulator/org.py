@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..load.memory import release_free_memory
+from .anthropic import AnthropicBatches
 from .batch_requests import FILE_OVERRIDES, BatchSource, FileOptions, file_options, requests_for_output_bytes
 from .books import Books
 from .clock import SimClock
@@ -71,6 +72,7 @@ class SimulatedOrg:
         clock: SimClock | None = None,
         seed: int = 0,
         admin_keys: tuple[str, ...] = DEFAULT_ADMIN_KEYS,
+        anthropic_workspaces: dict[str, str] | None = None,
     ) -> None:
         self._keys = dict(projects) if projects else dict(DEFAULT_PROJECTS)
         self.clock = clock or SimClock()
@@ -109,6 +111,10 @@ class SimulatedOrg:
         # Batch files (files.py): per-batch settings from create_batch, and the served files.
         self._file_options: dict[str, FileOptions] = {}
         self.files = FileStore(self)
+        # Anthropic's Message Batches (anthropic.py): API key -> workspace id; none unless configured.
+        if set(anthropic_workspaces or {}) & (set(self._keys) | self._admin_keys):
+            raise ValueError("a key cannot be both an Anthropic key and an OpenAI one")
+        self.anthropic = AnthropicBatches(anthropic_workspaces or {}, self.clock, seed)
 
     # ------------------------------------------------------------------ projects and keys
     @property

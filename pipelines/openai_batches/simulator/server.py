@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from . import admin_api
+from . import admin_api, anthropic
 from .batch_requests import output_expires_seconds
 from .faults import DEFAULT_RANDOM_FAULTS, Fault, fault_response
 from .files import FILES_PREFIX, Streamed
@@ -203,6 +203,11 @@ class SimulatorServer:
             host = f"[{host}]"
         return f"http://{host}:{self.port}/v1"
 
+    @property
+    def anthropic_base_url(self) -> str:
+        """Anthropic's API root as the SDK takes it (`ANTHROPIC_BASE_URL`): without `/v1`."""
+        return self.base_url.removesuffix("/v1")
+
     # ------------------------------------------------------------------ faults and records
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each hits the next ``count`` requests its ``path_prefix`` matches, in order."""
@@ -258,6 +263,11 @@ class SimulatorServer:
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         project = self.org.project_of_key(key) if key else None
         key_valid = project is not None or self.org.is_admin_key(key)
+        on_anthropic = anthropic.handles(path)
+        if on_anthropic:  # Anthropic's Message Batches (anthropic.py): its own keys, errors and headers
+            key = anthropic.key_of(headers)
+            project = self.org.anthropic.workspace_of_key(key)
+            key_valid = project is not None
 
         fault = self._take_fault(path)
 
@@ -294,6 +304,9 @@ class SimulatorServer:
             self._stopping.wait(fault.delay)
 
         resp = fault_response(fault, key, path, self.org.organization) if fault is not None else None
+        if resp is None and on_anthropic:
+            root = self.anthropic_base_url
+            resp = anthropic.answer(self.org.anthropic, method, path, query, headers, root, request_id)
         if resp is None:
             resp = self._organization_api(method, path, split.query, key)
             if resp is None:
@@ -315,12 +328,15 @@ class SimulatorServer:
             h.send_header("transfer-encoding", "chunked")
         else:
             h.send_header("content-length", str(resp.stream.length if resp.stream else len(resp.body)))
-        h.send_header("x-request-id", request_id)
-        h.send_header("openai-organization", self.org.organization)
-        if project is not None:
-            h.send_header("openai-project", project)
-        h.send_header("openai-version", _OPENAI_VERSION)
-        h.send_header("openai-processing-ms", str(max(1, round((time.perf_counter() - started) * 1000))))
+        if on_anthropic:
+            h.send_header("request-id", request_id)
+        else:
+            h.send_header("x-request-id", request_id)
+            h.send_header("openai-organization", self.org.organization)
+            if project is not None:
+                h.send_header("openai-project", project)
+            h.send_header("openai-version", _OPENAI_VERSION)
+            h.send_header("openai-processing-ms", str(max(1, round((time.perf_counter() - started) * 1000))))
         for name, value in resp.headers.items():
             h.send_header(name, value)
         # Recorded before the client can see the answer, so a test that just got it finds the record.
