@@ -14,7 +14,7 @@ from openai_batches.analysis import refresh_after_load
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 from openai_batches.storage.destination import load_config
-from openai_batches.storage.duckdb_file import CATALOG, connect, open_shared, shared_instance
+from openai_batches.storage.duckdb_file import CATALOG, LoadInProgress, connect, open_shared, shared_instance
 from openai_batches.storage.lock import DatabaseBusy
 
 from .support.assertions import assert_matches_simulator
@@ -30,7 +30,10 @@ def test_connections_inside_the_block_are_cursors_of_the_one_instance(tmp_path: 
         writer = connect(db)
         writer.execute("CREATE TABLE t AS SELECT 42 AS answer")
         writer.close()  # a cursor: the instance stays open
-        reader = connect(db, read_only=True)
+        # A read-only connection would be a writable cursor here: refused, unless a step of the load asks.
+        with pytest.raises(LoadInProgress, match="being loaded by this process"):
+            connect(db, read_only=True)
+        reader = connect(db, read_only=True, in_load=True)
         assert reader.execute("SELECT current_database(), answer FROM t").fetchall() == [(CATALOG, 42)]
         reader.close()
         # The instance has the load's settings: one thread, bounded memory.
