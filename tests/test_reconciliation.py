@@ -514,3 +514,30 @@ def test_the_source_in_a_plain_pipeline_refuses_pages_that_cannot_be_right(
         with pytest.raises(PipelineStepFailed) as failed:
             pipeline.run(source())
         assert "has_more is true but next_page is missing (gave up after 2 attempts)" in str(failed.value)
+
+
+def test_a_load_with_an_admin_key_logs_no_dlt_warning_about_our_own_column_hints(tmp_path: Path) -> None:
+    """Our hints override arrow types on purpose (JSON as text, the empty-day marker): dlt's warning about
+    it is kept out of every source's extraction, the Admin API's too (cron mails whatever a load prints)."""
+    import logging
+
+    class Seen(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    seen = Seen()
+    dlt_logger = logging.getLogger("dlt")  # dlt's own logger does not propagate to the root
+    org = SimulatedOrg(projects={KEY_A: ALPHA}, clock=SimClock(T), seed=5)
+    org.generate_history(60, project=ALPHA, days=20)
+    dlt_logger.addHandler(seen)
+    try:
+        with SimulatorServer(org) as server:
+            result = run_load(str(tmp_path / "quiet.duckdb"), config(server, KEY_A))
+    finally:
+        dlt_logger.removeHandler(seen)
+    assert result.ok and result.admin is not None
+    assert [m for m in seen.messages if "when merging arrow schema" in m] == []

@@ -57,6 +57,7 @@ from ...tables.admin import (
     usage_hints,
     usage_to_arrow,
 )
+from ..dlt_logging import expected_arrow_overrides
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,10 @@ def openai_organization(  # noqa: C901, PLR0915 -- a dlt source: its three resou
         yield from _buckets(COSTS_PATH, COSTS_ENDPOINT, params, costs_to_arrow, "cost_rows")
 
     def _buckets(path: str, endpoint: str, params: dict[str, Any], convert: Any, counter: str) -> Iterator[Any]:
+        with expected_arrow_overrides():
+            yield from _read_buckets(path, endpoint, params, convert, counter)
+
+    def _read_buckets(path: str, endpoint: str, params: dict[str, Any], convert: Any, counter: str) -> Iterator[Any]:
         state = dlt.current.resource_state()
         remembered = None if full_refresh else state.get(_STATE_KEY)
         stats.first_run = stats.first_run or remembered is None

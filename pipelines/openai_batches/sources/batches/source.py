@@ -4,9 +4,7 @@ and `batch_files`)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -29,6 +27,7 @@ from ...tables.batches import (
     gone_to_arrow,
 )
 from ...tables.ledger import files_column_hints, requests_column_hints
+from ..dlt_logging import expected_arrow_overrides
 from ..ledger.counts import LedgerCounts
 from ..ledger.reader import Ledger
 from ..progress import ProgressSink
@@ -38,38 +37,6 @@ from .plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_
 
 log = logging.getLogger(__name__)
 
-
-class _ExpectedArrowHintOverride(logging.Filter):
-    """dlt warns on every run that a hint overrides the arrow type. The overrides here are deliberate
-    (JSON columns are strings in arrow), so the warning would only teach people to ignore warnings.
-
-    On dlt's logger only while this source's resource is being extracted (`attached`), never at import:
-    a program embedding the source keeps dlt's warnings about its own resources."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._active = 0  # runs of the resource under way (several pipelines may run in threads)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "when merging arrow schema with dlt schema" not in record.getMessage()
-
-    @contextlib.contextmanager
-    def attached(self) -> Iterator[None]:
-        logger = logging.getLogger("dlt")
-        with self._lock:
-            self._active += 1
-            logger.addFilter(self)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active -= 1
-                if not self._active:
-                    logger.removeFilter(self)
-
-
-_EXPECTED_OVERRIDE = _ExpectedArrowHintOverride()
 
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 
@@ -216,7 +183,7 @@ def _batches(
     resource_state = dlt.current.resource_state()
     all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
     client = BatchesClient(**client_args)
-    with _EXPECTED_OVERRIDE.attached():
+    with expected_arrow_overrides():
         try:
             first = client.list_page()
             stats.api_calls = client.api_calls
