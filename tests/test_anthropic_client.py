@@ -11,7 +11,7 @@ import pytest
 
 from openai_batches.client.anthropic import API_VERSION, AnthropicClient, _origin, key_kind_problem
 from openai_batches.client.errors import ApiError
-from openai_batches.client.paging import Page, iter_pages
+from openai_batches.client.paging import EveryPage, Page, iter_pages
 from openai_batches.client.retry import RetryPolicy
 from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 
@@ -40,7 +40,7 @@ def client(srv: SimulatorServer | ScriptedApi, **kw: object) -> AnthropicClient:
 
 
 def all_pages(c: AnthropicClient) -> list[Page]:
-    return [page for page, _ in iter_pages(c, c.list_page(), lambda p: (None, True))]
+    return [page for page, _ in iter_pages(c, c.list_page(), EveryPage())]
 
 
 def count_lines(chunks: Iterator[bytes]) -> int:

@@ -109,9 +109,6 @@ DUCKDB_LOAD_THREADS = 1
 # tables never overlap in DuckDB (see runner.run_load).
 LOAD_WORKERS = 1
 
-# Pages fetched ahead while the previous one is converted; more buys nothing on a sequential cursor.
-PREFETCH_PAGES = 2
-
 # Per-request timeouts: listing 100 batches is fast; a long read timeout only delays retrying a stuck call.
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0

@@ -1,17 +1,20 @@
-"""Paging a batch list: a page, and the loop that follows the cursor (the last item's id) one page ahead."""
+"""Paging a batch list: a page, the cursor paginator (in the manner of dlt's rest_client paginators), and
+the one loop that runs it with the next page fetched ahead."""
 
 from __future__ import annotations
 
-import queue
-import threading
+import concurrent.futures
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from .. import settings
 from .errors import ApiError
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+# How often a wait for the page ahead wakes up, so that Ctrl-C is seen at once on every platform.
+_WAKE_S = 0.5
 
 
 @dataclass
@@ -31,65 +34,84 @@ class Lister(Protocol):
     def list_what(self, after: str | None) -> str: ...
 
 
-def iter_pages(
-    client: Lister,
-    first: Page,
-    observe: Callable[[Page], tuple[T, bool]],
-    prefetch: int = settings.PREFETCH_PAGES,
-) -> Iterator[tuple[Page, T]]:
-    """`first` (the head page, already fetched), then every following list page, cursor `after` = the
-    last item's id; each with what `observe` made of it.
+class PagePlan(Protocol[T_co]):
+    """What decides how far to page (sources/batches/plan.py's SyncPlan): what it makes of each page, in
+    list order, and then whether the page after it is needed."""
 
-    `observe(page)` returns (what to hand the caller, whether the next page is needed). It sees every
-    page, `first` included, and runs in the fetching thread, in page order, before the next request, so
-    no request is made that the caller would not use. Paging stops after a page with `has_more` false or
-    one `observe` needs nothing after. The next page is fetched while the caller processes the current
-    one, which hides local work behind network latency."""
-    pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, prefetch))
-    closing = threading.Event()
+    def observe(self, page: Page) -> T_co: ...
 
-    def put(kind: str, value: Any) -> bool:
-        while not closing.is_set():
-            try:
-                pages.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def wants_next(self, page: Page) -> bool: ...
 
-    def fetch() -> None:
-        page = first
-        used_cursors: set[str] = set()
-        try:
-            while not closing.is_set():
-                seen, wanted = observe(page)  # always: the caller observes every page, the last included
-                more = bool(page.data) and page.has_more and wanted
-                if not put("page", (page, seen)) or not more:
-                    return
-                cursor = page.data[-1]["id"]
-                if cursor in used_cursors:
-                    raise ApiError(
-                        client.list_what(cursor),
-                        message="the API returned the same cursor twice (paging does not advance); stopping",
-                    )
-                used_cursors.add(cursor)
-                page = client.list_page(after=cursor)
-        except BaseException as e:  # handed to the consumer, which re-raises it in its own thread
-            put("error", e)
-        finally:
-            put("end", None)
 
-    worker = threading.Thread(target=fetch, name="openai-batches-pager", daemon=True)
-    worker.start()
+class EveryPage:
+    """The plan that reads the whole list."""
+
+    def observe(self, page: Page) -> None:
+        return None
+
+    def wants_next(self, page: Page) -> bool:
+        return True
+
+
+class Paginator(Generic[T]):
+    """The cursor of a batch list (`after` = the last item's id), as dlt's `BasePaginator`: `next_params()`
+    is the next request's query, `update_state(page)` takes a page in, `has_next_page` says whether to ask
+    for another. Paging stops after an empty page, one with `has_more` false, or one after which `plan`
+    needs nothing. Single-threaded: it is updated, and the plan asked, in the thread that consumes pages."""
+
+    def __init__(self, plan: PagePlan[T], what: Callable[[str | None], str]) -> None:
+        self.plan = plan
+        self.what = what  # the request after a cursor, as an error line names it
+        self.cursor: str | None = None
+        self.has_next_page = True
+        self._used: set[str] = set()
+
+    def next_params(self) -> dict[str, Any]:
+        """The keyword arguments of the next `list_page` call."""
+        return {"after": self.cursor} if self.cursor is not None else {}
+
+    def update_state(self, page: Page) -> T:
+        """Take `page` in: the plan observes it (its answer is returned), then decides whether to go on.
+        A cursor the API repeats would loop forever: refused with ApiError."""
+        seen = self.plan.observe(page)  # always: the plan sees every page, the last included
+        if not (page.data and page.has_more and self.plan.wants_next(page)):
+            self.has_next_page = False
+            return seen
+        cursor = str(page.data[-1]["id"])
+        if cursor in self._used:
+            self.has_next_page = False
+            raise ApiError(
+                self.what(cursor),
+                message="the API returned the same cursor twice (paging does not advance); stopping",
+            )
+        self._used.add(cursor)
+        self.cursor = cursor
+        return seen
+
+
+def iter_pages(client: Lister, first: Page, plan: PagePlan[T]) -> Iterator[tuple[Page, T]]:
+    """`first` (the head page, already fetched), then every following page the plan wants, each with what
+    the plan made of it. The plan is asked about a page before the next request is made, so no request is
+    made that it would not use; that request then runs on one pager thread while the caller processes the
+    page, which hides local work behind network latency. Everything else runs in the caller's thread."""
+    paginator = Paginator(plan, client.list_what)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="openai-batches-pager")
     try:
+        page = first
         while True:
-            kind, value = pages.get()
-            if kind == "page":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
+            seen = paginator.update_state(page)
+            ahead = pool.submit(client.list_page, **paginator.next_params()) if paginator.has_next_page else None
+            yield page, seen
+            if ahead is None:
                 return
+            page = result(ahead)
     finally:
-        closing.set()
-        worker.join(timeout=5)
+        # A request under way is not waited for (an interrupted run stops at once); its answer is dropped.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def result(future: concurrent.futures.Future[T]) -> T:
+    """`future.result()`, waking up now and then so that a signal is handled at once on every platform."""
+    while not concurrent.futures.wait([future], timeout=_WAKE_S).done:
+        pass
+    return future.result()

@@ -147,8 +147,8 @@ class SyncPlan:
     """Observes pages in order and decides: load this batch? fetch another page? what is left to GET?
 
     Built once the first page is known (the project, hence the previous state, comes from its
-    `openai-project` header). Every method runs in one thread at a time: `observe` in the paging
-    thread while pages arrive, the rest after paging ended."""
+    `openai-project` header). Not thread-safe, and needs not be: the paginator (client/paging.py) asks
+    `observe` and `wants_next` in the thread that consumes pages, the rest is asked after paging ended."""
 
     def __init__(
         self,

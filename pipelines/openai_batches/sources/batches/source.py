@@ -33,7 +33,7 @@ from ..ledger.reader import Ledger
 from ..progress import ProgressSink
 from ..stats import ProjectCounts
 from .echoed import flagged_ids, mask_batches
-from .plan import PageDecision, ProjectState, SyncPlan, latest_believable, sane_created
+from .plan import ProjectState, SyncPlan, latest_believable, sane_created
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +203,8 @@ def _batches(
             stats.counts = plan.counts
             offer = _ledger_offer(ledger, before, full_refresh, lookback, latest)
 
-            def observe(page: Page) -> tuple[PageDecision, bool]:
-                decision = plan.observe(page)
-                return decision, plan.wants_next(page)
-
             pending: list[dict[str, Any]] = []
-            for page, decision in iter_pages(client, first, observe):
+            for page, decision in iter_pages(client, first, plan):
                 stats.api_calls = client.api_calls
                 progress.page(project, len(page.data))
                 pending.extend(decision.load)

@@ -31,6 +31,7 @@ State kept per project, next to the batches' own (`sources/batches/plan.py`):
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import logging
@@ -52,7 +53,7 @@ from ..progress import ProgressSink
 from .candidate import Candidate
 from .counts import LedgerCounts
 from .parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
-from .workers import Workers
+from .workers import as_done, in_order
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +187,12 @@ class Ledger:
         started = time.monotonic()
         requests = _Rows()
         files: list[FileRow] = []
-        workers = Workers(settings.DOWNLOADS_AT_ONCE)
+        pool = concurrent.futures.ThreadPoolExecutor(
+            settings.DOWNLOADS_AT_ONCE, thread_name_prefix="openai-batches-ledger"
+        )
         try:
             files.extend(self._give_up_deleted())
-            self._describe(workers)
+            self._describe(pool)
             admitted, waiting = self._within_budget(sorted(self.candidates.values(), key=_read_order))
             for candidate in waiting:
                 self.counts.batches_pending += 1
@@ -199,8 +202,13 @@ class Ledger:
                     candidate.announced = True
             planned = [(c, k) for c in admitted for k in c.first_kinds() if k not in c.gone]
             self.progress.files_planned(self.project, len(planned), sum(c.sizes.get(k) or 0 for c, k in planned))
-            batches = workers.run(
-                self._read_batch, admitted, weight=_requests, max_weight=settings.LEDGER_REQUESTS_AT_ONCE
+            batches = as_done(
+                pool,
+                self._read_batch,
+                admitted,
+                at_once=settings.DOWNLOADS_AT_ONCE,
+                weight=_requests,
+                max_weight=settings.LEDGER_REQUESTS_AT_ONCE,
             )
             for result in batches:
                 self._take(result, requests, files)
@@ -209,7 +217,8 @@ class Ledger:
                     requests = _Rows()
         finally:
             self._stop.set()
-            workers.close()
+            # Downloads under way stop at their next chunk; none is waited for, none not begun begins.
+            pool.shutdown(wait=False, cancel_futures=True)
             self.counts.seconds = time.monotonic() - started
         self.state.clear()
         # Watched batches are kept while their files can exist: afterwards nothing can be read again.
@@ -236,7 +245,7 @@ class Ledger:
                 self.counts.files_gone += 1
         return rows
 
-    def _describe(self, workers: Workers) -> None:
+    def _describe(self, pool: concurrent.futures.Executor) -> None:
         """`GET /files/{id}` for the files read first of every candidate not described yet: size, expiry."""
         wanted = [(c, kind) for c in self.candidates.values() for kind in c.undescribed()]
 
@@ -244,7 +253,7 @@ class Ledger:
             candidate, kind = item
             return self.client.file_info(candidate.files[kind])
 
-        for (candidate, kind), info in zip(wanted, workers.run(describe, wanted, ordered=True), strict=True):
+        for (candidate, kind), info in zip(wanted, in_order(pool, describe, wanted), strict=True):
             if isinstance(info, BaseException):
                 self._fail(candidate, kind, info)
             elif info is None:
