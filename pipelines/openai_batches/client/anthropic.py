@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import httpx
 
@@ -122,17 +121,7 @@ class AnthropicClient(ApiClient):
 
     def retrieve(self, batch_id: str) -> dict[str, Any] | None:
         """The batch as it is now, or None when the API answers 404 for it (deleted)."""
-        path = f"{BATCHES_PATH}/" + quote(batch_id, safe="")
-        what = f"GET {self.shown_base}{BATCHES_PATH}/{self.redactor.clean(batch_id, 80)}"
-        try:
-            body, _ = self._get(path, {}, what, expect="batch")
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        if body.get("id") != batch_id:
-            raise ApiError(what, message="the API returned a different batch than the one asked for")
-        return body
+        return self._retrieve(BATCHES_PATH, batch_id)
 
     def stream_results(self, results_url: str, consume: Callable[[Iterator[bytes]], T]) -> T | None:
         """`GET results_url` (a batch's, absolute), streamed: `consume(chunks)` reads the JSONL as it arrives

@@ -94,17 +94,7 @@ class BatchesClient(ApiClient):
 
     def retrieve(self, batch_id: str) -> dict[str, Any] | None:
         """The batch as it is now, or None when the API answers 404 for it."""
-        path = "/batches/" + quote(batch_id, safe="")
-        what = f"GET {self.shown_base}/batches/{self.redactor.clean(batch_id, 80)}"
-        try:
-            body, _ = self._get(path, {}, what, expect="batch")
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        if body.get("id") != batch_id:
-            raise ApiError(what, message="the API returned a different batch than the one asked for")
-        return body
+        return self._retrieve("/batches", batch_id)
 
     def _project_header(self, response: httpx.Response) -> str | None:
         """The `openai-project` header when it looks like a project id; anything else (a value carrying

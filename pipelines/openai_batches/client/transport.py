@@ -17,6 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type
@@ -90,6 +91,21 @@ class ApiClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _retrieve(self, collection: str, batch_id: str) -> dict[str, Any] | None:
+        """`GET {collection}/{batch_id}`: the batch as it is now, or None when the API answers 404 for it (an
+        answer about another batch is refused)."""
+        path = f"{collection}/" + quote(batch_id, safe="")
+        what = f"GET {self.shown_base}{collection}/{self.redactor.clean(batch_id, 80)}"
+        try:
+            body, _ = self._get(path, {}, what, expect="batch")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        if body.get("id") != batch_id:
+            raise ApiError(what, message="the API returned a different batch than the one asked for")
+        return body
 
     def _get(self, path: str, params: dict[str, Any], what: str, expect: str) -> tuple[dict[str, Any], httpx.Response]:
         return self._with_retries(self._attempt, path, params, what, expect)
