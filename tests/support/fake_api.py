@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 # --- a scriptable API -------------------------------------------------------------------------------
@@ -29,7 +29,30 @@ def json_reply(payload: Any, status: int = 200, **headers: str) -> Reply:
 Route = Callable[[str, dict[str, str], int], Reply]  # (path, query, request number) -> reply
 
 
-class ScriptedApi:
+class _Loopback:
+    """A threaded HTTP server on a free loopback port, started and stopped with `with`; `base_url` ends in /v1."""
+
+    _httpd: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_port}/v1"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class ScriptedApi(_Loopback):
     """A loopback server whose every answer the test decides: payloads, statuses and bodies that
     neither the simulator nor a well-behaved API would send."""
 
@@ -82,20 +105,7 @@ class ScriptedApi:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_port}/v1"
-
-    def __enter__(self) -> ScriptedApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(Handler)
 
 
 def envelope(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
@@ -257,7 +267,7 @@ def raw_response(body: bytes, *, status: int = 200, length: int | None = -1, pro
     return head + b"connection: close\r\n\r\n" + body
 
 
-class StaticApi:
+class StaticApi(_Loopback):
     """A list endpoint over a fixed list of batch objects, for recorded pages and odd payloads
     the simulator would never produce. Pages exactly like the API: newest first, `after` = id."""
 
@@ -305,17 +315,4 @@ class StaticApi:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_port}/v1"
-
-    def __enter__(self) -> StaticApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(Handler)
