@@ -1,8 +1,9 @@
 """Baseline: the least a loader can do: page with httpx, parse with json, one DuckDB insert from arrow.
 
 No retries, no incremental state, no flattening or typing beyond what arrow infers, no merge: the floor
-for local work per batch. Usage: `python bench/floor.py DB_PATH [--fetch-only]` with OPENAI_API_KEY and
-OPENAI_BASE_URL set; `--fetch-only` stops after paging (the bare paging loop of the latency benchmark).
+for local work per batch. Usage: `python bench/floor.py DB_PATH [--fetch-only] [--anthropic]` with OPENAI_API_KEY
+and OPENAI_BASE_URL set (ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL with `--anthropic`: Anthropic's Message Batches,
+pages of 1000 after `last_id`); `--fetch-only` stops after paging (the bare paging loop of the latency benchmark).
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ import httpx
 import pyarrow as pa
 
 
-def main(db_path: str, fetch_only: bool = False) -> int:
-    base = os.environ["OPENAI_BASE_URL"].rstrip("/")
+def main(db_path: str, fetch_only: bool = False, anthropic: bool = False) -> int:
+    if anthropic:
+        base = os.environ["ANTHROPIC_BASE_URL"].rstrip("/") + "/v1/messages"
+        headers = {"x-api-key": os.environ["ANTHROPIC_API_KEY"], "anthropic-version": "2023-06-01"}
+        limit, cursor = 1000, "after_id"
+    else:
+        base = os.environ["OPENAI_BASE_URL"].rstrip("/")
+        headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"}
+        limit, cursor = 100, "after"
     rows: list[dict[str, Any]] = []
-    with httpx.Client(headers={"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"}, timeout=60) as client:
+    with httpx.Client(headers=headers, timeout=60) as client:
         after: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
+            params: dict[str, Any] = {"limit": limit, **({cursor: after} if after else {})}
             response = client.get(f"{base}/batches", params=params)
             response.raise_for_status()
             page = json.loads(response.content)
@@ -44,4 +52,4 @@ def main(db_path: str, fetch_only: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], fetch_only="--fetch-only" in sys.argv[2:]))
+    sys.exit(main(sys.argv[1], fetch_only="--fetch-only" in sys.argv[2:], anthropic="--anthropic" in sys.argv[2:]))

@@ -6,7 +6,7 @@ another process (so the simulator's memory and CPU are not the loader's). Peak R
 `ru_maxrss` from wait4(); requests are what the simulator served to the run.
 
 Prints the table and writes bench/RESULTS.md. `--quick` runs fewer repetitions and no million-batch
-history, for development; `--only latency,throughput,incremental,memory,reports,ducklake,help,ledger` picks
+history, for development; `--only latency,throughput,incremental,memory,reports,ducklake,help,ledger,anthropic` picks
 sections (their rows then replace the same sections' rows in bench/RESULTS.md; the rest stays as measured).
 """
 
@@ -38,7 +38,9 @@ BIN = Path(sys.executable).parent
 CLI = str(BIN / "openai-batches")
 PY = sys.executable
 KEY = "sk-sim-default"  # the simulator's default project key: not a secret
+ANTHROPIC_KEY = "sk-ant-api03-sim-default"  # the simulator's Anthropic workspace key: not a secret
 PAGE = 100  # the API's maximum page size, which the pipeline uses
+ANTHROPIC_PAGE = 1000  # Anthropic's maximum page size, which the pipeline uses
 SETTLE_S = 3 * 86_400  # after this much simulated time every generated batch is terminal
 
 # Targets of issue 5.
@@ -52,10 +54,13 @@ HELP_MAX_S = 0.3  # issue 9
 # Targets of issue 10 (the request ledger).
 LEDGER_MB_S_MIN = 100.0
 LEDGER_RSS_MAX_MB = 300.0
+# Targets of issue 18 (Anthropic).
+ANTHROPIC_BARE_RATIO_MAX = 1.1
 
 # Environment that would let the caller's own configuration leak into a measured run.
 _LEAKY_PREFIXES = (
     "OPENAI_",
+    "ANTHROPIC_",
     "DLT_",
     "SOURCES__",
     "DESTINATION__",
@@ -87,14 +92,17 @@ class Run:
 class Simulator:
     """`openai-batches simulate --admin` in its own process; `/_sim/*` drives its clock and counts requests."""
 
-    def __init__(self, batches: int, latency_ms: float = 0.0) -> None:
+    def __init__(self, batches: int, latency_ms: float = 0.0, anthropic_batches: int = 0) -> None:
         self.batches = batches
         self.latency_ms = latency_ms
+        self.anthropic_batches = anthropic_batches
         self.proc: subprocess.Popen[str] | None = None
         self.base_url = ""
+        self.anthropic_base_url = ""
 
     def __enter__(self) -> Simulator:
         cmd = [CLI, "simulate", "--port", "0", "--batches", str(self.batches), "--admin", "--seed", "0"]
+        cmd += ["--anthropic-batches", str(self.anthropic_batches)]
         if self.latency_ms:
             cmd += ["--latency-ms", str(self.latency_ms)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
@@ -104,6 +112,9 @@ class Simulator:
             seen.append(line)
             if line.startswith("OPENAI_BASE_URL="):
                 self.base_url = line.split("=", 1)[1].strip()
+            elif line.startswith("ANTHROPIC_BASE_URL="):
+                self.anthropic_base_url = line.split("=", 1)[1].strip()
+            if line.startswith("Simulator keys only"):
                 break
         if not self.base_url:
             self.proc.kill()
@@ -143,7 +154,8 @@ def _clean_env() -> dict[str, str]:
 class Workspace:
     """A fresh directory per pipeline instance: empty .dlt project dir, own data dir, HOME and database."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, *, anthropic: bool = False) -> None:
+        self.anthropic = anthropic  # the workspace's key is Anthropic's (and no OpenAI key is set)
         self.dir = root / name
         shutil.rmtree(self.dir, ignore_errors=True)
         (self.dir / "project").mkdir(parents=True)
@@ -156,9 +168,11 @@ class Workspace:
             DLT_PROJECT_DIR=str(self.dir / "project"),
             DLT_DATA_DIR=str(self.dir / "data"),
             HOME=str(self.dir),
-            OPENAI_API_KEY=KEY,
-            OPENAI_BASE_URL=sim.base_url,
         )
+        if self.anthropic:
+            env.update(ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=sim.anthropic_base_url)
+        else:
+            env.update(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=sim.base_url)
         return env
 
 
@@ -193,6 +207,7 @@ def naive(ws: Workspace, sim: Simulator, label: str = "naive") -> Run:
 def floor(ws: Workspace, sim: Simulator, label: str = "floor", fetch_only: bool = False) -> Run:
     Path(ws.db).unlink(missing_ok=True)
     cmd = [PY, str(BENCH / "floor.py"), ws.db] + (["--fetch-only"] if fetch_only else [])
+    cmd += ["--anthropic"] if ws.anthropic else []
     return measure(label, cmd, ws, sim).check()
 
 
@@ -452,6 +467,65 @@ def bench_ducklake(tmp: Path, res: Results, n: int = 100_000) -> None:
     )
 
 
+# Results off: the 100k history's results are ~24 million request lines; the listing is what this row measures.
+_NO_RESULTS = {"SOURCES__OPENAI_BATCHES__REQUESTS": "false"}
+
+
+def bench_anthropic(tmp: Path, res: Results, reps: int, n: int = 100_000, with_results: int = 1_000) -> None:
+    """Issue 18: an Anthropic workspace's backfill against the bare paging loop (pages of 1000 after `last_id`)
+    in the same run, a run with nothing new, and a smaller history's backfill with its results read."""
+    say(f"[8] Anthropic: backfill of {n:,} message batches, {reps} runs; {with_results:,} with results")
+    with Simulator(0, anthropic_batches=n) as sim:
+        bare = [floor(Workspace(tmp, f"a-bare-{i}", anthropic=True), sim, "bare paging", True) for i in range(2)]
+        runs = []
+        for i in range(reps):
+            ws = Workspace(tmp, f"a-ours-{i}", anthropic=True)
+            runs.append(measure_with("backfill", [CLI, "load", "--db", ws.db], ws, sim, _NO_RESULTS).check())
+        nochange = measure_with("no-change", [CLI, "load", "--db", ws.db], ws, sim, _NO_RESULTS).check()
+    with Simulator(0, anthropic_batches=with_results) as sim:
+        ws = Workspace(tmp, "a-results", anthropic=True)
+        results = load(ws, sim, "backfill with results")
+        results_nochange = load(ws, sim, "no-change with results")
+    pages = math.ceil(n / ANTHROPIC_PAGE)
+    bare_wall, wall = median([r.wall_s for r in bare]), median([r.wall_s for r in runs])
+    requests = sorted({r.requests for r in runs})
+    res.add(
+        "8 anthropic",
+        f"{n:,} message batches: requests (pages of {ANTHROPIC_PAGE})",
+        "/".join(map(str, requests)),
+        f"{pages}",
+        requests == [pages],
+    )
+    res.add("8 anthropic", "bare paging loop (httpx + json, nothing else)", f"{bare_wall:.2f} s (runs: {_runs(bare)})")
+    res.add(
+        "8 anthropic",
+        "`openai-batches load` backfill, median",
+        f"{wall:.2f} s = {n / wall:,.0f} batches/s, peak {max(r.peak_rss_mb for r in runs):.0f} MB "
+        f"(runs: {_runs(runs)})",
+    )
+    ratio = wall / bare_wall
+    res.add(
+        "8 anthropic",
+        "backfill wall / bare paging loop",
+        f"{ratio:.3f}",
+        f"<= {ANTHROPIC_BARE_RATIO_MAX}",
+        ratio <= ANTHROPIC_BARE_RATIO_MAX,
+    )
+    res.add(
+        "8 anthropic",
+        "`load` with nothing to do: requests",
+        f"{nochange.requests} ({nochange.wall_s:.2f} s)",
+        "1",
+        nochange.requests == 1,
+    )
+    res.add(
+        "8 anthropic",
+        f"{with_results:,} message batches with their results: backfill",
+        f"{results.wall_s:.1f} s, {results.requests} requests, peak {results.peak_rss_mb:.0f} MB; next run "
+        f"{results_nochange.requests} request(s)",
+    )
+
+
 def measure_with(label: str, cmd: Sequence[str], ws: Workspace, sim: Simulator, extra: dict[str, str]) -> Run:
     """`measure` with extra environment (a destination's settings)."""
     original = ws.env
@@ -672,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--only",
         default="",
-        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger",
+        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger, anthropic",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary workspaces (their path is printed)")
     args = p.parse_args(argv)
@@ -714,6 +788,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_ducklake(tmp, res, n=20_000 if args.quick else 100_000)
         if wanted("ledger"):
             bench_ledger(tmp, res, reps=2 if args.quick else 3)
+        if wanted("anthropic"):
+            bench_anthropic(tmp, res, reps=2 if args.quick else 3, n=20_000 if args.quick else 100_000)
     elapsed = time.perf_counter() - started
     print(f"\nopenai-batches benchmarks ({info['cores']} cores, {info['cpu']}, {info['memory']})\n")
     print(table(res))
