@@ -4,9 +4,11 @@ it gives instead of the normal one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from . import anthropic
 from .files import FILES_PREFIX, not_found
 from .responses import Response, error_response, json_response, mask_key
 
@@ -27,6 +29,7 @@ FAULT_KINDS = (
     "corrupt-gzip",
     "truncated-gzip",
     "404",
+    "529",
 )
 
 
@@ -56,7 +59,8 @@ class Fault:
     end of its stream while the HTTP framing is complete (a gateway that compressed a cut answer);
     ``404`` answers not found (a gateway that briefly loses a file); ``slow`` answers normally after
     ``delay``; ``retry_after`` (seconds) is sent as ``retry-after`` and ``retry-after-ms`` on 429/503;
-    ``should_retry`` as ``x-should-retry``.
+    ``should_retry`` as ``x-should-retry``; ``529`` is Anthropic's "overloaded" (an OpenAI-shaped 529
+    elsewhere). On Anthropic's paths every answer is Anthropic's (`anthropic_fault_response`).
     """
 
     kind: str
@@ -79,9 +83,14 @@ def _retry_headers(fault: Fault) -> dict[str, str]:
     return h
 
 
-def fault_response(fault: Fault, key: str, path: str, organization: str) -> Response | None:
+def fault_response(
+    fault: Fault, key: str, path: str, organization: str, *, request_id: str = "", now: float = 0.0
+) -> Response | None:
     """The answer `fault` gives to a request for `path` made with `key` (None: the normal answer, which
-    `slow` delays and `truncated-json` cuts afterwards)."""
+    `slow` delays and `truncated-json` cuts afterwards). `request_id` and `now` (the simulated clock) are
+    what Anthropic's answers carry."""
+    if anthropic.handles(path):
+        return anthropic_fault_response(fault, path, request_id, now)
     kind = fault.kind
     if kind == "404":
         if path.startswith(FILES_PREFIX + "/"):
@@ -112,6 +121,8 @@ def fault_response(fault: Fault, key: str, path: str, organization: str) -> Resp
             None,
             "insufficient_quota",
         )
+    if kind == "529":
+        return error_response(529, "The server is overloaded, please try again later.", "server_error")
     if kind == "500":
         return error_response(
             500, "The server had an error while processing your request. Sorry about that!", "server_error"
@@ -141,3 +152,62 @@ def fault_response(fault: Fault, key: str, path: str, organization: str) -> Resp
             code=None,
         )
     return None  # slow, truncated-json: the normal answer (possibly mangled afterwards)
+
+
+# Anthropic's answers to the same faults: (status, error type, message) in its envelope
+# (`{"type": "error", "error": {"type", "message"}, "request_id"}`, the id also in `request-id`).
+_ANTHROPIC_ERRORS = {
+    "429": (
+        429,
+        "rate_limit_error",
+        "This request would exceed the rate limit for your organization of 50 requests per minute. For details, "
+        "refer to: https://docs.claude.com/en/api/rate-limits. You can see the response headers for current usage. "
+        "Please try again later.",
+    ),
+    "429-no-retry-after": (429, "rate_limit_error", "Number of concurrent connections has exceeded your rate limit."),
+    "529": (529, "overloaded_error", "Overloaded"),
+    "500": (500, "api_error", "Internal server error"),
+    "503": (503, "api_error", "Service Unavailable"),
+    "401": (401, "authentication_error", "invalid x-api-key"),
+    "403": (403, "permission_error", "Your API key does not have permission to use the specified resource."),
+    # Anthropic's out-of-credit answer: a 400, not retried (OpenAI's is a 429 with code insufficient_quota).
+    "insufficient_quota": (
+        400,
+        "invalid_request_error",
+        "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or "
+        "purchase credits.",
+    ),
+}
+# Requests per minute the rate limit headers of a simulated 429 state (any positive number would do).
+_ANTHROPIC_RPM = 50
+
+
+def anthropic_fault_response(fault: Fault, path: str, request_id: str, now: float) -> Response | None:
+    """The answer `fault` gives on Anthropic's paths (None: the normal answer). `retry-after` goes out as
+    Anthropic sends it: whole seconds (rounded up: never sooner than the server allows), without OpenAI's
+    `retry-after-ms`, with its `anthropic-ratelimit-requests-*` headers, on rate limits (429, and the 503
+    a gateway sends); 529 overloaded carries none."""
+    kind = fault.kind
+    if kind == "502-html":
+        return Response(502, _HTML_502, "text/html")
+    if kind == "non-json":
+        return Response(200, _HTML_PAGE.replace(b"api.openai.com", b"api.anthropic.com"), "text/html; charset=UTF-8")
+    if kind == "empty-body":
+        return Response(200, b"")
+    if kind == "404":
+        parts = [unquote(p) for p in path[len(anthropic.PREFIX) :].split("/")][1:]
+        what = f"No message batch found with id '{parts[0]}'" if parts else "Not found"
+        return json_response(404, anthropic.error_body("not_found_error", what, request_id))
+    found = _ANTHROPIC_ERRORS.get(kind)
+    if found is None:
+        return None  # slow, truncated-json, the gzip faults: the normal answer (possibly mangled afterwards)
+    status, error_type, message = found
+    r = json_response(status, anthropic.error_body(error_type, message, request_id))
+    if kind in ("429", "503") and fault.retry_after is not None:
+        seconds = math.ceil(fault.retry_after)
+        r.headers["retry-after"] = str(seconds)
+        if kind == "429":
+            r.headers["anthropic-ratelimit-requests-limit"] = str(_ANTHROPIC_RPM)
+            r.headers["anthropic-ratelimit-requests-remaining"] = "0"
+            r.headers["anthropic-ratelimit-requests-reset"] = anthropic.rfc3339(now + seconds)
+    return r

@@ -303,14 +303,19 @@ class SimulatorServer:
         if fault is not None and fault.kind == "slow":
             self._stopping.wait(fault.delay)
 
-        resp = fault_response(fault, key, path, self.org.organization) if fault is not None else None
-        if resp is None and on_anthropic:
-            root = self.anthropic_base_url
-            resp = anthropic.answer(self.org.anthropic, method, path, query, headers, root, request_id)
+        resp = None
+        if fault is not None:
+            resp = fault_response(
+                fault, key, path, self.org.organization, request_id=request_id, now=self.org.clock.now()
+            )
         if resp is None:
-            resp = self._organization_api(method, path, split.query, key)
-            if resp is None:
-                resp = self._route(method, path, query, body, key, project)
+            if on_anthropic:
+                root = self.anthropic_base_url
+                resp = anthropic.answer(self.org.anthropic, method, path, query, headers, root, request_id)
+            else:
+                resp = self._organization_api(method, path, split.query, key)
+                if resp is None:
+                    resp = self._route(method, path, query, body, key, project)
             if fault is not None and fault.kind == "truncated-json":
                 resp.body = resp.body[: len(resp.body) // 2]
         if fault is not None and fault.should_retry is not None:
