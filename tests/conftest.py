@@ -13,10 +13,11 @@ import pytest
 
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
-from .support.workload import FIXTURE_PAGE, KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
+from .support.workload import ANTHROPIC_WORKSPACES, FIXTURE_PAGE, KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
 
 # A throwaway PostgreSQL (`postgres_server`, `postgres_dsn`) for the tests that need one.
-pytest_plugins = ["tests.support.postgres"]
+# `world`: one provider's side of a test, a run per provider (tests/support/providers.py).
+pytest_plugins = ["tests.support.postgres", "tests.support.providers"]
 
 # Markers (registered in pyproject.toml) that follow from what a test uses, so that no test can forget them:
 # `postgres` for the throwaway cluster's fixtures, `subprocess` for a test that starts the CLI, the simulator
@@ -73,6 +74,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "OPENAI_ORG_ID",
         "OPENAI_PROJECT_ID",
         "OPENAI_BATCHES_DB",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_ADMIN_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
@@ -89,7 +93,12 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def org() -> SimulatedOrg:
-    return SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: PROJECT_B}, clock=SimClock(start=NOW), seed=7)
+    return SimulatedOrg(
+        projects={KEY_A: PROJECT_A, KEY_B: PROJECT_B},
+        clock=SimClock(start=NOW),
+        seed=7,
+        anthropic_workspaces=ANTHROPIC_WORKSPACES,
+    )
 
 
 @pytest.fixture

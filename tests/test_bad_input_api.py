@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 
 from openai_batches.load.runner import run_load
-from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
+from openai_batches.simulator import Fault, SimulatorServer
 
-from .support.assertions import assert_matches_simulator, rows_by_id, table
+from .support.assertions import rows_by_id, table
 from .support.cli import assert_one_clear_error, cli_env, run_cli
 from .support.fake_api import (
     Reply,
@@ -41,10 +41,10 @@ from .support.fake_api import (
     json_reply,
     make_batch,
     newest_first,
-    paged,
     serve_all,
 )
-from .support.workload import KEY_A, PROJECT_A, config_for
+from .support.providers import World
+from .support.workload import KEY_A, config_for
 
 
 def columns_of(db: str, table_name: str = "batches") -> dict[str, str]:
@@ -202,14 +202,14 @@ def test_sixteen_long_metadata_values_with_odd_keys_round_trip_exactly(db: str) 
     assert table(db, "SELECT metadata->>'$.\"a.b\"' FROM openai_batches.batches") == [(metadata["a.b"],)]
 
 
-def test_has_more_with_no_data_that_persists_fails_the_run_and_commits_nothing(db: str) -> None:
-    first = newest_first(3)
-    with ScriptedApi(paged([(first, True), ([], True)])) as api:
-        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=3))
+def test_has_more_with_no_data_that_persists_fails_the_run_and_commits_nothing(db: str, world: World) -> None:
+    first = world.newest_first(3)
+    with ScriptedApi(world.paged([(first, True), ([], True)])) as api:
+        result = run_load(db, world.scripted_config(api, max_attempts=3))
     assert not result.ok
     assert "has_more is true but the page has no data" in (result.outcomes[0].error or "")
     after = first[-1]["id"]
-    assert [q.get("after") for _, q in api.requests] == [None, after, after, after]
+    assert [q.get(world.cursor) for p, q in api.requests if p == world.list_path] == [None, after, after, after]
     assert not Path(db).exists()  # nothing committed: the next run starts from the head again
 
 
@@ -226,25 +226,26 @@ def test_has_more_with_no_data_once_is_a_glitch_and_paging_goes_on(db: str) -> N
     assert table(db, "SELECT count(*), count(DISTINCT id) FROM openai_batches.batches") == [(150, 150)]
 
 
-def test_the_same_item_on_two_pages_is_loaded_once(db: str) -> None:
-    a, b, c, d = newest_first(4)
-    c_again = dict(c, status="in_progress")  # a stale copy further down
-    with ScriptedApi(paged([([a, b, c], True), ([c_again, d], False)])) as api:
-        result = run_load(db, config_for(api.base_url, KEY_A))
-    assert result.ok
-    assert table(db, "SELECT count(*), count(DISTINCT id) FROM openai_batches.batches") == [(4, 4)]
-    assert rows_by_id(db)[c["id"]]["status"] == "completed"
+def test_the_same_item_on_two_pages_is_loaded_once(db: str, world: World) -> None:
+    a, b, c, d = world.newest_first(4)
+    status = "processing_status" if world.anthropic else "status"
+    c_again = dict(c, **{status: "in_progress"})  # a stale copy further down
+    with ScriptedApi(world.paged([([a, b, c], True), ([c_again, d], False)])) as api:
+        result = run_load(db, world.scripted_config(api))
+    assert result.ok, result.outcomes[0].error
+    assert world.ids_and_duplicates(db) == (4, 4)
+    assert world.rows(db)[c["id"]][status] == c[status]
     assert result.outcomes[0].stats.counts.new == 4
 
 
-def test_a_cursor_that_does_not_advance_fails_clearly_and_writes_nothing(db: str) -> None:
-    a, b = newest_first(2)
-    with ScriptedApi(paged([([a, b], True), ([b], True)])) as api:
-        result = run_load(db, config_for(api.base_url, KEY_A))
+def test_a_cursor_that_does_not_advance_fails_clearly_and_writes_nothing(db: str, world: World) -> None:
+    a, b = world.newest_first(2)
+    with ScriptedApi(world.paged([([a, b], True), ([b], True)])) as api:
+        result = run_load(db, world.scripted_config(api))
     assert not result.ok
     error = result.outcomes[0].error or ""
-    assert "same cursor twice" in error and b["id"] in error
-    assert count_requests(api) == 2
+    assert "same cursor twice" in error and b["id"] in error and "\n" not in error
+    assert world.count_requests(api) == 2
     assert not Path(db).exists()
 
 
@@ -253,12 +254,13 @@ def test_a_cursor_that_does_not_advance_fails_clearly_and_writes_nothing(db: str
     [{"object": "batch"}, {"id": None, "status": "completed"}, {"id": 17}, {"id": ""}],
     ids=["no-id", "null-id", "int-id", "empty-id"],
 )
-def test_an_item_without_a_string_id_refuses_the_page(db: str, item: dict[str, Any]) -> None:
-    with ScriptedApi(lambda path, query, n: json_reply(envelope([make_batch(1), item], False))) as api:
-        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2))
+def test_an_item_without_a_string_id_refuses_the_page(db: str, world: World, item: dict[str, Any]) -> None:
+    page = world.envelope([world.make_batch(1), item], False)
+    with ScriptedApi(lambda path, query, n: json_reply(page)) as api:
+        result = run_load(db, world.scripted_config(api, max_attempts=2))
     assert not result.ok
     assert "unexpected response body (not a list object)" in (result.outcomes[0].error or "")
-    assert count_requests(api) == 2  # retried once: a proxy may have mangled it
+    assert world.count_requests(api) == 2  # retried once: a proxy may have mangled it
     assert not Path(db).exists()
 
 
@@ -272,25 +274,28 @@ def test_an_item_without_a_string_id_refuses_the_page(db: str, item: dict[str, A
     ],
 )
 def test_bad_bodies_are_retried_and_then_fail_clearly(
-    db: str, org: SimulatedOrg, server: SimulatorServer, kind: str, message: str
+    db: str, world: World, server: SimulatorServer, kind: str, message: str
 ) -> None:
-    org.generate_history(150, project=PROJECT_A, days=5)
-    server.inject(Fault(kind, count=1))
-    result = run_load(db, config_for(server.base_url, KEY_A, max_attempts=2))
+    world.generate_history(150, project=world.a, days=5)
+    pages = -(-150 // world.page_size)
+    server.inject(Fault(kind, count=1, path_prefix=world.list_path))
+    result = run_load(db, world.config(server, max_attempts=2))
     assert result.ok, result.outcomes
-    assert result.api_calls == 2 + 1  # two pages, the bad answer retried
-    assert_matches_simulator(db, org, PROJECT_A)
+    assert len([r for r in server.requests if r.path == world.list_path]) == pages + 1  # the bad answer retried
+    world.assert_matches_simulator(db, world.a)
 
-    org.advance(3600)
-    org.create_batch(project=PROJECT_A)
-    server.inject(Fault(kind, count=2))
-    result = run_load(db, config_for(server.base_url, KEY_A, max_attempts=2))
+    world.advance(3600)
+    world.create_batch(world.a)
+    server.inject(Fault(kind, count=2, path_prefix=world.list_path))
+    result = run_load(db, world.config(server, max_attempts=2))
     assert not result.ok
     error = result.outcomes[0].error or ""
-    assert message in error and "gave up after 2 attempts" in error and "x-request-id req_" in error
+    request_id = "request-id req_" if world.anthropic else "x-request-id req_"
+    assert message.replace("api.openai.com", "api.anthropic.com") in error
+    assert "gave up after 2 attempts" in error and request_id in error
     server.clear_faults()
-    assert run_load(db, config_for(server.base_url, KEY_A)).ok
-    assert_matches_simulator(db, org, PROJECT_A)
+    assert run_load(db, world.config(server)).ok
+    world.assert_matches_simulator(db, world.a)
 
 
 @pytest.mark.parametrize(
@@ -298,14 +303,14 @@ def test_bad_bodies_are_retried_and_then_fail_clearly(
     [{"object": "list", "data": "oops"}, [make_batch(1)], {"error": "not an object"}],
     ids=["data-not-a-list", "bare-list", "error-string"],
 )
-def test_an_envelope_of_the_wrong_shape_is_retried_then_refused(db: str, body: Any) -> None:
+def test_an_envelope_of_the_wrong_shape_is_retried_then_refused(db: str, world: World, body: Any) -> None:
     with ScriptedApi(lambda path, query, n: json_reply(body)) as api:
-        result = run_load(db, config_for(api.base_url, KEY_A, max_attempts=2))
+        result = run_load(db, world.scripted_config(api, max_attempts=2))
     assert not result.ok
     assert "HTTP 200: unexpected response body (not a list object) (gave up after 2 attempts)" in (
         result.outcomes[0].error or ""
     )
-    assert count_requests(api) == 2
+    assert world.count_requests(api) == 2
     assert not Path(db).exists()
 
 

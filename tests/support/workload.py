@@ -21,6 +21,12 @@ KEY_A, KEY_B = "sk-test-alpha-0123456789", "sk-test-bravo-9876543210"
 PROJECT_A, PROJECT_B = "proj_alpha", "proj_bravo"
 
 
+# The organisation's Anthropic workspaces (the shared `org` fixture has them beside PROJECT_A and PROJECT_B).
+ANTHROPIC_KEY_A, ANTHROPIC_KEY_B = "sk-ant-api03-test-alpha-0123456789", "sk-ant-api03-test-bravo-9876543210"
+WORKSPACE_A, WORKSPACE_B = "wrkspc_alpha", "wrkspc_bravo"
+ANTHROPIC_WORKSPACES = {ANTHROPIC_KEY_A: WORKSPACE_A, ANTHROPIC_KEY_B: WORKSPACE_B}
+
+
 # A real recorded list page (2025-08-21, before `usage`/`model` existed), copied from shared/fixtures.
 FIXTURE_PAGE = Path(__file__).resolve().parents[1] / "fixtures" / "real-list-batches-2025-08-21.json"
 
