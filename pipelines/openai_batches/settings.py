@@ -76,6 +76,8 @@ DATASET_NAME = "openai_batches"
 PIPELINE_NAME = "openai_batches"
 BATCHES_TABLE = "batches"
 ERRORS_TABLE = "batches__errors__data"
+# Each provider's table of batches (one row per batch, every field it sends).
+BATCH_TABLES = {"openai": BATCHES_TABLE, "anthropic": ANTHROPIC_BATCHES_TABLE}
 # Open batches the API stopped returning (confirmed gone): their last row stays in `batches`.
 GONE_TABLE = "batches_gone"
 
