@@ -48,6 +48,7 @@ class World:
     key_b: str
     table: str  # in the `openai_batches` schema
     list_path: str  # the list endpoint's path: where a test aims faults at paging
+    root: str = "http://simulator"  # the API root the truth's URLs are on (the last server configured)
 
     @property
     def anthropic(self) -> bool:
@@ -67,11 +68,54 @@ class World:
         """Batches per list page as the loader asks for them."""
         return 1000 if self.anthropic else 100
 
+    @property
+    def status(self) -> str:
+        """The status field (and column) of a batch object."""
+        return "processing_status" if self.anthropic else "status"
+
+    @property
+    def ended(self) -> str:
+        """The status value of a batch that finished normally."""
+        return "ended" if self.anthropic else "completed"
+
+    def opened(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A scripted `batch` (make_batch's) made still open: in progress, no end."""
+        if self.anthropic:
+            counts = dict.fromkeys(("succeeded", "errored", "canceled", "expired"), 0)
+            batch.update(processing_status="in_progress", ended_at=None, results_url=None)
+            batch["request_counts"] = {"processing": 10, **counts}
+        else:
+            batch.update(status="in_progress", completed_at=None)
+        return batch
+
+    def finished(self, batch: dict[str, Any], after: int = 99) -> dict[str, Any]:
+        """An opened scripted `batch` finished `after` seconds after its creation."""
+        fresh = self.make_batch(0)
+        if self.anthropic:
+            created = datetime.fromisoformat(batch["created_at"].replace("Z", "+00:00")).timestamp()
+            batch.update(
+                processing_status="ended", ended_at=rfc3339(created + after), request_counts=fresh["request_counts"]
+            )
+            batch["results_url"] = f"{self.list_path}/{batch['id']}/results"
+        else:
+            batch.update(status="completed", completed_at=batch["created_at"] + after)
+        return batch
+
+    def project_state(self, db: str, project: str) -> dict[str, Any]:
+        """The project's incremental state as the last committed run left it (the resource is named after the
+        table)."""
+        from openai_batches.load.runner import make_pipeline
+
+        resources = make_pipeline(db).state.get("sources", {}).get("openai_batches", {}).get("resources", {})
+        return dict(resources.get(self.table, {}).get("projects", {}).get(project) or {})
+
     def key(self, project: str) -> str:
         return {self.a: self.key_a, self.b: self.key_b}[project]
 
     def base_url(self, server: SimulatorServer) -> str:
-        """The base URL as the provider's SDK takes it (Anthropic's: the root without `/v1`)."""
+        """The base URL as the provider's SDK takes it (Anthropic's: the root without `/v1`). The server is
+        remembered: the truth's `results_url`s are on it."""
+        self.root = server.anthropic_base_url
         return server.anthropic_base_url if self.anthropic else server.base_url
 
     # ------------------------------------------------------------------ configuration
@@ -146,7 +190,7 @@ class World:
     def truth(self, project: str) -> dict[str, dict[str, Any]]:
         """The project's batch objects as the API shows them now, by id."""
         if self.anthropic:
-            return {b["id"]: b for b in self.org.anthropic.batches(project)}
+            return {b["id"]: b for b in self.org.anthropic.batches(project, self.root)}
         return {b["id"]: b for b in self.org.batches(project)}
 
     def count(self) -> int:
