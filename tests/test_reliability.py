@@ -22,7 +22,8 @@ from openai_batches.simulator import Fault, SimulatedOrg, SimulatorServer
 
 from .support.assertions import assert_matches_simulator, ids_and_duplicates
 from .support.cli import assert_one_clear_error, cli_env, run_cli, spawn_cli
-from .support.workload import KEY_A, KEY_B, PROJECT_A, PROJECT_B, config_for, load
+from .support.providers import World
+from .support.workload import KEY_A, KEY_B, PROJECT_A, PROJECT_B, load
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
@@ -168,69 +169,79 @@ FAULT_SEEDS = range(4, 4 + int(os.environ.get("OPENAI_BATCHES_FAULT_SEEDS", "1")
 
 @pytest.mark.parametrize("fault_seed", FAULT_SEEDS)
 def test_a_fifth_of_all_requests_failing_still_ends_with_exactly_the_simulators_data(
-    db: str, org: SimulatedOrg, fault_seed: int
+    db: str, world: World, fault_seed: int
 ) -> None:
-    org.generate_history(1200, project=PROJECT_A, days=60, open_fraction=0.05)
-    org.generate_history(200, project=PROJECT_B, days=60)
+    # Anthropic's pages hold 1000 batches: a longer history for a backfill of several pages, and its 529.
+    kinds = CAMPAIGN_KINDS + (("529",) if world.anthropic else ())
+    world.generate_history(2600 if world.anthropic else 1200, project=world.a, days=60, open_fraction=0.05)
+    world.generate_history(200, project=world.b, days=60)
     counted = 0
     with SimulatorServer(
-        org, fault_rate=0.2, fault_kinds=CAMPAIGN_KINDS, fault_seed=fault_seed, fault_delay=0.6
+        world.org, fault_rate=0.2, fault_kinds=kinds, fault_seed=fault_seed, fault_delay=0.6
     ) as server:
+        # Spread out over answered requests, so that they do not add up on one request's attempts (Anthropic's
+        # runs make fewer requests: one apart).
+        spacing = 1 if world.anthropic else 4
 
-        def every_kind_at_least_once() -> None:  # spread out, so that they do not add up on one request
-            for i, kind in enumerate(CAMPAIGN_KINDS):
-                wait_for(lambda i=i: len(server.requests) >= 4 * i + 2, timeout=120)
-                server.inject(Fault(kind, delay=0.6))
+        def every_kind_at_least_once() -> None:
+            for i, kind in enumerate(kinds):
+                wait_for(lambda i=i: sum(1 for r in server.requests if not r.fault) >= spacing * i + 2, timeout=120)
+                server.inject(Fault(kind, delay=0.6, path_prefix="/v1/"))
 
         threading.Thread(target=every_kind_at_least_once, daemon=True).start()
-        config = config_for(server.base_url, KEY_A, KEY_B, timeout=0.4)
+        config = world.config(server, world.a, world.b, timeout=0.4)
         for run in range(5):
             if run:
-                org.advance(run * 5 * 3600)
+                world.advance(run * 5 * 3600)
                 for _ in range(120):
-                    org.create_batch(project=PROJECT_A)
+                    world.create_batch(world.a)
             result = run_load(db, config)
             assert result.ok, [o.error for o in result.outcomes]
             counted += result.api_calls
-            assert ids_and_duplicates(db) == (org.count(), org.count())
-        assert_matches_simulator(db, org, PROJECT_A)
-        assert_matches_simulator(db, org, PROJECT_B)
+            assert world.ids_and_duplicates(db) == (world.count(), world.count())
+        world.assert_matches_simulator(db, world.a)
+        world.assert_matches_simulator(db, world.b)
         # Every attempt the simulator saw was one the pipeline counted (a timed-out one is logged late).
         wait_for(lambda: len(server.requests) == counted, timeout=5)
         faults = Counter(r.fault for r in server.requests if r.fault)
-    assert set(faults) == set(CAMPAIGN_KINDS)
+    assert set(faults) == set(kinds)
     assert sum(faults.values()) >= 0.2 * counted
-    assert ids_and_duplicates(db) == (org.count(), org.count())
+    assert world.ids_and_duplicates(db) == (world.count(), world.count())
     print(f"\nfault campaign (seed {fault_seed}): {sum(faults.values())} faults in {counted} requests: {dict(faults)}")
 
 
 def test_faults_outlasting_the_retry_budget_mid_backfill_fail_clearly_and_the_next_run_converges(
-    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+    tmp_path: Path, world: World, server: SimulatorServer
 ) -> None:
     # More than one arrow chunk (settings.ARROW_CHUNK_ROWS): part of the backfill has reached dlt when the API dies.
-    org.generate_history(12_500, project=PROJECT_A, days=300, open_fraction=0.01)
+    world.generate_history(12_500, project=world.a, days=300, open_fraction=0.01)
     db = str(tmp_path / "budget.duckdb")
-    env = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url, SOURCES__OPENAI_BATCHES__MAX_ATTEMPTS="3")
+    env = cli_env(**world.env(server), SOURCES__OPENAI_BATCHES__MAX_ATTEMPTS="3")
+    # OpenAI's pages hold 100 batches, Anthropic's 1000: the API goes down at page 110 of 126, or 9 of 13.
+    down_after = 9 if world.anthropic else 110
 
     def api_goes_down() -> None:
-        wait_for(lambda: len(server.requests) >= 110, timeout=60)
-        server.fault_kinds = ("503",)
+        wait_for(lambda: len(server.requests) >= down_after, timeout=60)
+        server.fault_kinds = ("529",) if world.anthropic else ("503",)
         server.fault_rate = 1.0
 
     threading.Thread(target=api_goes_down, daemon=True).start()
     failed = run_cli("load", "--db", db, env=env)
-    line = assert_one_clear_error(failed, 1, "HTTP 503", "overloaded", "gave up after 3 attempts", "x-request-id")
-    assert "after=batch_" in line  # it names the page it was on
-    assert not Path(db).exists() or ids_and_duplicates(db)[0] == 0
+    status, message, request_id = ("HTTP 529", "Overloaded", "[request-id req_") if world.anthropic else (
+        "HTTP 503", "overloaded", "[x-request-id req_"
+    )  # fmt: skip
+    line = assert_one_clear_error(failed, 1, status, message, "gave up after 3 attempts", request_id)
+    assert f"{world.cursor}={world.id_prefix}" in line  # it names the page it was on
+    assert not Path(db).exists() or world.ids_and_duplicates(db)[0] == 0
     server.fault_rate = 0.0
 
-    org.advance(3600)
-    org.create_batch(project=PROJECT_A)
+    world.advance(3600)
+    world.create_batch(world.a)
     clean = run_cli("load", "--db", db, env=env)
     assert clean.returncode == 0, clean.stderr
     assert "12501 new" in clean.stdout
-    assert_matches_simulator(db, org, PROJECT_A)
-    assert ids_and_duplicates(db) == (12_501, 12_501)
+    world.assert_matches_simulator(db, world.a)
+    assert world.ids_and_duplicates(db) == (12_501, 12_501)
 
 
 # --- lost and copied databases ------------------------------------------------------------------------
