@@ -24,9 +24,10 @@ import pytest
 from openai_batches.load.runner import working_dir
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
-from .support.assertions import assert_matches_simulator, ids_and_duplicates, paths_now
+from .support.assertions import assert_matches_simulator, paths_now
 from .support.cli import cli_env, run_cli, spawn_cli
-from .support.workload import KEY_A, KEY_B, PROJECT_A, PROJECT_B
+from .support.providers import PROVIDERS, World, make_world
+from .support.workload import ANTHROPIC_WORKSPACES, KEY_A, KEY_B, PROJECT_A, PROJECT_B
 
 pytestmark = pytest.mark.slow  # SIGKILL campaigns
 
@@ -91,14 +92,14 @@ def kill_when(process: subprocess.Popen[str], wd: Path, server: SimulatorServer,
     return killed, out + err
 
 
-def change_the_world(org: SimulatedOrg, rng: random.Random) -> None:
+def change_the_world(world: World, rng: random.Random) -> None:
     """Between runs the API moves on: time passes, batches finish, new ones arrive, some are cancelled."""
-    org.advance(rng.uniform(0, 3 * 3600))
+    world.advance(rng.uniform(0, 3 * 3600))
     for _ in range(rng.randint(0, 25)):
-        org.create_batch(project=rng.choice((PROJECT_A, PROJECT_B)))
-    for batch in org.batches(PROJECT_A)[:40]:
-        if batch["status"] in ("validating", "in_progress") and rng.random() < 0.1:
-            org.cancel(batch["id"])
+        world.create_batch(rng.choice((world.a, world.b)))
+    for batch in list(world.truth(world.a).values())[:40]:
+        if batch[world.status] in ("validating", "in_progress") and rng.random() < 0.1:
+            world.cancel(batch["id"])
 
 
 def assert_database_readable(db: Path) -> None:
@@ -107,29 +108,33 @@ def assert_database_readable(db: Path) -> None:
             con.execute("SELECT count(*) FROM information_schema.tables").fetchall()
 
 
-def test_sigkill_at_every_stage_then_a_clean_run_converges(tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_sigkill_at_every_stage_then_a_clean_run_converges(tmp_path: Path, provider: str) -> None:
     from openai_batches.simulator import SimClock
 
     from .support.workload import NOW
 
     rng = random.Random(SEED)
-    org = SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: PROJECT_B}, clock=SimClock(start=NOW), seed=SEED % 1000)
-    org.generate_history(2500, project=PROJECT_A, days=60, open_fraction=0.05)
-    org.generate_history(400, project=PROJECT_B, days=60)
+    org = SimulatedOrg(
+        projects={KEY_A: PROJECT_A, KEY_B: PROJECT_B},
+        clock=SimClock(start=NOW),
+        seed=SEED % 1000,
+        anthropic_workspaces=ANTHROPIC_WORKSPACES,
+    )
+    world = make_world(provider, org)
+    world.generate_history(2500, project=world.a, days=60, open_fraction=0.05)
+    world.generate_history(400, project=world.b, days=60)
     db = tmp_path / "killed.duckdb"
     wd = Path(working_dir(str(db))) / "openai_batches"
     points: Counter[str] = Counter()
     with SimulatorServer(org, latency=0.003) as server:
         project_dir = tmp_path / "proj"
         (project_dir / ".dlt").mkdir(parents=True)
-        (project_dir / ".dlt" / "secrets.toml").write_text(
-            f'[sources.openai_batches.projects.{PROJECT_A}]\napi_key = "{KEY_A}"\nbase_url = "{server.base_url}"\n'
-            f'[sources.openai_batches.projects.{PROJECT_B}]\napi_key = "{KEY_B}"\nbase_url = "{server.base_url}"\n'
-        )
+        (project_dir / ".dlt" / "secrets.toml").write_text(world.secrets_toml(server))
         env = cli_env(DLT_PROJECT_DIR=str(project_dir))
         names = list(TRIGGERS)
         for i in range(ITERATIONS):
-            change_the_world(org, rng)
+            change_the_world(world, rng)
             name = names[i % len(names)] if i < 2 * len(names) else rng.choice(names)
             loaded_before = {p.name for p in wd.glob("load/loaded/*")}
             server.reset_requests()
@@ -143,17 +148,17 @@ def test_sigkill_at_every_stage_then_a_clean_run_converges(tmp_path: Path) -> No
                 points[f"finished before the kill point ({name})"] += 1
             assert_database_readable(db)
 
-        change_the_world(org, rng)
+        change_the_world(world, rng)
         clean = run_cli("load", "--db", str(db), env=env, cwd=project_dir)
         assert clean.returncode == 0, clean.stdout + clean.stderr
-        assert_matches_simulator(str(db), org, PROJECT_A)
-        assert_matches_simulator(str(db), org, PROJECT_B)
-        total, distinct = ids_and_duplicates(str(db))
-        assert total == distinct == org.count()
+        world.assert_matches_simulator(str(db), world.a)
+        world.assert_matches_simulator(str(db), world.b)
+        total, distinct = world.ids_and_duplicates(str(db))
+        assert total == distinct == world.count()
         # The state committed with the data is right too: another run finds nothing new.
         again = run_cli("load", "--db", str(db), env=env, cwd=project_dir)
         assert again.returncode == 0 and "load: " in again.stdout and " 0 new" in again.stdout, again.stdout
-    print(f"\nkill campaign: {ITERATIONS} runs, seed {SEED}, kill points: {dict(sorted(points.items()))}")
+    print(f"\nkill campaign ({provider}): {ITERATIONS} runs, seed {SEED}, kill points: {dict(sorted(points.items()))}")
 
 
 def test_an_interrupted_normalize_commit_is_finished_not_replayed(
