@@ -27,9 +27,12 @@ import pytest
 from openai_batches.analysis import refresh_analysis
 from openai_batches.analysis.prices import PricesError, load_overrides
 from openai_batches.cli import main as cli
+from openai_batches.load.runner import run_load
 
 from .support.analysis import CLEAN_MODEL, FORMULA_METADATA, ODD_MODELS, load_batches, module_database, odd_batches
 from .support.cli import cli_env, run_cli
+from .support.fake_api import ScriptedApi
+from .support.providers import World
 
 # Batch price of gpt-4o-mini: half of 0.15 / 0.075 / 0.60 USD per million input / cached / output tokens.
 MINI = (0.15, 0.075, 0.60)
@@ -430,3 +433,82 @@ def test_every_format_runs_over_every_odd_value(odd: Odd, capsys: pytest.Capture
     # And as cron runs it: the installed command in its own process.
     done = run_cli("report", "--db", odd.db, env=cli_env())
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+# --- odd values in the list objects of every provider ---------------------------------------------------
+# The column holds nothing and the value, as sent, is in `extra_fields`: kept, not guessed at.
+KEPT_ASIDE = "kept aside"
+_ODD_TIME = datetime(2026, 9, 20, 8, 30, tzinfo=UTC)
+# (label, field path, the value sent, the column's value): each on a batch of its own.
+ODD_LIST_VALUES: dict[str, list[tuple[str, str, Any, Any]]] = {
+    "anthropic": [
+        ("offset", "created_at", "2026-09-20T14:00:00+05:30", _ODD_TIME),
+        ("lowercase", "ended_at", "2026-09-20t08:30:00.5z", _ODD_TIME.replace(microsecond=500_000)),
+        ("space", "ended_at", "2026-09-20 08:30:00Z", _ODD_TIME),
+        ("nanoseconds", "ended_at", "2026-09-20T08:30:00.123456789Z", _ODD_TIME.replace(microsecond=123_456)),
+        ("no_offset", "ended_at", "2026-09-20T08:30:00", KEPT_ASIDE),
+        ("offset_without_colon", "ended_at", "2026-09-20T14:00:00+0530", KEPT_ASIDE),
+        ("hours_only_offset", "ended_at", "2026-09-20T13:30:00+05", KEPT_ASIDE),
+        ("no_seconds", "ended_at", "2026-09-20T08:30Z", KEPT_ASIDE),
+        ("leap_second", "ended_at", "2026-12-31T23:59:60Z", KEPT_ASIDE),
+        ("year_zero", "expires_at", "0000-01-01T00:00:00Z", KEPT_ASIDE),
+        ("empty", "cancel_initiated_at", "", KEPT_ASIDE),
+        ("epoch_number", "archived_at", 1_790_000_000, KEPT_ASIDE),
+        ("null_count", "request_counts.succeeded", None, None),
+        ("fraction_count", "request_counts.errored", 2.5, KEPT_ASIDE),
+        ("huge_count", "request_counts.succeeded", 2**64, KEPT_ASIDE),
+        ("unknown_status", "processing_status", "paused", "paused"),
+        ("huge_id", "id", "msgbatch_" + "x" * 10_000, "msgbatch_" + "x" * 10_000),
+    ],
+    "openai": [
+        ("text_time", "completed_at", "2026-09-20T08:30:00Z", KEPT_ASIDE),
+        ("null_count", "request_counts.completed", None, None),
+        ("fraction_count", "request_counts.failed", 2.5, KEPT_ASIDE),
+        ("unknown_status", "status", "paused", "paused"),
+        ("huge_id", "id", "batch_" + "x" * 10_000, "batch_" + "x" * 10_000),
+    ],
+}
+
+
+def test_odd_values_in_list_objects_load_without_loss_whatever_batches_they_come_with(
+    tmp_path: Path, world: World
+) -> None:
+    """Each odd value the one new batch of its run (converted with nothing else odd) and all of them in one run
+    (converted one by one) give the same rows: the value in its column, or NULL with the value as sent in
+    `extra_fields`."""
+    cases = ODD_LIST_VALUES[world.provider]
+    clean = world.newest_first(3)
+    odd: dict[str, dict[str, Any]] = {}
+    for n, (label, path, value, _) in enumerate(cases, start=100):
+        batch = world.make_batch(n)
+        parent, _, name = path.rpartition(".")
+        (batch[parent] if parent else batch)[name] = value
+        odd[label] = batch
+    alone, together = str(tmp_path / "alone.duckdb"), str(tmp_path / "together.duckdb")
+    served = list(clean)
+    with ScriptedApi(world.serve_all(served)) as api:
+        for batch in odd.values():
+            served.insert(0, batch)  # newest first
+            api.route = world.serve_all(served)
+            result = run_load(alone, world.scripted_config(api))
+            assert result.ok, result.outcomes[0].error
+        result = run_load(together, world.scripted_config(api))
+        assert result.ok, result.outcomes[0].error
+    loaded = []
+    for db in (alone, together):
+        rows = world.rows(db)
+        assert world.ids_and_duplicates(db) == (len(served), len(served))
+        for label, path, value, column in cases:
+            row = rows[odd[label]["id"]]
+            extra = json.loads(row["extra_fields"] or "{}")
+            name = path.replace(".", "__")
+            if column == KEPT_ASIDE:
+                parent, _, leaf = path.rpartition(".")
+                aside = extra.get(parent, {}).get(leaf) if parent else extra.get(path)
+                assert (row[name], aside) == (None, value), (db, label, row[name], extra)
+            else:
+                assert row[name] == column, (db, label, row[name])
+        state = world.project_state(db, "proj_scripted")
+        assert odd["unknown_status"]["id"] in state["open"]  # re-read until the API says it finished
+        loaded.append({k: {c: v for c, v in r.items() if not c.startswith("_dlt")} for k, r in rows.items()})
+    assert loaded[0] == loaded[1]

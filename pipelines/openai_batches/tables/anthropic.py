@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..settings import ANTHROPIC_BATCHES_TABLE
 from .batches import (
@@ -70,6 +71,8 @@ _NESTED = frozenset(k for k, v in _KNOWN.items() if isinstance(v, dict))
 # fraction, and a UTC offset (`Z` or +hh:mm). Checked before `fromisoformat`, which also takes ISO 8601 forms
 # that are not RFC 3339 (week dates, no separators, no offset).
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z")
+# The same, anchored for Arrow's RE2 (pyarrow.compute): which values the vectorised parse may see.
+_RFC3339_ANCHORED = "^" + _RFC3339.pattern.removesuffix(r"\Z") + "$"
 
 
 def parse_rfc3339(value: Any) -> datetime | None:
@@ -108,9 +111,18 @@ def anthropic_column_hints() -> dict[str, dict[str, Any]]:
 
 
 def _timestamps(column: Column, batches: Sequence[Mapping[str, Any]], values: list[Any], unfit: _Unfit) -> pa.Array:
-    """RFC 3339 text as timestamps: vectorised (Arrow's parser), one by one for a page with an odd value."""
+    """RFC 3339 text as timestamps: vectorised (Arrow's parser), one by one for a page with an odd value.
+
+    Arrow's parser is used only on text that `parse_rfc3339` takes alike: it also takes ISO 8601 forms that are
+    not RFC 3339 (`+0530`, `+05`, no seconds) and the year 0000, which Python has no date for (DuckDB stores it
+    as 1 BC and hands it back as text), so such a value was parsed on a page of its own and kept aside on a page
+    with another odd value."""
     try:
-        return pa.array(values, pa.string()).cast(TIMESTAMP)
+        strings = pa.array(values, pa.string())
+        if pc.all(pc.match_substring_regex(strings, _RFC3339_ANCHORED)).as_py() is not False and not (
+            pc.any(pc.starts_with(strings, "0000")).as_py()
+        ):
+            return strings.cast(TIMESTAMP)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         pass
     kept: list[datetime | None] = []
