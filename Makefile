@@ -51,12 +51,13 @@ bench: install
 SOAK_KILLS ?= 200
 SOAK_FAULT_SEEDS ?= 20
 SOAK_STATE_EXAMPLES ?= 150
+SOAK_PROVIDER_STATE_EXAMPLES ?= 20
 soak: install
 	OPENAI_BATCHES_KILL_ITERATIONS=$(SOAK_KILLS) OPENAI_BATCHES_KILL_SEED=$${SEED:-$$(date +%s)} \
 	OPENAI_BATCHES_FAULT_SEEDS=$(SOAK_FAULT_SEEDS) \
 	OPENAI_BATCHES_STATE_EXAMPLES=$(SOAK_STATE_EXAMPLES) OPENAI_BATCHES_STATE_SEED=$${SEED:-$$(date +%s)} \
-	OPENAI_BATCHES_STATE_SHRINK=1 \
-	$(BIN)/pytest -q -s -p no:cacheprovider --timeout 0 -k "sigkill or fifth or IncrementalLoad" \
+	OPENAI_BATCHES_STATE_SHRINK=1 OPENAI_BATCHES_PROVIDER_STATE_EXAMPLES=$(SOAK_PROVIDER_STATE_EXAMPLES) \
+	$(BIN)/pytest -q -s -p no:cacheprovider --timeout 0 -k "sigkill or fifth or IncrementalLoad or every_provider" \
 	tests/test_kill.py tests/test_reliability.py tests/test_state_machine.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml (needs the registry).

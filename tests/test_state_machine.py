@@ -706,3 +706,205 @@ IncrementalLoad.TestCase.settings = hypothesis_settings(
     phases=[Phase.explicit, Phase.generate] + ([Phase.shrink] if os.environ.get("OPENAI_BATCHES_STATE_SHRINK") else []),
 )
 TestIncrementalLoad = IncrementalLoad.TestCase
+
+
+# --- every provider's list over the simulator ---------------------------------------------------------------
+# The same incremental load over each provider's projects in the real simulator (tests/support/providers.py):
+# batches arrive (a page's worth at times), time passes, batches are cancelled and (Anthropic) deleted, faults
+# hit any request, loads fail or stop between extract and load. Invariants after a clean load: every batch the
+# simulator has is in the provider's table exactly once, as the API shows it now; a batch deleted on the
+# provider's side is there as last served (one of the versions a load was served) when a load saw it, and
+# absent when none did; `batches_gone` names deleted batches only.
+# Few examples in `make test` (each step may be a load of seconds; OpenAI's richer machine above runs too),
+# many in `make soak` (OPENAI_BATCHES_PROVIDER_STATE_EXAMPLES).
+PROVIDER_EXAMPLES = {
+    "openai": int(os.environ.get("OPENAI_BATCHES_PROVIDER_STATE_EXAMPLES", "1")),
+    "anthropic": int(os.environ.get("OPENAI_BATCHES_PROVIDER_STATE_EXAMPLES", "2")),
+}
+PROVIDER_STEPS = int(os.environ.get("OPENAI_BATCHES_PROVIDER_STATE_STEPS", "10"))
+_FAULTS = {
+    "openai": ("500", "503", "429", "truncated-json", "non-json"),
+    "anthropic": ("500", "529", "429", "truncated-json", "empty-body"),
+}
+
+
+class ProviderLoad(RuleBasedStateMachine):
+    def __init__(self, provider: str) -> None:
+        super().__init__()
+        from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
+
+        from .support.providers import make_world
+        from .support.workload import ANTHROPIC_WORKSPACES, KEY_A, KEY_B, NOW, PROJECT_A, PROJECT_B
+
+        self.tmp = tempfile.mkdtemp(prefix="openai-batches-psm-")
+        self.db = os.path.join(self.tmp, "batches.duckdb")
+        org = SimulatedOrg(
+            projects={KEY_A: PROJECT_A, KEY_B: PROJECT_B},
+            clock=SimClock(start=NOW),
+            seed=5,
+            anthropic_workspaces=ANTHROPIC_WORKSPACES,
+        )
+        self.world = make_world(provider, org)
+        self.server = SimulatorServer(org).start()
+        self.config = self.world.config(self.server, self.world.a, self.world.b, max_attempts=3)
+        self.versions: dict[str, list[dict[str, Any]]] = {}  # batch id -> every version a load was served
+        self.seen_ok: set[str] = set()  # batches a successful load read while they existed
+        self.deleted: set[str] = set()
+        self.steps_since_clean = 0
+
+    def teardown(self) -> None:
+        try:
+            if sys.exc_info()[1] is None and self.steps_since_clean:
+                self.a_clean_load()
+        finally:
+            self.server.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def live(self) -> dict[str, dict[str, Any]]:
+        return {**self.world.truth(self.world.a), **self.world.truth(self.world.b)}
+
+    @initialize(pages=st.sampled_from([0.0, 0.5, 2.3]), still_open=st.sampled_from([0.0, 0.05, 0.3]))
+    def a_history(self, pages: float, still_open: float) -> None:
+        """Up to a few list pages (the provider's: 100 or 1000 batches) of history, some of it still open."""
+        history = int(pages * self.world.page_size)
+        self.world.generate_history(history, project=self.world.a, days=8, open_fraction=still_open)
+        self.world.generate_history(history // 10, project=self.world.b, days=8)
+
+    # --- the API changes ---------------------------------------------------------------------------------
+    @rule(count=st.one_of(st.integers(1, 30), st.floats(0.9, 1.1)), on_b=st.booleans())
+    def new_batches(self, count: float, on_b: bool) -> None:
+        """A few, or about a list page of them (a fraction: of the provider's page)."""
+        if isinstance(count, float):
+            count = int(count * self.world.page_size)
+        for _ in range(int(count)):
+            self.world.create_batch(self.world.b if on_b else self.world.a)
+
+    @rule(seconds=st.sampled_from([5, 600, 3600, 6 * 3600, 86_400]))
+    def time_passes(self, seconds: int) -> None:
+        self.world.advance(seconds)
+
+    @rule(data=st.data())
+    def an_open_batch_is_cancelled(self, data: st.DataObject) -> None:
+        open_ = sorted(i for i, b in self.live().items() if self.world.is_open(b))
+        if open_:
+            self.world.cancel(data.draw(st.sampled_from(open_)))
+
+    @precondition(lambda self: self.world.anthropic)
+    @rule(data=st.data(), count=st.integers(1, 5))
+    def ended_batches_are_deleted(self, data: st.DataObject, count: int) -> None:
+        ended = sorted(i for i, b in self.live().items() if not self.world.is_open(b))
+        for batch_id in data.draw(st.lists(st.sampled_from(ended), max_size=count, unique=True)) if ended else []:
+            assert self.world.delete(batch_id)
+            self.deleted.add(batch_id)
+
+    @rule(kind=st.sampled_from(range(5)), count=st.integers(1, 4))
+    def faults(self, kind: int, count: int) -> None:
+        from openai_batches.simulator import Fault
+
+        # retry-after 0: the client's retries come at once (Anthropic's hints are whole seconds).
+        self.server.inject(Fault(_FAULTS[self.world.provider][kind], count=count, path_prefix="/v1/", retry_after=0))
+
+    # --- loads ---------------------------------------------------------------------------------------------
+    def served(self) -> dict[str, dict[str, Any]]:
+        """What a load about to start is served: the API as it is now (the clock stands still in a load)."""
+        live = self.live()
+        for batch_id, batch in live.items():
+            versions = self.versions.setdefault(batch_id, [])
+            if not versions or versions[-1] != batch:
+                versions.append(batch)
+        return live
+
+    def load(self) -> bool:
+        live = self.served()
+        result = run_load(self.db, self.config)
+        if result.ok:
+            self.seen_ok |= set(live)
+        return result.ok
+
+    @rule()
+    def a_load_that_may_fail(self) -> None:
+        self.load()
+
+    @rule()
+    def a_load_stopped_between_extract_and_load(self) -> None:
+        """What a kill after dlt's normalize step leaves: a package on disk that no load committed."""
+        from openai_batches.client.retry import RetryPolicy
+        from openai_batches.load.runner import _source
+        from openai_batches.sources.stats import ProjectCounts
+
+        self.served()
+        project = self.config.projects[0]
+        source = _source(
+            project,
+            self.config,
+            retry=RetryPolicy(max_attempts=3),
+            full_refresh=False,
+            stats=ProjectCounts(),
+            progress=None,
+            claimed={},
+        )
+        pipeline = make_pipeline(self.db)
+        try:
+            pipeline.extract(source)
+            pipeline.normalize(loader_file_format="parquet")
+        except Exception:
+            pass  # a fault during extract: nothing to load later either
+
+    @rule()
+    def a_clean_load(self) -> None:
+        self.server.clear_faults()
+        assert self.load(), "a load without faults failed"
+        self.check_table_equals_api()
+        self.steps_since_clean = -1
+
+    def check_table_equals_api(self) -> None:
+        world = self.world
+        rows = world.rows(self.db)
+        total, distinct = world.ids_and_duplicates(self.db)
+        assert total == distinct, "duplicate rows"
+        live = self.live()
+        for project in (world.a, world.b):
+            mine = {i for i, r in rows.items() if r["project"] == project}
+            truth = world.truth(project)
+            missing = set(truth) - mine
+            assert not missing, f"{len(missing)} batches of the API not loaded: {sorted(missing)[:3]}"
+            for batch_id, batch in truth.items():
+                assert (wrong := world.mismatch(rows[batch_id], batch)) is None, (batch_id, wrong)
+        for batch_id in set(rows) - set(live):
+            assert batch_id in self.deleted, f"a row the API never had: {batch_id}"
+            served = self.versions.get(batch_id, [])
+            assert any(world.mismatch(rows[batch_id], v) is None for v in served), (batch_id, "not as last served")
+        lost = (self.deleted & self.seen_ok) - set(rows)
+        assert not lost, f"deleted batches a load had read are no longer in the table: {sorted(lost)[:3]}"
+        unseen = (self.deleted - set(self.versions)) & set(rows)
+        assert not unseen, f"rows of batches no load was served: {sorted(unseen)[:3]}"
+        gone = {r[0] for r in self.gone_ids()}
+        assert gone <= self.deleted, f"live batches recorded gone: {sorted(gone - self.deleted)[:3]}"
+
+    def gone_ids(self) -> list[tuple[Any, ...]]:
+        with duckdb.connect(self.db, read_only=True) as con:
+            found = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'openai_batches' AND table_name = ?"
+            if not con.execute(found, ["batches_gone"]).fetchone()[0]:  # type: ignore[index]
+                return []
+            return con.execute("SELECT id FROM openai_batches.batches_gone").fetchall()
+
+    @invariant()
+    def never_a_duplicate_row(self) -> None:
+        self.steps_since_clean += 1
+        if os.path.exists(self.db):
+            total, distinct = self.world.ids_and_duplicates(self.db)
+            assert total == distinct
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_every_providers_list_loads_exactly_through_random_histories(provider: str) -> None:
+    from hypothesis.stateful import run_state_machine_as_test
+
+    run_state_machine_as_test(
+        lambda: ProviderLoad(provider),
+        settings=hypothesis_settings(
+            IncrementalLoad.TestCase.settings,
+            max_examples=PROVIDER_EXAMPLES[provider],
+            stateful_step_count=PROVIDER_STEPS,
+        ),
+    )

@@ -202,21 +202,26 @@ class World:
         return batch["status"] not in ("completed", "failed", "expired", "cancelled")
 
     # ------------------------------------------------------------------ the database
+    def _exists(self, con: duckdb.DuckDBPyConnection) -> bool:
+        found = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'openai_batches' AND table_name = ?", [self.table]
+        ).fetchone()
+        return bool(found and found[0])
+
     def rows(self, db: str) -> dict[str, dict[str, Any]]:
         """The provider's table by id (empty when it does not exist yet)."""
         with duckdb.connect(db, read_only=True) as con:
-            found = con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'openai_batches' AND table_name = ?",
-                [self.table],
-            ).fetchone()
-            if not found or not found[0]:
+            if not self._exists(con):
                 return {}
             cur = con.execute(f"SELECT * FROM openai_batches.{self.table}")
             names = [d[0] for d in cur.description]
             return {row[names.index("id")]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
     def ids_and_duplicates(self, db: str) -> tuple[int, int]:
+        """Rows of the provider's table and distinct ids among them ((0, 0) before it exists)."""
         with duckdb.connect(db, read_only=True) as con:
+            if not self._exists(con):
+                return 0, 0
             row = con.execute(f"SELECT count(*), count(DISTINCT id) FROM openai_batches.{self.table}").fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
@@ -233,9 +238,20 @@ class World:
         assert set(rows) == set(expected), (len(set(expected) - set(rows)), len(set(rows) - set(expected)))
         for batch_id, batch in expected.items():
             row = rows[batch_id]
-            for name, value in expected_anthropic_row(batch).items():
-                assert row[name] == value, f"{batch_id}.{name}: {row[name]!r} != {value!r}"
+            assert (wrong := self.mismatch(row, batch)) is None, f"{batch_id}.{wrong}"
             assert json.loads(row["extra_fields"] or "null") in (None, {}), (batch_id, row["extra_fields"])
+
+    def mismatch(self, row: dict[str, Any], batch: dict[str, Any]) -> str | None:
+        """The first column of `row` that is not what `batch` (an API object) should become, else None."""
+        from .assertions import expected_row
+
+        for name, value in (expected_anthropic_row(batch) if self.anthropic else expected_row(batch)).items():
+            got = row.get(name)
+            if name == "metadata" and got is not None:
+                got = json.loads(got)
+            if got != value:
+                return f"{name}: {got!r} != {value!r}"
+        return None
 
     # ------------------------------------------------------------------ a scripted API (fake_api.ScriptedApi)
     def make_batch(self, n: int, **fields: Any) -> dict[str, Any]:
