@@ -249,6 +249,17 @@ def test_a_cursor_that_does_not_advance_fails_clearly_and_writes_nothing(db: str
     assert not Path(db).exists()
 
 
+def test_a_server_that_ignores_the_cursor_fails_in_one_line_and_never_loops(db: str, world: World) -> None:
+    head = world.newest_first(3)
+    with ScriptedApi(lambda path, query, n: json_reply(world.envelope(head, True))) as api:
+        result = run_load(db, world.scripted_config(api))
+    assert not result.ok
+    error = result.outcomes[0].error or ""
+    assert "same cursor twice" in error and head[-1]["id"] in error and "\n" not in error
+    assert world.count_requests(api) == 2  # the head, then the head again for the next page: refused
+    assert not Path(db).exists()
+
+
 @pytest.mark.parametrize(
     "item",
     [{"object": "batch"}, {"id": None, "status": "completed"}, {"id": 17}, {"id": ""}],

@@ -209,38 +209,40 @@ def test_the_key_echoed_by_the_server_is_never_shown_or_stored(tmp_path: Path, e
 # --- 8. empty pages that say there is more --------------------------------------------------------
 
 
-def test_empty_pages_with_has_more_mid_backfill_fail_the_run_and_the_next_one_loads_everything(db: str) -> None:
-    batches = newest_first(500)
-    served = serve_all(batches)
+def test_empty_pages_with_has_more_mid_backfill_fail_the_run_and_the_next_one_loads_everything(
+    db: str, world: World
+) -> None:
+    batches = world.newest_first(500)
+    served = world.serve_all(batches, 100)
     glitching = True
 
     def route(path: str, query: dict[str, str], number: int) -> Reply:
-        if glitching and query.get("after") == batches[199]["id"]:
-            return json_reply(envelope([], True))  # "more", but nothing: twice, three times, ...
+        if glitching and query.get(world.cursor) == batches[199]["id"]:
+            return json_reply(world.envelope([], True))  # "more", but nothing: twice, three times, ...
         return served(path, query, number)
 
     with ScriptedApi(route) as api:
-        failed = run_load(db, config_for(api.base_url, KEY_A, max_attempts=3))
+        failed = run_load(db, world.scripted_config(api, max_attempts=3))
         assert not failed.ok and "has_more is true but the page has no data" in (failed.outcomes[0].error or "")
         assert not Path(db).exists()  # nothing committed: no watermark at the head
         glitching = False
-        result = run_load(db, config_for(api.base_url, KEY_A))
+        result = run_load(db, world.scripted_config(api))
     assert result.ok and result.outcomes[0].stats.counts.new == 500
-    assert table(db, "SELECT count(*), count(DISTINCT id) FROM openai_batches.batches") == [(500, 500)]
+    assert world.ids_and_duplicates(db) == (500, 500)
 
 
-def test_empty_pages_with_has_more_after_an_earlier_load_commit_no_state(db: str) -> None:
-    batches = newest_first(300)
-    with ScriptedApi(serve_all(batches[100:])) as api:
-        assert run_load(db, config_for(api.base_url, KEY_A)).ok
-        before = project_state(db, "proj_scripted")
-        new_then_glitch = paged([(batches[:100], True), ([], True)])
+def test_empty_pages_with_has_more_after_an_earlier_load_commit_no_state(db: str, world: World) -> None:
+    batches = world.newest_first(300)
+    with ScriptedApi(world.serve_all(batches[100:], 100)) as api:
+        assert run_load(db, world.scripted_config(api)).ok
+        before = world.project_state(db, "proj_scripted")
+        new_then_glitch = world.paged([(batches[:100], True), ([], True)])
         api.route = new_then_glitch
-        assert not run_load(db, config_for(api.base_url, KEY_A, max_attempts=2)).ok
-        assert project_state(db, "proj_scripted") == before
-        api.route = serve_all(batches)
-        assert run_load(db, config_for(api.base_url, KEY_A)).ok
-    assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(300,)]
+        assert not run_load(db, world.scripted_config(api, max_attempts=2)).ok
+        assert world.project_state(db, "proj_scripted") == before
+        api.route = world.serve_all(batches, 100)
+        assert run_load(db, world.scripted_config(api)).ok
+    assert world.ids_and_duplicates(db) == (300, 300)
 
 
 # --- 9. a 404 for an open batch -------------------------------------------------------------------
@@ -396,16 +398,16 @@ def test_a_server_that_trickles_bytes_cannot_hold_a_request_beyond_its_time_limi
 # --- 16. smaller ones --------------------------------------------------------------------------------
 
 
-def test_the_apis_error_text_is_cleaned_and_cut(tmp_path: Path) -> None:
+def test_the_apis_error_text_is_cleaned_and_cut(tmp_path: Path, world: World) -> None:
     message = "first line\r\nerror: forged line\x1b[31m red\x1b[0m \u202eevil" + "x" * 10_000
+    error = {"type": "permission_error", "message": message} if world.anthropic else {"message": message}
 
     def route(path: str, query: dict[str, str], number: int) -> Reply:
-        return json_reply({"error": {"message": message, "code": "bad\nline"}}, 403)
+        return json_reply({"type": "error", "error": error} if world.anthropic else {"error": error}, 403)
 
     with ScriptedApi(route) as api:
-        result = run_cli(
-            "load", "--db", str(tmp_path / "x.duckdb"), env=cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=api.base_url)
-        )
+        env = world.env(api) if world.anthropic else {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": api.base_url}
+        result = run_cli("load", "--db", str(tmp_path / "x.duckdb"), env=cli_env(**env))
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if "forged" in line]
     assert len(lines) == 1 and lines[0].startswith("error: ")

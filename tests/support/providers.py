@@ -112,14 +112,14 @@ class World:
     def key(self, project: str) -> str:
         return {self.a: self.key_a, self.b: self.key_b}[project]
 
-    def base_url(self, server: SimulatorServer) -> str:
+    def base_url(self, server: SimulatorServer | fake_api.ScriptedApi) -> str:
         """The base URL as the provider's SDK takes it (Anthropic's: the root without `/v1`). The server is
         remembered: the truth's `results_url`s are on it."""
-        self.root = server.anthropic_base_url
-        return server.anthropic_base_url if self.anthropic else server.base_url
+        self.root = server.base_url.removesuffix("/v1")
+        return self.root if self.anthropic else server.base_url
 
     # ------------------------------------------------------------------ configuration
-    def env(self, server: SimulatorServer) -> dict[str, str]:
+    def env(self, server: SimulatorServer | fake_api.ScriptedApi) -> dict[str, str]:
         """The single-key environment of project A (cron's `OPENAI_API_KEY`/`ANTHROPIC_API_KEY` and base URL);
         the Anthropic project is named after its workspace, as the `project` column then says."""
         if self.anthropic:
