@@ -345,7 +345,7 @@ def test_both_providers_load_in_one_run_and_one_failing_leaves_the_other_loaded(
     status = run_cli("status", "--db", db, env=both_env(server))
     assert status.returncode == 0, status.stderr
     lines = {line.split()[0]: line.split() for line in status.stdout.splitlines()[2:] if line.strip()}
-    assert lines["anthropic"][1] == "anthropic" and lines[PROJECT_A][1] == "openai", status.stdout
+    assert lines["anthropic"][-1] == "anthropic" and lines[PROJECT_A][-1] == "openai", status.stdout
     assert table(db, "SELECT DISTINCT project, provider FROM openai_batches._load_runs ORDER BY 1") == [
         ("anthropic", "anthropic"),
         (PROJECT_A, "openai"),
