@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +22,10 @@ from openai_batches.load.runner import LoadOutcome, run_load
 from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
 
 from .support.assertions import files_containing, table
-from .support.cli import assert_one_clear_error, cli_env, run_cli, simulate_command
+from .support.cli import CLI, REPO, assert_one_clear_error, cli_env, run_cli, simulate_command
 from .support.fake_api import Reply, ScriptedApi, json_reply
 from .support.workload import KEY_A, NOW, PROJECT_A
+from .test_operator import _FSIZE_WRAPPER
 
 KEY = "sk-ant-api03-sim-load-Q7x2Vb9LrT4wK3mZ"
 WS = "wrkspc_load"
@@ -342,7 +345,7 @@ def test_both_providers_load_in_one_run_and_one_failing_leaves_the_other_loaded(
     status = run_cli("status", "--db", db, env=both_env(server))
     assert status.returncode == 0, status.stderr
     lines = {line.split()[0]: line.split() for line in status.stdout.splitlines()[2:] if line.strip()}
-    assert lines["anthropic"][1] == "anthropic" and lines[PROJECT_A][1] == "openai", status.stdout
+    assert lines["anthropic"][-1] == "anthropic" and lines[PROJECT_A][-1] == "openai", status.stdout
     assert table(db, "SELECT DISTINCT project, provider FROM openai_batches._load_runs ORDER BY 1") == [
         ("anthropic", "anthropic"),
         (PROJECT_A, "openai"),
@@ -489,6 +492,30 @@ def test_a_run_log_without_the_provider_column_gains_it(db: str, org: SimulatedO
     ]
     providers = {p.project: p.provider for p in read_status(db).projects}
     assert providers == {"claude": "anthropic", "old": "openai"}
+
+
+def test_a_run_that_completes_a_failed_anthropic_load_counts_it_as_anthropic(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    db = str(tmp_path / "full.duckdb")
+    with SimulatorServer(SimulatedOrg(clock=SimClock(start=NOW), seed=1, anthropic_workspaces={KEY: WS})) as empty:
+        first = run_cli(
+            "load", "--db", db, env=cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=empty.anthropic_base_url)
+        )
+        assert first.returncode == 0, first.stdout + first.stderr
+    # Few enough that dlt's own files fit under the limit, while the database's write-ahead log does not.
+    org.anthropic.generate_history(300, days=20)
+    env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.anthropic_base_url)
+    command = [sys.executable, "-c", _FSIZE_WRAPPER, str(64 * 1024), *CLI[1:], "load", "--db", db]
+    failed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert failed.returncode == 1 and "File too large" in failed.stderr, failed.stdout + failed.stderr
+    fixed = run_cli("load", "--db", db, env=env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "load [anthropic] finished the load a failed run left: 300 new, 0 updated (anthropic)" in fixed.stdout
+    assert table(db, "SELECT project, provider, requests, new FROM openai_batches._load_runs ORDER BY finished_at")[
+        1
+    ] == ("anthropic", "anthropic", 0, 300)
+    assert_matches_simulator(db, org, server, project="anthropic")
 
 
 def test_the_demo_shows_an_anthropic_workspace_beside_the_openai_projects(tmp_path: Path) -> None:

@@ -200,9 +200,9 @@ def render(report: StatusReport, now: datetime) -> list[str]:
     if not report.projects:
         lines.append("no batches loaded yet")
         return lines + _reconciliation_lines(report)
+    # The provider last: scripts that read the columns before it read the same columns as before providers.
     header = (
         "project",
-        "provider",
         "last successful load",
         "requests",
         "new",
@@ -211,11 +211,11 @@ def render(report: StatusReport, now: datetime) -> list[str]:
         "open",
         "oldest open",
         "gone",
+        "provider",
     )
     rows = [
         (
             p.project or "(none)",
-            p.provider,
             _when(p.last_success, now),
             _count(p.requests),
             _count(p.new),
@@ -224,13 +224,14 @@ def render(report: StatusReport, now: datetime) -> list[str]:
             _count(p.open_now),
             _when(p.oldest_open, now) if p.open_now else "-",
             _count(p.gone),
+            p.provider,
         )
         for p in report.projects
     ]
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for r in (header, *rows):
         cells = [
-            c.ljust(w) if i in (0, 1, 2, 8) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            c.ljust(w) if i in (0, 1, 7, 9) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
     return lines + _ledger_lines(report) + _reconciliation_lines(report)

@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 from ..settings import ANTHROPIC_BATCHES_TABLE
 from .batches import (
     EXTRA_COLUMN,
-    REDACTED_COLUMN,
     TIMESTAMP,
     Column,
+    _col,
     _column_array,
     _dig,
     _hints,
@@ -61,6 +61,13 @@ ANTHROPIC_COLUMNS: tuple[Column, ...] = (
 )
 # Added by the pipeline, not by the API: which configured project (Anthropic workspace) the batch came from.
 PROJECT_COLUMN = _text("project", "Configured project name (the workspace of the key that read the batch).")
+REDACTED_COLUMN = _col(
+    "redacted_fields",
+    pa.string(),
+    "json",
+    "Fields of the batch in which a configured API key the server sent back was masked (***), as a JSON list "
+    "of paths (`results_url`); their stored values are not the ones the API sent. NULL when none.",
+)
 ADDED_COLUMNS = (PROJECT_COLUMN, EXTRA_COLUMN, REDACTED_COLUMN)
 
 # Every field of the batch object a declared column holds.
@@ -205,6 +212,8 @@ __all__ = [
     "ADDED_COLUMNS",
     "ANTHROPIC_BATCHES_TABLE",
     "ANTHROPIC_COLUMNS",
+    "PROJECT_COLUMN",
+    "REDACTED_COLUMN",
     "anthropic_arrow_schema",
     "anthropic_column_hints",
     "anthropic_to_arrow",
