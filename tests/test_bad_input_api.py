@@ -260,6 +260,18 @@ def test_a_server_that_ignores_the_cursor_fails_in_one_line_and_never_loops(db: 
     assert not Path(db).exists()
 
 
+def test_pages_that_cycle_back_to_an_earlier_cursor_fail_in_one_line(db: str, world: World) -> None:
+    a, b, c, d = world.newest_first(4)
+    pages = {None: [a, b], b["id"]: [c, d], d["id"]: [a, b]}  # the third page is the first again: a loop
+    with ScriptedApi(lambda path, query, n: json_reply(world.envelope(pages[query.get(world.cursor)], True))) as api:
+        result = run_load(db, world.scripted_config(api))
+    assert not result.ok
+    error = result.outcomes[0].error or ""
+    assert "same cursor twice" in error and b["id"] in error and "\n" not in error
+    assert world.count_requests(api) == 3
+    assert not Path(db).exists()
+
+
 @pytest.mark.parametrize(
     "item",
     [{"object": "batch"}, {"id": None, "status": "completed"}, {"id": 17}, {"id": ""}],
