@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
 from .support.assertions import table
-from .support.workload import KEY_A, PROJECT_A
+from .support.providers import PROVIDERS, World, make_world
+from .support.workload import ANTHROPIC_KEY_A, KEY_A, PROJECT_A, WORKSPACE_A
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,32 +133,43 @@ def test_simulate_refuses_a_negative_history_with_a_usage_line(tmp_path: Path) -
     assert "must be 0 or more" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_two_configured_projects_with_keys_of_one_openai_project_load_it_once_and_fail_naming_both(
-    tmp_path: Path,
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_two_configured_projects_with_keys_of_one_project_load_it_once_and_fail_naming_both(
+    tmp_path: Path, provider: str
 ) -> None:
     """Issue 16 (7): `research` and `production` both held keys of one project; every row was relabelled
-    `production`, the summary said "4 new" for 2 batches and `status` showed `research` without batches."""
-    other_key = "sk-test-alpha-second-key-4567"
-    org = SimulatedOrg(projects={KEY_A: PROJECT_A, other_key: PROJECT_A}, seed=16)
-    org.generate_history(2, project=PROJECT_A, days=3)
+    `production`, the summary said "4 new" for 2 batches and `status` showed `research` without batches.
+    Anthropic: two keys of one workspace (no response names the workspace: the batches both list say it)."""
+    anthropic = provider == "anthropic"
+    other_key = "sk-ant-api03-alpha-second-key-4567" if anthropic else "sk-test-alpha-second-key-4567"
+    org = SimulatedOrg(
+        projects={KEY_A: PROJECT_A, **({} if anthropic else {other_key: PROJECT_A})},
+        anthropic_workspaces={ANTHROPIC_KEY_A: WORKSPACE_A, other_key: WORKSPACE_A} if anthropic else None,
+        seed=16,
+    )
+    world = make_world(provider, org)
+    world.generate_history(2, project=world.a, days=3)
     with SimulatorServer(org) as server:
-        _load_two_names_of_one_project(tmp_path, server, other_key)
+        _load_two_names_of_one_project(tmp_path, server, world, other_key)
 
 
-def _load_two_names_of_one_project(tmp_path: Path, server: SimulatorServer, other_key: str) -> None:
+def _load_two_names_of_one_project(tmp_path: Path, server: SimulatorServer, world: World, other_key: str) -> None:
     project = tmp_path / "proj"
     (project / ".dlt").mkdir(parents=True)
+    provider = 'provider = "anthropic"\n' if world.anthropic else ""
+    base = world.base_url(server)
     (project / ".dlt" / "secrets.toml").write_text(
-        f'[sources.openai_batches.projects.research]\napi_key = "{KEY_A}"\nbase_url = "{server.base_url}"\n'
-        f'[sources.openai_batches.projects.production]\napi_key = "{other_key}"\nbase_url = "{server.base_url}"\n'
+        f'[sources.openai_batches.projects.research]\napi_key = "{world.key_a}"\nbase_url = "{base}"\n{provider}'
+        f'[sources.openai_batches.projects.production]\napi_key = "{other_key}"\nbase_url = "{base}"\n{provider}'
     )
     db = str(tmp_path / "p.duckdb")
     result = cli("load", "--db", db, env={"DLT_PROJECT_DIR": str(project)}, cwd=project)
     assert result.returncode == 1, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "'research'" in errors[0] and "'production'" in errors[0] and PROJECT_A in errors[0]
+    assert "'research'" in errors[0] and "'production'" in errors[0]
+    assert ("one Anthropic workspace" if world.anthropic else PROJECT_A) in errors[0], errors[0]
     assert "load [research] ok" in result.stdout and "2 new" in result.stdout
     assert "load: " in result.stdout and ", 2 new," in result.stdout.split("load: ")[-1]
-    assert table(db, "SELECT project, count(*) FROM openai_batches.batches GROUP BY ALL") == [("research", 2)]
+    assert table(db, f"SELECT project, count(*) FROM openai_batches.{world.table} GROUP BY ALL") == [("research", 2)]
     assert table(db, "SELECT DISTINCT project FROM openai_batches._load_runs") == [("research",)]

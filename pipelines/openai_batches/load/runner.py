@@ -293,7 +293,8 @@ def _load_projects(
         reraise_interruption(e)
         result.error = f"database {db_path}: {cause(e)}"
         return
-    claimed: dict[str, str] = {}  # OpenAI project id -> the configured name that loaded it (source.SameProject)
+    # OpenAI project id (Anthropic: batch id of a head page) -> the configured name that loaded it (SameProject)
+    claimed: dict[str, str] = {}
     for project in config.projects:
         raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
         stats = ProjectCounts(project=project.name)
@@ -363,6 +364,7 @@ def _source(
             # The ledger always runs for Anthropic: its results are the only source of model, tokens and cost.
             requests_max_mb_per_run=config.requests_max_mb_per_run,
             other_keys=config.every_key(),
+            claimed=claimed,
         )
     return openai_batches(
         api_key=project.api_key,

@@ -20,11 +20,12 @@ from dlt.sources import DltResource
 
 from ... import settings
 from ...client.anthropic import AnthropicClient
+from ...client.paging import Page
 from ...client.redact import Redactor
 from ...client.retry import RetryPolicy
 from ...tables.anthropic import anthropic_column_hints, anthropic_to_arrow
 from ..batches.echoed import flagged_ids, mask_batches
-from ..batches.source import Provider, merged_table, sync_batches
+from ..batches.source import Provider, SameProject, merged_table, sync_batches
 from ..progress import ProgressSink
 from ..stats import ProjectCounts
 from .shape import ANTHROPIC_SHAPE
@@ -48,6 +49,7 @@ def anthropic_batches(
     progress: ProgressSink | None = None,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
     other_keys: Sequence[str] = (),
+    claimed: dict[str, str] | None = None,
 ) -> DltResource:
     """All message batches one Anthropic API key can see (one workspace), and their results' ledger.
 
@@ -63,13 +65,17 @@ def anthropic_batches(
         progress: Told about each page, for progress display.
         requests_max_mb_per_run: MB of results one run starts reading at most; the rest waits for the next runs.
         other_keys: The other configured keys: masked like `api_key` wherever a server sends one back.
+        claimed: Batch ids the head pages of this load's projects listed, with the configured name that listed
+            each (shared by the runs of one load): a key of a workspace another project read fails with
+            `SameProject`.
     """
+    claimed = claimed if claimed is not None else {}
     provider = Provider(
         open_client=lambda: AnthropicClient(
             api_key=api_key, base_url=base_url, timeout=timeout, retry=retry, other_secrets=tuple(other_keys)
         ),
         shape=ANTHROPIC_SHAPE,
-        label=lambda state, first, client: _label(project_name),
+        label=lambda state, first, client: _label(project_name, first, claimed),
         tables=_tables,
     )
     return dlt.resource(
@@ -86,8 +92,20 @@ def anthropic_batches(
     )
 
 
-def _label(project_name: str) -> tuple[str, str | None]:
-    """The configured name, and no project id: Anthropic's responses do not name the workspace."""
+def _label(project_name: str, first: Page, claimed: dict[str, str]) -> tuple[str, str | None]:
+    """The configured name, and no project id: Anthropic's responses do not name the workspace.
+
+    What does name it is its batches (ids are unique across workspaces): two configured projects whose keys
+    read one workspace list the same ones, and the second would relabel every row of the first. The head
+    page's ids are claimed; a project whose head page holds a batch another project claimed in this load
+    fails with SameProject (loaded once, as the first), as two keys of one OpenAI project do."""
+    for item in first.data:
+        owner = claimed.setdefault(str(item["id"]), project_name)
+        if owner != project_name:
+            raise SameProject(
+                f"the keys of projects {owner!r} and {project_name!r} read one Anthropic workspace (both list "
+                f"batch {item['id']}): loaded once, as {owner!r}; configure one key per workspace"
+            )
     return project_name, None
 
 
