@@ -337,26 +337,32 @@ def test_an_envelope_of_the_wrong_shape_is_retried_then_refused(db: str, world: 
     assert not Path(db).exists()
 
 
-def test_a_garbled_retry_after_is_ignored(db: str) -> None:
-    served = serve_all(newest_first(5))
+def test_a_garbled_retry_after_is_ignored(db: str, world: World) -> None:
+    served = world.serve_all(world.newest_first(5))
+    error = {"type": "rate_limit_error", "message": "slow down"} if world.anthropic else {
+        "message": "slow down", "code": "rate_limit_exceeded"
+    }  # fmt: skip
 
     def garbled(path: str, query: dict[str, str], number: int) -> Reply:
         if number == 1:
-            return json_reply({"error": {"message": "slow down", "code": "rate_limit_exceeded"}}, 429, **{
+            return json_reply({"type": "error", "error": error} if world.anthropic else {"error": error}, 429, **{
                 "retry-after": "soon-ish", "retry-after-ms": "later"
             })  # fmt: skip
         return served(path, query, number)
 
     with ScriptedApi(garbled) as api:
-        result = run_load(db, config_for(api.base_url, KEY_A))
+        result = run_load(db, world.scripted_config(api))
     assert result.ok, result.outcomes
-    assert count_requests(api) == 2
+    assert world.count_requests(api) == 2
 
 
-def test_a_persistent_html_error_page_through_the_cli_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+def test_a_persistent_html_error_page_through_the_cli_is_one_line_and_no_traceback(
+    tmp_path: Path, world: World
+) -> None:
     page = b"<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head></html>"
     db = tmp_path / "html.duckdb"
-    with ScriptedApi(lambda path, query, n: Reply(403, page, "text/html")) as api:
-        result = run_cli("load", "--db", str(db), env=cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=api.base_url))
-    assert_one_clear_error(result, 1, "HTTP 403", "non-JSON body: <!DOCTYPE html>", "x-request-id req_scripted_1")
+    request_id = "request-id" if world.anthropic else "x-request-id"
+    with ScriptedApi(lambda path, query, n: Reply(403, page, "text/html", {request_id: f"req_scripted_{n}"})) as api:
+        result = run_cli("load", "--db", str(db), env=cli_env(**world.env(api)))
+    assert_one_clear_error(result, 1, "HTTP 403", "non-JSON body: <!DOCTYPE html>", f"[{request_id} req_scripted_1]")
     assert not db.exists()
