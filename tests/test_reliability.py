@@ -273,29 +273,29 @@ def test_a_deleted_database_with_the_working_directory_still_present_gets_a_full
     assert ids_and_duplicates(str(db)) == (451, 451)
 
 
-def test_a_database_copied_from_another_machine_keeps_working(tmp_path: Path, org: SimulatedOrg) -> None:
-    org.generate_history(700, project=PROJECT_A, days=30, open_fraction=0.05)
+def test_a_database_copied_from_another_machine_keeps_working(tmp_path: Path, world: World) -> None:
+    world.generate_history(700, project=world.a, days=30, open_fraction=0.05)
     original = tmp_path / "machine-a" / "batches.duckdb"
     copy = tmp_path / "machine-b" / "batches.duckdb"
     original.parent.mkdir()
     copy.parent.mkdir()
-    with SimulatorServer(org) as server:
-        machine_a = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url, DLT_DATA_DIR=str(tmp_path / "a"))
-        machine_b = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url, DLT_DATA_DIR=str(tmp_path / "b"))
+    with SimulatorServer(world.org) as server:
+        machine_a = cli_env(**world.env(server), DLT_DATA_DIR=str(tmp_path / "a"))
+        machine_b = cli_env(**world.env(server), DLT_DATA_DIR=str(tmp_path / "b"))
         assert run_cli("load", "--db", str(original), env=machine_a).returncode == 0
         shutil.copy(original, copy)
-        open_now = sum(1 for b in org.batches(PROJECT_A) if b["status"] not in TERMINAL)
+        open_now = sum(1 for b in world.truth(world.a).values() if world.is_open(b))
 
         # No working directory on machine B: the state travels in the file.
         first = run_cli("load", "--db", str(copy), env=machine_b)
         assert first.returncode == 0, first.stderr
         assert " 0 new" in first.stdout and f"{open_now} still open" in first.stdout
-        org.advance(2 * 86400)
+        world.advance(2 * 86400)
         for _ in range(30):
-            org.create_batch(project=PROJECT_A)
+            world.create_batch(world.a)
         second = run_cli("load", "--db", str(copy), env=machine_b)
         assert second.returncode == 0 and " 30 new" in second.stdout, second.stdout
-        assert_matches_simulator(str(copy), org, PROJECT_A)
+        world.assert_matches_simulator(str(copy), world.a)
 
         # And the other way round: an older copy restored over a database whose working directory is
         # ahead of it. The local state is discarded and the file's own state decides what to re-read.
@@ -303,5 +303,5 @@ def test_a_database_copied_from_another_machine_keeps_working(tmp_path: Path, or
         third = run_cli("load", "--db", str(copy), env=machine_b)
         assert third.returncode == 0, third.stderr
         assert " 30 new" in third.stdout
-        assert_matches_simulator(str(copy), org, PROJECT_A)
-        assert ids_and_duplicates(str(copy)) == (730, 730)
+        world.assert_matches_simulator(str(copy), world.a)
+        assert world.ids_and_duplicates(str(copy)) == (730, 730)
