@@ -463,6 +463,39 @@ def test_named_anthropic_project_rules(db: str, isolated_env: Path) -> None:
         assert key not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "toml", "fragments"),
+    [
+        (
+            {"ANTHROPIC_BASE_URL": "https://api.anthropic.com/v1/"},
+            "",
+            ("ANTHROPIC_BASE_URL ends in /v1", "without /v1"),
+        ),
+        (
+            {},
+            '[sources.openai_batches.projects.claude]\nprovider = "anthropic"\napi_key = "KEY"\n'
+            'base_url = "http://127.0.0.1:9/v1"\n',
+            ("projects.claude.base_url ends in /v1",),
+        ),
+        (
+            {},
+            '[sources.openai_batches.projects.one]\nprovider = "anthropic"\napi_key = "KEY"\n'
+            '[sources.openai_batches.projects.two]\nprovider = "anthropic"\napi_key = "KEY"\n',
+            ("projects 'one' and 'two' have the same Anthropic API key",),
+        ),
+    ],
+)
+def test_an_anthropic_root_with_v1_or_a_workspace_key_twice_is_refused(
+    db: str, isolated_env: Path, env: dict[str, str], toml: str, fragments: tuple[str, ...]
+) -> None:
+    dlt_dir = isolated_env / "project" / ".dlt"
+    dlt_dir.mkdir()
+    (dlt_dir / "secrets.toml").write_text(toml.replace("KEY", KEY))
+    result = run_cli("load", "--db", db, env=cli_env(**{"ANTHROPIC_API_KEY": KEY, **env}), cwd=isolated_env / "project")
+    assert_one_clear_error(result, 2, *fragments)
+    assert KEY not in result.stdout + result.stderr
+
+
 def test_two_projects_under_one_name_are_refused(db: str, isolated_env: Path) -> None:
     dlt_dir = isolated_env / "project" / ".dlt"
     dlt_dir.mkdir()
