@@ -624,3 +624,29 @@ def test_sigkill_at_every_stage_with_both_providers_then_a_clean_run_converges(t
         again = run_cli("load", "--db", str(db), env=env)
         assert again.returncode == 0 and "load [anthropic] ok: 1 requests, 0 new" in again.stdout, again.stdout
         assert len(list_requests(srv)) == 1
+
+
+def test_the_source_in_a_plain_dlt_pipeline_beside_openai_in_one_schema(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    import dlt
+
+    from openai_batches import anthropic_batches, openai_batches
+
+    org.generate_history(150, project=PROJECT_A, days=30)
+    org.anthropic.generate_history(1300, days=20)
+    db = str(tmp_path / "anywhere.duckdb")
+    pipeline = dlt.pipeline(
+        pipeline_name="anywhere",
+        destination=dlt.destinations.duckdb(db),
+        dataset_name="openai_batches",
+        pipelines_dir=str(tmp_path / "dlt"),
+    )
+    pipeline.run(anthropic_batches(api_key=KEY, base_url=server.anthropic_base_url, project_name="claude"))
+    pipeline.run(openai_batches(api_key=KEY_A, base_url=server.base_url))
+    assert set(pipeline.schema_names) == {"openai_batches"}
+    assert_matches_simulator(db, org, server)
+    server.reset_requests()
+    pipeline.run(anthropic_batches(api_key=KEY, base_url=server.anthropic_base_url, project_name="claude"))
+    assert [r.path for r in server.requests] == [LIST]  # its own resource state survived the OpenAI run
+    assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(150,)]
