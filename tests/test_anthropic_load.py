@@ -463,6 +463,39 @@ def test_named_anthropic_project_rules(db: str, isolated_env: Path) -> None:
         assert key not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "toml", "fragments"),
+    [
+        (
+            {"ANTHROPIC_BASE_URL": "https://api.anthropic.com/v1/"},
+            "",
+            ("ANTHROPIC_BASE_URL ends in /v1", "without /v1"),
+        ),
+        (
+            {},
+            '[sources.openai_batches.projects.claude]\nprovider = "anthropic"\napi_key = "KEY"\n'
+            'base_url = "http://127.0.0.1:9/v1"\n',
+            ("projects.claude.base_url ends in /v1",),
+        ),
+        (
+            {},
+            '[sources.openai_batches.projects.one]\nprovider = "anthropic"\napi_key = "KEY"\n'
+            '[sources.openai_batches.projects.two]\nprovider = "anthropic"\napi_key = "KEY"\n',
+            ("projects 'one' and 'two' have the same Anthropic API key",),
+        ),
+    ],
+)
+def test_an_anthropic_root_with_v1_or_a_workspace_key_twice_is_refused(
+    db: str, isolated_env: Path, env: dict[str, str], toml: str, fragments: tuple[str, ...]
+) -> None:
+    dlt_dir = isolated_env / "project" / ".dlt"
+    dlt_dir.mkdir()
+    (dlt_dir / "secrets.toml").write_text(toml.replace("KEY", KEY))
+    result = run_cli("load", "--db", db, env=cli_env(**{"ANTHROPIC_API_KEY": KEY, **env}), cwd=isolated_env / "project")
+    assert_one_clear_error(result, 2, *fragments)
+    assert KEY not in result.stdout + result.stderr
+
+
 def test_two_projects_under_one_name_are_refused(db: str, isolated_env: Path) -> None:
     dlt_dir = isolated_env / "project" / ".dlt"
     dlt_dir.mkdir()
@@ -533,3 +566,87 @@ def test_the_demo_shows_an_anthropic_workspace_beside_the_openai_projects(tmp_pa
         ("anthropic", total)
     ]
     assert table(str(demo_db), "SELECT count(DISTINCT project) FROM openai_batches.batches") == [(2,)]
+
+
+# --- hardening: faults and kills on the Anthropic path (the OpenAI campaigns' helpers, not copies) ------------------
+
+
+def test_random_faults_on_every_anthropic_request_still_load_exactly(db: str, org: SimulatedOrg) -> None:
+    org.anthropic.generate_history(2200, days=20)
+    with SimulatorServer(org, fault_rate=0.3, fault_seed=5) as srv:
+        # The random ones, and one of each kind a retry must get past, on the list and on a page after the head.
+        srv.inject(*(Fault(kind, path_prefix=LIST) for kind in ("429", "500", "502-html", "503", "truncated-json")))
+        result = load(db, srv, max_attempts=8)
+        assert result.ok, result.outcomes
+        faulted = [r for r in srv.requests if r.fault is not None]
+        assert len(faulted) >= 5 and all(r.path.startswith(LIST) for r in srv.requests)
+        assert_matches_simulator(db, org, srv)
+        assert result.api_calls == len(srv.requests)  # every retry counted
+        org.advance(2 * 86_400)
+        assert load(db, srv, max_attempts=8).ok
+        assert_matches_simulator(db, org, srv)
+
+
+def test_sigkill_at_every_stage_with_both_providers_then_a_clean_run_converges(tmp_path: Path) -> None:
+    import random
+    import signal
+
+    from openai_batches.load.runner import working_dir
+
+    from .support.assertions import assert_matches_simulator as assert_openai_matches
+    from .support.cli import spawn_cli
+    from .test_kill import TRIGGERS, assert_database_readable, kill_when
+
+    rng = random.Random(20261207)
+    org = SimulatedOrg(projects={KEY_A: PROJECT_A}, clock=SimClock(start=NOW), seed=5, anthropic_workspaces={KEY: WS})
+    org.generate_history(300, project=PROJECT_A, days=60, open_fraction=0.05)
+    org.anthropic.generate_history(2500, days=20)
+    db = tmp_path / "killed.duckdb"
+    wd = Path(working_dir(str(db))) / "openai_batches"
+    with SimulatorServer(org, latency=0.003) as srv:
+        env = both_env(srv)
+        for name in TRIGGERS:
+            org.advance(rng.uniform(0, 3 * 3600))
+            for _ in range(rng.randint(0, 30)):
+                org.anthropic.create_batch()
+            srv.reset_requests()
+            process = spawn_cli("load", "--db", str(db), "--wait", "30", env=env)
+            killed, output = kill_when(process, wd, srv, TRIGGERS[name](rng))
+            assert process.returncode == (-signal.SIGKILL if killed else 0), (name, output)
+            assert_database_readable(db)
+        org.advance(3600)
+        clean = run_cli("load", "--db", str(db), env=env)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert_matches_simulator(str(db), org, srv, project="anthropic")
+        assert_openai_matches(str(db), org, PROJECT_A)
+        assert table(str(db), "SELECT count(*) = count(DISTINCT id) FROM openai_batches.anthropic_batches") == [(True,)]
+        srv.reset_requests()
+        again = run_cli("load", "--db", str(db), env=env)
+        assert again.returncode == 0 and "load [anthropic] ok: 1 requests, 0 new" in again.stdout, again.stdout
+        assert len(list_requests(srv)) == 1
+
+
+def test_the_source_in_a_plain_dlt_pipeline_beside_openai_in_one_schema(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    import dlt
+
+    from openai_batches import anthropic_batches, openai_batches
+
+    org.generate_history(150, project=PROJECT_A, days=30)
+    org.anthropic.generate_history(1300, days=20)
+    db = str(tmp_path / "anywhere.duckdb")
+    pipeline = dlt.pipeline(
+        pipeline_name="anywhere",
+        destination=dlt.destinations.duckdb(db),
+        dataset_name="openai_batches",
+        pipelines_dir=str(tmp_path / "dlt"),
+    )
+    pipeline.run(anthropic_batches(api_key=KEY, base_url=server.anthropic_base_url, project_name="claude"))
+    pipeline.run(openai_batches(api_key=KEY_A, base_url=server.base_url))
+    assert set(pipeline.schema_names) == {"openai_batches"}
+    assert_matches_simulator(db, org, server)
+    server.reset_requests()
+    pipeline.run(anthropic_batches(api_key=KEY, base_url=server.anthropic_base_url, project_name="claude"))
+    assert [r.path for r in server.requests] == [LIST]  # its own resource state survived the OpenAI run
+    assert table(db, "SELECT count(*) FROM openai_batches.batches") == [(150,)]

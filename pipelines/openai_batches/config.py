@@ -286,6 +286,18 @@ def _anthropic_base() -> tuple[str | None, str]:
     return _text(_lookup("anthropic_base_url"), setting), setting
 
 
+def _anthropic_url(value: str, setting: str) -> str:
+    """`_url` for Anthropic's root, which is given without `/v1` (the official SDK's meaning): one that ends
+    in `/v1` would send every request to `/v1/v1/...`; refused with the fix rather than failing as a 404."""
+    url = _url(value, setting)
+    if url.rstrip("/").endswith("/v1"):
+        raise ConfigError(
+            f"{setting} ends in /v1: Anthropic's base URL is the API root without /v1, as the official SDK takes "
+            f"it (e.g. {settings.ANTHROPIC_DEFAULT_BASE_URL})"
+        )
+    return url
+
+
 def _anthropic_single() -> ProjectConfig | None:
     """The one workspace of ANTHROPIC_API_KEY (or `anthropic_api_key` in `.dlt`), None without such a key."""
     if os.environ.get("ANTHROPIC_API_KEY"):
@@ -300,7 +312,7 @@ def _anthropic_single() -> ProjectConfig | None:
     return ProjectConfig(
         name=name,
         api_key=key,
-        base_url=_url(base or settings.ANTHROPIC_DEFAULT_BASE_URL, base_setting),
+        base_url=_anthropic_url(base or settings.ANTHROPIC_DEFAULT_BASE_URL, base_setting),
         provider="anthropic",
     )
 
@@ -319,13 +331,24 @@ def _anthropic_project(name: str, key: str, entry: Mapping[str, Any], where: str
     return ProjectConfig(
         name=name,
         api_key=key,
-        base_url=_url(base or settings.ANTHROPIC_DEFAULT_BASE_URL, base_setting),
+        base_url=_anthropic_url(base or settings.ANTHROPIC_DEFAULT_BASE_URL, base_setting),
         provider="anthropic",
     )
 
 
 def _check_unique(projects: list[ProjectConfig]) -> None:
-    """Two projects under one name would file their rows together (the `project` column): refused."""
+    """Two projects under one name would file their rows together (the `project` column): refused. So is one
+    Anthropic key under two names: its workspace would be loaded twice, each batch under both names (no
+    response names the workspace; OpenAI's keys are told apart by the API's `openai-project` header)."""
+    keys: dict[str, str] = {}
+    for p in projects:
+        if p.provider == "anthropic" and p.name is not None:
+            first = keys.setdefault(p.api_key, p.name)
+            if first != p.name:
+                raise ConfigError(
+                    f"projects {first!r} and {p.name!r} have the same Anthropic API key: its workspace would be "
+                    "loaded twice; configure each workspace once"
+                )
     seen: dict[str, str] = {}
     for p in projects:
         if p.name is None:
