@@ -248,29 +248,28 @@ def test_faults_outlasting_the_retry_budget_mid_backfill_fail_clearly_and_the_ne
 
 
 def test_a_deleted_database_with_the_working_directory_still_present_gets_a_full_reload(
-    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+    tmp_path: Path, world: World, server: SimulatorServer
 ) -> None:
-    org.generate_history(450, project=PROJECT_A, days=30)
+    world.generate_history(450, project=world.a, days=20)
     db = tmp_path / "gone.duckdb"
-    env = cli_env(OPENAI_API_KEY=KEY_A, OPENAI_BASE_URL=server.base_url)
+    env = cli_env(**world.env(server))
     assert run_cli("load", "--db", str(db), env=env).returncode == 0
-    org.advance(3600)
-    org.create_batch(project=PROJECT_A)
+    world.advance(3600)
+    world.create_batch(world.a)
     # A run that extracted and died: its pending package and state still claim those batches.
-    from openai_batches import openai_batches
     from openai_batches.load.runner import make_pipeline
 
-    source = openai_batches(api_key=KEY_A, base_url=server.base_url)
-    make_pipeline(str(db)).extract(source, loader_file_format="parquet")
+    make_pipeline(str(db)).extract(world.source(server), loader_file_format="parquet")
     assert Path(working_dir(str(db))).exists()
     db.unlink()
     Path(str(db) + ".wal").unlink(missing_ok=True)
     server.reset_requests()
     result = run_cli("load", "--db", str(db), env=env)
     assert result.returncode == 0, result.stderr
-    assert "load: 5 requests, 451 new" in result.stdout  # the whole history, in ceil(451/100) pages
-    assert_matches_simulator(str(db), org, PROJECT_A)
-    assert ids_and_duplicates(str(db)) == (451, 451)
+    pages = -(-451 // world.page_size)
+    assert f"load: {pages} requests, 451 new" in result.stdout  # the whole history, in ceil(451/page) pages
+    world.assert_matches_simulator(str(db), world.a)
+    assert world.ids_and_duplicates(str(db)) == (451, 451)
 
 
 def test_a_database_copied_from_another_machine_keeps_working(tmp_path: Path, world: World) -> None:

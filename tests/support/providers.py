@@ -153,6 +153,16 @@ class World:
         )
         return RunConfig(projects=configured, **kw)
 
+    def source(self, server: SimulatorServer) -> Any:
+        """The dlt source of project A, as `load` makes it from `env` (for a test that drives dlt's steps)."""
+        if self.anthropic:
+            from openai_batches.sources.anthropic.source import anthropic_batches
+
+            return anthropic_batches(api_key=self.key_a, base_url=self.base_url(server), project_name=self.a)
+        from openai_batches import openai_batches
+
+        return openai_batches(api_key=self.key_a, base_url=self.base_url(server))
+
     # ------------------------------------------------------------------ the simulated API
     def generate_history(
         self, n: int, *, project: str, days: float = 60.0, open_fraction: float | None = None, seed: int = 0
