@@ -434,17 +434,19 @@ def test_usage_that_is_not_an_object_is_null_with_a_warning_and_kept(db: str, ca
     assert any(odd["id"] in r.getMessage() and "usage" in r.getMessage() for r in caplog.records)
 
 
-def test_a_failed_projects_summary_does_not_claim_new_batches(tmp_path: Path) -> None:
-    batches = newest_first(150)
-    served = serve_all(batches)
+def test_a_failed_projects_summary_does_not_claim_new_batches(tmp_path: Path, world: World) -> None:
+    batches = world.newest_first(150)
+    served = world.serve_all(batches, 100)
+    boom = {"type": "error", "error": {"type": "permission_error", "message": "boom"}} if world.anthropic else {
+        "error": {"message": "boom"}
+    }  # fmt: skip
 
     def route(path: str, query: dict[str, str], number: int) -> Reply:
-        return json_reply({"error": {"message": "boom"}}, 403) if query.get("after") else served(path, query, number)
+        return json_reply(boom, 403) if query.get(world.cursor) else served(path, query, number)
 
     with ScriptedApi(route) as api:
-        result = run_cli(
-            "load", "--db", str(tmp_path / "x.duckdb"), env=cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=api.base_url)
-        )
+        env = world.env(api) if world.anthropic else {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": api.base_url}
+        result = run_cli("load", "--db", str(tmp_path / "x.duckdb"), env=cli_env(**env))
     assert result.returncode == 1
     assert "nothing loaded" in result.stdout and "100 new" not in result.stdout
 
