@@ -238,6 +238,17 @@ def test_the_same_item_on_two_pages_is_loaded_once(db: str, world: World) -> Non
     assert result.outcomes[0].stats.counts.new == 4
 
 
+def test_the_same_item_twice_on_one_page_is_loaded_once(db: str, world: World) -> None:
+    a, b, c = world.newest_first(3)
+    a_again = world.opened(dict(a))  # a stale copy further down the same page
+    with ScriptedApi(world.paged([([a, b, a_again, c], False)])) as api:
+        result = run_load(db, world.scripted_config(api))
+    assert result.ok, result.outcomes[0].error
+    assert world.ids_and_duplicates(db) == (3, 3)
+    assert world.rows(db)[a["id"]][world.status] == world.ended  # its first (newest) sighting
+    assert result.outcomes[0].stats.counts.new == 3
+
+
 def test_a_cursor_that_does_not_advance_fails_clearly_and_writes_nothing(db: str, world: World) -> None:
     a, b = world.newest_first(2)
     with ScriptedApi(world.paged([([a, b], True), ([b], True)])) as api:
