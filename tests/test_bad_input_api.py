@@ -377,3 +377,17 @@ def test_a_persistent_html_error_page_through_the_cli_is_one_line_and_no_traceba
         result = run_cli("load", "--db", str(db), env=cli_env(**world.env(api)))
     assert_one_clear_error(result, 1, "HTTP 403", "non-JSON body: <!DOCTYPE html>", f"[{request_id} req_scripted_1]")
     assert not db.exists()
+
+
+@pytest.mark.parametrize("kind", ["corrupt-gzip", "truncated-gzip"])
+def test_gzip_encoded_list_pages_are_decoded_and_a_mangled_one_is_retried(
+    db: str, world: World, server: SimulatorServer, kind: str
+) -> None:
+    server.compress = True  # as Cloudflare in front of either API
+    world.generate_history(150, project=world.a, days=5, open_fraction=0.1)
+    server.inject(Fault(kind, path_prefix=world.list_path))
+    result = run_load(db, world.config(server))
+    assert result.ok, [o.error for o in result.outcomes]
+    assert [r.fault for r in server.requests][:2] == [kind, None]
+    assert all(r.headers.get("accept-encoding") for r in server.requests)
+    world.assert_matches_simulator(db, world.a)
