@@ -10,6 +10,8 @@ from openai_batches.tables.admin import (
     PROJECT_COLUMNS,
     USAGE_COLUMNS,
 )
+from openai_batches.tables.anthropic import ADDED_COLUMNS as ANTHROPIC_ADDED
+from openai_batches.tables.anthropic import ANTHROPIC_COLUMNS
 from openai_batches.tables.batches import ADDED_COLUMNS, BATCH_COLUMNS, ERROR_COLUMNS, GONE_COLUMNS
 from openai_batches.tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
 
@@ -55,3 +57,12 @@ def test_readme_documents_the_ledger_tables_with_their_columns_in_order() -> Non
         section = README.split(f"### `openai_batches.{table}`", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
         names = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
         assert names == [c.name for c in columns], table
+
+
+def test_readme_documents_every_column_of_anthropic_batches_in_order() -> None:
+    section = README.split("### `openai_batches.anthropic_batches`")[1].split("\n## ")[0].split("\n### ")[0]
+    columns = (*ANTHROPIC_COLUMNS, *ANTHROPIC_ADDED)
+    listed = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert listed == [c.name for c in columns]
+    for column in columns:
+        assert f"| {column.description} |" in section, f"README describes anthropic_batches.{column.name} otherwise"

@@ -105,6 +105,9 @@ ALLOWED = {
     "load": {"load", "sources", "storage", "client", "tables", "analysis", "settings", "config", ""},
     "simulator": {"simulator", "settings", "load.memory", "cli.argtypes"},
 }
+# Provider folders (issue 18) build on a layer's shared modules, never the reverse and never on each other: the
+# shared project run (sources/batches) names no provider's folder, so a later provider is one folder more.
+PROVIDER_FOLDERS = {"sources": {"anthropic"}}
 # Third-party packages a layer must not import (at any level).
 FORBIDDEN_THIRD_PARTY = {
     "client": {"dlt", "pyarrow", "duckdb"},
@@ -158,3 +161,18 @@ def test_the_package_root_keeps_only_its_face() -> None:
     for folder in (p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__" and p.name != "sql"):
         docstring = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
         assert docstring, f"{folder.name}/__init__.py says nothing of what it owns"
+
+
+def test_provider_folders_are_imported_by_no_shared_module_and_no_other_provider() -> None:
+    graph = _imports()
+    wrong = []
+    for name, targets in graph.items():
+        parts = name.split(".")[1:]
+        if len(parts) < 2 or parts[0] not in PROVIDER_FOLDERS:
+            continue
+        for target in targets:
+            tparts = target.split(".")[1:]
+            folder = tparts[1] if len(tparts) >= 2 and tparts[0] == parts[0] else None
+            if folder in PROVIDER_FOLDERS[parts[0]] and folder != parts[1]:
+                wrong.append(f"{name} imports {target}")
+    assert not wrong, "\n".join(sorted(wrong))

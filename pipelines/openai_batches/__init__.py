@@ -10,6 +10,9 @@ was still open then, and nothing more. The source is complete on its own: one
 `openai_organization` (sources/admin/source.py) is the second source: the organisation's projects, daily
 usage and daily costs from the Admin API (an admin key), for reconciliation.
 
+`anthropic_batches` (sources/anthropic/source.py) is the same source (same schema, `openai_batches`) for an
+Anthropic workspace: resource `anthropic_batches`, `pipeline.run(anthropic_batches(api_key="sk-ant-..."))`.
+
 Names are imported from their modules on first use: `openai-batches --help` imports this package and
 must not pay for dlt, pyarrow or even dataclasses.
 """
@@ -21,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .sources.admin.source import openai_organization
+    from .sources.anthropic.source import anthropic_batches
     from .sources.batches.source import openai_batches
     from .sources.progress import ProgressSink
     from .sources.stats import ProjectCounts
 
 _WHERE = {
+    "anthropic_batches": ".sources.anthropic.source",
     "openai_batches": ".sources.batches.source",
     "openai_organization": ".sources.admin.source",
     "ProgressSink": ".sources.progress",
@@ -39,4 +44,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ProgressSink", "ProjectCounts", "openai_batches", "openai_organization"]
+__all__ = ["ProgressSink", "ProjectCounts", "anthropic_batches", "openai_batches", "openai_organization"]

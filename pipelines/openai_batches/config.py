@@ -4,6 +4,13 @@ Environment names are the official SDKs' (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `
 `OPENAI_PROJECT_ID`); files are dlt's `.dlt/config.toml` and `.dlt/secrets.toml` under
 `[sources.openai_batches]`. Several projects are named in `[sources.openai_batches.projects.NAME]`
 tables, each with its own `api_key` (and optional `base_url`, `organization`, `project_id`).
+
+Anthropic (issue 18): `ANTHROPIC_API_KEY` and `ANTHROPIC_BASE_URL` (the official SDK's names; the root without
+`/v1`) are one more project, named `anthropic` (`anthropic_project_name` renames it); several workspaces are
+named projects with `provider = "anthropic"`. Per provider, named projects replace the single-key form: a
+table of named OpenAI projects leaves ANTHROPIC_API_KEY in effect, and named Anthropic projects leave
+OPENAI_API_KEY in effect. Each key is checked for its provider: the wrong kind is refused in one line that
+names the setting, never the key.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class ProjectConfig:
     base_url: str = settings.DEFAULT_BASE_URL
     organization: str | None = None
     project_id: str | None = None
+    provider: str = settings.DEFAULT_PROVIDER  # whose batch API the key reads: one of settings.PROVIDERS
 
 
 @dataclass(frozen=True)
@@ -140,14 +148,31 @@ def _header(value: Any, setting: str) -> str | None:
     return text
 
 
-def _project_key(value: Any, setting: str) -> str | None:
-    """`_key`, refusing an admin key: it cannot list batches (it belongs in OPENAI_ADMIN_KEY)."""
-    from .client.admin import key_kind_problem
+def _project_key(value: Any, setting: str, provider: str = settings.DEFAULT_PROVIDER) -> str | None:
+    """`_key`, refusing a key of the wrong kind for `provider`: an admin key cannot list batches (it belongs in
+    OPENAI_ADMIN_KEY), and a key of the other provider is refused by the API anyway."""
+    from .client import admin, anthropic
 
     key = _key(value, setting)
-    if key and (problem := key_kind_problem(key, setting=setting, want_admin=False)):
+    if not key:
+        return key
+    if provider == "anthropic":
+        problem = anthropic.key_kind_problem(key, setting=setting)
+    else:
+        problem = admin.key_kind_problem(key, setting=setting, want_admin=False)
+    if problem:
         raise ConfigError(problem)
     return key
+
+
+def _provider(value: Any, setting: str) -> str:
+    """A project's `provider`: one of settings.PROVIDERS (default openai), else one line listing them."""
+    if value is None or value == "":
+        return settings.DEFAULT_PROVIDER
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text not in settings.PROVIDERS:
+        raise ConfigError(f"{setting} must be one of {', '.join(settings.PROVIDERS)}, got {value!r}")
+    return text
 
 
 def _url(value: str, setting: str) -> str:
@@ -192,7 +217,8 @@ def _flag(value: Any, setting: str, default: bool) -> bool:
 
 
 def configured_projects() -> tuple[ProjectConfig, ...]:
-    """Named projects from `.dlt`, else the one project of OPENAI_API_KEY (or `api_key` in `.dlt`).
+    """Named projects from `.dlt`, else, per provider, its one project: OPENAI_API_KEY (or `api_key` in
+    `.dlt`) and ANTHROPIC_API_KEY (or `anthropic_api_key`). The OpenAI projects come first.
 
     Returns an empty tuple when no key is configured anywhere."""
     named = _lookup("projects")
@@ -200,15 +226,19 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
         raise ConfigError(f"{SECTION}.projects must be a table of [{SECTION}.projects.NAME] sections")
     default_base = os.environ.get("OPENAI_BASE_URL", "").strip() or _text(_lookup("base_url"), f"{SECTION}.base_url")
     base_setting = "OPENAI_BASE_URL" if os.environ.get("OPENAI_BASE_URL") else f"{SECTION}.base_url"
+    projects: list[ProjectConfig] = []
     if named:
-        projects = []
         for name, entry in named.items():
             where = f"{SECTION}.projects.{name}"
             if not isinstance(entry, Mapping):
                 raise ConfigError(f"{where} must be a table with at least api_key")
-            key = _project_key(entry.get("api_key"), f"{where}.api_key")
+            provider = _provider(entry.get("provider"), f"{where}.provider")
+            key = _project_key(entry.get("api_key"), f"{where}.api_key", provider)
             if not key:
                 raise ConfigError(f"{where}.api_key is missing (put it in .dlt/secrets.toml)")
+            if provider == "anthropic":
+                projects.append(_anthropic_project(str(name), key, entry, where))
+                continue
             projects.append(
                 ProjectConfig(
                     name=str(name),
@@ -221,24 +251,114 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
                     project_id=_header(entry.get("project_id"), f"{where}.project_id"),
                 )
             )
-        return tuple(projects)
+    if not any(p.provider == "openai" for p in projects) and (single := _openai_project(default_base, base_setting)):
+        projects.insert(0, single)
+    if not any(p.provider == "anthropic" for p in projects) and (workspace := _anthropic_single()):
+        projects.append(workspace)
+    _check_unique(projects)
+    return tuple(projects)
+
+
+def _openai_project(default_base: str | None, base_setting: str) -> ProjectConfig | None:
+    """The one project of OPENAI_API_KEY (or `api_key` in `.dlt`), None without such a key."""
     if os.environ.get("OPENAI_API_KEY"):
         key = _project_key(os.environ["OPENAI_API_KEY"], "OPENAI_API_KEY")
     else:
         key = _project_key(_lookup("api_key"), f"{SECTION}.api_key")
     if not key:
-        return ()
-    return (
-        ProjectConfig(
-            name=_text(_lookup("project_name"), f"{SECTION}.project_name"),
-            api_key=key,
-            base_url=_url(default_base or settings.DEFAULT_BASE_URL, base_setting),
-            organization=_header(os.environ.get("OPENAI_ORG_ID"), "OPENAI_ORG_ID")
-            or _header(_lookup("organization"), f"{SECTION}.organization"),
-            project_id=_header(os.environ.get("OPENAI_PROJECT_ID"), "OPENAI_PROJECT_ID")
-            or _header(_lookup("project_id"), f"{SECTION}.project_id"),
-        ),
+        return None
+    return ProjectConfig(
+        name=_text(_lookup("project_name"), f"{SECTION}.project_name"),
+        api_key=key,
+        base_url=_url(default_base or settings.DEFAULT_BASE_URL, base_setting),
+        organization=_header(os.environ.get("OPENAI_ORG_ID"), "OPENAI_ORG_ID")
+        or _header(_lookup("organization"), f"{SECTION}.organization"),
+        project_id=_header(os.environ.get("OPENAI_PROJECT_ID"), "OPENAI_PROJECT_ID")
+        or _header(_lookup("project_id"), f"{SECTION}.project_id"),
     )
+
+
+def _anthropic_base() -> tuple[str | None, str]:
+    """ANTHROPIC_BASE_URL (else `anthropic_base_url` in `.dlt`) and the setting it came from."""
+    if os.environ.get("ANTHROPIC_BASE_URL", "").strip():
+        return os.environ["ANTHROPIC_BASE_URL"].strip(), "ANTHROPIC_BASE_URL"
+    setting = f"{SECTION}.anthropic_base_url"
+    return _text(_lookup("anthropic_base_url"), setting), setting
+
+
+def _anthropic_url(value: str, setting: str) -> str:
+    """`_url` for Anthropic's root, which is given without `/v1` (the official SDK's meaning): one that ends
+    in `/v1` would send every request to `/v1/v1/...`; refused with the fix rather than failing as a 404."""
+    url = _url(value, setting)
+    if url.rstrip("/").endswith("/v1"):
+        raise ConfigError(
+            f"{setting} ends in /v1: Anthropic's base URL is the API root without /v1, as the official SDK takes "
+            f"it (e.g. {settings.ANTHROPIC_DEFAULT_BASE_URL})"
+        )
+    return url
+
+
+def _anthropic_single() -> ProjectConfig | None:
+    """The one workspace of ANTHROPIC_API_KEY (or `anthropic_api_key` in `.dlt`), None without such a key."""
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        key = _project_key(os.environ["ANTHROPIC_API_KEY"], "ANTHROPIC_API_KEY", "anthropic")
+    else:
+        key = _project_key(_lookup("anthropic_api_key"), f"{SECTION}.anthropic_api_key", "anthropic")
+    if not key:
+        return None
+    name_setting = f"{SECTION}.anthropic_project_name"
+    name = (_text(_lookup("anthropic_project_name"), name_setting) or "").strip() or settings.ANTHROPIC_PROJECT_NAME
+    base, base_setting = _anthropic_base()
+    return ProjectConfig(
+        name=name,
+        api_key=key,
+        base_url=_anthropic_url(base or settings.ANTHROPIC_DEFAULT_BASE_URL, base_setting),
+        provider="anthropic",
+    )
+
+
+def _anthropic_project(name: str, key: str, entry: Mapping[str, Any], where: str) -> ProjectConfig:
+    """A named project with `provider = "anthropic"`: its key, and its `base_url` (else ANTHROPIC_BASE_URL,
+    else Anthropic's root). OpenAI's `organization` and `project_id` mean nothing to Anthropic: refused
+    rather than ignored, so no one believes they took effect."""
+    for setting in ("organization", "project_id"):
+        if entry.get(setting) not in (None, ""):
+            raise ConfigError(
+                f'{where}.{setting} is an OpenAI setting; an Anthropic project (provider = "anthropic") has none'
+            )
+    own = _text(entry.get("base_url"), f"{where}.base_url")
+    base, base_setting = (own, f"{where}.base_url") if own else _anthropic_base()
+    return ProjectConfig(
+        name=name,
+        api_key=key,
+        base_url=_anthropic_url(base or settings.ANTHROPIC_DEFAULT_BASE_URL, base_setting),
+        provider="anthropic",
+    )
+
+
+def _check_unique(projects: list[ProjectConfig]) -> None:
+    """Two projects under one name would file their rows together (the `project` column): refused. So is one
+    Anthropic key under two names: its workspace would be loaded twice, each batch under both names (no
+    response names the workspace; OpenAI's keys are told apart by the API's `openai-project` header)."""
+    keys: dict[str, str] = {}
+    for p in projects:
+        if p.provider == "anthropic" and p.name is not None:
+            first = keys.setdefault(p.api_key, p.name)
+            if first != p.name:
+                raise ConfigError(
+                    f"projects {first!r} and {p.name!r} have the same Anthropic API key: its workspace would be "
+                    "loaded twice; configure each workspace once"
+                )
+    seen: dict[str, str] = {}
+    for p in projects:
+        if p.name is None:
+            continue
+        if p.name in seen:
+            raise ConfigError(
+                f"two configured projects are named {p.name!r} ({seen[p.name]} and {p.provider}): rename one "
+                f"(for the workspace of ANTHROPIC_API_KEY: {SECTION}.anthropic_project_name)"
+            )
+        seen[p.name] = p.provider
 
 
 def admin_config() -> AdminConfig | None:

@@ -29,29 +29,55 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 KNOWN_STATUSES = TERMINAL_STATUSES | frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
 
-def is_open(status: object) -> bool:
-    """The one definition of "open": not in a terminal status. An unknown status, or none at all, is
-    open, because a batch the code cannot place must be re-read until the API says it is final."""
-    return status not in TERMINAL_STATUSES
+def is_open(status: object, terminal: frozenset[str] = TERMINAL_STATUSES) -> bool:
+    """The one definition of "open": not in a terminal status (OpenAI's, or another provider's `terminal`).
+    An unknown status, or none at all, is open, because a batch the code cannot place must be re-read
+    until the API says it is final."""
+    return status not in terminal
 
 
-def is_open_sql(column: str = "status", *, id_column: str = "id", gone_table: str | None = None) -> str:
+def is_open_sql(
+    column: str = "status",
+    *,
+    id_column: str = "id",
+    gone_table: str | None = None,
+    terminal: frozenset[str] = TERMINAL_STATUSES,
+) -> str:
     """`is_open` in SQL, for every view, report and status line that counts open batches. NULL is open:
     `status NOT IN (...)` alone is NULL for a NULL status and would silently drop the batch. A batch the
     API stopped returning while it was open (in `gone_table`, when that table exists) is not open: its
     last row can never change again."""
-    terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
-    sql = f"({column} IS NULL OR {column} NOT IN ({terminal}))"
+    terminal_sql = ", ".join(f"'{s}'" for s in sorted(terminal))
+    sql = f"({column} IS NULL OR {column} NOT IN ({terminal_sql}))"
     if gone_table:
         sql = f"({sql} AND {id_column} NOT IN (SELECT id FROM {gone_table}))"
     return sql
 
+
+# --- Providers (issue 18) ------------------------------------------------------------------------------------------
+# Whose batch API a configured project reads (`provider = "..."` in its .dlt table); OpenAI when not said, so
+# every configuration written before there was a choice means what it meant.
+PROVIDERS = ("openai", "anthropic")
+DEFAULT_PROVIDER = "openai"
+# Anthropic's API root as its official SDK takes it (ANTHROPIC_BASE_URL): without `/v1`.
+ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
+# The project name of the one workspace ANTHROPIC_API_KEY reads (`anthropic_project_name` renames it): a key
+# does not say which workspace it belongs to (only the Admin API does), and rows need a name at once.
+ANTHROPIC_PROJECT_NAME = "anthropic"
+# One row per Anthropic message batch, every field it sends (tables/anthropic.py).
+ANTHROPIC_BATCHES_TABLE = "anthropic_batches"
+# `processing_status` values: `ended` never changes again; anything else (in_progress, canceling, a value
+# this version does not know, none) is open and re-read, by the same rule as OpenAI's statuses.
+ANTHROPIC_TERMINAL_STATUSES = frozenset({"ended"})
+ANTHROPIC_KNOWN_STATUSES = ANTHROPIC_TERMINAL_STATUSES | frozenset({"in_progress", "canceling"})
 
 # dlt names: the DuckDB schema, the main table and the table that holds `errors.data`.
 DATASET_NAME = "openai_batches"
 PIPELINE_NAME = "openai_batches"
 BATCHES_TABLE = "batches"
 ERRORS_TABLE = "batches__errors__data"
+# Each provider's table of batches (one row per batch, every field it sends).
+BATCH_TABLES = {"openai": BATCHES_TABLE, "anthropic": ANTHROPIC_BATCHES_TABLE}
 # Open batches the API stopped returning (confirmed gone): their last row stays in `batches`.
 GONE_TABLE = "batches_gone"
 

@@ -16,8 +16,8 @@ CLI = [sys.executable, "-m", "openai_batches.cli.main"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The test's environment (isolated dlt dirs) without any OPENAI_* variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SOURCES__"))}
+    """The test's environment (isolated dlt dirs) without any OPENAI_* or ANTHROPIC_* variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "SOURCES__"))}
     env.update(extra)
     return env
 

@@ -1,8 +1,8 @@
 """`openai-batches demo`: the whole product on the built-in simulator, no API key needed.
 
-Two simulated projects with a realistic history are served on loopback; the real `load` backfills
-them into a fresh demo database, then the simulated clock moves one hour and a second `load` shows
-what a cron run costs.
+Two simulated OpenAI projects and an Anthropic workspace with a realistic history are served on loopback;
+the real `load` backfills them into a fresh demo database, then the simulated clock moves one hour and a
+second `load` shows what a cron run costs.
 """
 
 from __future__ import annotations
@@ -38,6 +38,15 @@ DEMO_ARRIVALS_PER_HOUR = 6.0
 # keeps each load to seconds and shows how the rest waits for later runs, files that expire first first.
 DEMO_REQUESTS_MAX_MB = 64.0
 
+# The Anthropic workspace beside them (Message Batches, read with its own key, as ANTHROPIC_API_KEY would):
+# a history longer than the 29 days its results are kept, so the older batches show as archived.
+DEMO_ANTHROPIC_KEY = "sk-ant-api03-sim-Wd4nR8cJ2tY6"
+DEMO_ANTHROPIC_WORKSPACE = "wrkspc_sim_claude"
+DEMO_ANTHROPIC_BATCHES = 600
+DEMO_ANTHROPIC_DAYS = 60.0
+# Message batches submitted during the simulated hour, so the cron tick has new ones to pick up.
+DEMO_ANTHROPIC_ARRIVALS = 3
+
 # The organisation's Admin API side (reconciliation): the simulator's admin key, a project nobody
 # configured a key for (its batches are only visible in OpenAI's books: `missing`), and one month in
 # which OpenAI's books count more batch tokens for a project than its batches report (`differs`).
@@ -59,8 +68,15 @@ def _fresh(db_path: str) -> None:
 
 def _load(db_path: str, server: SimulatorServer, label: str) -> LoadOutcome:
 
+    openai = tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS)
+    claude = ProjectConfig(
+        name=settings.ANTHROPIC_PROJECT_NAME,
+        api_key=DEMO_ANTHROPIC_KEY,
+        base_url=server.anthropic_base_url,
+        provider="anthropic",
+    )
     config = RunConfig(
-        projects=tuple(ProjectConfig(name=None, api_key=key, base_url=server.base_url) for key in DEMO_PROJECTS),
+        projects=(*openai, claude),
         admin=AdminConfig(admin_key=DEMO_ADMIN_KEY, base_url=server.base_url),
         requests=True,
         requests_max_mb_per_run=DEMO_REQUESTS_MAX_MB,
@@ -91,7 +107,27 @@ def _print_contents(db_path: str) -> None:
     print(f"\n{'project':<18}{'batches':>9}{'open':>7}{'requests':>13}{'tokens':>16}{'no usage':>10}")
     for project, batches, open_, requests, tokens, without in rows:
         print(f"{project:<18}{batches:>9}{open_:>7}{requests or 0:>13,}{tokens or 0:>16,}{without:>10}")
+    _print_anthropic(db_path)
     _print_ledger(db_path)
+
+
+def _print_anthropic(db_path: str) -> None:
+    """The Anthropic workspace's line: its batches carry request counts but no tokens (those are in the results)."""
+    from ..storage.duckdb_file import connect, table_exists
+
+    s, table = settings.DATASET_NAME, settings.ANTHROPIC_BATCHES_TABLE
+    is_open = settings.is_open_sql("processing_status", terminal=settings.ANTHROPIC_TERMINAL_STATUSES)
+    with connect(db_path, read_only=True) as con:
+        if not table_exists(con, s, table):
+            return
+        rows = con.execute(
+            f"""SELECT project, count(*), count(*) FILTER (WHERE {is_open}),
+                       sum(request_counts__processing + request_counts__succeeded + request_counts__errored
+                           + request_counts__canceled + request_counts__expired)
+                FROM {s}.{table} GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+    for project, batches, open_, requests in rows:
+        print(f"{project:<18}{batches:>9}{open_:>7}{requests or 0:>13,}   Anthropic: tokens are in its results")
 
 
 def _print_ledger(db_path: str) -> None:
@@ -140,12 +176,21 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
     db_path = demo_db_path(db_path)
     per_project = batches or DEMO_BATCHES_PER_PROJECT
     _fresh(db_path)
-    org = SimulatedOrg(projects=dict(DEMO_PROJECTS), clock=SimClock(start=time.time()), seed=seed)
+    org = SimulatedOrg(
+        projects=dict(DEMO_PROJECTS),
+        clock=SimClock(start=time.time()),
+        seed=seed,
+        anthropic_workspaces={DEMO_ANTHROPIC_KEY: DEMO_ANTHROPIC_WORKSPACE},
+    )
+    org.anthropic.generate_history(DEMO_ANTHROPIC_BATCHES, days=DEMO_ANTHROPIC_DAYS)
     for project in DEMO_PROJECTS.values():
         org.generate_history(per_project, project=project, days=DEMO_HISTORY_DAYS, open_fraction=DEMO_OPEN_FRACTION)
         org.set_arrival_rate(DEMO_ARRIVALS_PER_HOUR, project=project)
     month = _shape_books(org, per_project)
-    print(f"Simulated organisation: {len(DEMO_PROJECTS)} projects, {per_project} batches each, seed {seed}.")
+    print(
+        f"Simulated organisation: {len(DEMO_PROJECTS)} OpenAI projects, {per_project} batches each, and an Anthropic "
+        f"workspace ({DEMO_ANTHROPIC_WORKSPACE}) with {DEMO_ANTHROPIC_BATCHES} message batches, seed {seed}."
+    )
     print(
         f"Its Admin API also shows project {DEMO_UNCONFIGURED[0]}, for which no key is configured, and counts "
         f"{DEMO_DISCREPANCY_FACTOR:.0%} of the batch tokens {DEMO_DISCREPANCY_PROJECT} reports for {month}."
@@ -155,6 +200,8 @@ def run_demo(db_path: str | None = None, batches: int | None = None, seed: int =
         if not first.ok:
             return settings.EXIT_FAILED
         org.advance(3600)
+        for _ in range(DEMO_ANTHROPIC_ARRIVALS):
+            org.anthropic.create_batch()
         print("One simulated hour later (a cron tick):")
         second = _load(db_path, server, "incremental")
         if not second.ok:

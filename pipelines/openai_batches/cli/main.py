@@ -88,7 +88,8 @@ def cmd_load(args: argparse.Namespace) -> int:
             else ""
         )
         print(
-            "error: no API key configured: set OPENAI_API_KEY, or api_key under [sources.openai_batches] "
+            "error: no API key configured: set OPENAI_API_KEY (or ANTHROPIC_API_KEY), or api_key under "
+            "[sources.openai_batches] "
             f"in .dlt/secrets.toml (see .dlt/secrets.toml.example){admin_only}; `openai-batches demo` runs without one",
             file=sys.stderr,
         )

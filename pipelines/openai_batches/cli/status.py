@@ -1,6 +1,7 @@
 """`openai-batches status`: is the database fresh, and what did the last successful load do?
 
-`status` reads the run log (load/run_log.py) and the `batches` table through a read-only connection, under
+`status` reads the run log (load/run_log.py) and each provider's table of batches (`batches`,
+`anthropic_batches`: one line per project, naming its provider) through a read-only connection, under
 the shared side of the load lock, so it never makes a running load fail on DuckDB's file lock.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 @dataclass
 class ProjectStatus:
     project: str
+    provider: str = settings.DEFAULT_PROVIDER  # whose batch API (settings.PROVIDERS)
     last_success: datetime | None = None  # end of the last run that loaded
     requests: int | None = None  # of that run
     new: int | None = None
@@ -74,32 +76,49 @@ def read_status(where: Store | str) -> StatusReport:
     schema = settings.DATASET_NAME
     with connected(store, read_only=True) as con:
         tables = set(tables_in(con, schema))
-        projects: dict[str, ProjectStatus] = {}
+        projects: dict[tuple[str, str], ProjectStatus] = {}  # (provider, project) -> its line
+
+        def line(provider: str, project: str) -> ProjectStatus:
+            return projects.setdefault((provider, project), ProjectStatus(project, provider))
+
         if "_dlt_loads" in tables:
             row = con.execute(f"SELECT max(inserted_at) FROM {schema}._dlt_loads WHERE status = 0").fetchone()
             report.last_load = _utc(row[0]) if row else None
         if settings.RUN_LOG_TABLE in tables:
-            for project, finished, requests, new, updated in con.execute(
-                f"""SELECT project, finished_at, requests, new, updated FROM (
-                        SELECT *, row_number() OVER (PARTITION BY project ORDER BY finished_at DESC) AS n
+            # A run log written before there were providers has no `provider` column: its rows are OpenAI's.
+            columns = {r[0] for r in con.execute(f"DESCRIBE {schema}.{settings.RUN_LOG_TABLE}").fetchall()}
+            provider = "coalesce(provider, 'openai')" if "provider" in columns else "'openai'"
+            for project, run_provider, finished, requests, new, updated in con.execute(
+                f"""SELECT project, p, finished_at, requests, new, updated FROM (
+                        SELECT *, {provider} AS p,
+                               row_number() OVER (PARTITION BY project, {provider} ORDER BY finished_at DESC) AS n
                         FROM {schema}.{settings.RUN_LOG_TABLE}) WHERE n = 1"""
             ).fetchall():
-                projects[project] = ProjectStatus(project, _utc(finished), requests, new, updated)
+                projects[(run_provider, project)] = ProjectStatus(
+                    project, run_provider, _utc(finished), requests, new, updated
+                )
         gone_table = f"{schema}.{settings.GONE_TABLE}" if settings.GONE_TABLE in tables else None
-        if settings.BATCHES_TABLE in tables:
-            is_open = settings.is_open_sql(gone_table=gone_table)
+        for provider_name, table in settings.BATCH_TABLES.items():
+            if table not in tables:
+                continue
+            status_column, terminal = _OPEN_BY[provider_name]
+            is_open = settings.is_open_sql(status_column, gone_table=gone_table, terminal=terminal)
             for project, batches, open_now, oldest in con.execute(
                 f"""SELECT coalesce(project, ''), count(*), count(*) FILTER (WHERE {is_open}),
                            min(created_at) FILTER (WHERE {is_open})
-                    FROM {schema}.{settings.BATCHES_TABLE} GROUP BY 1"""
+                    FROM {schema}.{table} GROUP BY 1"""
             ).fetchall():
-                status = projects.setdefault(project, ProjectStatus(project))
+                status = line(provider_name, project)
                 status.batches, status.open_now, status.oldest_open = batches, open_now, _utc(oldest)
         if gone_table:
-            query = f"SELECT coalesce(project, ''), count(*) FROM {gone_table} GROUP BY 1"
-            for project, gone in con.execute(query).fetchall():
-                projects.setdefault(project, ProjectStatus(project)).gone = gone
-        report.projects = sorted(projects.values(), key=lambda p: p.project)
+            anthropic = settings.ANTHROPIC_BATCHES_TABLE
+            of_anthropic = (
+                f"g.id IN (SELECT id FROM {schema}.{anthropic})" if anthropic in tables else "false"
+            )  # ids do not collide (`msgbatch_...`): a gone id in Anthropic's table is Anthropic's
+            query = f"SELECT coalesce(g.project, ''), {of_anthropic}, count(*) FROM {gone_table} g GROUP BY 1, 2"
+            for project, is_anthropic, gone in con.execute(query).fetchall():
+                line("anthropic" if is_anthropic else "openai", project).gone = gone
+        report.projects = sorted(projects.values(), key=lambda p: (p.project, p.provider))
         if settings.FILES_TABLE in tables:
             report.ledger_files = {"read": 0, "pending": 0, "gone": 0}
             query = f"SELECT state, count(*), coalesce(sum(bytes), 0) FROM {schema}.{settings.FILES_TABLE} GROUP BY 1"
@@ -109,6 +128,13 @@ def read_status(where: Store | str) -> StatusReport:
                     report.ledger_pending_bytes = int(size)
     _read_reconciliation(report, store)
     return report
+
+
+# What "open" means in each provider's table: the status column and its terminal values.
+_OPEN_BY = {
+    "openai": ("status", settings.TERMINAL_STATUSES),
+    "anthropic": ("processing_status", settings.ANTHROPIC_TERMINAL_STATUSES),
+}
 
 
 def _read_reconciliation(report: StatusReport, store: Store) -> None:
@@ -174,7 +200,19 @@ def render(report: StatusReport, now: datetime) -> list[str]:
     if not report.projects:
         lines.append("no batches loaded yet")
         return lines + _reconciliation_lines(report)
-    header = ("project", "last successful load", "requests", "new", "updated", "batches", "open", "oldest open", "gone")
+    # The provider last: scripts that read the columns before it read the same columns as before providers.
+    header = (
+        "project",
+        "last successful load",
+        "requests",
+        "new",
+        "updated",
+        "batches",
+        "open",
+        "oldest open",
+        "gone",
+        "provider",
+    )
     rows = [
         (
             p.project or "(none)",
@@ -186,12 +224,15 @@ def render(report: StatusReport, now: datetime) -> list[str]:
             _count(p.open_now),
             _when(p.oldest_open, now) if p.open_now else "-",
             _count(p.gone),
+            p.provider,
         )
         for p in report.projects
     ]
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for r in (header, *rows):
-        cells = [c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells = [
+            c.ljust(w) if i in (0, 1, 7, 9) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
     return lines + _ledger_lines(report) + _reconciliation_lines(report)
 

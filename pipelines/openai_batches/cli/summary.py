@@ -1,4 +1,5 @@
-"""The lines a load ends with: one per project, a total, and one `error:` line per failure."""
+"""The lines a load ends with: one per project (its provider last, in parentheses), a total, and one `error:`
+line per failure."""
 
 from __future__ import annotations
 
@@ -16,17 +17,19 @@ def print_summary(result: LoadOutcome, label: str = "load") -> None:
         ledger = f", {r.stats.ledger.requests:,} ledger requests" if r.stats.ledger is not None else ""
         print(
             f"{label} [{r.name}] finished the load a failed run left: {r.stats.counts.new} new, "
-            f"{r.stats.counts.updated} updated{ledger}"
+            f"{r.stats.counts.updated} updated{ledger} ({r.provider})"
         )
     for o in result.outcomes:
         c = o.stats.counts
         if o.error:
             # Nothing of a failed project was loaded: its counts would only say what it had read.
-            print(f"{label} [{o.name}] FAILED after {o.stats.api_calls} requests: nothing loaded")
+            print(f"{label} [{o.name}] FAILED after {o.stats.api_calls} requests: nothing loaded ({o.provider})")
             continue
         print(
             f"{label} [{o.name}] ok: {o.stats.api_calls} requests, {c.new} new, "
-            f"{c.updated} updated, {c.still_open} still open" + (f", {c.gone} gone" if c.gone else "")
+            f"{c.updated} updated, {c.still_open} still open"
+            + (f", {c.gone} gone" if c.gone else "")
+            + f" ({o.provider})"
         )
         if o.stats.ledger is not None:
             print(f"{label} [{o.name}] {ledger_summary(o.stats.ledger)}")

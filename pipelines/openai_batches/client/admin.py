@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from .anthropic import ADMIN_KEY_PREFIX as ANTHROPIC_ADMIN_PREFIX
+from .anthropic import KEY_PREFIX as ANTHROPIC_KEY_PREFIX
 from .batches import BatchesClient
 from .errors import ApiError
 
@@ -98,7 +100,18 @@ def key_kind_problem(key: str, *, setting: str, want_admin: bool) -> str | None:
     """Why a key is of the wrong kind for ``setting``, judged by its documented prefix, else None.
 
     Only the prefix is named, never the key. A key of another shape (a gateway's) is not judged here:
-    the API's refusal says it (with a hint, see `_REFUSED_HINT`)."""
+    the API's refusal says it (with a hint, see `_REFUSED_HINT`). An Anthropic key (`sk-ant-...`) is never
+    one of OpenAI's: OpenAI would refuse it with a 401 that does not say why."""
+    if key.startswith(ANTHROPIC_KEY_PREFIX):  # also `sk-`: judged before OpenAI's own prefixes
+        anthropic_admin = key.startswith(ANTHROPIC_ADMIN_PREFIX)
+        kind = "an Anthropic Admin API key" if anthropic_admin else "an Anthropic key"
+        where = (
+            "ANTHROPIC_ADMIN_KEY" if anthropic_admin else 'ANTHROPIC_API_KEY (or a project with provider = "anthropic")'
+        )
+        return (
+            f"{setting} is {kind} ({ANTHROPIC_KEY_PREFIX}...), which OpenAI refuses: put an OpenAI "
+            f"{'admin key' if want_admin else 'key'} there and the Anthropic one in {where}"
+        )
     if want_admin:
         if key.startswith("sk-") and not key.startswith(ADMIN_KEY_PREFIX):
             prefix = next((p for p in ("sk-proj-", "sk-svcacct-") if key.startswith(p)), "sk-")

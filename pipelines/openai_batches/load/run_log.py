@@ -1,6 +1,6 @@
 """The run log: after every project run that loaded successfully, the runner appends one row to
 `openai_batches._load_runs` (project, start and end time, requests, batches new / updated / still
-open / gone, dlt load id). Failed runs write nothing, so a failure never touches the database; their
+open / gone, dlt load id, provider). Failed runs write nothing, so a failure never touches the database; their
 story is in the cron log. The row is written after dlt committed the data, in its own statement: a
 process killed between the two loses one log row (the next run writes its own), never data.
 `openai-batches status` (cli/status.py) reads it.
@@ -35,6 +35,9 @@ RUN_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("gone", "BIGINT"),
     ("full_refresh", "BOOLEAN"),
     ("load_id", "VARCHAR"),
+    # Whose batch API the project's key read (settings.PROVIDERS). Last: a run log written before there was
+    # a choice gains it as its last column (NULL on its rows, which were OpenAI's).
+    ("provider", "VARCHAR"),
 )
 
 
@@ -46,6 +49,7 @@ def record_run(
     finished: datetime,
     full_refresh: bool,
     load_ids: Sequence[str],
+    provider: str = settings.DEFAULT_PROVIDER,
 ) -> None:
     """Append one row for a project run that loaded; never raises (the data is already committed)."""
     counts = stats.counts
@@ -60,6 +64,7 @@ def record_run(
         counts.gone,
         full_refresh,
         load_ids[-1] if load_ids else None,
+        provider,
     )
     columns = ", ".join(f"{quote_identifier(name)} {sql_type}" for name, sql_type in RUN_LOG_COLUMNS)
     try:
@@ -67,8 +72,11 @@ def record_run(
             table = client.make_qualified_table_name(settings.RUN_LOG_TABLE)
             client.execute_sql(f"CREATE SCHEMA IF NOT EXISTS {client.fully_qualified_dataset_name()}")
             client.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+            for name, sql_type in RUN_LOG_COLUMNS[-1:]:  # added after the first release of the table
+                client.execute_sql(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote_identifier(name)} {sql_type}")
+            names = ", ".join(quote_identifier(name) for name, _ in RUN_LOG_COLUMNS)
             placeholders = ", ".join("?" for _ in RUN_LOG_COLUMNS)
-            client.execute_sql(f"INSERT INTO {table} VALUES ({placeholders})", *values)
+            client.execute_sql(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", *values)
     except Exception as e:
         log.warning("could not append to the run log %s: %s", settings.RUN_LOG_TABLE, e)
 

@@ -1,5 +1,5 @@
 """One `load`: a dlt pipeline per place the data lives (a DuckDB file, a DuckLake), one pipeline run
-per project.
+per project, with its provider's source (OpenAI's `batches`, Anthropic's `anthropic_batches`: one schema).
 
 Each project is its own dlt run so that a failing project cannot take the others' data with it:
 what loaded stays loaded, the failure is reported, and the exit code says so.
@@ -23,7 +23,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from .. import settings
 from ..client.retry import RetryPolicy
-from ..config import RunConfig
+from ..config import ProjectConfig, RunConfig
 from ..sources.batches.counts import BatchCounts
 from ..sources.batches.source import openai_batches
 from ..sources.ledger.counts import LedgerCounts
@@ -49,6 +49,7 @@ class ProjectOutcome:
     name: str
     stats: ProjectCounts
     error: str | None = None
+    provider: str = settings.DEFAULT_PROVIDER  # whose batch API the project's key reads
 
 
 @dataclass
@@ -279,8 +280,8 @@ def _load_projects(
         pipeline.sync_destination()
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
-            before = stored_batches(pipeline)
-            left = _pending_rows(pipeline)
+            left = _pending_rows(pipeline, {p.name: p.provider for p in config.projects if p.name})
+            before = stored_batches(pipeline, left.table if left is not None else settings.BATCHES_TABLE)
             started = datetime.now(UTC)
             info = pipeline.run()
             with pipeline.sql_client() as client:
@@ -296,30 +297,17 @@ def _load_projects(
     for project in config.projects:
         raise_if_stopping()  # no project starts after a signal, even one dlt swallowed
         stats = ProjectCounts(project=project.name)
-        outcome = ProjectOutcome(name=project.name or "default", stats=stats)
+        outcome = ProjectOutcome(name=project.name or "default", stats=stats, provider=project.provider)
         result.outcomes.append(outcome)
-        source = openai_batches(
-            api_key=project.api_key,
-            base_url=project.base_url,
-            organization=project.organization,
-            project=project.project_id,
-            project_name=project.name,
-            full_refresh=full_refresh,
-            lookback_seconds=config.lookback_seconds,
-            timeout=config.timeout,
-            retry=retry,
-            stats=stats,
-            progress=progress,
-            requests=config.requests,
-            requests_max_mb_per_run=config.requests_max_mb_per_run,
-            claimed=claimed,
-            other_keys=config.every_key(),
+        source = _source(
+            project, config, retry=retry, full_refresh=full_refresh, stats=stats, progress=progress, claimed=claimed
         )
+        table = settings.BATCH_TABLES[project.provider]
         project_started = datetime.now(UTC)
         try:
-            before = stored_batches(pipeline)
+            before = stored_batches(pipeline, table)
             info = _extract_normalize_load(pipeline, source)
-            committed(stats.counts, stats.counts.new + stats.counts.updated, before, stored_batches(pipeline))
+            committed(stats.counts, stats.counts.new + stats.counts.updated, before, stored_batches(pipeline, table))
             record_run(
                 pipeline,
                 stats,
@@ -327,6 +315,7 @@ def _load_projects(
                 finished=datetime.now(UTC),
                 full_refresh=full_refresh,
                 load_ids=list(info.loads_ids),
+                provider=project.provider,
             )
         except PipelineStepFailed as e:
             reraise_interruption(e)
@@ -347,16 +336,63 @@ def _load_projects(
         result.admin = run_admin(pipeline, store, config, retry=retry, full_refresh=full_refresh)
 
 
-def stored_batches(pipeline: dlt.Pipeline) -> int:
-    """Rows of `batches` in the database now (0 before the first load). Batch rows are merged by id and never
-    deleted, so what a load adds to this count is exactly the batches it found that were not there before:
-    a `count(*)` before and after, whatever the size of the load (no ids held in Python)."""
+def _source(
+    project: ProjectConfig,
+    config: RunConfig,
+    *,
+    retry: RetryPolicy,
+    full_refresh: bool,
+    stats: ProjectCounts,
+    progress: ProgressSink | None,
+    claimed: dict[str, str],
+) -> Any:
+    """The dlt source of one project, by its provider (each its own resource and table, one schema)."""
+    if project.provider == "anthropic":
+        from ..sources.anthropic.source import anthropic_batches
+
+        return anthropic_batches(
+            api_key=project.api_key,
+            base_url=project.base_url,
+            project_name=project.name or settings.ANTHROPIC_PROJECT_NAME,
+            full_refresh=full_refresh,
+            lookback_seconds=config.lookback_seconds,
+            timeout=config.timeout,
+            retry=retry,
+            stats=stats,
+            progress=progress,
+            # The ledger always runs for Anthropic: its results are the only source of model, tokens and cost.
+            requests_max_mb_per_run=config.requests_max_mb_per_run,
+            other_keys=config.every_key(),
+        )
+    return openai_batches(
+        api_key=project.api_key,
+        base_url=project.base_url,
+        organization=project.organization,
+        project=project.project_id,
+        project_name=project.name,
+        full_refresh=full_refresh,
+        lookback_seconds=config.lookback_seconds,
+        timeout=config.timeout,
+        retry=retry,
+        stats=stats,
+        progress=progress,
+        requests=config.requests,
+        requests_max_mb_per_run=config.requests_max_mb_per_run,
+        claimed=claimed,
+        other_keys=config.every_key(),
+    )
+
+
+def stored_batches(pipeline: dlt.Pipeline, table: str = settings.BATCHES_TABLE) -> int:
+    """Rows of a provider's batches `table` in the database now (0 before the first load). Batch rows are
+    merged by id and never deleted, so what a load adds to this count is exactly the batches it found that
+    were not there before: a `count(*)` before and after, whatever the size of the load (no ids held in Python)."""
     from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
     try:
         with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(settings.BATCHES_TABLE)
-            with client.execute_query(f"SELECT count(*) FROM {table}") as cursor:
+            qualified = client.make_qualified_table_name(table)
+            with client.execute_query(f"SELECT count(*) FROM {qualified}") as cursor:
                 row = cursor.fetchone()
     except DatabaseUndefinedRelation:
         return 0
@@ -375,16 +411,22 @@ def committed(counts: BatchCounts, written: int, before: int, after: int) -> Non
 @dataclass
 class _Leftover:
     project: str
-    batches: int  # rows of `batches` in the package
+    batches: int  # rows of the provider's batches table in the package
     requests: int  # rows of the request ledger (`batch_requests`) in the package
+    provider: str = settings.DEFAULT_PROVIDER
+
+    @property
+    def table(self) -> str:
+        return settings.BATCH_TABLES[self.provider]
 
 
-def _pending_rows(pipeline: dlt.Pipeline) -> _Leftover | None:
+def _pending_rows(pipeline: dlt.Pipeline, providers: dict[str, str] | None = None) -> _Leftover | None:
     """Whose rows, and how many, the packages a failed run left hold (None: no batch or ledger rows, only
-    state, or not readable): read from the parquet files' footers, no rows loaded into memory."""
+    state, or not readable): read from the parquet files' footers, no rows loaded into memory. The provider
+    is the table the batch rows are in, else the configured project's (`providers`: name -> provider)."""
     import pyarrow.parquet as pq
 
-    counts = {settings.BATCHES_TABLE: 0, settings.REQUESTS_TABLE: 0}
+    counts = {**dict.fromkeys(settings.BATCH_TABLES.values(), 0), settings.REQUESTS_TABLE: 0}
     project: str | None = None
     try:
         for load_id in [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]:
@@ -402,7 +444,11 @@ def _pending_rows(pipeline: dlt.Pipeline) -> _Leftover | None:
         return None
     if project is None:
         return None
-    return _Leftover(project, counts[settings.BATCHES_TABLE], counts[settings.REQUESTS_TABLE])
+    provider = next(
+        (name for name, table in settings.BATCH_TABLES.items() if counts[table]),
+        (providers or {}).get(project, settings.DEFAULT_PROVIDER),
+    )
+    return _Leftover(project, counts[settings.BATCH_TABLES[provider]], counts[settings.REQUESTS_TABLE], provider)
 
 
 def _resumed(
@@ -411,11 +457,19 @@ def _resumed(
     """The outcome of loading what a failed run left, counted and recorded in `_load_runs` like a project run
     (0 requests: the API was read by the run that failed)."""
     stats = ProjectCounts(project=left.project)
-    committed(stats.counts, left.batches, before, stored_batches(pipeline))
+    committed(stats.counts, left.batches, before, stored_batches(pipeline, left.table))
     if left.requests:
         stats.ledger = LedgerCounts(requests=left.requests)
-    record_run(pipeline, stats, started=started, finished=datetime.now(UTC), full_refresh=False, load_ids=load_ids)
-    return ProjectOutcome(name=left.project, stats=stats)
+    record_run(
+        pipeline,
+        stats,
+        started=started,
+        finished=datetime.now(UTC),
+        full_refresh=False,
+        load_ids=load_ids,
+        provider=left.provider,
+    )
+    return ProjectOutcome(name=left.project, stats=stats, provider=left.provider)
 
 
 def _extract_normalize_load(pipeline: dlt.Pipeline, source: Any) -> Any:

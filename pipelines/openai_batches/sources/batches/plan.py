@@ -18,6 +18,10 @@ actually found, so a wrong estimate costs requests, never data. A batch the API 
 open (and is asked for again next run) until it is confirmed gone: paging went past where it must be,
 or it was missing on `GONE_AFTER_MISSES` runs in a row.
 
+The plan is every provider's: each list is newest first and continues after the last id of a page. What it
+reads of a batch object (when it was created, whether it is still open, the page size) is the provider's
+`Shape`: OpenAI's below, Anthropic's in sources/anthropic/shape.py.
+
 Only sane creation times steer the plan: an integer between 2023 and the API's own "now" (its `Date`
 header) plus a small tolerance. A value in the future (clock skew, milliseconds), null or text still
 loads, with a warning, but never moves the watermark or ends paging.
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +121,31 @@ def sane_created(item: Mapping[str, Any], latest: float) -> int | None:
         return None
     if not math.isfinite(number) or number != int(number):
         return None
-    created = int(number)
+    return believable(int(number), latest)
+
+
+def believable(created: int, latest: float) -> int | None:
+    """`created` (epoch seconds) when it can be a real batch's creation time: after 2023, not after `latest`."""
     return created if settings.MIN_CREATED_AT <= created <= latest else None
+
+
+def _openai_open(item: Mapping[str, Any]) -> bool:
+    return settings.is_open(item.get("status"))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the plan reads of one provider's batch objects: when a batch was created (epoch seconds, None when
+    the value is not a believable time; `latest` as `sane_created` takes it), whether it is still open, and
+    how many batches a list page holds. The plan is the same for every provider; only this differs."""
+
+    created: Callable[[Mapping[str, Any], float], int | None]
+    is_open: Callable[[Mapping[str, Any]], bool]
+    page_limit: int
+
+
+# OpenAI's batches: `created_at` in epoch seconds, `status` (settings.is_open), pages of 100.
+OPENAI_SHAPE = Shape(created=sane_created, is_open=_openai_open, page_limit=settings.PAGE_LIMIT)
 
 
 def latest_believable(server_time: float | None, now: float) -> float:
@@ -156,13 +183,15 @@ class SyncPlan:
         *,
         lookback: int = settings.DEFAULT_LOOKBACK_S,
         latest: float,
-        page_limit: int = settings.PAGE_LIMIT,
+        page_limit: int | None = None,
         warn_odd: bool = True,
+        shape: Shape = OPENAI_SHAPE,
     ) -> None:
+        self.shape = shape
         self.previous = previous
         self.lookback = max(0, int(lookback))
         self.latest = latest
-        self.page_limit = page_limit
+        self.page_limit = page_limit or shape.page_limit
         self.warn_odd = warn_odd
         self.counts = BatchCounts()
         self.position = 0  # items traversed from the head: the one position counter of a run
@@ -195,7 +224,7 @@ class SyncPlan:
         fresh = self.seen.add_new(ids)
         load: list[dict[str, Any]] = []
         for item, batch_id, first_sighting in zip(page.data, ids, fresh, strict=True):
-            created = sane_created(item, self.latest)
+            created = self.shape.created(item, self.latest)
             if created is not None:
                 self.tail = [*self.tail[-1:], created]
             if batch_id in self.targets and batch_id not in self.found:
@@ -268,7 +297,7 @@ class SyncPlan:
 
     def is_new(self, batch_id: str, created: int | None) -> bool:
         """Whether the previous run had not loaded this batch as it is now: not loaded at all, or open then
-        (what an incremental run loads). `created` as `sane_created` gives it."""
+        (what an incremental run loads). `created` as the plan's shape reads it."""
         return self._wanted(batch_id, created)
 
     def leftovers(self) -> list[str]:
@@ -287,7 +316,7 @@ class SyncPlan:
         target = self.targets[batch_id]
         if item is not None:
             self.seen.add_new([batch_id])
-            self._record(item, batch_id, sane_created(item, self.latest), self._estimated_position(batch_id))
+            self._record(item, batch_id, self.shape.created(item, self.latest), self._estimated_position(batch_id))
             return
         misses = target.misses + 1
         if batch_id in self.passed or misses >= settings.GONE_AFTER_MISSES:
@@ -321,7 +350,7 @@ class SyncPlan:
             # dict were 150 MB of the extract's peak). The watermark only rises, so nothing kept here
             # could belong in the window that `new_state` keeps and be missing.
             self.recent[batch_id] = created
-        if settings.is_open(item.get("status")):
+        if self.shape.is_open(item):
             self.open_now[batch_id] = OpenBatch(created, position)
 
     def new_state(self) -> ProjectState:
@@ -405,13 +434,16 @@ class SeenIds:
 
 
 __all__ = [
+    "OPENAI_SHAPE",
     "Gone",
     "OpenBatch",
     "PageDecision",
     "ProjectState",
     "SeenIds",
+    "Shape",
     "BatchCounts",
     "SyncPlan",
+    "believable",
     "latest_believable",
     "sane_created",
 ]

@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
 from dlt.sources import DltResource
 
 from ... import settings
+from ...client.anthropic import AnthropicClient
 from ...client.batches import BatchesClient
 from ...client.errors import ApiError
 from ...client.paging import Page, iter_pages
@@ -33,7 +35,7 @@ from ..ledger.reader import Ledger
 from ..progress import ProgressSink
 from ..stats import ProjectCounts
 from .echoed import flagged_ids, mask_batches
-from .plan import ProjectState, SyncPlan, latest_believable, sane_created
+from .plan import OPENAI_SHAPE, ProjectState, Shape, SyncPlan, latest_believable
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 
 
-def _merged_table(table: str, columns: Any, *, key: str | None = None, merge_key: str | None = None) -> Any:
+def merged_table(table: str, columns: Any, *, key: str | None = None, merge_key: str | None = None) -> Any:
     """Hints of one table the resource yields into, merged on `key` (a primary key) or `merge_key`."""
     return dlt.mark.make_hints(
         table_name=table,
@@ -54,14 +56,14 @@ def _merged_table(table: str, columns: Any, *, key: str | None = None, merge_key
 
 # The tables are declared as table variants of the one resource: a variant inherits the resource's
 # own hints, so the resource carries none that another table must not have (key, columns).
-BATCHES_HINTS = _merged_table(settings.BATCHES_TABLE, batches_column_hints(), key="id")
-ERRORS_HINTS = _merged_table(settings.ERRORS_TABLE, errors_column_hints(), merge_key="batch_id")
-GONE_HINTS = _merged_table(settings.GONE_TABLE, gone_column_hints(), key="id")
+BATCHES_HINTS = merged_table(settings.BATCHES_TABLE, batches_column_hints(), key="id")
+ERRORS_HINTS = merged_table(settings.ERRORS_TABLE, errors_column_hints(), merge_key="batch_id")
+GONE_HINTS = merged_table(settings.GONE_TABLE, gone_column_hints(), key="id")
 # The request ledger's tables. Merge key `batch_id` without a primary key: a batch's rows are deleted and
 # inserted as a whole (its requests are read together), which DuckDB does in a few bytes per row; a primary
 # key would make dlt deduplicate the staged rows first, ~1 KB per row (a million requests: a gigabyte).
-REQUESTS_HINTS = _merged_table(settings.REQUESTS_TABLE, requests_column_hints(), merge_key="batch_id")
-FILES_HINTS = _merged_table(settings.FILES_TABLE, files_column_hints(), merge_key="batch_id")
+REQUESTS_HINTS = merged_table(settings.REQUESTS_TABLE, requests_column_hints(), merge_key="batch_id")
+FILES_HINTS = merged_table(settings.FILES_TABLE, files_column_hints(), merge_key="batch_id")
 _LEDGER_HINTS = {"requests": REQUESTS_HINTS, "files": FILES_HINTS}
 # Resource state key of the request ledger's state (per project, see sources/ledger/reader.py).
 _LEDGER = "ledger"
@@ -69,6 +71,23 @@ _LEDGER = "ledger"
 # Resource state key under which the name used for a key without a configured project name is
 # remembered, so that one response without an `openai-project` header cannot relabel its rows.
 _UNNAMED = "unnamed_project"
+
+
+# A provider's client: the list and retrieve of its batch API, with the one retry policy and redaction.
+Client = BatchesClient | AnthropicClient
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What differs between providers in a project's run (`sync_batches`, which is the same for all): the
+    client (opened when the extract starts), what the plan reads of a batch object, the project a run files
+    its rows under (from the resource state, the head page and the client: name and project id), and the
+    tables of a chunk of batch objects (`batches` and its errors, `anthropic_batches`, ...), masked."""
+
+    open_client: Callable[[], Client]
+    shape: Shape
+    label: Callable[[dict[str, Any], Page, Client], tuple[str, str | None]]
+    tables: Callable[[Sequence[Mapping[str, Any]], str, str | None, Redactor], list[Any]]
 
 
 @dlt.source(name="openai_batches", max_table_nesting=0)
@@ -120,25 +139,35 @@ def openai_batches(
     run saw finish, which exist only once the listing is done (dlt interleaves separate resources), and
     its state then commits in the same load package as the batches' own.
     """
+    claimed = claimed if claimed is not None else {}
+
+    def label(state: dict[str, Any], first: Page, client: Client) -> tuple[str, str | None]:
+        name, header_id = _project_label(state, project_name, first, client)
+        _claim(claimed, header_id, name)
+        return name, header_id or project
+
+    provider = Provider(
+        open_client=lambda: BatchesClient(
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            project=project,
+            timeout=timeout,
+            retry=retry,
+            other_secrets=tuple(other_keys),
+        ),
+        shape=OPENAI_SHAPE,
+        label=label,
+        tables=_tables,
+    )
     return dlt.resource(
-        _batches(
-            client_args={
-                "api_key": api_key,
-                "base_url": base_url,
-                "organization": organization,
-                "project": project,
-                "timeout": timeout,
-                "retry": retry,
-                "other_secrets": tuple(other_keys),
-            },
-            project_id=project,
-            project_name=project_name,
+        sync_batches(
+            provider,
             full_refresh=full_refresh,
             lookback=lookback_seconds,
             stats=stats if stats is not None else ProjectCounts(),
             progress=progress or ProgressSink(),
             requests_max_mb=requests_max_mb_per_run if requests else None,
-            claimed=claimed if claimed is not None else {},
         ),
         name=settings.BATCHES_TABLE,
         write_disposition=_MERGE,
@@ -146,7 +175,7 @@ def openai_batches(
 
 
 def _project_label(
-    state: dict[str, Any], configured: str | None, first: Page, client: BatchesClient
+    state: dict[str, Any], configured: str | None, first: Page, client: Client
 ) -> tuple[str, str | None]:
     """The `project` name rows are filed under, and the project id if known.
 
@@ -168,28 +197,26 @@ def _project_label(
     return name, remembered.get("project_id")
 
 
-def _batches(
+def sync_batches(
+    provider: Provider,
     *,
-    client_args: dict[str, Any],
-    project_id: str | None,
-    project_name: str | None,
     full_refresh: bool,
     lookback: int,
     stats: ProjectCounts,
     progress: ProgressSink,
     requests_max_mb: float | None = None,
-    claimed: dict[str, str],
 ) -> Iterator[Any]:
+    """One project's run, for every provider: the head page, the pages and GETs the plan wants, the tables of
+    what it loads, the gone ones, then the request ledger (`requests_max_mb` None: none). The items of a dlt
+    resource; its state (per project: the plan's, the ledger's) is committed with them."""
     resource_state = dlt.current.resource_state()
     all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
-    client = BatchesClient(**client_args)
+    client = provider.open_client()
     with expected_arrow_overrides():
         try:
             first = client.list_page()
             stats.api_calls = client.api_calls
-            project, header_id = _project_label(resource_state, project_name, first, client)
-            project_id = header_id or project_id
-            _claim(claimed, header_id, project)
+            project, project_id = provider.label(resource_state, first, client)
             stats.project = project
             before = all_projects.get(project)
             latest = latest_believable(first.server_time, time.time())
@@ -199,9 +226,9 @@ def _batches(
                 # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
                 full_refresh = full_refresh or not ledger.in_sync_with(before)
             previous = None if full_refresh else ProjectState.load(before)
-            plan = SyncPlan(previous, lookback=lookback, latest=latest)
+            plan = SyncPlan(previous, lookback=lookback, latest=latest, shape=provider.shape)
             stats.counts = plan.counts
-            offer = _ledger_offer(ledger, before, full_refresh, lookback, latest)
+            offer = _ledger_offer(ledger, before, full_refresh, lookback, latest, provider.shape)
 
             pending: list[dict[str, Any]] = []
             for page, decision in iter_pages(client, first, plan):
@@ -211,7 +238,7 @@ def _batches(
                 for batch in decision.load:
                     offer(batch)
                 if len(pending) >= settings.ARROW_CHUNK_ROWS:
-                    tables = _tables(pending, project, project_id, client.redactor)
+                    tables = provider.tables(pending, project, project_id, client.redactor)
                     pending = []  # the batch objects are freed before dlt writes their tables
                     yield from tables
             for batch_id in plan.leftovers():
@@ -230,7 +257,7 @@ def _batches(
                     pending.append(fetched)
             # State is written before the last yield: dlt commits it with the items of this extract.
             all_projects[project] = plan.new_state().dump()
-            tables = _tables(pending, project, project_id, client.redactor)
+            tables = provider.tables(pending, project, project_id, client.redactor)
             if plan.gone_now or plan.back:
                 gone = [(g.batch_id, g.reason) for g in plan.gone_now]
                 tables.append(
@@ -269,7 +296,7 @@ def _claim(claimed: dict[str, str], project_id: str | None, name: str) -> None:
 def _ledger(
     resource_state: dict[str, Any],
     project: str,
-    client: BatchesClient,
+    client: Client,
     max_mb: float,
     server_time: float | None,
     stats: ProjectCounts,
@@ -279,11 +306,18 @@ def _ledger(
     state = resource_state.setdefault(_LEDGER, {}).setdefault(project, {})
     stats.ledger = LedgerCounts()
     now = server_time if server_time is not None else time.time()
-    return Ledger(state, client, project=project, max_mb=max_mb, now=now, counts=stats.ledger, progress=progress)
+    # The ledger reads each provider's results through its client (an Anthropic batch's `results_url`).
+    reader: Any = client
+    return Ledger(state, reader, project=project, max_mb=max_mb, now=now, counts=stats.ledger, progress=progress)
 
 
 def _ledger_offer(
-    ledger: Ledger | None, before: dict[str, Any] | None, full_refresh: bool, lookback: int, latest: float
+    ledger: Ledger | None,
+    before: dict[str, Any] | None,
+    full_refresh: bool,
+    lookback: int,
+    latest: float,
+    shape: Shape = OPENAI_SHAPE,
 ) -> Callable[[Mapping[str, Any]], None]:
     """What to do with each batch the run loads: offer it to the ledger, or nothing.
 
@@ -296,10 +330,10 @@ def _ledger_offer(
     previous = ProjectState.load(before)
     if not full_refresh or previous is None or not ledger.in_sync_with(before):
         return ledger.offer
-    incremental = SyncPlan(previous, lookback=lookback, latest=latest, warn_odd=False)
+    incremental = SyncPlan(previous, lookback=lookback, latest=latest, warn_odd=False, shape=shape)
 
     def offer_new(batch: Mapping[str, Any]) -> None:
-        if incremental.is_new(str(batch["id"]), sane_created(batch, latest)) or ledger.wants_again(batch):
+        if incremental.is_new(str(batch["id"]), shape.created(batch, latest)) or ledger.wants_again(batch):
             ledger.offer(batch)
 
     return offer_new
@@ -308,9 +342,10 @@ def _ledger_offer(
 def _tables(
     batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None, redactor: Redactor
 ) -> list[Any]:
-    """Both tables of a chunk, built at once so the caller can drop the batch objects before dlt
-    writes them (they are the bulk of the extract's memory). A batch in which the server sent back a
-    configured key is masked, and the fields that altered recorded, before anything is kept (echoed.py)."""
+    """OpenAI's tables of a chunk (`batches` and its errors), built at once so the caller can drop the batch
+    objects before dlt writes them (they are the bulk of the extract's memory). A batch in which the server
+    sent back a configured key is masked, and the fields that altered recorded, before anything is kept
+    (echoed.py)."""
     if not batches:
         return []
     n = len(batches)
@@ -332,4 +367,4 @@ def _tables(
     ]
 
 
-__all__ = ["SameProject", "openai_batches"]
+__all__ = ["GONE_HINTS", "Provider", "SameProject", "merged_table", "openai_batches", "sync_batches"]
