@@ -357,25 +357,29 @@ def message_tokens(usage: dict[str, Any]) -> tuple[int | None, ...]:
     """(input, cached, cache_write, cache_write_1h, output, reasoning) of an Anthropic message's `usage`.
     Input is all the input, as on OpenAI's side: `input_tokens` (the uncached part) plus the cache reads and
     writes; NULL when `input_tokens` is not a count (or the sum is beyond a BIGINT)."""
-    uncached = _count(usage.get("input_tokens"))
-    read = _count(usage.get("cache_read_input_tokens"))
-    written = _count(usage.get("cache_creation_input_tokens"))
+    get = usage.get
+    uncached, read, written = get("input_tokens"), get("cache_read_input_tokens"), get("cache_creation_input_tokens")
+    output = get("output_tokens")
+    if not (type(uncached) is int and type(read) is int and type(written) is int and type(output) is int):
+        uncached, read, written, output = _count(uncached), _count(read), _count(written), _count(output)
     total = None
     if uncached is not None:
         total = uncached + (read or 0) + (written or 0)
-        if not -_INT64_MAX <= total <= _INT64_MAX:
+        if not -_INT64_MAX <= total <= _INT64_MAX or not -_INT64_MAX <= uncached <= _INT64_MAX:
             total = None
+    split = get("cache_creation")
+    details = get("output_tokens_details")
     return (
         total,
-        read,
-        written,
-        _count(_inner(usage, "cache_creation", "ephemeral_1h_input_tokens")),
-        _count(usage.get("output_tokens")),
-        _count(_inner(usage, "output_tokens_details", "thinking_tokens")),
+        read if read is None or -_INT64_MAX <= read <= _INT64_MAX else None,
+        written if written is None or -_INT64_MAX <= written <= _INT64_MAX else None,
+        _count(split.get("ephemeral_1h_input_tokens")) if type(split) is dict else None,
+        output if output is None or -_INT64_MAX <= output <= _INT64_MAX else None,
+        _count(details.get("thinking_tokens")) if type(details) is dict else None,
     )
 
 
-def _message_results(
+def _message_results(  # noqa: PLR0915 -- the per-line loop, inlined for speed like _openai_lines
     lines: Iterator[tuple[int, str, dict[str, Any]]],
     out: ParsedFile,
     clean_code: Callable[[Any], str | None],
@@ -386,8 +390,17 @@ def _message_results(
     envelope `{type: "error", error: {type, message}, request_id}`). A line without a `result` object is
     not a result: counted as a line that could not be read."""
     models: dict[str, str] = {}
-    values = out.values
-    add = {name: values[name].append for name in RESULT_FIELDS if name != "status_code"}
+    v = out.values  # bound appends: the loop runs once per request
+    add_custom_id, add_outcome, add_request_id = v["custom_id"].append, v["outcome"].append, v["request_id"].append
+    add_response_id, add_model, add_tier = v["response_id"].append, v["model"].append, v["service_tier"].append
+    add_input, add_cached, add_output = v["input_tokens"].append, v["cached_tokens"].append, v["output_tokens"].append
+    add_write, add_write_1h = v["cache_write_tokens"].append, v["cache_write_1h_tokens"].append
+    add_reasoning, add_code, add_message = (
+        v["reasoning_tokens"].append,
+        v["error_code"].append,
+        v["error_message"].append,
+    )
+    add_redacted = v["redacted_fields"].append
     no_tokens: tuple[int | None, ...] = (None,) * 6
     for number, custom_id, obj in lines:
         result = obj.get("result")
@@ -396,57 +409,55 @@ def _message_results(
             out.bad(number, "no result")
             continue
         kind = result.get("type")
-        message = result.get("message") if kind == "succeeded" else None
-        found = result.get("error") if kind == "errored" else None
-        envelope = found if type(found) is dict else None
-        response_id = model = request_id = tier = None
+        response_id = model = request_id = tier = code = text = None
         usage = no_tokens
-        if type(message) is dict:
-            response_id = _text(message.get("id"))
-            model = _text(message.get("model"))
-            found = message.get("usage")
-            if type(found) is dict:
-                usage = message_tokens(found)
-                tier = _text(found.get("service_tier"))
-        code = message_text = None
-        if envelope is not None:
-            request_id = _text(envelope.get("request_id"))
-            inner = envelope.get("error")
-            if type(inner) is dict:
-                code, message_text = inner.get("type"), inner.get("message")
-        outcome = MESSAGE_OUTCOMES.get(kind) if type(kind) is str else None
-        if outcome is None:
-            outcome, code = "failed", kind if kind is not None else "no result type"
-        add["custom_id"](custom_id)
-        add["outcome"](outcome)
-        add["request_id"](request_id)
-        add["response_id"](response_id)
-        add["model"](models.setdefault(model, model) if model is not None else None)
-        for name, value in zip(_MESSAGE_TOKEN_FIELDS, usage, strict=True):
-            add[name](value)
-        add["service_tier"](tier)
-        if code is not None or message_text is not None:
-            error_code, cleaned = clean_code(code), clean_message(message_text)
-            add["error_code"](error_code)
-            add["error_message"](cleaned)
-            add["redacted_fields"](_redacted(error_code, cleaned))
+        if kind == "succeeded":
+            outcome = "succeeded"
+            message = result.get("message")
+            if type(message) is dict:
+                response_id = _text(message.get("id"))
+                model = _text(message.get("model"))
+                found = message.get("usage")
+                if type(found) is dict:
+                    usage = message_tokens(found)
+                    tier = _text(found.get("service_tier"))
+        elif kind == "errored":
+            outcome = "failed"
+            envelope = result.get("error")
+            if type(envelope) is dict:
+                request_id = _text(envelope.get("request_id"))
+                inner = envelope.get("error")
+                if type(inner) is dict:
+                    code, text = inner.get("type"), inner.get("message")
         else:
-            add["error_code"](None)
-            add["error_message"](None)
-            add["redacted_fields"](None)
+            known = MESSAGE_OUTCOMES.get(kind) if type(kind) is str else None
+            outcome = known or "failed"
+            if known is None:
+                code = kind if kind is not None else "no result type"
+        add_custom_id(custom_id)
+        add_outcome(outcome)
+        add_request_id(request_id)
+        add_response_id(response_id)
+        add_model(models.setdefault(model, model) if model is not None else None)  # one copy of each name
+        add_input(usage[0])
+        add_cached(usage[1])
+        add_write(usage[2])
+        add_write_1h(usage[3])
+        add_output(usage[4])
+        add_reasoning(usage[5])
+        add_tier(tier)
+        if code is not None or text is not None:
+            error_code, cleaned = clean_code(code), clean_message(text)
+            add_code(error_code)
+            add_message(cleaned)
+            add_redacted(_redacted(error_code, cleaned))
+        else:
+            add_code(None)
+            add_message(None)
+            add_redacted(None)
         out.rows += 1
         if out.rows % ARROW_EVERY_ROWS == 0:
             out.to_arrow()
-
-
-_MESSAGE_TOKEN_FIELDS = (
-    "input_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
 
 
 def parse_input(chunks: Iterable[bytes], stop: threading.Event | None = None) -> InputIds:
