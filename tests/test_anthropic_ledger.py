@@ -60,6 +60,7 @@ class Run:
     files: dict[str, dict[str, Any]]
     counts: LedgerCounts
     tables: list[tuple[str, pa.Table]]
+    ledger: Ledger
 
 
 def run_ledger(
@@ -88,7 +89,7 @@ def run_ledger(
             else:
                 assert row["batch_id"] not in files
                 files[row["batch_id"]] = row
-    return Run(rows, files, counts, tables)
+    return Run(rows, files, counts, tables, ledger)
 
 
 def truth(org: SimulatedOrg, batch_id: str) -> dict[str, tuple[Any, ...]]:
@@ -198,9 +199,15 @@ def test_results_answering_404_are_pending_then_gone_after_the_misses_rule(
     assert last.files[lost]["state"] == "gone" and last.counts.files_gone == 1 and not last.rows.get(lost)
     assert state["pending"] == {} and state["watch"][lost]["gone"] == ["results"]
     assert "the results: the API answered 404 (run 1 of 3 in a row before it is taken as gone)" in caplog.text
-    # Gone: never asked for again.
-    run_ledger(asrv.anthropic_base_url, state, [], now=T0 + 3600)
+    # Gone: never asked for again, except once by a full refresh that lists it (it may be back).
+    after = run_ledger(asrv.anthropic_base_url, state, [], now=T0 + 3600)
     assert [r.path for r in asrv.requests].count(results_path(lost)) == settings.GONE_AFTER_MISSES
+    assert after.ledger.rechecks() == []  # results need no `GET` of the batch: its results_url does not change
+    (batch,) = [b for b in listed(aorg, asrv) if b["id"] == lost]
+    assert after.ledger.wants_again(batch)
+    back = run_ledger(asrv.anthropic_base_url, state, [batch], now=T0 + 3600)
+    assert as_truth(back.rows[lost]) == truth(aorg, lost) and back.files[lost]["state"] == "read"
+    assert state["watch"] == {}
 
 
 def test_archived_results_are_gone_without_a_request_and_pending_ones_when_they_pass_29_days(
