@@ -3,7 +3,8 @@
 Each line is parsed as soon as its last byte arrives and only the ledger's fields are kept (custom id,
 status, ids, the body's model, token counts, the error's code and message); the prompt, the answer, the
 vectors and the scores are dropped with the parsed line. A file is never held whole: at most one chunk
-and one partial line. Formats: the "Batch files" section of the API reference.
+and one partial line. Formats: the "Batch files" section of the API reference; an Anthropic batch's results
+(`results_url`): the Message Batches reference and the `anthropic` SDK's `MessageBatchIndividualResponse`.
 """
 
 from __future__ import annotations

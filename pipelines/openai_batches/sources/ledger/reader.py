@@ -18,7 +18,7 @@ transient 404 loses nothing. 401 and 403 fail the run, as for the list.
 Anthropic's message batches go through the same machinery with one "file" each, their results
 (`results_url`, kind `results`; sources/ledger/parse.py reads its lines): nothing describes them before
 they are read, so their order is their archive date (29 days after creation, results closest to it
-first) and the budget counts the bytes their downloads read (`_Budget`). Results that are archived (the
+first) and the budget counts the bytes their downloads read (`budget.py`). Results that are archived (the
 batch says `archived_at`, or 29 days have passed) are recorded `gone` without a request; a 404 follows the
 rule of files. Results cannot name the requests they lack (there is no input file): `batch_files.lines`
 against the batch's request counts shows a shortfall, and the run says it in a warning.
@@ -59,6 +59,7 @@ from ...client.errors import ApiError
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, identifier, requests_to_arrow
 from ..progress import ProgressSink
+from .budget import ReadBudget
 from .candidate import Candidate
 from .counts import LedgerCounts
 from .parse import RESULT_FIELDS, RESULT_TYPES, RESULTS, ParsedFile, parse_input, parse_results
@@ -214,7 +215,7 @@ class Ledger:
             admitted, waiting = self._within_budget(sorted(self.candidates.values(), key=_read_order))
             planned = [(c, k) for c in admitted if not c.unsized() for k in c.first_kinds() if k not in c.gone]
             self.progress.files_planned(self.project, len(planned), sum(c.sizes.get(k) or 0 for c, k in planned))
-            budget = _Budget(self.max_bytes, sum(c.size() for c in admitted))
+            budget = ReadBudget(self.max_bytes, sum(c.size() for c in admitted))
             begun: set[str] = set()
 
             def may_start(candidate: Candidate) -> bool:
@@ -524,40 +525,6 @@ def _what(candidate: Candidate, kind: str) -> str:
 def _file_id(candidate: Candidate, kind: str) -> str | None:
     """`batch_files.file_id`: NULL for Anthropic results, which are no file (their URL is the batch's)."""
     return None if kind == RESULTS else candidate.files[kind]
-
-
-class _Budget:
-    """The run's budget of bytes (`max_mb`) for batches of unknown size (Anthropic results): a download
-    starts while the bytes read so far, those of the batches admitted by size, and an estimate for each
-    download under way stay within the budget. The estimate is the bytes per request read so far in this
-    run times the batch's requests; before any is known, one download at a time. The first batch of the
-    run always starts, so a batch larger than the budget is not put off forever."""
-
-    def __init__(self, max_bytes: int, sized: int) -> None:
-        self.max_bytes = max_bytes
-        self.used = sized  # bytes of batches admitted by their size, and read by those of unknown size
-        self.under_way: list[int] = []  # requests of the downloads of unknown size under way
-        self.read_requests = 0
-        self.read_bytes = 0
-
-    def may_start(self, requests: int, *, first: bool) -> bool:
-        if not first:
-            if self.read_requests == 0:
-                if self.under_way or self.used >= self.max_bytes:
-                    return False
-            else:
-                rate = self.read_bytes / self.read_requests
-                if self.used + rate * (sum(self.under_way) + requests) > self.max_bytes:
-                    return False
-        self.under_way.append(requests)
-        return True
-
-    def read(self, requests: int, size: int) -> None:
-        self.under_way.remove(requests)
-        self.used += size
-        if size:
-            self.read_requests += requests
-            self.read_bytes += size
 
 
 def _requests(candidate: Candidate) -> int:
