@@ -321,8 +321,15 @@ def test_hostile_result_lines_are_skipped_or_cleaned_never_shown(
             "results_url": f"{root}/v1/messages/batches/msgbatch_h/results",
         }
         page = {**batch, "id": "msgbatch_p", "results_url": f"{root}/v1/messages/batches/msgbatch_p/results"}
+        elsewhere = {**batch, "id": "msgbatch_e", "results_url": "http://127.0.0.2:9/v1/messages/batches/x/results"}
+        odd = {**batch, "id": "msgbatch_o", "created_at": "yesterday", "ended_at": "0001-01-01T00:00:00+01:00"}
         with caplog.at_level(logging.WARNING):
-            run = run_ledger(root, {}, [batch, page], now=1_790_000_000, key=key)
+            run = run_ledger(root, {}, [batch, page, elsewhere, odd], now=1_790_000_000, key=key)
+        assert sorted(p for p, _ in api.requests) == [
+            "/v1/messages/batches/msgbatch_h/results",
+            "/v1/messages/batches/msgbatch_h/results",  # `odd` names the same results
+            "/v1/messages/batches/msgbatch_p/results",
+        ]
     rows = run.rows["msgbatch_h"]
     assert set(rows) == {"a", "b-***", "c", "d", "e"}, rows
     a = rows["a"]
@@ -343,6 +350,10 @@ def test_hostile_result_lines_are_skipped_or_cleaned_never_shown(
     # A document that is no results at all is not taken as a batch without requests: it waits.
     assert run.files["msgbatch_p"]["state"] == "pending" and "msgbatch_p" not in run.rows
     assert "the results: none of its 2 line(s) is a request of the batch" in text
+    # Results on another host: the key is not sent there, the batch waits (until its archive date).
+    assert run.files["msgbatch_e"]["state"] == "pending" and "is not on the configured API host" in text
+    # Timestamps that are none: read all the same (no archive date known: the API's 404 decides).
+    assert set(run.rows["msgbatch_o"]) == set(rows)
     shown = text + json.dumps([t.to_pylist() for _, t in run.tables], default=str)
     assert secret not in shown and "SECRET" not in shown and key[12:] not in shown and "\x1b" not in shown
 

@@ -195,7 +195,10 @@ class Ledger:
         return False
 
     def _files_deleted(self, candidate: Candidate) -> bool:
-        """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best."""
+        """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best.
+        (Anthropic results are kept from the batch's creation, not its end: `Candidate.results_gone`.)"""
+        if RESULTS in candidate.files:
+            return False
         return candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S
 
     # --- reading ------------------------------------------------------------------------------
