@@ -379,9 +379,17 @@ def test_anthropic_rows_load_into_a_database_an_older_version_created(
     with duckdb.connect(db) as con:
         for name in ("cache_write_tokens", "cache_write_1h_tokens", "service_tier"):
             con.execute(f"ALTER TABLE openai_batches.batch_requests DROP COLUMN {name}")
-    assert refresh_after_load(db) == []
+    with reading(db) as analysis:  # read-only: the absent columns read as NULL
+        got = analysis.con.execute("SELECT count(*), count(service_tier) FROM openai_batches.batch_requests")
+        assert got.fetchone() == (30, 0)
+        assert analysis.con.execute("SELECT count(*) FROM openai_batches.request_costs").fetchone() == (30,)
+    assert refresh_after_load(db) == []  # the columns are added to the file, the stored views built again
     with reading(db) as analysis:
         assert analysis.con.execute("SELECT count(*) FROM openai_batches.request_costs").fetchone() == (30,)
+    added = (
+        "SELECT count(*) FROM information_schema.columns WHERE column_name IN ('service_tier', 'cache_write_tokens')"
+    )
+    assert table(db, added) == [(2,)]
     load(db, server)  # nothing new: the constraint is relaxed before anything is loaded
     assert table(db, not_null) == []
 
