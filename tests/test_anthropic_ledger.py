@@ -387,7 +387,8 @@ def test_anthropic_rows_load_into_a_database_an_older_version_created(
     with reading(db) as analysis:
         assert analysis.con.execute("SELECT count(*) FROM openai_batches.request_costs").fetchone() == (30,)
     added = (
-        "SELECT count(*) FROM information_schema.columns WHERE column_name IN ('service_tier', 'cache_write_tokens')"
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'openai_batches' "
+        "AND table_name = 'batch_requests' AND column_name IN ('service_tier', 'cache_write_tokens')"
     )
     assert table(db, added) == [(2,)]
     load(db, server)  # nothing new: the constraint is relaxed before anything is loaded
