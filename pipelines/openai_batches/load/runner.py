@@ -29,7 +29,7 @@ from ..sources.batches.source import openai_batches
 from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
 from ..sources.stats import ProjectCounts
-from ..storage.destination import remove_duplicates_after_resume
+from ..storage.destination import allow_null_file_ids, remove_duplicates_after_resume
 from ..storage.foreign import ForeignDatabase, check_not_foreign
 from ..storage.lock import DatabaseUnavailable
 from ..storage.store import DuckDBFile, Store, as_store, connected
@@ -278,6 +278,7 @@ def _load_projects(
         # What `pipeline.run` does first: restore state and schema from the database when the working
         # directory has none (a database copied or moved here), so the first extract is incremental.
         pipeline.sync_destination()
+        allow_null_file_ids(pipeline)  # a file an older version loaded: Anthropic results have no file id
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
             left = _pending_rows(pipeline, {p.name: p.provider for p in config.projects if p.name})
