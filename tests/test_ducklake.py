@@ -116,6 +116,11 @@ def test_readers_read_while_a_load_writes_and_a_second_machine_waits_or_exits_75
     )
 
 
+# The backfill the readers run during (20 pages), and how long each of its pages takes while they run.
+BACKFILL = 2_000
+HOLD_S = 5.0
+
+
 def assert_readers_read_while_a_load_writes(
     machines: Callable[[SimulatorServer], tuple[dict[str, str], dict[str, str]]],
     notebook: Callable[[dict[str, str]], Store],
@@ -128,13 +133,15 @@ def assert_readers_read_while_a_load_writes(
 
     org = SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: "proj_bravo"}, clock=SimClock(start=1_793_491_200.0), seed=3)
     org.generate_history(300, project="proj_bravo", days=30)
-    org.generate_history(4_000, project=PROJECT_A, days=300)
-    # 0.2 s a page: the backfill of 40 pages takes seconds, time for every reader to run during it.
-    with SimulatorServer(org, latency=0.2) as server:
+    org.generate_history(BACKFILL, project=PROJECT_A, days=300)
+    # Pages take HOLD_S until every reader has run during the backfill, then none: the backfill (20 pages)
+    # outlasts the readers however busy the machine, and is not waited for once they are done.
+    with SimulatorServer(org) as server:
         machine_a, machine_b = machines(server)
         # A first, small load so readers have something to read.
         ok(run_cli("load", "--destination", "ducklake", env=dict(machine_a, OPENAI_API_KEY=KEY_B)))
         server.reset_requests()
+        server.latency = HOLD_S
         backfill = spawn_cli("load", "--destination", "ducklake", "--wait", "0", env=machine_a)
         try:
             deadline = time.monotonic() + 60
@@ -147,18 +154,23 @@ def assert_readers_read_while_a_load_writes(
             # ... while readers neither wait nor fail: a report and status from the other machine ...
             assert report_json(machine_b, "--destination", "ducklake", "--only", "cost_summary")["cost_summary"]
             ok(run_cli("status", "--destination", "ducklake", env=machine_b))
-            assert backfill.poll() is None, "the backfill ended before the readers ran"
             # ... and a notebook's query (in this process), again and again until the load is done.
             store = notebook(machine_b)
             seen: list[int] = []
+            while len(seen) < 3:
+                seen.append(collect(store, only=["cost_summary"])[0].records()[0]["batches"])
+            assert backfill.poll() is None, "the backfill ended before the readers ran"
+            server.latency = 0.0
             while backfill.poll() is None:
                 seen.append(collect(store, only=["cost_summary"])[0].records()[0]["batches"])
         finally:
+            server.latency = 0.0
             out, err = backfill.communicate(timeout=300)
         assert backfill.returncode == 0, out + err
-        assert "4000 new" in out.replace(",", "")
-        # Each read saw the lake before the load or after it, never half of it.
-        assert len(seen) >= 3 and set(seen) <= {300, 4_300}, seen
+        assert f"{BACKFILL} new" in out.replace(",", "")
+        # Each read saw the lake before the load or after it, never half of it; and after it, all of it.
+        seen.append(collect(store, only=["cost_summary"])[0].records()[0]["batches"])
+        assert seen[:3] == [300] * 3 and set(seen) <= {300, 300 + BACKFILL} and seen[-1] == 300 + BACKFILL, seen
         # With the load done, the other machine takes over: the state travelled with the data (1 request).
         server.reset_requests()
         takeover = ok(run_cli("load", "--destination", "ducklake", "--wait", "30", env=machine_b))
