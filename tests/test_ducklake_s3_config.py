@@ -88,6 +88,7 @@ def test_the_bucket_url_and_keys_are_taken_the_dlt_way_and_by_the_usual_aws_name
         ({"AWS_SECRET_ACCESS_KEY": SECRET}, "has an S3 secret key but no key id"),
         ({"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ENDPOINT_URL": "minio:9000"}, "http(s)"),
         ({"DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE": "gs://bucket/lake"}, "an S3 URL (s3://BUCKET/PATH"),
+        ({"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": SECRET + "'"}, "secret key contains a quote"),
     ],
 )
 def test_a_lake_on_object_storage_that_cannot_work_is_a_clear_configuration_error(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 
 if TYPE_CHECKING:
+    from .storage.object_store import S3Access
     from .storage.store import Store
 
 SECTION = "sources.openai_batches"
@@ -342,11 +343,11 @@ S3_SETTINGS = {
 }
 
 
-def _s3_access() -> Any:
+def _s3_access() -> S3Access:
     """The keys and endpoint of a DuckLake's `s3://` storage, each from dlt's name if set, else from the
     AWS SDKs' environment variable (storage/object_store.py). Read from the providers directly (`_lookup`),
     so the secret key is never in dlt's trace."""
-    from .storage.object_store import DEFAULT_REGION, S3Access
+    from .storage.object_store import S3Access
 
     values: dict[str, str] = {}
     for field_name, (dlt_name, *aws_names) in S3_SETTINGS.items():
@@ -354,7 +355,7 @@ def _s3_access() -> Any:
         value = value or next((os.environ[n] for n in aws_names if os.environ.get(n, "").strip()), None)
         if value and value.strip():
             values[field_name] = value.strip()
-    return S3Access(**{"region": DEFAULT_REGION, **values})
+    return S3Access(**values)
 
 
 def configured_store(cli_db: str | None = None, cli_destination: str | None = None) -> Store:

@@ -60,6 +60,15 @@ class S3Access:
                 "AWS_SECRET_ACCESS_KEY, or aws_access_key_id and aws_secret_access_key under "
                 "[destination.ducklake.credentials.storage.credentials])"
             )
+        for name, value in (
+            ("key id", self.key_id),
+            ("secret key", self.secret),
+            ("session token", self.session_token),
+        ):
+            if value and ("'" in value or not value.isprintable()):
+                # dlt puts the keys into its CREATE SECRET unescaped: a quote would break the statement, and
+                # DuckDB's parser error would show the statement, secret key and all
+                return f"the S3 {name} contains a quote or a control character: S3 keys have neither"
         if self.endpoint is not None:
             parts = urlsplit(self.endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
