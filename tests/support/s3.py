@@ -11,8 +11,8 @@ Why it is built this way:
 - Signatures are checked (`INITIAL_NO_AUTH_ACTION_COUNT`): the first requests (an IAM user with a policy
   for S3 and an access key) are free, every later one must be signed with that key. So a test proves the
   keys reached DuckDB, and a wrong secret key fails as it would on AWS (403 SignatureDoesNotMatch).
-- The server is stopped (SIGTERM, then SIGKILL) when the block ends, failures included; its log stays in the
-  folder given, for a failing test to show.
+- The server is stopped (SIGTERM, then SIGKILL) when the block ends, failures included, and gets SIGTERM
+  if the process that started it dies outright; its log stays in the folder given, for a failing test to show.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .postgres import _PR_SET_PDEATHSIG, _PRCTL
 
 BUCKET = "openai-batches-lake"
 REGION = "us-east-1"
@@ -93,7 +95,11 @@ def moto_s3(folder: Path) -> Iterator[MotoS3]:
     env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(UNSIGNED_SETUP_REQUESTS)
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [str(server_bin), "--host", "127.0.0.1", "--port", "0"], stdout=log, stderr=subprocess.STDOUT, env=env
+            [str(server_bin), "--host", "127.0.0.1", "--port", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
     try:
         endpoint = _wait_until_listening(server, log_path)
@@ -116,6 +122,13 @@ def moto_s3(folder: Path) -> Iterator[MotoS3]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait(timeout=10)
+
+
+def _die_with_parent() -> None:
+    """In the server's process: SIGTERM when the process that started it dies without stopping it (a test
+    run killed outright), as the throwaway PostgreSQL does (tests/support/postgres.py)."""
+    assert _PRCTL is not None
+    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def _wait_until_listening(server: subprocess.Popen[bytes], log_path: Path) -> str:
