@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 
 if TYPE_CHECKING:
+    from .storage.object_store import S3Access
     from .storage.store import Store
 
 SECTION = "sources.openai_batches"
@@ -448,12 +449,43 @@ def _storage(value: Any) -> str | None:
     return _text(value, f"{DUCKLAKE_SECTION}.storage")
 
 
+STORAGE_SECTION = f"{DUCKLAKE_SECTION}.storage"
+STORAGE_CREDENTIALS_SECTION = f"{STORAGE_SECTION}.credentials"
+# dlt's name of each S3 setting (under [destination.ducklake.credentials.storage.credentials], or
+# DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__CREDENTIALS__<NAME>), then the AWS SDKs' environment names.
+S3_SETTINGS = {
+    "key_id": ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+    "secret": ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+    "session_token": ("aws_session_token", "AWS_SESSION_TOKEN"),
+    "region": ("region_name", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    "endpoint": ("endpoint_url", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "url_style": ("s3_url_style",),
+}
+
+
+def _s3_access() -> S3Access:
+    """The keys and endpoint of a DuckLake's `s3://` storage, each from dlt's name if set, else from the
+    AWS SDKs' environment variable (storage/object_store.py). Read from the providers directly (`_lookup`),
+    so the secret key is never in dlt's trace."""
+    from .storage.object_store import S3Access
+
+    values: dict[str, str] = {}
+    for field_name, (dlt_name, *aws_names) in S3_SETTINGS.items():
+        value = _text(_lookup(dlt_name, STORAGE_CREDENTIALS_SECTION), f"{STORAGE_CREDENTIALS_SECTION}.{dlt_name}")
+        value = value or next((os.environ[n] for n in aws_names if os.environ.get(n, "").strip()), None)
+        if value and value.strip():
+            values[field_name] = value.strip()
+    return S3Access(**values)
+
+
 def configured_store(cli_db: str | None = None, cli_destination: str | None = None) -> Store:
     """Where `load`, `status`, `report` and the notebook find the data. A DuckDB file (`--db`, see
     `database_path`) by default; a DuckLake or MotherDuck configured the dlt way:
 
         DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG=postgres://user:pw@host/db   (or sqlite:///F, duckdb:///F)
         DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE=/shared/lake   (or __STORAGE__BUCKET_URL, s3://...)
+          with an s3:// storage: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION
+          (or dlt's DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__CREDENTIALS__AWS_ACCESS_KEY_ID, ...)
         DESTINATION__MOTHERDUCK__CREDENTIALS__DATABASE=my_db       (token: ...__PASSWORD or motherduck_token)
     """
     from .storage.store import DuckDBFile, DuckLake, MotherDuck
@@ -478,7 +510,9 @@ def configured_store(cli_db: str | None = None, cli_destination: str | None = No
             f"[{DUCKLAKE_SECTION}] (postgres://..., sqlite:///FILE or duckdb:///FILE)"
         )
     catalog = catalog.strip()
-    storage = _storage(_lookup("storage", DUCKLAKE_SECTION))
+    storage = _storage(_lookup("storage", DUCKLAKE_SECTION)) or _text(
+        _lookup("bucket_url", STORAGE_SECTION), f"{STORAGE_SECTION}.bucket_url"
+    )
     if not storage:
         if catalog.split(":", 1)[0] in ("sqlite", "duckdb") and ":///" in catalog:
             storage = catalog.split(":///", 1)[1] + ".files"  # next to the catalog file
@@ -489,7 +523,9 @@ def configured_store(cli_db: str | None = None, cli_destination: str | None = No
                 "an object-store URL)"
             )
     lake = _text(_lookup("ducklake_name", DUCKLAKE_SECTION), f"{DUCKLAKE_SECTION}.ducklake_name")
-    store = DuckLake(catalog=catalog, storage=storage.strip(), name=(lake or settings.LAKE_NAME).strip())
+    store = DuckLake(
+        catalog=catalog, storage=storage.strip(), name=(lake or settings.LAKE_NAME).strip(), s3=_s3_access()
+    )
     if problem := store.problem():
         raise ConfigError(problem)
     return store

@@ -166,13 +166,14 @@ def remove_duplicates_after_resume(sql_client: Any) -> int:
             continue
         name = sql_client.make_qualified_table_name(table)
         keys = ", ".join(sql_client.escape_column_name(k) for k in key)
+        # DuckDB's DELETE answers with the count of rows it removed; not `RETURNING`, which a DuckLake table
+        # refuses (every load after a killed one failed there).
         rows = sql_client.execute_sql(
             f"""DELETE FROM {name} WHERE rowid IN (
                     SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY {keys}) AS n FROM {name})
-                    WHERE n > 1)
-                RETURNING 1"""
+                    WHERE n > 1)"""
         )
-        removed += len(rows or [])
+        removed += sum(int(row[0]) for row in rows or [])
     return removed
 
 
