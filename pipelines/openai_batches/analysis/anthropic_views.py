@@ -154,7 +154,7 @@ def _request_costs(present: frozenset[str], usable: Callable[[str], str]) -> str
             "reasoning_tokens",
         )
     )
-    not_billed = "no_tokens AND outcome <> 'succeeded'"
+    not_billed = "(no_tokens AND outcome <> 'succeeded')"
     return f"""
 CREATE OR REPLACE VIEW {S}.anthropic_request_costs AS
 WITH batches AS (
@@ -216,7 +216,7 @@ SELECT
     END AS cache_savings_usd,
     CASE WHEN unpriced_reason IS NULL AND NOT {not_billed} THEN source END AS price_source,
     matched_model AS price_model,
-    coalesce(unpriced_reason IS NULL AND NOT ({not_billed}) AND tiered, false) AS price_tiered,
+    coalesce(unpriced_reason IS NULL AND NOT {not_billed} AND tiered, false) AS price_tiered,
     batch_factor
 FROM reasoned
 """
