@@ -351,6 +351,13 @@ def test_reports_read_across_providers(both: Db, capsys: pytest.CaptureFixture[s
     assert {r["provider"] for r in doc["turnaround_histogram"]} == {"openai", "anthropic"}
     assert [r["id"] for r in doc["open_batches"]] == ["msgbatch_running"]
     assert any(r["id"].startswith("msgbatch_") for r in doc["top_expensive_batches"])
+    # The request ledger's reports hold Anthropic's requests too, priced by their own rule.
+    outcomes = {(r["model"], r["endpoint"]): r for r in doc["request_outcomes"]}
+    assert outcomes[(f"{HAIKU}, claude-opus-4-1-20250805", "/v1/messages")]["failed"] == 1
+    prefixes = {r["custom_id_prefix"]: r for r in doc["cost_by_custom_id_prefix"]}
+    expected_before = independent_cost(BATCHES["msgbatch_before"])
+    assert prefixes["before"]["cost_usd"] == pytest.approx(float(expected_before), abs=1e-9)
+    assert ("overloaded_error", "failed") in {(r["error_code"], r["outcome"]) for r in doc["failure_reasons"]}
 
 
 def test_html_page_and_every_query_file_with_both_providers(
@@ -359,7 +366,8 @@ def test_html_page_and_every_query_file_with_both_providers(
     page = tmp_path / "page.html"
     assert cli.main(["report", "--db", both.path, "--html", str(page)]) == 0, capsys.readouterr().err
     text = page.read_text()
-    assert '<h2 id="cost_by_provider">' in text and "anthropic" in text
+    assert '<h2 id="cost_by_provider">' in text
+    assert '<div class="card">anthropic (12 batches)<b>$' in text  # a cost card per provider
     with duckdb.connect(both.path, read_only=True) as con:  # the stored views, as in the DuckDB CLI
         for path in sorted(QUERIES_DIR.glob("*.sql")):
             con.execute(path.read_text()).fetchall()

@@ -26,13 +26,9 @@ from .anthropic_views import PROVIDER_TABLES, anthropic_views
 from .ledger_views import ledger_views, request_redactions
 from .prices import GENAI_PRICES_STANDARD, PriceRow
 from .reconciliation import BatchTerms, cost_caveats, reconciliation_views
-from .sql_rules import sync_cost, usage_consistent
+from .sql_rules import NO_MODEL, sync_cost, usage_consistent
 
 S = settings.SCHEMA
-
-# Batches from before September 2025 carry no model; grouping them under a visible label keeps them
-# in every per-model total instead of a NULL row readers overlook.
-NO_MODEL = "(not reported)"
 
 # `since` as an instant, whatever the session's time zone: the variable's text (a TIMESTAMPTZ renders
 # with its offset) is read as that instant when it carries an offset, and as UTC when it does not
