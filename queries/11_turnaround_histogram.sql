@@ -13,7 +13,7 @@ SELECT
     round(100 * count(*) FILTER (WHERE turnaround_s >= 28800 AND turnaround_s < 57600) / count(*), 1) AS "8-16h",
     round(100 * count(*) FILTER (WHERE turnaround_s >= 57600 AND turnaround_s < 86400) / count(*), 1) AS "16-24h",
     round(100 * count(*) FILTER (WHERE turnaround_s >= 86400) / count(*), 1) AS ">24h"
-FROM openai_batches.batch_jobs
+FROM openai_batches.batch_job_timings
 WHERE status = 'completed' AND timeline_complete
 GROUP BY ALL
 ORDER BY provider, model;

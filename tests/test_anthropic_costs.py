@@ -415,3 +415,16 @@ def test_an_openai_only_database_has_no_anthropic_rows(tmp_path: Path) -> None:
         (by_provider,) = con.execute((QUERIES_DIR / "24_cost_by_provider.sql").read_text()).fetchall()
         summary = con.execute((QUERIES_DIR / "01_cost_summary.sql").read_text()).fetchone()
     assert by_provider[0] == "openai" and summary is not None and by_provider[8] == summary[3]
+
+
+def test_without_anthropic_batches_the_views_are_empty_relations_of_the_same_columns(both: Db) -> None:
+    """An OpenAI-only database binds the Anthropic views as typed empty relations (no cost in any report):
+    their columns must be the views' own, in order."""
+    from openai_batches.analysis.anthropic_views import BATCH_COST_COLUMNS, REQUEST_COST_COLUMNS
+
+    for view, declared in (
+        ("anthropic_request_costs", REQUEST_COST_COLUMNS),
+        ("anthropic_batch_costs", BATCH_COST_COLUMNS),
+    ):
+        built = rows(both.path, f"DESCRIBE openai_batches.{view}")
+        assert [r["column_name"] for r in built] == [name for name, _ in declared], view

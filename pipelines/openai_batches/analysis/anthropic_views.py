@@ -329,11 +329,70 @@ FROM joined
 def anthropic_views(
     present: frozenset[str], has_gone: bool, usable: Callable[[str], str], elapsed: Callable[[str, str], str]
 ) -> tuple[tuple[str, str], ...]:
-    """The per-request and per-batch views, over the tables among ``present`` (the others: empty relations)."""
+    """The per-request and per-batch views, over the tables among ``present`` (the others: empty relations).
+    Without `anthropic_batches` both are empty relations of their columns, so the Anthropic side of every
+    report costs an OpenAI-only database nothing."""
+    if ANTHROPIC_BATCHES_TABLE not in present:
+        return (
+            ("anthropic_request_costs", _nothing("anthropic_request_costs", REQUEST_COST_COLUMNS)),
+            ("anthropic_batch_costs", _nothing("anthropic_batch_costs", BATCH_COST_COLUMNS)),
+        )
     return (
         ("anthropic_request_costs", _request_costs(present, usable)),
         ("anthropic_batch_costs", _batch_costs(present, has_gone, usable, elapsed)),
     )
+
+
+# The columns of the two views (tests/test_anthropic_costs.py checks them against the views built over
+# tables): without `anthropic_batches` each is an empty relation of them, which every query binds in no
+# time (the views over empty tables took ~10 ms to bind, in each of the twenty-odd reports). Counts and
+# tokens are BIGINT here, as in `batch_costs`, so `batch_jobs` of an OpenAI-only database has its types.
+_T, _B, _I, _D, _TS = "VARCHAR", "BOOLEAN", "BIGINT", "DOUBLE", "TIMESTAMPTZ"
+REQUEST_COST_COLUMNS: tuple[tuple[str, str], ...] = (
+    *((c, _T) for c in ("batch_id", "custom_id", "project", "outcome", "error_code", "error_message", "model")),
+    ("created_at", _TS),
+    ("created_day", "DATE"),
+    ("service_tier", _T),
+    *(
+        (c, _I)
+        for c in (
+            "input_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "cache_write_1h_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+        )
+    ),
+    ("priced", _B),
+    ("unpriced_reason", _T),
+    *((c, _D) for c in ("cost_usd", "sync_cost_usd", "cache_savings_usd")),
+    ("price_source", _T),
+    ("price_model", _T),
+    ("price_tiered", _B),
+    ("batch_factor", _D),
+)
+BATCH_COST_COLUMNS: tuple[tuple[str, str], ...] = (
+    *((c, _T) for c in ("id", "project", "status", "processing_status")),
+    *((c, _TS) for c in ("created_at", "expires_at", "ended_at")),
+    ("gone", _B),
+    ("is_terminal", _B),
+    ("model", _T),
+    *((c, _I) for c in ("requests_total", "succeeded", "errored", "canceled", "expired")),
+    *((c, _I) for c in ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")),
+    ("priced", _B),
+    ("unpriced_reason", _T),
+    *((c, _D) for c in ("cost_usd", "sync_cost_usd", "cache_savings_usd")),
+    ("price_source", _T),
+    ("price_tiered", _B),
+    ("turnaround_s", _D),
+    ("open_for_s", _D),
+    *((c, _B) for c in ("timeline_complete", "within_window", "all_requests_failed")),
+)
+
+
+def _nothing(name: str, columns: tuple[tuple[str, str], ...]) -> str:
+    return f"CREATE OR REPLACE VIEW {S}.{name} AS\n{_empty(columns)[1:-1]}\n"
 
 
 # Which tables the views read when present (session.py passes the ones a load created).
