@@ -428,3 +428,28 @@ def test_without_anthropic_batches_the_views_are_empty_relations_of_the_same_col
     ):
         built = rows(both.path, f"DESCRIBE openai_batches.{view}")
         assert [r["column_name"] for r in built] == [name for name, _ in declared], view
+
+
+def test_a_database_with_only_anthropic_batches_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No OpenAI batch at all: the report still covers the Anthropic ones (its session has empty OpenAI tables)."""
+    db = str(tmp_path / "anthropic.duckdb")
+    write_anthropic(db, [BATCHES["msgbatch_after"], BATCHES["msgbatch_private"]])
+    doc = report_json(capsys, db)
+    assert [(r["provider"], r["batches"]) for r in doc["cost_by_provider"]] == [("anthropic", 2)]
+    assert doc["cost_summary"][0]["cost_usd"] == pytest.approx(float(independent_cost(BATCHES["msgbatch_after"])))
+    assert doc["cost_summary"][0]["unpriced_batches"] == 1
+
+
+def test_since_scopes_anthropic_batches(both: Db, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = report_json(capsys, both.path, "--since", "2026-11-08")  # from msgbatch_expired (day 25) on
+    anthropic = {r["provider"]: r for r in doc["cost_by_provider"]}["anthropic"]
+    later = [b for b in BATCHES.values() if b.created_at >= datetime(2026, 11, 8, tzinfo=UTC)]
+    assert anthropic["batches"] == len(later) == 4
+
+
+def test_the_stored_analysis_changes_with_the_anthropic_table() -> None:
+    """The fingerprint of what is stored covers the Anthropic SQL: a database that gains `anthropic_batches`
+    gets its views rebuilt (the empty stand-ins replaced)."""
+    from openai_batches.analysis.views import fingerprint
+
+    assert fingerprint([], False) != fingerprint([], False, provider_tables=frozenset({"anthropic_batches"}))

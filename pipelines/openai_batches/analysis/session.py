@@ -191,7 +191,8 @@ def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float
     with store.locked(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
         con = store.connect(read_only=True)
         try:
-            if not (table_exists(con, S, BATCHES_TABLE) or table_exists(con, S, RUN_LOG_TABLE)):
+            loaded = (BATCHES_TABLE, ANTHROPIC_BATCHES_TABLE, RUN_LOG_TABLE)
+            if not any(table_exists(con, S, name) for name in loaded):
                 raise NoBatchesError(f"nothing has been loaded into {db_path} yet")
             yield build_in_memory(con, overrides)
         finally:
