@@ -453,3 +453,27 @@ def test_the_stored_analysis_changes_with_the_anthropic_table() -> None:
     from openai_batches.analysis.views import fingerprint
 
     assert fingerprint([], False) != fingerprint([], False, provider_tables=frozenset({"anthropic_batches"}))
+
+
+def test_odd_anthropic_values_are_unpriced_with_the_reason_never_guessed(tmp_path: Path) -> None:
+    """Usage the API cannot have meant, or a batch without a usable creation time: no cost, the reason, and
+    the request's tokens unknown (NULL), as on the OpenAI side."""
+    db = str(tmp_path / "odd.duckdb")
+    negative = Batch("msgbatch_negative", VARIANT_START, requests=[Request("n-0", model=HAIKU, usage=Usage(100, -5))])
+    too_many_writes = Batch(
+        "msgbatch_writes",
+        VARIANT_START,
+        requests=[Request("w-0", model=HAIKU, usage=Usage(100, 5, cache_write_5m=10, cache_write_1h=-20))],
+    )
+    timeless = Batch("msgbatch_timeless", datetime(1970, 1, 1, tzinfo=UTC), requests=requests("t", HAIKU, 1))
+    load_batches(db, [make_batch(1)])
+    write_anthropic(db, [negative, too_many_writes, timeless])
+    refresh_analysis(db)
+    found = jobs(db)
+    assert {k: found[k]["unpriced_reason"] for k in ("msgbatch_negative", "msgbatch_writes", "msgbatch_timeless")} == {
+        "msgbatch_negative": "inconsistent usage",
+        "msgbatch_writes": "inconsistent usage",
+        "msgbatch_timeless": "no usable creation time",
+    }
+    assert all(found[k]["cost_usd"] is None for k in ("msgbatch_negative", "msgbatch_writes", "msgbatch_timeless"))
+    assert found["msgbatch_negative"]["output_tokens"] is None and found["msgbatch_timeless"]["created_at"] is None
