@@ -477,3 +477,5 @@ def test_odd_anthropic_values_are_unpriced_with_the_reason_never_guessed(tmp_pat
     }
     assert all(found[k]["cost_usd"] is None for k in ("msgbatch_negative", "msgbatch_writes", "msgbatch_timeless"))
     assert found["msgbatch_negative"]["output_tokens"] is None and found["msgbatch_timeless"]["created_at"] is None
+    caveats = {(r["id"], r["caveat"]) for r in rows(db, "SELECT id, caveat FROM openai_batches.caveats")}
+    assert ("msgbatch_timeless", "no usable creation time (missing, or impossible such as milliseconds)") in caveats

@@ -552,6 +552,14 @@ UNION ALL
 SELECT id, '{_TIERED[0]}', '{_TIERED[1]}'
 FROM {S}.anthropic_batch_costs
 WHERE price_tiered
+UNION ALL
+SELECT id, '{_CAVEATS[0][1]}', '{_CAVEATS[0][2]}'
+FROM {S}.anthropic_batch_costs
+WHERE is_terminal AND ended_at IS NULL
+UNION ALL
+SELECT id, '{_CAVEATS[4][1]}', '{_CAVEATS[4][2]}'
+FROM {S}.anthropic_batch_costs
+WHERE created_at IS NULL
 """
 
 
