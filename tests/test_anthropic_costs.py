@@ -467,15 +467,20 @@ def test_odd_anthropic_values_are_unpriced_with_the_reason_never_guessed(tmp_pat
     )
     timeless = Batch("msgbatch_timeless", datetime(1970, 1, 1, tzinfo=UTC), requests=requests("t", HAIKU, 1))
     load_batches(db, [make_batch(1)])
-    write_anthropic(db, [negative, too_many_writes, timeless])
+    # reads and writes of 2^62 each: their sum overflows BIGINT (all input as stored: 100)
+    huge = Usage(-(2**63) + 100, 5, cache_read=2**62, cache_write_5m=2**62)
+    overflowing = Batch("msgbatch_overflow", VARIANT_START, requests=[Request("o-0", model=HAIKU, usage=huge)])
+    write_anthropic(db, [negative, too_many_writes, timeless, overflowing])
     refresh_analysis(db)
     found = jobs(db)
-    assert {k: found[k]["unpriced_reason"] for k in ("msgbatch_negative", "msgbatch_writes", "msgbatch_timeless")} == {
+    odd = ("msgbatch_negative", "msgbatch_writes", "msgbatch_timeless", "msgbatch_overflow")
+    assert {k: found[k]["unpriced_reason"] for k in odd} == {
         "msgbatch_negative": "inconsistent usage",
         "msgbatch_writes": "inconsistent usage",
         "msgbatch_timeless": "no usable creation time",
+        "msgbatch_overflow": "inconsistent usage",
     }
-    assert all(found[k]["cost_usd"] is None for k in ("msgbatch_negative", "msgbatch_writes", "msgbatch_timeless"))
+    assert all(found[k]["cost_usd"] is None for k in odd)
     assert found["msgbatch_negative"]["output_tokens"] is None and found["msgbatch_timeless"]["created_at"] is None
     caveats = {(r["id"], r["caveat"]) for r in rows(db, "SELECT id, caveat FROM openai_batches.caveats")}
     assert ("msgbatch_timeless", "no usable creation time (missing, or impossible such as milliseconds)") in caveats

@@ -118,11 +118,12 @@ def _cost(p: str) -> str:
 
 def _usage_consistent() -> str:
     """`usage_consistent` of the OpenAI side, and cache writes that fit: reads and writes within input
-    (input counts both), 1-hour writes within writes, none negative."""
+    (input counts both), 1-hour writes within writes, none negative. Added as HUGEINT: no two counts the
+    API sends can overflow the test of them."""
     base = usage_consistent("r.input_tokens", "r.cached_tokens", "r.output_tokens", "r.reasoning_tokens")
     return f"""CASE WHEN r.input_tokens IS NOT NULL THEN ({base})
         AND coalesce(r.cache_write_tokens, 0) BETWEEN 0 AND {MAX_PLAUSIBLE_TOKENS}
-        AND coalesce(r.cached_tokens, 0) + coalesce(r.cache_write_tokens, 0) <= r.input_tokens
+        AND CAST(coalesce(r.cached_tokens, 0) AS HUGEINT) + coalesce(r.cache_write_tokens, 0) <= r.input_tokens
         AND coalesce(r.cache_write_1h_tokens, 0) BETWEEN 0 AND coalesce(r.cache_write_tokens, 0)
     END"""
 
