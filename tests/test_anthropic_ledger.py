@@ -367,7 +367,7 @@ def test_anthropic_rows_load_into_a_database_an_older_version_created(
     again with the columns added, and Anthropic results (file_id NULL) load into it."""
     old = files_column_hints()
     old["file_id"]["nullable"] = False
-    hints = batches_source._merged_table(settings.FILES_TABLE, old, merge_key="batch_id")
+    hints = batches_source.merged_table(settings.FILES_TABLE, old, merge_key="batch_id")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(batches_source._LEDGER_HINTS, "files", hints)
         finished(org, outcome="completed", total_requests=30)

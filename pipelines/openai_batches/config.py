@@ -60,7 +60,10 @@ class RunConfig:
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
     admin: AdminConfig | None = None  # None: no admin key, batches only
-    requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (sources/ledger/reader.py)
+    # Also read the request ledger (sources/ledger/reader.py). None: each provider's default, OpenAI off
+    # (settings.DEFAULT_REQUESTS) and Anthropic on (its results are the only source of model, tokens and cost);
+    # `requests = false` set explicitly turns it off for both.
+    requests: bool | None = None
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
 
     def every_key(self) -> tuple[str, ...]:
@@ -206,7 +209,7 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 
 
-def _flag(value: Any, setting: str, default: bool) -> bool:
+def _flag(value: Any, setting: str, default: bool | None) -> bool | None:
     """A yes/no setting: a TOML boolean, or the text an environment variable carries (`true`, `0`, ...)."""
     if value is None:
         return default
@@ -399,7 +402,7 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
         lookback_seconds=int(
             _number(_lookup("lookback_seconds"), f"{SECTION}.lookback_seconds", settings.DEFAULT_LOOKBACK_S, 0)
         ),
-        requests=_flag(_lookup("requests"), f"{SECTION}.requests", settings.DEFAULT_REQUESTS),
+        requests=_flag(_lookup("requests"), f"{SECTION}.requests", None),
         requests_max_mb_per_run=_number(
             _lookup("requests_max_mb_per_run"),
             f"{SECTION}.requests_max_mb_per_run",

@@ -20,58 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..settings import FILES_TABLE, GONE_TABLE, REQUESTS_TABLE
-from ..tables.batches import Column, _int, _text
+from ..settings import ANTHROPIC_BATCHES_TABLE, FILES_TABLE, GONE_TABLE, REQUESTS_TABLE
+from ..tables.anthropic import ADDED_COLUMNS as ANTHROPIC_ADDED_COLUMNS
+from ..tables.anthropic import ANTHROPIC_COLUMNS
 from ..tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
 from .settings import MAX_PLAUSIBLE_TOKENS
 from .settings import SCHEMA as S
 from .sql_rules import usage_consistent
 
-# The table the Anthropic loader writes (issue 18: settings.ANTHROPIC_BATCHES_TABLE, tables/anthropic.py).
-ANTHROPIC_BATCHES_TABLE = "anthropic_batches"
 PROVIDER = "anthropic"
 # Every Message Batch runs against the Messages API: the `endpoint` of its row in `batch_jobs`.
 ENDPOINT = "/v1/messages"
 
-# The columns of `anthropic_batches` these views read (names and types as DESIGN18 declares them), for
-# the empty relation that stands in for the table before the first Anthropic load.
-# TODO(merge): read them from tables/anthropic.py's column list once the loader's branch is merged.
-ANTHROPIC_BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "VARCHAR"),
-    ("type", "VARCHAR"),
-    ("processing_status", "VARCHAR"),
-    ("request_counts__processing", "BIGINT"),
-    ("request_counts__succeeded", "BIGINT"),
-    ("request_counts__errored", "BIGINT"),
-    ("request_counts__canceled", "BIGINT"),
-    ("request_counts__expired", "BIGINT"),
-    ("created_at", "TIMESTAMPTZ"),
-    ("ended_at", "TIMESTAMPTZ"),
-    ("expires_at", "TIMESTAMPTZ"),
-    ("archived_at", "TIMESTAMPTZ"),
-    ("cancel_initiated_at", "TIMESTAMPTZ"),
-    ("results_url", "VARCHAR"),
-    ("project", "VARCHAR"),
-    ("redacted_fields", "JSON"),
-)
-
-# `batch_requests` columns that only Anthropic rows fill (NULL on OpenAI rows).
-# TODO(merge): declared in tables/ledger.py REQUEST_COLUMNS by the loader's branch; `request_columns()`
-# then adds nothing.
-PROVIDER_REQUEST_COLUMNS: tuple[Column, ...] = (
-    _int("cache_write_tokens", "Prompt-cache write tokens (Anthropic's `cache_creation_input_tokens`)."),
-    _int("cache_write_1h_tokens", "Of those, 1-hour cache writes (`cache_creation.ephemeral_1h_input_tokens`)."),
-    _text("service_tier", "The service tier the response names (`batch` on Anthropic batch results)."),
-)
-
-
-def request_columns() -> tuple[Column, ...]:
-    """`batch_requests`' declared columns, with the provider columns the declared list may lack yet."""
-    have = {c.name for c in REQUEST_COLUMNS}
-    return (*REQUEST_COLUMNS, *(c for c in PROVIDER_REQUEST_COLUMNS if c.name not in have))
-
-
 _SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ", "json": "JSON"}
+
+
+# The columns of `anthropic_batches` (tables/anthropic.py's one list), for the empty relation that stands in
+# for the table before the first Anthropic load.
+ANTHROPIC_BATCH_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (c.name, _SQL_TYPES[c.dlt_type]) for c in (*ANTHROPIC_COLUMNS, *ANTHROPIC_ADDED_COLUMNS)
+)
 
 
 def _empty(columns: tuple[tuple[str, str], ...]) -> str:
@@ -85,7 +53,7 @@ def relation(table: str, present: frozenset[str]) -> str:
         return f"{S}.{table}"
     if table == ANTHROPIC_BATCHES_TABLE:
         return _empty(ANTHROPIC_BATCH_COLUMNS)
-    columns = request_columns() if table == REQUESTS_TABLE else FILE_COLUMNS
+    columns = REQUEST_COLUMNS if table == REQUESTS_TABLE else FILE_COLUMNS
     return _empty(tuple((c.name, _SQL_TYPES[c.dlt_type]) for c in columns))
 
 
@@ -402,9 +370,7 @@ PROVIDER_TABLES = (ANTHROPIC_BATCHES_TABLE,)
 __all__ = [
     "ANTHROPIC_BATCHES_TABLE",
     "ANTHROPIC_BATCH_COLUMNS",
-    "PROVIDER_REQUEST_COLUMNS",
     "PROVIDER_TABLES",
     "anthropic_views",
     "relation",
-    "request_columns",
 ]

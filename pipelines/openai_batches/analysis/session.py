@@ -25,7 +25,7 @@ from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
 from ..storage.sql import quote_identifier
 from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
 from . import settings
-from .anthropic_views import ANTHROPIC_BATCHES_TABLE, PROVIDER_TABLES, request_columns
+from .anthropic_views import ANTHROPIC_BATCHES_TABLE, PROVIDER_TABLES
 from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .views import VIEW_NAMES, create_views, fingerprint
@@ -113,6 +113,7 @@ def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | No
     """The declared columns of `batches` (or `batch_requests`) a file loaded by an older version lacks: dlt
     adds them with the next load that writes the table, which a run with nothing new never does."""
     from ..tables.batches import ADDED_COLUMNS, BATCH_COLUMNS
+    from ..tables.ledger import REQUEST_COLUMNS
 
     have = {
         row[0]
@@ -122,7 +123,7 @@ def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | No
             [catalog, S, name],
         ).fetchall()
     }
-    declared = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else request_columns()
+    declared = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else REQUEST_COLUMNS
     return [c for c in declared if c.name not in have]
 
 

@@ -361,7 +361,9 @@ def _source(
             retry=retry,
             stats=stats,
             progress=progress,
-            # The ledger always runs for Anthropic: its results are the only source of model, tokens and cost.
+            # The ledger runs for Anthropic unless turned off explicitly: its results are the only source of
+            # model, tokens and cost.
+            requests=config.requests is not False,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
             other_keys=config.every_key(),
         )
@@ -377,7 +379,7 @@ def _source(
         retry=retry,
         stats=stats,
         progress=progress,
-        requests=config.requests,
+        requests=settings.DEFAULT_REQUESTS if config.requests is None else config.requests,
         requests_max_mb_per_run=config.requests_max_mb_per_run,
         claimed=claimed,
         other_keys=config.every_key(),

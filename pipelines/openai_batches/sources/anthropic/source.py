@@ -46,6 +46,7 @@ def anthropic_batches(
     retry: RetryPolicy | None = None,
     stats: ProjectCounts | None = None,
     progress: ProgressSink | None = None,
+    requests: bool = True,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
     other_keys: Sequence[str] = (),
 ) -> DltResource:
@@ -61,6 +62,8 @@ def anthropic_batches(
         retry: Retry policy shared by all requests of the run (budget included).
         stats: Filled with requests made and batches new / updated / still open / gone, and the ledger's counts.
         progress: Told about each page, for progress display.
+        requests: Read the results of every batch that ended into the request ledger (`batch_requests`,
+            `batch_files`): on by default, the only source of an Anthropic batch's model, tokens and cost.
         requests_max_mb_per_run: MB of results one run starts reading at most; the rest waits for the next runs.
         other_keys: The other configured keys: masked like `api_key` wherever a server sends one back.
     """
@@ -79,7 +82,7 @@ def anthropic_batches(
             lookback=lookback_seconds,
             stats=stats if stats is not None else ProjectCounts(),
             progress=progress or ProgressSink(),
-            requests_max_mb=requests_max_mb_per_run,
+            requests_max_mb=requests_max_mb_per_run if requests else None,
         ),
         name=settings.ANTHROPIC_BATCHES_TABLE,
         write_disposition=_MERGE,

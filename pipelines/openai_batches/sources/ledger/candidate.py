@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from ...tables.anthropic import epoch_seconds
 from ...tables.batches import exact_int
 from .parse import RESULTS
 
@@ -28,17 +28,10 @@ MESSAGE_COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")
 
 
 def epoch(value: Any) -> int | None:
-    """Epoch seconds of an RFC 3339 timestamp (Anthropic's `created_at`, `ended_at`); None when it is not
-    one (a value without an offset is taken as UTC)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp())
-    except (ValueError, OverflowError):  # not a timestamp, or one beyond what a datetime holds
-        return None
+    """Epoch seconds of an RFC 3339 timestamp (Anthropic's `created_at`, `ended_at`), read as `anthropic_batches`
+    reads it (tables/anthropic.py); None when it is not one."""
+    seconds = epoch_seconds(value)
+    return None if seconds is None else int(seconds)
 
 
 @dataclass

@@ -140,6 +140,10 @@ class Ledger:
         candidate = Candidate.of(batch)
         if candidate is None:
             return
+        # A file id or results_url in which the server sent a configured key back is kept masked: the ledger's
+        # state is written to dlt's working directory and the database. Masked, it cannot be fetched: the API's
+        # 404 (or the refusal of another host) then takes its course like any file that cannot be read.
+        candidate.files = {kind: str(self.client.redactor.mask(ref)) for kind, ref in candidate.files.items()}
         if candidate.results_gone(self.now):  # archived: recorded gone, never asked for
             self.candidates.pop(candidate.batch_id, None)
             self._gone.append(self._row(candidate, RESULTS, "gone"))
