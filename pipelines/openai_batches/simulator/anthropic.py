@@ -252,13 +252,25 @@ class AnthropicBatches:
     # ------------------------------------------------------------------ results
     def results_lines(self, b: _Batch) -> Iterator[bytes]:
         """The batch's JSONL results, one line per request, in a shuffled (not request) order."""
+        for line in self.results(b):
+            yield orjson.dumps(line) + b"\n"
+
+    def results(self, b: _Batch) -> Iterator[dict[str, Any]]:
+        """The batch's results as objects, in the order `results_lines` serves them: the one truth of every
+        request's outcome and usage, which Anthropic's books (anthropic_books.py) add up too."""
         counts = self.outcomes(b)
         kinds = [k for k in ("succeeded", "errored", "canceled", "expired") for _ in range(counts[k])]
         rng = random.Random(b.seed)
         order = list(range(b.total))
         rng.shuffle(order)
         for i, kind in zip(order, kinds, strict=True):
-            yield orjson.dumps({"custom_id": f"request-{i:06d}", "result": _result(kind, b, i, rng)}) + b"\n"
+            yield {"custom_id": f"request-{i:06d}", "result": _result(kind, b, i, rng)}
+
+    def ended(self, workspace: str, now: float) -> list[tuple[_Batch, float]]:
+        """The workspace's batches that have ended by `now`, deleted ones included (their usage was billed),
+        each with the instant it ended."""
+        with self._lock:
+            return [(b, self._end(b)) for b in self._batches[workspace] if self._end(b) <= now]
 
     def results_body(self, b: _Batch) -> bytes:
         return b"".join(self.results_lines(b))
