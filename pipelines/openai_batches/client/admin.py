@@ -55,7 +55,6 @@ class AdminClient(BatchesClient, AdminPages):
             yield from body["data"]
 
 
-
 def key_kind_problem(key: str, *, setting: str, want_admin: bool) -> str | None:
     """Why a key is of the wrong kind for ``setting``, judged by its documented prefix, else None.
 
