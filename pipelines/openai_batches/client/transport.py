@@ -395,22 +395,26 @@ def _is_bucket(item: Any) -> bool:
     )
 
 
-def report_bucket_day(bucket: Mapping[str, Any]) -> date | None:
-    """The UTC day an Anthropic report bucket starts (`starting_at`, RFC 3339), None when it is no such time."""
+def report_bucket_day(bucket: Mapping[str, Any]) -> date:
+    """The UTC day an Anthropic report bucket starts (`starting_at`, RFC 3339); ValueError when it is no
+    such time (a page with such a bucket is refused: `_has_shape`)."""
     start = bucket.get("starting_at")
     if not isinstance(start, str) or not 10 <= len(start) <= 40:
-        return None
-    try:
-        parsed = datetime.fromisoformat(start.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
+        raise ValueError("starting_at is not an RFC 3339 time")
+    parsed = datetime.fromisoformat(start.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     if parsed.tzinfo is None:
-        return None  # a time without an offset is no instant: never guessed
+        raise ValueError("starting_at has no offset")  # a time without one is no instant: never guessed
     return parsed.astimezone(UTC).date()
 
 
 def _is_report_bucket(item: Any) -> bool:
-    return isinstance(item, dict) and report_bucket_day(item) is not None and isinstance(item.get("results"), list)
+    if not isinstance(item, dict) or not isinstance(item.get("results"), list):
+        return False
+    try:
+        report_bucket_day(item)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _has_id(item: Any) -> bool:

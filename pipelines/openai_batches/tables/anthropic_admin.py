@@ -13,14 +13,13 @@ exactly (decimal arithmetic) to the currency's unit, `amount_usd` the same when 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
 
-from ..client.transport import report_bucket_day
 from .admin import EMPTY_DAY_MARKER, Clean, _add, _column, _mark_empty_days, _Odd, _schema
 from .batches import TIMESTAMP, Column, _hints
 
@@ -137,11 +136,9 @@ def project_workspaces_hints() -> dict[str, dict[str, Any]]:
     return hints
 
 
-def bucket_day(bucket: Mapping[str, Any]) -> Any:
-    """The UTC day of a report bucket (the client refused any page with a bucket of no such day)."""
-    day = report_bucket_day(bucket)
-    assert day is not None
-    return day
+# A report bucket's UTC day (`starting_at`): client/transport.py's `report_bucket_day`, which checked every
+# bucket of a page before the page was taken; the source passes it to the conversions.
+DayOf = Callable[[Mapping[str, Any]], date]
 
 
 def _instant(value: Any, odd: _Odd, name: str) -> int | None:
@@ -176,20 +173,20 @@ def workspaces_to_arrow(workspaces: Iterable[Mapping[str, Any]], clean: Clean | 
     )
 
 
-def _results(buckets: Iterable[Mapping[str, Any]]) -> Iterable[tuple[Any, Mapping[str, Any]]]:
+def _results(buckets: Iterable[Mapping[str, Any]], day_of: DayOf) -> Iterable[tuple[date, Mapping[str, Any]]]:
     for bucket in buckets:
-        day = bucket_day(bucket)
+        day = day_of(bucket)
         for result in bucket["results"]:
             if isinstance(result, Mapping):
                 yield day, result
 
 
-def usage_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = None) -> pa.Table:
+def usage_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = None, *, day_of: DayOf) -> pa.Table:
     """One row per result of the daily usage buckets, as sent."""
     odd = _Odd("anthropic usage result", clean)
     buckets = list(buckets)
     cols: dict[str, list[Any]] = {c.name: [] for c in USAGE_COLUMNS}
-    for day, r in _results(buckets):
+    for day, r in _results(buckets, day_of):
         split = r.get("cache_creation")
         split = split if isinstance(split, Mapping) else {}
         tool = r.get("server_tool_use")
@@ -216,7 +213,7 @@ def usage_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
         )
         for column, value in zip(cols.values(), values, strict=True):
             column.append(value)
-    _mark_empty_days(cols, buckets, bucket_day)
+    _mark_empty_days(cols, buckets, day_of)
     return pa.table(cols, schema=_schema(USAGE_COLUMNS, "day"))
 
 
@@ -234,13 +231,13 @@ def cents_to_units(value: Any) -> float | None:
     return float(amount / 100)
 
 
-def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = None) -> pa.Table:
+def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = None, *, day_of: DayOf) -> pa.Table:
     """One row per result of the daily cost buckets, as sent, with the amount converted from cents."""
     odd = _Odd("anthropic cost result", clean)
     buckets = list(buckets)
     cols: dict[str, list[Any]] = {c.name: [] for c in COST_COLUMNS}
     texts = ("workspace_id", "description", "cost_type", "model", "service_tier", "token_type")
-    for day, r in _results(buckets):
+    for day, r in _results(buckets, day_of):
         raw = r.get("amount")
         amount = cents_to_units(raw)
         if amount is None:
@@ -260,7 +257,7 @@ def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
         }
         for name, column in cols.items():
             column.append(values[name])
-    _mark_empty_days(cols, buckets, bucket_day)
+    _mark_empty_days(cols, buckets, day_of)
     return pa.table(cols, schema=_schema(COST_COLUMNS, "day"))
 
 

@@ -24,6 +24,7 @@ runner passes the first day with Anthropic batches), never before `EARLIEST_DAY`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,6 +38,7 @@ from ...client.anthropic import DEFAULT_BASE_URL
 from ...client.anthropic_admin import COSTS_PATH, REPORT_PAGE_DAYS, USAGE_PATH, AnthropicAdminClient
 from ...client.redact import Redactor
 from ...client.retry import RetryPolicy
+from ...client.transport import report_bucket_day
 from ...tables.anthropic_admin import (
     AMBIGUOUS,
     COSTS_ENDPOINT,
@@ -47,7 +49,6 @@ from ...tables.anthropic_admin import (
     USAGE_ENDPOINT,
     USAGE_TABLE,
     WORKSPACES_TABLE,
-    bucket_day,
     costs_hints,
     costs_to_arrow,
     project_workspaces_hints,
@@ -202,12 +203,14 @@ def anthropic_organization(
     def usage_daily() -> Iterator[Any]:
         group_by = ["workspace_id", "model", "service_tier"]
         params = {"bucket_width": "1d", "group_by[]": group_by, "limit": REPORT_PAGE_DAYS}
-        read = DailyRead(USAGE_ENDPOINT, client, fetch(USAGE_PATH, params), bucket_day, usage_to_arrow)
+        convert = functools.partial(usage_to_arrow, day_of=report_bucket_day)
+        read = DailyRead(USAGE_ENDPOINT, client, fetch(USAGE_PATH, params), report_bucket_day, convert)
         yield from read_daily_buckets(read, **common, counter="usage_rows", from_attr="usage_from")
 
     def costs_daily() -> Iterator[Any]:
         params = {"bucket_width": "1d", "group_by[]": ["workspace_id", "description"], "limit": REPORT_PAGE_DAYS}
-        read = DailyRead(COSTS_ENDPOINT, client, fetch(COSTS_PATH, params), bucket_day, costs_to_arrow)
+        convert = functools.partial(costs_to_arrow, day_of=report_bucket_day)
+        read = DailyRead(COSTS_ENDPOINT, client, fetch(COSTS_PATH, params), report_bucket_day, convert)
         yield from read_daily_buckets(read, **common, counter="cost_rows")
 
     workspace_columns: Any = workspaces_hints()
