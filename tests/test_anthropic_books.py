@@ -537,3 +537,25 @@ def test_the_official_sdk_pages_the_workspaces_and_the_keys(books: tuple[Simulat
     assert keys[0].partial_key_hint == key_hint(KEY_A) == "sk-ant-api03-R2D...igAA"
     paged = [r for r in server.requests if r.path == "/v1/organizations/api_keys"]
     assert len(paged) == 3 and all(r.status == 200 for r in paged)
+
+
+def test_the_readme_documents_every_column_of_anthropics_books() -> None:
+    from openai_batches.tables.anthropic_admin import (
+        COST_COLUMNS,
+        PROJECT_WORKSPACE_COLUMNS,
+        USAGE_COLUMNS,
+        WORKSPACE_COLUMNS,
+    )
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### `openai_batches.anthropic_workspaces`")[1].split("\n### ")[0]
+    for table, columns in (
+        ("anthropic_workspaces", WORKSPACE_COLUMNS),
+        ("anthropic_project_workspaces", PROJECT_WORKSPACE_COLUMNS),
+        ("anthropic_usage_daily", USAGE_COLUMNS),
+        ("anthropic_costs_daily", COST_COLUMNS),
+    ):
+        part = section.split(f"`openai_batches.{table}`:")[1].split("`openai_batches.")[0]
+        listed = [line.split("`")[1] for line in part.splitlines() if line.startswith("| `")]
+        assert listed == [c.name for c in columns], table
+        assert all(f"| {c.description} |" in part for c in columns), table
