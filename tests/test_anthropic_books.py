@@ -559,3 +559,22 @@ def test_the_readme_documents_every_column_of_anthropics_books() -> None:
         listed = [line.split("`")[1] for line in part.splitlines() if line.startswith("| `")]
         assert listed == [c.name for c in columns], table
         assert all(f"| {c.description} |" in part for c in columns), table
+
+
+@pytest.mark.parametrize(
+    ("hint", "matches"),
+    [
+        ("sk-ant-api03-R2D...igAA", True),
+        ("sk-ant-api03-R2D...igAB", False),  # another key's end
+        ("sk-ant-api03-Q7x...igAA", False),  # another key's start
+        ("sk-...A", False),  # shows too little to tell keys apart
+        ("...igAA", False),
+        (KEY_A, False),  # no hint at all: never compared whole
+        ("sk-ant-api03-R2D...ig...AA", False),
+        (None, False),
+    ],
+)
+def test_a_key_hint_matches_only_the_key_it_shows(hint: Any, matches: bool) -> None:
+    from openai_batches.sources.anthropic_admin.source import hint_matches
+
+    assert hint_matches(hint, KEY_A) is matches
