@@ -344,6 +344,12 @@ def test_cents_are_converted_exactly_and_odd_amounts_are_kept_apart(
             WHERE workspace_id = '{WS_A}' AND day >= DATE '2026-01-01'""",
     )[0][0]
     assert month[0]["costs_usd"] == pytest.approx(jan, abs=1e-9)
+    caveats = rows(db, "SELECT * FROM openai_batches.caveats WHERE id LIKE 'anthropic_costs_daily %'")
+    day_text = datetime.fromtimestamp(day, UTC).strftime("%Y-%m-%d")
+    assert {r["id"] for r in caveats} == {
+        f"anthropic_costs_daily {day_text} {WS_A}: test = n/a",
+        f"anthropic_costs_daily {day_text} {WS_A}: test (EUR)",
+    }
 
 
 # ------------------------------------------------------------------------------------------------ keys

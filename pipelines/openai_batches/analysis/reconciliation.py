@@ -429,9 +429,14 @@ WHERE {_in_since("e.month")}
 def cost_caveats(present: frozenset[str] | Sequence[str]) -> str:
     """`caveats` rows (a `UNION ALL` to append) for the Costs API's line items a USD figure leaves out:
     an amount in another currency, or one that is not a number. `id` names the line item."""
+    from . import reconciliation_anthropic as anthropic
+
+    theirs = anthropic.cost_caveats(
+        frozenset(present), prefix=f"{COSTS_CAVEAT} (Anthropic cost report)", since=_in_since("month")
+    )
     tables = frozenset(present) & frozenset(ORGANIZATION_TABLES)
     if COSTS_TABLE not in tables:
-        return ""
+        return theirs
     figures = "cost_reconciliation.costs_usd"
     other = f"{COSTS_CAVEAT} in another currency: shown apart (cost_reconciliation.other_currency_costs), never in USD"
     not_number = f"{COSTS_CAVEAT} whose amount is not a number (costs_daily.amount_raw): left out of every sum"
@@ -445,7 +450,7 @@ SELECT
     CASE WHEN value IS NULL THEN '{not_number}' ELSE '{other}' END AS caveat,
     '{figures}' AS figures
 FROM {_cost_rows(tables)}
-WHERE (value IS NULL OR currency <> 'usd') AND {_in_since("month")}"""
+WHERE (value IS NULL OR currency <> 'usd') AND {_in_since("month")}{theirs}"""
 
 
 def reconciliation_views(present: frozenset[str] | Sequence[str], terms: BatchTerms) -> tuple[tuple[str, str], ...]:

@@ -55,6 +55,7 @@ _COLUMNS: dict[str, dict[str, str]] = {
         "day": "DATE",
         "workspace_id": "VARCHAR",
         "service_tier": "VARCHAR",
+        "description": "VARCHAR",
         "currency": "VARCHAR",
         "amount": "DOUBLE",
         "amount_raw": "VARCHAR",
@@ -348,4 +349,33 @@ WHERE {since}
 )"""
 
 
-__all__ = ["ANTHROPIC_BATCHES_TABLE", "KEY_NOT_FOUND", "TABLES", "cost_rows", "coverage_rows", "usage_rows"]
+def cost_caveats(present: frozenset[str], *, prefix: str, since: str) -> str:
+    """`caveats` rows (a `UNION ALL` to append) for the cost report's items a USD figure leaves out: an
+    amount in another currency, or one that is not a number (`since` filters a `month` column)."""
+    if COSTS_TABLE not in present:
+        return ""
+    figures = "cost_reconciliation.costs_usd"
+    other = f"{prefix} in another currency: shown apart (cost_reconciliation.other_currency_costs), never in USD"
+    not_number = f"{prefix} whose amount is not a number (anthropic_costs_daily.amount_raw): left out of every sum"
+    return f"""
+UNION ALL
+SELECT
+    'anthropic_costs_daily ' || strftime(day, '%Y-%m-%d') || ' ' || coalesce(workspace_id, 'no workspace') || ': '
+        || coalesce(description, 'no description')
+        || CASE WHEN amount IS NULL THEN ' = ' || coalesce(amount_raw, 'null')
+            ELSE ' (' || upper(coalesce(currency, 'usd')) || ')' END AS id,
+    CASE WHEN amount IS NULL THEN '{not_number}' ELSE '{other}' END AS caveat,
+    '{figures}' AS figures
+FROM (SELECT *, CAST(date_trunc('month', day) AS DATE) AS month FROM {_rel(COSTS_TABLE, present)})
+WHERE (amount IS NULL OR lower(coalesce(currency, 'usd')) <> 'usd') AND {since}"""
+
+
+__all__ = [
+    "ANTHROPIC_BATCHES_TABLE",
+    "KEY_NOT_FOUND",
+    "TABLES",
+    "cost_caveats",
+    "cost_rows",
+    "coverage_rows",
+    "usage_rows",
+]
