@@ -73,6 +73,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "OPENAI_ORG_ID",
         "OPENAI_PROJECT_ID",
         "OPENAI_BATCHES_DB",
+        "ANTHROPIC_ADMIN_KEY",
+        "ANTHROPIC_BASE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))

@@ -431,6 +431,15 @@ def test_every_key_includes_the_anthropic_admin_key(monkeypatch: pytest.MonkeyPa
     assert ADMIN in cfg.every_key() and ADMIN not in repr(cfg)
 
 
+def test_the_admin_key_and_root_come_from_secrets_toml_too(isolated_env: Path) -> None:
+    dlt_dir = isolated_env / "project" / ".dlt"
+    dlt_dir.mkdir()
+    (dlt_dir / "secrets.toml").write_text(f'[sources.openai_batches]\nanthropic_admin_key = "{ADMIN}"\n')
+    (dlt_dir / "config.toml").write_text('[sources.openai_batches]\nanthropic_base_url = "http://127.0.0.1:9"\n')
+    books = run_config(projects=()).anthropic_admin
+    assert books == AnthropicAdminConfig(admin_key=ADMIN, base_url="http://127.0.0.1:9")
+
+
 def test_the_admin_api_refuses_a_workspace_key_in_anthropics_envelope(
     books: tuple[SimulatedOrg, SimulatorServer, str],
 ) -> None:
