@@ -213,6 +213,14 @@ def books(tmp_path: Path) -> Iterator[tuple[SimulatedOrg, SimulatorServer, str]]
         yield org, server, str(tmp_path / "books.duckdb")
 
 
+@pytest.fixture(scope="module")
+def bare() -> Iterator[SimulatorServer]:
+    """A simulator with Anthropic workspaces and no history."""
+    org = SimulatedOrg(projects={OPENAI_KEY: ALPHA}, clock=SimClock(T), anthropic_workspaces={KEY_A: WS_A})
+    with SimulatorServer(org) as server:
+        yield server
+
+
 # ------------------------------------------------------------------------------------------------ the tables
 def test_the_books_tables_equal_the_simulators_books_and_the_batches_results(
     books: tuple[SimulatedOrg, SimulatorServer, str],
@@ -593,3 +601,27 @@ def test_a_key_hint_matches_only_the_key_it_shows(hint: Any, matches: bool) -> N
     from openai_batches.sources.anthropic_admin.source import hint_matches
 
     assert hint_matches(hint, KEY_A) is matches
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "says"),
+    [
+        ("/v1/organizations/usage_report/messages", {}, "starting_at"),
+        ("/v1/organizations/usage_report/messages", {"starting_at": "2026-01-01"}, "starting_at"),
+        ("/v1/organizations/usage_report/messages", {"starting_at": "2026-01-01T00:00:00Z", "limit": 32}, "limit"),
+        ("/v1/organizations/usage_report/messages", {"starting_at": "2026-01-01T00:00:00Z", "group_by[]": "x"}, "x"),
+        ("/v1/organizations/cost_report", {"starting_at": "2026-01-01T00:00:00Z", "bucket_width": "1h"}, "1h"),
+        ("/v1/organizations/cost_report", {"starting_at": "2026-01-01T00:00:00Z", "page": "nope"}, "page"),
+    ],
+)
+def test_the_reports_refuse_bad_parameters_in_anthropics_envelope(
+    bare: SimulatorServer, path: str, params: dict[str, Any], says: str
+) -> None:
+    server = bare
+    headers = {"x-api-key": ADMIN, "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=server.anthropic_base_url, headers=headers) as client:
+        answer = client.get(path, params=params)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert says in body["error"]["message"]
