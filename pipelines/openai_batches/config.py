@@ -65,13 +65,16 @@ class RunConfig:
     # `requests = false` set explicitly turns it off for both.
     requests: bool | None = None
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
+    anthropic_admin: AnthropicAdminConfig | None = None  # None: no Anthropic Admin API key
 
     def every_key(self) -> tuple[str, ...]:
-        """Every key of the configuration (each project's, the admin key): what no server text may bring
+        """Every key of the configuration (each project's, the admin keys): what no server text may bring
         into the database or any output, whichever of the run's servers sends it back."""
         keys = [p.api_key for p in self.projects]
         if self.admin is not None:
             keys.append(self.admin.admin_key)
+        if self.anthropic_admin is not None:
+            keys.append(self.anthropic_admin.admin_key)
         return tuple(k.strip() for k in keys if k)
 
 
@@ -409,6 +412,7 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
             settings.DEFAULT_REQUESTS_MAX_MB,
             1,
         ),
+        anthropic_admin=anthropic_admin_config(),
     )
 
 
@@ -532,3 +536,32 @@ def configured_store(cli_db: str | None = None, cli_destination: str | None = No
     if problem := store.problem():
         raise ConfigError(problem)
     return store
+
+
+# ---------------------------------------------------------------------- Anthropic's Admin API (issue 18)
+@dataclass(frozen=True)
+class AnthropicAdminConfig:
+    """Anthropic's books (optional): the workspaces, usage and cost reports, read with an Admin API key."""
+
+    admin_key: str = field(repr=False)
+    base_url: str = "https://api.anthropic.com"  # the API root without /v1, as ANTHROPIC_BASE_URL
+
+
+def anthropic_admin_config() -> AnthropicAdminConfig | None:
+    """ANTHROPIC_ADMIN_KEY (else `anthropic_admin_key` in `.dlt/secrets.toml`) with the API root of
+    ANTHROPIC_BASE_URL (else `anthropic_base_url`); None when no such key is configured. The key rules of
+    every key (whitespace stripped, unsendable characters refused without showing it), and a key of the
+    wrong kind (a workspace API key, an OpenAI key) refused in one line naming the setting."""
+    from .client.anthropic import DEFAULT_BASE_URL
+    from .client.anthropic_admin import admin_key_problem
+
+    setting = "ANTHROPIC_ADMIN_KEY" if os.environ.get("ANTHROPIC_ADMIN_KEY") else f"{SECTION}.anthropic_admin_key"
+    key = _key(os.environ.get("ANTHROPIC_ADMIN_KEY") or _lookup("anthropic_admin_key"), setting)
+    if not key:
+        return None
+    if problem := admin_key_problem(key, setting=setting):
+        raise ConfigError(problem)
+    from_env = os.environ.get("ANTHROPIC_BASE_URL", "").strip()
+    base_setting = "ANTHROPIC_BASE_URL" if from_env else f"{SECTION}.anthropic_base_url"
+    base = from_env or _text(_lookup("anthropic_base_url"), base_setting)
+    return AnthropicAdminConfig(admin_key=key, base_url=_url(base or DEFAULT_BASE_URL, base_setting))

@@ -28,6 +28,7 @@ from . import settings
 from .anthropic_views import ANTHROPIC_BATCHES_TABLE, PROVIDER_TABLES
 from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
+from .reconciliation_anthropic import TABLES as ANTHROPIC_TABLES
 from .views import VIEW_NAMES, create_views, fingerprint
 
 if TYPE_CHECKING:
@@ -84,8 +85,10 @@ def _provider_tables(tables: dict[str, str]) -> frozenset[str]:
 
 
 def _organization_tables(tables: dict[str, str]) -> frozenset[str]:
-    """The Admin API's tables an admin key has loaded into the file."""
-    return frozenset(name for name in ORGANIZATION_TABLES if tables.get(name) == "BASE TABLE")
+    """The Admin APIs' tables an admin key has loaded into the file, and the tables Anthropic's rows of the
+    reconciliation read (reconciliation_anthropic.py)."""
+    names = (*ORGANIZATION_TABLES, *ANTHROPIC_TABLES)
+    return frozenset(name for name in names if tables.get(name) == "BASE TABLE")
 
 
 def _ledger_tables(tables: dict[str, str]) -> frozenset[str]:

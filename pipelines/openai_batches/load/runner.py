@@ -40,6 +40,7 @@ from .run_log import record_run
 
 if TYPE_CHECKING:
     from .admin_run import AdminOutcome
+    from .anthropic_admin_run import AnthropicBooksOutcome
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class LoadOutcome:
     admin: AdminOutcome | None = None  # the Admin API's tables, when an admin key is configured
     # What this load committed of a package a failed run left (a full disk): loaded before any project runs.
     resumed: ProjectOutcome | None = None
+    anthropic_admin: AnthropicBooksOutcome | None = None  # Anthropic's books, when its Admin API key is set
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,7 @@ class LoadOutcome:
             self.error is None
             and all(o.error is None for o in self.outcomes)
             and (self.admin is None or self.admin.error is None)
+            and (self.anthropic_admin is None or self.anthropic_admin.error is None)
         )
 
     @property
@@ -83,7 +86,7 @@ class LoadOutcome:
                 or (o.stats.ledger is not None and o.stats.ledger.wrote_rows)
             )
             for o in self.loaded()
-        ) or (self.admin is not None and self.admin.changed)
+        ) or any(books is not None and books.changed for books in (self.admin, self.anthropic_admin))
 
     def loaded(self) -> list[ProjectOutcome]:
         """The project runs whose rows this load committed: the package a failed run left, then each project."""
@@ -91,7 +94,7 @@ class LoadOutcome:
 
     @property
     def api_calls(self) -> int:
-        admin = self.admin.stats.api_calls if self.admin is not None else 0
+        admin = sum(books.stats.api_calls for books in (self.admin, self.anthropic_admin) if books is not None)
         return sum(o.stats.api_calls for o in self.outcomes) + admin
 
 
@@ -335,6 +338,11 @@ def _load_projects(
         from .admin_run import run_admin
 
         result.admin = run_admin(pipeline, store, config, retry=retry, full_refresh=full_refresh)
+    if config.anthropic_admin is not None and result.error is None:
+        # Anthropic's books likewise: once per load, after the batches, in its own dlt run.
+        from .anthropic_admin_run import run_anthropic_admin
+
+        result.anthropic_admin = run_anthropic_admin(pipeline, store, config, retry=retry, full_refresh=full_refresh)
 
 
 def _source(

@@ -313,7 +313,9 @@ class AnthropicBatches:
 
     # ------------------------------------------------------------------ results
     def results(self, b: _Batch) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(custom id, result) of each request of the batch, in a shuffled (not request) order."""
+        """(custom id, result) of each request of the batch, in a shuffled (not request) order: the one truth of
+        every request's outcome and usage, which `results_lines` serves and Anthropic's books
+        (anthropic_books.py) add up."""
         counts = self.outcomes(b)
         kinds = [k for k in ("succeeded", "errored", "canceled", "expired") for _ in range(counts[k])]
         rng = random.Random(b.seed)
@@ -333,6 +335,12 @@ class AnthropicBatches:
         if found is None or self._status(found, self.clock.now()) != "ended":
             raise KeyError(f"{batch_id}: no such ended Anthropic batch")
         return [truth_of(custom_id, result) for custom_id, result in self.results(found)]
+
+    def ended(self, workspace: str, now: float) -> list[tuple[_Batch, float]]:
+        """The workspace's batches that have ended by `now`, deleted ones included (their usage was billed),
+        each with the instant it ended."""
+        with self._lock:
+            return [(b, self._end(b)) for b in self._batches[workspace] if self._end(b) <= now]
 
     def results_body(self, b: _Batch) -> bytes:
         return b"".join(self.results_lines(b))
