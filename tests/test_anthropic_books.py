@@ -13,10 +13,10 @@ over HTTP, read with the project's AnthropicClient.
 from __future__ import annotations
 
 import calendar
-import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,12 +25,10 @@ from typing import Any
 import anthropic
 import duckdb
 import httpx
-import pyarrow as pa
 import pytest
 
 from openai_batches.analysis import reading
 from openai_batches.cli import main as cli
-from openai_batches.client.anthropic import AnthropicClient
 from openai_batches.client.anthropic_admin import AnthropicAdminClient
 from openai_batches.client.errors import ApiError
 from openai_batches.client.retry import RetryPolicy
@@ -40,6 +38,8 @@ from openai_batches.load.runner import make_pipeline, run_load
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 from openai_batches.simulator.anthropic_books import TOKEN_TYPES, key_hint, request_tokens
 from openai_batches.tables.anthropic_admin import cents_to_units
+
+from .support.cli import cli_env
 
 OPENAI_KEY = "sk-test-alpha-0123456789"
 ALPHA = "proj_alpha"
@@ -58,13 +58,6 @@ def utc(*ymd: int) -> int:
 T = utc(2026, 1, 20, 15)
 
 
-@dataclass(frozen=True)
-class AnthropicProject(ProjectConfig):
-    """A configured Anthropic project (ProjectConfig.provider arrives with the provider branch)."""
-
-    provider: str = "anthropic"
-
-
 def organisation(batches: int = 120, days: float = 25) -> SimulatedOrg:
     org = SimulatedOrg(
         projects={OPENAI_KEY: ALPHA}, clock=SimClock(T), seed=7, anthropic_workspaces={KEY_A: WS_A, KEY_B: WS_B}
@@ -78,7 +71,10 @@ def organisation(batches: int = 120, days: float = 25) -> SimulatedOrg:
 
 def config(server: SimulatorServer, *anthropic_projects: tuple[str, str]) -> RunConfig:
     projects = [ProjectConfig(name=None, api_key=OPENAI_KEY, base_url=server.base_url)]
-    projects += [AnthropicProject(name=n, api_key=k, base_url=server.anthropic_base_url) for n, k in anthropic_projects]
+    projects += [
+        ProjectConfig(name=n, api_key=k, base_url=server.anthropic_base_url, provider="anthropic")
+        for n, k in anthropic_projects
+    ]
     return RunConfig(
         projects=tuple(projects),
         anthropic_admin=AnthropicAdminConfig(admin_key=ADMIN, base_url=server.anthropic_base_url),
@@ -109,9 +105,9 @@ def truth(org: SimulatedOrg) -> Counter[tuple[Any, ...]]:
     for workspace in (WS_A, WS_B):
         for batch, ended in org.anthropic.ended(workspace, org.clock.now()):
             day = datetime.fromtimestamp(ended, UTC).date()
-            for line in org.anthropic.results(batch):
-                if line["result"]["type"] == "succeeded":
-                    message = line["result"]["message"]
+            for _, result in org.anthropic.results(batch):
+                if result["type"] == "succeeded":
+                    message = result["message"]
                     for kind, n in zip(TOKEN_TYPES, request_tokens(message["usage"]), strict=True):
                         out[(day, workspace, message["model"], kind)] += n
     return +out
@@ -145,65 +141,17 @@ def served(server: SimulatorServer, path: str, params: dict[str, Any]) -> list[d
 
 
 def ledger_from_results(db: str, server: SimulatorServer, projects: dict[str, str]) -> None:
-    """anthropic_batches and batch_requests rows (DESIGN18's columns) of each project (name -> key), from
-    the batch list and every ended batch's results served over HTTP: the Anthropic loader's part."""
-    batch_rows: list[tuple[Any, ...]] = []
-    request_rows: list[tuple[Any, ...]] = []
-    for project, key in projects.items():
-        with AnthropicClient(api_key=key, base_url=server.anthropic_base_url) as client:
-            after = None
-            while True:
-                page = client.list_page(after)
-                for b in page.data:
-                    counts = b["request_counts"]
-                    batch_rows.append(
-                        (b["id"], project, b["processing_status"], b["created_at"], b["ended_at"], counts["succeeded"])
-                    )
-                    if b["results_url"]:
-                        lines = client.stream_results(b["results_url"], lambda chunks: b"".join(chunks))
-                        for raw in (lines or b"").splitlines():
-                            line = json.loads(raw)
-                            result = line["result"]
-                            message = result.get("message") or {}
-                            usage = message.get("usage") or {}
-                            tokens = request_tokens(usage) if usage else None
-                            outcome = {"errored": "failed", "canceled": "cancelled"}.get(result["type"], result["type"])
-                            request_rows.append(
-                                (
-                                    b["id"],
-                                    line["custom_id"],
-                                    project,
-                                    outcome,
-                                    message.get("model"),
-                                    sum(tokens[:4]) if tokens else None,
-                                    tokens[4] if tokens else None,
-                                )
-                            )
-                if not page.has_more:
-                    break
-                after = page.data[-1]["id"]
-    batch_names = ("id", "project", "processing_status", "created_at", "ended_at", "request_counts__succeeded")
-    request_names = ("batch_id", "custom_id", "project", "outcome", "model", "input_tokens", "output_tokens")
-    batches = pa.table({n: [r[i] for r in batch_rows] for i, n in enumerate(batch_names)})
-    requests = pa.table(
-        {
-            n: pa.array([r[i] for r in request_rows], pa.int64() if "tokens" in n else pa.string())
-            for i, n in enumerate(request_names)
-        }
+    """`anthropic_batches` and the request ledger of each project (name -> key), loaded by the loader from the
+    batch list and every ended batch's results served over HTTP."""
+    config = RunConfig(
+        projects=tuple(
+            ProjectConfig(name=name, api_key=key, base_url=server.anthropic_base_url, provider="anthropic")
+            for name, key in projects.items()
+        ),
+        max_attempts=1,
     )
-    with duckdb.connect(db) as con:
-        con.register("batches_in", batches)
-        con.register("requests_in", requests)
-        con.execute(
-            """CREATE TABLE openai_batches.anthropic_batches AS SELECT id, project, processing_status,
-               CAST(created_at AS TIMESTAMPTZ) AS created_at, CAST(ended_at AS TIMESTAMPTZ) AS ended_at,
-               CAST(request_counts__succeeded AS BIGINT) AS request_counts__succeeded FROM batches_in"""
-        )
-        con.execute(
-            """CREATE TABLE IF NOT EXISTS openai_batches.batch_requests (batch_id VARCHAR, custom_id VARCHAR,
-               project VARCHAR, outcome VARCHAR, model VARCHAR, input_tokens BIGINT, output_tokens BIGINT)"""
-        )
-        con.execute("INSERT INTO openai_batches.batch_requests BY NAME SELECT * FROM requests_in")
+    result = run_load(db, config)
+    assert result.ok, [o.error for o in result.outcomes]
 
 
 @pytest.fixture
@@ -444,8 +392,19 @@ def test_the_admin_key_and_root_come_from_secrets_toml_too(isolated_env: Path) -
     dlt_dir.mkdir()
     (dlt_dir / "secrets.toml").write_text(f'[sources.openai_batches]\nanthropic_admin_key = "{ADMIN}"\n')
     (dlt_dir / "config.toml").write_text('[sources.openai_batches]\nanthropic_base_url = "http://127.0.0.1:9"\n')
-    books = run_config(projects=()).anthropic_admin
-    assert books == AnthropicAdminConfig(admin_key=ADMIN, base_url="http://127.0.0.1:9")
+    # In a process of its own: dlt reads a project's .dlt files once per process.
+    code = (
+        "from openai_batches.config import run_config; b = run_config(projects=()).anthropic_admin; "
+        f"print(b.admin_key == {ADMIN!r}, b.base_url)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=cli_env(DLT_PROJECT_DIR=str(isolated_env / "project")),
+        timeout=60,
+    )
+    assert found.stdout.split() == ["True", "http://127.0.0.1:9"], found.stderr
 
 
 def test_the_admin_api_refuses_a_workspace_key_in_anthropics_envelope(
@@ -503,6 +462,19 @@ def test_the_ledger_matches_the_usage_report_and_a_month_that_does_not_differs(
     assert {r["month"] for r in found} == {date(2025, 12, 1), date(2026, 1, 1)}
     assert {r["verdict"] for r in found} == {"match"}, found
     assert all(r["batches_input_tokens"] == r["usage_input_tokens"] for r in found)
+    # Our cost estimate per workspace and month: what batch_jobs prices its batches at, by the month they ended.
+    ours = {
+        (r["month"], r["ws"]): r["usd"]
+        for r in rows(
+            db,
+            """SELECT CAST(date_trunc('month', j.ended_at AT TIME ZONE 'UTC') AS DATE) AS month,
+                      CASE j.project WHEN 'claude' THEN 'wrkspc_alpha' ELSE 'wrkspc_bravo' END AS ws, sum(j.cost_usd) AS usd
+               FROM openai_batches.batch_jobs AS j WHERE j.provider = 'anthropic' AND j.priced GROUP BY ALL""",
+        )
+    }
+    estimates = rows(db, "SELECT * FROM openai_batches.cost_reconciliation WHERE provider = 'anthropic'")
+    estimated = {(r["month"], r["project_id"]): r["batches_estimate_usd"] for r in estimates}
+    assert ours and {k: v for k, v in estimated.items() if v is not None} == pytest.approx(ours)
     # OpenAI's rows are there too, with their provider.
     assert {r["provider"] for r in rows(db, "SELECT provider FROM openai_batches.usage_reconciliation")} <= {
         "openai",

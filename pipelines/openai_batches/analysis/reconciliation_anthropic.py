@@ -16,7 +16,7 @@ Anthropic's side is the `batch` service tier only.
 
 from __future__ import annotations
 
-from ..settings import REQUESTS_TABLE
+from ..settings import ANTHROPIC_BATCHES_TABLE, REQUESTS_TABLE
 from ..tables.admin import DAYS_READ_TABLE
 from ..tables.anthropic_admin import (
     COSTS_TABLE,
@@ -29,8 +29,6 @@ from . import settings
 
 S = settings.SCHEMA
 
-# The Message Batches table of the Anthropic loader (DESIGN18: settings.ANTHROPIC_BATCHES_TABLE).
-ANTHROPIC_BATCHES_TABLE = "anthropic_batches"
 # `project_coverage.verdict` of a configured project whose key's workspace the Admin API does not tell.
 KEY_NOT_FOUND = "key not in the Admin API"
 
@@ -210,7 +208,7 @@ SELECT
     {diff("input_tokens")} AS input_diff_pct,
     {diff("output_tokens")} AS output_diff_pct,
     coalesce(x.batches, 0) AS boundary_batches,
-    -- TODO(lead, issue 18): the batch tier priced (model_prices' Anthropic rows, branch `costs`).
+    -- Not priced: the usage table keeps input and output totals, not the cache read / write split a price needs.
     CAST(NULL AS DOUBLE) AS usage_estimate_usd,
     CASE
         WHEN c.first_day IS NULL OR {month_end} <= c.first_day OR k.month > c.last_day THEN 'no usage data'
@@ -284,6 +282,7 @@ def cost_rows(present: frozenset[str], *, no_project: str, since: str) -> str:
     tiers in `costs_usd`, the batch tier in `batch_costs_usd`), next to our estimate for its batches."""
     costs = _rel(COSTS_TABLE, present)
     usage = _rel(USAGE_TABLE, present)
+    mapping = _rel(PROJECT_WORKSPACES_TABLE, present)
     return f"""
 SELECT * FROM (
 WITH
@@ -317,22 +316,32 @@ tokens AS (
     FROM {usage}
     GROUP BY ALL
 ),
+-- Our estimate: what `batch_jobs` prices the workspace's batches at, by the month they ended (billed when run).
+ours AS (
+    SELECT
+        CAST(date_trunc('month', make_timestamp(epoch_us(j.ended_at))) AS DATE) AS month,
+        m.workspace_id AS project_id,
+        sum(j.cost_usd) FILTER (WHERE j.priced) AS cost_usd,
+        count(*) FILTER (WHERE NOT j.priced) AS unpriced_batches
+    FROM {S}.batch_jobs AS j
+    JOIN {mapping} AS m ON m.project = j.project
+    WHERE j.provider = 'anthropic' AND j.ended_at IS NOT NULL AND m.workspace_id IS NOT NULL
+    GROUP BY ALL
+),
 keys AS (
     SELECT month, project_id FROM billed
     UNION SELECT month, project_id FROM tokens WHERE batch_tokens > 0
+    UNION SELECT month, project_id FROM ours
 )
 SELECT
     k.month,
     k.project_id,
     CASE WHEN k.project_id IS NULL THEN '{no_project}' ELSE w.name END AS name,
     c.costs_usd,
-    -- TODO(lead, issue 18): our estimate for the workspace's batches is sum(batch_jobs.cost_usd) of
-    -- provider 'anthropic' by the month they ended, joined through anthropic_project_workspaces (view
-    -- `batch_jobs`, branch `costs`); NULL until that view exists here.
-    CAST(NULL AS DOUBLE) AS batches_estimate_usd,
+    o.cost_usd AS batches_estimate_usd,
     'batches' AS estimate_source,
     round(100.0 * t.batch_tokens / nullif(t.all_tokens, 0), 2) AS batch_token_share_pct,
-    0 AS unpriced_batches,
+    coalesce(o.unpriced_batches, 0) AS unpriced_batches,
     (
         SELECT string_agg(CAST(round(o.value, 9) AS VARCHAR) || ' ' || upper(o.currency), ', ' ORDER BY o.currency)
         FROM other_currencies AS o
@@ -344,6 +353,7 @@ SELECT
 FROM keys AS k
 LEFT JOIN billed AS c ON c.month = k.month AND c.project_id IS NOT DISTINCT FROM k.project_id
 LEFT JOIN tokens AS t ON t.month = k.month AND t.project_id IS NOT DISTINCT FROM k.project_id
+LEFT JOIN ours AS o ON o.month = k.month AND o.project_id IS NOT DISTINCT FROM k.project_id
 LEFT JOIN {_rel(WORKSPACES_TABLE, present)} AS w ON w.id = k.project_id
 WHERE {since}
 )"""
