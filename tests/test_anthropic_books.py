@@ -468,7 +468,8 @@ def test_the_ledger_matches_the_usage_report_and_a_month_that_does_not_differs(
         for r in rows(
             db,
             """SELECT CAST(date_trunc('month', j.ended_at AT TIME ZONE 'UTC') AS DATE) AS month,
-                      CASE j.project WHEN 'claude' THEN 'wrkspc_alpha' ELSE 'wrkspc_bravo' END AS ws, sum(j.cost_usd) AS usd
+                      CASE j.project WHEN 'claude' THEN 'wrkspc_alpha' ELSE 'wrkspc_bravo' END AS ws,
+                      sum(j.cost_usd) AS usd
                FROM openai_batches.batch_jobs AS j WHERE j.provider = 'anthropic' AND j.priced GROUP BY ALL""",
         )
     }
