@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from openai_batches.analysis import reading
 from openai_batches.cli.status import read_status
 from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import LoadOutcome, run_load
@@ -206,6 +207,35 @@ def test_a_deleted_batch_deep_in_the_list_is_gone_after_three_runs_of_404(
         assert result.outcomes[0].stats.counts.gone == (1 if run == 3 else 0)
     assert table(db, "SELECT id, reason FROM openai_batches.batches_gone") == [(old, "missing 3 runs in a row")]
     assert rows(db)[old]["processing_status"] == "in_progress"
+
+
+def test_a_batch_deleted_after_it_ended_is_marked_gone_by_the_next_full_refresh(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    """Anthropic deletes a batch only once it ended, and no incremental run looks at an ended batch again: a
+    full refresh, which lists everything, marks what it no longer finds; the rows stay as last loaded."""
+    org.anthropic.generate_history(60, days=5)
+    org.advance(2 * 86_400)
+    assert load(db, server).ok
+    ended = sorted(rows(db), key=lambda i: rows(db)[i]["created_at"])
+    newest, oldest = ended[-1], ended[0]
+    assert org.anthropic.delete(newest) is None and org.anthropic.delete(oldest) is None
+    incremental = load(db, server)  # nothing to notice
+    assert incremental.ok and incremental.outcomes[0].stats.counts.gone == 0
+    result = load(db, server, full_refresh=True)
+    assert result.ok and result.outcomes[0].stats.counts.gone == 2
+    assert sorted(table(db, "SELECT id, project, reason FROM openai_batches.batches_gone")) == sorted(
+        [(newest, "claude", "not listed by a full refresh"), (oldest, "claude", "not listed by a full refresh")]
+    )
+    assert {newest, oldest} <= set(rows(db))  # kept, as last loaded
+    again = load(db, server, full_refresh=True)  # already gone: not counted again
+    assert again.ok and again.outcomes[0].stats.counts.gone == 0
+    assert table(db, "SELECT count(*) FROM openai_batches.batches_gone") == [(2,)]
+    with reading(db) as analysis:
+        gone = analysis.con.execute(
+            "SELECT batch_id FROM openai_batches.batch_jobs WHERE provider = 'anthropic' AND gone"
+        ).fetchall()
+    assert sorted(g for (g,) in gone) == sorted([newest, oldest])
 
 
 def test_the_lookback_window_finds_late_batches_and_a_full_refresh_the_rest(

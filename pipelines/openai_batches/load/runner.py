@@ -304,7 +304,14 @@ def _load_projects(
         outcome = ProjectOutcome(name=project.name or "default", stats=stats, provider=project.provider)
         result.outcomes.append(outcome)
         source = _source(
-            project, config, retry=retry, full_refresh=full_refresh, stats=stats, progress=progress, claimed=claimed
+            project,
+            config,
+            retry=retry,
+            full_refresh=full_refresh,
+            stats=stats,
+            progress=progress,
+            claimed=claimed,
+            pipeline=pipeline,
         )
         table = settings.BATCH_TABLES[project.provider]
         project_started = datetime.now(UTC)
@@ -354,15 +361,17 @@ def _source(
     stats: ProjectCounts,
     progress: ProgressSink | None,
     claimed: dict[str, str],
+    pipeline: dlt.Pipeline,
 ) -> Any:
     """The dlt source of one project, by its provider (each its own resource and table, one schema)."""
     if project.provider == "anthropic":
         from ..sources.anthropic.source import anthropic_batches
 
+        name = project.name or settings.ANTHROPIC_PROJECT_NAME
         return anthropic_batches(
             api_key=project.api_key,
             base_url=project.base_url,
-            project_name=project.name or settings.ANTHROPIC_PROJECT_NAME,
+            project_name=name,
             full_refresh=full_refresh,
             lookback_seconds=config.lookback_seconds,
             timeout=config.timeout,
@@ -373,6 +382,7 @@ def _source(
             # model, tokens and cost.
             requests=config.requests is not False,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
+            known_ids=stored_ids(pipeline, settings.ANTHROPIC_BATCHES_TABLE, name) if full_refresh else None,
             other_keys=config.every_key(),
         )
     return openai_batches(
@@ -392,6 +402,26 @@ def _source(
         claimed=claimed,
         other_keys=config.every_key(),
     )
+
+
+def stored_ids(pipeline: dlt.Pipeline, table: str, project: str) -> list[str]:
+    """Ids of the project's rows in `table` that are not recorded gone (none before the first load)."""
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    with pipeline.sql_client() as client:
+        rows = client.make_qualified_table_name(table)
+        gone = client.make_qualified_table_name(settings.GONE_TABLE)
+        try:
+            query = f"SELECT id FROM {rows} WHERE project = %s AND id NOT IN (SELECT id FROM {gone})"
+            with client.execute_query(query, project) as cursor:
+                return [str(r[0]) for r in cursor.fetchall()]
+        except DatabaseUndefinedRelation:
+            pass
+        try:
+            with client.execute_query(f"SELECT id FROM {rows} WHERE project = %s", project) as cursor:
+                return [str(r[0]) for r in cursor.fetchall()]
+        except DatabaseUndefinedRelation:
+            return []
 
 
 def stored_batches(pipeline: dlt.Pipeline, table: str = settings.BATCHES_TABLE) -> int:

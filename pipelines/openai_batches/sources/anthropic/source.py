@@ -49,6 +49,7 @@ def anthropic_batches(
     requests: bool = True,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
     other_keys: Sequence[str] = (),
+    known_ids: Sequence[str] | None = None,
 ) -> DltResource:
     """All message batches one Anthropic API key can see (one workspace), and their results' ledger.
 
@@ -66,6 +67,9 @@ def anthropic_batches(
             `batch_files`): on by default, the only source of an Anthropic batch's model, tokens and cost.
         requests_max_mb_per_run: MB of results one run starts reading at most; the rest waits for the next runs.
         other_keys: The other configured keys: masked like `api_key` wherever a server sends one back.
+        known_ids: With `full_refresh`: the ids of the project's batches loaded earlier and not gone. Those the
+            complete listing no longer holds were deleted (Anthropic allows it once a batch ended): recorded in
+            `batches_gone`, their rows kept as last loaded.
     """
     provider = Provider(
         open_client=lambda: AnthropicClient(
@@ -83,6 +87,7 @@ def anthropic_batches(
             stats=stats if stats is not None else ProjectCounts(),
             progress=progress or ProgressSink(),
             requests_max_mb=requests_max_mb_per_run if requests else None,
+            known_ids=known_ids if full_refresh else None,
         ),
         name=settings.ANTHROPIC_BATCHES_TABLE,
         write_disposition=_MERGE,
