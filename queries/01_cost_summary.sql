@@ -1,4 +1,5 @@
 -- What did the batches cost, what would the same tokens have cost synchronously, and how many could not be priced?
+-- Every provider's batches (`batch_jobs`); `cost_by_provider` splits the totals by provider.
 -- Unpriced batches (no usage reported, or no price for their model) are counted, never taken as $0; with no
 -- batch in scope every amount is 0. Amounts to 9 decimals (a billionth of a dollar): no small total reads as 0.
 SELECT
@@ -13,4 +14,4 @@ SELECT
     sum(output_tokens) FILTER (WHERE NOT priced) AS unpriced_output_tokens,
     min(created_day) AS first_day,
     max(created_day) AS last_day
-FROM openai_batches.batch_costs;
+FROM openai_batches.batch_jobs;

@@ -8,7 +8,7 @@ SELECT
     sum(output_tokens) AS output_tokens,
     min(created_day) AS first_day,
     max(created_day) AS last_day
-FROM openai_batches.batch_costs
+FROM openai_batches.batch_jobs
 WHERE NOT priced
 GROUP BY ALL
 ORDER BY batches DESC, reason, model;

@@ -10,6 +10,6 @@ SELECT
     sum(output_tokens) AS output_tokens,
     round(sum(cost_usd), 9) AS cost_usd,
     round(sum(sync_cost_usd), 9) AS sync_cost_usd
-FROM openai_batches.batch_costs
+FROM openai_batches.batch_jobs
 GROUP BY ALL
 ORDER BY day DESC, cost_usd DESC NULLS LAST, model;

@@ -9,6 +9,6 @@ SELECT
     round(100 * sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0), 1) AS cost_share_pct,
     round(sum(batch_savings_usd), 9) AS batch_savings_usd,
     round(sum(cache_savings_usd), 9) AS cache_savings_usd
-FROM openai_batches.batch_costs
+FROM openai_batches.batch_jobs
 GROUP BY ALL
 ORDER BY cost_usd DESC NULLS LAST, project;

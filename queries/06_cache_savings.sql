@@ -8,7 +8,7 @@ SELECT
     round(100 * sum(cached_input_tokens) / nullif(sum(input_tokens), 0), 1) AS cached_pct,
     round(sum(cache_savings_usd), 9) AS cache_savings_usd,
     round(sum(cost_usd), 9) AS cost_usd
-FROM openai_batches.batch_costs
+FROM openai_batches.batch_jobs
 WHERE input_tokens IS NOT NULL
 GROUP BY ALL
 ORDER BY cache_savings_usd DESC NULLS LAST, model;

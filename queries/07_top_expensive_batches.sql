@@ -1,6 +1,6 @@
 -- Which batches cost the most? (top 20 priced batches; unpriced ones are listed by unpriced_usage)
 SELECT
-    id,
+    batch_id AS id,
     project,
     model,
     status,
@@ -11,7 +11,7 @@ SELECT
     reasoning_tokens,
     round(cost_usd, 9) AS cost_usd,
     round(sync_cost_usd, 9) AS sync_cost_usd
-FROM openai_batches.batch_costs
+FROM openai_batches.batch_jobs
 WHERE priced
-ORDER BY cost_usd DESC, id
+ORDER BY cost_usd DESC, batch_id
 LIMIT 20;

@@ -1,6 +1,7 @@
--- How much work finished per day (UTC) and model? Batches, requests and tokens, counted on the day each batch ended.
+-- How much work finished per day (UTC), provider and model? Batches, requests and tokens, counted on the day each batch ended.
 SELECT
     day_utc,
+    provider,
     model,
     batches_finished,
     batches_completed,
@@ -9,4 +10,4 @@ SELECT
     input_tokens,
     output_tokens
 FROM openai_batches.throughput_daily
-ORDER BY day_utc DESC, requests_completed DESC, model;
+ORDER BY day_utc DESC, requests_completed DESC, provider, model;

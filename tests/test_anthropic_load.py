@@ -16,10 +16,12 @@ from typing import Any
 import duckdb
 import pytest
 
+from openai_batches.analysis import reading
 from openai_batches.cli.status import read_status
 from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import LoadOutcome, run_load
 from openai_batches.simulator import Fault, SimClock, SimulatedOrg, SimulatorServer
+from openai_batches.simulator.anthropic import PREFIX
 
 from .support.assertions import files_containing, table
 from .support.cli import CLI, REPO, assert_one_clear_error, cli_env, run_cli, simulate_command
@@ -207,6 +209,35 @@ def test_a_deleted_batch_deep_in_the_list_is_gone_after_three_runs_of_404(
     assert rows(db)[old]["processing_status"] == "in_progress"
 
 
+def test_a_batch_deleted_after_it_ended_is_marked_gone_by_the_next_full_refresh(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    """Anthropic deletes a batch only once it ended, and no incremental run looks at an ended batch again: a
+    full refresh, which lists everything, marks what it no longer finds; the rows stay as last loaded."""
+    org.anthropic.generate_history(60, days=5)
+    org.advance(2 * 86_400)
+    assert load(db, server).ok
+    ended = sorted(rows(db), key=lambda i: rows(db)[i]["created_at"])
+    newest, oldest = ended[-1], ended[0]
+    assert org.anthropic.delete(newest) is None and org.anthropic.delete(oldest) is None
+    incremental = load(db, server)  # nothing to notice
+    assert incremental.ok and incremental.outcomes[0].stats.counts.gone == 0
+    result = load(db, server, full_refresh=True)
+    assert result.ok and result.outcomes[0].stats.counts.gone == 2
+    assert sorted(table(db, "SELECT id, project, reason FROM openai_batches.batches_gone")) == sorted(
+        [(newest, "claude", "not listed by a full refresh"), (oldest, "claude", "not listed by a full refresh")]
+    )
+    assert {newest, oldest} <= set(rows(db))  # kept, as last loaded
+    again = load(db, server, full_refresh=True)  # already gone: not counted again
+    assert again.ok and again.outcomes[0].stats.counts.gone == 0
+    assert table(db, "SELECT count(*) FROM openai_batches.batches_gone") == [(2,)]
+    with reading(db) as analysis:
+        gone = analysis.con.execute(
+            "SELECT batch_id FROM openai_batches.batch_jobs WHERE provider = 'anthropic' AND gone"
+        ).fetchall()
+    assert sorted(g for (g,) in gone) == sorted([newest, oldest])
+
+
 def test_the_lookback_window_finds_late_batches_and_a_full_refresh_the_rest(
     db: str, org: SimulatedOrg, server: SimulatorServer
 ) -> None:
@@ -218,7 +249,8 @@ def test_the_lookback_window_finds_late_batches_and_a_full_refresh_the_rest(
     lost = org.anthropic.create_batch(created_at=newest - 5000, processing_seconds=60)  # below them
     server.reset_requests()
     result = load(db, server)
-    assert result.ok and len(server.requests) == 1
+    # One page; and the results of the late batch, which ended (its requests go into the ledger).
+    assert result.ok and [r.path for r in server.requests] == [PREFIX, f"{PREFIX}/{late}/results"]
     assert late in rows(db) and lost not in rows(db)
     assert load(db, server, full_refresh=True).ok
     assert lost in rows(db)
@@ -357,7 +389,9 @@ def test_load_with_the_simulate_command_and_the_sdk_variable_names(tmp_path: Pat
     with simulate_command("--anthropic-batches", "700", "--batches", "0") as (_, lines):
         printed = dict(line.split("  #")[0].strip().split("=", 1) for line in lines if line.startswith("ANTHROPIC_"))
         env = cli_env(
-            ANTHROPIC_API_KEY=printed["ANTHROPIC_API_KEY"] + "\r\n", ANTHROPIC_BASE_URL=printed["ANTHROPIC_BASE_URL"]
+            ANTHROPIC_API_KEY=printed["ANTHROPIC_API_KEY"] + "\r\n",
+            ANTHROPIC_BASE_URL=printed["ANTHROPIC_BASE_URL"],
+            SOURCES__OPENAI_BATCHES__REQUESTS="false",  # the listing only: `requests = false` turns the results off
         )
         first = run_cli("load", "--db", db, env=env)
         assert first.returncode == 0, first.stderr
@@ -404,7 +438,8 @@ base_url = "{server.anthropic_base_url}"
     result = run_cli("load", "--db", db, env=cli_env(), cwd=isolated_env / "project")
     assert result.returncode == 0, result.stderr
     assert "load [research] ok: 1 requests, 30 new" in result.stdout and "(openai)" in result.stdout
-    assert "load [claude] ok: 1 requests, 25 new" in result.stdout and "(anthropic)" in result.stdout
+    # 1 page and the results of the 25 batches that ended.
+    assert "load [claude] ok: 26 requests, 25 new" in result.stdout and "(anthropic)" in result.stdout
     assert table(db, "SELECT DISTINCT project FROM openai_batches.anthropic_batches") == [("claude",)]
     assert table(db, "SELECT DISTINCT project FROM openai_batches.batches") == [("research",)]
 
@@ -538,7 +573,10 @@ def test_a_run_that_completes_a_failed_anthropic_load_counts_it_as_anthropic(
         assert first.returncode == 0, first.stdout + first.stderr
     # Few enough that dlt's own files fit under the limit, while the database's write-ahead log does not.
     org.anthropic.generate_history(300, days=20)
-    env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.anthropic_base_url)
+    # Without results: with them, dlt's own extract files would pass the limit before the database's log does.
+    env = cli_env(
+        ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.anthropic_base_url, SOURCES__OPENAI_BATCHES__REQUESTS="false"
+    )
     command = [sys.executable, "-c", _FSIZE_WRAPPER, str(64 * 1024), *CLI[1:], "load", "--db", db]
     failed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert failed.returncode == 1 and "File too large" in failed.stderr, failed.stdout + failed.stderr

@@ -94,6 +94,13 @@ def test_the_demo_shows_the_same_figures_for_clean_data(tmp_path: Path, capsys: 
     # reports are there, and empty.
     for name in ("usage_reconciliation", "project_coverage", "cost_reconciliation", *LEDGER_REPORTS):
         assert after.pop(name) == [], name
+    # Issue 18 added a provider dimension: one provider here, every other figure as before.
+    (provider,) = after.pop("cost_by_provider")
+    assert provider["provider"] == "openai" and provider["batches"] == after["cost_summary"][0]["batches"]
+    assert provider["cost_usd"] == after["cost_summary"][0]["cost_usd"]
+    for name in ("throughput_daily", "turnaround_percentiles", "turnaround_histogram"):
+        for row in after[name]:
+            assert row.pop("provider") in ("openai", "(all)"), name
     assert set(after) == set(before)
     for name, old_rows in before.items():
         new_rows = after[name]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from openai_batches.analysis.report import collect
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
-from openai_batches.storage.store import DuckLake
+from openai_batches.storage.store import DuckLake, Store
 
 from .support.cli import cli_env, run_cli, spawn_cli
 from .support.workload import KEY_A, KEY_B, PROJECT_A
@@ -52,6 +53,16 @@ def test_a_ducklake_on_postgres_loads_incrementally_and_reports_exactly_like_a_d
     lake, file = ["--destination", "ducklake"], ["--db", str(tmp_path / "file.duckdb")]
     for where in (lake, file):
         ok(run_cli("load", *where, env=env))
+    assert_settled_alike(env, org, server, lake=lake, file=file)
+
+
+def assert_settled_alike(
+    env: dict[str, str], org: SimulatedOrg, server: SimulatorServer, *, lake: list[str], file: list[str]
+) -> None:
+    """A lake and a DuckDB file loaded from the same simulator (`env` reaches both) hold the same: once
+    everything has settled, the next load of each finds nothing new with the same requests (the state came
+    back from the lake), and every report and `status` read the same. Also for a lake on S3
+    (test_ducklake_s3.py)."""
     org.advance(3 * 86_400)  # everything settles: nothing is open, so no figure depends on the hour it is read
     requests = []
     for where in (lake, file):
@@ -96,18 +107,41 @@ def test_sqlite_and_duckdb_catalogs_load_incrementally_and_report_exactly_like_a
 def test_readers_read_while_a_load_writes_and_a_second_machine_waits_or_exits_75(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
+    def machines(server: SimulatorServer) -> tuple[dict[str, str], dict[str, str]]:
+        machine_a = lake_env(postgres_dsn, tmp_path / "lake", server, tmp_path / "machine-a")
+        return machine_a, dict(machine_a, DLT_DATA_DIR=str(tmp_path / "machine-b"))
+
+    assert_readers_read_while_a_load_writes(
+        machines, lambda machine_b: DuckLake(catalog=postgres_dsn, storage=str(tmp_path / "lake"))
+    )
+
+
+# The backfill the readers run during (20 pages), and how long each of its pages takes while they run.
+BACKFILL = 2_000
+HOLD_S = 5.0
+
+
+def assert_readers_read_while_a_load_writes(
+    machines: Callable[[SimulatorServer], tuple[dict[str, str], dict[str, str]]],
+    notebook: Callable[[dict[str, str]], Store],
+) -> None:
+    """While a backfill writes the lake from machine A (the environments `machines` gives for the simulator),
+    machine B's load exits 75 naming the holder, B's report and status and the notebook's queries (the store
+    `notebook` opens from B's environment, in this process) read a snapshot from before or after it, and B
+    then takes over with one request. Also for a lake on S3 (test_ducklake_s3.py)."""
     from openai_batches.simulator import SimClock
 
     org = SimulatedOrg(projects={KEY_A: PROJECT_A, KEY_B: "proj_bravo"}, clock=SimClock(start=1_793_491_200.0), seed=3)
     org.generate_history(300, project="proj_bravo", days=30)
-    org.generate_history(4_000, project=PROJECT_A, days=300)
-    # 0.2 s a page: the backfill of 40 pages takes seconds, time for every reader to run during it.
-    with SimulatorServer(org, latency=0.2) as server:
-        machine_a = lake_env(postgres_dsn, tmp_path / "lake", server, tmp_path / "machine-a")
-        machine_b = dict(machine_a, DLT_DATA_DIR=str(tmp_path / "machine-b"))
+    org.generate_history(BACKFILL, project=PROJECT_A, days=300)
+    # Pages take HOLD_S until every reader has run during the backfill, then none: the backfill (20 pages)
+    # outlasts the readers however busy the machine, and is not waited for once they are done.
+    with SimulatorServer(org) as server:
+        machine_a, machine_b = machines(server)
         # A first, small load so readers have something to read.
         ok(run_cli("load", "--destination", "ducklake", env=dict(machine_a, OPENAI_API_KEY=KEY_B)))
         server.reset_requests()
+        server.latency = HOLD_S
         backfill = spawn_cli("load", "--destination", "ducklake", "--wait", "0", env=machine_a)
         try:
             deadline = time.monotonic() + 60
@@ -120,18 +154,23 @@ def test_readers_read_while_a_load_writes_and_a_second_machine_waits_or_exits_75
             # ... while readers neither wait nor fail: a report and status from the other machine ...
             assert report_json(machine_b, "--destination", "ducklake", "--only", "cost_summary")["cost_summary"]
             ok(run_cli("status", "--destination", "ducklake", env=machine_b))
-            assert backfill.poll() is None, "the backfill ended before the readers ran"
             # ... and a notebook's query (in this process), again and again until the load is done.
-            store = DuckLake(catalog=postgres_dsn, storage=str(tmp_path / "lake"))
+            store = notebook(machine_b)
             seen: list[int] = []
+            while len(seen) < 3:
+                seen.append(collect(store, only=["cost_summary"])[0].records()[0]["batches"])
+            assert backfill.poll() is None, "the backfill ended before the readers ran"
+            server.latency = 0.0
             while backfill.poll() is None:
                 seen.append(collect(store, only=["cost_summary"])[0].records()[0]["batches"])
         finally:
+            server.latency = 0.0
             out, err = backfill.communicate(timeout=300)
         assert backfill.returncode == 0, out + err
-        assert "4000 new" in out.replace(",", "")
-        # Each read saw the lake before the load or after it, never half of it.
-        assert len(seen) >= 3 and set(seen) <= {300, 4_300}, seen
+        assert f"{BACKFILL} new" in out.replace(",", "")
+        # Each read saw the lake before the load or after it, never half of it; and after it, all of it.
+        seen.append(collect(store, only=["cost_summary"])[0].records()[0]["batches"])
+        assert seen[:3] == [300] * 3 and set(seen) <= {300, 300 + BACKFILL} and seen[-1] == 300 + BACKFILL, seen
         # With the load done, the other machine takes over: the state travelled with the data (1 request).
         server.reset_requests()
         takeover = ok(run_cli("load", "--destination", "ducklake", "--wait", "30", env=machine_b))

@@ -79,12 +79,12 @@ def test_dlt_loads_into_ducklake_offline_with_the_credentials_config(offline: Pa
 
 
 def test_a_missing_extension_package_is_named_with_the_version_to_install() -> None:
-    # httpfs is a real extension whose package this project does not install
+    # spatial is a real extension whose package this project does not install (httpfs it now does)
     with pytest.raises(ExtensionUnavailable) as caught:
-        extensions.prepare(duckdb.connect(), "httpfs")
+        extensions.prepare(duckdb.connect(), "spatial")
 
     message = str(caught.value)
-    assert f"pip install 'duckdb-extension-httpfs=={duckdb.__version__}'" in message
+    assert f"pip install 'duckdb-extension-spatial=={duckdb.__version__}'" in message
     assert "never downloaded" in message
 
 

@@ -215,6 +215,61 @@ def test_a_batch_moves_through_its_lifecycle_cancel_and_delete(live: tuple[Simul
         list(client.messages.batches.results(cancelled))
 
 
+def test_the_sdk_parses_every_result_type_and_agrees_with_the_simulators_truth(
+    live: tuple[SimulatedOrg, SimulatorServer],
+) -> None:
+    """Every line type (succeeded with the full usage, errored in the error envelope, canceled, expired)
+    through `client.messages.batches.results`, strictly typed, and what the SDK reads is what
+    `request_truth` tells the ledger tests."""
+    org, srv = live
+    made = [
+        org.anthropic.create_batch(total_requests=300, processing_seconds=600, errored=40),
+        org.anthropic.create_batch(total_requests=100, processing_seconds=3600),
+        org.anthropic.create_batch(total_requests=80, processing_seconds=EXPIRY_S * 2, errored=3),
+    ]
+    org.advance(1200)
+    org.anthropic.cancel(made[1])
+    org.advance(EXPIRY_S)
+    client = sdk(srv)
+    kinds: Counter[str] = Counter()
+    thinking = one_hour = 0
+    for bid in made:
+        truth = {t.custom_id: t for t in org.anthropic.request_truth(bid)}
+        lines = list(client.messages.batches.results(bid))
+        assert {line.custom_id for line in lines} == set(truth) and len(lines) == len(truth)
+        for line in lines:
+            t, result = truth[line.custom_id], line.result
+            kinds[result.type] += 1
+            if result.type == "succeeded":
+                message, usage = result.message, result.message.usage
+                assert message.model == t.model and message.id == t.response_id and message.model[-8:].isdigit()
+                assert usage.service_tier == t.service_tier == "batch" and usage.cache_creation is not None
+                assert usage.cache_read_input_tokens is not None and usage.cache_creation_input_tokens is not None
+                total = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+                assert (total, usage.cache_read_input_tokens, usage.output_tokens) == (
+                    t.input_tokens,
+                    t.cached_tokens,
+                    t.output_tokens,
+                )
+                assert usage.cache_creation_input_tokens == t.cache_write_tokens
+                assert usage.cache_creation.ephemeral_1h_input_tokens == t.cache_write_1h_tokens
+                details = usage.output_tokens_details
+                assert (details.thinking_tokens if details else None) == t.reasoning_tokens
+                thinking += details is not None
+                one_hour += bool(t.cache_write_1h_tokens)
+            elif result.type == "errored":
+                error = result.error
+                assert error.type == "error" and error.request_id == t.request_id and t.outcome == "failed"
+                assert (error.error.type, error.error.message) == (t.error_code, t.error_message)
+            else:
+                assert t.outcome == {"canceled": "cancelled", "expired": "expired"}[result.type]
+                assert t.input_tokens is None and t.model is None
+        with raw(srv) as c:
+            for text in c.get(f"/v1/messages/batches/{bid}/results").text.splitlines():
+                MessageBatchIndividualResponse.model_validate_json(text, strict=True)
+    assert set(kinds) == {"succeeded", "errored", "canceled", "expired"} and thinking and one_hour
+
+
 def test_results_are_gzipped_for_a_client_that_accepts_it(live: tuple[SimulatedOrg, SimulatorServer]) -> None:
     org, srv = live
     srv.compress = True

@@ -834,6 +834,7 @@ class ProviderLoad(RuleBasedStateMachine):
 
         self.served()
         project = self.config.projects[0]
+        pipeline = make_pipeline(self.db)
         source = _source(
             project,
             self.config,
@@ -842,8 +843,8 @@ class ProviderLoad(RuleBasedStateMachine):
             stats=ProjectCounts(),
             progress=None,
             claimed={},
+            pipeline=pipeline,
         )
-        pipeline = make_pipeline(self.db)
         try:
             pipeline.extract(source)
             pipeline.normalize(loader_file_format="parquet")

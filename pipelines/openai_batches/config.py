@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 
 if TYPE_CHECKING:
+    from .storage.object_store import S3Access
     from .storage.store import Store
 
 SECTION = "sources.openai_batches"
@@ -59,15 +60,21 @@ class RunConfig:
     max_attempts: int = settings.RETRY_MAX_ATTEMPTS
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_S
     admin: AdminConfig | None = None  # None: no admin key, batches only
-    requests: bool = settings.DEFAULT_REQUESTS  # also read the request ledger (sources/ledger/reader.py)
+    # Also read the request ledger (sources/ledger/reader.py). None: each provider's default, OpenAI off
+    # (settings.DEFAULT_REQUESTS) and Anthropic on (its results are the only source of model, tokens and cost);
+    # `requests = false` set explicitly turns it off for both.
+    requests: bool | None = None
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB
+    anthropic_admin: AnthropicAdminConfig | None = None  # None: no Anthropic Admin API key
 
     def every_key(self) -> tuple[str, ...]:
-        """Every key of the configuration (each project's, the admin key): what no server text may bring
+        """Every key of the configuration (each project's, the admin keys): what no server text may bring
         into the database or any output, whichever of the run's servers sends it back."""
         keys = [p.api_key for p in self.projects]
         if self.admin is not None:
             keys.append(self.admin.admin_key)
+        if self.anthropic_admin is not None:
+            keys.append(self.anthropic_admin.admin_key)
         return tuple(k.strip() for k in keys if k)
 
 
@@ -205,7 +212,7 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 
 
-def _flag(value: Any, setting: str, default: bool) -> bool:
+def _flag(value: Any, setting: str, default: bool | None) -> bool | None:
     """A yes/no setting: a TOML boolean, or the text an environment variable carries (`true`, `0`, ...)."""
     if value is None:
         return default
@@ -398,13 +405,14 @@ def run_config(projects: tuple[ProjectConfig, ...] | None = None) -> RunConfig:
         lookback_seconds=int(
             _number(_lookup("lookback_seconds"), f"{SECTION}.lookback_seconds", settings.DEFAULT_LOOKBACK_S, 0)
         ),
-        requests=_flag(_lookup("requests"), f"{SECTION}.requests", settings.DEFAULT_REQUESTS),
+        requests=_flag(_lookup("requests"), f"{SECTION}.requests", None),
         requests_max_mb_per_run=_number(
             _lookup("requests_max_mb_per_run"),
             f"{SECTION}.requests_max_mb_per_run",
             settings.DEFAULT_REQUESTS_MAX_MB,
             1,
         ),
+        anthropic_admin=anthropic_admin_config(),
     )
 
 
@@ -448,12 +456,43 @@ def _storage(value: Any) -> str | None:
     return _text(value, f"{DUCKLAKE_SECTION}.storage")
 
 
+STORAGE_SECTION = f"{DUCKLAKE_SECTION}.storage"
+STORAGE_CREDENTIALS_SECTION = f"{STORAGE_SECTION}.credentials"
+# dlt's name of each S3 setting (under [destination.ducklake.credentials.storage.credentials], or
+# DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__CREDENTIALS__<NAME>), then the AWS SDKs' environment names.
+S3_SETTINGS = {
+    "key_id": ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+    "secret": ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+    "session_token": ("aws_session_token", "AWS_SESSION_TOKEN"),
+    "region": ("region_name", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    "endpoint": ("endpoint_url", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "url_style": ("s3_url_style",),
+}
+
+
+def _s3_access() -> S3Access:
+    """The keys and endpoint of a DuckLake's `s3://` storage, each from dlt's name if set, else from the
+    AWS SDKs' environment variable (storage/object_store.py). Read from the providers directly (`_lookup`),
+    so the secret key is never in dlt's trace."""
+    from .storage.object_store import S3Access
+
+    values: dict[str, str] = {}
+    for field_name, (dlt_name, *aws_names) in S3_SETTINGS.items():
+        value = _text(_lookup(dlt_name, STORAGE_CREDENTIALS_SECTION), f"{STORAGE_CREDENTIALS_SECTION}.{dlt_name}")
+        value = value or next((os.environ[n] for n in aws_names if os.environ.get(n, "").strip()), None)
+        if value and value.strip():
+            values[field_name] = value.strip()
+    return S3Access(**values)
+
+
 def configured_store(cli_db: str | None = None, cli_destination: str | None = None) -> Store:
     """Where `load`, `status`, `report` and the notebook find the data. A DuckDB file (`--db`, see
     `database_path`) by default; a DuckLake or MotherDuck configured the dlt way:
 
         DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG=postgres://user:pw@host/db   (or sqlite:///F, duckdb:///F)
         DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE=/shared/lake   (or __STORAGE__BUCKET_URL, s3://...)
+          with an s3:// storage: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION
+          (or dlt's DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__CREDENTIALS__AWS_ACCESS_KEY_ID, ...)
         DESTINATION__MOTHERDUCK__CREDENTIALS__DATABASE=my_db       (token: ...__PASSWORD or motherduck_token)
     """
     from .storage.store import DuckDBFile, DuckLake, MotherDuck
@@ -478,7 +517,9 @@ def configured_store(cli_db: str | None = None, cli_destination: str | None = No
             f"[{DUCKLAKE_SECTION}] (postgres://..., sqlite:///FILE or duckdb:///FILE)"
         )
     catalog = catalog.strip()
-    storage = _storage(_lookup("storage", DUCKLAKE_SECTION))
+    storage = _storage(_lookup("storage", DUCKLAKE_SECTION)) or _text(
+        _lookup("bucket_url", STORAGE_SECTION), f"{STORAGE_SECTION}.bucket_url"
+    )
     if not storage:
         if catalog.split(":", 1)[0] in ("sqlite", "duckdb") and ":///" in catalog:
             storage = catalog.split(":///", 1)[1] + ".files"  # next to the catalog file
@@ -489,7 +530,38 @@ def configured_store(cli_db: str | None = None, cli_destination: str | None = No
                 "an object-store URL)"
             )
     lake = _text(_lookup("ducklake_name", DUCKLAKE_SECTION), f"{DUCKLAKE_SECTION}.ducklake_name")
-    store = DuckLake(catalog=catalog, storage=storage.strip(), name=(lake or settings.LAKE_NAME).strip())
+    store = DuckLake(
+        catalog=catalog, storage=storage.strip(), name=(lake or settings.LAKE_NAME).strip(), s3=_s3_access()
+    )
     if problem := store.problem():
         raise ConfigError(problem)
     return store
+
+
+# ---------------------------------------------------------------------- Anthropic's Admin API (issue 18)
+@dataclass(frozen=True)
+class AnthropicAdminConfig:
+    """Anthropic's books (optional): the workspaces, usage and cost reports, read with an Admin API key."""
+
+    admin_key: str = field(repr=False)
+    base_url: str = "https://api.anthropic.com"  # the API root without /v1, as ANTHROPIC_BASE_URL
+
+
+def anthropic_admin_config() -> AnthropicAdminConfig | None:
+    """ANTHROPIC_ADMIN_KEY (else `anthropic_admin_key` in `.dlt/secrets.toml`) with the API root of
+    ANTHROPIC_BASE_URL (else `anthropic_base_url`); None when no such key is configured. The key rules of
+    every key (whitespace stripped, unsendable characters refused without showing it), and a key of the
+    wrong kind (a workspace API key, an OpenAI key) refused in one line naming the setting."""
+    from .client.anthropic import DEFAULT_BASE_URL
+    from .client.anthropic_admin import admin_key_problem
+
+    setting = "ANTHROPIC_ADMIN_KEY" if os.environ.get("ANTHROPIC_ADMIN_KEY") else f"{SECTION}.anthropic_admin_key"
+    key = _key(os.environ.get("ANTHROPIC_ADMIN_KEY") or _lookup("anthropic_admin_key"), setting)
+    if not key:
+        return None
+    if problem := admin_key_problem(key, setting=setting):
+        raise ConfigError(problem)
+    from_env = os.environ.get("ANTHROPIC_BASE_URL", "").strip()
+    base_setting = "ANTHROPIC_BASE_URL" if from_env else f"{SECTION}.anthropic_base_url"
+    base = from_env or _text(_lookup("anthropic_base_url"), base_setting)
+    return AnthropicAdminConfig(admin_key=key, base_url=_url(base or DEFAULT_BASE_URL, base_setting))

@@ -151,12 +151,18 @@ def throughput_per_hour(result: Result) -> Figure | None:
     return fig
 
 
+def _label(record: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """A row's model, prefixed with its provider when the rows are of several providers."""
+    providers = {r.get("provider") for r in records}
+    return f"{record['provider']}: {record['model']}" if len(providers) > 1 else str(record["model"])
+
+
 def turnaround_distribution(result: Result) -> Figure | None:
     """Share of each model's completed batches per turnaround bucket (from `turnaround_histogram`)."""
     records = result.records()
     if not records:
         return None
-    buckets = [c for c in result.columns if c not in ("model", "batches")]
+    buckets = [c for c in result.columns if c not in ("provider", "model", "batches")]
     cmap = colormaps["viridis"]
     fig, ax = _figure(10, 0.9 + 0.35 * len(records))
     # Numeric positions, not category names: two long model names cut to the same label stay two bars.
@@ -166,7 +172,7 @@ def turnaround_distribution(result: Result) -> Figure | None:
         values = [_number(r[bucket]) for r in records]
         ax.barh(positions, values, left=left, color=cmap(i / max(1, len(buckets) - 1)), label=bucket, linewidth=0)
         left = [a + b for a, b in zip(left, values, strict=True)]
-    ax.set_yticks(positions, [f"{chart_label(r['model'])} (n={r['batches']:,})" for r in records])
+    ax.set_yticks(positions, [f"{chart_label(_label(r, records))} (n={r['batches']:,})" for r in records])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_title("Turnaround of completed batches (created -> completed): % of each model's batches", loc="left")

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ..tables.admin import ORGANIZATION_TABLES, PROJECTS_TABLE
+from ..tables.anthropic_admin import USAGE_TABLE as ANTHROPIC_USAGE_TABLE
+from ..tables.anthropic_admin import WORKSPACES_TABLE
 from . import settings
 from .cells import printable
 from .reconciliation import RECENT_DAYS, usage_days
+from .reconciliation_anthropic import KEY_NOT_FOUND
 
 if TYPE_CHECKING:
     from ..storage.store import Store
@@ -30,6 +33,9 @@ class Findings:
     differing: tuple[tuple[str, str, tuple[str, ...]], ...]  # (YYYY-MM, project id, models)
     projects: int  # in the organisation
     usage_through: date | None  # the last day the Usage API data has
+    # Anthropic's books (an Anthropic Admin API key): the same findings with workspaces for projects, and
+    # the configured projects whose key's workspace the Admin API does not tell.
+    anthropic: AnthropicFindings | None = None
 
     def summary(self) -> str:
         """The load summary's one line."""
@@ -41,8 +47,14 @@ class Findings:
                 "usage differs in "
                 + ", ".join(f"{month} ({_project(project, None)})" for month, project, _ in self.differing)
             )
+        if self.anthropic is not None:
+            parts.extend(self.anthropic.parts())
         if not parts:
-            return f"reconciliation: all {self.projects} projects covered or idle, every finished month matches"
+            covered = f"all {self.projects} projects" if self.projects or self.anthropic is None else ""
+            if self.anthropic is not None:
+                workspaces = f"all {self.anthropic.workspaces} Anthropic workspaces"
+                covered = f"{covered} and {workspaces}" if covered else workspaces
+            return f"reconciliation: {covered} covered or idle, every finished month matches"
         return "reconciliation: " + "; ".join(parts)
 
     def lines(self) -> list[str]:
@@ -63,8 +75,54 @@ class Findings:
                 "loaded batches "
                 f"({shown}; see usage_reconciliation)"
             )
-        if not self.missing and not self.differing:
+        if self.anthropic is not None:
+            lines.extend(self.anthropic.lines())
+        if not self.missing and not self.differing and not (self.anthropic and self.anthropic.parts()):
             lines.append("  every project with batch usage is loaded; every finished month matches")
+        return lines
+
+
+@dataclass(frozen=True)
+class AnthropicFindings:
+    """What Anthropic's rows of the reconciliation views say (`provider = 'anthropic'`)."""
+
+    missing: tuple[tuple[str, str | None], ...]  # (workspace id, name)
+    differing: tuple[tuple[str, str, tuple[str, ...]], ...]  # (YYYY-MM, workspace id, models)
+    unmatched: tuple[str, ...]  # configured projects whose key matches no key of the Admin API's list
+    workspaces: int
+    usage_through: date | None
+
+    def parts(self) -> list[str]:
+        parts = []
+        if self.missing:
+            parts.append("missing Anthropic workspace(s) " + ", ".join(_project(w, n) for w, n in self.missing))
+        if self.differing:
+            shown = ", ".join(f"{month} ({_project(w, None)})" for month, w, _ in self.differing)
+            parts.append(f"Anthropic usage differs in {shown}")
+        if self.unmatched:
+            parts.append("no workspace found for Anthropic project(s) " + ", ".join(map(printable, self.unmatched)))
+        return parts
+
+    def lines(self) -> list[str]:
+        through = self.usage_through.isoformat() if self.usage_through else "no usage yet"
+        lines = [f"reconciliation with Anthropic's Admin API ({self.workspaces} workspaces, usage through {through}):"]
+        for workspace, name in self.missing:
+            lines.append(
+                f"  missing: workspace {_project(workspace, name)} has batch usage in the last {RECENT_DAYS} days but "
+                "no project's key belongs to it: configure a key of it"
+            )
+        for month, workspace, models in self.differing:
+            lines.append(
+                f"  differs: {month} {_project(workspace, None)}: the usage report counts other batch tokens than "
+                f"the loaded batches ({', '.join(printable(m) for m in models[:3])}; see usage_reconciliation)"
+            )
+        for project in self.unmatched:
+            lines.append(
+                f"  no workspace: project {printable(project)}: its key matches no key of the Admin API's list "
+                "(another organisation's key?)"
+            )
+        if not self.parts():
+            lines.append("  every workspace with batch usage is loaded; every finished month matches")
         return lines
 
 
@@ -77,25 +135,57 @@ def _project(project_id: str, name: str | None) -> str:
 
 def findings(con: duckdb.DuckDBPyConnection) -> Findings:
     """The findings of a session whose views are built (`session.build_in_memory`), `since` unset."""
+    from ..storage.duckdb_file import tables_in
+
+    missing, differing = _verdicts(con, "openai")
+    # In the session, the file's tables are views of the same names (session.build_in_memory).
+    present = frozenset(tables_in(con, S))
+    days = usage_days(frozenset(ORGANIZATION_TABLES) & present)
+    projects, through = con.execute(
+        f"""SELECT (SELECT count(*) FROM {S}.project_coverage WHERE provider = 'openai'),
+            (SELECT max(day) FROM {days})"""
+    ).fetchone() or (0, None)
+    anthropic = None
+    if WORKSPACES_TABLE in present:
+        a_missing, a_differing = _verdicts(con, "anthropic")
+        unmatched = con.execute(
+            f"""SELECT name FROM {S}.project_coverage
+                WHERE provider = 'anthropic' AND verdict = '{KEY_NOT_FOUND}' ORDER BY name"""
+        ).fetchall()
+        workspaces, a_through = con.execute(
+            f"""SELECT
+                (SELECT count(*) FROM {S}.project_coverage WHERE provider = 'anthropic' AND project_id IS NOT NULL),
+                (SELECT max(day) FROM {S}.{ANTHROPIC_USAGE_TABLE})"""
+        ).fetchone() or (0, None)
+        anthropic = AnthropicFindings(
+            missing=a_missing,
+            differing=a_differing,
+            unmatched=tuple(str(n) for (n,) in unmatched),
+            workspaces=int(workspaces or 0),
+            usage_through=a_through,
+        )
+    return Findings(
+        missing=missing, differing=differing, projects=int(projects or 0), usage_through=through, anthropic=anthropic
+    )
+
+
+def _verdicts(
+    con: duckdb.DuckDBPyConnection, provider: str
+) -> tuple[tuple[tuple[str, str | None], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
+    """A provider's missing projects (workspaces) and the months that differ."""
     missing = con.execute(
-        f"SELECT project_id, name FROM {S}.project_coverage WHERE verdict = 'missing' ORDER BY project_id"
+        f"""SELECT project_id, name FROM {S}.project_coverage
+            WHERE verdict = 'missing' AND provider = ? ORDER BY project_id""",
+        [provider],
     ).fetchall()
     differing = con.execute(
         f"""SELECT strftime(month, '%Y-%m'), project_id, list(model ORDER BY model)
-            FROM {S}.usage_reconciliation WHERE verdict = 'differs' GROUP BY ALL ORDER BY 1, 2"""
+            FROM {S}.usage_reconciliation WHERE verdict = 'differs' AND provider = ? GROUP BY ALL ORDER BY 1, 2""",
+        [provider],
     ).fetchall()
-    from ..storage.duckdb_file import tables_in
-
-    # In the session, the file's tables are views of the same names (session.build_in_memory).
-    days = usage_days(frozenset(ORGANIZATION_TABLES) & frozenset(tables_in(con, S)))
-    projects, through = con.execute(
-        f"SELECT (SELECT count(*) FROM {S}.project_coverage), (SELECT max(day) FROM {days})"
-    ).fetchone() or (0, None)
-    return Findings(
-        missing=tuple((str(p), n) for p, n in missing),
-        differing=tuple((str(m), str(p), tuple(models)) for m, p, models in differing),
-        projects=int(projects or 0),
-        usage_through=through,
+    return (
+        tuple((str(p), n) for p, n in missing),
+        tuple((str(m), str(p), tuple(models)) for m, p, models in differing),
     )
 
 
@@ -111,10 +201,11 @@ def read_findings(db_path: Store | str, *, in_load: bool = False) -> Findings | 
     from .session import build_in_memory
 
     with connected(as_store(db_path), read_only=True, in_load=in_load) as con:
-        if PROJECTS_TABLE not in tables_in(con, S, CATALOG):
+        tables = tables_in(con, S, CATALOG)
+        if PROJECTS_TABLE not in tables and WORKSPACES_TABLE not in tables:
             return None
         build_in_memory(con, NO_OVERRIDES)
         return findings(con)
 
 
-__all__ = ["Findings", "findings", "read_findings"]
+__all__ = ["AnthropicFindings", "Findings", "findings", "read_findings"]

@@ -76,6 +76,20 @@ def _cards(summary: dict[str, Any] | None) -> str:
     return '<div class="cards">' + "".join(cells) + "</div>"
 
 
+def _provider_cards(by_provider: Result | None) -> str:
+    """The cost of each provider's batches, when there are several (one provider: the cards above say it)."""
+    records = by_provider.records() if by_provider is not None else []
+    if len(records) < 2:
+        return ""
+    cells = []
+    for r in records:
+        value = r.get("cost_usd")
+        shown = "unpriced" if value is None else f"${display(value, 'cost_usd')}"
+        label = f"{display(r['provider'], 'provider')} ({display(r['batches'], 'batches')} batches)"
+        cells.append(f'<div class="card">{escape(label)}<b>{escape(shown)}</b></div>')
+    return '<div class="cards">' + "".join(cells) + "</div>"
+
+
 def _tokens(value: Any, what: str) -> str | None:
     return None if value is None else f"{display(value, 'n')} {what}"
 
@@ -233,6 +247,7 @@ def render_html(
         f'<p class="meta">{escape(Path(db_path).name)} · {escape(scope)} · generated {generated} · '
         "batch prices are 50% of the standard per-token price</p>",
         _cards(summary),
+        _provider_cards(by_name.get("cost_by_provider")),
         _unpriced_callout(summary, by_name.get("unpriced_usage")),
         _caveats_callout(by_name.get("caveats")),
         _reconciliation_callout(by_name.get("project_coverage"), by_name.get("usage_reconciliation")),

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from ..settings import FILES_TABLE, REQUESTS_TABLE
 from ..tables.batches import Column
 from ..tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
+from .anthropic_views import ENDPOINT as ANTHROPIC_ENDPOINT
+from .anthropic_views import PROVIDER as ANTHROPIC
 from .settings import SCHEMA as S
-from .sql_rules import sync_cost, usage_consistent
+from .sql_rules import NO_MODEL, sync_cost, usage_consistent
 
 # Where users encode their jobs in custom ids (`job-17-req-00042`, `ticket:123`, `acme:doc-4411-3`): the
 # part before the last `-`, `_` or `:`. An id without any is its own job.
@@ -83,8 +85,22 @@ SELECT
         WHEN no_tokens AND outcome <> 'succeeded' THEN 0
         WHEN unpriced_reason IS NULL THEN {cost} * batch_factor
     END AS cost_usd,
-    price_model, coalesce(unpriced_reason IS NULL AND price_tiered, false) AS price_tiered
+    price_model, coalesce(unpriced_reason IS NULL AND price_tiered, false) AS price_tiered,
+    'openai' AS provider
 FROM reasoned
+UNION ALL
+-- Anthropic's requests, priced by their own rule (anthropic_views.py); the batch's model is the models its
+-- requests name.
+SELECT
+    r.batch_id, r.custom_id, {prefix} AS custom_id_prefix, r.project, r.outcome, CAST(NULL AS BIGINT) AS status_code,
+    r.error_code, r.error_message,
+    r.model, b.model AS batch_model, coalesce(b.model, '{no_model}') AS model_label, '{endpoint}' AS endpoint,
+    r.created_at, r.created_day,
+    r.input_tokens, r.cached_tokens, r.output_tokens, r.reasoning_tokens,
+    r.priced, r.unpriced_reason, r.cost_usd, r.price_model, r.price_tiered,
+    '{provider}' AS provider
+FROM {S}.anthropic_request_costs AS r
+LEFT JOIN {S}.anthropic_batch_costs AS b ON b.id = r.batch_id
 """
 
 # Per batch with a read ledger (at least one file read), in scope: the batch's own counts and usage next
@@ -198,6 +214,9 @@ def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
                 prefix=_PREFIX,
                 request_usage=_REQUEST_USAGE,
                 cost=sync_cost("input_tokens", "cached_tokens", "output_tokens"),
+                no_model=NO_MODEL,
+                endpoint=ANTHROPIC_ENDPOINT,
+                provider=ANTHROPIC,
             ),
         ),
         ("ledger_check", _LEDGER_CHECK.format(S=S, requests=requests, files=files)),

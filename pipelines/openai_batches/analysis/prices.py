@@ -1,8 +1,15 @@
-"""Price periods for the models in `batches`: genai-prices' bundled data, with the user's price file on top.
+"""Price periods for the models of every provider's batches: genai-prices' bundled data, with the user's
+price file on top.
 
-They are stored as `openai_batches.model_prices`, one row per model and period in which its standard
-(synchronous) price was constant, so SQL joins a batch to the price in force at its `created_at`.
-Periods start and end at instants (UTC), so two periods of one day never collapse into one.
+They are stored as `openai_batches.model_prices`, one row per provider, model, price kind and period in
+which the price was constant, so SQL joins a batch to the price in force at its `created_at`. Periods start
+and end at instants (UTC), so two periods of one day never collapse into one.
+
+Two kinds of rows (`processing`): NULL, the standard (synchronous) price, of which a batch pays
+`batch_factor`; and `batch`, a batch price genai-prices lists itself (its `processing: batch` price
+variant, Anthropic's from 2026-10-14), which a batch pays in full (`batch_factor` 1.0). An Anthropic batch
+takes the batch price where there is one and the standard price x `ANTHROPIC_BATCH_FACTOR` elsewhere;
+`source` names which (`GENAI_PRICES_BATCH` or `GENAI_PRICES_STANDARD`). OpenAI rows are standard prices only.
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ from . import settings
 
 GENAI_PRICES = "genai-prices"
 OVERRIDE = "override"
+OPENAI, ANTHROPIC = "openai", "anthropic"
+# The `source` of Anthropic's genai-prices rows: which of its prices a batch pays (see the module's docstring).
+GENAI_PRICES_BATCH = "genai-prices batch price"
+GENAI_PRICES_STANDARD = f"genai-prices standard price x {settings.ANTHROPIC_BATCH_FACTOR:g}"
+# genai-prices' price context of a batch request (`calc_price(..., price_context=...)`).
+BATCH_CONTEXT = {"processing": "batch"}
 
 
 class PricesError(Exception):
@@ -34,9 +47,10 @@ class PricesError(Exception):
 
 @dataclass(frozen=True)
 class PriceRow:
-    """One row of `model_prices`. Prices are standard USD per million tokens; batches pay `batch_factor` of them."""
+    """One row of `model_prices`. Prices are USD per million tokens: standard ones (`processing` None), of
+    which batches pay `batch_factor`, or a batch price (`processing` "batch", `batch_factor` 1.0)."""
 
-    model: str  # exactly as in `batches.model`
+    model: str  # exactly as the provider names it (`batches.model`, `batch_requests.model`)
     valid_from: datetime | None  # instant (UTC) the price starts; None: as far back as the source knows
     valid_to: datetime | None  # exclusive; None: still in force
     input_usd_per_mtok: float
@@ -50,6 +64,11 @@ class PriceRow:
     # The source lists long-context tiers (a higher rate above a prompt size) and only the base rate is
     # applied: batch usage is a total, without the size of each request's prompt, so the cost is a floor.
     tiered: bool = False
+    provider: str = OPENAI
+    # Anthropic's prompt-cache writes (5-minute and 1-hour); None: the source lists none (OpenAI bills none)
+    cache_write_usd_per_mtok: float | None = None
+    cache_write_1h_usd_per_mtok: float | None = None
+    processing: str | None = None  # None: the standard price; "batch": a batch price variant
 
 
 @dataclass(frozen=True)
@@ -59,8 +78,10 @@ class OverrideEntry:
     input: float
     cached_input: float | None
     output: float | None
-    batch_factor: float
+    batch_factor: float | None  # None: the provider's documented discount
     note: str | None
+    cache_write: float | None = None
+    cache_write_1h: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,7 @@ class Overrides:
 NO_OVERRIDES = Overrides((), OVERRIDE, "")
 
 _COLUMNS_DDL = """
+    provider VARCHAR NOT NULL,
     model VARCHAR NOT NULL,
     valid_from TIMESTAMPTZ,
     valid_to TIMESTAMPTZ,
@@ -84,7 +106,10 @@ _COLUMNS_DDL = """
     source_version VARCHAR NOT NULL,
     matched_model VARCHAR NOT NULL,
     note VARCHAR,
-    tiered BOOLEAN NOT NULL
+    tiered BOOLEAN NOT NULL,
+    cache_write_usd_per_mtok DOUBLE,
+    cache_write_1h_usd_per_mtok DOUBLE,
+    processing VARCHAR
 """
 
 
@@ -105,63 +130,108 @@ def _number(value: Any) -> tuple[float | None, bool]:
     return (None, False) if base is None else (float(base), True)
 
 
-def genai_price_rows(models: Iterable[str]) -> list[PriceRow]:
-    """Price periods of each model genai-prices knows, from the data bundled with the package.
+_TIERED_NOTE = "tiered: base rate used (batch usage has no per-request prompt sizes)"
+
+
+def _genai_row(model: str, info: Any, price: Any, start: date | None, provider: str, version: str) -> PriceRow | None:
+    """The row of one genai-prices price (standard or batch variant) in force from ``start``; None when it
+    lists no token prices (moderation: unpriced, never silently free)."""
+    input_price, tiered_in = _number(getattr(price, "input_mtok", None))
+    if input_price is None:
+        return None
+    cached, tiered_cache = _number(getattr(price, "cache_read_mtok", None))
+    output, tiered_out = _number(getattr(price, "output_mtok", None))
+    tiered = tiered_in or tiered_cache or tiered_out
+    write = write_1h = None
+    if provider != OPENAI:  # OpenAI bills no cache writes: its rows stay as they were
+        write, tiered_write = _number(getattr(price, "cache_write_mtok", None))
+        write_1h, tiered_write_1h = _number(getattr(price, "cache_write_1h_mtok", None))
+        tiered = tiered or tiered_write or tiered_write_1h
+    return PriceRow(
+        model=model,
+        valid_from=None if start is None else _utc_midnight(start),
+        valid_to=None,
+        input_usd_per_mtok=input_price,
+        cached_input_usd_per_mtok=cached,
+        output_usd_per_mtok=output,
+        batch_factor=settings.BATCH_FACTOR if provider == OPENAI else settings.ANTHROPIC_BATCH_FACTOR,
+        source=GENAI_PRICES if provider == OPENAI else GENAI_PRICES_STANDARD,
+        source_version=version,
+        matched_model=info.id,
+        note=_TIERED_NOTE if tiered else None,
+        tiered=tiered,
+        provider=provider,
+        cache_write_usd_per_mtok=write,
+        cache_write_1h_usd_per_mtok=write_1h,
+    )
+
+
+def _batch_variant_active(info: Any, at: datetime) -> bool:
+    """Whether genai-prices has a `processing: batch` price for the model at ``at``."""
+    return any(
+        v.when == BATCH_CONTEXT and (v.constraint is None or v.constraint.active(at))
+        for v in (getattr(info, "price_variants", None) or ())
+    )
+
+
+def _starts(info: Any) -> set[date]:
+    """Every date from which one of the model's prices (standard or variant) starts."""
+    from genai_prices import types
+
+    constraints = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
+    constraints += [v.constraint for v in getattr(info, "price_variants", None) or ()]
+    return {c.start_date for c in constraints if isinstance(c, types.StartDateConstraint)}
+
+
+def genai_price_rows(models: Iterable[str], provider: str = OPENAI) -> list[PriceRow]:
+    """Price periods of each model genai-prices knows under ``provider``, from the data bundled with the
+    package: the standard price, and for Anthropic also its batch price variant where it has one.
 
     Only the bundled data: `genai_prices.data` is the snapshot shipped in the wheel, whereas the
     package-level lookups would use prices fetched by `UpdatePrices` if anything in the process had
     started it. Nothing here touches the network."""
-    from genai_prices import types
     from genai_prices.data import providers
 
-    provider = next(p for p in providers if p.id == settings.PRICE_PROVIDER)
+    found = next(p for p in providers if p.id == (settings.PRICE_PROVIDER if provider == OPENAI else provider))
     version = _genai_version()
     rows: list[PriceRow] = []
     for model in sorted(set(models)):
-        info = provider.find_model(model, all_providers=providers)
+        info = found.find_model(model, all_providers=providers)
         if info is None:
             continue
-        starts: set[date] = set()
-        if isinstance(info.prices, list):
-            starts = {
-                c.constraint.start_date for c in info.prices if isinstance(c.constraint, types.StartDateConstraint)
-            }
         # Ask genai-prices itself which price is in force from each start date on, so its precedence
-        # rules (last active conditional price wins) are applied exactly as it applies them.
-        periods: list[PriceRow] = []
-        for start in [None, *sorted(starts)]:
+        # rules (last active conditional price wins; a variant overrides key by key) apply exactly as it
+        # applies them.
+        standard: list[PriceRow] = []
+        batch: list[PriceRow] = []
+        for start in [None, *sorted(_starts(info))]:
             at = _utc_midnight(start or date(1970, 1, 1))
-            price = info.get_prices(at)
-            input_price, tiered_in = _number(getattr(price, "input_mtok", None))
-            if input_price is None:
-                continue  # listed without token prices (moderation): unpriced, never silently free
-            cached, tiered_cache = _number(getattr(price, "cache_read_mtok", None))
-            output, tiered_out = _number(getattr(price, "output_mtok", None))
-            note = "tiered: base rate used (batch usage has no per-request prompt sizes)"
-            row = PriceRow(
-                model=model,
-                valid_from=None if start is None else _utc_midnight(start),
-                valid_to=None,
-                input_usd_per_mtok=input_price,
-                cached_input_usd_per_mtok=cached,
-                output_usd_per_mtok=output,
-                batch_factor=settings.BATCH_FACTOR,
-                source=GENAI_PRICES,
-                source_version=version,
-                matched_model=info.id,
-                note=note if tiered_in or tiered_cache or tiered_out else None,
-                tiered=tiered_in or tiered_cache or tiered_out,
-            )
-            if periods and _same_price(periods[-1], row):
+            row = _genai_row(model, info, info.get_prices(at), start, provider, version)
+            if row is not None and not (standard and _same_price(standard[-1], row)):
+                standard.append(row)
+            if provider == OPENAI or not _batch_variant_active(info, at):
                 continue
-            periods.append(row)
-        rows.extend(_close_periods(periods))
+            variant = _genai_row(model, info, info.get_prices(at, BATCH_CONTEXT), start, provider, version)
+            if variant is not None:
+                variant = replace(variant, batch_factor=1.0, source=GENAI_PRICES_BATCH, processing="batch")
+                if not (batch and _same_price(batch[-1], variant)):
+                    batch.append(variant)
+        rows.extend(_close_periods(standard) if standard else [])
+        rows.extend(_close_periods(batch) if batch else [])
     return rows
 
 
 def _same_price(a: PriceRow, b: PriceRow) -> bool:
     def key(r: PriceRow) -> tuple[Any, ...]:
-        return (r.input_usd_per_mtok, r.cached_input_usd_per_mtok, r.output_usd_per_mtok, r.batch_factor, r.tiered)
+        return (
+            r.input_usd_per_mtok,
+            r.cached_input_usd_per_mtok,
+            r.output_usd_per_mtok,
+            r.cache_write_usd_per_mtok,
+            r.cache_write_1h_usd_per_mtok,
+            r.batch_factor,
+            r.tiered,
+        )
 
     return key(a) == key(b)
 
@@ -195,7 +265,17 @@ def price_overrides(explicit: str | None = None) -> Overrides:
     return load_overrides(path, required=named)
 
 
-_ENTRY_KEYS = {"model", "valid_from", "input", "cached_input", "output", "batch_factor", "note"}
+_ENTRY_KEYS = {
+    "model",
+    "valid_from",
+    "input",
+    "cached_input",
+    "output",
+    "cache_write",
+    "cache_write_1h",
+    "batch_factor",
+    "note",
+}
 
 
 def _finite(entry: Mapping[str, Any], key: str, where: str) -> float | None:
@@ -220,10 +300,11 @@ def _price(entry: Mapping[str, Any], key: str, where: str, *, required: bool = F
     return price
 
 
-def _batch_factor(entry: Mapping[str, Any], where: str) -> float:
+def _batch_factor(entry: Mapping[str, Any], where: str) -> float | None:
+    """The entry's factor; None when it gives none: the provider's documented discount then applies."""
     factor = _finite(entry, "batch_factor", where)
     if factor is None:
-        return settings.BATCH_FACTOR
+        return None
     if factor > settings.BATCH_FACTOR_MAX:
         raise PricesError(
             f"{where}: `batch_factor` is the share of the standard price a batch pays, between 0 and "
@@ -290,6 +371,8 @@ def load_overrides(path: Path, *, required: bool = False) -> Overrides:
             output=_price(item, "output", where),
             batch_factor=_batch_factor(item, where),
             note=None if note is None else str(note),
+            cache_write=_price(item, "cache_write", where),
+            cache_write_1h=_price(item, "cache_write_1h", where),
         )
         if (entry.pattern, entry.valid_from) in seen:
             raise PricesError(f"{where}: a second price for {pattern!r} from {entry.valid_from or 'always'}")
@@ -302,9 +385,12 @@ def _is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
 
 
-def override_rows(models: Iterable[str], overrides: Overrides) -> list[PriceRow]:
-    """Rows for every model the file covers. An exact `model` wins over a glob; among globs the first
-    in the file that matches wins. The winner's entries replace the model's whole price history."""
+def override_rows(models: Iterable[str], overrides: Overrides, provider: str = OPENAI) -> list[PriceRow]:
+    """Rows for every model of ``provider`` the file covers. An exact `model` wins over a glob; among globs
+    the first in the file that matches wins. The winner's entries replace the model's whole price history
+    (batch prices included: the file's prices are standard ones, of which a batch pays `batch_factor`,
+    by default the provider's documented discount)."""
+    default_factor = settings.BATCH_FACTOR if provider == OPENAI else settings.ANTHROPIC_BATCH_FACTOR
     rows: list[PriceRow] = []
     for model in sorted(set(models)):
         exact = [e for e in overrides.entries if not _is_glob(e.pattern) and e.pattern == model]
@@ -324,11 +410,14 @@ def override_rows(models: Iterable[str], overrides: Overrides) -> list[PriceRow]
                 input_usd_per_mtok=e.input,
                 cached_input_usd_per_mtok=e.cached_input,
                 output_usd_per_mtok=e.output,
-                batch_factor=e.batch_factor,
+                batch_factor=default_factor if e.batch_factor is None else e.batch_factor,
                 source=overrides.source,
                 source_version=overrides.version,
                 matched_model=pattern,
                 note=e.note,
+                provider=provider,
+                cache_write_usd_per_mtok=e.cache_write,
+                cache_write_1h_usd_per_mtok=e.cache_write_1h,
             )
             for e in overrides.entries
             if e.pattern == pattern
@@ -337,12 +426,18 @@ def override_rows(models: Iterable[str], overrides: Overrides) -> list[PriceRow]
     return rows
 
 
-def resolve_prices(models: Iterable[str], overrides: Overrides = NO_OVERRIDES) -> list[PriceRow]:
-    """Every price row the given models need: the user's file where it covers a model, genai-prices elsewhere."""
-    wanted = set(models)
-    overridden = override_rows(wanted, overrides)
-    covered = {r.model for r in overridden}
-    return sorted(overridden + genai_price_rows(wanted - covered), key=lambda r: (r.model, r.valid_from or _BEGINNING))
+def resolve_prices(
+    models: Iterable[str], overrides: Overrides = NO_OVERRIDES, anthropic_models: Iterable[str] = ()
+) -> list[PriceRow]:
+    """Every price row the given models need (OpenAI's ``models``, Anthropic's ``anthropic_models``): the
+    user's file where it covers a model, genai-prices elsewhere."""
+    rows: list[PriceRow] = []
+    for provider, names in ((OPENAI, models), (ANTHROPIC, anthropic_models)):
+        wanted = set(names)
+        overridden = override_rows(wanted, overrides, provider)
+        covered = {r.model for r in overridden}
+        rows += overridden + genai_price_rows(wanted - covered, provider)
+    return sorted(rows, key=lambda r: (r.provider, r.model, r.processing or "", r.valid_from or _BEGINNING))
 
 
 def _utc_midnight(day: date) -> datetime:
@@ -358,9 +453,10 @@ def write_model_prices(con: duckdb.DuckDBPyConnection, rows: Sequence[PriceRow])
     con.execute(f"CREATE OR REPLACE TABLE {table} ({_COLUMNS_DDL})")
     if rows:
         con.executemany(
-            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} VALUES ({', '.join('?' * 16)})",
             [
                 (
+                    r.provider,
                     r.model,
                     r.valid_from,
                     r.valid_to,
@@ -373,6 +469,9 @@ def write_model_prices(con: duckdb.DuckDBPyConnection, rows: Sequence[PriceRow])
                     r.matched_model,
                     r.note,
                     r.tiered,
+                    r.cache_write_usd_per_mtok,
+                    r.cache_write_1h_usd_per_mtok,
+                    r.processing,
                 )
                 for r in rows
             ],

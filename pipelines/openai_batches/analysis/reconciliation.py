@@ -33,6 +33,7 @@ from ..tables.admin import (
     USAGE_ENDPOINT,
     USAGE_TABLE,
 )
+from ..tables.anthropic_admin import BOOKS_TABLES
 from . import settings
 
 S = settings.SCHEMA
@@ -165,7 +166,7 @@ def usage_reconciliation(present: frozenset[str], terms: BatchTerms) -> str:
     started = f"coalesce({terms.usable('in_progress_at')}, {terms.usable('created_at')})"
     month_end = "CAST(k.month AS TIMESTAMP) + INTERVAL 1 MONTH"
     return f"""
-CREATE OR REPLACE VIEW {S}.usage_reconciliation AS
+SELECT *, 'openai' AS provider FROM (
 WITH
 -- Completions batches of known projects (all of them: a month is compared whole, whatever `since`).
 -- Failed batches never ran. A batch without a usable end (open, gone, an odd time) counts in no month.
@@ -271,13 +272,13 @@ LEFT JOIN boundary AS x USING (month, project_id, model)
 LEFT JOIN without_usage AS n USING (month, project_id)
 CROSS JOIN coverage AS c
 WHERE {_in_since("k.month")}
-"""
+)"""
 
 
 def project_coverage(present: frozenset[str]) -> str:
     usage = _relation(USAGE_TABLE, present)
     return f"""
-CREATE OR REPLACE VIEW {S}.project_coverage AS
+SELECT *, 'openai' AS provider FROM (
 WITH
 horizon AS (
     SELECT max(day) AS last_day FROM {usage_days(present)}
@@ -313,7 +314,7 @@ SELECT
 FROM {_relation(PROJECTS_TABLE, present)} AS p
 LEFT JOIN loaded AS l ON l.project_id = p.id
 LEFT JOIN batch_usage AS bu ON bu.project_id = p.id
-"""
+)"""
 
 
 def _cost_rows(present: frozenset[str]) -> str:
@@ -332,7 +333,7 @@ def _cost_rows(present: frozenset[str]) -> str:
 
 def cost_reconciliation(present: frozenset[str], terms: BatchTerms) -> str:
     return f"""
-CREATE OR REPLACE VIEW {S}.cost_reconciliation AS
+SELECT *, 'openai' AS provider FROM (
 WITH
 cost_rows AS (SELECT * FROM {_cost_rows(present)}),
 -- An amount in another currency is never added into a USD figure: summed per currency, shown apart.
@@ -422,15 +423,20 @@ FROM estimates AS e
 LEFT JOIN costs AS c ON c.month = e.month AND c.project_id IS NOT DISTINCT FROM e.project_id
 LEFT JOIN {_relation(PROJECTS_TABLE, present)} AS p ON p.id = e.project_id
 WHERE {_in_since("e.month")}
-"""
+)"""
 
 
 def cost_caveats(present: frozenset[str] | Sequence[str]) -> str:
     """`caveats` rows (a `UNION ALL` to append) for the Costs API's line items a USD figure leaves out:
     an amount in another currency, or one that is not a number. `id` names the line item."""
+    from . import reconciliation_anthropic as anthropic
+
+    theirs = anthropic.cost_caveats(
+        frozenset(present), prefix=f"{COSTS_CAVEAT} (Anthropic cost report)", since=_in_since("month")
+    )
     tables = frozenset(present) & frozenset(ORGANIZATION_TABLES)
     if COSTS_TABLE not in tables:
-        return ""
+        return theirs
     figures = "cost_reconciliation.costs_usd"
     other = f"{COSTS_CAVEAT} in another currency: shown apart (cost_reconciliation.other_currency_costs), never in USD"
     not_number = f"{COSTS_CAVEAT} whose amount is not a number (costs_daily.amount_raw): left out of every sum"
@@ -444,16 +450,36 @@ SELECT
     CASE WHEN value IS NULL THEN '{not_number}' ELSE '{other}' END AS caveat,
     '{figures}' AS figures
 FROM {_cost_rows(tables)}
-WHERE (value IS NULL OR currency <> 'usd') AND {_in_since("month")}"""
+WHERE (value IS NULL OR currency <> 'usd') AND {_in_since("month")}{theirs}"""
 
 
 def reconciliation_views(present: frozenset[str] | Sequence[str], terms: BatchTerms) -> tuple[tuple[str, str], ...]:
-    """The three views, for the organisation tables ``present`` in the database (the others read as empty)."""
+    """The three views, for the tables ``present`` in the database (the others read as empty): OpenAI's
+    rows (`provider = 'openai'`) from the Admin API's tables, and Anthropic's (reconciliation_anthropic.py)
+    once an Anthropic Admin API key loaded its books."""
+    from . import reconciliation_anthropic as anthropic
+
     tables = frozenset(present) & frozenset(ORGANIZATION_TABLES)
-    return (
+    if not tables - {DAYS_READ_TABLE}:  # only Anthropic's days read: no OpenAI books
+        tables = frozenset()
+    books = frozenset(present) & frozenset(BOOKS_TABLES)
+    ours = frozenset(present) & frozenset(anthropic.TABLES)
+    since = _in_since("k.month")
+    others = {
+        "usage_reconciliation": lambda: anthropic.usage_rows(
+            ours, no_model=terms.no_model, tolerance=TOLERANCE, settling_days=SETTLING_DAYS, since=since
+        ),
+        "project_coverage": lambda: anthropic.coverage_rows(ours, recent_days=RECENT_DAYS),
+        "cost_reconciliation": lambda: anthropic.cost_rows(ours, no_project=NO_PROJECT, since=since),
+    }
+    views = (
         ("usage_reconciliation", usage_reconciliation(tables, terms)),
         ("project_coverage", project_coverage(tables)),
         ("cost_reconciliation", cost_reconciliation(tables, terms)),
+    )
+    return tuple(
+        (name, f"CREATE OR REPLACE VIEW {S}.{name} AS{sql}" + (f"\nUNION ALL BY NAME{others[name]()}" if books else ""))
+        for name, sql in views
     )
 
 

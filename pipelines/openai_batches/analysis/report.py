@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from ..storage.store import Store
 
 # What the top of the HTML page (cards and callouts) is drawn from, whichever reports it shows.
-HEADER_REPORTS = ("cost_summary", "unpriced_usage", "caveats", "project_coverage", "usage_reconciliation")
+HEADER_REPORTS = (
+    "cost_summary",
+    "cost_by_provider",
+    "unpriced_usage",
+    "caveats",
+    "project_coverage",
+    "usage_reconciliation",
+)
 
 
 def collect(

@@ -25,8 +25,10 @@ from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
 from ..storage.sql import quote_identifier
 from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
 from . import settings
+from .anthropic_views import ANTHROPIC_BATCHES_TABLE, PROVIDER_TABLES
 from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
+from .reconciliation_anthropic import TABLES as ANTHROPIC_TABLES
 from .views import VIEW_NAMES, create_views, fingerprint
 
 if TYPE_CHECKING:
@@ -66,9 +68,27 @@ def _models(con: duckdb.DuckDBPyConnection, organization_tables: frozenset[str] 
     return [r[0] for r in con.execute(sql).fetchall()]
 
 
+def _anthropic_models(con: duckdb.DuckDBPyConnection, tables: frozenset[str]) -> list[str]:
+    """The models Anthropic batches' requests name (an Anthropic batch names none itself)."""
+    if not {ANTHROPIC_BATCHES_TABLE, REQUESTS_TABLE} <= tables:
+        return []
+    sql = (
+        f"SELECT DISTINCT r.model FROM {S}.{REQUESTS_TABLE} AS r JOIN {S}.{ANTHROPIC_BATCHES_TABLE} AS a "
+        "ON a.id = r.batch_id WHERE r.model IS NOT NULL"
+    )
+    return [r[0] for r in con.execute(sql).fetchall()]
+
+
+def _provider_tables(tables: dict[str, str]) -> frozenset[str]:
+    """Other providers' batch tables a load has created in the file (`anthropic_batches`)."""
+    return frozenset(name for name in PROVIDER_TABLES if tables.get(name) == "BASE TABLE")
+
+
 def _organization_tables(tables: dict[str, str]) -> frozenset[str]:
-    """The Admin API's tables an admin key has loaded into the file."""
-    return frozenset(name for name in ORGANIZATION_TABLES if tables.get(name) == "BASE TABLE")
+    """The Admin APIs' tables an admin key has loaded into the file, and the tables Anthropic's rows of the
+    reconciliation read (reconciliation_anthropic.py)."""
+    names = (*ORGANIZATION_TABLES, *ANTHROPIC_TABLES)
+    return frozenset(name for name in names if tables.get(name) == "BASE TABLE")
 
 
 def _ledger_tables(tables: dict[str, str]) -> frozenset[str]:
@@ -148,13 +168,14 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
     organization = _organization_tables(tables)
     ledger = _ledger_tables(tables)
+    providers = _provider_tables(tables)
     for name in (BATCHES_TABLE, ERRORS_TABLE):
         if tables.get(name) != "BASE TABLE":
             _empty_table(con, name)
-    prices = resolve_prices(_models(con, organization), overrides)
+    prices = resolve_prices(_models(con, organization), overrides, _anthropic_models(con, ledger | providers))
     write_model_prices(con, prices)
-    create_views(con, has_gone, organization, ledger)
-    current = stored == fingerprint(prices, has_gone, organization, ledger)
+    create_views(con, has_gone, organization, ledger, providers)
+    current = stored == fingerprint(prices, has_gone, organization, ledger, providers)
     return Analysis(con=con, has_batches=has_batches, stored_is_current=current)
 
 
@@ -174,7 +195,8 @@ def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float
     with store.locked(wait=DEFAULT_LOCK_WAIT_S if wait is None else wait, shared=True):
         con = store.connect(read_only=True)
         try:
-            if not (table_exists(con, S, BATCHES_TABLE) or table_exists(con, S, RUN_LOG_TABLE)):
+            loaded = (BATCHES_TABLE, ANTHROPIC_BATCHES_TABLE, RUN_LOG_TABLE)
+            if not any(table_exists(con, S, name) for name in loaded):
                 raise NoBatchesError(f"nothing has been loaded into {db_path} yet")
             yield build_in_memory(con, overrides)
         finally:
@@ -216,16 +238,18 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
         if not table_exists(con, S, BATCHES_TABLE):
             raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path} yet")
         _conflicts(con, db_path)
-        organization = _organization_tables(tables_in(con, S))
-        prices = resolve_prices(_models(con, organization), overrides)
+        tables = tables_in(con, S)
+        organization = _organization_tables(tables)
         has_gone = table_exists(con, S, GONE_TABLE)
-        ledger = _ledger_tables(tables_in(con, S))
+        ledger = _ledger_tables(tables)
+        providers = _provider_tables(tables)
+        prices = resolve_prices(_models(con, organization), overrides, _anthropic_models(con, ledger | providers))
         con.execute("BEGIN TRANSACTION")
         try:
-            _add_absent_columns(con, tables_in(con, S))
+            _add_absent_columns(con, tables)
             write_model_prices(con, prices)
-            create_views(con, has_gone, organization, ledger)
-            mark = fingerprint(prices, has_gone, organization, ledger)
+            create_views(con, has_gone, organization, ledger, providers)
+            mark = fingerprint(prices, has_gone, organization, ledger, providers)
             con.execute(f"CREATE OR REPLACE VIEW {S}.{_VERSION_VIEW} AS SELECT '{mark}' AS fingerprint")
         except BaseException:
             con.execute("ROLLBACK")

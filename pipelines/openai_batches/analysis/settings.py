@@ -14,6 +14,12 @@ PRICES_TABLE = "model_prices"
 # OpenAI bills batch jobs at half the synchronous per-token price, cached input included
 # (see the Pricing section of the API reference). Override entries can set their own factor.
 BATCH_FACTOR = 0.5
+# Anthropic has billed Message Batches at half the standard price, input, output and prompt-cache reads and
+# writes alike, since the API opened (October 2024; "50% discount" in its pricing and batch-processing docs).
+# genai-prices lists that batch price itself only from 2026-10-14, and for some models (claude-opus-4-1,
+# claude-sonnet-4-0, claude-3-5-haiku) not at all: there the standard price times this factor is the price,
+# and `model_prices.source` says so (prices.GENAI_PRICES_STANDARD).
+ANTHROPIC_BATCH_FACTOR = 0.5
 # A price file's `batch_factor` is the share of the standard price a batch pays: above 1 a batch would
 # cost more than the same requests sent one by one, which no provider bills (a typo, such as 5 for 0.5).
 BATCH_FACTOR_MAX = 1.0
@@ -23,7 +29,8 @@ BATCH_FACTOR_MAX = 1.0
 # makes every total it enters infinite, which no report can show.
 MAX_PRICE_USD_PER_MTOK = 1_000_000.0
 
-# genai-prices knows models by provider; every batch here was billed by OpenAI.
+# genai-prices knows models by provider: `batches` were billed by OpenAI (Anthropic's batches are priced
+# under genai-prices' "anthropic", prices.ANTHROPIC).
 PRICE_PROVIDER = "openai"
 
 # The user's price file: it wins over genai-prices. Found next to dlt's own config (`.dlt/`), where the

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from .settings import MAX_PLAUSIBLE_TOKENS
 
+# Batches from before September 2025 carry no model (nor does an Anthropic batch whose results are not read
+# yet); grouping them under a visible label keeps them in every per-model total instead of a NULL row
+# readers overlook.
+NO_MODEL = "(not reported)"
+
 
 def usage_consistent(inp: str, cached: str, out: str, reasoning: str) -> str:
     """The one test of usage, over any four token columns (a batch's, or a request's in the ledger): NULL
@@ -28,4 +33,4 @@ def sync_cost(inp: str, cached: str, out: str) -> str:
         ) / 1e6"""
 
 
-__all__ = ["sync_cost", "usage_consistent"]
+__all__ = ["NO_MODEL", "sync_cost", "usage_consistent"]

@@ -20,16 +20,15 @@ import duckdb
 
 from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
+from .anthropic_views import ENDPOINT as ANTHROPIC_ENDPOINT
+from .anthropic_views import PROVIDER as ANTHROPIC
+from .anthropic_views import PROVIDER_TABLES, anthropic_views
 from .ledger_views import ledger_views, request_redactions
-from .prices import PriceRow
+from .prices import GENAI_PRICES_STANDARD, PriceRow
 from .reconciliation import BatchTerms, cost_caveats, reconciliation_views
-from .sql_rules import sync_cost, usage_consistent
+from .sql_rules import NO_MODEL, sync_cost, usage_consistent
 
 S = settings.SCHEMA
-
-# Batches from before September 2025 carry no model; grouping them under a visible label keeps them
-# in every per-model total instead of a NULL row readers overlook.
-NO_MODEL = "(not reported)"
 
 # `since` as an instant, whatever the session's time zone: the variable's text (a TIMESTAMPTZ renders
 # with its offset) is read as that instant when it carries an offset, and as UTC when it does not
@@ -108,82 +107,6 @@ def batches_in_scope(has_gone_table: bool) -> str:
 # `timezone('UTC', ts)`, without going through ICU, which made it 5-15x slower over a million batches.
 
 
-def _consistent(column: str) -> str:
-    return f"CASE WHEN b.usage_consistent THEN b.{column} END"
-
-
-# Batch price: `batch_factor` (0.5) of the standard price of the period in force at created_at.
-# Uncached input at the input price, cached input at the cached-input price (the input price where
-# none is listed), output (reasoning included) at the output price. No usable usage, creation time or
-# price: NULL, not 0, with the reason; the tokens of inconsistent usage are NULL too (none is known).
-BATCH_COSTS = f"""
-CREATE OR REPLACE VIEW {S}.batch_costs AS
-WITH scoped AS (
-    SELECT *, {_usable("created_at")} AS usable_created_at FROM {S}.batches_in_scope
-),
-joined AS (
-    SELECT
-        b.id, b.project, b.model, b.model_label, b.endpoint, b.status, b.usable_created_at AS created_at,
-        CAST(make_timestamp(epoch_us(b.usable_created_at)) AS DATE) AS created_day,
-        b.metadata,
-        {_consistent("usage__input_tokens")} AS input_tokens,
-        {_consistent("usage__input_tokens_details__cached_tokens")} AS cached_input_tokens,
-        {_consistent("usage__output_tokens")} AS output_tokens,
-        {_consistent("usage__output_tokens_details__reasoning_tokens")} AS reasoning_tokens,
-        p.matched_model AS price_model,
-        p.source AS price_source,
-        p.valid_from AS price_valid_from,
-        p.tiered AS price_tiered,
-        p.input_usd_per_mtok,
-        coalesce(p.cached_input_usd_per_mtok, p.input_usd_per_mtok) AS cached_input_usd_per_mtok,
-        p.output_usd_per_mtok,
-        p.batch_factor,
-        CASE
-            WHEN b.usage__input_tokens IS NULL THEN 'no usage reported'
-            WHEN NOT b.usage_consistent THEN 'inconsistent usage'
-            WHEN b.model IS NULL THEN 'no model reported'
-            WHEN b.usable_created_at IS NULL THEN 'no usable creation time'
-            WHEN p.model IS NULL THEN 'no price for model'
-            WHEN p.output_usd_per_mtok IS NULL AND coalesce(b.usage__output_tokens, 0) > 0
-                THEN 'no output price for model'
-        END AS unpriced_reason
-    FROM scoped AS b
-    -- On the time as sent: a time that is not usable gets no price anyway (the reason above), and the
-    -- column as stored lets DuckDB prove the period bounds from its statistics.
-    LEFT JOIN {S}.{settings.PRICES_TABLE} AS p
-        ON p.model = b.model
-        AND b.created_at >= coalesce(p.valid_from, TIMESTAMPTZ '-infinity')
-        AND b.created_at < coalesce(p.valid_to, TIMESTAMPTZ 'infinity')
-),
-priced AS (
-    SELECT
-        *,
-        unpriced_reason IS NULL AS priced,
-        CASE WHEN unpriced_reason IS NULL THEN {sync_cost("input_tokens", "cached_input_tokens", "output_tokens")}
-        END AS sync_cost_usd
-    FROM joined
-)
-SELECT
-    id, project, model, model_label, endpoint, status, created_at, created_day, metadata,
-    input_tokens,
-    cached_input_tokens,
-    input_tokens - coalesce(cached_input_tokens, 0) AS uncached_input_tokens,
-    output_tokens,
-    reasoning_tokens,
-    priced,
-    unpriced_reason,
-    sync_cost_usd * batch_factor AS cost_usd,
-    sync_cost_usd,
-    sync_cost_usd * (1 - batch_factor) AS batch_savings_usd,
-    CASE WHEN priced THEN
-        coalesce(cached_input_tokens, 0) * (input_usd_per_mtok - cached_input_usd_per_mtok) / 1e6 * batch_factor
-    END AS cache_savings_usd,
-    price_model, price_source, price_valid_from, coalesce(priced AND price_tiered, false) AS price_tiered,
-    input_usd_per_mtok, cached_input_usd_per_mtok, output_usd_per_mtok, batch_factor
-FROM priced
-"""
-
-
 # The timestamps the durations read; the end of a batch is tested once it is chosen (`ended_at`: the
 # timestamp of its terminal status, NULL while it is open).
 _COUNTS = ("request_counts__total", "request_counts__completed", "request_counts__failed")
@@ -212,8 +135,10 @@ BATCH_TIMINGS = f"""
 CREATE OR REPLACE VIEW {S}.batch_timings AS
 WITH ends AS (
     SELECT
-        id, project, model, model_label, endpoint, status, usage_consistent, gone,
+        id, project, model, model_label, endpoint, status, usage_consistent, gone, metadata,
         usage__input_tokens, usage__output_tokens,
+        usage__input_tokens_details__cached_tokens, usage__output_tokens_details__reasoning_tokens,
+        created_at AS created_at_as_sent,  -- `batch_costs` joins prices on it: DuckDB knows its bounds
         {", ".join(f"CASE WHEN request_counts_consistent IS NOT false THEN {c} END AS {c}" for c in _COUNTS)},
         {", ".join(f"{_usable(c)} AS {c}" for c in _TIMES)},
         NOT {is_open_sql()} AND NOT gone AS is_terminal,
@@ -250,24 +175,205 @@ SELECT
         WHEN status = 'expired' THEN false
     END AS within_window,
     CASE WHEN usage_consistent THEN usage__input_tokens END AS input_tokens,
-    CASE WHEN usage_consistent THEN usage__output_tokens END AS output_tokens
+    CASE WHEN usage_consistent THEN usage__output_tokens END AS output_tokens,
+    -- What `batch_costs` reads (it is built on this view: one scan of the batches for both).
+    usage_consistent,
+    metadata,
+    created_at_as_sent,
+    CASE WHEN usage_consistent THEN usage__input_tokens_details__cached_tokens END AS cached_input_tokens,
+    CASE WHEN usage_consistent THEN usage__output_tokens_details__reasoning_tokens END AS reasoning_tokens
 FROM intervals
 """
 
+# Batch price: `batch_factor` (0.5) of the standard price of the period in force at created_at.
+# Uncached input at the input price, cached input at the cached-input price (the input price where
+# none is listed), output (reasoning included) at the output price. No usable usage, creation time or
+# price: NULL, not 0, with the reason; the tokens of inconsistent usage are NULL too (none is known).
+# Built on `batch_timings` (its usage columns are already NULL where usage is not consistent), and it
+# carries the timing columns on: `batch_jobs` reads both from this one view, one scan of the batches.
+_TIMING_COLUMNS = (
+    "gone",
+    "is_terminal",
+    "ended_at",
+    "expires_at",
+    "queue_s",
+    "processing_s",
+    "finalizing_s",
+    "turnaround_s",
+    "open_for_s",
+    "timeline_complete",
+    "requests_total",
+    "requests_completed",
+    "requests_failed",
+    "all_requests_failed",
+    "within_window",
+)
+BATCH_COSTS = f"""
+CREATE OR REPLACE VIEW {S}.batch_costs AS
+WITH joined AS (
+    SELECT
+        b.id, b.project, b.model, b.model_label, b.endpoint, b.status, b.created_at,
+        CAST(make_timestamp(epoch_us(b.created_at)) AS DATE) AS created_day,
+        b.metadata,
+        b.input_tokens, b.cached_input_tokens, b.output_tokens, b.reasoning_tokens,
+        {", ".join(f"b.{c}" for c in _TIMING_COLUMNS)},
+        p.matched_model AS price_model,
+        p.source AS price_source,
+        p.valid_from AS price_valid_from,
+        p.tiered AS price_tiered,
+        p.input_usd_per_mtok,
+        coalesce(p.cached_input_usd_per_mtok, p.input_usd_per_mtok) AS cached_input_usd_per_mtok,
+        p.output_usd_per_mtok,
+        p.batch_factor,
+        CASE
+            WHEN b.usage_consistent IS NULL THEN 'no usage reported'
+            WHEN NOT b.usage_consistent THEN 'inconsistent usage'
+            WHEN b.model IS NULL THEN 'no model reported'
+            WHEN b.created_at IS NULL THEN 'no usable creation time'
+            WHEN p.model IS NULL THEN 'no price for model'
+            WHEN p.output_usd_per_mtok IS NULL AND coalesce(b.output_tokens, 0) > 0
+                THEN 'no output price for model'
+        END AS unpriced_reason
+    FROM {S}.batch_timings AS b
+    LEFT JOIN {S}.{settings.PRICES_TABLE} AS p
+        ON p.provider = 'openai' AND p.model = b.model
+        AND b.created_at_as_sent >= coalesce(p.valid_from, TIMESTAMPTZ '-infinity')
+        AND b.created_at_as_sent < coalesce(p.valid_to, TIMESTAMPTZ 'infinity')
+),
+priced AS (
+    SELECT
+        *,
+        unpriced_reason IS NULL AS priced,
+        CASE WHEN unpriced_reason IS NULL THEN {sync_cost("input_tokens", "cached_input_tokens", "output_tokens")}
+        END AS sync_cost_usd
+    FROM joined
+)
+SELECT
+    id, project, model, model_label, endpoint, status, created_at, created_day, metadata,
+    input_tokens,
+    cached_input_tokens,
+    input_tokens - coalesce(cached_input_tokens, 0) AS uncached_input_tokens,
+    output_tokens,
+    reasoning_tokens,
+    priced,
+    unpriced_reason,
+    sync_cost_usd * batch_factor AS cost_usd,
+    sync_cost_usd,
+    sync_cost_usd * (1 - batch_factor) AS batch_savings_usd,
+    CASE WHEN priced THEN
+        coalesce(cached_input_tokens, 0) * (input_usd_per_mtok - cached_input_usd_per_mtok) / 1e6 * batch_factor
+    END AS cache_savings_usd,
+    price_model, price_source, price_valid_from, coalesce(priced AND price_tiered, false) AS price_tiered,
+    input_usd_per_mtok, cached_input_usd_per_mtok, output_usd_per_mtok, batch_factor,
+    {", ".join(_TIMING_COLUMNS)}
+FROM priced
+"""
+
+# One row per batch of any provider: what every cross-provider report reads. The columns of the issue
+# first, then what the reports need besides (README, "One table of every batch job"). OpenAI's figures are
+# `batch_costs`' and `batch_timings`' own; OpenAI counts no expired or cancelled requests, so those are the
+# requests of an expired (cancelled) batch that never ran, and 0 for other finished batches; OpenAI bills no
+# cache writes (0). Anthropic's come from `anthropic_batch_costs` (anthropic_views.py).
+_EXPIRED_OR_CANCELLED = (
+    "CASE WHEN is_terminal THEN CASE WHEN status = '{status}' "
+    "THEN requests_total - requests_completed - requests_failed ELSE 0 END END"
+)
+_JOB_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (column, from batch_costs, from anthropic_batch_costs)
+    ("provider", "'openai'", f"'{ANTHROPIC}'"),
+    ("project", "project", "project"),
+    ("batch_id", "id", "id"),
+    ("status", "status", "status"),
+    ("created_at", "created_at", "created_at"),
+    ("ended_at", "ended_at", "ended_at"),
+    ("model", "model", "model"),
+    ("requests_total", "requests_total", "requests_total"),
+    ("requests_succeeded", "requests_completed", "succeeded"),
+    ("requests_failed", "requests_failed", "errored"),
+    ("requests_expired", _EXPIRED_OR_CANCELLED.format(status="expired"), "expired"),
+    ("requests_cancelled", _EXPIRED_OR_CANCELLED.format(status="cancelled"), "canceled"),
+    ("input_tokens", "input_tokens", "input_tokens"),
+    ("cached_input_tokens", "cached_input_tokens", "cached_tokens"),
+    ("cache_write_tokens", "CASE WHEN input_tokens IS NOT NULL THEN 0 END", "cache_write_tokens"),
+    ("output_tokens", "output_tokens", "output_tokens"),
+    ("cost_usd", "cost_usd", "cost_usd"),
+    ("priced", "priced", "priced"),
+    ("unpriced_reason", "unpriced_reason", "unpriced_reason"),
+    ("price_source", "price_source", "price_source"),
+    ("gone", "gone", "gone"),
+    ("is_terminal", "is_terminal", "is_terminal"),
+    ("turnaround_s", "turnaround_s", "turnaround_s"),
+    # what the reports need besides
+    ("model_label", "model_label", f"coalesce(model, '{NO_MODEL}')"),
+    ("endpoint", "endpoint", f"'{ANTHROPIC_ENDPOINT}'"),
+    ("created_day", "created_day", "CAST(make_timestamp(epoch_us(created_at)) AS DATE)"),
+    ("expires_at", "expires_at", "expires_at"),
+    ("reasoning_tokens", "reasoning_tokens", "reasoning_tokens"),
+    ("sync_cost_usd", "sync_cost_usd", "sync_cost_usd"),
+    ("batch_savings_usd", "batch_savings_usd", "sync_cost_usd - cost_usd"),
+    ("cache_savings_usd", "cache_savings_usd", "cache_savings_usd"),
+    ("price_tiered", "price_tiered", "price_tiered"),
+    ("queue_s", "queue_s", "CAST(NULL AS DOUBLE)"),
+    ("processing_s", "processing_s", "CAST(NULL AS DOUBLE)"),
+    ("finalizing_s", "finalizing_s", "CAST(NULL AS DOUBLE)"),
+    ("open_for_s", "open_for_s", "open_for_s"),
+    ("timeline_complete", "timeline_complete", "timeline_complete"),
+    ("within_window", "within_window", "within_window"),
+    ("all_requests_failed", "all_requests_failed", "all_requests_failed"),
+)
+JOB_COLUMNS = tuple(name for name, _, _ in _JOB_COLUMNS)
+
+
+def _side(source: str, i: int, columns: tuple[tuple[str, str, str], ...] = _JOB_COLUMNS) -> str:
+    return "SELECT\n    " + ",\n    ".join(f"{c[i]} AS {c[0]}" for c in columns) + f"\nFROM {S}.{source}"
+
+
+BATCH_JOBS = f"""
+CREATE OR REPLACE VIEW {S}.batch_jobs AS
+{_side("batch_costs", 1)}
+UNION ALL
+{_side("anthropic_batch_costs", 2)}
+"""
+
+# `batch_jobs` without its cost columns, the OpenAI side read from `batch_timings`: the same rows and values,
+# without the price lookup, which the throughput and turnaround figures do not need (a third of their time
+# over a million batches).
+_COST_COLUMNS = frozenset(
+    {
+        "cost_usd",
+        "priced",
+        "unpriced_reason",
+        "price_source",
+        "created_day",
+        "sync_cost_usd",
+        "batch_savings_usd",
+        "cache_savings_usd",
+        "price_tiered",
+    }
+)
+_JOB_TIMING_COLUMNS = tuple(c for c in _JOB_COLUMNS if c[0] not in _COST_COLUMNS)
+BATCH_JOB_TIMINGS = f"""
+CREATE OR REPLACE VIEW {S}.batch_job_timings AS
+{_side("batch_timings", 1, _JOB_TIMING_COLUMNS)}
+UNION ALL
+{_side("anthropic_batch_costs", 2, _JOB_TIMING_COLUMNS)}
+"""
+
 # Work is counted in the period the batch ended: results become available all at once, at the end.
-# A finished batch without a usable end time is in no period (`caveats` counts it).
+# A finished batch without a usable end time is in no period (`caveats` counts it). Per provider and model.
 _THROUGHPUT = """
 CREATE OR REPLACE VIEW {schema}.{name} AS
 SELECT
     {bucket} AS {column},
+    provider,
     model_label AS model,
     count(*) AS batches_finished,
     count(*) FILTER (WHERE status = 'completed') AS batches_completed,
-    sum(requests_completed) AS requests_completed,
+    sum(requests_succeeded) AS requests_completed,
     sum(requests_failed) AS requests_failed,
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens
-FROM {schema}.batch_timings
+FROM {schema}.batch_job_timings
 WHERE is_terminal AND ended_at IS NOT NULL
 GROUP BY ALL
 """
@@ -283,14 +389,16 @@ THROUGHPUT_DAILY = _THROUGHPUT.format(
 
 # Completed batches with a complete timeline only: a failed validation takes seconds and an expiry the
 # whole window, which would hide how long real work takes; and `batches` is exactly the batches every
-# percentile here is computed over. The grand-total row has model and endpoint '(all)' (no row without
-# such a batch: a count of 0 next to empty percentiles says nothing).
+# percentile here is computed over. Per provider, model and endpoint (Anthropic's batches have no stage
+# times: their stage percentiles are empty). The grand-total row has provider, model and endpoint '(all)'
+# (no row without such a batch: a count of 0 next to empty percentiles says nothing).
 # The three turnaround percentiles come from one aggregate (one sort per group instead of three: 25%
 # faster over a million batches, the same values).
 TURNAROUND_PERCENTILES = f"""
 CREATE OR REPLACE VIEW {S}.turnaround_percentiles AS
 WITH percentiles AS (
     SELECT
+        CASE WHEN grouping(provider) = 1 THEN '(all)' ELSE provider END AS provider,
         CASE WHEN grouping(model_label) = 1 THEN '(all)' ELSE model_label END AS model,
         CASE WHEN grouping(endpoint) = 1 THEN '(all)' ELSE endpoint END AS endpoint,
         count(*) AS batches,
@@ -298,12 +406,13 @@ WITH percentiles AS (
         quantile_cont(queue_s, 0.5) AS queue_p50_s,
         quantile_cont(processing_s, 0.5) AS processing_p50_s,
         quantile_cont(finalizing_s, 0.5) AS finalizing_p50_s
-    FROM {S}.batch_timings
+    FROM {S}.batch_job_timings
     WHERE status = 'completed' AND timeline_complete
-    GROUP BY GROUPING SETS ((model_label, endpoint), ())
+    GROUP BY GROUPING SETS ((provider, model_label, endpoint), ())
     HAVING count(*) > 0
 )
 SELECT
+    provider,
     model,
     endpoint,
     batches,
@@ -334,7 +443,7 @@ SELECT
     count(*) FILTER (WHERE status = 'expired') / count(*) AS expiry_rate,
     count(*) FILTER (WHERE status = 'cancelled') / count(*) AS cancellation_rate,
     avg(CAST(within_window AS INTEGER)) AS within_window_share
-FROM {S}.batch_timings
+FROM {S}.batch_job_timings
 WHERE is_terminal
 GROUP BY GROUPING SETS ((model_label), ())
 HAVING count(*) > 0
@@ -345,11 +454,11 @@ HAVING count(*) > 0
 OPEN_BATCHES = f"""
 CREATE OR REPLACE VIEW {S}.open_batches AS
 SELECT
-    id, project, model, model_label, endpoint, status, created_at, expires_at,
+    batch_id AS id, provider, project, model, model_label, endpoint, status, created_at, expires_at,
     open_for_s,
     (epoch_us(expires_at) - epoch_us(now())) / 1e6 AS expires_in_s,
-    requests_total, requests_completed, requests_failed
-FROM {S}.batch_timings
+    requests_total, requests_succeeded AS requests_completed, requests_failed
+FROM {S}.batch_job_timings
 WHERE NOT is_terminal AND NOT gone
 """
 
@@ -383,6 +492,15 @@ _COUNTS_IMPOSSIBLE = (
 _REDACTED = "a configured API key the server sent back was masked (***) in"
 _REDACTED_FIGURES = "that field as stored: not the value the API sent"
 _TIERED = ("priced at the base rate of a long-context (tiered) price", "every cost figure: a lower bound")
+# Anthropic batches: no tokens until their results are read, and a price from genai-prices' standard price
+# where it lists no batch price (anthropic_views.py).
+_ANTHROPIC_UNPRICED = "Anthropic batch unpriced:"
+_ANTHROPIC_UNPRICED_FIGURES = "every cost figure (batch_jobs.unpriced_reason)"
+_ANTHROPIC_FALLBACK = (
+    f"Anthropic batch priced at genai-prices'' standard price x {settings.ANTHROPIC_BATCH_FACTOR:g} (Anthropic''s "
+    "documented batch discount): genai-prices lists no batch price for its model at its creation time"
+)
+_ANTHROPIC_FALLBACK_FIGURES = "every cost figure: Anthropic''s discount, not a listed batch price"
 
 
 def _caveats_sql(organization_tables: frozenset[str] = frozenset(), ledger_tables: frozenset[str] = frozenset()) -> str:
@@ -422,12 +540,37 @@ WHERE redacted_fields IS NOT NULL
 UNION ALL
 SELECT batch_id, '{_REDACTED} batch_requests.' || field, '{_REDACTED_FIGURES}'
 FROM ({request_redactions(ledger_tables)})
+UNION ALL
+SELECT id, '{_ANTHROPIC_UNPRICED} ' || unpriced_reason, '{_ANTHROPIC_UNPRICED_FIGURES}'
+FROM {S}.anthropic_batch_costs
+WHERE NOT priced
+UNION ALL
+SELECT id, '{_ANTHROPIC_FALLBACK}', '{_ANTHROPIC_FALLBACK_FIGURES}'
+FROM {S}.anthropic_batch_costs
+WHERE price_source LIKE '%{GENAI_PRICES_STANDARD}%'
+UNION ALL
+SELECT id, '{_TIERED[0]}', '{_TIERED[1]}'
+FROM {S}.anthropic_batch_costs
+WHERE price_tiered
+UNION ALL
+SELECT id, '{_CAVEATS[0][1]}', '{_CAVEATS[0][2]}'
+FROM {S}.anthropic_batch_costs
+WHERE is_terminal AND ended_at IS NULL
+UNION ALL
+SELECT id, '{_CAVEATS[4][1]}', '{_CAVEATS[4][2]}'
+FROM {S}.anthropic_batch_costs
+WHERE created_at IS NULL
 """
 
 
-_LATER_VIEWS: tuple[tuple[str, str], ...] = (
-    ("batch_costs", BATCH_COSTS),
+# In creation order: DuckDB binds a view when it is created, so what a view reads comes before it.
+_TIMING_VIEWS: tuple[tuple[str, str], ...] = (
     ("batch_timings", BATCH_TIMINGS),
+    ("batch_costs", BATCH_COSTS),
+)
+_LATER_VIEWS: tuple[tuple[str, str], ...] = (
+    ("batch_jobs", BATCH_JOBS),
+    ("batch_job_timings", BATCH_JOB_TIMINGS),
     ("throughput_hourly", THROUGHPUT_HOURLY),
     ("throughput_daily", THROUGHPUT_DAILY),
     ("turnaround_percentiles", TURNAROUND_PERCENTILES),
@@ -444,12 +587,16 @@ def views(
     has_gone_table: bool,
     organization_tables: frozenset[str] = frozenset(),
     ledger_tables: frozenset[str] = frozenset(),
+    provider_tables: frozenset[str] = frozenset(),
 ) -> tuple[tuple[str, str], ...]:
     """Every view, in creation order; `batches_gone` exists only once a load found a batch gone, the
     Admin API's tables (`organization_tables`) once an admin key loaded them (see reconciliation.py), the
-    request ledger's (`ledger_tables`) once a load read it (see ledger_views.py)."""
+    request ledger's (`ledger_tables`) once a load read it (see ledger_views.py), other providers' batch
+    tables (`provider_tables`, `anthropic_batches`) once a load wrote one (see anthropic_views.py)."""
     return (
         ("batches_in_scope", batches_in_scope(has_gone_table)),
+        *_TIMING_VIEWS,
+        *anthropic_views(ledger_tables | provider_tables, has_gone_table, _usable, _elapsed),
         *_LATER_VIEWS,
         ("caveats", _caveats_sql(organization_tables, ledger_tables)),
         *reconciliation_views(organization_tables, _TERMS),
@@ -465,10 +612,11 @@ def create_views(
     has_gone_table: bool,
     organization_tables: frozenset[str] = frozenset(),
     ledger_tables: frozenset[str] = frozenset(),
+    provider_tables: frozenset[str] = frozenset(),
 ) -> None:
     """Create (or replace) the `since` macro and every view in the session's current catalog."""
     con.execute(SINCE_MACRO)
-    for _, sql in views(has_gone_table, organization_tables, ledger_tables):
+    for _, sql in views(has_gone_table, organization_tables, ledger_tables, provider_tables):
         con.execute(sql)
 
 
@@ -477,15 +625,16 @@ def fingerprint(
     has_gone_table: bool,
     organization_tables: frozenset[str] = frozenset(),
     ledger_tables: frozenset[str] = frozenset(),
+    provider_tables: frozenset[str] = frozenset(),
 ) -> str:
     """What the analysis is made of: the SQL of the macro and views and the price rows. Stored with the
     views in the file, so a reader can tell whether what is stored there is what it would build now."""
     digest = hashlib.sha256(SINCE_MACRO.encode())
-    for _, sql in views(has_gone_table, organization_tables, ledger_tables):
+    for _, sql in views(has_gone_table, organization_tables, ledger_tables, provider_tables):
         digest.update(sql.encode())
     for row in prices:
         digest.update(repr(row).encode())
     return digest.hexdigest()[:16]
 
 
-__all__ = ["NO_MODEL", "VIEW_NAMES", "create_views", "fingerprint", "views"]
+__all__ = ["JOB_COLUMNS", "NO_MODEL", "PROVIDER_TABLES", "VIEW_NAMES", "create_views", "fingerprint", "views"]

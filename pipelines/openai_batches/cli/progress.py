@@ -36,7 +36,11 @@ class _Files:
 
 
 def files_line(project: str, done: list[int], planned: list[int]) -> str:
-    return f"[{project}] ledger: {done[0]} of {planned[0]} files, {done[1] / 1e6:,.1f} of {planned[1] / 1e6:,.1f} MB"
+    """`done` of `planned` files and MB; a size not known before the download (Anthropic's results have none)
+    is not counted as 0 MB planned: then only what was read is shown."""
+    read_mb = f"{done[1] / 1e6:,.1f}"
+    of_mb = f"{read_mb} of {planned[1] / 1e6:,.1f} MB" if planned[1] >= done[1] else f"{read_mb} MB read"
+    return f"[{project}] ledger: {done[0]} of {planned[0]} files, {of_mb}"
 
 
 class LogProgress(ProgressSink):

@@ -15,6 +15,7 @@ from ..analysis.prices import PricesError
 from ..analysis.queries import load_queries, parse_since
 from ..analysis.report import HEADER_REPORTS, collect_queries, print_tables, render_csv, render_json, render_markdown
 from ..analysis.session import NoBatchesError
+from ..client.errors import error_line
 from ..settings import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -102,7 +103,8 @@ def report_command(  # noqa: C901, PLR0912 -- every failure of a report and its 
     except NoBatchesError as e:
         return fail(str(e), EXIT_FAILED)
     except (duckdb.Error, OSError) as e:
-        return fail(f"{db_path}: {e}", EXIT_FAILED)
+        # one line: DuckDB's text of a refused S3 request runs on over five (the provider's answer, hints)
+        return fail(f"{db_path}: {error_line(e)}", EXIT_FAILED)
     if html:
         from ..analysis.html import write_html
 

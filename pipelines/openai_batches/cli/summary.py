@@ -33,10 +33,19 @@ def print_summary(result: LoadOutcome, label: str = "load") -> None:
         )
         if o.stats.ledger is not None:
             print(f"{label} [{o.name}] {ledger_summary(o.stats.ledger)}")
+    # The reconciliation line covers both providers: said once, after the last organisation read.
+    books = result.anthropic_admin
+    later = books.findings.summary() if books is not None and books.findings is not None else None
     if result.admin is not None:
         from ..load.admin_run import summary_lines
 
         for line in summary_lines(result.admin, label):
+            if later is None or result.admin.findings is None or line != result.admin.findings.summary():
+                print(line)
+    if books is not None:
+        from ..load import anthropic_admin_run
+
+        for line in anthropic_admin_run.summary_lines(books, label):
             print(line)
     loaded = result.loaded()
     total_new = sum(o.stats.counts.new for o in loaded)
@@ -55,6 +64,8 @@ def print_summary(result: LoadOutcome, label: str = "load") -> None:
             print(f"error: project {o.name}: {o.error}", file=sys.stderr)
     if result.admin is not None and result.admin.error:
         print(f"error: organization (Admin API): {result.admin.error}", file=sys.stderr)
+    if result.anthropic_admin is not None and result.anthropic_admin.error:
+        print(f"error: anthropic organization (Admin API): {result.anthropic_admin.error}", file=sys.stderr)
 
 
 def _mb(size: int) -> str:

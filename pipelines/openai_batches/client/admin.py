@@ -3,20 +3,18 @@
 The same client machinery as the batch endpoints (client/batches.py): retry policy and run budget, a total
 time bound per request, the key masked in everything shown. What differs is the paging: projects
 page with `after` (the last id), usage and costs with the opaque `page`/`next_page` cursor; one loop
-follows both.
+follows both (admin_pages.py, shared with Anthropic's Admin API).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httpx
-
+from .admin_pages import AdminPages
 from .anthropic import ADMIN_KEY_PREFIX as ANTHROPIC_ADMIN_PREFIX
 from .anthropic import KEY_PREFIX as ANTHROPIC_KEY_PREFIX
 from .batches import BatchesClient
-from .errors import ApiError
 
 # Admin keys are made on the organisation's settings page; they start with this (project keys with
 # `sk-proj-`, service accounts with `sk-svcacct-`).
@@ -39,8 +37,10 @@ _REFUSED_HINT = (
 )
 
 
-class AdminClient(BatchesClient):
+class AdminClient(BatchesClient, AdminPages):
     """`GET /organization/projects`, `/organization/usage/completions` and `/organization/costs`."""
+
+    REFUSED_HINT = _REFUSED_HINT
 
     def __enter__(self) -> AdminClient:
         return self
@@ -55,45 +55,6 @@ class AdminClient(BatchesClient):
         """Every bucket of a usage or costs query from `start_time` to now, in order."""
         for body in self._pages(path, params, expect="page"):
             yield from body["data"]
-
-    def _pages(self, path: str, params: Mapping[str, Any], *, expect: str) -> Iterator[dict[str, Any]]:
-        """Each page of ``path``, following `after` (lists) or `next_page` (bucketed pages) until
-        `has_more` is false. A cursor the API repeats would loop forever: refused."""
-        query: dict[str, Any] = dict(params)
-        used: set[str] = set()
-        while True:
-            what = f"GET {self.shown_base}{path}"
-            body, _ = self._get(path, query, what, expect)
-            yield body
-            if not body.get("has_more"):
-                return
-            name, cursor = _next_cursor(body, expect)
-            if cursor is None:  # a list that says "more" with no item to continue after
-                raise ApiError(what, message="has_more is true but the page has no data")
-            if cursor in used:
-                raise ApiError(
-                    f"{what}?{name}={self.redactor.clean(cursor, 80)}",
-                    message="the API returned the same cursor twice (paging does not advance); stopping",
-                )
-            used.add(cursor)
-            query[name] = cursor
-
-    def _get(self, path: str, params: dict[str, Any], what: str, expect: str) -> tuple[dict[str, Any], httpx.Response]:
-        try:
-            return super()._get(path, params, what, expect)
-        except ApiError as e:
-            if e.status in (401, 403):
-                e.message += _REFUSED_HINT
-                e.args = (str(e),)
-            raise
-
-
-def _next_cursor(body: Mapping[str, Any], expect: str) -> tuple[str, str | None]:
-    if expect == "page":
-        cursor = body.get("next_page")
-        return "page", cursor if isinstance(cursor, str) and cursor else None
-    data: Sequence[Mapping[str, Any]] = body.get("data") or []
-    return "after", (str(data[-1]["id"]) if data else None)
 
 
 def key_kind_problem(key: str, *, setting: str, want_admin: bool) -> str | None:

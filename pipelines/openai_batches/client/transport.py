@@ -16,6 +16,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -159,7 +160,7 @@ class ApiClient:
                 message=f"unexpected response body (not a {expect} object)",
                 request_id=request_id,
             )
-        if expect == "page" and body.get("has_more") and not body.get("next_page"):
+        if expect in ("page", "report") and body.get("has_more") and not body.get("next_page"):
             # The Admin API's bucketed pages: "more", but no cursor to ask for it with.
             raise RetryableApiError(
                 what,
@@ -374,6 +375,8 @@ def _has_shape(body: Any, expect: str) -> bool:
         return isinstance(body.get("data"), list) and all(_has_id(b) for b in body["data"])
     if expect == "page":  # the Admin API's usage and costs: buckets, each a start time and its results
         return isinstance(body.get("data"), list) and all(_is_bucket(b) for b in body["data"])
+    if expect == "report":  # Anthropic's usage and cost reports: buckets from an RFC 3339 `starting_at`
+        return isinstance(body.get("data"), list) and all(_is_report_bucket(b) for b in body["data"])
     return _has_id(body)
 
 
@@ -390,6 +393,28 @@ def _is_bucket(item: Any) -> bool:
         and 0 <= start <= _BUCKET_START_MAX
         and isinstance(item.get("results"), list)
     )
+
+
+def report_bucket_day(bucket: Mapping[str, Any]) -> date:
+    """The UTC day an Anthropic report bucket starts (`starting_at`, RFC 3339); ValueError when it is no
+    such time (a page with such a bucket is refused: `_has_shape`)."""
+    start = bucket.get("starting_at")
+    if not isinstance(start, str) or not 10 <= len(start) <= 40:
+        raise ValueError("starting_at is not an RFC 3339 time")
+    parsed = datetime.fromisoformat(start.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("starting_at has no offset")  # a time without one is no instant: never guessed
+    return parsed.astimezone(UTC).date()
+
+
+def _is_report_bucket(item: Any) -> bool:
+    if not isinstance(item, dict) or not isinstance(item.get("results"), list):
+        return False
+    try:
+        report_bucket_day(item)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _has_id(item: Any) -> bool:

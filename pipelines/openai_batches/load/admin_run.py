@@ -39,11 +39,11 @@ class AdminOutcome:
         return self.error is None and self.stats.first_run
 
 
-def first_batch_day(pipeline: dlt.Pipeline) -> date | None:
+def first_batch_day(pipeline: dlt.Pipeline, batches_table: str = settings.BATCHES_TABLE) -> date | None:
     """The UTC day of the oldest batch in the database (the organisation's first run starts there)."""
     try:
         with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(settings.BATCHES_TABLE)
+            table = client.make_qualified_table_name(batches_table)
             # A created_at below any real batch's (0, a broken value) must not send the first run back years.
             rows = client.execute_sql(
                 f"SELECT min(created_at) FROM {table} WHERE created_at >= to_timestamp({settings.MIN_CREATED_AT})"
@@ -91,11 +91,11 @@ def run_admin(
         reraise_interruption(e)
         outcome.error = cause(e)
         return outcome
-    outcome.findings = _findings(db_path)
+    outcome.findings = findings_after_load(db_path)
     return outcome
 
 
-def _findings(db_path: Store | str) -> Findings | None:
+def findings_after_load(db_path: Store | str) -> Findings | None:
     """What the reconciliation views say now; None (with a warning) when they cannot be read, which
     must not fail a load that committed."""
     from ..analysis.findings import read_findings
@@ -122,4 +122,4 @@ def summary_lines(outcome: AdminOutcome, label: str = "load") -> list[str]:
     return lines
 
 
-__all__ = ["AdminOutcome", "first_batch_day", "run_admin", "summary_lines"]
+__all__ = ["AdminOutcome", "findings_after_load", "first_batch_day", "run_admin", "summary_lines"]

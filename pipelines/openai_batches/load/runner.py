@@ -29,7 +29,7 @@ from ..sources.batches.source import openai_batches
 from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
 from ..sources.stats import ProjectCounts
-from ..storage.destination import remove_duplicates_after_resume
+from ..storage.destination import allow_null_file_ids, remove_duplicates_after_resume
 from ..storage.foreign import ForeignDatabase, check_not_foreign
 from ..storage.lock import DatabaseUnavailable
 from ..storage.store import DuckDBFile, Store, as_store, connected
@@ -40,6 +40,7 @@ from .run_log import record_run
 
 if TYPE_CHECKING:
     from .admin_run import AdminOutcome
+    from .anthropic_admin_run import AnthropicBooksOutcome
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class LoadOutcome:
     admin: AdminOutcome | None = None  # the Admin API's tables, when an admin key is configured
     # What this load committed of a package a failed run left (a full disk): loaded before any project runs.
     resumed: ProjectOutcome | None = None
+    anthropic_admin: AnthropicBooksOutcome | None = None  # Anthropic's books, when its Admin API key is set
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,7 @@ class LoadOutcome:
             self.error is None
             and all(o.error is None for o in self.outcomes)
             and (self.admin is None or self.admin.error is None)
+            and (self.anthropic_admin is None or self.anthropic_admin.error is None)
         )
 
     @property
@@ -83,7 +86,7 @@ class LoadOutcome:
                 or (o.stats.ledger is not None and o.stats.ledger.wrote_rows)
             )
             for o in self.loaded()
-        ) or (self.admin is not None and self.admin.changed)
+        ) or any(books is not None and books.changed for books in (self.admin, self.anthropic_admin))
 
     def loaded(self) -> list[ProjectOutcome]:
         """The project runs whose rows this load committed: the package a failed run left, then each project."""
@@ -91,7 +94,7 @@ class LoadOutcome:
 
     @property
     def api_calls(self) -> int:
-        admin = self.admin.stats.api_calls if self.admin is not None else 0
+        admin = sum(books.stats.api_calls for books in (self.admin, self.anthropic_admin) if books is not None)
         return sum(o.stats.api_calls for o in self.outcomes) + admin
 
 
@@ -278,6 +281,7 @@ def _load_projects(
         # What `pipeline.run` does first: restore state and schema from the database when the working
         # directory has none (a database copied or moved here), so the first extract is incremental.
         pipeline.sync_destination()
+        allow_null_file_ids(pipeline)  # a file an older version loaded: Anthropic results have no file id
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
             left = _pending_rows(pipeline, {p.name: p.provider for p in config.projects if p.name})
@@ -301,7 +305,14 @@ def _load_projects(
         outcome = ProjectOutcome(name=project.name or "default", stats=stats, provider=project.provider)
         result.outcomes.append(outcome)
         source = _source(
-            project, config, retry=retry, full_refresh=full_refresh, stats=stats, progress=progress, claimed=claimed
+            project,
+            config,
+            retry=retry,
+            full_refresh=full_refresh,
+            stats=stats,
+            progress=progress,
+            claimed=claimed,
+            pipeline=pipeline,
         )
         table = settings.BATCH_TABLES[project.provider]
         project_started = datetime.now(UTC)
@@ -335,6 +346,11 @@ def _load_projects(
         from .admin_run import run_admin
 
         result.admin = run_admin(pipeline, store, config, retry=retry, full_refresh=full_refresh)
+    if config.anthropic_admin is not None and result.error is None:
+        # Anthropic's books likewise: once per load, after the batches, in its own dlt run.
+        from .anthropic_admin_run import run_anthropic_admin
+
+        result.anthropic_admin = run_anthropic_admin(pipeline, store, config, retry=retry, full_refresh=full_refresh)
 
 
 def _source(
@@ -346,23 +362,28 @@ def _source(
     stats: ProjectCounts,
     progress: ProgressSink | None,
     claimed: dict[str, str],
+    pipeline: dlt.Pipeline,
 ) -> Any:
     """The dlt source of one project, by its provider (each its own resource and table, one schema)."""
     if project.provider == "anthropic":
         from ..sources.anthropic.source import anthropic_batches
 
+        name = project.name or settings.ANTHROPIC_PROJECT_NAME
         return anthropic_batches(
             api_key=project.api_key,
             base_url=project.base_url,
-            project_name=project.name or settings.ANTHROPIC_PROJECT_NAME,
+            project_name=name,
             full_refresh=full_refresh,
             lookback_seconds=config.lookback_seconds,
             timeout=config.timeout,
             retry=retry,
             stats=stats,
             progress=progress,
-            # The ledger always runs for Anthropic: its results are the only source of model, tokens and cost.
+            # The ledger runs for Anthropic unless turned off explicitly: its results are the only source of
+            # model, tokens and cost.
+            requests=config.requests is not False,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
+            known_ids=stored_ids(pipeline, settings.ANTHROPIC_BATCHES_TABLE, name) if full_refresh else None,
             other_keys=config.every_key(),
             claimed=claimed,
         )
@@ -378,11 +399,31 @@ def _source(
         retry=retry,
         stats=stats,
         progress=progress,
-        requests=config.requests,
+        requests=settings.DEFAULT_REQUESTS if config.requests is None else config.requests,
         requests_max_mb_per_run=config.requests_max_mb_per_run,
         claimed=claimed,
         other_keys=config.every_key(),
     )
+
+
+def stored_ids(pipeline: dlt.Pipeline, table: str, project: str) -> list[str]:
+    """Ids of the project's rows in `table` that are not recorded gone (none before the first load)."""
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    with pipeline.sql_client() as client:
+        rows = client.make_qualified_table_name(table)
+        gone = client.make_qualified_table_name(settings.GONE_TABLE)
+        try:
+            query = f"SELECT id FROM {rows} WHERE project = %s AND id NOT IN (SELECT id FROM {gone})"
+            with client.execute_query(query, project) as cursor:
+                return [str(r[0]) for r in cursor.fetchall()]
+        except DatabaseUndefinedRelation:
+            pass
+        try:
+            with client.execute_query(f"SELECT id FROM {rows} WHERE project = %s", project) as cursor:
+                return [str(r[0]) for r in cursor.fetchall()]
+        except DatabaseUndefinedRelation:
+            return []
 
 
 def stored_batches(pipeline: dlt.Pipeline, table: str = settings.BATCHES_TABLE) -> int:

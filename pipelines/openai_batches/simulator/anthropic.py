@@ -11,6 +11,10 @@ clock when read. Lifecycle: `in_progress` until it ends (most within the hour, a
 expiry with requests `expired`), `canceling` for a few minutes after a cancel, then `ended`; counts
 other than `processing` stay 0 until then; `results_url` once ended; `archived_at` (results gone: 404)
 29 days after creation. No message content beyond CONTENT_MARKER is ever generated.
+
+`request_truth(batch_id)` says what happened to each request of an ended batch as the request ledger must
+record it (outcome, ids, model, tokens, error), computed from what the results say, for tests to compare
+with every row.
 """
 
 from __future__ import annotations
@@ -71,6 +75,64 @@ def rfc3339(t: float) -> str:
 
 def error_body(kind: str, message: str, request_id: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
+
+
+@dataclass(frozen=True)
+class MessageTruth:
+    """What happened to one request of an Anthropic batch, as the request ledger must record it (the
+    ledger's names; never content): `input_tokens` is all the input (uncached, cache reads and writes)."""
+
+    custom_id: str
+    outcome: str  # succeeded, failed, cancelled or expired
+    response_id: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    service_tier: str | None = None
+    request_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    status_code: int | None = None  # never: Anthropic's lines carry no status
+
+
+_OUTCOMES = {"succeeded": "succeeded", "errored": "failed", "canceled": "cancelled", "expired": "expired"}
+
+
+def truth_of(custom_id: str, result: dict[str, Any]) -> MessageTruth:
+    """The truth of one results line (`result` as the line carries it)."""
+    kind = result["type"]
+    if kind == "succeeded":
+        message = result["message"]
+        usage = message["usage"]
+        read, written = usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]
+        details = usage.get("output_tokens_details")
+        return MessageTruth(
+            custom_id,
+            "succeeded",
+            response_id=message["id"],
+            model=message["model"],
+            input_tokens=usage["input_tokens"] + read + written,
+            cached_tokens=read,
+            cache_write_tokens=written,
+            cache_write_1h_tokens=usage["cache_creation"]["ephemeral_1h_input_tokens"],
+            output_tokens=usage["output_tokens"],
+            reasoning_tokens=details["thinking_tokens"] if details else None,
+            service_tier=usage["service_tier"],
+        )
+    if kind == "errored":
+        envelope = result["error"]
+        return MessageTruth(
+            custom_id,
+            "failed",
+            request_id=envelope["request_id"],
+            error_code=envelope["error"]["type"],
+            error_message=envelope["error"]["message"],
+        )
+    return MessageTruth(custom_id, _OUTCOMES[kind])
 
 
 class AnthropicBatches:
@@ -250,15 +312,35 @@ class AnthropicBatches:
         }
 
     # ------------------------------------------------------------------ results
-    def results_lines(self, b: _Batch) -> Iterator[bytes]:
-        """The batch's JSONL results, one line per request, in a shuffled (not request) order."""
+    def results(self, b: _Batch) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(custom id, result) of each request of the batch, in a shuffled (not request) order: the one truth of
+        every request's outcome and usage, which `results_lines` serves and Anthropic's books
+        (anthropic_books.py) add up."""
         counts = self.outcomes(b)
         kinds = [k for k in ("succeeded", "errored", "canceled", "expired") for _ in range(counts[k])]
         rng = random.Random(b.seed)
         order = list(range(b.total))
         rng.shuffle(order)
         for i, kind in zip(order, kinds, strict=True):
-            yield orjson.dumps({"custom_id": f"request-{i:06d}", "result": _result(kind, b, i, rng)}) + b"\n"
+            yield f"request-{i:06d}", _result(kind, b, i, rng)
+
+    def results_lines(self, b: _Batch) -> Iterator[bytes]:
+        """The batch's JSONL results, one line per request, in a shuffled (not request) order."""
+        for custom_id, result in self.results(b):
+            yield orjson.dumps({"custom_id": custom_id, "result": result}) + b"\n"
+
+    def request_truth(self, batch_id: str) -> list[MessageTruth]:
+        """What happened to each request of an ended batch (see MessageTruth), in its results' order."""
+        found = self.get(batch_id)
+        if found is None or self._status(found, self.clock.now()) != "ended":
+            raise KeyError(f"{batch_id}: no such ended Anthropic batch")
+        return [truth_of(custom_id, result) for custom_id, result in self.results(found)]
+
+    def ended(self, workspace: str, now: float) -> list[tuple[_Batch, float]]:
+        """The workspace's batches that have ended by `now`, deleted ones included (their usage was billed),
+        each with the instant it ended."""
+        with self._lock:
+            return [(b, self._end(b)) for b in self._batches[workspace] if self._end(b) <= now]
 
     def results_body(self, b: _Batch) -> bytes:
         return b"".join(self.results_lines(b))
@@ -274,19 +356,32 @@ def _page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
 
 
 def usage_of(rng: random.Random) -> dict[str, Any]:
-    """One request's usage as a batch message reports it (service tier `batch`, the cache-write split)."""
+    """One request's usage as a batch message reports it (service tier `batch`, the cache-write split, and
+    for requests with extended thinking the `output_tokens_details` breakdown)."""
     cached = rng.random() < 0.4
     five = rng.randint(500, 4000) if cached and rng.random() < 0.3 else 0
     hour = rng.randint(500, 4000) if cached and rng.random() < 0.1 else 0
-    return {
+    output = rng.randint(1, 3000)
+    usage: dict[str, Any] = {
         "input_tokens": rng.randint(20, 6000),
         "cache_creation_input_tokens": five + hour,
         "cache_read_input_tokens": rng.randint(1000, 20000) if cached else 0,
         "cache_creation": {"ephemeral_5m_input_tokens": five, "ephemeral_1h_input_tokens": hour},
-        "output_tokens": rng.randint(1, 3000),
+        "output_tokens": output,
         "server_tool_use": None,
         "service_tier": "batch",
     }
+    if rng.random() < 0.2:  # extended thinking: part of the output was reasoning
+        usage["output_tokens_details"] = {"thinking_tokens": rng.randint(0, output)}
+    return usage
+
+
+# Why requests of a batch fail (`errored`), with their weights: mostly requests the API refuses.
+_ERRORS = (
+    ("invalid_request_error", "max_tokens: Field required", 0.7),
+    ("invalid_request_error", "prompt is too long: 215302 tokens > 200000 maximum", 0.2),
+    ("api_error", "Internal server error", 0.1),
+)
 
 
 def _result(kind: str, b: _Batch, i: int, rng: random.Random) -> dict[str, Any]:
@@ -306,11 +401,12 @@ def _result(kind: str, b: _Batch, i: int, rng: random.Random) -> dict[str, Any]:
             },
         }
     if kind == "errored":
+        error_type, message, _ = rng.choices(_ERRORS, [e[2] for e in _ERRORS])[0]
         return {
             "type": "errored",
             "error": {
                 "type": "error",
-                "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"},
+                "error": {"type": error_type, "message": message},
                 "request_id": "req_011" + "".join(_BASE58[rng.randrange(58)] for _ in range(21)),
             },
         }

@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _print_anthropic(server: SimulatorServer, org: SimulatedOrg, workspaces: dict[str, str], batches: int) -> None:
+    print(f"ANTHROPIC_BASE_URL={server.anthropic_base_url}")
+    for key, workspace in workspaces.items():
+        print(f"ANTHROPIC_API_KEY={key}  # {workspace}, {batches} message batches")
+    for key in sorted(org.anthropic_books.admin_keys):
+        print(f"ANTHROPIC_ADMIN_KEY={key}  # Admin API only (/v1/organizations/...)")
+
+
 def serve(argv: list[str] | None = None) -> int:
     """The `openai-batches simulate` command: serve until Ctrl-C (or SIGTERM), return 0.
 
@@ -131,6 +139,7 @@ def serve(argv: list[str] | None = None) -> int:
         OPENAI_ADMIN_KEY=sk-admin-sim  # Admin API only       (one line per admin key)
         ANTHROPIC_BASE_URL=http://127.0.0.1:8000               (unless --anthropic-batches 0)
         ANTHROPIC_API_KEY=sk-ant-api03-sim-default  # wrkspc_sim_default, N message batches
+        ANTHROPIC_ADMIN_KEY=sk-ant-admin01-sim  # Admin API only
         Simulator keys only: ...
     """
     args = build_parser().parse_args(argv)
@@ -193,9 +202,7 @@ def serve(argv: list[str] | None = None) -> int:
     for key in sorted(org.admin_keys):
         print(f"OPENAI_ADMIN_KEY={key}  # Admin API only (/v1/organization/...)")
     if anthropic:
-        print(f"ANTHROPIC_BASE_URL={server.anthropic_base_url}")
-        for key, workspace in anthropic.items():
-            print(f"ANTHROPIC_API_KEY={key}  # {workspace}, {args.anthropic_batches} message batches")
+        _print_anthropic(server, org, anthropic, args.anthropic_batches)
     print("Simulator keys only: they are not secrets. Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from . import anthropic
+from . import anthropic, anthropic_admin
 from .files import FILES_PREFIX, not_found
 from .responses import Response, error_response, json_response, mask_key
 
@@ -89,7 +89,7 @@ def fault_response(
     """The answer `fault` gives to a request for `path` made with `key` (None: the normal answer, which
     `slow` delays and `truncated-json` cuts afterwards). `request_id` and `now` (the simulated clock) are
     what Anthropic's answers carry."""
-    if anthropic.handles(path):
+    if anthropic.handles(path) or anthropic_admin.handles(path):
         return anthropic_fault_response(fault, path, request_id, now)
     kind = fault.kind
     if kind == "404":
@@ -195,8 +195,8 @@ def anthropic_fault_response(fault: Fault, path: str, request_id: str, now: floa
     if kind == "empty-body":
         return Response(200, b"")
     if kind == "404":
-        parts = [unquote(p) for p in path[len(anthropic.PREFIX) :].split("/")][1:]
-        what = f"No message batch found with id '{parts[0]}'" if parts else "Not found"
+        parts = [unquote(p) for p in path[len(anthropic.PREFIX) :].split("/")][1:] if anthropic.handles(path) else []
+        what = f"No message batch found with id '{parts[0]}'" if parts else f"Not found: {path}"
         return json_response(404, anthropic.error_body("not_found_error", what, request_id))
     found = _ANTHROPIC_ERRORS.get(kind)
     if found is None:

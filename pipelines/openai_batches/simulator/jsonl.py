@@ -132,6 +132,10 @@ class RequestTruth:
     reasoning_tokens: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # Anthropic's columns of the ledger: never on an OpenAI request.
+    cache_write_tokens: None = None
+    cache_write_1h_tokens: None = None
+    service_tier: None = None
 
     @property
     def outcome(self) -> str:

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from ..load.memory import release_free_memory
 from .anthropic import AnthropicBatches
+from .anthropic_books import AnthropicBooks
 from .batch_requests import FILE_OVERRIDES, BatchSource, FileOptions, file_options, requests_for_output_bytes
 from .books import Books
 from .clock import SimClock
@@ -115,6 +116,8 @@ class SimulatedOrg:
         if set(anthropic_workspaces or {}) & (set(self._keys) | self._admin_keys):
             raise ValueError("a key cannot be both an Anthropic key and an OpenAI one")
         self.anthropic = AnthropicBatches(anthropic_workspaces or {}, self.clock, seed)
+        # Anthropic's Admin API (anthropic_admin.py): its workspaces, keys, usage and cost reports.
+        self.anthropic_books = AnthropicBooks(self.anthropic, seed)
 
     # ------------------------------------------------------------------ projects and keys
     @property

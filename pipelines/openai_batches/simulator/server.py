@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from . import admin_api, anthropic
+from . import admin_api, anthropic, anthropic_admin
 from .batch_requests import output_expires_seconds
 from .faults import DEFAULT_RANDOM_FAULTS, Fault, fault_response
 from .files import FILES_PREFIX, Streamed
@@ -263,11 +263,12 @@ class SimulatorServer:
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         project = self.org.project_of_key(key) if key else None
         key_valid = project is not None or self.org.is_admin_key(key)
-        on_anthropic = anthropic.handles(path)
+        on_anthropic_admin = anthropic_admin.handles(path)
+        on_anthropic = anthropic.handles(path) or on_anthropic_admin
         if on_anthropic:  # Anthropic's Message Batches (anthropic.py): its own keys, errors and headers
             key = anthropic.key_of(headers)
             project = self.org.anthropic.workspace_of_key(key)
-            key_valid = project is not None
+            key_valid = project is not None or (on_anthropic_admin and key in self.org.anthropic_books.admin_keys)
 
         fault = self._take_fault(path)
 
@@ -309,7 +310,11 @@ class SimulatorServer:
                 fault, key, path, self.org.organization, request_id=request_id, now=self.org.clock.now()
             )
         if resp is None:
-            if on_anthropic:
+            if on_anthropic_admin:  # Anthropic's Admin API (anthropic_admin.py)
+                books, of_key = self.org.anthropic_books, self.org.anthropic.workspace_of_key
+                now = self.org.clock.now()
+                resp = anthropic_admin.answer(books, of_key, method, path, split.query, headers, now, request_id)
+            elif on_anthropic:
                 root = self.anthropic_base_url
                 resp = anthropic.answer(self.org.anthropic, method, path, query, headers, root, request_id)
             else:

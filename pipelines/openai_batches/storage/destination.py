@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 from dlt.common.destination import DestinationCapabilitiesContext
 from dlt.common.schema import Schema
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbClientConfiguration, DuckDbCredentials
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
@@ -165,18 +166,40 @@ def remove_duplicates_after_resume(sql_client: Any) -> int:
             continue
         name = sql_client.make_qualified_table_name(table)
         keys = ", ".join(sql_client.escape_column_name(k) for k in key)
+        # DuckDB's DELETE answers with the count of rows it removed; not `RETURNING`, which a DuckLake table
+        # refuses (every load after a killed one failed there).
         rows = sql_client.execute_sql(
             f"""DELETE FROM {name} WHERE rowid IN (
                     SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY {keys}) AS n FROM {name})
-                    WHERE n > 1)
-                RETURNING 1"""
+                    WHERE n > 1)"""
         )
-        removed += len(rows or [])
+        removed += sum(int(row[0]) for row in rows or [])
     return removed
+
+
+def allow_null_file_ids(pipeline: Any) -> None:
+    """`batch_files.file_id` may be NULL since Anthropic results entered the ledger (they are no file). A
+    table an older version created has it NOT NULL, in the dataset and in dlt's staging dataset (a merge
+    copies through it), and dlt never relaxes a constraint: the first Anthropic results loaded there failed
+    at every run. Relaxed where dlt's schema still says NOT NULL (the next load of the table records it
+    nullable, and this is not looked at again)."""
+    schema = pipeline.default_schema if pipeline.default_schema_name else None
+    column = schema.tables.get(settings.FILES_TABLE, {}).get("columns", {}).get("file_id") if schema else None
+    if not column or column.get("nullable", True):
+        return
+    with pipeline.sql_client() as client:
+        for staging in (False, True):
+            with client.with_staging_dataset() if staging else contextlib.nullcontext():
+                if not client.has_dataset():
+                    continue
+                name = client.make_qualified_table_name(settings.FILES_TABLE)
+                with contextlib.suppress(DatabaseUndefinedRelation):  # created by the next load, nullable
+                    client.execute_sql(f"ALTER TABLE {name} ALTER COLUMN file_id DROP NOT NULL")
 
 
 __all__ = [
     "bounded_duckdb_file",
+    "allow_null_file_ids",
     "duckdb_destination",
     "duckdb_file",
     "load_config",

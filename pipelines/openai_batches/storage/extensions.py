@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 DUCKLAKE = "ducklake"
 POSTGRES = "postgres_scanner"
 SQLITE = "sqlite_scanner"
+# S3 and S3-compatible object stores (a DuckLake whose Parquet files are in a bucket), and HTTP(S) reads.
+HTTPFS = "httpfs"
 
 # Turned off on every connection that loads packaged extensions (see the module docstring).
 OFFLINE_SETTINGS: dict[str, Any] = {"autoinstall_known_extensions": False}
@@ -142,6 +144,7 @@ def dlt_credentials_config(*names: str) -> dict[str, Any]:
 
 __all__ = [
     "DUCKLAKE",
+    "HTTPFS",
     "OFFLINE_SETTINGS",
     "POSTGRES",
     "SQLITE",

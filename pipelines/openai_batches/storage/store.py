@@ -24,6 +24,8 @@ from .sql import quote_literal
 if TYPE_CHECKING:
     import duckdb
 
+    from .object_store import S3Access
+
 
 class Store(ABC):
     """A place the data lives."""
@@ -150,6 +152,8 @@ class DuckLake(Store):
     catalog: str = field(repr=False)  # may hold a password
     storage: str
     name: str = settings.LAKE_NAME
+    # Keys and endpoint of an `s3://` storage (storage/object_store.py); None: none configured.
+    s3: S3Access | None = field(default=None, repr=False)
     kind: str = field(default="ducklake", init=False)
 
     @property
@@ -163,7 +167,9 @@ class DuckLake(Store):
         return None
 
     def _storage_url(self) -> str:
-        if "://" in self.storage and not self.storage.startswith("file://"):
+        from .object_store import is_object_store
+
+        if is_object_store(self.storage):
             return self.storage  # an object store: as given
         local = self.storage.removeprefix("file://")
         return str(Path(local).resolve()) + os.sep
@@ -182,9 +188,26 @@ class DuckLake(Store):
         return credentials
 
     def _extensions(self) -> tuple[str, ...]:
-        from .extensions import DUCKLAKE, POSTGRES, SQLITE
+        from .extensions import DUCKLAKE, HTTPFS, POSTGRES, SQLITE
+        from .object_store import is_object_store
 
-        return (DUCKLAKE, POSTGRES) if self.driver == "postgres" else (DUCKLAKE, SQLITE)
+        catalog = (DUCKLAKE, POSTGRES) if self.driver == "postgres" else (DUCKLAKE, SQLITE)
+        return (*catalog, HTTPFS) if is_object_store(self.storage) else catalog
+
+    def _s3_access(self) -> S3Access | None:
+        """The keys and endpoint of an `s3://` storage, None for a local folder."""
+        from .object_store import S3Access, is_s3
+
+        return (self.s3 or S3Access()) if is_s3(self.storage) else None
+
+    def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """What a connection needs before the ATTACH: the extensions, and the bucket's keys as a temporary
+        secret (the same keys dlt's loader connections get, see `dlt_destination`)."""
+        from .extensions import prepare
+
+        prepare(con, *self._extensions())
+        if (s3 := self._s3_access()) is not None:
+            con.execute(s3.secret_sql(self._storage_url()))
 
     def attach_statement(self, alias: str, *, read_only: bool) -> str:
         """The ATTACH that dlt's ducklake destination uses for this lake (so both see the same one), under
@@ -198,11 +221,8 @@ class DuckLake(Store):
 
     def connect(self, *, read_only: bool = False, in_load: bool = False) -> duckdb.DuckDBPyConnection:
         from .duckdb_file import CATALOG, open_attached
-        from .extensions import prepare
 
-        return open_attached(
-            self.attach_statement(CATALOG, read_only=read_only), prepare=lambda con: prepare(con, *self._extensions())
-        )
+        return open_attached(self.attach_statement(CATALOG, read_only=read_only), prepare=self._prepare)
 
     def exists(self) -> bool:
         catalog_file = self._catalog_file()
@@ -232,7 +252,8 @@ class DuckLake(Store):
 
     def setup_sql(self) -> str:
         """The LOAD lines of the packaged extensions (no downloads) and the ATTACH, read-only. A password in
-        a PostgreSQL catalog URL is left out: libpq takes it from PGPASSWORD or ~/.pgpass instead."""
+        a PostgreSQL catalog URL is left out: libpq takes it from PGPASSWORD or ~/.pgpass instead; so are an
+        S3 bucket's keys: DuckDB takes them from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY instead."""
         from dlt.common.configuration.specs import ConnectionStringCredentials
 
         from .duckdb_file import CATALOG
@@ -244,8 +265,12 @@ class DuckLake(Store):
         if self.driver == "postgres":
             credentials = ConnectionStringCredentials(self.catalog)
             credentials.password = None
-            shown = DuckLake(catalog=credentials.to_native_representation(), storage=self.storage, name=self.name)
-        return f"{settings_sql} {loads} {shown.attach_statement(CATALOG, read_only=True)}; USE {CATALOG};"
+            shown = DuckLake(
+                catalog=credentials.to_native_representation(), storage=self.storage, name=self.name, s3=self.s3
+            )
+        s3 = self._s3_access()
+        secret = f" {s3.settings_sql()}" if s3 is not None else ""
+        return f"{settings_sql} {loads}{secret} {shown.attach_statement(CATALOG, read_only=True)}; USE {CATALOG};"
 
     def _psycopg_dsn(self) -> str:
         return "postgresql:" + self.catalog.split(":", 1)[1]
@@ -256,8 +281,11 @@ class DuckLake(Store):
 
         from .extensions import dlt_credentials_config
 
+        s3 = self._s3_access()
         credentials = DuckLakeCredentials(
-            ducklake_name=self.name, catalog=self._credentials(), storage=self._storage_url()
+            ducklake_name=self.name,
+            catalog=self._credentials(),
+            storage=s3.dlt_storage(self._storage_url()) if s3 is not None else self._storage_url(),
         )
         loading = dlt_credentials_config(*self._extensions())
         credentials.extensions = loading["extensions"]
@@ -271,6 +299,7 @@ class DuckLake(Store):
 
     def problem(self) -> str | None:
         from .duckdb_file import OWN_SCHEMAS
+        from .object_store import is_object_store
 
         if self.driver not in ("postgres", "sqlite", "duckdb"):
             return (
@@ -281,6 +310,26 @@ class DuckLake(Store):
             # dlt attaches the lake under its name: `openai_batches` would make every `openai_batches.<table>`
             # ambiguous, as a DuckDB file of that name does.
             return f"the DuckLake name {self.name!r} is reserved here: choose another (default {settings.LAKE_NAME!r})"
+        if is_object_store(self.storage):
+            return self._object_store_problem()
+        return None
+
+    def _object_store_problem(self) -> str | None:
+        s3 = self._s3_access()
+        if s3 is None:
+            scheme = self.storage.split("://", 1)[0]
+            return (
+                f"the DuckLake storage must be a folder or an S3 URL (s3://BUCKET/PATH, on AWS or an S3-compatible "
+                f"endpoint), not {scheme}://..."
+            )
+        if problem := s3.problem():
+            return problem
+        if not s3.key_id:
+            return (
+                f"the DuckLake storage {self.storage} needs S3 keys: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(and AWS_ENDPOINT_URL for a store other than AWS), or aws_access_key_id, aws_secret_access_key "
+                "(and endpoint_url) under [destination.ducklake.credentials.storage.credentials]"
+            )
         return None
 
 

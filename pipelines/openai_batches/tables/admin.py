@@ -327,11 +327,19 @@ def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
     return pa.table(cols, schema=_schema(COST_COLUMNS, "day"))
 
 
-def _mark_empty_days(cols: dict[str, list[Any]], buckets: Sequence[Mapping[str, Any]]) -> None:
+def _bucket_day(bucket: Mapping[str, Any]) -> date:
+    return _day(bucket["start_time"])
+
+
+def _mark_empty_days(
+    cols: dict[str, list[Any]],
+    buckets: Sequence[Mapping[str, Any]],
+    day_of: Callable[[Mapping[str, Any]], date] = _bucket_day,
+) -> None:
     """Adds a marker row (`EMPTY_DAY_MARKER`) for each day of ``buckets`` that gave no row: the merge
     then deletes the rows a copy read before left for that day, as it replaces those of a day with rows."""
     with_rows = set(cols["day"])
-    for day in dict.fromkeys(_day(b["start_time"]) for b in buckets):
+    for day in dict.fromkeys(day_of(b) for b in buckets):
         if day not in with_rows:
             for name, column in cols.items():
                 column.append(day if name == "day" else True if name == EMPTY_DAY_MARKER else None)

@@ -141,10 +141,14 @@ _ERROR_KEYS = frozenset({"code", "line", "message", "param"})
 STALE_MARKER = "_stale"
 
 GONE_COLUMNS: tuple[Column, ...] = (
-    _text("id", "The batch (`batches.id`) the API stopped returning while it was open."),
+    _text("id", "The batch (`batches.id`, `anthropic_batches.id`) the API stopped returning."),
     _text("project", "Configured project name, as in `batches.project`."),
     _ts("confirmed_at", "When the run that confirmed it gone ran."),
-    _text("reason", "`paged past` (the list went past where it must be) or `missing N runs in a row` (404)."),
+    _text(
+        "reason",
+        "`paged past` (the list went past where it must be) or `missing N runs in a row` (404), for a batch that "
+        "was open; `not listed by a full refresh` (an ended Anthropic batch deleted).",
+    ),
 )
 # Hard-delete flag of `batches_gone`: set on the row of a batch the API returns again.
 BACK_MARKER = "_back"

@@ -28,27 +28,57 @@ REQUEST_COLUMNS: tuple[Column, ...] = (
     _text("project", "Configured project name, as in `batches.project`."),
     _text(
         "outcome",
-        "`succeeded` (a 2xx line in the output file); `failed` (any other status there, or an error-file line); "
-        "`expired` / `cancelled` (error-file lines `batch_expired` / `batch_cancelled`); `missing` (in the input "
-        "file, in neither of the others).",
+        "`succeeded` (a 2xx line in the output file; Anthropic: result `succeeded`); `failed` (any other status "
+        "there, or an error-file line; Anthropic: `errored`); `expired` / `cancelled` (error-file lines "
+        "`batch_expired` / `batch_cancelled`; Anthropic: `expired` / `canceled`); `missing` (in the input file, in "
+        "neither of the others; OpenAI only).",
     ),
-    _int("status_code", "HTTP status of the request's response; NULL for a request that never ran."),
-    _text("request_id", "The response's `request_id` (`req_...`), to quote to OpenAI support."),
-    _text("response_id", "The response body's `id` (`chatcmpl-...`, `resp_...`); NULL when it has none."),
+    _int("status_code", "HTTP status of the request's response; NULL for a request that never ran (and on Anthropic)."),
+    _text(
+        "request_id",
+        "The response's `request_id` (`req_...`), to quote to support (Anthropic: an errored result's "
+        "`error.request_id`).",
+    ),
+    _text("response_id", "The response body's `id` (`chatcmpl-...`, `resp_...`, Anthropic `msg_...`); NULL when none."),
     _text("model", "The model the response body names (the snapshot that answered)."),
     _int(
         "input_tokens",
-        "Input tokens, cached included (`prompt_tokens` or `input_tokens`); NULL when the endpoint reports none.",
+        "Input tokens, cached included (`prompt_tokens` or `input_tokens`; Anthropic: `input_tokens` + "
+        "`cache_read_input_tokens` + `cache_creation_input_tokens`, cache reads and writes included); NULL when the "
+        "endpoint reports none.",
     ),
-    _int("cached_tokens", "Input tokens served from the prompt cache; NULL when the endpoint reports none."),
+    _int(
+        "cached_tokens",
+        "Input tokens served from the prompt cache (Anthropic: `cache_read_input_tokens`); NULL when none reported.",
+    ),
     _int(
         "output_tokens",
         "Output tokens, reasoning included (`completion_tokens` or `output_tokens`; 0 for embeddings); NULL when "
         "the endpoint reports none.",
     ),
-    _int("reasoning_tokens", "Reasoning tokens within output tokens; NULL when the endpoint reports none."),
-    _text("error_code", "Error code of a request that did not succeed (`context_length_exceeded`, `batch_expired`)."),
+    _int(
+        "reasoning_tokens",
+        "Reasoning tokens within output tokens (Anthropic: `output_tokens_details.thinking_tokens`); NULL when the "
+        "endpoint reports none.",
+    ),
+    _text(
+        "error_code",
+        "Error code of a request that did not succeed (`context_length_exceeded`, `batch_expired`; Anthropic: the "
+        "error's `type`, `invalid_request_error`).",
+    ),
     _text("error_message", "The API's error message, at most 500 characters (never the request's content)."),
+    # Anthropic's prompt-cache writes and tier (NULL on OpenAI rows): priced apart from other input tokens.
+    _int(
+        "cache_write_tokens",
+        "Anthropic: input tokens written to the prompt cache (`cache_creation_input_tokens`, 5-minute and 1-hour "
+        "writes), within `input_tokens`; NULL on OpenAI rows.",
+    ),
+    _int(
+        "cache_write_1h_tokens",
+        "Anthropic: the 1-hour cache writes within `cache_write_tokens` "
+        "(`cache_creation.ephemeral_1h_input_tokens`; the 5-minute ones are the difference); NULL on OpenAI rows.",
+    ),
+    _text("service_tier", "Anthropic: the tier `usage.service_tier` names, as sent (`batch`); NULL on OpenAI rows."),
     # Last: filled after the identifiers are scrubbed (`requests_to_arrow`).
     _col(
         "redacted_fields",
@@ -61,22 +91,35 @@ REQUEST_COLUMNS: tuple[Column, ...] = (
 
 FILE_COLUMNS: tuple[Column, ...] = (
     _text("batch_id", "The batch (`batches.id`) the file belongs to."),
-    _text("kind", "`output`, `error`, or `input` (read only when the other two do not account for every request)."),
-    _text("file_id", "The file's id (`file-...`)."),
+    _text(
+        "kind",
+        "`output`, `error`, or `input` (read only when the other two do not account for every request); "
+        "`results` for an Anthropic batch's results (its `results_url`).",
+    ),
+    _text("file_id", "The file's id (`file-...`); NULL for Anthropic results, which are no file."),
     _text(
         "state",
         "`read`; `gone` (the API answered 404 on 3 runs in a row, or past the file's expiry: expired or "
-        "deleted); `pending` (left for a later run by the per-run budget, a failure or a 404 not yet taken as gone).",
+        "deleted; Anthropic results: archived, 29 days after the batch was created); `pending` (left for a later "
+        "run by the per-run budget, a failure or a 404 not yet taken as gone).",
     ),
-    _int("bytes", "Size in bytes: as downloaded when read, as the API describes it while pending."),
-    _int("lines", "Lines read (`read` files only)."),
+    _int(
+        "bytes",
+        "Size in bytes: as downloaded when read, as the API describes it while pending (NULL for Anthropic results, "
+        "whose size is known only once read).",
+    ),
+    _int(
+        "lines",
+        "Lines read (`read` files only). Anthropic results: fewer than the batch's request counts add up to means "
+        "requests the results do not account for.",
+    ),
     _ts("read_at", "When the file was read, or found gone; NULL while pending."),
 )
 
 REQUEST_COLUMN_NAMES = tuple(c.name for c in REQUEST_COLUMNS)
 # Columns holding identifiers a server sent: stored as sent (control characters too: reports escape them
 # when shown) unless they carry part of a configured key or are absurdly long (see `scrub`, `identifier`).
-IDENTIFIER_COLUMNS = ("custom_id", "request_id", "response_id", "model")
+IDENTIFIER_COLUMNS = ("custom_id", "request_id", "response_id", "model", "service_tier")
 
 
 def _schema(columns: Sequence[Column], key: str) -> pa.Schema:
@@ -104,7 +147,7 @@ def files_column_hints() -> dict[str, dict[str, Any]]:
     """dlt hints of `batch_files`: merge key `batch_id` (a batch's file rows are replaced as a whole)."""
     hints = _hints(FILE_COLUMNS, "batch_id")
     hints["batch_id"]["merge_key"] = True
-    for name in ("kind", "file_id", "state"):
+    for name in ("kind", "state"):  # file_id: NULL on Anthropic rows
         hints[name]["nullable"] = False
     return hints
 
@@ -189,7 +232,7 @@ def _with_masked(column: pa.ChunkedArray, masked: dict[int, list[str]]) -> pa.Ch
     return pa.chunked_array([pa.array(values, pa.string(), memory_pool=POOL)], pa.string())
 
 
-def files_to_arrow(rows: Sequence[tuple[str, str, str, str, int | None, int | None, float | None]]) -> pa.Table:
+def files_to_arrow(rows: Sequence[tuple[str, str, str | None, str, int | None, int | None, float | None]]) -> pa.Table:
     """Rows of `batch_files` from (batch_id, kind, file_id, state, bytes, lines, read_at epoch seconds)."""
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in FILE_COLUMNS]
     *texts, size, lines, read_at = columns

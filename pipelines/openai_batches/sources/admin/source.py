@@ -29,11 +29,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dlt
-import pyarrow as pa
 from dlt.sources import DltResource
 
 from ... import settings
@@ -43,43 +42,23 @@ from ...client.retry import RetryPolicy
 from ...tables.admin import (
     COSTS_ENDPOINT,
     COSTS_TABLE,
-    DAYS_READ_TABLE,
-    EMPTY_DAY_MARKER,
     PROJECTS_TABLE,
     USAGE_ENDPOINT,
     USAGE_TABLE,
     costs_hints,
     costs_to_arrow,
-    days_read_hints,
-    days_read_to_arrow,
     projects_hints,
     projects_to_arrow,
     usage_hints,
     usage_to_arrow,
 )
-from ..dlt_logging import expected_arrow_overrides
+from .days import DAY_KEYED, REREAD_DAYS, DailyRead, epoch, read_daily_buckets
 
 log = logging.getLogger(__name__)
 
 # The Batch API opened in April 2024: no batch usage can be older.
 EARLIEST_DAY = date(2024, 4, 1)
-# Days read again on every run, the newest included: buckets fill late.
-REREAD_DAYS = 3
-# Buckets are converted and handed to dlt in chunks of this many days (a backfill of years stays small).
-_CHUNK_DAYS = 93
-
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
-# A day read again replaces that day's rows, so the merge key is the day; rows are one per USAGE_KEY,
-# and a day read with no rows is one `EMPTY_DAY_MARKER` row (hard delete: the day's rows go, it is not stored).
-_DAY_KEYED: Any = {"write_disposition": _MERGE, "primary_key": [], "merge_key": "day"}
-_STATE_KEY = "next_day"
-# The days read go to their own table, from both resources: a variant of each with its own hints.
-_DAYS_READ_HINTS: Any = dlt.mark.make_hints(
-    table_name=DAYS_READ_TABLE,
-    write_disposition=_MERGE,
-    primary_key=["endpoint", "day"],
-    columns=days_read_hints(),  # type: ignore[arg-type]
-)
 
 
 @dataclass
@@ -146,69 +125,20 @@ def openai_organization(  # noqa: C901, PLR0915 -- a dlt source: its three resou
         stats.projects = table.num_rows
         yield table
 
+    def client() -> AdminClient:
+        return AdminClient(**client_args)
+
     def usage_daily() -> Iterator[Any]:
         params = {"bucket_width": "1d", "group_by[]": ["project_id", "model", "batch"], "limit": USAGE_PAGE_DAYS}
-        yield from _buckets(USAGE_PATH, USAGE_ENDPOINT, params, usage_to_arrow, "usage_rows")
+        read = DailyRead(USAGE_ENDPOINT, client, _fetch(USAGE_PATH, params), _day_of, usage_to_arrow)
+        yield from read_daily_buckets(read, **common, counter="usage_rows", from_attr="usage_from")
 
     def costs_daily() -> Iterator[Any]:
         params = {"bucket_width": "1d", "group_by[]": ["project_id", "line_item"], "limit": COSTS_PAGE_DAYS}
-        yield from _buckets(COSTS_PATH, COSTS_ENDPOINT, params, costs_to_arrow, "cost_rows")
+        read = DailyRead(COSTS_ENDPOINT, client, _fetch(COSTS_PATH, params), _day_of, costs_to_arrow)
+        yield from read_daily_buckets(read, **common, counter="cost_rows")
 
-    def _buckets(path: str, endpoint: str, params: dict[str, Any], convert: Any, counter: str) -> Iterator[Any]:
-        with expected_arrow_overrides():
-            yield from _read_buckets(path, endpoint, params, convert, counter)
-
-    def _read_buckets(path: str, endpoint: str, params: dict[str, Any], convert: Any, counter: str) -> Iterator[Any]:
-        state = dlt.current.resource_state()
-        remembered = None if full_refresh else state.get(_STATE_KEY)
-        stats.first_run = stats.first_run or remembered is None
-        day = date.fromisoformat(remembered) if remembered else start
-        if path == USAGE_PATH:
-            stats.usage_from = day
-        # The run's buckets by UTC day (the merge key): a day served again replaces the copy read before,
-        # also one already converted into an earlier chunk (a dlt merge does not dedupe within a load).
-        pending: dict[date, dict[str, Any]] = {}
-        chunks: list[tuple[dict[date, int], Any]] = []  # (results per day, its rows)
-        last: date | None = None
-        outside = 0  # buckets dated before `day`, ignored
-        with AdminClient(**client_args) as client:
-            try:
-                for bucket in client.buckets(path, {**params, "start_time": _epoch(day)}):
-                    bucket_day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
-                    if bucket_day < day:
-                        # Not asked for (the query starts at `day`): it would replace a day read and
-                        # settled before (the merge key is the day) with whatever this server says now.
-                        if not outside:
-                            log.warning("%s: a bucket for %s, before the %s asked for, ignored", path, bucket_day, day)
-                        outside += 1
-                        continue
-                    for i, (days, table) in enumerate(chunks):
-                        if days.pop(bucket_day, None) is not None:
-                            chunks[i] = (days, _without_day(table, bucket_day))
-                    pending.pop(bucket_day, None)
-                    pending[bucket_day] = bucket
-                    read = sum(len(days) for days, _ in chunks) + len(pending)
-                    # Daily buckets follow each other from `day`: one dated further cannot move the cursor
-                    # past what was read (a wild timestamp would otherwise skip days for good).
-                    last = min(bucket_day if last is None else max(last, bucket_day), day + timedelta(days=read - 1))
-                    if len(pending) >= _CHUNK_DAYS:
-                        chunks.append(_converted(pending, convert, clean))
-                        pending = {}
-            finally:
-                stats.api_calls += client.api_calls
-        if last is not None:
-            # The newest bucket is the API's today: it and the two days before are read again next time.
-            state[_STATE_KEY] = max(day, last - timedelta(days=REREAD_DAYS - 1)).isoformat()
-        chunks.append(_converted(pending, convert, clean))
-        read_at = datetime.now(UTC)
-        for days, table in chunks:
-            # Rows stored: a day's marker (read, no rows) carries the flag, every other row leaves it NULL.
-            setattr(stats, counter, getattr(stats, counter) + table[EMPTY_DAY_MARKER].null_count)
-            yield table  # also when empty: the state above commits with this extract
-            if days:
-                read = days_read_to_arrow(endpoint, days, read_at)
-                yield dlt.mark.with_hints(read, _DAYS_READ_HINTS, create_table_variant=True)
-
+    common: dict[str, Any] = {"start": start, "full_refresh": full_refresh, "clean": clean, "stats": stats}
     project_columns: Any = projects_hints()
     usage_columns: Any = usage_hints()
     cost_columns: Any = costs_hints()
@@ -216,26 +146,22 @@ def openai_organization(  # noqa: C901, PLR0915 -- a dlt source: its three resou
         dlt.resource(
             projects, name=PROJECTS_TABLE, write_disposition=_MERGE, primary_key="id", columns=project_columns
         ),
-        dlt.resource(usage_daily, name=USAGE_TABLE, columns=usage_columns, **_DAY_KEYED),
-        dlt.resource(costs_daily, name=COSTS_TABLE, columns=cost_columns, **_DAY_KEYED),
+        dlt.resource(usage_daily, name=USAGE_TABLE, columns=usage_columns, **DAY_KEYED),
+        dlt.resource(costs_daily, name=COSTS_TABLE, columns=cost_columns, **DAY_KEYED),
     )
 
 
-def _converted(pending: dict[date, dict[str, Any]], convert: Any, clean: Any) -> tuple[dict[date, int], Any]:
-    """The results each day's bucket held, and the buckets as rows."""
-    results = {d: len(b["results"]) if isinstance(b.get("results"), list) else 0 for d, b in pending.items()}
-    return results, convert(list(pending.values()), clean)
+def _fetch(path: str, params: dict[str, Any]) -> Any:
+    """The buckets of ``path`` from a day on (`start_time` = the day's midnight, UTC)."""
+
+    def fetch(client: AdminClient, day: date) -> Iterator[dict[str, Any]]:
+        return client.buckets(path, {**params, "start_time": epoch(day)})
+
+    return fetch
 
 
-def _without_day(table: Any, day: date) -> Any:
-    """The rows of ``table`` of every day but ``day`` (whose bucket was served again)."""
-    import pyarrow.compute as pc
-
-    return table.filter(pc.not_equal(table["day"], pa.scalar(day, pa.date32())))
-
-
-def _epoch(day: date) -> int:
-    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
+def _day_of(bucket: Any) -> date:
+    return datetime.fromtimestamp(bucket["start_time"], UTC).date()
 
 
 __all__ = ["EARLIEST_DAY", "REREAD_DAYS", "AdminCounts", "openai_organization"]

@@ -47,8 +47,10 @@ def anthropic_batches(
     retry: RetryPolicy | None = None,
     stats: ProjectCounts | None = None,
     progress: ProgressSink | None = None,
+    requests: bool = True,
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
     other_keys: Sequence[str] = (),
+    known_ids: Sequence[str] | None = None,
     claimed: dict[str, str] | None = None,
 ) -> DltResource:
     """All message batches one Anthropic API key can see (one workspace), and their results' ledger.
@@ -63,8 +65,13 @@ def anthropic_batches(
         retry: Retry policy shared by all requests of the run (budget included).
         stats: Filled with requests made and batches new / updated / still open / gone, and the ledger's counts.
         progress: Told about each page, for progress display.
+        requests: Read the results of every batch that ended into the request ledger (`batch_requests`,
+            `batch_files`): on by default, the only source of an Anthropic batch's model, tokens and cost.
         requests_max_mb_per_run: MB of results one run starts reading at most; the rest waits for the next runs.
         other_keys: The other configured keys: masked like `api_key` wherever a server sends one back.
+        known_ids: With `full_refresh`: the ids of the project's batches loaded earlier and not gone. Those the
+            complete listing no longer holds were deleted (Anthropic allows it once a batch ended): recorded in
+            `batches_gone`, their rows kept as last loaded.
         claimed: Batch ids the head pages of this load's projects listed, with the configured name that listed
             each (shared by the runs of one load): a key of a workspace another project read fails with
             `SameProject`.
@@ -85,7 +92,8 @@ def anthropic_batches(
             lookback=lookback_seconds,
             stats=stats if stats is not None else ProjectCounts(),
             progress=progress or ProgressSink(),
-            requests_max_mb=requests_max_mb_per_run,
+            requests_max_mb=requests_max_mb_per_run if requests else None,
+            known_ids=known_ids if full_refresh else None,
         ),
         name=settings.ANTHROPIC_BATCHES_TABLE,
         write_disposition=_MERGE,

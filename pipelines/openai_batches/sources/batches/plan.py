@@ -167,7 +167,11 @@ class PageDecision:
 @dataclass
 class Gone:
     batch_id: str
-    reason: str  # "paged past" or "missing N runs"
+    reason: str  # "paged past", "missing N runs in a row" or UNLISTED
+
+
+# The reason of a batch a complete listing no longer holds (SyncPlan.mark_unlisted).
+UNLISTED = "not listed by a full refresh"
 
 
 class SyncPlan:
@@ -310,6 +314,21 @@ class SyncPlan:
             if created is not None and self._tail_below(created - self.lookback):
                 self.passed.add(target)
         return missing
+
+    def mark_unlisted(self, known: Sequence[str]) -> None:
+        """After a complete listing (a full refresh, paged to the end): each id of `known` (loaded by earlier
+        runs, not gone) that the list no longer holds is gone, `not listed by a full refresh`. Anthropic
+        deletes a batch only after it ended, and no incremental run looks at an ended batch again: a full
+        listing is the one way to notice it."""
+        unlisted = [i for i, new in zip(known, self.seen.add_new(list(known)), strict=True) if new]
+        for batch_id in unlisted:
+            self.gone_now.append(Gone(batch_id, UNLISTED))
+            self.counts.gone += 1
+        if unlisted:
+            log.warning(
+                "%d batches loaded earlier are no longer listed (deleted): recorded as gone, kept as last loaded",
+                len(unlisted),
+            )
 
     def record_fetched(self, batch_id: str, item: Mapping[str, Any] | None) -> None:
         """The answer to `GET /batches/{id}` for a leftover: the batch, or None for a 404."""

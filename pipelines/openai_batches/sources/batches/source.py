@@ -205,10 +205,13 @@ def sync_batches(
     stats: ProjectCounts,
     progress: ProgressSink,
     requests_max_mb: float | None = None,
+    known_ids: Sequence[str] | None = None,
 ) -> Iterator[Any]:
     """One project's run, for every provider: the head page, the pages and GETs the plan wants, the tables of
     what it loads, the gone ones, then the request ledger (`requests_max_mb` None: none). The items of a dlt
-    resource; its state (per project: the plan's, the ledger's) is committed with them."""
+    resource; its state (per project: the plan's, the ledger's) is committed with them. `known_ids` (given
+    for a full refresh): the ids of the project's rows loaded earlier and not gone; those the complete
+    listing no longer holds are recorded gone (SyncPlan.mark_unlisted)."""
     resource_state = dlt.current.resource_state()
     all_projects: dict[str, Any] = resource_state.setdefault("projects", {})
     client = provider.open_client()
@@ -255,6 +258,8 @@ def sync_batches(
                 stats.api_calls = client.api_calls
                 if ledger is not None and ledger.recheck(batch_id, fetched) and fetched is not None:
                     pending.append(fetched)
+            if known_ids is not None and previous is None:  # a full listing, paged to its end
+                plan.mark_unlisted(known_ids)
             # State is written before the last yield: dlt commits it with the items of this extract.
             all_projects[project] = plan.new_state().dump()
             tables = provider.tables(pending, project, project_id, client.redactor)

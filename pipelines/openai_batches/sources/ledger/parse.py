@@ -3,7 +3,8 @@
 Each line is parsed as soon as its last byte arrives and only the ledger's fields are kept (custom id,
 status, ids, the body's model, token counts, the error's code and message); the prompt, the answer, the
 vectors and the scores are dropped with the parsed line. A file is never held whole: at most one chunk
-and one partial line. Formats: the "Batch files" section of the API reference.
+and one partial line. Formats: the "Batch files" section of the API reference; an Anthropic batch's results
+(`results_url`): the Message Batches reference and the `anthropic` SDK's `MessageBatchIndividualResponse`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ...client.redact import Redacted
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL
 
+# The kind of an Anthropic batch's results (its `results_url`), next to OpenAI's output, error and input files.
+RESULTS = "results"
 # Error-file codes of requests that never ran, and the outcome each one means.
 NEVER_RAN = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
 _NO_TOKENS: tuple[int | None, int | None, int | None, int | None] = (None, None, None, None)
@@ -44,6 +47,10 @@ RESULT_FIELDS = (
     "reasoning_tokens",
     "error_code",
     "error_message",
+    # Anthropic's (NULL on OpenAI rows: never appended there, filled with nulls by ParsedFile.to_arrow)
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "service_tier",
     # Which of the row's columns hold a masked configured key (JSON list), not a field of the file: see
     # `ledger_columns.REQUEST_COLUMNS`.
     "redacted_fields",
@@ -77,12 +84,16 @@ class ParsedFile:
             self.first_bad = f"line {number}: {why}"
 
     def to_arrow(self) -> None:
-        """The rows held as Python values become arrow arrays."""
-        if not self.values["custom_id"]:
+        """The rows held as Python values become arrow arrays (a column a parser never fills: nulls)."""
+        rows = len(self.values["custom_id"])
+        if not rows:
             return
         for name, values in self.values.items():
-            self.arrays[name].append(pa.array(values, RESULT_TYPES[name], memory_pool=POOL))
-            values.clear()
+            if values:
+                self.arrays[name].append(pa.array(values, RESULT_TYPES[name], memory_pool=POOL))
+                values.clear()
+            else:
+                self.arrays[name].append(pa.nulls(rows, RESULT_TYPES[name], memory_pool=POOL))
 
     def columns(self) -> dict[str, list[pa.Array]]:
         self.to_arrow()
@@ -209,29 +220,14 @@ def _redacted(code: str | None, message: str | None) -> str | None:
     return orjson.dumps(names).decode()
 
 
-def parse_results(  # noqa: C901, PLR0912, PLR0915 -- the ledger's per-line loop, inlined for speed (make bench: ledger MB/s)
-    chunks: Iterable[bytes],
-    kind: str,
-    *,
-    seen_before: set[str],
-    clean_code: Callable[[Any], str | None],
-    clean_message: Callable[[Any], str | None],
-    stop: threading.Event | None = None,
-) -> ParsedFile:
-    """The rows of an output or error file (`kind`). A custom id in `seen_before` (an earlier file of the
-    batch) or seen earlier in this file is counted as a duplicate, not read twice. `clean_code` and
-    `clean_message` return a `Redacted` text when they masked a key: the row's `redacted_fields` says so."""
-    out = ParsedFile()
-    in_output = kind == "output"
+def _requests(
+    chunks: Iterable[bytes], out: ParsedFile, seen_before: set[str], stop: threading.Event | None
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, custom id, parsed line) of each line of a results file that is a request not read before. Lines
+    that are not a JSON object with a custom id, or that repeat one (in this file, or in `seen_before`: an
+    earlier file of the batch), are counted in `out` and not yielded."""
     number = 0
-    models: dict[str, str] = {}
-    v = out.values  # bound appends: the loop runs once per request
-    add_custom_id, add_outcome, add_status = v["custom_id"].append, v["outcome"].append, v["status_code"].append
-    add_request_id, add_response_id, add_model = v["request_id"].append, v["response_id"].append, v["model"].append
-    add_input, add_cached = v["input_tokens"].append, v["cached_tokens"].append
-    add_output, add_reasoning = v["output_tokens"].append, v["reasoning_tokens"].append
-    add_code, add_message = v["error_code"].append, v["error_message"].append
-    add_redacted = v["redacted_fields"].append
+    seen = out.seen
     for line in split_lines(chunks, out, stop):
         number += 1
         if line is None:
@@ -253,10 +249,53 @@ def parse_results(  # noqa: C901, PLR0912, PLR0915 -- the ledger's per-line loop
         if custom_id is None:
             out.bad(number, "no custom_id")
             continue
-        if custom_id in out.seen or custom_id in seen_before:
+        if custom_id in seen or custom_id in seen_before:
             out.duplicates += 1
             continue
-        out.seen.add(custom_id)
+        seen.add(custom_id)
+        yield number, custom_id, obj
+
+
+def parse_results(
+    chunks: Iterable[bytes],
+    kind: str,
+    *,
+    seen_before: set[str],
+    clean_code: Callable[[Any], str | None],
+    clean_message: Callable[[Any], str | None],
+    stop: threading.Event | None = None,
+) -> ParsedFile:
+    """The rows of an output or error file, or of an Anthropic batch's results (`kind`: RESULTS). A custom
+    id in `seen_before` (an earlier file of the batch) or seen earlier in this file is counted as a
+    duplicate, not read twice. `clean_code` and `clean_message` return a `Redacted` text when they masked a
+    key: the row's `redacted_fields` says so."""
+    out = ParsedFile()
+    lines = _requests(chunks, out, seen_before, stop)
+    if kind == RESULTS:
+        _message_results(lines, out, clean_code, clean_message)
+    else:
+        _openai_lines(lines, out, kind == "output", clean_code, clean_message)
+    out.to_arrow()
+    return out
+
+
+def _openai_lines(  # noqa: PLR0915 -- the ledger's per-line loop, inlined for speed (make bench: ledger MB/s)
+    lines: Iterator[tuple[int, str, dict[str, Any]]],
+    out: ParsedFile,
+    in_output: bool,
+    clean_code: Callable[[Any], str | None],
+    clean_message: Callable[[Any], str | None],
+) -> None:
+    """The rows of OpenAI's output or error file lines ("Batch files" in the API reference)."""
+    models: dict[str, str] = {}
+    v = out.values  # bound appends: the loop runs once per request
+    add_custom_id, add_outcome, add_status = v["custom_id"].append, v["outcome"].append, v["status_code"].append
+    add_request_id, add_response_id, add_model = v["request_id"].append, v["response_id"].append, v["model"].append
+    add_input, add_cached = v["input_tokens"].append, v["cached_tokens"].append
+    add_output, add_reasoning = v["output_tokens"].append, v["reasoning_tokens"].append
+    add_code, add_message = v["error_code"].append, v["error_message"].append
+    add_redacted = v["redacted_fields"].append
+    for _, custom_id, obj in lines:
         status = request_id = response_id = model = None
         usage = _NO_TOKENS
         error = None
@@ -307,8 +346,119 @@ def parse_results(  # noqa: C901, PLR0912, PLR0915 -- the ledger's per-line loop
         out.rows += 1
         if out.rows % ARROW_EVERY_ROWS == 0:
             out.to_arrow()
-    out.to_arrow()
-    return out
+
+
+# Anthropic's result types and the ledger's outcome of each; any other type is `failed`, its type kept as
+# the error code (a type added after this was written is shown, not taken for a success).
+MESSAGE_OUTCOMES = {"succeeded": "succeeded", "errored": "failed", "canceled": "cancelled", "expired": "expired"}
+_INT64_MAX = 2**63 - 1
+
+
+def message_tokens(usage: dict[str, Any]) -> tuple[int | None, ...]:
+    """(input, cached, cache_write, cache_write_1h, output, reasoning) of an Anthropic message's `usage`.
+    Input is all the input, as on OpenAI's side: `input_tokens` (the uncached part) plus the cache reads and
+    writes; NULL when `input_tokens` is not a count (or the sum is beyond a BIGINT)."""
+    get = usage.get
+    uncached, read, written = get("input_tokens"), get("cache_read_input_tokens"), get("cache_creation_input_tokens")
+    output = get("output_tokens")
+    if not (type(uncached) is int and type(read) is int and type(written) is int and type(output) is int):
+        uncached, read, written, output = _count(uncached), _count(read), _count(written), _count(output)
+    total = None
+    if uncached is not None:
+        total = uncached + (read or 0) + (written or 0)
+        if not -_INT64_MAX <= total <= _INT64_MAX or not -_INT64_MAX <= uncached <= _INT64_MAX:
+            total = None
+    split = get("cache_creation")
+    details = get("output_tokens_details")
+    return (
+        total,
+        read if read is None or -_INT64_MAX <= read <= _INT64_MAX else None,
+        written if written is None or -_INT64_MAX <= written <= _INT64_MAX else None,
+        _count(split.get("ephemeral_1h_input_tokens")) if type(split) is dict else None,
+        output if output is None or -_INT64_MAX <= output <= _INT64_MAX else None,
+        _count(details.get("thinking_tokens")) if type(details) is dict else None,
+    )
+
+
+def _message_results(  # noqa: PLR0915 -- the per-line loop, inlined for speed like _openai_lines
+    lines: Iterator[tuple[int, str, dict[str, Any]]],
+    out: ParsedFile,
+    clean_code: Callable[[Any], str | None],
+    clean_message: Callable[[Any], str | None],
+) -> None:
+    """The rows of an Anthropic batch's results: `{custom_id, result: {type, message | error}}` per line
+    (`message` a full Message: its id, model and usage are kept, never its content; `error` the API's error
+    envelope `{type: "error", error: {type, message}, request_id}`). A line without a `result` object is
+    not a result: counted as a line that could not be read."""
+    models: dict[str, str] = {}
+    v = out.values  # bound appends: the loop runs once per request
+    add_custom_id, add_outcome, add_request_id = v["custom_id"].append, v["outcome"].append, v["request_id"].append
+    add_response_id, add_model, add_tier = v["response_id"].append, v["model"].append, v["service_tier"].append
+    add_input, add_cached, add_output = v["input_tokens"].append, v["cached_tokens"].append, v["output_tokens"].append
+    add_write, add_write_1h = v["cache_write_tokens"].append, v["cache_write_1h_tokens"].append
+    add_reasoning, add_code, add_message = (
+        v["reasoning_tokens"].append,
+        v["error_code"].append,
+        v["error_message"].append,
+    )
+    add_redacted = v["redacted_fields"].append
+    no_tokens: tuple[int | None, ...] = (None,) * 6
+    for number, custom_id, obj in lines:
+        result = obj.get("result")
+        if type(result) is not dict:
+            out.seen.discard(custom_id)
+            out.bad(number, "no result")
+            continue
+        kind = result.get("type")
+        response_id = model = request_id = tier = code = text = None
+        usage = no_tokens
+        if kind == "succeeded":
+            outcome = "succeeded"
+            message = result.get("message")
+            if type(message) is dict:
+                response_id = _text(message.get("id"))
+                model = _text(message.get("model"))
+                found = message.get("usage")
+                if type(found) is dict:
+                    usage = message_tokens(found)
+                    tier = _text(found.get("service_tier"))
+        elif kind == "errored":
+            outcome = "failed"
+            envelope = result.get("error")
+            if type(envelope) is dict:
+                request_id = _text(envelope.get("request_id"))
+                inner = envelope.get("error")
+                if type(inner) is dict:
+                    code, text = inner.get("type"), inner.get("message")
+        else:
+            known = MESSAGE_OUTCOMES.get(kind) if type(kind) is str else None
+            outcome = known or "failed"
+            if known is None:
+                code = kind if kind is not None else "no result type"
+        add_custom_id(custom_id)
+        add_outcome(outcome)
+        add_request_id(request_id)
+        add_response_id(response_id)
+        add_model(models.setdefault(model, model) if model is not None else None)  # one copy of each name
+        add_input(usage[0])
+        add_cached(usage[1])
+        add_write(usage[2])
+        add_write_1h(usage[3])
+        add_output(usage[4])
+        add_reasoning(usage[5])
+        add_tier(tier)
+        if code is not None or text is not None:
+            error_code, cleaned = clean_code(code), clean_message(text)
+            add_code(error_code)
+            add_message(cleaned)
+            add_redacted(_redacted(error_code, cleaned))
+        else:
+            add_code(None)
+            add_message(None)
+            add_redacted(None)
+        out.rows += 1
+        if out.rows % ARROW_EVERY_ROWS == 0:
+            out.to_arrow()
 
 
 def parse_input(chunks: Iterable[bytes], stop: threading.Event | None = None) -> InputIds:
@@ -340,11 +490,14 @@ def parse_input(chunks: Iterable[bytes], stop: threading.Event | None = None) ->
 
 
 __all__ = [
+    "MESSAGE_OUTCOMES",
     "NEVER_RAN",
+    "RESULTS",
     "RESULT_FIELDS",
     "DownloadStopped",
     "InputIds",
     "ParsedFile",
+    "message_tokens",
     "parse_input",
     "parse_results",
     "split_lines",

@@ -15,6 +15,14 @@ API answers 404 for is taken as gone by the rule batches follow (`GONE_AFTER_MIS
 at once when it is past the expiry the API gave for it; until then its batch waits, so a gateway's
 transient 404 loses nothing. 401 and 403 fail the run, as for the list.
 
+Anthropic's message batches go through the same machinery with one "file" each, their results
+(`results_url`, kind `results`; sources/ledger/parse.py reads its lines): nothing describes them before
+they are read, so their order is their archive date (29 days after creation, results closest to it
+first) and the budget counts the bytes their downloads read (`budget.py`). Results that are archived (the
+batch says `archived_at`, or 29 days have passed) are recorded `gone` without a request; a 404 follows the
+rule of files. Results cannot name the requests they lack (there is no input file): `batch_files.lines`
+against the batch's request counts shows a shortfall, and the run says it in a warning.
+
 A batch whose ledger was written short (a file gone, or one its counts call for that it does not name:
 completed requests but no `output_file_id`) is watched until its files expire: the next
 `GONE_AFTER_MISSES` runs ask for it (`GET /batches/{id}`), and a `--full-refresh` that lists it looks
@@ -45,14 +53,16 @@ from typing import Any
 import pyarrow as pa
 
 from ... import settings
+from ...client.anthropic import AnthropicClient
 from ...client.batches import BatchesClient
 from ...client.errors import ApiError
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, identifier, requests_to_arrow
 from ..progress import ProgressSink
+from .budget import ReadBudget
 from .candidate import Candidate
 from .counts import LedgerCounts
-from .parse import RESULT_FIELDS, RESULT_TYPES, ParsedFile, parse_input, parse_results
+from .parse import RESULT_FIELDS, RESULT_TYPES, RESULTS, ParsedFile, parse_input, parse_results
 from .workers import as_done, in_order
 
 log = logging.getLogger(__name__)
@@ -61,7 +71,9 @@ STATE_VERSION = 1
 # Failures that no later run fixes by itself: the key may not read files. They fail the run, as for the list.
 _FATAL_STATUSES = frozenset({401, 403})
 
-FileRow = tuple[str, str, str, str, int | None, int | None, float | None]
+FileRow = tuple[str, str, str | None, str, int | None, int | None, float | None]
+# What reads the files: OpenAI's files API, or Anthropic's results (`stream_results`).
+LedgerClient = BatchesClient | AnthropicClient
 
 
 def state_digest(batches_state: Mapping[str, Any] | None) -> str | None:
@@ -88,7 +100,7 @@ class Ledger:
     def __init__(
         self,
         state: dict[str, Any],
-        client: BatchesClient,
+        client: LedgerClient,
         *,
         project: str,
         max_mb: float,
@@ -107,6 +119,7 @@ class Ledger:
         # Batches whose ledger was written short: see the module docstring.
         self.watch: dict[str, dict[str, Any]] = {}
         self._looked_at: set[str] = set()  # watched batches this run saw already
+        self._gone: list[FileRow] = []  # Anthropic results found archived when offered: written by read()
         if state.get("version") == STATE_VERSION:
             for batch_id, raw in (state.get("pending") or {}).items():
                 self.candidates[batch_id] = Candidate.load(batch_id, raw)
@@ -127,6 +140,15 @@ class Ledger:
         candidate = Candidate.of(batch)
         if candidate is None:
             return
+        # A file id or results_url in which the server sent a configured key back is kept masked: the ledger's
+        # state is written to dlt's working directory and the database. Masked, it cannot be fetched: the API's
+        # 404 (or the refusal of another host) then takes its course like any file that cannot be read.
+        candidate.files = {kind: str(self.client.redactor.mask(ref)) for kind, ref in candidate.files.items()}
+        if candidate.results_gone(self.now):  # archived: recorded gone, never asked for
+            self.candidates.pop(candidate.batch_id, None)
+            self._gone.append(self._row(candidate, RESULTS, "gone"))
+            self.counts.files_gone += 1
+            return
         if self._files_deleted(candidate):
             self.counts.too_old += 1
             return
@@ -144,7 +166,7 @@ class Ledger:
         file ids changed since, or a file taken as gone may be back (it is asked for once more)."""
         watched = self.watch.get(str(batch.get("id")))
         candidate = Candidate.of(batch)
-        if watched is None or candidate is None or self._files_deleted(candidate):
+        if watched is None or candidate is None or self._files_deleted(candidate) or candidate.results_gone(self.now):
             return False
         self._looked_at.add(candidate.batch_id)
         if candidate.files != watched.get("files") or watched.get("gone"):
@@ -177,7 +199,10 @@ class Ledger:
         return False
 
     def _files_deleted(self, candidate: Candidate) -> bool:
-        """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best."""
+        """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best.
+        (Anthropic results are kept from the batch's creation, not its end: `Candidate.results_gone`.)"""
+        if RESULTS in candidate.files:
+            return False
         return candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S
 
     # --- reading ------------------------------------------------------------------------------
@@ -191,17 +216,23 @@ class Ledger:
             settings.DOWNLOADS_AT_ONCE, thread_name_prefix="openai-batches-ledger"
         )
         try:
+            files.extend(self._gone)
             files.extend(self._give_up_deleted())
             self._describe(pool)
             admitted, waiting = self._within_budget(sorted(self.candidates.values(), key=_read_order))
-            for candidate in waiting:
-                self.counts.batches_pending += 1
-                self.counts.bytes_pending += candidate.size()
-                if not candidate.announced:
-                    files.extend(self._pending_rows(candidate))
-                    candidate.announced = True
-            planned = [(c, k) for c in admitted for k in c.first_kinds() if k not in c.gone]
+            planned = [(c, k) for c in admitted if not c.unsized() for k in c.first_kinds() if k not in c.gone]
             self.progress.files_planned(self.project, len(planned), sum(c.sizes.get(k) or 0 for c, k in planned))
+            budget = ReadBudget(self.max_bytes, sum(c.size() for c in admitted))
+            begun: set[str] = set()
+
+            def may_start(candidate: Candidate) -> bool:
+                if candidate.unsized() and not budget.may_start(candidate.total, first=not begun):
+                    return False
+                if candidate.unsized():  # planned as it starts: its size is known once read
+                    self.progress.files_planned(self.project, 1, 0)
+                begun.add(candidate.batch_id)
+                return True
+
             batches = as_done(
                 pool,
                 self._read_batch,
@@ -209,12 +240,22 @@ class Ledger:
                 at_once=settings.DOWNLOADS_AT_ONCE,
                 weight=_requests,
                 max_weight=settings.LEDGER_REQUESTS_AT_ONCE,
+                may_start=may_start,
             )
             for result in batches:
+                if result.candidate.unsized():
+                    budget.read(result.candidate.total, result.bytes_read)
                 self._take(result, requests, files)
                 if len(requests) >= settings.LEDGER_ARROW_ROWS:
                     yield from _slices(requests.table(self))
                     requests = _Rows()
+            # Left for the next run: beyond the budget (by size, or by the bytes read: those never started).
+            for candidate in [*waiting, *(c for c in admitted if c.batch_id not in begun)]:
+                self.counts.batches_pending += 1
+                self.counts.bytes_pending += candidate.size()
+                if not candidate.announced:
+                    files.extend(self._pending_rows(candidate))
+                    candidate.announced = True
         finally:
             self._stop.set()
             # Downloads under way stop at their next chunk; none is waited for, none not begun begins.
@@ -238,7 +279,8 @@ class Ledger:
         """Batches left pending by earlier runs whose files the API has deleted by now: recorded `gone` and
         not asked for again (a file that failed for good would otherwise be retried on every run, forever)."""
         rows = []
-        for candidate in [c for c in self.candidates.values() if self._files_deleted(c)]:
+        gone = [c for c in self.candidates.values() if self._files_deleted(c) or c.results_gone(self.now)]
+        for candidate in gone:
             del self.candidates[candidate.batch_id]
             for kind in candidate.first_kinds():
                 rows.append(self._row(candidate, kind, "gone"))
@@ -248,10 +290,13 @@ class Ledger:
     def _describe(self, pool: concurrent.futures.Executor) -> None:
         """`GET /files/{id}` for the files read first of every candidate not described yet: size, expiry."""
         wanted = [(c, kind) for c in self.candidates.values() for kind in c.undescribed()]
+        client = self.client
+        if not wanted or not isinstance(client, BatchesClient):  # Anthropic results: nothing describes them
+            return
 
         def describe(item: tuple[Candidate, str]) -> dict[str, Any] | None:
             candidate, kind = item
-            return self.client.file_info(candidate.files[kind])
+            return client.file_info(candidate.files[kind])
 
         for (candidate, kind), info in zip(wanted, in_order(pool, describe, wanted), strict=True):
             if isinstance(info, BaseException):
@@ -293,7 +338,7 @@ class Ledger:
         seen: set[str] = set()
         complete = True  # output and error (those it has) read, so missing requests can be told
         try:
-            for kind in ("output", "error"):
+            for kind in ("output", "error", RESULTS):
                 if kind not in candidate.files:
                     continue
                 file = self._stream(candidate, kind, partial(self._parse, kind=kind, seen=seen))
@@ -313,6 +358,13 @@ class Ledger:
                 result.bytes_read += file.bytes
                 result.files.append(self._row(candidate, kind, "read", file.bytes, file.lines))
                 self.progress.file_read(self.project, file.bytes)
+                if kind == RESULTS and len(file.seen) < candidate.total:
+                    log.warning(
+                        "batch %s: its results account for %d of its %d requests (the rest are in no line)",
+                        candidate.batch_id,
+                        len(file.seen),
+                        candidate.total,
+                    )
             missing: list[str] = []
             only_input = candidate.first_kinds() == ("input",)
             if complete and "input" in candidate.files and (len(seen) < candidate.total or only_input):
@@ -365,13 +417,15 @@ class Ledger:
 
     def _not_yet_gone(self, candidate: Candidate, kind: str) -> str:
         return (
-            f"{kind} file {candidate.files[kind]}: the API answered 404 (run {candidate.misses[kind]} of "
+            f"{_what(candidate, kind)}: the API answered 404 (run {candidate.misses[kind]} of "
             f"{settings.GONE_AFTER_MISSES} in a row before it is taken as gone)"
         )
 
     def _stream(self, candidate: Candidate, kind: str, consume: Callable[[Iterator[bytes]], Any]) -> Any:
         if kind in candidate.gone:
             return None
+        if isinstance(self.client, AnthropicClient):
+            return self.client.stream_results(candidate.files[kind], consume)
         return self.client.stream_file(candidate.files[kind], consume, size=candidate.sizes.get(kind))
 
     def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str]) -> ParsedFile:
@@ -388,21 +442,18 @@ class Ledger:
         # Only counts and line numbers: a line's text is content and never shown.
         if file.bad_lines:
             log.warning(
-                "batch %s: %d line(s) of %s file %s could not be read (first: %s); their requests are not in the "
-                "ledger",
+                "batch %s: %d line(s) of %s could not be read (first: %s); their requests are not in the ledger",
                 candidate.batch_id,
                 file.bad_lines,
-                kind,
-                candidate.files[kind],
+                _what(candidate, kind),
                 file.first_bad,
             )
         if file.duplicates:
             log.warning(
-                "batch %s: %d line(s) of %s file %s repeat a custom_id already read; the first line of each is kept",
+                "batch %s: %d line(s) of %s repeat a custom_id already read; the first line of each is kept",
                 candidate.batch_id,
                 file.duplicates,
-                kind,
-                candidate.files[kind],
+                _what(candidate, kind),
             )
 
     def _take(self, result: _Result, requests: _Rows, files: list[FileRow]) -> None:
@@ -449,7 +500,7 @@ class Ledger:
     def _row(
         self, candidate: Candidate, kind: str, state: str, size: int | None = None, lines: int | None = None
     ) -> FileRow:
-        return (candidate.batch_id, kind, candidate.files[kind], state, size, lines, time.time())
+        return (candidate.batch_id, kind, _file_id(candidate, kind), state, size, lines, time.time())
 
     def _pending_rows(self, candidate: Candidate) -> list[FileRow]:
         """Rows saying what a batch left for later is waiting for (what is already gone, says so)."""
@@ -459,7 +510,7 @@ class Ledger:
                 rows.append(self._row(candidate, kind, "gone"))
             else:
                 size = candidate.sizes.get(kind)
-                rows.append((candidate.batch_id, kind, candidate.files[kind], "pending", size, None, None))
+                rows.append((candidate.batch_id, kind, _file_id(candidate, kind), "pending", size, None, None))
         return rows
 
 
@@ -468,9 +519,19 @@ def _not_a_batch_file(candidate: Candidate, kind: str, lines: int) -> str:
     in its place (a proxy's error page with status 200) would otherwise be recorded `read`, and every
     request of the batch called missing, for good."""
     return (
-        f"{kind} file {candidate.files[kind]}: none of its {lines} line(s) is a request of the batch (an error "
+        f"{_what(candidate, kind)}: none of its {lines} line(s) is a request of the batch (an error "
         "page or another document instead of the file?)"
     )
+
+
+def _what(candidate: Candidate, kind: str) -> str:
+    """A file as a log line names it: `output file file-...`, or `the results` of an Anthropic batch."""
+    return "the results" if kind == RESULTS else f"{kind} file {candidate.files[kind]}"
+
+
+def _file_id(candidate: Candidate, kind: str) -> str | None:
+    """`batch_files.file_id`: NULL for Anthropic results, which are no file (their URL is the batch's)."""
+    return None if kind == RESULTS else candidate.files[kind]
 
 
 def _requests(candidate: Candidate) -> int:

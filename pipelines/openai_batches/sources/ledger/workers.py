@@ -37,11 +37,14 @@ def as_done(
     at_once: int,
     weight: Callable[[T], int],
     max_weight: int,
+    may_start: Callable[[T], bool] = lambda item: True,
 ) -> Iterator[R]:
     """`fn(item)` for every item, results as they finish; the first exception is raised (the rest are
     cancelled with the pool). An item is handed out only once the caller is done with a result (it turns
     each into rows before more are downloaded), while at most `at_once` are under way weighing at most
-    `max_weight` together (one always goes): memory stays bounded by both."""
+    `max_weight` together (one always goes): memory stays bounded by both. `may_start(item)` is asked
+    before each item is handed out (it may say yes later, once results came in); items it never let start
+    are not run (the caller tells them by the results it got)."""
     under_way: dict[concurrent.futures.Future[R], int] = {}
     handed = 0
 
@@ -50,6 +53,8 @@ def as_done(
         while handed < len(items) and len(under_way) < at_once:
             heavy = weight(items[handed])
             if under_way and sum(under_way.values()) + heavy > max_weight:
+                return
+            if not may_start(items[handed]):
                 return
             under_way[pool.submit(fn, items[handed])] = heavy
             handed += 1
