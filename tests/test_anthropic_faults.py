@@ -152,3 +152,21 @@ def test_anthropic_client_retries_529_and_waits_what_retry_after_says(
         f"GET {srv.anthropic_base_url}{ON}: HTTP 529: Overloaded (gave up after 3 attempts) "
         f"[request-id {srv.requests[-1].request_id}]"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "error_type"), [("429", 429, "rate_limit_error"), ("529", 529, "overloaded_error")]
+)
+def test_faults_on_anthropics_admin_api_answer_in_its_envelope_too(
+    srv: SimulatorServer, kind: str, status: int, error_type: str
+) -> None:
+    from openai_batches.simulator.anthropic_books import DEFAULT_ADMIN_KEYS
+
+    headers = {"x-api-key": DEFAULT_ADMIN_KEYS[0], "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=srv.anthropic_base_url, headers=headers) as c:
+        assert c.get("/v1/organizations/workspaces").status_code == 200
+        srv.inject(Fault(kind, path_prefix="/v1/organizations/"))
+        r = c.get("/v1/organizations/workspaces")
+    assert r.status_code == status
+    ErrorResponse.model_validate(r.json(), strict=True)
+    assert r.json()["error"]["type"] == error_type and r.json()["request_id"] == r.headers["request-id"]
