@@ -1,0 +1,146 @@
+"""The Anthropic path under a hostile server and a hostile user: the real CLI against loopback servers that
+answer what no well-behaved API would (tests/support/fake_api.py), with the outcomes asserted where they
+land: rows in DuckDB, the requests the server saw, exit codes, every line printed, every file dlt left.
+Each test failed on the code before its fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .support.assertions import files_containing
+from .support.cli import assert_one_clear_error, cli_env, run_cli
+from .support.fake_api import Reply, ScriptedApi, json_reply
+
+KEY = "sk-ant-api03-hostileQ7rTw-Zq8Wm3Xv7Lp2Rt5Y"
+LIST = "/v1/messages/batches"
+NOT_FOUND = {"type": "error", "error": {"type": "not_found_error", "message": "not found"}}
+
+
+def message_batch(n: int, **fields: Any) -> dict[str, Any]:
+    """An ended message batch as the API sends it (two succeeded requests); `fields` override."""
+    batch: dict[str, Any] = {
+        "id": f"msgbatch_01Hostile{n:016d}",
+        "type": "message_batch",
+        "processing_status": "ended",
+        "request_counts": {"processing": 0, "succeeded": 2, "errored": 0, "canceled": 0, "expired": 0},
+        "created_at": "2026-12-01T10:00:00.000000Z",
+        "ended_at": "2026-12-01T10:30:00.000000Z",
+        "expires_at": "2026-12-02T10:00:00.000000Z",
+        "archived_at": None,
+        "cancel_initiated_at": None,
+        "results_url": None,
+    }
+    return batch | fields
+
+
+def listing(data: list[dict[str, Any]], has_more: bool = False) -> dict[str, Any]:
+    return {
+        "data": data,
+        "has_more": has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
+
+
+def result_line(custom_id: str, **usage: Any) -> dict[str, Any]:
+    counts = {"input_tokens": 100, "output_tokens": 50, "cache_read_input_tokens": 0}
+    return {
+        "custom_id": custom_id,
+        "result": {
+            "type": "succeeded",
+            "message": {
+                "id": f"msg_{custom_id}",
+                "type": "message",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [{"type": "text", "text": "CONTENT-NEVER-STORED"}],
+                "usage": counts | {"cache_creation_input_tokens": 0, "service_tier": "batch"} | usage,
+            },
+        },
+    }
+
+
+def jsonl(*lines: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def root(api: ScriptedApi) -> str:
+    """ANTHROPIC_BASE_URL of a loopback server: the API root, without /v1."""
+    return api.base_url.removesuffix("/v1")
+
+
+def anthropic_api(batches: Callable[[str], list[dict[str, Any]]], results: bytes = b"") -> ScriptedApi:
+    """One workspace listing `batches(root)` on one page; every results URL answers `results`."""
+    holder: dict[str, ScriptedApi] = {}
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path == LIST:
+            return json_reply(listing(batches(root(holder["api"]))))
+        if path.endswith("/results"):
+            return Reply(200, results, "application/binary")
+        return json_reply(NOT_FOUND, 404)
+
+    holder["api"] = api = ScriptedApi(route, project=None)
+    return api
+
+
+def load(api: ScriptedApi, db: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("load", "--db", str(db), env=cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=root(api), **env))
+
+
+def key_runs(text: str, key: str = KEY) -> list[str]:
+    """The runs of 8 characters of `key` (the redaction rule's) that `text` contains."""
+    return sorted({key[i : i + 8] for i in range(len(key) - 7) if key[i : i + 8] in text})
+
+
+def assert_key_nowhere(tmp_path: Path, result: subprocess.CompletedProcess[str]) -> None:
+    """No run of the key in anything printed, nor in any file under the test's directory (the database,
+    dlt's working directory: state.json, traces, load packages)."""
+    assert key_runs(result.stdout + result.stderr) == [], result.stdout + result.stderr
+    for needle in (KEY[-16:], KEY[13:29]):
+        assert files_containing(tmp_path, needle.encode()) == []
+
+
+def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+# --- keys the server sends back ----------------------------------------------------------------------------------
+
+
+def test_a_key_echoed_in_a_field_name_or_an_odd_value_is_never_logged(tmp_path: Path) -> None:
+    """Odd values and fields this version does not declare are named in warnings: with the key in them, the
+    warning printed it (the stored copy was masked)."""
+    odd = message_batch(
+        1,
+        created_at=KEY,  # not a time: the plan and the table both warn, showing the value
+        ended_at={"echo": KEY},
+        request_counts={"processing": 0, "succeeded": 2, "errored": 0, "canceled": 0, "expired": 0, f"x_{KEY}": 1},
+    )
+    odd[f"note_{KEY}"] = "new field, its name the key"
+    with anthropic_api(lambda _: [odd]) as api:
+        result = load(api, tmp_path / "b.duckdb")
+    assert result.returncode == 0, result.stderr
+    assert "does not declare" in result.stderr and "not an RFC 3339 timestamp" in result.stderr  # warned, masked
+    assert_key_nowhere(tmp_path, result)
+    (redacted,) = rows(tmp_path / "b.duckdb", "SELECT redacted_fields FROM openai_batches.anthropic_batches")
+    assert "created_at" in json.loads(redacted[0])
+
+
+def test_a_key_echoed_in_a_batch_id_is_refused_and_never_stored(tmp_path: Path) -> None:
+    """A batch id is a merge key, a cursor and the ledger's key: masked in `anthropic_batches`, it still
+    went raw into `batch_requests.batch_id`, `batch_files` and dlt's state.json. Now the page is refused in
+    one line (like an item without a usable id) and nothing is stored."""
+    echoing = message_batch(2, id=f"msgbatch_{KEY}")
+    with anthropic_api(lambda r: [echoing | {"results_url": f"{r}{LIST}/x/results"}], jsonl(result_line("a"))) as api:
+        result = load(api, tmp_path / "b.duckdb")
+        seen = [path for path, _ in api.requests]
+    assert_one_clear_error(result, 1, "a batch id carries a configured API key", "refused")
+    assert seen == [LIST]  # refused at once, not retried; its results never asked for
+    assert_key_nowhere(tmp_path, result)
