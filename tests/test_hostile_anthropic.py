@@ -144,3 +144,43 @@ def test_a_key_echoed_in_a_batch_id_is_refused_and_never_stored(tmp_path: Path) 
     assert_one_clear_error(result, 1, "a batch id carries a configured API key", "refused")
     assert seen == [LIST]  # refused at once, not retried; its results never asked for
     assert_key_nowhere(tmp_path, result)
+
+
+# --- odd values -----------------------------------------------------------------------------------------------
+
+
+def test_a_timestamp_that_is_not_rfc_3339_is_null_whatever_the_rest_of_the_page(tmp_path: Path) -> None:
+    """`2026-12-01T10:00Z` (no seconds) and `+0500` (no colon) are not RFC 3339. Arrow's parser, tried first on
+    the whole page, took them: alone on a page such a value was stored as a time; next to any value Arrow
+    refused, the same batch's column was NULL (kept in extra_fields), as documented."""
+    short = message_batch(1, created_at="2026-12-01T10:00Z", ended_at="2026-12-01T10:30:00+0500")
+    with anthropic_api(lambda _: [short]) as api:
+        result = load(api, tmp_path / "b.duckdb")
+    assert result.returncode == 0, result.stderr
+    ((created, ended, extra),) = rows(
+        tmp_path / "b.duckdb", "SELECT created_at, ended_at, extra_fields FROM openai_batches.anthropic_batches"
+    )
+    assert (created, ended) == (None, None)
+    assert json.loads(extra) == {"created_at": "2026-12-01T10:00Z", "ended_at": "2026-12-01T10:30:00+0500"}
+    assert "is not an RFC 3339 timestamp" in result.stderr
+
+
+# --- the results ----------------------------------------------------------------------------------------------
+
+
+def test_a_results_url_with_a_user_name_or_password_is_refused_before_any_request(tmp_path: Path) -> None:
+    """Same scheme, host and port as the configured root, but credentials in it: httpx turned them into an
+    `Authorization: Basic` header the server chose, sent with the key. A base URL with credentials is refused;
+    so is such a results_url now (the batch waits, with a warning that does not show them)."""
+    url = lambda r: r.replace("http://", "http://planted:secret-pw@") + f"{LIST}/msgbatch_1/results"  # noqa: E731
+    with anthropic_api(lambda r: [message_batch(1, results_url=url(r))], jsonl(result_line("a"))) as api:
+        result = load(api, tmp_path / "b.duckdb")
+        seen = [path for path, _ in api.requests]
+        sent = [h.get("authorization") for h in api.headers]
+    assert result.returncode == 0, result.stderr
+    assert seen == [LIST] and sent == [None]
+    assert "user name or password" in result.stderr and "secret-pw" not in result.stdout + result.stderr
+    assert rows(tmp_path / "b.duckdb", "SELECT count(*) FROM openai_batches.batch_files WHERE state = 'read'") in (
+        [(0,)],
+        [],
+    )

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..settings import ANTHROPIC_BATCHES_TABLE
 from .batches import (
@@ -77,6 +78,8 @@ _NESTED = frozenset(k for k, v in _KNOWN.items() if isinstance(v, dict))
 # fraction, and a UTC offset (`Z` or +hh:mm). Checked before `fromisoformat`, which also takes ISO 8601 forms
 # that are not RFC 3339 (week dates, no separators, no offset).
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z")
+# The same shape for Arrow's vectorised match (RE2), anchored at both ends.
+_RFC3339_RE2 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
 
 
 def parse_rfc3339(value: Any) -> datetime | None:
@@ -115,9 +118,14 @@ def anthropic_column_hints() -> dict[str, dict[str, Any]]:
 
 
 def _timestamps(column: Column, batches: Sequence[Mapping[str, Any]], values: list[Any], unfit: _Unfit) -> pa.Array:
-    """RFC 3339 text as timestamps: vectorised (Arrow's parser), one by one for a page with an odd value."""
+    """RFC 3339 text as timestamps: vectorised (Arrow's parser), one by one for a page with an odd value.
+
+    Arrow's parser also takes ISO 8601 forms that are not RFC 3339 (no seconds, `+0500`): it is used only on
+    a page whose every value is RFC 3339, so a value is read the same whatever the rest of its page."""
     try:
-        return pa.array(values, pa.string()).cast(TIMESTAMP)
+        text = pa.array(values, pa.string())
+        if pc.all(pc.match_substring_regex(text, _RFC3339_RE2)).as_py() is not False:
+            return text.cast(TIMESTAMP)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         pass
     kept: list[datetime | None] = []
