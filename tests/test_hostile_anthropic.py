@@ -13,9 +13,13 @@ from typing import Any
 
 import duckdb
 
+from openai_batches.load.runner import run_load
+from openai_batches.simulator import SimulatorServer
+
 from .support.assertions import files_containing
 from .support.cli import assert_one_clear_error, cli_env, run_cli
 from .support.fake_api import Reply, ScriptedApi, json_reply
+from .test_anthropic_books import DAY, WS_A, T, config, openai_only, organisation
 
 KEY = "sk-ant-api03-hostileQ7rTw-Zq8Wm3Xv7Lp2Rt5Y"
 LIST = "/v1/messages/batches"
@@ -184,3 +188,33 @@ def test_a_results_url_with_a_user_name_or_password_is_refused_before_any_reques
         [(0,)],
         [],
     )
+
+
+# --- Anthropic's books ------------------------------------------------------------------------------------------
+
+
+def test_cost_amounts_beyond_a_double_or_not_ascii_decimals_are_kept_as_sent_not_infinite(tmp_path: Path) -> None:
+    """`amount` is a decimal string in cents. `1e400` became an infinite amount (and so every sum over its
+    month), an exponent past Decimal's range raised Overflow out of the conversion and failed the books'
+    run, and `1_000` or Arabic-Indic digits were read as numbers. Now each is no number: NULL, kept as sent
+    in `amount_raw`, and the run goes on."""
+
+    org = organisation()
+    day = (T - 5 * DAY) // DAY * DAY
+    odd = ("1e400", "-1e400", "1E+999999999", "1_000", "\u0661\u0662\u0663")
+    for amount in (*odd, "250.5"):
+        org.anthropic_books.add_cost_result(
+            day,
+            {"cost_type": "tokens", "description": "odd", "workspace_id": WS_A, "amount": amount, "currency": "USD"},
+        )
+    db = str(tmp_path / "books.duckdb")
+    with SimulatorServer(org) as server:
+        result = run_load(db, openai_only(config(server)))
+    assert result.ok, result.outcomes
+    found = dict(
+        rows(
+            tmp_path / "books.duckdb",
+            "SELECT amount_raw, amount FROM openai_batches.anthropic_costs_daily WHERE description = 'odd'",
+        )
+    )
+    assert found == {**dict.fromkeys(odd), "250.5": 2.505}
