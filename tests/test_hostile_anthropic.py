@@ -218,3 +218,35 @@ def test_cost_amounts_beyond_a_double_or_not_ascii_decimals_are_kept_as_sent_not
         )
     )
     assert found == {**dict.fromkeys(odd), "250.5": 2.505}
+
+
+def jobs(db: Path) -> list[tuple[Any, ...]]:
+    from openai_batches.analysis.session import reading
+
+    with reading(str(db)) as analysis:
+        return analysis.con.execute(
+            "SELECT batch_id, requests_total, priced, unpriced_reason, cost_usd FROM openai_batches.batch_jobs"
+        ).fetchall()
+
+
+def test_results_for_another_number_of_requests_than_the_batch_counts_leave_it_unpriced(tmp_path: Path) -> None:
+    """An Anthropic batch's cost is the sum of its results. A download that ends cleanly without its last lines
+    (no content-length, the connection closed) read 2 of 3 requests, and the batch was `priced` at the cost of
+    2: a wrong total shown as exact. Lines for more requests than it counts were summed as well."""
+    counts = {"processing": 0, "succeeded": 3, "errored": 0, "canceled": 0, "expired": 0}
+    short = message_batch(2, request_counts=counts)
+    extra = message_batch(1, request_counts=counts | {"succeeded": 1})
+    whole = message_batch(3, request_counts=counts | {"succeeded": 2})
+
+    def with_results(r: str) -> list[dict[str, Any]]:
+        return [b | {"results_url": f"{r}{LIST}/{b['id']}/results"} for b in (whole, short, extra)]
+
+    with anthropic_api(with_results, jsonl(result_line("a"), result_line("b"))) as api:
+        result = load(api, tmp_path / "b.duckdb")
+    assert result.returncode == 0, result.stderr
+    reason = "results disagree with its request counts"
+    assert sorted(jobs(tmp_path / "b.duckdb")) == [
+        (extra["id"], 1, False, reason, None),
+        (short["id"], 3, False, reason, None),
+        (whole["id"], 2, True, None, 0.00105),  # 2 x (100 x $1.50 + 50 x $7.50) / 1e6, Sonnet 4.5's batch price
+    ]
