@@ -5,9 +5,10 @@ Each test failed on the code before its fix."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from openai_batches.simulator import SimulatorServer
 
 from .support.assertions import files_containing
 from .support.cli import assert_one_clear_error, cli_env, run_cli
-from .support.fake_api import Reply, ScriptedApi, json_reply
+from .support.fake_api import RawApi, Reply, ScriptedApi, json_reply, raw_response
 from .test_anthropic_books import DAY, WS_A, T, config, openai_only, organisation
 
 KEY = "sk-ant-api03-hostileQ7rTw-Zq8Wm3Xv7Lp2Rt5Y"
@@ -250,3 +251,31 @@ def test_results_for_another_number_of_requests_than_the_batch_counts_leave_it_u
         (short["id"], 3, False, reason, None),
         (whole["id"], 2, True, None, 0.00105),  # 2 x (100 x $1.50 + 50 x $7.50) / 1e6, Sonnet 4.5's batch price
     ]
+
+
+def test_a_results_stream_without_end_is_cut_and_the_run_ends(tmp_path: Path) -> None:
+    """A download's time bound moves on with every byte (a large file at a good pace is never cut), so a server
+    streaming result lines without end, fast, held the run and its database lock forever. Now the results are
+    read to twice the batch's requests plus RESULTS_EXTRA_LINES lines at most: the batch waits for the next
+    run, with a warning, and nothing of it is stored."""
+    urls: dict[str, str] = {}
+
+    def answer(path: str) -> Iterator[tuple[bytes, float]]:
+        if path == LIST:
+            yield raw_response(json.dumps(listing([message_batch(1, results_url=urls["results"])])).encode()), 0
+            return
+        yield b"HTTP/1.1 200 OK\r\ncontent-type: application/binary\r\nconnection: close\r\n\r\n", 0
+        for n in itertools.count():
+            yield jsonl(*(result_line(f"r{n}-{i}") for i in range(500))), 0
+
+    with RawApi(answer) as api:
+        base = api.base_url.removesuffix("/v1")
+        urls["results"] = f"{base}{LIST}/msgbatch_1/results"
+        env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=base)
+        result = run_cli("load", "--db", str(tmp_path / "b.duckdb"), env=env, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "the results go on past 1,004 lines" in result.stderr and "left for the next run" in result.stderr
+    assert rows(tmp_path / "b.duckdb", "SELECT count(*) FROM openai_batches.anthropic_batches") == [(1,)]
+    assert "batch_requests" not in {
+        name for (name,) in rows(tmp_path / "b.duckdb", "SELECT table_name FROM information_schema.tables")
+    }
