@@ -198,6 +198,10 @@ DOWNLOAD_MIN_BYTES_PER_S = 1_000_000
 # 2,048 inputs of 3,072 floats (~130 MB as text); a line without end from a hostile server must not hold
 # gigabytes.
 LEDGER_MAX_LINE_BYTES = 256 * 1_048_576
+# Most lines an Anthropic batch's results are read to: one per request is what the API sends; twice its
+# requests (a server repeating every line) plus this slack is still read, and a stream without end (a hostile
+# server's: fast, so the download's pace bound never ends it) is cut there instead of holding the run forever.
+RESULTS_EXTRA_LINES = 1000
 # Longest error message kept per request (error files carry the API's message; never content).
 ERROR_MESSAGE_MAX_CHARS = 500
 # Longest identifier (custom_id, request_id, ...) kept as sent; a longer one is cut (and cleaned).

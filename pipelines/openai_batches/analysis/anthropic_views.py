@@ -206,6 +206,8 @@ STATUS = """CASE processing_status
     END"""
 
 _COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")
+# The unpriced reason of an ended batch whose results name another number of requests than its counts.
+RESULTS_DISAGREE = "results disagree with its request counts"
 
 
 def _batch_costs(
@@ -266,6 +268,10 @@ joined AS (
                 WHEN coalesce(f.gone, false) THEN 'results gone before they were read'
                 ELSE 'results not read yet'
             END
+            -- Its cost is the sum of its results: lines for fewer requests than it counts (a download that
+            -- ended cleanly short, a server that drops lines) or for more would be a wrong total shown as exact.
+            WHEN b.processing_status = 'ended' AND r.requests IS DISTINCT FROM b.requests_total
+                THEN '{RESULTS_DISAGREE}'
             WHEN r.unpriced > 0 THEN r.unpriced_reason
         END AS unpriced_reason
     FROM batches AS b

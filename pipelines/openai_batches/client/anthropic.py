@@ -129,7 +129,8 @@ class AnthropicClient(ApiClient):
 
         Retried, decoded and bounded in time like BatchesClient.stream_file (a retry calls `consume` again
         from the first byte). The key goes only to the configured host: a `results_url` on another scheme,
-        host or port is refused before any request; a relative one is taken on the configured root."""
+        host or port, or with a user name or password, is refused before any request; a relative one is taken on
+        the configured root."""
         url = self._results_url(results_url)
         what = f"GET {shown_url(url)}"
         return self._stream(url, what, consume, None)
@@ -141,6 +142,10 @@ class AnthropicClient(ApiClient):
             origin = _origin(url)
         except (httpx.InvalidURL, ValueError):
             raise ApiError(f"results_url {shown!r} is not a valid URL") from None
+        if url.userinfo:
+            # httpx would send them as `Authorization: Basic`, a header the server chose, next to the key: refused
+            # as a base URL with credentials is.
+            raise ApiError(f"results_url {shown!r} contains a user name or password: refused")
         if origin != self._origin:
             raise ApiError(
                 f"results_url {shown!r} is not on the configured API host ({self.shown_base}): refused, the key "

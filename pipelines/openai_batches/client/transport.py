@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import re
 import threading
 import time
 import zlib
@@ -67,6 +68,8 @@ class ApiClient:
             raise ApiError(problem)
         base = base_url.rstrip("/")
         self.redactor = Redactor(*secrets)
+        regex = self.redactor.key_regex()
+        self._key_pattern = re.compile(regex) if regex else None  # one scan of a page's ids
         self._base = base
         self.shown_base = shown_url(base)
         self.timeout = timeout
@@ -160,6 +163,16 @@ class ApiClient:
                 message=f"unexpected response body (not a {expect} object)",
                 request_id=request_id,
             )
+        if expect in ("list", "batch") and self._id_echoes_a_key(body):
+            # The id is a merge key, a list cursor and the request ledger's key: masked, it would no longer
+            # be the batch's; kept, the key would be stored (state.json, batch_requests). A server echoing a
+            # key there is refused like an item without a usable id, in one line; retrying would not help.
+            raise ApiError(
+                what,
+                status=response.status_code,
+                message="a batch id carries a configured API key the server sent back: the answer is refused",
+                request_id=request_id,
+            )
         if expect in ("page", "report") and body.get("has_more") and not body.get("next_page"):
             # The Admin API's bucketed pages: "more", but no cursor to ask for it with.
             raise RetryableApiError(
@@ -178,6 +191,13 @@ class ApiClient:
                 request_id=request_id,
             )
         return body, response
+
+    def _id_echoes_a_key(self, body: dict[str, Any]) -> bool:
+        """Whether a batch id of a list page (or the batch) shares a run of characters with a configured key."""
+        if self._key_pattern is None:
+            return False
+        ids = [b["id"] for b in body["data"]] if "data" in body and isinstance(body["data"], list) else [body["id"]]
+        return self._key_pattern.search("\n".join(ids)) is not None
 
     @contextlib.contextmanager
     def _transport_errors(self, what: str) -> Iterator[None]:

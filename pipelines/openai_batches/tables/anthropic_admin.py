@@ -13,9 +13,11 @@ exactly (decimal arithmetic) to the currency's unit, `amount_usd` the same when 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -219,16 +221,24 @@ def usage_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = N
 
 def cents_to_units(value: Any) -> float | None:
     """A decimal amount in the lowest unit (cents) as the currency's unit, exactly (decimal arithmetic,
-    then the nearest double): "123.45" -> 1.2345. None when it is not a finite decimal number."""
+    then the nearest double): "123.45" -> 1.2345. None when it is not a finite decimal number in ASCII digits
+    (Decimal also reads `1_000` and other scripts' digits) or its value is beyond a double (`1e400` became
+    infinite; an exponent past Decimal's own range raised Overflow and failed the run)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
+    text = value.strip() if isinstance(value, str) else str(value)
+    if not _DECIMAL.fullmatch(text):
+        return None
     try:
-        amount = Decimal(value.strip() if isinstance(value, str) else str(value))
-    except InvalidOperation:
+        units = float(Decimal(text) / 100)
+    except ArithmeticError:  # InvalidOperation, Overflow
         return None
-    if not amount.is_finite():
-        return None
-    return float(amount / 100)
+    return units if math.isfinite(units) else None
+
+
+# A decimal number as JSON writes one (and as Python's str writes a float): ASCII digits, an optional
+# fraction and exponent.
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def costs_to_arrow(buckets: Iterable[Mapping[str, Any]], clean: Clean | None = None, *, day_of: DayOf) -> pa.Table:

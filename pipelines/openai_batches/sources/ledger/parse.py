@@ -18,6 +18,7 @@ import orjson
 import pyarrow as pa
 
 from ... import settings
+from ...client.errors import ApiError
 from ...client.redact import Redacted
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL
@@ -221,15 +222,21 @@ def _redacted(code: str | None, message: str | None) -> str | None:
 
 
 def _requests(
-    chunks: Iterable[bytes], out: ParsedFile, seen_before: set[str], stop: threading.Event | None
+    chunks: Iterable[bytes],
+    out: ParsedFile,
+    seen_before: set[str],
+    stop: threading.Event | None,
+    max_lines: int | None = None,
 ) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """(line number, custom id, parsed line) of each line of a results file that is a request not read before. Lines
     that are not a JSON object with a custom id, or that repeat one (in this file, or in `seen_before`: an
-    earlier file of the batch), are counted in `out` and not yielded."""
+    earlier file of the batch), are counted in `out` and not yielded. Past `max_lines` lines: ApiError."""
     number = 0
     seen = out.seen
     for line in split_lines(chunks, out, stop):
         number += 1
+        if max_lines is not None and number > max_lines:
+            raise ApiError(f"the results go on past {max_lines:,} lines, far more than the batch's requests: cut there")
         if line is None:
             out.lines += 1
             out.bad(number, _too_long())
@@ -264,13 +271,14 @@ def parse_results(
     clean_code: Callable[[Any], str | None],
     clean_message: Callable[[Any], str | None],
     stop: threading.Event | None = None,
+    max_lines: int | None = None,
 ) -> ParsedFile:
     """The rows of an output or error file, or of an Anthropic batch's results (`kind`: RESULTS). A custom
     id in `seen_before` (an earlier file of the batch) or seen earlier in this file is counted as a
     duplicate, not read twice. `clean_code` and `clean_message` return a `Redacted` text when they masked a
-    key: the row's `redacted_fields` says so."""
+    key: the row's `redacted_fields` says so. A file of more than `max_lines` lines raises ApiError."""
     out = ParsedFile()
-    lines = _requests(chunks, out, seen_before, stop)
+    lines = _requests(chunks, out, seen_before, stop, max_lines)
     if kind == RESULTS:
         _message_results(lines, out, clean_code, clean_message)
     else:

@@ -341,7 +341,9 @@ class Ledger:
             for kind in ("output", "error", RESULTS):
                 if kind not in candidate.files:
                     continue
-                file = self._stream(candidate, kind, partial(self._parse, kind=kind, seen=seen))
+                # Anthropic's results: one line per request; a stream without end is cut (RESULTS_EXTRA_LINES).
+                limit = 2 * candidate.total + settings.RESULTS_EXTRA_LINES if kind == RESULTS else None
+                file = self._stream(candidate, kind, partial(self._parse, kind=kind, seen=seen, max_lines=limit))
                 if file is None and not self._missed(candidate, kind):
                     result.failure = self._not_yet_gone(candidate, kind)
                     return result
@@ -428,7 +430,7 @@ class Ledger:
             return self.client.stream_results(candidate.files[kind], consume)
         return self.client.stream_file(candidate.files[kind], consume, size=candidate.sizes.get(kind))
 
-    def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str]) -> ParsedFile:
+    def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str], max_lines: int | None = None) -> ParsedFile:
         return parse_results(
             chunks,
             kind,
@@ -436,6 +438,7 @@ class Ledger:
             clean_code=self._clean_code,
             clean_message=self._clean_message,
             stop=self._stop,
+            max_lines=max_lines,
         )
 
     def _report_odd_lines(self, candidate: Candidate, kind: str, file: ParsedFile) -> None:
