@@ -610,7 +610,8 @@ def test_the_demo_shows_an_anthropic_workspace_beside_the_openai_projects(tmp_pa
 
 
 def test_random_faults_on_every_anthropic_request_still_load_exactly(db: str, org: SimulatedOrg) -> None:
-    org.anthropic.generate_history(2200, days=20)
+    # Two pages, all within the 29 days results are kept (an archive after the load is not re-read).
+    org.anthropic.generate_history(1100, days=25)
     with SimulatorServer(org, fault_rate=0.3, fault_seed=5) as srv:
         # The random ones, and one of each kind a retry must get past, on the list and on a page after the head.
         srv.inject(*(Fault(kind, path_prefix=LIST) for kind in ("429", "500", "502-html", "503", "truncated-json")))
