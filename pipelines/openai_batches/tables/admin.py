@@ -49,7 +49,7 @@ def _column(name: str, arrow_type: pa.DataType, dlt_type: str, description: str)
 # inserted. Without it a day read again and empty would keep the rows of the copy before. dlt creates
 # the column in the table (always NULL there), so it is declared and documented like any other.
 EMPTY_DAY_MARKER = "_empty_day"
-_EMPTY_DAY = _column(
+EMPTY_DAY_COLUMN = _column(
     EMPTY_DAY_MARKER,
     pa.bool_(),
     "bool",
@@ -75,7 +75,7 @@ USAGE_COLUMNS: tuple[Column, ...] = (
     _column("input_cached_tokens", pa.int64(), "bigint", "Input tokens served from the prompt cache."),
     _column("output_tokens", pa.int64(), "bigint", "Output tokens processed that day."),
     _column("num_model_requests", pa.int64(), "bigint", "Requests processed that day."),
-    _EMPTY_DAY,
+    EMPTY_DAY_COLUMN,
 )
 
 COST_COLUMNS: tuple[Column, ...] = (
@@ -98,7 +98,7 @@ COST_COLUMNS: tuple[Column, ...] = (
         "The amount as sent (JSON) when it is not a finite number; NULL otherwise. Such a line item is in no sum "
         "(`caveats`).",
     ),
-    _EMPTY_DAY,
+    EMPTY_DAY_COLUMN,
 )
 
 DAYS_READ_COLUMNS: tuple[Column, ...] = (

@@ -39,6 +39,7 @@ from .batches import (
     _ts,
     _Unfit,
     _unknown_part,
+    announce_unknown,
 )
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def _extra_fields(batches: Sequence[Mapping[str, Any]], unfit: _Unfit) -> pa.Arr
     for row, batch in enumerate(batches):
         extra = _unknown_part(batch, _KNOWN) if _has_unknown(batch) else None
         if extra:
-            _announce(batch.get("id"), extra)
+            announce_unknown(batch.get("id"), extra, _NESTED, what="message batch", sender="Anthropic")
         if row in unfit.rows:
             extra = _merge(extra or {}, unfit.rows[row])
         texts.append(_json_text(extra) if extra else None)
@@ -167,26 +168,6 @@ def _has_unknown(batch: Mapping[str, Any]) -> bool:
         (nested := batch.get(key)) is not None and (type(nested) is not dict or not nested.keys() <= _KNOWN[key].keys())
         for key in _NESTED
     )
-
-
-# Unknown fields announced once per process: a new field arrives on every batch from then on.
-_ANNOUNCED: set[str] = set()
-
-
-def _announce(batch_id: Any, unknown: dict[str, Any]) -> None:
-    for key, value in unknown.items():
-        if key in _NESTED and not isinstance(value, Mapping):
-            log.warning(
-                "message batch %s: %s=%s is not an object; its columns are NULL and the value is kept in extra_fields",
-                batch_id,
-                key,
-                _shown(value),
-            )
-            continue
-        for path in [f"{key}.{inner}" for inner in value] if key in _NESTED else [key]:
-            if path not in _ANNOUNCED:
-                _ANNOUNCED.add(path)
-                log.warning("Anthropic sends a field this version does not declare: %s (kept in extra_fields)", path)
 
 
 def anthropic_to_arrow(

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .admin import EMPTY_DAY_MARKER, Clean, _add, _column, _mark_empty_days, _Odd, _schema
+from .admin import EMPTY_DAY_COLUMN, EMPTY_DAY_MARKER, Clean, _add, _column, _mark_empty_days, _Odd, _schema
 from .batches import TIMESTAMP, Column, _hints
 
 WORKSPACES_TABLE = "anthropic_workspaces"
@@ -38,13 +38,6 @@ MATCHED = "matched"
 NO_MATCH = "no key matches"
 AMBIGUOUS = "several workspaces match"
 
-_EMPTY_DAY = _column(
-    EMPTY_DAY_MARKER,
-    pa.bool_(),
-    "bool",
-    "Internal deletion marker of a day read again with no results (it removes the day's rows); always NULL in "
-    "stored rows.",
-)
 
 WORKSPACE_COLUMNS: tuple[Column, ...] = (
     _column("id", pa.string(), "text", "Workspace id (`wrkspc_...`); the merge key."),
@@ -71,7 +64,7 @@ USAGE_COLUMNS: tuple[Column, ...] = (
     ),
     _column("output_tokens", pa.int64(), "bigint", "Output tokens."),
     _column("web_search_requests", pa.int64(), "bigint", "Server tool use: web searches."),
-    _EMPTY_DAY,
+    EMPTY_DAY_COLUMN,
 )
 
 COST_COLUMNS: tuple[Column, ...] = (
@@ -96,7 +89,7 @@ COST_COLUMNS: tuple[Column, ...] = (
     ),
     _column("amount_usd", pa.float64(), "double", "`amount` when the currency is USD; NULL otherwise."),
     _column("amount_raw", pa.string(), "text", "The amount as sent: a decimal string in cents."),
-    _EMPTY_DAY,
+    EMPTY_DAY_COLUMN,
 )
 
 PROJECT_WORKSPACE_COLUMNS: tuple[Column, ...] = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -415,25 +415,29 @@ def _unknown_part(value: Any, tree: dict[str, Any]) -> Any:
     return out or None
 
 
-# Unknown fields announced once per process: a new field arrives on every batch from then on.
-_ANNOUNCED: set[str] = set()
+# Unknown fields announced once per process (per table): a new field arrives on every batch from then on.
+_ANNOUNCED: set[tuple[str, str]] = set()
 
 
-def _announce(batch_id: Any, unknown: dict[str, Any]) -> None:
+def announce_unknown(
+    batch_id: Any, unknown: dict[str, Any], nested: Collection[str], *, what: str = "batch", sender: str = "the API"
+) -> None:
+    """Warn once per field about fields no column declares (kept in `extra_fields`), and about a nested field
+    (`nested`) that is not an object. `what` names the object in the line, `sender` who sends it."""
     for key, value in unknown.items():
-        if key in _NESTED_KNOWN and not isinstance(value, Mapping):
+        if key in nested and not isinstance(value, Mapping):
             log.warning(
-                "batch %s: %s=%s is not an object; its columns are NULL and the value is kept in extra_fields",
+                "%s %s: %s=%s is not an object; its columns are NULL and the value is kept in extra_fields",
+                what,
                 batch_id,
                 key,
                 _shown(value),
             )
             continue
-        paths = [f"{key}.{inner}" for inner in value] if key in _NESTED_KNOWN else [key]
-        for path in paths:
-            if path not in _ANNOUNCED:
-                _ANNOUNCED.add(path)
-                log.warning("the API sends a field this version does not declare: %s (kept in extra_fields)", path)
+        for path in [f"{key}.{inner}" for inner in value] if key in nested else [key]:
+            if (what, path) not in _ANNOUNCED:
+                _ANNOUNCED.add((what, path))
+                log.warning("%s sends a field this version does not declare: %s (kept in extra_fields)", sender, path)
 
 
 def _merge(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
@@ -452,7 +456,7 @@ def _extra_fields(batches: Sequence[Mapping[str, Any]], unfit: _Unfit) -> pa.Arr
         if _has_unknown_fields(batch):
             extra = _unknown_part(batch, _KNOWN)
             if extra:
-                _announce(batch.get("id"), extra)
+                announce_unknown(batch.get("id"), extra, _NESTED_KNOWN)
         if row in unfit.rows:
             extra = _merge(extra or {}, unfit.rows[row])
         texts.append(_json_text(extra) if extra else None)
