@@ -12,10 +12,16 @@ forever (a Ctrl-C during the DuckDB merge hung the run). So a signal also arms a
 has not ended `GRACE_S` seconds later, it prints the one `error:` line and ends the process as a
 SIGKILL would, which a load survives at any point (state commits only with the data; tests/test_kill.py);
 the kernel releases the lock. A second signal ends it at once.
+
+Python runs a signal's handler between any two bytecodes, also inside code whose exceptions it ignores
+(a weakref callback, `__del__`: importlib's module locks use one). There the raised stop would be printed
+as "Exception ignored" with a traceback and lost; a `sys.unraisablehook` recognises it and delivers the
+signal again (`_thread.interrupt_main`), so it is raised where the run can act on it.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import signal
@@ -41,6 +47,8 @@ _MESSAGES: dict[int, str] = {
 _received: int | None = None
 # Taken once and never released: whoever takes it prints the one `error:` line.
 _reported = threading.Lock()
+# True while a stop raised where Python ignored it is being delivered again (not the user insisting).
+_redelivering = False
 
 
 class Terminated(BaseException):
@@ -54,12 +62,44 @@ def _stop_exception(signum: int) -> BaseException:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _received
+    global _received, _redelivering
+    if _redelivering:
+        _redelivering = False
+        raise _stop_exception(signum)
     if _received is not None:
         _exit_now(_received)  # a second signal: the user insists
     _received = signum
     threading.Thread(target=_exit_after_grace, args=(signum,), name="openai-batches-stop", daemon=True).start()
     raise _stop_exception(signum)
+
+
+def _unraisable_hook(unraisable: sys.UnraisableHookArgs) -> None:
+    """Deliver again a stop that our handler raised where Python ignores exceptions (see the docstring)."""
+    global _redelivering
+    if _received is not None and isinstance(unraisable.exc_value, KeyboardInterrupt | Terminated):
+        _redelivering = True
+        threading.Thread(target=_redeliver, args=(_received,), name="openai-batches-stop-again", daemon=True).start()
+        return
+    _previous_unraisable_hook(unraisable)
+
+
+_previous_unraisable_hook: Callable[[sys.UnraisableHookArgs], object] = sys.unraisablehook
+
+
+def _redeliver(signum: int) -> None:
+    """Signal the main thread again once it has left the hook (raised inside, the stop would be ignored again)."""
+    main = threading.main_thread().ident
+    while _inside_the_hook(sys._current_frames().get(main or 0)):
+        time.sleep(0.001)
+    _thread.interrupt_main(signal.Signals(signum))
+
+
+def _inside_the_hook(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code is _unraisable_hook.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _exit_after_grace(signum: int) -> None:
@@ -85,10 +125,16 @@ def install_signal_handlers() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {signum: signal.signal(signum, _on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    global _previous_unraisable_hook
+    previous_hook = sys.unraisablehook
+    if previous_hook is not _unraisable_hook:
+        _previous_unraisable_hook = previous_hook
+    sys.unraisablehook = _unraisable_hook
 
     def restore() -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = previous_hook
 
     return restore
 
