@@ -15,9 +15,11 @@ names the setting, never the key.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +80,27 @@ class RunConfig:
         return tuple(k.strip() for k in keys if k)
 
 
+# Set while the configuration is read before dlt is imported (load/head_start.py): `_lookup` then reads the
+# environment by the names dlt's environment provider reads, and refuses what only dlt could read.
+_ENVIRONMENT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("environment_only", default=False)
+
+
+class NotFromEnvironment(Exception):
+    """A setting the environment alone cannot give as dlt would (a table): `environment_only` gives up."""
+
+
+@contextlib.contextmanager
+def environment_only() -> Iterator[None]:
+    """Read the configuration from the environment alone, without importing dlt, as dlt would read it when
+    no `.dlt` file exists (the caller makes sure of that): for a head start that is checked against the
+    real configuration before anything it fetched is used. Raises NotFromEnvironment where it cannot."""
+    token = _ENVIRONMENT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _ENVIRONMENT_ONLY.reset(token)
+
+
 def _lookup(key: str, section: str = SECTION) -> Any:
     """A value from dlt's providers (environment, secrets.toml, config.toml), or None.
 
@@ -87,6 +110,12 @@ def _lookup(key: str, section: str = SECTION) -> Any:
     `dlt.config` / `dlt.secrets`: those stop at the first provider, and they record what they
     resolve in the trace dlt pickles into its working directory, in clear for anything not asked for
     as a secret, so a key put in config.toml would end up on disk."""
+    if _ENVIRONMENT_ONLY.get():
+        # dlt's EnvironProvider: SECTION__...__KEY in capitals, the raw string (a table cannot be one)
+        value = os.environ.get("__".join([*section.split("."), key]).upper())
+        if value is not None and key == "projects":
+            raise NotFromEnvironment(key)
+        return value
     import dlt
 
     found: list[Any] = []

@@ -23,6 +23,7 @@ from .argtypes import number_in
 from .summary import print_summary
 
 if TYPE_CHECKING:
+    from ..load.head_start import HeadStart
     from ..storage.store import Store
 
 
@@ -65,6 +66,18 @@ def _setup_process(verbose: bool, *, signals: bool = True) -> Callable[[], None]
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    from ..load.head_start import begin
+
+    # Before dlt is imported (by what follows): the first requests leave while the rest starts.
+    head = begin(args.db, args.destination)
+    try:
+        return _load(args, head)
+    finally:
+        if head is not None:
+            head.discard()
+
+
+def _load(args: argparse.Namespace, head: HeadStart | None) -> int:
     from ..config import ConfigError, configured_store, run_config
     from ..load.runner import run_load
     from ..storage.extensions import ExtensionUnavailable
@@ -97,6 +110,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     if problem := store.problem():
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    if head is not None and not head.matches(config, store):
+        head.discard()
+        head = None
     for warning in store.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     try:
@@ -104,7 +120,9 @@ def cmd_load(args: argparse.Namespace) -> int:
             progress = make_progress()
             try:
                 # A DuckDB shell may open the file between our wait for it and the load's open: same wait.
-                result = run_load(store, config, full_refresh=args.full_refresh, progress=progress, wait=args.wait)
+                result = run_load(
+                    store, config, full_refresh=args.full_refresh, progress=progress, wait=args.wait, head_start=head
+                )
             finally:
                 getattr(progress, "close", lambda: None)()
             if result.changed:

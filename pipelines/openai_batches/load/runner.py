@@ -41,6 +41,7 @@ from .run_log import record_run
 if TYPE_CHECKING:
     from .admin_run import AdminOutcome
     from .anthropic_admin_run import AnthropicBooksOutcome
+    from .head_start import HeadStart
 
 log = logging.getLogger(__name__)
 
@@ -221,18 +222,21 @@ def run_load(
     full_refresh: bool = False,
     progress: ProgressSink | None = None,
     wait: float = 0.0,
+    head_start: HeadStart | None = None,
 ) -> LoadOutcome:
     """Load every configured project into `where` (a Store, or a DuckDB file's path), each in its own
     dlt run. The caller holds `where`'s load lock.
 
     Raises ForeignDatabase (before anything is written) for a database another program made,
     DatabaseBusy when another program holds the file for longer than `wait` seconds, and
-    KeyboardInterrupt / Terminated when the run is interrupted (no further project starts)."""
+    KeyboardInterrupt / Terminated when the run is interrupted (no further project starts). `head_start`: the
+    first project's list as the CLI began reading it (load/head_start.py; it matches `config` and `where`)."""
     store = as_store(where)
     db_path = store.shown()
     started = time.monotonic()
     result = LoadOutcome(db_path=db_path)
-    retry = RetryPolicy(max_attempts=config.max_attempts)
+    # One retry policy, and budget, for every request of the run: the head start's requests were its first.
+    retry = head_start.retry if head_start is not None else RetryPolicy(max_attempts=config.max_attempts)
     new_database = isinstance(store, DuckDBFile) and not store.exists()
     opened = contextlib.ExitStack()
     try:
@@ -248,7 +252,9 @@ def run_load(
         result.elapsed = time.monotonic() - started
         return result
     try:
-        _load_projects(store, config, result, retry=retry, full_refresh=full_refresh, progress=progress)
+        _load_projects(
+            store, config, result, retry=retry, full_refresh=full_refresh, progress=progress, head_start=head_start
+        )
     except BaseException:
         opened.close()
         raise
@@ -271,6 +277,7 @@ def _load_projects(
     retry: RetryPolicy,
     full_refresh: bool,
     progress: ProgressSink | None,
+    head_start: HeadStart | None = None,
 ) -> None:
     """`run_load` once the database is known to be ours: each project, then the Admin API's tables."""
     db_path = result.db_path
@@ -313,6 +320,7 @@ def _load_projects(
             progress=progress,
             claimed=claimed,
             pipeline=pipeline,
+            client=head_start.client() if head_start is not None and project is config.projects[0] else None,
         )
         table = settings.BATCH_TABLES[project.provider]
         project_started = datetime.now(UTC)
@@ -363,8 +371,10 @@ def _source(
     progress: ProgressSink | None,
     claimed: dict[str, str],
     pipeline: dlt.Pipeline,
+    client: Any = None,
 ) -> Any:
-    """The dlt source of one project, by its provider (each its own resource and table, one schema)."""
+    """The dlt source of one project, by its provider (each its own resource and table, one schema); `client`:
+    the project's client already open (the head start's)."""
     if project.provider == "anthropic":
         from ..sources.anthropic.source import anthropic_batches
 
@@ -386,6 +396,7 @@ def _source(
             known_ids=stored_ids(pipeline, settings.ANTHROPIC_BATCHES_TABLE, name) if full_refresh else None,
             other_keys=config.every_key(),
             claimed=claimed,
+            client=client,
         )
     return openai_batches(
         api_key=project.api_key,
@@ -403,6 +414,7 @@ def _source(
         requests_max_mb_per_run=config.requests_max_mb_per_run,
         claimed=claimed,
         other_keys=config.every_key(),
+        client=client,
     )
 
 

@@ -52,6 +52,7 @@ def anthropic_batches(
     other_keys: Sequence[str] = (),
     known_ids: Sequence[str] | None = None,
     claimed: dict[str, str] | None = None,
+    client: AnthropicClient | None = None,
 ) -> DltResource:
     """All message batches one Anthropic API key can see (one workspace), and their results' ledger.
 
@@ -75,11 +76,16 @@ def anthropic_batches(
         claimed: Batch ids the head pages of this load's projects listed, with the configured name that listed
             each (shared by the runs of one load): a key of a workspace another project read fails with
             `SameProject`.
+        client: An open client to use instead of one made from the arguments above (the CLI's, which began
+            reading the list while the program started: load/head_start.py); closed when the run ends.
     """
     claimed = claimed if claimed is not None else {}
     provider = Provider(
-        open_client=lambda: AnthropicClient(
-            api_key=api_key, base_url=base_url, timeout=timeout, retry=retry, other_secrets=tuple(other_keys)
+        open_client=lambda: (
+            client
+            or AnthropicClient(
+                api_key=api_key, base_url=base_url, timeout=timeout, retry=retry, other_secrets=tuple(other_keys)
+            )
         ),
         shape=ANTHROPIC_SHAPE,
         label=lambda state, first, client: _label(project_name, first, claimed),

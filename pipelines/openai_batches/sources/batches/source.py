@@ -107,6 +107,7 @@ def openai_batches(
     requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
     claimed: dict[str, str] | None = None,
     other_keys: Sequence[str] = (),
+    client: BatchesClient | None = None,
 ) -> DltResource:
     """All batches one API key can see (one project), and with `requests` the request ledger.
 
@@ -134,6 +135,8 @@ def openai_batches(
         claimed: OpenAI project ids already loaded in this load, with the configured name that loaded
             each (shared by the runs of one load): a key of a project in it fails with `SameProject`
             before anything is read, rather than filing the project's batches under a second name.
+        client: An open client to use instead of one made from the arguments above (the CLI's, which began
+            reading the list while the program started: load/head_start.py); closed when the run ends.
 
     The ledger runs in the same resource, right after the batches are listed: it needs the batches this
     run saw finish, which exist only once the listing is done (dlt interleaves separate resources), and
@@ -147,14 +150,17 @@ def openai_batches(
         return name, header_id or project
 
     provider = Provider(
-        open_client=lambda: BatchesClient(
-            api_key=api_key,
-            base_url=base_url,
-            organization=organization,
-            project=project,
-            timeout=timeout,
-            retry=retry,
-            other_secrets=tuple(other_keys),
+        open_client=lambda: (
+            client
+            or BatchesClient(
+                api_key=api_key,
+                base_url=base_url,
+                organization=organization,
+                project=project,
+                timeout=timeout,
+                retry=retry,
+                other_secrets=tuple(other_keys),
+            )
         ),
         shape=OPENAI_SHAPE,
         label=label,

@@ -1,0 +1,242 @@
+"""A backfill's first requests, made while the program starts: the first project's list, read while dlt is
+imported and the pipeline set up, when the database does not exist yet.
+
+Importing dlt and preparing the pipeline take about a second before any request could leave: a backfill
+waited that second plus every page. Here the CLI reads the configuration from the environment before
+importing dlt (`config.environment_only`, only when no `.dlt` file exists, so dlt would read the same),
+opens the first project's client as the source would, and pages on a thread of its own while the rest
+starts. What it fetched is used only if the real configuration, read through dlt, gives that same project,
+client settings and database (`HeadStart.matches`); otherwise it is dropped, and the run makes its
+requests as if there had been no head start.
+
+Nothing changes in what a run requests: into a database that does not exist yet, the plan wants every page
+of the list. Runs into an existing database start the ordinary way: they request nothing before the
+database was found usable and theirs (another program's file, one held or corrupt, is refused without a
+request), then as little as their plan needs. The pages read ahead are the one paging loop's pages
+(`ReadAhead.list_page` hands them to `client/paging.py`'s `iter_pages` in order), made by the run's client
+with its retry policy and budget; a failed request is handed over as its error, where the loop would have
+met it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..client.anthropic import AnthropicClient
+from ..client.batches import BatchesClient
+from ..client.paging import Page
+from ..client.retry import RetryPolicy
+from ..config import NotFromEnvironment, ProjectConfig, RunConfig, environment_only
+
+if TYPE_CHECKING:
+    from ..storage.store import Store
+
+# Pages read ahead and not yet taken, at most: a backfill's pages arrive while the run starts (about a second:
+# some 20 pages of a fast server, fewer at real latency) and are taken as fast as they came from then on.
+# 32 of Anthropic's 1000-batch pages are ~50 MB of batch objects; OpenAI's pages hold 100.
+READ_AHEAD_PAGES = 32
+# Pages older than this when the run wants them are dropped and read again: a run that waited for another's
+# lock (`--wait`) must not load the list as it was before the wait.
+FRESH_S = 10.0
+
+Client = BatchesClient | AnthropicClient
+
+
+@dataclass
+class _Fetched:
+    page: Page | None = None
+    error: BaseException | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+class HeadStart:
+    """The first project's list as a thread reads it ahead; see the module docstring."""
+
+    def __init__(self, config: RunConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.project = config.projects[0]
+        self.retry = RetryPolicy(max_attempts=config.max_attempts)
+        self._client = open_client(self.project, config, self.retry)
+        self._fetched: dict[str | None, _Fetched] = {}
+        self._in_flight: str | None | bool = False  # the cursor being requested now; False: none
+        self._stop = False
+        self._done = False
+        self._taken = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name="openai-batches-head-start", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        cursor: str | None = None
+        used: set[str] = set()
+        try:
+            while True:
+                with self._changed:
+                    while not self._stop and len(self._fetched) >= READ_AHEAD_PAGES:
+                        self._changed.wait()
+                    if self._stop:
+                        return
+                    self._in_flight = cursor
+                fetched = _Fetched()
+                try:
+                    fetched.page = self._client.list_page(after=cursor)
+                except Exception as e:  # handed to whoever asks for this page: the loop meets it there
+                    fetched.error = e
+                with self._changed:
+                    self._fetched[cursor] = fetched
+                    self._in_flight = False
+                    self._changed.notify_all()
+                page = fetched.page
+                if page is None or not page.data or not page.has_more:
+                    return
+                cursor = str(page.data[-1]["id"])
+                if cursor in used:  # a repeated cursor: the pager refuses it, with its own message
+                    return
+                used.add(cursor)
+        finally:
+            with self._changed:
+                self._done = True
+                self._in_flight = False
+                self._changed.notify_all()
+
+    def matches(self, config: RunConfig, store: Store) -> bool:
+        """Whether the real configuration and database are those the head start assumed: the same first
+        project, client settings and keys, and database."""
+        return bool(
+            config.projects
+            and config.projects[0] == self.project
+            and (config.timeout, config.max_attempts, config.every_key())
+            == (self.config.timeout, self.config.max_attempts, self.config.every_key())
+            and store.identity() == self.store.identity()
+        )
+
+    def client(self) -> Client:
+        """The first project's client with what was read ahead (`ReadAhead`); its user closes it."""
+        self._taken = True
+        return ReadAhead(self)  # type: ignore[return-value]  # the client's interface, list_page read ahead
+
+    def take(self, after: str | None) -> _Fetched | None:
+        """What was read for the page after `after` (waiting while it is being requested), or None: the
+        thread is stopped and the caller requests it (the pages before it went unused, or it is stale)."""
+        with self._changed:
+            while after not in self._fetched and self._in_flight == after and not self._done:
+                self._changed.wait(0.5)  # wakes up now and then: a signal is handled at once
+            fetched = self._fetched.pop(after, None)
+            if fetched is None or time.monotonic() - fetched.at > FRESH_S:
+                self._stop = True
+                self._fetched.clear()
+                fetched = None
+            self._changed.notify_all()
+            stopped = self._stop
+        if stopped:
+            self._thread.join()  # the client is the caller's alone from here on
+        return fetched
+
+    def discard(self) -> None:
+        """Stop reading ahead; close the client unless a source took it (`client()`: the source closes it)."""
+        with self._changed:
+            self._stop = True
+            self._fetched.clear()
+            self._changed.notify_all()
+        if not self._taken:
+            self._thread.join(timeout=1.0)
+            self._client.close()
+
+
+class ReadAhead:
+    """The head start's client as the source uses it: `list_page` takes the pages read ahead, in order, then
+    requests; everything else is the client's own."""
+
+    def __init__(self, head: HeadStart) -> None:
+        self._head = head
+        self._client = head._client
+
+    def list_page(self, after: str | None = None, **kwargs: Any) -> Page:
+        fetched = None if kwargs else self._head.take(after)
+        if fetched is None:
+            return self._client.list_page(after, **kwargs)
+        if fetched.error is not None:
+            raise fetched.error
+        assert fetched.page is not None
+        return fetched.page
+
+    def close(self) -> None:
+        self._head.discard()
+        self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def open_client(project: ProjectConfig, config: RunConfig, retry: RetryPolicy) -> Client:
+    """A project's client, as its source opens it (sources/batches/source.py, sources/anthropic/source.py)."""
+    if project.provider == "anthropic":
+        return AnthropicClient(
+            api_key=project.api_key,
+            base_url=project.base_url,
+            timeout=config.timeout,
+            retry=retry,
+            other_secrets=config.every_key(),
+        )
+    return BatchesClient(
+        api_key=project.api_key,
+        base_url=project.base_url,
+        organization=project.organization,
+        project=project.project_id,
+        timeout=config.timeout,
+        retry=retry,
+        other_secrets=config.every_key(),
+    )
+
+
+def begin(cli_db: str | None, cli_destination: str | None) -> HeadStart | None:
+    """Start reading the first project's list for a backfill: when the environment alone configures the run (no
+    `.dlt` file where dlt looks) and the database is a DuckDB file that does not exist yet, in a directory it
+    can be created in. None otherwise, or when anything is off: the run then reads the configuration, and meets
+    any error in it, the ordinary way, and a database that cannot be used is refused before any request."""
+    from ..config import configured_store, run_config
+    from ..storage.store import DuckDBFile
+
+    if _dlt_files_exist():
+        return None
+    try:
+        with environment_only():
+            store = configured_store(cli_db, cli_destination)
+            config = run_config()
+        if not config.projects or not isinstance(store, DuckDBFile) or not _new_file(store.path) or store.problem():
+            return None
+        return HeadStart(config, store)
+    except NotFromEnvironment:
+        return None
+    except Exception:  # noqa: BLE001 -- a configuration error is met again, and reported, the ordinary way
+        return None
+
+
+def _new_file(path: str) -> bool:
+    """Nothing at `path` (nor its WAL or lock file: another run's), and a directory that it can be created in."""
+    parent = os.path.dirname(os.path.abspath(path))
+    return (
+        not any(os.path.lexists(p) for p in (path, f"{path}.wal", f"{path}.lock"))
+        and os.path.isdir(parent)
+        and os.access(parent, os.W_OK | os.X_OK)
+    )
+
+
+def _dlt_files_exist() -> bool:
+    """Whether a `.dlt` toml file exists anywhere dlt reads one (its project and global directories; every
+    place its global directory can be, to be sure), so that the environment alone is not the configuration."""
+    project = os.path.join(os.environ.get("DLT_PROJECT_DIR", os.getcwd()), os.environ.get("DLT_CONFIG_FOLDER", ".dlt"))
+    places = [project, os.path.expanduser("~/.dlt"), "/var/dlt", "/tmp/dlt"]
+    if os.environ.get("XDG_DATA_HOME"):
+        places.append(os.path.join(os.environ["XDG_DATA_HOME"], "dlt"))
+    return any(
+        os.path.exists(os.path.join(place, name)) for place in places for name in ("config.toml", "secrets.toml")
+    )
+
+
+__all__ = ["FRESH_S", "READ_AHEAD_PAGES", "HeadStart", "ReadAhead", "begin"]
