@@ -96,13 +96,15 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _retrieve(self, collection: str, batch_id: str) -> dict[str, Any] | None:
+    def _retrieve(
+        self, collection: str, batch_id: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """`GET {collection}/{batch_id}`: the batch as it is now, or None when the API answers 404 for it (an
         answer about another batch is refused)."""
         path = f"{collection}/" + quote(batch_id, safe="")
         what = f"GET {self.shown_base}{collection}/{self.redactor.clean(batch_id, 80)}"
         try:
-            body, _ = self._get(path, {}, what, expect="batch")
+            body, _ = self._get(path, dict(params or {}), what, expect="batch")
         except ApiError as e:
             if e.status == 404:
                 return None
