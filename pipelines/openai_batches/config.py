@@ -171,7 +171,11 @@ def _project_key(value: Any, setting: str, provider: str = settings.DEFAULT_PROV
 
         problem = key_kind_problem(key, setting=setting, provider=provider)
     else:
-        problem = admin.key_kind_problem(key, setting=setting, want_admin=False)
+        from .client.compatible import key_kind_problem
+
+        problem = admin.key_kind_problem(key, setting=setting, want_admin=False) or key_kind_problem(
+            key, setting=setting, provider=provider
+        )
     if problem:
         raise ConfigError(problem)
     return key
