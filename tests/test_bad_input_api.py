@@ -14,8 +14,10 @@
 | the same item on two pages                      | one row, from its first (newest) sighting                     |
 | a cursor that does not advance                  | refused: run fails, one clear line, nothing written           |
 | item without a string id                        | page refused (retried), then a clear error                    |
-| HTML error page, non-JSON 200, empty body,      | retried; if it persists, a clear error naming it and the      |
-| truncated JSON, an envelope of the wrong shape  | x-request-id; the next good run loads everything              |
+| HTML error page (5xx), empty body, truncated    | retried; if it persists, a clear error naming it and the      |
+| JSON                                            | x-request-id; the next good run loads everything              |
+| a list answer of the wrong shape (bare array,   | not retried (it cannot fix itself): one clear line naming the |
+| `{"batches": ...}`, a whole non-JSON 200 page)  | request and its x-request-id, exit 1                          |
 | garbled `retry-after`                           | ignored: the client's own backoff applies                     |
 """
 
@@ -302,7 +304,6 @@ def test_an_item_without_a_string_id_refuses_the_page(db: str, world: World, ite
     "kind, message",
     [
         ("502-html", "HTTP 502: non-JSON body: <html> <head><title>502 Bad Gateway</title>"),
-        ("non-json", "HTTP 200: non-JSON body: <!DOCTYPE html>"),
         ("empty-body", "HTTP 200: empty body"),
         ("truncated-json", "HTTP 200: non-JSON body: {"),
     ],
@@ -333,19 +334,48 @@ def test_bad_bodies_are_retried_and_then_fail_clearly(
 
 
 @pytest.mark.parametrize(
-    "body",
-    [{"object": "list", "data": "oops"}, [make_batch(1)], {"error": "not an object"}],
-    ids=["data-not-a-list", "bare-list", "error-string"],
+    "body, what",
+    [
+        ({"object": "list", "data": "oops"}, "the answer's `data` is a str, not a list"),
+        ([make_batch(1)], "the answer is a bare JSON array of 1 items"),
+        ({"batches": [make_batch(1)], "next": None}, "the answer is an object without `data` (keys: batches, next)"),
+        ({"error": "not an object"}, "the answer is an object without `data` (keys: error)"),
+    ],
+    ids=["data-not-a-list", "bare-list", "batches-envelope", "error-string"],
 )
-def test_an_envelope_of_the_wrong_shape_is_retried_then_refused(db: str, world: World, body: Any) -> None:
-    with ScriptedApi(lambda path, query, n: json_reply(body)) as api:
-        result = run_load(db, world.scripted_config(api, max_attempts=2))
+def test_a_list_answer_of_the_wrong_shape_fails_at_once_without_a_retry(
+    db: str, world: World, body: Any, what: str
+) -> None:
+    """A 200 of another shape is the server's answer, not a glitch: asking again cannot change it (issue 19;
+    it was retried 8 times, ~30 s, before the same error)."""
+    with ScriptedApi(lambda path, query, n: json_reply(body, **{"x-request-id": f"req_shape_{n}"})) as api:
+        result = run_load(db, world.scripted_config(api))
     assert not result.ok
-    assert "HTTP 200: unexpected response body (not a list object) (gave up after 2 attempts)" in (
-        result.outcomes[0].error or ""
-    )
-    assert world.count_requests(api) == 2
+    error = result.outcomes[0].error or ""
+    assert f"GET {api.base_url.removesuffix('/v1') if world.anthropic else api.base_url}" in error
+    assert f"HTTP 200: {what}" in error and "not retried" in error and "\n" not in error
+    assert "attempts" not in error
+    assert world.count_requests(api) == 1
     assert not Path(db).exists()
+
+
+def test_a_whole_non_json_page_where_the_list_was_asked_for_is_one_line_exit_1_and_one_request(
+    tmp_path: Path, world: World
+) -> None:
+    """A base_url that points at a web page (`https://api.groq.com` without `/openai/v1`) answers 200 with HTML:
+    one line naming the request and its id, exit 1, one request (it was retried ~30 s)."""
+    page = b"<!DOCTYPE html><html><head><title>Welcome</title></head><body>Docs</body></html>"
+    request_id = "request-id" if world.anthropic else "x-request-id"
+    db = tmp_path / "html.duckdb"
+    with ScriptedApi(lambda path, query, n: Reply(200, page, "text/html", {request_id: f"req_page_{n}"})) as api:
+        result = run_cli("load", "--db", str(db), env=cli_env(**world.env(api)))
+        requests = world.count_requests(api)
+    assert_one_clear_error(
+        result, 1, "GET ", world.list_path, "HTTP 200: non-JSON body: <!DOCTYPE html>", "not retried",
+        f"[{request_id} req_page_1]",
+    )  # fmt: skip
+    assert requests == 1
+    assert not db.exists()
 
 
 def test_a_garbled_retry_after_is_ignored(db: str, world: World) -> None:

@@ -44,6 +44,7 @@ class ProjectConfig:
     organization: str | None = None
     project_id: str | None = None
     provider: str = settings.DEFAULT_PROVIDER  # whose batch API the key reads: one of settings.PROVIDERS
+    api_version: str | None = None  # Azure's classic API (`?api-version=...`); None: the v1 API
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,16 @@ def _project_key(value: Any, setting: str, provider: str = settings.DEFAULT_PROV
         return key
     if provider == "anthropic":
         problem = anthropic.key_kind_problem(key, setting=setting)
+    elif provider in settings.OPENAI_LIKE_PROVIDERS:
+        from .client.compatible import key_kind_problem
+
+        problem = key_kind_problem(key, setting=setting, provider=provider)
     else:
-        problem = admin.key_kind_problem(key, setting=setting, want_admin=False)
+        from .client.compatible import key_kind_problem
+
+        problem = admin.key_kind_problem(key, setting=setting, want_admin=False) or key_kind_problem(
+            key, setting=setting, provider=provider
+        )
     if problem:
         raise ConfigError(problem)
     return key
@@ -275,6 +284,11 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
             if provider == "anthropic":
                 projects.append(_anthropic_project(str(name), key, entry, where))
                 continue
+            if provider in settings.OPENAI_LIKE_PROVIDERS:
+                from .compatible_config import compatible_project
+
+                projects.append(compatible_project(provider, str(name), key, entry, where))
+                continue
             projects.append(
                 ProjectConfig(
                     name=str(name),
@@ -291,6 +305,9 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
         projects.insert(0, single)
     if not any(p.provider == "anthropic" for p in projects) and (workspace := _anthropic_single()):
         projects.append(workspace)
+    from .compatible_config import compatible_singles
+
+    projects.extend(compatible_singles(projects))
     _check_unique(projects)
     return tuple(projects)
 

@@ -57,8 +57,17 @@ def is_open_sql(
 # --- Providers (issue 18) ------------------------------------------------------------------------------------------
 # Whose batch API a configured project reads (`provider = "..."` in its .dlt table); OpenAI when not said, so
 # every configuration written before there was a choice means what it meant.
-PROVIDERS = ("openai", "anthropic")
+PROVIDERS = ("openai", "anthropic", "azure", "groq", "openai-compatible")
 DEFAULT_PROVIDER = "openai"
+# Providers whose batch API is OpenAI's (its batch object, `GET {base_url}/batches`, `after` = the last id), each
+# with its own quirks (sources/compatible/): their rows keep OpenAI's column list, in a table per provider.
+OPENAI_LIKE_PROVIDERS = ("azure", "groq", "openai-compatible")
+# Groq's API root as the issue names it (the official groq SDK takes `https://api.groq.com` and adds the path).
+GROQ_DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
+# The project names of the single-key forms (GROQ_API_KEY; AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT): a
+# key names no project, and rows need a name at once. One Azure resource is one project.
+GROQ_PROJECT_NAME = "groq"
+AZURE_PROJECT_NAME = "azure"
 # Anthropic's API root as its official SDK takes it (ANTHROPIC_BASE_URL): without `/v1`.
 ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
 # The project name of the one workspace ANTHROPIC_API_KEY reads (`anthropic_project_name` renames it): a key
@@ -77,7 +86,15 @@ PIPELINE_NAME = "openai_batches"
 BATCHES_TABLE = "batches"
 ERRORS_TABLE = "batches__errors__data"
 # Each provider's table of batches (one row per batch, every field it sends).
-BATCH_TABLES = {"openai": BATCHES_TABLE, "anthropic": ANTHROPIC_BATCHES_TABLE}
+# OpenAI-shaped providers have a table each (`azure_batches`, ...: OpenAI's columns), never `batches`: a gateway in
+# front of OpenAI serves OpenAI's own batch ids, which would overwrite (merge into) the OpenAI project's rows.
+BATCH_TABLES = {
+    "openai": BATCHES_TABLE,
+    "anthropic": ANTHROPIC_BATCHES_TABLE,
+    "azure": "azure_batches",
+    "groq": "groq_batches",
+    "openai-compatible": "openai_compatible_batches",
+}
 # Open batches the API stopped returning (confirmed gone): their last row stays in `batches`.
 GONE_TABLE = "batches_gone"
 

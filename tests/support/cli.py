@@ -17,7 +17,11 @@ CLI = [sys.executable, "-m", "openai_batches.cli.main"]
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The test's environment (isolated dlt dirs) without any OPENAI_* or ANTHROPIC_* variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "SOURCES__"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "ANTHROPIC_", "SOURCES__", "GROQ_", "AZURE_"))
+    }
     env.update(extra)
     return env
 

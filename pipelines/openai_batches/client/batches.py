@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -54,13 +54,22 @@ class BatchesClient(ApiClient):
         timeout: float = settings.READ_TIMEOUT_S,
         retry: RetryPolicy | None = None,
         other_secrets: tuple[str, ...] = (),
+        key_header: str = "Authorization",
+        query: Mapping[str, str] | None = None,
+        page_limit: int | None = settings.PAGE_LIMIT,
+        setting: str = "OPENAI_API_KEY or sources.openai_batches.api_key",
     ) -> None:
+        """`key_header`: `Authorization` (sent as a bearer token) or Azure's `api-key` (the key as it is);
+        `query`: parameters of every request (Azure's classic `api-version`); `page_limit`: the `limit` a list
+        request asks for, None for none (Groq's list, whose SDK sends none: whether it takes one is unknown)."""
         if not api_key:
-            raise ApiError("no API key configured (set OPENAI_API_KEY or sources.openai_batches.api_key)")
+            raise ApiError(f"no API key configured (set {setting})")
         api_key, problem = check_api_key(api_key)
         if problem:
             raise ApiError(problem)
-        headers = {"Authorization": f"Bearer {api_key}"}
+        headers = {key_header: f"Bearer {api_key}" if key_header == "Authorization" else api_key}
+        self._query = dict(query or {})
+        self._page_limit = page_limit
         for name, value in (("OpenAI-Organization", organization), ("OpenAI-Project", project)):
             if value:
                 value = value.strip()
@@ -76,14 +85,17 @@ class BatchesClient(ApiClient):
     def __enter__(self) -> BatchesClient:
         return self
 
-    def list_page(self, after: str | None = None, limit: int = settings.PAGE_LIMIT) -> Page:
-        params: dict[str, Any] = {"limit": limit}
+    def list_page(self, after: str | None = None, limit: int | None = None) -> Page:
+        params: dict[str, Any] = dict(self._query)
+        if (limit := limit or self._page_limit) is not None:
+            params["limit"] = limit
         if after:
             params["after"] = after
         body, response = self._get("/batches", params, self.list_what(after), expect="list")
+        has_more = body.get("has_more")
         return Page(
             data=body["data"],
-            has_more=bool(body.get("has_more")),
+            has_more=None if has_more is None else bool(has_more),
             project=self._project_header(response),
             server_time=server_time(response.headers),
         )
@@ -94,7 +106,7 @@ class BatchesClient(ApiClient):
 
     def retrieve(self, batch_id: str) -> dict[str, Any] | None:
         """The batch as it is now, or None when the API answers 404 for it."""
-        return self._retrieve("/batches", batch_id)
+        return self._retrieve("/batches", batch_id, self._query)
 
     def _project_header(self, response: httpx.Response) -> str | None:
         """The `openai-project` header when it looks like a project id; anything else (a value carrying
@@ -118,7 +130,7 @@ class BatchesClient(ApiClient):
         (the file expired or was deleted)."""
         what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}"
         try:
-            body, _ = self._get("/files/" + quote(file_id, safe=""), {}, what, expect="file")
+            body, _ = self._get("/files/" + quote(file_id, safe=""), dict(self._query), what, expect="file")
         except ApiError as e:
             if e.status == 404:
                 return None
@@ -144,4 +156,5 @@ class BatchesClient(ApiClient):
         server that trickles bytes hold the run for months), nor what they decode to."""
         what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
         path = "/files/" + quote(file_id, safe="") + "/content"
-        return self._stream(self._base + path, what, consume, size)
+        query = ("?" + urlencode(self._query)) if self._query else ""
+        return self._stream(self._base + path + query, what, consume, size)

@@ -20,7 +20,9 @@ _WAKE_S = 0.5
 @dataclass
 class Page:
     data: list[dict[str, Any]]
-    has_more: bool
+    # The envelope's `has_more`; None when the API does not say (Groq's list has no `has_more`): paging then
+    # goes on while pages bring batches not seen before (Paginator).
+    has_more: bool | None
     project: str | None  # the `openai-project` response header: whose batches these are
     server_time: float | None = None  # the response's `Date` header (epoch seconds): the API's "now"
 
@@ -57,14 +59,22 @@ class Paginator(Generic[T]):
     """The cursor of a batch list (`after` = the last item's id), as dlt's `BasePaginator`: `next_params()`
     is the next request's query, `update_state(page)` takes a page in, `has_next_page` says whether to ask
     for another. Paging stops after an empty page, one with `has_more` false, or one after which `plan`
-    needs nothing. Single-threaded: it is updated, and the plan asked, in the thread that consumes pages."""
+    needs nothing. Single-threaded: it is updated, and the plan asked, in the thread that consumes pages.
+
+    Never a loop, whatever the server does with the cursor: a list without `has_more` (Groq's; `after` and
+    `limit` possibly ignored) is paged while each page brings a batch not seen before, and ends at the first
+    that does not (an ignored `after` repeats the head page: the end, one request more); a page that says
+    `has_more` but brings nothing new, or a cursor the API repeats, is refused with ApiError in one line."""
 
     def __init__(self, plan: PagePlan[T], what: Callable[[str | None], str]) -> None:
+        from ..sources.batches.plan import SeenIds  # 8 bytes an id: a million-batch backfill in 8 MB
+
         self.plan = plan
         self.what = what  # the request after a cursor, as an error line names it
         self.cursor: str | None = None
         self.has_next_page = True
         self._used: set[str] = set()
+        self._seen = SeenIds()
 
     def next_params(self) -> dict[str, Any]:
         """The keyword arguments of the next `list_page` call."""
@@ -72,10 +82,15 @@ class Paginator(Generic[T]):
 
     def update_state(self, page: Page) -> T:
         """Take `page` in: the plan observes it (its answer is returned), then decides whether to go on.
-        A cursor the API repeats would loop forever: refused with ApiError."""
+        A cursor the API repeats, or a page with `has_more` that repeats what was listed, would loop
+        forever: refused with ApiError."""
         seen = self.plan.observe(page)  # always: the plan sees every page, the last included
-        if not (page.data and page.has_more and self.plan.wants_next(page)):
+        fresh = any(self._seen.add_new([str(item["id"]) for item in page.data]))
+        if not (page.data and page.has_more is not False and self.plan.wants_next(page)):
             self.has_next_page = False
+            return seen
+        if not fresh and page.has_more is None:
+            self.has_next_page = False  # no `has_more`, nothing new: the end of the list
             return seen
         cursor = str(page.data[-1]["id"])
         if cursor in self._used:
@@ -83,6 +98,13 @@ class Paginator(Generic[T]):
             raise ApiError(
                 self.what(cursor),
                 message="the API returned the same cursor twice (paging does not advance); stopping",
+            )
+        if not fresh:
+            self.has_next_page = False
+            raise ApiError(
+                self.what(self.cursor),
+                message="has_more is true but the page repeats batches already listed (paging does not advance); "
+                "stopping",
             )
         self._used.add(cursor)
         self.cursor = cursor

@@ -96,13 +96,15 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _retrieve(self, collection: str, batch_id: str) -> dict[str, Any] | None:
+    def _retrieve(
+        self, collection: str, batch_id: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """`GET {collection}/{batch_id}`: the batch as it is now, or None when the API answers 404 for it (an
         answer about another batch is refused)."""
         path = f"{collection}/" + quote(batch_id, safe="")
         what = f"GET {self.shown_base}{collection}/{self.redactor.clean(batch_id, 80)}"
         try:
-            body, _ = self._get(path, {}, what, expect="batch")
+            body, _ = self._get(path, dict(params or {}), what, expect="batch")
         except ApiError as e:
             if e.status == 404:
                 return None
@@ -155,7 +157,22 @@ class ApiClient:
             body = json.loads(raw)
         except NOT_JSON:
             message, _ = error_details(raw, self.redactor)
+            if expect == "list" and not _cut_short(raw):
+                # A whole answer that is not JSON (a web page, a gateway's text) where the list was asked for:
+                # base_url points at something that is not a batch API, and asking again cannot change that.
+                raise ApiError(
+                    what, status=response.status_code, message=f"{message} {_NOT_A_LIST}", request_id=request_id
+                ) from None
             raise RetryableApiError(what, status=response.status_code, message=message, request_id=request_id) from None
+        if expect == "list" and (wrong := _not_a_list(body)):
+            # JSON of another shape (a bare array, `{"batches": ...}`): the server's answer, not a glitch on the
+            # way; retrying it cost ~8 attempts and ~30 s before the same error (issue 19).
+            raise ApiError(
+                what,
+                status=response.status_code,
+                message=f"{self.redactor.clean(wrong, 160)} {_NOT_A_LIST}",
+                request_id=request_id,
+            )
         if not _has_shape(body, expect):
             raise RetryableApiError(
                 what,
@@ -385,6 +402,36 @@ def _first_bytes(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
         taken += len(chunk)
         if taken >= limit:
             return
+
+
+# What a list answer of the wrong shape is told with: not retried, and where to look.
+_NOT_A_LIST = (
+    '(expected a batch list {"data": [...]}; not retried: check base_url and provider, an answer of another '
+    "shape cannot fix itself)"
+)
+
+
+def _cut_short(raw: bytes) -> bool:
+    """Whether a body that does not parse may be JSON cut short on the way (empty, or starting as JSON does: a
+    gateway or a dropped connection cut it; retried) rather than a whole answer of something else (a web page,
+    plain text: not retried)."""
+    text = raw.lstrip()
+    return not text or text[:1] in (b"{", b"[")
+
+
+def _not_a_list(body: Any) -> str | None:
+    """Why `body` is not a list envelope at all (`{"data": [...]}`), in words that name what came; None when
+    it is one (its items are checked by `_has_shape`: an item without an id is retried, as a mangled page)."""
+    if isinstance(body, list):
+        return f"the answer is a bare JSON array of {len(body)} items, not a list object"
+    if not isinstance(body, dict):
+        return f"the answer is a JSON {type(body).__name__}, not a list object"
+    if "data" not in body:
+        keys = ", ".join(sorted(str(k) for k in body)[:6]) or "none"
+        return f"the answer is an object without `data` (keys: {keys})"
+    if not isinstance(body["data"], list):
+        return f"the answer's `data` is a {type(body['data']).__name__}, not a list"
+    return None
 
 
 def _has_shape(body: Any, expect: str) -> bool:

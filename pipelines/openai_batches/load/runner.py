@@ -398,6 +398,28 @@ def _source(
             claimed=claimed,
             client=client,
         )
+    if project.provider in settings.OPENAI_LIKE_PROVIDERS:
+        from ..sources.compatible.source import compatible_batches
+
+        name = project.name or project.provider
+        return compatible_batches(
+            project.provider,
+            api_key=project.api_key,
+            base_url=project.base_url,
+            project_name=name,
+            api_version=project.api_version,
+            full_refresh=full_refresh,
+            lookback_seconds=config.lookback_seconds,
+            timeout=config.timeout,
+            retry=retry,
+            stats=stats,
+            progress=progress,
+            requests=settings.DEFAULT_REQUESTS if config.requests is None else config.requests,
+            requests_max_mb_per_run=config.requests_max_mb_per_run,
+            known_ids=stored_ids(pipeline, settings.BATCH_TABLES[project.provider], name) if full_refresh else None,
+            other_keys=config.every_key(),
+            claimed=claimed,
+        )
     return openai_batches(
         api_key=project.api_key,
         base_url=project.base_url,

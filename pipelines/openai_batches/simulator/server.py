@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from . import admin_api, anthropic, anthropic_admin
+from . import admin_api, anthropic, anthropic_admin, flavors
 from .batch_requests import output_expires_seconds
 from .faults import DEFAULT_RANDOM_FAULTS, Fault, fault_response
 from .files import FILES_PREFIX, Streamed
@@ -131,6 +131,8 @@ class SimulatorServer:
         admin: bool = False,
         compress: bool = False,
         echo_key_in_metadata: bool = False,
+        groq_paging: str = "honours",
+        azure_quirks: frozenset[str] = frozenset(),
     ) -> None:
         for kind in fault_kinds:
             Fault(kind)  # validates the name
@@ -142,6 +144,11 @@ class SimulatorServer:
         self.compress = compress
         # A hostile or buggy server: every batch it returns carries the caller's key in `metadata.echoed_key`.
         self.echo_key_in_metadata = echo_key_in_metadata
+        # Groq's and Azure's flavours of the OpenAI projects (flavors.py): whether Groq's list honours
+        # `limit`/`after` ("honours") or answers every batch each time ("ignores"); which of Azure's quirks to show.
+        self.groq_paging = groq_paging
+        self.azure_quirks = frozenset(azure_quirks)
+        self._azure_ids = flavors.IdMap()
         self.host = host
         self.port = port
         self.latency = latency
@@ -270,6 +277,12 @@ class SimulatorServer:
             project = self.org.anthropic.workspace_of_key(key)
             key_valid = project is not None or (on_anthropic_admin and key in self.org.anthropic_books.admin_keys)
 
+        flavor = flavors.flavor_of(path, headers)
+        if flavor is not None:  # Groq's or Azure's API over the organisation's projects (flavors.py)
+            key = flavors.key_of(flavor, headers)
+            project = self.org.project_of_key(key) if key else None
+            key_valid = project is not None
+
         fault = self._take_fault(path)
 
         def wait_out_latency() -> None:
@@ -317,6 +330,8 @@ class SimulatorServer:
             elif on_anthropic:
                 root = self.anthropic_base_url
                 resp = anthropic.answer(self.org.anthropic, method, path, query, headers, root, request_id)
+            elif flavor is not None:
+                resp = self._flavored(flavor, method, path, query, body, key, project)
             else:
                 resp = self._organization_api(method, path, split.query, key)
                 if resp is None:
@@ -343,7 +358,7 @@ class SimulatorServer:
         else:
             h.send_header("x-request-id", request_id)
             h.send_header("openai-organization", self.org.organization)
-            if project is not None:
+            if project is not None and flavor is None:
                 h.send_header("openai-project", project)
             h.send_header("openai-version", _OPENAI_VERSION)
             h.send_header("openai-processing-ms", str(max(1, round((time.perf_counter() - started) * 1000))))
@@ -475,6 +490,32 @@ class SimulatorServer:
             if len(parts) == 5 and parts[3] and parts[4] == "cancel" and method == "POST":
                 return self._cancel(project, parts[3])
         return error_response(404, f"Invalid URL ({method} {path})")
+
+    def _flavored(
+        self, flavor: str, method: str, path: str, query: dict[str, str], body: bytes, key: str, project: str | None
+    ) -> Response:
+        """A request to Groq's or Azure's API: OpenAI's answer, in the provider's shape (flavors.py)."""
+        quirks = self.azure_quirks if flavor == flavors.AZURE else frozenset()
+        rewritten = flavors.rewrite(flavor, path, query, quirks, self._azure_ids)
+        if isinstance(rewritten, Response):
+            return rewritten
+        openai_path, openai_query = rewritten
+        everything = None
+        if flavor == flavors.GROQ and self.groq_paging == "ignores" and openai_path == "/v1/batches" and project:
+            openai_query, everything = {}, self._every_batch(project)
+        resp = self._route(method, openai_path, openai_query, body, key, project)
+        return flavors.render(flavor, resp, quirks, self._azure_ids, everything)
+
+    def _every_batch(self, project: str) -> list[dict[str, Any]]:
+        """Every batch of `project`, newest first (a list that ignores `limit` and `after`)."""
+        out: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = self.org.list_page(project, limit=100, after=after)
+            out.extend(page["data"])
+            if not page["has_more"]:
+                return out
+            after = page["last_id"]
 
     def _echo_key(self, response: Response, key: str) -> Response:
         """`response` with `key` in every batch's metadata when `echo_key_in_metadata` is set."""

@@ -351,32 +351,41 @@ def _ledger_offer(
     return offer_new
 
 
-def _tables(
-    batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None, redactor: Redactor
-) -> list[Any]:
-    """OpenAI's tables of a chunk (`batches` and its errors), built at once so the caller can drop the batch
-    objects before dlt writes them (they are the bulk of the extract's memory). A batch in which the server
-    sent back a configured key is masked, and the fields that altered recorded, before anything is kept
-    (echoed.py)."""
-    if not batches:
-        return []
-    n = len(batches)
-    rows = batches_to_arrow(batches, [project] * n, [project_id] * n)
-    errors = errors_to_arrow(batches)
-    if flagged := flagged_ids([rows, errors], redactor.key_regex()):
-        masked, redacted = mask_batches(batches, flagged, redactor)
-        rows = batches_to_arrow(masked, [project] * n, [project_id] * n, redacted)
-        errors = errors_to_arrow(masked)
-        log.warning(
-            "%d batches of %s carry a configured API key the server sent back: masked (***), the fields named "
-            "in batches.redacted_fields and the caveats report",
-            sum(1 for fields in redacted if fields),
-            project,
-        )
-    return [
-        dlt.mark.with_hints(rows, BATCHES_HINTS, create_table_variant=True),
-        dlt.mark.with_hints(errors, ERRORS_HINTS, create_table_variant=True),
-    ]
+def openai_tables(rows_hints: Any, errors_hints: Any) -> Callable[..., list[Any]]:
+    """The `tables` of a Provider whose batch objects are OpenAI's: `batches` and its errors (OpenAI's), or
+    another provider's pair of tables with the same columns (`azure_batches`, ...: sources/compatible/)."""
+
+    def tables(
+        batches: Sequence[Mapping[str, Any]], project: str, project_id: str | None, redactor: Redactor
+    ) -> list[Any]:
+        """The tables of a chunk (the batches and their errors), built at once so the caller can drop the batch
+        objects before dlt writes them (they are the bulk of the extract's memory). A batch in which the server
+        sent back a configured key is masked, and the fields that altered recorded, before anything is kept
+        (echoed.py)."""
+        if not batches:
+            return []
+        n = len(batches)
+        rows = batches_to_arrow(batches, [project] * n, [project_id] * n)
+        errors = errors_to_arrow(batches)
+        if flagged := flagged_ids([rows, errors], redactor.key_regex()):
+            masked, redacted = mask_batches(batches, flagged, redactor)
+            rows = batches_to_arrow(masked, [project] * n, [project_id] * n, redacted)
+            errors = errors_to_arrow(masked)
+            log.warning(
+                "%d batches of %s carry a configured API key the server sent back: masked (***), the fields named "
+                "in batches.redacted_fields and the caveats report",
+                sum(1 for fields in redacted if fields),
+                project,
+            )
+        return [
+            dlt.mark.with_hints(rows, rows_hints, create_table_variant=True),
+            dlt.mark.with_hints(errors, errors_hints, create_table_variant=True),
+        ]
+
+    return tables
 
 
-__all__ = ["GONE_HINTS", "Provider", "SameProject", "merged_table", "openai_batches", "sync_batches"]
+_tables = openai_tables(BATCHES_HINTS, ERRORS_HINTS)
+
+
+__all__ = ["GONE_HINTS", "Provider", "SameProject", "merged_table", "openai_batches", "openai_tables", "sync_batches"]
