@@ -44,6 +44,8 @@ READ_AHEAD_PAGES = 32
 FRESH_S = 10.0
 
 Client = BatchesClient | AnthropicClient
+# Whose clients `open_client` opens as their sources do (the others start the ordinary way).
+_PROVIDERS = ("openai", "anthropic")
 
 
 @dataclass
@@ -209,6 +211,8 @@ def begin(cli_db: str | None, cli_destination: str | None) -> HeadStart | None:
             store = configured_store(cli_db, cli_destination)
             config = run_config()
         if not config.projects or not isinstance(store, DuckDBFile) or not _new_file(store.path) or store.problem():
+            return None
+        if config.projects[0].provider not in _PROVIDERS:
             return None
         return HeadStart(config, store)
     except NotFromEnvironment:
