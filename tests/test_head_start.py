@@ -151,3 +151,31 @@ def test_a_refused_key_is_one_request_and_one_line(tmp_path: Path, world: World,
     assert len(errors) == 1 and ("HTTP 401" in errors[0] or "authentication" in errors[0].lower()), done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert len(server.requests) == 1, [(r.path, r.status) for r in server.requests]
+
+
+def test_a_run_that_gives_up_on_the_lock_leaves_the_holders_name_for_the_next(tmp_path: Path) -> None:
+    from openai_batches.storage.lock import DatabaseBusy, database_lock, lock_path
+
+    db = str(tmp_path / "held.duckdb")
+    program = textwrap.dedent(
+        f"""
+        import sys
+        from openai_batches.storage.lock import database_lock
+        with database_lock({db!r}, wait=0):
+            print("holding", flush=True)
+            sys.stdin.readline()
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as p:
+        assert p.stdout is not None and p.stdin is not None
+        assert p.stdout.readline().strip() == "holding"
+        holder = lock_path(db).read_text()
+        assert holder.startswith(f"pid {p.pid}, load started")
+        for _ in range(2):  # each attempt names the holder; the first gave up without erasing it
+            with pytest.raises(DatabaseBusy, match=f"pid {p.pid}, load started"), database_lock(db, wait=0):
+                pass
+        assert lock_path(db).read_text() == holder
+        p.stdin.write("\n")
+        p.stdin.flush()

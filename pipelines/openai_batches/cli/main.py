@@ -116,7 +116,7 @@ def _load(args: argparse.Namespace, head: HeadStart | None) -> int:
     for warning in store.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     try:
-        with store.locked(wait=args.wait):
+        with head.locked() if head is not None else store.locked(wait=args.wait):
             progress = make_progress()
             try:
                 # A DuckDB shell may open the file between our wait for it and the load's open: same wait.

@@ -13,18 +13,20 @@ Nothing changes in what a run requests: into a database that does not exist yet,
 of the list. Runs into an existing database start the ordinary way: they request nothing before the
 database was found usable and theirs (another program's file, one held or corrupt, is refused without a
 request), then as little as their plan needs. The pages read ahead are the one paging loop's pages
-(`ReadAhead.list_page` hands them to `client/paging.py`'s `iter_pages` in order), made by the run's client
+(`ReadAhead` hands them to `client/paging.py`'s `iter_pages` in order), made by the run's client
 with its retry policy and budget; a failed request is handed over as its error, where the loop would have
 met it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..client.anthropic import AnthropicClient
 from ..client.batches import BatchesClient
@@ -39,8 +41,8 @@ if TYPE_CHECKING:
 # some 20 pages of a fast server, fewer at real latency) and are taken as fast as they came from then on.
 # 32 of Anthropic's 1000-batch pages are ~50 MB of batch objects; OpenAI's pages hold 100.
 READ_AHEAD_PAGES = 32
-# Pages older than this when the run wants them are dropped and read again: a run that waited for another's
-# lock (`--wait`) must not load the list as it was before the wait.
+# Pages older than this when the run wants them are dropped and read again: the run holds the lock from the
+# start, but a slow start (a machine under load, a DuckDB shell holding the file) must not load an old list.
 FRESH_S = 10.0
 
 Client = BatchesClient | AnthropicClient
@@ -58,7 +60,8 @@ class _Fetched:
 class HeadStart:
     """The first project's list as a thread reads it ahead; see the module docstring."""
 
-    def __init__(self, config: RunConfig, store: Store) -> None:
+    def __init__(self, config: RunConfig, store: Store, lock: contextlib.AbstractContextManager[None]) -> None:
+        self._lock: contextlib.AbstractContextManager[None] | None = lock  # held (entered) by the caller
         self.config = config
         self.store = store
         self.project = config.projects[0]
@@ -118,9 +121,13 @@ class HeadStart:
         )
 
     def client(self) -> Client:
-        """The first project's client with what was read ahead (`ReadAhead`); its user closes it."""
+        """The first project's client, whose list the thread reads ahead; its user closes it."""
         self._taken = True
-        return ReadAhead(self)  # type: ignore[return-value]  # the client's interface, list_page read ahead
+        return self._client
+
+    def pages(self) -> ReadAhead:
+        """The client's list pages, those read ahead first (what the source pages through instead of the client)."""
+        return ReadAhead(self)
 
     def take(self, after: str | None) -> _Fetched | None:
         """What was read for the page after `after` (waiting while it is being requested), or None: the
@@ -139,8 +146,22 @@ class HeadStart:
             self._thread.join()  # the client is the caller's alone from here on
         return fetched
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The block of the load that holds the database's lock: the head start took it before its first
+        request, as a load does (another run waits for it, or exits 75), and it is released when the block ends."""
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
     def discard(self) -> None:
-        """Stop reading ahead; close the client unless a source took it (`client()`: the source closes it)."""
+        """Stop reading ahead and release the lock; close the client unless a source took it (`client()`)."""
         with self._changed:
             self._stop = True
             self._fetched.clear()
@@ -148,31 +169,28 @@ class HeadStart:
         if not self._taken:
             self._thread.join(timeout=1.0)
             self._client.close()
+        self._release()
 
 
 class ReadAhead:
-    """The head start's client as the source uses it: `list_page` takes the pages read ahead, in order, then
-    requests; everything else is the client's own."""
+    """The list as the source pages it (client/paging.py's `Lister`): the pages read ahead, in order, then the
+    client's own requests."""
 
     def __init__(self, head: HeadStart) -> None:
         self._head = head
         self._client = head._client
 
-    def list_page(self, after: str | None = None, **kwargs: Any) -> Page:
-        fetched = None if kwargs else self._head.take(after)
+    def list_page(self, after: str | None = None) -> Page:
+        fetched = self._head.take(after)
         if fetched is None:
-            return self._client.list_page(after, **kwargs)
+            return self._client.list_page(after)
         if fetched.error is not None:
             raise fetched.error
         assert fetched.page is not None
         return fetched.page
 
-    def close(self) -> None:
-        self._head.discard()
-        self._client.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+    def list_what(self, after: str | None) -> str:
+        return self._client.list_what(after)
 
 
 def open_client(project: ProjectConfig, config: RunConfig, retry: RetryPolicy) -> Client:
@@ -202,6 +220,7 @@ def begin(cli_db: str | None, cli_destination: str | None) -> HeadStart | None:
     can be created in. None otherwise, or when anything is off: the run then reads the configuration, and meets
     any error in it, the ordinary way, and a database that cannot be used is refused before any request."""
     from ..config import configured_store, run_config
+    from ..storage.lock import DatabaseUnavailable
     from ..storage.store import DuckDBFile
 
     if _dlt_files_exist():
@@ -214,7 +233,17 @@ def begin(cli_db: str | None, cli_destination: str | None) -> HeadStart | None:
             return None
         if config.projects[0].provider not in _PROVIDERS:
             return None
-        return HeadStart(config, store)
+        # The load's lock first, as a load takes it before its first request: a run that holds it reads ahead.
+        lock = store.locked(wait=0)
+        try:
+            lock.__enter__()
+        except DatabaseUnavailable:
+            return None
+        try:
+            return HeadStart(config, store, lock)
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
     except NotFromEnvironment:
         return None
     except Exception:  # noqa: BLE001 -- a configuration error is met again, and reported, the ordinary way
@@ -222,10 +251,10 @@ def begin(cli_db: str | None, cli_destination: str | None) -> HeadStart | None:
 
 
 def _new_file(path: str) -> bool:
-    """Nothing at `path` (nor its WAL or lock file: another run's), and a directory that it can be created in."""
+    """Nothing at `path` (nor a WAL of it), and a directory that it can be created in."""
     parent = os.path.dirname(os.path.abspath(path))
     return (
-        not any(os.path.lexists(p) for p in (path, f"{path}.wal", f"{path}.lock"))
+        not any(os.path.lexists(p) for p in (path, f"{path}.wal"))
         and os.path.isdir(parent)
         and os.access(parent, os.W_OK | os.X_OK)
     )

@@ -320,7 +320,7 @@ def _load_projects(
             progress=progress,
             claimed=claimed,
             pipeline=pipeline,
-            client=head_start.client() if head_start is not None and project is config.projects[0] else None,
+            head_start=head_start if project is config.projects[0] else None,
         )
         table = settings.BATCH_TABLES[project.provider]
         project_started = datetime.now(UTC)
@@ -371,10 +371,12 @@ def _source(
     progress: ProgressSink | None,
     claimed: dict[str, str],
     pipeline: dlt.Pipeline,
-    client: Any = None,
+    head_start: HeadStart | None = None,
 ) -> Any:
-    """The dlt source of one project, by its provider (each its own resource and table, one schema); `client`:
-    the project's client already open (the head start's)."""
+    """The dlt source of one project, by its provider (each its own resource and table, one schema); with
+    `head_start`, on its client and the pages it read ahead."""
+    client: Any = head_start.client() if head_start is not None else None  # the provider's: head_start.open_client
+    pages = head_start.pages() if head_start is not None else None
     if project.provider == "anthropic":
         from ..sources.anthropic.source import anthropic_batches
 
@@ -397,6 +399,7 @@ def _source(
             other_keys=config.every_key(),
             claimed=claimed,
             client=client,
+            pages=pages,
         )
     if project.provider in settings.OPENAI_LIKE_PROVIDERS:
         from ..sources.compatible.source import compatible_batches
@@ -437,6 +440,7 @@ def _source(
         claimed=claimed,
         other_keys=config.every_key(),
         client=client,
+        pages=pages,
     )
 
 

@@ -94,12 +94,14 @@ def database_lock(db_path: str, *, wait: float, shared: bool = False) -> Iterato
     if fd is None:
         yield
         return
+    acquired = False
     try:
         deadline = time.monotonic() + wait
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         while True:
             try:
                 fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                acquired = True
                 break
             except BlockingIOError:
                 remaining = deadline - time.monotonic()
@@ -118,7 +120,7 @@ def database_lock(db_path: str, *, wait: float, shared: bool = False) -> Iterato
             os.ftruncate(fd, len(holder))
         yield
     finally:
-        if not shared:
+        if acquired and not shared:  # a run that gave up must not erase the holder's name for the next one
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
         os.close(fd)  # closing the descriptor releases the flock

@@ -20,7 +20,7 @@ from dlt.sources import DltResource
 
 from ... import settings
 from ...client.anthropic import AnthropicClient
-from ...client.paging import Page
+from ...client.paging import Lister, Page
 from ...client.redact import Redactor
 from ...client.retry import RetryPolicy
 from ...tables.anthropic import anthropic_column_hints, anthropic_to_arrow
@@ -53,6 +53,7 @@ def anthropic_batches(
     known_ids: Sequence[str] | None = None,
     claimed: dict[str, str] | None = None,
     client: AnthropicClient | None = None,
+    pages: Lister | None = None,
 ) -> DltResource:
     """All message batches one Anthropic API key can see (one workspace), and their results' ledger.
 
@@ -78,6 +79,8 @@ def anthropic_batches(
             `SameProject`.
         client: An open client to use instead of one made from the arguments above (the CLI's, which began
             reading the list while the program started: load/head_start.py); closed when the run ends.
+        pages: Where the run takes the list's pages from instead of `client`'s requests (the pages the CLI
+            read ahead with `client`, then its requests).
     """
     claimed = claimed if claimed is not None else {}
     provider = Provider(
@@ -90,6 +93,7 @@ def anthropic_batches(
         shape=ANTHROPIC_SHAPE,
         label=lambda state, first, client: _label(project_name, first, claimed),
         tables=_tables,
+        pages=pages,
     )
     return dlt.resource(
         sync_batches(

@@ -17,7 +17,7 @@ from ... import settings
 from ...client.anthropic import AnthropicClient
 from ...client.batches import BatchesClient
 from ...client.errors import ApiError
-from ...client.paging import Page, iter_pages
+from ...client.paging import Lister, Page, iter_pages
 from ...client.redact import Redactor, masked_logs
 from ...client.retry import RetryPolicy
 from ...tables.batches import (
@@ -88,6 +88,8 @@ class Provider:
     shape: Shape
     label: Callable[[dict[str, Any], Page, Client], tuple[str, str | None]]
     tables: Callable[[Sequence[Mapping[str, Any]], str, str | None, Redactor], list[Any]]
+    # The list as the run pages it, when not the client's own requests (the CLI's head start: pages read ahead).
+    pages: Lister | None = None
 
 
 @dlt.source(name="openai_batches", max_table_nesting=0)
@@ -108,6 +110,7 @@ def openai_batches(
     claimed: dict[str, str] | None = None,
     other_keys: Sequence[str] = (),
     client: BatchesClient | None = None,
+    pages: Lister | None = None,
 ) -> DltResource:
     """All batches one API key can see (one project), and with `requests` the request ledger.
 
@@ -137,6 +140,8 @@ def openai_batches(
             before anything is read, rather than filing the project's batches under a second name.
         client: An open client to use instead of one made from the arguments above (the CLI's, which began
             reading the list while the program started: load/head_start.py); closed when the run ends.
+        pages: Where the run takes the list's pages from instead of `client`'s requests (the pages the CLI
+            read ahead with `client`, then its requests).
 
     The ledger runs in the same resource, right after the batches are listed: it needs the batches this
     run saw finish, which exist only once the listing is done (dlt interleaves separate resources), and
@@ -165,6 +170,7 @@ def openai_batches(
         shape=OPENAI_SHAPE,
         label=label,
         tables=_tables,
+        pages=pages,
     )
     return dlt.resource(
         sync_batches(
@@ -224,7 +230,8 @@ def sync_batches(
     # What the run logs (odd values, undeclared fields, batch ids) is server text: no configured key in it.
     with expected_arrow_overrides(), masked_logs(client.redactor):
         try:
-            first = client.list_page()
+            lister: Lister = provider.pages or client
+            first = lister.list_page()
             stats.api_calls = client.api_calls
             project, project_id = provider.label(resource_state, first, client)
             stats.project = project
@@ -241,7 +248,7 @@ def sync_batches(
             offer = _ledger_offer(ledger, before, full_refresh, lookback, latest, provider.shape)
 
             pending: list[dict[str, Any]] = []
-            for page, decision in iter_pages(client, first, plan):
+            for page, decision in iter_pages(lister, first, plan):
                 stats.api_calls = client.api_calls
                 progress.page(project, len(page.data))
                 pending.extend(decision.load)
