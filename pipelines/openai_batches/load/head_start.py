@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from ..client.anthropic import AnthropicClient
 from ..client.batches import BatchesClient
-from ..client.paging import Page
+from ..client.errors import ApiError
+from ..client.paging import EveryPage, Page, Paginator
 from ..client.retry import RetryPolicy
 from ..config import NotFromEnvironment, ProjectConfig, RunConfig, environment_only
 
@@ -77,8 +78,11 @@ class HeadStart:
         self._thread.start()
 
     def _read(self) -> None:
-        cursor: str | None = None
-        used: set[str] = set()
+        # Paged by the one paging rule (client/paging.py's Paginator, with the plan of a backfill, which wants
+        # every page): the thread stops where the run's loop stops. It stopped only at `has_more` false or a
+        # repeated cursor, and went on past a page that repeats what was listed (the loop refuses it at once):
+        # up to 32 requests no run would make.
+        pager = Paginator(EveryPage(), self._client.list_what)
         try:
             while True:
                 with self._changed:
@@ -86,23 +90,27 @@ class HeadStart:
                         self._changed.wait()
                     if self._stop:
                         return
-                    self._in_flight = cursor
+                    self._in_flight = pager.cursor
                 fetched = _Fetched()
                 try:
-                    fetched.page = self._client.list_page(after=cursor)
+                    fetched.page = self._client.list_page(after=pager.cursor)
                 except Exception as e:  # handed to whoever asks for this page: the loop meets it there
                     fetched.error = e
+                # As old as its answer: dated from the request, a page that took longer than FRESH_S to come
+                # (a slow server, retries) was stale on arrival, dropped and requested again.
+                fetched.at = time.monotonic()
                 with self._changed:
-                    self._fetched[cursor] = fetched
+                    self._fetched[pager.cursor] = fetched
                     self._in_flight = False
                     self._changed.notify_all()
-                page = fetched.page
-                if page is None or not page.data or not page.has_more:
+                if fetched.page is None:
                     return
-                cursor = str(page.data[-1]["id"])
-                if cursor in used:  # a repeated cursor: the pager refuses it, with its own message
+                try:
+                    pager.update_state(fetched.page)
+                except ApiError:  # the loop refuses this page itself, in its own words
                     return
-                used.add(cursor)
+                if not pager.has_next_page:
+                    return
         finally:
             with self._changed:
                 self._done = True
