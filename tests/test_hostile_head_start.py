@@ -8,6 +8,8 @@ import gzip
 import json
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,7 @@ from openai_batches.load import head_start
 
 from .support.assertions import table
 from .support.cli import cli_env, error_lines, spawn_cli
-from .support.fake_api import Reply, Route, ScriptedApi, envelope, json_reply, newest_first
+from .support.fake_api import Reply, Route, ScriptedApi, count_requests, envelope, json_reply, newest_first
 
 KEY = "sk-test-alpha-0123456789"
 BATCHES = newest_first(7)  # pages of 3 (the server's limit): 3 pages
@@ -213,3 +215,42 @@ def test_a_signal_while_the_read_ahead_hangs_stops_the_run_in_one_line_and_frees
 
         with database_lock(db, wait=0):  # released
             pass
+
+
+@pytest.mark.parametrize("where", ["config folder", "temporary directory"])
+def test_a_dlt_file_in_dlts_global_directory_turns_the_head_start_off(tmp_path: Path, where: str) -> None:
+    """dlt's global directory (a user who is not root) is ~/$DLT_CONFIG_FOLDER, or $TMPDIR/dlt when the home
+    directory cannot be written: a secrets.toml there naming the project's server configures the run, and the
+    head start, blind to it, sent OPENAI_API_KEY to OPENAI_BASE_URL, a server the run never uses."""
+    env_only = ScriptedApi(_by_cursor(_list))
+    configured = ScriptedApi(_by_cursor(_list))
+    with env_only, configured:
+        env = cli_env(
+            OPENAI_API_KEY=KEY,
+            OPENAI_BASE_URL=env_only.base_url,
+            SOURCES__OPENAI_BATCHES__REQUESTS="false",
+            DLT_PROJECT_DIR=str(tmp_path / "project"),
+        )
+        env.pop("XDG_DATA_HOME", None)
+        if where == "config folder":
+            env.update(HOME=str(tmp_path / "home"), DLT_CONFIG_FOLDER=".cfg")
+            folder = tmp_path / "home" / ".cfg"
+        else:
+            env.update(HOME=str(tmp_path / "no-home"), TMPDIR=str(tmp_path / "tmp"))
+            folder = tmp_path / "tmp" / "dlt"
+        folder.mkdir(parents=True)
+        (folder / "secrets.toml").write_text(
+            f'[sources.openai_batches.projects.main]\napi_key = "{KEY}"\nbase_url = "{configured.base_url}"\n'
+        )
+        db = tmp_path / "new.duckdb"
+        # as a user who is not root (dlt's global directory is /var/dlt for root)
+        program = (
+            "import os, sys; os.geteuid = lambda: 1000\n"
+            "from openai_batches.cli.main import main\n"
+            f"sys.exit(main(['load', '--db', {str(db)!r}]))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert count_requests(configured) >= 3
+        assert env_only.requests == [], env_only.requests
+    assert table(str(db), "SELECT count(*) FROM openai_batches.batches") == [(len(BATCHES),)]

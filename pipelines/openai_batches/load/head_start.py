@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -271,8 +272,20 @@ def _new_file(path: str) -> bool:
 def _dlt_files_exist() -> bool:
     """Whether a `.dlt` toml file exists anywhere dlt reads one (its project and global directories; every
     place its global directory can be, to be sure), so that the environment alone is not the configuration."""
-    project = os.path.join(os.environ.get("DLT_PROJECT_DIR", os.getcwd()), os.environ.get("DLT_CONFIG_FOLDER", ".dlt"))
-    places = [project, os.path.expanduser("~/.dlt"), "/var/dlt", "/tmp/dlt"]
+    folder = os.environ.get("DLT_CONFIG_FOLDER", ".dlt")
+    project = os.path.join(os.environ.get("DLT_PROJECT_DIR", os.getcwd()), folder)
+    # dlt's global directory (dlt/common/runtime/run_context.py `global_dir`): /var/dlt for root, else
+    # ~/$DLT_CONFIG_FOLDER (not ~/.dlt: the folder's name applies there too), or the temporary directory's
+    # `dlt` ($TMPDIR, not always /tmp) when the home directory cannot be written. Both were missed: a
+    # secrets.toml there naming the project's server went unseen, and the key went to OPENAI_BASE_URL.
+    places = [
+        project,
+        os.path.join(os.path.expanduser("~"), folder),
+        os.path.expanduser("~/.dlt"),
+        "/var/dlt",
+        "/tmp/dlt",
+        os.path.join(tempfile.gettempdir(), "dlt"),
+    ]
     if os.environ.get("XDG_DATA_HOME"):
         places.append(os.path.join(os.environ["XDG_DATA_HOME"], "dlt"))
     return any(
