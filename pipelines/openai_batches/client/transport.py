@@ -173,6 +173,11 @@ class ApiClient:
                 message=f"{self.redactor.clean(wrong, 160)} {_NOT_A_LIST}",
                 request_id=request_id,
             )
+        if expect == "list":
+            # One meaning of `has_more` for everything after this (the checks below, every client's Page): a
+            # gateway's "false" was `bool("false")`, true, and the empty page after the last was retried until
+            # the run failed ("has_more is true but the page has no data").
+            body["has_more"] = _has_more(body.get("has_more"))
         if not _has_shape(body, expect):
             raise RetryableApiError(
                 what,
@@ -431,7 +436,27 @@ def _not_a_list(body: Any) -> str | None:
         return f"the answer is an object without `data` (keys: {keys})"
     if not isinstance(body["data"], list):
         return f"the answer's `data` is a {type(body['data']).__name__}, not a list"
+    try:
+        _has_more(body.get("has_more"))
+    except ValueError:
+        return f"the answer's `has_more` is {str(body['has_more'])[:40]!r}, not true or false"
     return None
+
+
+# `has_more` as gateways spell it besides a JSON boolean: the text of one (any case) or 0 and 1.
+_HAS_MORE_TEXT = {"true": True, "false": False}
+
+
+def _has_more(value: Any) -> bool | None:
+    """A list's `has_more` as a boolean, None when the answer does not say (Groq's list); ValueError for
+    anything else (`"maybe"`, an object): not a list of any API, refused at once like another shape."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _HAS_MORE_TEXT:
+        return _HAS_MORE_TEXT[value.strip().lower()]
+    raise ValueError(value)
 
 
 def _has_shape(body: Any, expect: str) -> bool:
