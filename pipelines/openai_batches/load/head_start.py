@@ -23,9 +23,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..client.anthropic import AnthropicClient
@@ -41,9 +40,6 @@ if TYPE_CHECKING:
 # some 20 pages of a fast server, fewer at real latency) and are taken as fast as they came from then on.
 # 32 of Anthropic's 1000-batch pages are ~50 MB of batch objects; OpenAI's pages hold 100.
 READ_AHEAD_PAGES = 32
-# Pages older than this when the run wants them are dropped and read again: the run holds the lock from the
-# start, but a slow start (a machine under load, a DuckDB shell holding the file) must not load an old list.
-FRESH_S = 10.0
 
 Client = BatchesClient | AnthropicClient
 # Whose clients `open_client` opens as their sources do (the others start the ordinary way).
@@ -54,7 +50,6 @@ _PROVIDERS = ("openai", "anthropic")
 class _Fetched:
     page: Page | None = None
     error: BaseException | None = None
-    at: float = field(default_factory=time.monotonic)
 
 
 class HeadStart:
@@ -131,12 +126,14 @@ class HeadStart:
 
     def take(self, after: str | None) -> _Fetched | None:
         """What was read for the page after `after` (waiting while it is being requested), or None: the
-        thread is stopped and the caller requests it (the pages before it went unused, or it is stale)."""
+        thread is stopped and the caller requests it (it was not read ahead)."""
         with self._changed:
             while after not in self._fetched and self._in_flight == after and not self._done:
                 self._changed.wait(0.5)  # wakes up now and then: a signal is handled at once
+            # A page read while the program started is as good as one read now: a backfill's pages are read over
+            # its whole run anyway, and the lock has been held since before the first request (nothing waited).
             fetched = self._fetched.pop(after, None)
-            if fetched is None or time.monotonic() - fetched.at > FRESH_S:
+            if fetched is None:
                 self._stop = True
                 self._fetched.clear()
                 fetched = None
@@ -272,4 +269,4 @@ def _dlt_files_exist() -> bool:
     )
 
 
-__all__ = ["FRESH_S", "READ_AHEAD_PAGES", "HeadStart", "ReadAhead", "begin"]
+__all__ = ["READ_AHEAD_PAGES", "HeadStart", "ReadAhead", "begin"]
