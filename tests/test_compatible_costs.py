@@ -311,3 +311,66 @@ def test_the_views_stored_in_the_file_hold_every_provider(loaded: Org) -> None:
         p: sum(1 for i in loaded.truth if loaded.providers[i] == p)
         for p in ("openai", "groq", "azure", "openai-compatible")
     }
+
+
+# ------------------------------------------------------------------------------------------------ statuses
+@pytest.mark.parametrize(
+    ("sent", "word"),
+    [
+        ("VALIDATING", "validating"),
+        ("Validating", "validating"),
+        ("In_progress", "in_progress"),
+        (" Completed ", "completed"),
+        ("QUEUED", "validating"),
+        ("RUNNING", "in_progress"),
+        ("SUCCESS", "completed"),
+        ("TIMEOUT_EXCEEDED", "expired"),
+        ("CANCELLATION_REQUESTED", "cancelling"),
+        ("CANCELING", "cancelling"),
+        ("Canceled", "cancelled"),
+        ("something_new", "something_new"),
+        (None, None),
+    ],
+)
+def test_a_status_in_any_casing_is_the_same_word_for_the_loader_and_the_views(sent: str | None, word: str) -> None:
+    """Section 17's map: `batch_jobs.status` and the loader's "open" read one definition."""
+    import duckdb
+
+    from openai_batches.settings import is_open, openai_status, openai_status_sql
+    from openai_batches.sources.compatible.shape import is_open as loader_open
+
+    assert openai_status(sent) == word
+    assert duckdb.sql(f"SELECT {openai_status_sql('s')} FROM (SELECT ?::VARCHAR AS s)", params=[sent]).fetchone() == (
+        word,
+    )
+    assert loader_open({"status": sent}) is is_open(word)
+
+
+# ------------------------------------------------------------------------------------------------ simulate
+def test_simulate_serves_groq_and_azure_that_load_from_the_sdks_variable_names(tmp_path: Path) -> None:
+    """`simulate --groq-batches N --azure-batches M` prints the SDKs' variables; `load` with them alone reads both,
+    and the report prices and counts them by provider."""
+    import json
+
+    from .support.cli import cli_env, run_cli, simulate_command
+
+    db = str(tmp_path / "flavors.duckdb")
+    args = ("--batches", "0", "--anthropic-batches", "0", "--groq-batches", "40", "--groq-paging", "ignores")
+    with simulate_command(*args, "--azure-batches", "30", "--days", "10") as (_, lines):
+        printed = dict(
+            line.split("  #")[0].strip().split("=", 1) for line in lines if line.startswith(("GROQ_", "AZURE_"))
+        )
+        assert set(printed) == {"GROQ_API_KEY", "GROQ_BASE_URL", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"}
+        result = run_cli("load", "--db", db, env=cli_env(**printed))
+        assert result.returncode == 0, result.stderr
+    report = run_cli("report", "--db", db, "--format", "json", "--only", "cost_by_provider", env=cli_env())
+    assert report.returncode == 0, report.stderr
+    by_provider = {r["provider"]: r for r in json.loads(report.stdout)["cost_by_provider"]}
+    assert {p: r["batches"] for p, r in by_provider.items()} == {"groq": 40, "azure": 30}
+    import duckdb
+
+    with duckdb.connect(db, read_only=True) as con:
+        ids = [r[0] for r in con.execute("SELECT id FROM openai_batches.azure_batches").fetchall()]
+        statuses = {r[0] for r in con.execute("SELECT status FROM openai_batches.azure_batches").fetchall()}
+    assert len(ids) == 30 and all(len(i) == 42 for i in ids)  # batch_<uuid>: Azure's quirks by default
+    assert any(s[:1].isupper() for s in statuses)
