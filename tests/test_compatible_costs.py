@@ -257,6 +257,14 @@ def test_price_sources_and_unpriced_reasons_say_which_rule_applied(loaded: Org) 
     assert {(r["model"], r["matched_model"]) for r in notes} >= {("my-gpt4o", "gpt-4o"), ("gpt-4o-mini", "gpt-4o-mini")}
 
 
+def test_caveats_name_the_unpriced_batches_of_the_new_providers(loaded: Org) -> None:
+    caveats = {(r["id"], r["caveat"]) for r in query(loaded, "SELECT id, caveat FROM openai_batches.caveats")}
+    assert (loaded.labels["unknown"], "groq batch unpriced: no price for model") in caveats
+    assert any(i == loaded.labels["unmapped"] and c.startswith("azure batch unpriced: ") for i, c in caveats)
+    priced = {loaded.labels[k] for k in ("variant", "mapped", "priced_by_file")}
+    assert not {i for i, c in caveats if "unpriced" in c} & priced
+
+
 def test_cost_by_provider_sums_each_provider(loaded: Org) -> None:
     by_provider = {r["provider"]: r for r in query(loaded, (QUERIES_DIR / "24_cost_by_provider.sql").read_text())}
     assert set(by_provider) == {"openai", "groq", "azure", "openai-compatible"}

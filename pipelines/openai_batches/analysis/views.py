@@ -549,7 +549,38 @@ _ANTHROPIC_FALLBACK = (
 _ANTHROPIC_FALLBACK_FIGURES = "every cost figure: Anthropic''s discount, not a listed batch price"
 
 
-def _caveats_sql(organization_tables: frozenset[str] = frozenset(), ledger_tables: frozenset[str] = frozenset()) -> str:
+# Azure, Groq and openai-compatible batches (compatible_views.py), once a load wrote one of their tables: unpriced
+# ones with the reason, and the timing reasons of the OpenAI side.
+_COMPATIBLE_UNPRICED_FIGURES = "every cost figure (batch_jobs.unpriced_reason)"
+
+
+def _compatible_caveats(provider_tables: frozenset[str]) -> str:
+    if not provider_tables & set(COMPATIBLE_TABLES):
+        return ""
+    timing = (_CAVEATS[0], _CAVEATS[1], _CAVEATS[3], _CAVEATS[4])
+    return f"""
+UNION ALL
+SELECT id, provider || ' batch unpriced: ' || unpriced_reason, '{_COMPATIBLE_UNPRICED_FIGURES}'
+FROM {S}.compatible_batch_costs
+WHERE NOT priced
+UNION ALL
+SELECT id, '{_TIERED[0]}', '{_TIERED[1]}'
+FROM {S}.compatible_batch_costs
+WHERE price_tiered""" + "".join(
+        f"""
+UNION ALL
+SELECT id, '{caveat}', '{figures}'
+FROM {S}.compatible_batch_timings
+WHERE {condition}"""
+        for condition, caveat, figures in timing
+    )
+
+
+def _caveats_sql(
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
+    provider_tables: frozenset[str] = frozenset(),
+) -> str:
     kinds = [(condition, caveat, figures) for condition, caveat, figures in _CAVEATS]
     flags = "\n        + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, _, _) in enumerate(kinds))
     rows = [(1 << i, caveat, figures) for i, (_, caveat, figures) in enumerate(kinds)]
@@ -605,7 +636,7 @@ WHERE is_terminal AND ended_at IS NULL
 UNION ALL
 SELECT id, '{_CAVEATS[4][1]}', '{_CAVEATS[4][2]}'
 FROM {S}.anthropic_batch_costs
-WHERE created_at IS NULL
+WHERE created_at IS NULL{_compatible_caveats(provider_tables)}
 """
 
 
@@ -656,7 +687,7 @@ def views(
         ("batch_jobs", batch_jobs_sql(provider_tables)),
         ("batch_job_timings", batch_job_timings_sql(provider_tables)),
         *_LATER_VIEWS,
-        ("caveats", _caveats_sql(organization_tables, ledger_tables)),
+        ("caveats", _caveats_sql(organization_tables, ledger_tables, provider_tables)),
         *reconciliation_views(organization_tables, _TERMS),
         *ledger_views(ledger_tables),
     )
