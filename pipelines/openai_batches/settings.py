@@ -64,6 +64,36 @@ DEFAULT_PROVIDER = "openai"
 OPENAI_LIKE_PROVIDERS = ("azure", "groq", "openai-compatible")
 # Groq's API root as the issue names it (the official groq SDK takes `https://api.groq.com` and adds the path).
 GROQ_DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
+# Other providers' words for OpenAI's statuses, after trimming and lower-casing (section 17 of the provider facts:
+# Azure's documentation shows `Validating`/`Completed`, Mistral and Together send `QUEUED`, `RUNNING`, `SUCCESS`,
+# `TIMEOUT_EXCEEDED`, `CANCELLATION_REQUESTED`, `CANCELING`): what `batch_jobs.status` shows and the loader's "open"
+# reads; the provider's own value stays in its table. A value in neither stays as it is (open, as any unknown one).
+STATUS_SYNONYMS = {
+    "queued": "validating",
+    "running": "in_progress",
+    "success": "completed",
+    "timeout_exceeded": "expired",
+    "cancellation_requested": "cancelling",
+    "canceling": "cancelling",
+    "canceled": "cancelled",
+}
+
+
+def openai_status(status: object) -> object:
+    """A provider's status in OpenAI's words (`STATUS_SYNONYMS`, any casing); anything but text as it is."""
+    if not isinstance(status, str):
+        return status
+    word = status.strip().lower()
+    return STATUS_SYNONYMS.get(word, word)
+
+
+def openai_status_sql(column: str) -> str:
+    """`openai_status` in SQL (NULL stays NULL)."""
+    word = f"lower(trim({column}))"
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in STATUS_SYNONYMS.items())
+    return f"CASE {word} {cases} ELSE {word} END"
+
+
 # The project names of the single-key forms (GROQ_API_KEY; AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT): a
 # key names no project, and rows need a name at once. One Azure resource is one project.
 GROQ_PROJECT_NAME = "groq"
