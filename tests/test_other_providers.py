@@ -412,5 +412,8 @@ def test_all_three_load_from_the_sdks_environment_names_with_whitespace_around_t
         for provider in ("together", "mistral", "openrouter"):
             got = rows(str(db), f"{provider}_batches")
             assert len(got) == 130 and {r["project"] for r in got.values()} == {provider}
+        status = run_cli("status", "--db", str(db), env=env)  # each provider's table counted (was a KeyError)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert all(name in status.stdout for name in ("together", "mistral", "openrouter")), status.stdout
     finally:
         server.stop()
