@@ -134,6 +134,10 @@ def read_status(where: Store | str) -> StatusReport:
 _OPEN_BY = {
     "openai": ("status", settings.TERMINAL_STATUSES),
     "anthropic": ("processing_status", settings.ANTHROPIC_TERMINAL_STATUSES),
+    # Statuses as each sends them (upper case); a provider's table without an entry here failed `status` (KeyError).
+    "together": ("status", settings.TOGETHER_TERMINAL_STATUSES),
+    "mistral": ("status", settings.MISTRAL_TERMINAL_STATUSES),
+    "openrouter": ("status", settings.TERMINAL_STATUSES),
 }
 
 
