@@ -382,3 +382,17 @@ def test_simulate_serves_groq_and_azure_that_load_from_the_sdks_variable_names(t
         statuses = {r[0] for r in con.execute("SELECT status FROM openai_batches.azure_batches").fetchall()}
     assert len(ids) == 30 and all(len(i) == 42 for i in ids)  # batch_<uuid>: Azure's quirks by default
     assert any(s[:1].isupper() for s in statuses)
+
+
+def test_status_counts_each_providers_batches_and_open_ones_in_any_casing(loaded: Org) -> None:
+    from openai_batches.cli.status import read_status
+    from openai_batches.settings import TERMINAL_STATUSES, openai_status
+
+    report = read_status(loaded.db)  # failed with KeyError once an Azure, Groq or compatible table existed
+    lines = {p.provider: p for p in report.projects}
+    assert set(lines) == {"openai", "groq", "azure", "openai-compatible"}
+    for provider, line in lines.items():
+        batches = [b for i, b in loaded.truth.items() if loaded.providers[i] == provider]
+        still_open = [b for b in batches if openai_status(b["status"]) not in TERMINAL_STATUSES]
+        assert (line.batches, line.open_now) == (len(batches), len(still_open)), provider
+    assert lines["azure"].open_now >= 1 and lines["groq"].open_now >= 1  # `Validating` on Azure: open
