@@ -63,7 +63,8 @@ class HeadStart:
         self.retry = RetryPolicy(max_attempts=config.max_attempts)
         self._client = open_client(self.project, config, self.retry)
         self._fetched: dict[str | None, _Fetched] = {}
-        self._in_flight: str | None | bool = False  # the cursor being requested now; False: none
+        # The cursor of the page being read (or next, once there is room); False: none. The head page first.
+        self._in_flight: str | None | bool = None
         self._stop = False
         self._done = False
         self._taken = False
@@ -81,23 +82,24 @@ class HeadStart:
                         self._changed.wait()
                     if self._stop:
                         return
-                    self._in_flight = cursor
                 fetched = _Fetched()
                 try:
                     fetched.page = self._client.list_page(after=cursor)
                 except Exception as e:  # handed to whoever asks for this page: the loop meets it there
                     fetched.error = e
+                page = fetched.page
+                following = str(page.data[-1]["id"]) if page is not None and page.data and page.has_more else None
+                if following in used:  # a repeated cursor: the pager refuses it, with its own message
+                    following = None
                 with self._changed:
                     self._fetched[cursor] = fetched
-                    self._in_flight = False
+                    # The next page is marked as coming in the same step: whoever asks for it waits for it.
+                    self._in_flight = following if following is not None else False
                     self._changed.notify_all()
-                page = fetched.page
-                if page is None or not page.data or not page.has_more:
+                if following is None:
                     return
-                cursor = str(page.data[-1]["id"])
-                if cursor in used:  # a repeated cursor: the pager refuses it, with its own message
-                    return
-                used.add(cursor)
+                used.add(following)
+                cursor = following
         finally:
             with self._changed:
                 self._done = True
