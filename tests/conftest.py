@@ -81,6 +81,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "GROQ_BASE_URL",
         "AZURE_OPENAI_API_KEY",
         "AZURE_OPENAI_ENDPOINT",
+        "TOGETHER_API_KEY",
+        "TOGETHER_BASE_URL",
+        "MISTRAL_API_KEY",
+        "MISTRAL_BASE_URL",
+        "OPENROUTER_API_KEY",
+        "OPENROUTER_BASE_URL",
         "OPENAI_API_VERSION",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -338,12 +338,14 @@ def test_the_example_price_file_is_valid_once_uncommented(tmp_path: Path) -> Non
     example = Path(__file__).resolve().parents[1] / ".dlt" / "prices.toml.example"
     assert load_overrides(example).entries == ()  # everything in it is commented out
     lines = [
-        line[2:] if re.match(r"^# (\[\[prices\]\]|[a-z_]+ = .*)$", line) else line
+        line[2:] if re.match(r"^# (\[\[prices\]\]|\[azure\.deployments\]|[a-z_][a-z0-9_-]* = .*)$", line) else line
         for line in example.read_text().splitlines()
     ]
     uncommented = tmp_path / "prices.toml"
     uncommented.write_text("\n".join(lines))
-    assert len(load_overrides(uncommented).entries) == 4
+    overrides = load_overrides(uncommented)
+    assert len(overrides.entries) == 6
+    assert overrides.azure_deployments == (("my-gpt4o", "gpt-4o"), ("chat-prod", "gpt-4.1-mini"))
 
 
 # ------------------------------------------------------------------------------------------------ timings

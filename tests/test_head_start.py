@@ -115,20 +115,6 @@ def test_a_head_start_for_another_database_is_dropped_and_stops_reading(
     assert len(server.requests) == made <= 2  # the head page and at most the one the window had room for
 
 
-def test_a_page_read_too_long_ago_is_read_again(
-    db: str, world: World, server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    n = _history(world)
-    _env(world, server, monkeypatch)
-    monkeypatch.setattr(head_start, "READ_AHEAD_PAGES", 1)
-    monkeypatch.setattr(head_start, "FRESH_S", 0.0)  # as if the run had waited for another's lock
-    assert main(["load", "--db", db]) == 0
-    cursors = _lists(world, server)
-    # the stale head page dropped (and the one read ahead behind it), the list read again as it is now
-    assert cursors[0] is None and cursors.count(None) == 2 and len(set(cursors)) == PAGES, cursors
-    assert table(db, f"SELECT count(*) FROM openai_batches.{world.table}") == [(n,)]
-
-
 def test_a_run_into_an_existing_database_requests_nothing_before_it_starts(
     db: str, world: World, server: SimulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

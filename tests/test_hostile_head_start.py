@@ -148,21 +148,6 @@ def test_retries_and_compressed_pages_end_as_without_the_head_start(
     assert len(rows) == len(BATCHES) and len(lists) == 5, lists  # 3 pages, 2 retries
 
 
-def test_a_page_slow_to_come_is_not_stale_when_it_arrives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A page is as old as its answer: one whose request took longer than FRESH_S (a slow server, retries) was
-    dated from when it was asked for, dropped on arrival and requested again."""
-    monkeypatch.setattr(head_start, "FRESH_S", 2.0)
-
-    def answer(after: str | None, attempt: int) -> Reply:
-        if after is None:
-            time.sleep(2.5)  # the run is set up meanwhile, and waits for this page: it takes it on arrival
-        return _list(after, attempt)
-
-    code, errors, lists, rows, _ = _same_with_and_without(tmp_path, monkeypatch, lambda: _by_cursor(answer))
-    assert (code, errors) == (0, [])
-    assert len(rows) == len(BATCHES) and len(lists) == 3, lists
-
-
 def test_the_retry_budget_and_timeout_from_the_environment_hold_for_the_read_ahead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

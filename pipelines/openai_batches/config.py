@@ -199,6 +199,10 @@ def _project_key(value: Any, setting: str, provider: str = settings.DEFAULT_PROV
         from .client.compatible import key_kind_problem
 
         problem = key_kind_problem(key, setting=setting, provider=provider)
+    elif provider in settings.OTHER_PROVIDERS:
+        from .client import others
+
+        problem = others.key_kind_problem(key, setting=setting, provider=provider)
     else:
         from .client.compatible import key_kind_problem
 
@@ -289,6 +293,11 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
 
                 projects.append(compatible_project(provider, str(name), key, entry, where))
                 continue
+            if provider in settings.OTHER_PROVIDERS:
+                from .others_config import other_project
+
+                projects.append(other_project(provider, str(name), key, entry, where))
+                continue
             projects.append(
                 ProjectConfig(
                     name=str(name),
@@ -308,6 +317,9 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
     from .compatible_config import compatible_singles
 
     projects.extend(compatible_singles(projects))
+    from .others_config import other_singles
+
+    projects.extend(other_singles(projects))
     _check_unique(projects)
     return tuple(projects)
 

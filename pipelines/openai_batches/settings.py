@@ -57,17 +57,61 @@ def is_open_sql(
 # --- Providers (issue 18) ------------------------------------------------------------------------------------------
 # Whose batch API a configured project reads (`provider = "..."` in its .dlt table); OpenAI when not said, so
 # every configuration written before there was a choice means what it meant.
-PROVIDERS = ("openai", "anthropic", "azure", "groq", "openai-compatible")
+PROVIDERS = ("openai", "anthropic", "azure", "groq", "openai-compatible", "together", "mistral", "openrouter")
 DEFAULT_PROVIDER = "openai"
 # Providers whose batch API is OpenAI's (its batch object, `GET {base_url}/batches`, `after` = the last id), each
 # with its own quirks (sources/compatible/): their rows keep OpenAI's column list, in a table per provider.
 OPENAI_LIKE_PROVIDERS = ("azure", "groq", "openai-compatible")
 # Groq's API root as the issue names it (the official groq SDK takes `https://api.groq.com` and adds the path).
 GROQ_DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
+# Other providers' words for OpenAI's statuses, after trimming and lower-casing (section 17 of the provider facts:
+# Azure's documentation shows `Validating`/`Completed`, Mistral and Together send `QUEUED`, `RUNNING`, `SUCCESS`,
+# `TIMEOUT_EXCEEDED`, `CANCELLATION_REQUESTED`, `CANCELING`): what `batch_jobs.status` shows and the loader's "open"
+# reads; the provider's own value stays in its table. A value in neither stays as it is (open, as any unknown one).
+STATUS_SYNONYMS = {
+    "queued": "validating",
+    "running": "in_progress",
+    "success": "completed",
+    "timeout_exceeded": "expired",
+    "cancellation_requested": "cancelling",
+    "canceling": "cancelling",
+    "canceled": "cancelled",
+}
+
+
+def openai_status(status: object) -> object:
+    """A provider's status in OpenAI's words (`STATUS_SYNONYMS`, any casing); anything but text as it is."""
+    if not isinstance(status, str):
+        return status
+    word = status.strip().lower()
+    return STATUS_SYNONYMS.get(word, word)
+
+
+def openai_status_sql(column: str) -> str:
+    """`openai_status` in SQL (NULL stays NULL)."""
+    word = f"lower(trim({column}))"
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in STATUS_SYNONYMS.items())
+    return f"CASE {word} {cases} ELSE {word} END"
+
+
 # The project names of the single-key forms (GROQ_API_KEY; AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT): a
 # key names no project, and rows need a name at once. One Azure resource is one project.
 GROQ_PROJECT_NAME = "groq"
 AZURE_PROJECT_NAME = "azure"
+# Batch APIs of their own shape (sources/others/): Together's bare array, Mistral's page numbers, OpenRouter's
+# batch object. Each has a table of its own with its own column list (tables/others.py).
+OTHER_PROVIDERS = ("together", "mistral", "openrouter")
+# Their API roots as their official SDKs take them (version path included), and the project names of their
+# single-key forms (TOGETHER_API_KEY, MISTRAL_API_KEY, OPENROUTER_API_KEY): a key names no project.
+OTHER_DEFAULT_BASE_URLS = {
+    "together": "https://api.together.xyz/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+}
+# Status values that never change again, as each sends them (any casing is compared upper-cased for Together and
+# Mistral); anything else, an unknown value or none, is open and re-read by id, as for OpenAI.
+TOGETHER_TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "EXPIRED", "CANCELLED"})
+MISTRAL_TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 # Anthropic's API root as its official SDK takes it (ANTHROPIC_BASE_URL): without `/v1`.
 ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
 # The project name of the one workspace ANTHROPIC_API_KEY reads (`anthropic_project_name` renames it): a key
@@ -94,6 +138,9 @@ BATCH_TABLES = {
     "azure": "azure_batches",
     "groq": "groq_batches",
     "openai-compatible": "openai_compatible_batches",
+    "together": "together_batches",
+    "mistral": "mistral_batches",
+    "openrouter": "openrouter_batches",
 }
 # Open batches the API stopped returning (confirmed gone): their last row stays in `batches`.
 GONE_TABLE = "batches_gone"

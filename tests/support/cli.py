@@ -20,7 +20,9 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "ANTHROPIC_", "SOURCES__", "GROQ_", "AZURE_"))
+        if not k.startswith(
+            ("OPENAI_", "ANTHROPIC_", "SOURCES__", "GROQ_", "AZURE_", "TOGETHER_", "MISTRAL_", "OPENROUTER_")
+        )
     }
     env.update(extra)
     return env

@@ -10,6 +10,14 @@ Two kinds of rows (`processing`): NULL, the standard (synchronous) price, of whi
 variant, Anthropic's from 2026-10-14), which a batch pays in full (`batch_factor` 1.0). An Anthropic batch
 takes the batch price where there is one and the standard price x `ANTHROPIC_BATCH_FACTOR` elsewhere;
 `source` names which (`GENAI_PRICES_BATCH` or `GENAI_PRICES_STANDARD`). OpenAI rows are standard prices only.
+
+The OpenAI-shaped providers (README, "Costs of Azure, Groq and openai-compatible batches"): Groq's rows are
+genai-prices' `groq` prices, both kinds, as Anthropic's (standard x `PROVIDER_BATCH_FACTORS['groq']` where no batch
+price is listed). An Azure batch's model is a deployment name: its rows are the OpenAI price of the model the
+deployment runs (`[azure.deployments]` in the price file, else the deployment's own name), under the deployment's
+name. An openai-compatible endpoint can be anything (a gateway in front of OpenAI that lists OpenAI's own batches,
+a self-hosted server, another vendor): priced only by price file entries that name it (`provider`), never by a
+model name that happens to be OpenAI's.
 """
 
 from __future__ import annotations
@@ -34,6 +42,12 @@ from . import settings
 GENAI_PRICES = "genai-prices"
 OVERRIDE = "override"
 OPENAI, ANTHROPIC = "openai", "anthropic"
+GROQ, AZURE, COMPATIBLE = "groq", "azure", "openai-compatible"
+# The providers whose price rows an entry of the price file without `provider` covers (what it covered before
+# there were others); any other provider's models are covered by entries that name it.
+_UNNAMED_ENTRY_PROVIDERS = (OPENAI, ANTHROPIC)
+# genai-prices' provider id of each provider priced from it (Azure: OpenAI's, through its deployments).
+_GENAI_PROVIDER = {OPENAI: settings.PRICE_PROVIDER, ANTHROPIC: ANTHROPIC, GROQ: GROQ}
 # The `source` of Anthropic's genai-prices rows: which of its prices a batch pays (see the module's docstring).
 GENAI_PRICES_BATCH = "genai-prices batch price"
 GENAI_PRICES_STANDARD = f"genai-prices standard price x {settings.ANTHROPIC_BATCH_FACTOR:g}"
@@ -82,6 +96,7 @@ class OverrideEntry:
     note: str | None
     cache_write: float | None = None
     cache_write_1h: float | None = None
+    provider: str | None = None  # None: OpenAI's and Anthropic's models (`_UNNAMED_ENTRY_PROVIDERS`)
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,8 @@ class Overrides:
     entries: tuple[OverrideEntry, ...]
     source: str
     version: str
+    # `[azure.deployments]`: (deployment, OpenAI model) pairs, in the file's order
+    azure_deployments: tuple[tuple[str, str], ...] = ()
 
 
 NO_OVERRIDES = Overrides((), OVERRIDE, "")
@@ -133,6 +150,22 @@ def _number(value: Any) -> tuple[float | None, bool]:
 _TIERED_NOTE = "tiered: base rate used (batch usage has no per-request prompt sizes)"
 
 
+def default_batch_factor(provider: str) -> float:
+    """The share of the standard price a batch of ``provider`` pays where no batch price is listed."""
+    if provider == OPENAI:
+        return settings.BATCH_FACTOR
+    if provider == ANTHROPIC:
+        return settings.ANTHROPIC_BATCH_FACTOR
+    return settings.PROVIDER_BATCH_FACTORS[provider]
+
+
+def _standard_source(provider: str) -> str:
+    """`source` of a genai-prices standard price row: OpenAI's plain, the others' with the factor applied."""
+    if provider == OPENAI:
+        return GENAI_PRICES
+    return f"genai-prices standard price x {default_batch_factor(provider):g}"
+
+
 def _genai_row(model: str, info: Any, price: Any, start: date | None, provider: str, version: str) -> PriceRow | None:
     """The row of one genai-prices price (standard or batch variant) in force from ``start``; None when it
     lists no token prices (moderation: unpriced, never silently free)."""
@@ -154,8 +187,8 @@ def _genai_row(model: str, info: Any, price: Any, start: date | None, provider: 
         input_usd_per_mtok=input_price,
         cached_input_usd_per_mtok=cached,
         output_usd_per_mtok=output,
-        batch_factor=settings.BATCH_FACTOR if provider == OPENAI else settings.ANTHROPIC_BATCH_FACTOR,
-        source=GENAI_PRICES if provider == OPENAI else GENAI_PRICES_STANDARD,
+        batch_factor=default_batch_factor(provider),
+        source=_standard_source(provider),
         source_version=version,
         matched_model=info.id,
         note=_TIERED_NOTE if tiered else None,
@@ -192,7 +225,7 @@ def genai_price_rows(models: Iterable[str], provider: str = OPENAI) -> list[Pric
     started it. Nothing here touches the network."""
     from genai_prices.data import providers
 
-    found = next(p for p in providers if p.id == (settings.PRICE_PROVIDER if provider == OPENAI else provider))
+    found = next(p for p in providers if p.id == _GENAI_PROVIDER[provider])
     version = _genai_version()
     rows: list[PriceRow] = []
     for model in sorted(set(models)):
@@ -275,6 +308,7 @@ _ENTRY_KEYS = {
     "cache_write_1h",
     "batch_factor",
     "note",
+    "provider",
 }
 
 
@@ -343,14 +377,18 @@ def load_overrides(path: Path, *, required: bool = False) -> Overrides:
         doc = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise PricesError(f"{path}: not valid TOML: {e}") from None
-    unknown_tables = set(doc) - {"prices"}
+    unknown_tables = set(doc) - {"prices", AZURE}
     if unknown_tables:
-        raise PricesError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown_tables))}; use [[prices]]")
+        raise PricesError(
+            f"{path}: unknown top-level key(s) {', '.join(sorted(unknown_tables))}; "
+            "use [[prices]] or [azure.deployments]"
+        )
+    deployments = _azure_deployments(doc.get(AZURE, {}), path)
     items = doc.get("prices", [])
     if not isinstance(items, list):
         raise PricesError(f"{path}: `prices` must be an array of tables ([[prices]])")
     entries: list[OverrideEntry] = []
-    seen: set[tuple[str, datetime | None]] = set()
+    seen: set[tuple[str, datetime | None, str | None]] = set()
     for i, item in enumerate(items, 1):
         where = f"{path}: [[prices]] entry {i}"
         if not isinstance(item, Mapping):
@@ -373,12 +411,42 @@ def load_overrides(path: Path, *, required: bool = False) -> Overrides:
             note=None if note is None else str(note),
             cache_write=_price(item, "cache_write", where),
             cache_write_1h=_price(item, "cache_write_1h", where),
+            provider=_entry_provider(item, where),
         )
-        if (entry.pattern, entry.valid_from) in seen:
+        if (entry.pattern, entry.valid_from, entry.provider) in seen:
             raise PricesError(f"{where}: a second price for {pattern!r} from {entry.valid_from or 'always'}")
-        seen.add((entry.pattern, entry.valid_from))
+        seen.add((entry.pattern, entry.valid_from, entry.provider))
         entries.append(entry)
-    return Overrides(tuple(entries), f"{OVERRIDE} ({path})", hashlib.sha256(raw).hexdigest()[:12])
+    return Overrides(tuple(entries), f"{OVERRIDE} ({path})", hashlib.sha256(raw).hexdigest()[:12], deployments)
+
+
+def _entry_provider(item: Mapping[str, Any], where: str) -> str | None:
+    """The provider an entry is for; None: OpenAI's and Anthropic's models, as entries were before."""
+    provider = item.get("provider")
+    if provider is None:
+        return None
+    from ..settings import PROVIDERS
+
+    if provider not in PROVIDERS:
+        raise PricesError(f"{where}: `provider` must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    return str(provider)
+
+
+def _azure_deployments(table: Any, path: Path) -> tuple[tuple[str, str], ...]:
+    """`[azure.deployments]`: each Azure deployment name (the `model` of an Azure batch) and the OpenAI model it
+    runs, whose price it pays."""
+    where = f"{path}: [azure]"
+    if not isinstance(table, Mapping) or set(table) - {"deployments"}:
+        raise PricesError(f'{where}: only a table `deployments` (deployment = "OpenAI model") is known')
+    deployments = table.get("deployments", {})
+    if not isinstance(deployments, Mapping):
+        raise PricesError(f'{where}: `deployments` must be a table of deployment = "OpenAI model"')
+    pairs = []
+    for name, model in deployments.items():
+        if not isinstance(model, str) or not model.strip():
+            raise PricesError(f"{where}.deployments: {name!r} must name an OpenAI model, got {model!r}")
+        pairs.append((str(name), model.strip()))
+    return tuple(pairs)
 
 
 def _is_glob(pattern: str) -> bool:
@@ -390,14 +458,19 @@ def override_rows(models: Iterable[str], overrides: Overrides, provider: str = O
     the first in the file that matches wins. The winner's entries replace the model's whole price history
     (batch prices included: the file's prices are standard ones, of which a batch pays `batch_factor`,
     by default the provider's documented discount)."""
-    default_factor = settings.BATCH_FACTOR if provider == OPENAI else settings.ANTHROPIC_BATCH_FACTOR
+    default_factor = default_batch_factor(provider)
+    entries = [
+        e
+        for e in overrides.entries
+        if e.provider == provider or (e.provider is None and provider in _UNNAMED_ENTRY_PROVIDERS)
+    ]
     rows: list[PriceRow] = []
     for model in sorted(set(models)):
-        exact = [e for e in overrides.entries if not _is_glob(e.pattern) and e.pattern == model]
+        exact = [e for e in entries if not _is_glob(e.pattern) and e.pattern == model]
         pattern = exact[0].pattern if exact else None
         if pattern is None:
             pattern = next(
-                (e.pattern for e in overrides.entries if _is_glob(e.pattern) and fnmatch.fnmatchcase(model, e.pattern)),
+                (e.pattern for e in entries if _is_glob(e.pattern) and fnmatch.fnmatchcase(model, e.pattern)),
                 None,
             )
         if pattern is None:
@@ -419,24 +492,59 @@ def override_rows(models: Iterable[str], overrides: Overrides, provider: str = O
                 cache_write_usd_per_mtok=e.cache_write,
                 cache_write_1h_usd_per_mtok=e.cache_write_1h,
             )
-            for e in overrides.entries
+            for e in entries
             if e.pattern == pattern
         ]
         rows.extend(_close_periods(periods))
     return rows
 
 
+def _provider_rows(names: Iterable[str], overrides: Overrides, provider: str) -> list[PriceRow]:
+    """The user's file where it covers a model of ``provider``, genai-prices elsewhere (none for
+    openai-compatible: module docstring)."""
+    wanted = set(names)
+    overridden = override_rows(wanted, overrides, provider)
+    covered = {r.model for r in overridden}
+    if provider in _GENAI_PROVIDER:
+        overridden += genai_price_rows(wanted - covered, provider)
+    return overridden
+
+
+def azure_deployment_model(deployment: str, overrides: Overrides) -> str:
+    """The OpenAI model an Azure deployment runs: `[azure.deployments]`, else its own name (a deployment named
+    `gpt-4o` runs gpt-4o; genai-prices then matches it as it matches OpenAI's names)."""
+    return dict(overrides.azure_deployments).get(deployment, deployment)
+
+
+def _azure_rows(deployments: Iterable[str], overrides: Overrides) -> list[PriceRow]:
+    """Rows of each deployment: an entry for `provider = "azure"` matching its name, else the price the OpenAI side
+    gives the model it runs (the file's OpenAI entries, else genai-prices), under the deployment's name."""
+    wanted = set(deployments)
+    rows = override_rows(wanted, overrides, AZURE)
+    covered = {r.model for r in rows}
+    for deployment in sorted(wanted - covered):
+        model = azure_deployment_model(deployment, overrides)
+        note = f"Azure deployment {deployment}: OpenAI's price of {model}"
+        rows += [
+            replace(r, model=deployment, provider=AZURE, note=note if r.note is None else f"{note}; {r.note}")
+            for r in _provider_rows([model], overrides, OPENAI)
+        ]
+    return rows
+
+
 def resolve_prices(
-    models: Iterable[str], overrides: Overrides = NO_OVERRIDES, anthropic_models: Iterable[str] = ()
+    models: Iterable[str],
+    overrides: Overrides = NO_OVERRIDES,
+    anthropic_models: Iterable[str] = (),
+    other_models: Mapping[str, Iterable[str]] | None = None,
 ) -> list[PriceRow]:
-    """Every price row the given models need (OpenAI's ``models``, Anthropic's ``anthropic_models``): the
-    user's file where it covers a model, genai-prices elsewhere."""
+    """Every price row the given models need (OpenAI's ``models``, Anthropic's ``anthropic_models``, the other
+    providers' ``other_models`` by provider): the user's file where it covers a model, genai-prices elsewhere."""
     rows: list[PriceRow] = []
     for provider, names in ((OPENAI, models), (ANTHROPIC, anthropic_models)):
-        wanted = set(names)
-        overridden = override_rows(wanted, overrides, provider)
-        covered = {r.model for r in overridden}
-        rows += overridden + genai_price_rows(wanted - covered, provider)
+        rows += _provider_rows(names, overrides, provider)
+    for provider, names in sorted((other_models or {}).items()):
+        rows += _azure_rows(names, overrides) if provider == AZURE else _provider_rows(names, overrides, provider)
     return sorted(rows, key=lambda r: (r.provider, r.model, r.processing or "", r.valid_from or _BEGINNING))
 
 

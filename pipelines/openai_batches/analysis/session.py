@@ -25,11 +25,12 @@ from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
 from ..storage.sql import quote_identifier
 from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
 from . import settings
-from .anthropic_views import ANTHROPIC_BATCHES_TABLE, PROVIDER_TABLES
+from .anthropic_views import ANTHROPIC_BATCHES_TABLE
+from .compatible_views import OPENAI_SHAPED
 from .ledger_views import LEDGER_TABLES
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .reconciliation_anthropic import TABLES as ANTHROPIC_TABLES
-from .views import VIEW_NAMES, create_views, fingerprint
+from .views import PROVIDER_TABLES, VIEW_NAMES, create_views, fingerprint
 
 if TYPE_CHECKING:
     from ..storage.store import Store
@@ -41,6 +42,9 @@ S = settings.SCHEMA
 _VERSION_VIEW = "_analysis_version"
 # dlt's type names of the declared columns, as DuckDB types: for the empty tables of a database whose
 # projects have no batch yet (dlt creates a table with its first row).
+# Tables whose declared columns a file loaded by an older version may lack (`_absent_columns`): `batches`, the
+# OpenAI-shaped providers' tables (the same column list) and `batch_requests`.
+_DECLARED_TABLES = (BATCHES_TABLE, *(p.table for p in OPENAI_SHAPED), REQUESTS_TABLE)
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ", "json": "JSON", "bool": "BOOLEAN"}
 
 
@@ -79,8 +83,18 @@ def _anthropic_models(con: duckdb.DuckDBPyConnection, tables: frozenset[str]) ->
     return [r[0] for r in con.execute(sql).fetchall()]
 
 
+def _other_models(con: duckdb.DuckDBPyConnection, tables: frozenset[str]) -> dict[str, list[str]]:
+    """The models the OpenAI-shaped providers' batches name (Azure's: deployment names), by provider."""
+    found: dict[str, list[str]] = {}
+    for p in OPENAI_SHAPED:
+        if p.table in tables:
+            sql = f"SELECT DISTINCT model FROM {S}.{quote_identifier(p.table)} WHERE model IS NOT NULL"
+            found[p.provider] = [r[0] for r in con.execute(sql).fetchall()]
+    return found
+
+
 def _provider_tables(tables: dict[str, str]) -> frozenset[str]:
-    """Other providers' batch tables a load has created in the file (`anthropic_batches`)."""
+    """Other providers' batch tables a load has created in the file (`anthropic_batches`, `azure_batches`, ...)."""
     return frozenset(name for name in PROVIDER_TABLES if tables.get(name) == "BASE TABLE")
 
 
@@ -126,7 +140,7 @@ def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | No
             [catalog, S, name],
         ).fetchall()
     }
-    declared = (*BATCH_COLUMNS, *ADDED_COLUMNS) if name == BATCHES_TABLE else REQUEST_COLUMNS
+    declared = REQUEST_COLUMNS if name == REQUESTS_TABLE else (*BATCH_COLUMNS, *ADDED_COLUMNS)
     return [c for c in declared if c.name not in have]
 
 
@@ -142,7 +156,7 @@ def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> str:
 def _add_absent_columns(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
     """Add the columns `_absent_columns` names to the file's tables (empty, as dlt would add them), so the
     stored views built over them work after an upgrade; dlt then finds them there and adds nothing."""
-    for name in (BATCHES_TABLE, REQUESTS_TABLE):
+    for name in _DECLARED_TABLES:
         if tables.get(name) == "BASE TABLE":
             for c in _absent_columns(con, name):
                 column = f"{quote_identifier(c.name)} {_DUCKDB_TYPES[c.dlt_type]}"
@@ -162,7 +176,7 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     for name, kind in tables.items():
         if kind == "BASE TABLE" and name not in own:
             table = quote_identifier(name)
-            added = _missing_columns(con, name) if name in (BATCHES_TABLE, REQUESTS_TABLE) else ""
+            added = _missing_columns(con, name) if name in _DECLARED_TABLES else ""
             con.execute(f"CREATE VIEW {S}.{table} AS SELECT *{added} FROM {quote_identifier(CATALOG)}.{S}.{table}")
     has_batches = tables.get(BATCHES_TABLE) == "BASE TABLE"
     has_gone = tables.get(GONE_TABLE) == "BASE TABLE"
@@ -172,7 +186,12 @@ def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Ana
     for name in (BATCHES_TABLE, ERRORS_TABLE):
         if tables.get(name) != "BASE TABLE":
             _empty_table(con, name)
-    prices = resolve_prices(_models(con, organization), overrides, _anthropic_models(con, ledger | providers))
+    prices = resolve_prices(
+        _models(con, organization),
+        overrides,
+        _anthropic_models(con, ledger | providers),
+        _other_models(con, providers),
+    )
     write_model_prices(con, prices)
     create_views(con, has_gone, organization, ledger, providers)
     current = stored == fingerprint(prices, has_gone, organization, ledger, providers)
@@ -243,7 +262,12 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
         has_gone = table_exists(con, S, GONE_TABLE)
         ledger = _ledger_tables(tables)
         providers = _provider_tables(tables)
-        prices = resolve_prices(_models(con, organization), overrides, _anthropic_models(con, ledger | providers))
+        prices = resolve_prices(
+            _models(con, organization),
+            overrides,
+            _anthropic_models(con, ledger | providers),
+            _other_models(con, providers),
+        )
         con.execute("BEGIN TRANSACTION")
         try:
             _add_absent_columns(con, tables)

@@ -20,6 +20,13 @@ BATCH_FACTOR = 0.5
 # claude-sonnet-4-0, claude-3-5-haiku) not at all: there the standard price times this factor is the price,
 # and `model_prices.source` says so (prices.GENAI_PRICES_STANDARD).
 ANTHROPIC_BATCH_FACTOR = 0.5
+# The share of the standard price a batch pays on the other providers, where genai-prices lists no batch price of
+# their own: Groq documents its Batch API at 50% of the standard price (genai-prices 0.2.3 lists a batch price
+# only for two of its text models, from 2026-10-14); Azure's Global/Data Zone Batch deployments are 50% of
+# Global Standard, priced as OpenAI's model (genai-prices has no Azure batch prices); an OpenAI-compatible
+# endpoint is priced only from the price file, whose entries default to 50%, the discount of every batch API in
+# the provider facts. A price file entry's `batch_factor` overrides it.
+PROVIDER_BATCH_FACTORS = {"groq": 0.5, "azure": 0.5, "openai-compatible": 0.5}
 # A price file's `batch_factor` is the share of the standard price a batch pays: above 1 a batch would
 # cost more than the same requests sent one by one, which no provider bills (a typo, such as 5 for 0.5).
 BATCH_FACTOR_MAX = 1.0

@@ -14,7 +14,8 @@ never a negative duration or cost.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import duckdb
 
@@ -22,7 +23,11 @@ from ..settings import BATCHES_TABLE, GONE_TABLE, is_open_sql
 from . import settings
 from .anthropic_views import ENDPOINT as ANTHROPIC_ENDPOINT
 from .anthropic_views import PROVIDER as ANTHROPIC
-from .anthropic_views import PROVIDER_TABLES, anthropic_views
+from .anthropic_views import PROVIDER_TABLES as ANTHROPIC_TABLES
+from .anthropic_views import anthropic_views
+from .compatible_views import COMPATIBLE_TABLES
+from .compatible_views import costs as compatible_costs
+from .compatible_views import in_scope as compatible_in_scope
 from .ledger_views import ledger_views, request_redactions
 from .prices import GENAI_PRICES_STANDARD, PriceRow
 from .reconciliation import BatchTerms, cost_caveats, reconciliation_views
@@ -131,11 +136,14 @@ def _elapsed(later: str, earlier: str) -> str:
 # calendar, ~18x slower (1.4 s of the report over a million batches), and is elapsed time only where no
 # DST change falls in between; the difference of epochs is exact elapsed time in every time zone. And
 # `epoch_us`, not `epoch`: the integer microseconds are ~4x cheaper to get than `epoch`'s double.
-BATCH_TIMINGS = f"""
-CREATE OR REPLACE VIEW {S}.batch_timings AS
+def batch_timings_sql(view: str = "batch_timings", source: str = "batches_in_scope", carry: str = "") -> str:
+    """`batch_timings` over ``source`` (`batches_in_scope`, or another relation of OpenAI's columns), with the
+    columns ``carry`` (`"provider, provider_status, "`) passed through first."""
+    return f"""
+CREATE OR REPLACE VIEW {S}.{view} AS
 WITH ends AS (
     SELECT
-        id, project, model, model_label, endpoint, status, usage_consistent, gone, metadata,
+        {carry}id, project, model, model_label, endpoint, status, usage_consistent, gone, metadata,
         usage__input_tokens, usage__output_tokens,
         usage__input_tokens_details__cached_tokens, usage__output_tokens_details__reasoning_tokens,
         created_at AS created_at_as_sent,  -- `batch_costs` joins prices on it: DuckDB knows its bounds
@@ -143,7 +151,7 @@ WITH ends AS (
         {", ".join(f"{_usable(c)} AS {c}" for c in _TIMES)},
         NOT {is_open_sql()} AND NOT gone AS is_terminal,
         {_ENDED_AT} AS ended_at
-    FROM {S}.batches_in_scope
+    FROM {S}.{source}
 ),
 intervals AS (
     SELECT
@@ -156,7 +164,7 @@ intervals AS (
     FROM ends
 )
 SELECT
-    id, project, model, model_label, endpoint, status, created_at, expires_at,
+    {carry}id, project, model, model_label, endpoint, status, created_at, expires_at,
     is_terminal,
     gone,
     ended_at,
@@ -184,6 +192,9 @@ SELECT
     CASE WHEN usage_consistent THEN usage__output_tokens_details__reasoning_tokens END AS reasoning_tokens
 FROM intervals
 """
+
+
+BATCH_TIMINGS = batch_timings_sql()
 
 # Batch price: `batch_factor` (0.5) of the standard price of the period in force at created_at.
 # Uncached input at the input price, cached input at the cached-input price (the input price where
@@ -279,7 +290,7 @@ _EXPIRED_OR_CANCELLED = (
     "THEN requests_total - requests_completed - requests_failed ELSE 0 END END"
 )
 _JOB_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    # (column, from batch_costs, from anthropic_batch_costs)
+    # (column, from an OpenAI-shaped costs view: batch_costs, compatible_batch_costs; from anthropic_batch_costs)
     ("provider", "'openai'", f"'{ANTHROPIC}'"),
     ("project", "project", "project"),
     ("batch_id", "id", "id"),
@@ -322,18 +333,50 @@ _JOB_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("all_requests_failed", "all_requests_failed", "all_requests_failed"),
 )
 JOB_COLUMNS = tuple(name for name, _, _ in _JOB_COLUMNS)
+_OPENAI_SHAPED_JOB = {name: expr for name, expr, _ in _JOB_COLUMNS}
 
 
-def _side(source: str, i: int, columns: tuple[tuple[str, str, str], ...] = _JOB_COLUMNS) -> str:
-    return "SELECT\n    " + ",\n    ".join(f"{c[i]} AS {c[0]}" for c in columns) + f"\nFROM {S}.{source}"
+@dataclass(frozen=True)
+class JobSide:
+    """One provider family's rows of `batch_jobs`: its costs view, its timings view (`batch_job_timings`, which
+    needs no price), and each column of `batch_jobs` as an expression over them. Another provider is one more
+    entry of `_JOB_SIDES` (and its views)."""
+
+    costs: str
+    timings: str
+    columns: Mapping[str, str]
+    # the tables whose presence brings the side in (empty: always; its views are then empty relations)
+    tables: tuple[str, ...] = ()
 
 
-BATCH_JOBS = f"""
+_JOB_SIDES: tuple[JobSide, ...] = (
+    JobSide("batch_costs", "batch_timings", {**_OPENAI_SHAPED_JOB, "provider": "'openai'"}),
+    JobSide("anthropic_batch_costs", "anthropic_batch_costs", {name: expr for name, _, expr in _JOB_COLUMNS}),
+    # Azure, Groq, openai-compatible: OpenAI's figures, `provider` from the row (compatible_views.py)
+    JobSide(
+        "compatible_batch_costs",
+        "compatible_batch_timings",
+        {**_OPENAI_SHAPED_JOB, "provider": "provider"},
+        COMPATIBLE_TABLES,
+    ),
+)
+
+
+def _side(source: str, columns: Mapping[str, str], names: Sequence[str]) -> str:
+    return "SELECT\n    " + ",\n    ".join(f"{columns[n]} AS {n}" for n in names) + f"\nFROM {S}.{source}"
+
+
+def _sides(present: frozenset[str]) -> tuple[JobSide, ...]:
+    return tuple(side for side in _JOB_SIDES if not side.tables or present & set(side.tables))
+
+
+def batch_jobs_sql(present: frozenset[str] = frozenset()) -> str:
+    union = "\nUNION ALL\n".join(_side(side.costs, side.columns, JOB_COLUMNS) for side in _sides(present))
+    return f"""
 CREATE OR REPLACE VIEW {S}.batch_jobs AS
-{_side("batch_costs", 1)}
-UNION ALL
-{_side("anthropic_batch_costs", 2)}
+{union}
 """
+
 
 # `batch_jobs` without its cost columns, the OpenAI side read from `batch_timings`: the same rows and values,
 # without the price lookup, which the throughput and turnaround figures do not need (a third of their time
@@ -351,13 +394,16 @@ _COST_COLUMNS = frozenset(
         "price_tiered",
     }
 )
-_JOB_TIMING_COLUMNS = tuple(c for c in _JOB_COLUMNS if c[0] not in _COST_COLUMNS)
-BATCH_JOB_TIMINGS = f"""
+_JOB_TIMING_COLUMNS = tuple(c for c in JOB_COLUMNS if c not in _COST_COLUMNS)
+
+
+def batch_job_timings_sql(present: frozenset[str] = frozenset()) -> str:
+    union = "\nUNION ALL\n".join(_side(side.timings, side.columns, _JOB_TIMING_COLUMNS) for side in _sides(present))
+    return f"""
 CREATE OR REPLACE VIEW {S}.batch_job_timings AS
-{_side("batch_timings", 1, _JOB_TIMING_COLUMNS)}
-UNION ALL
-{_side("anthropic_batch_costs", 2, _JOB_TIMING_COLUMNS)}
+{union}
 """
+
 
 # Work is counted in the period the batch ended: results become available all at once, at the end.
 # A finished batch without a usable end time is in no period (`caveats` counts it). Per provider and model.
@@ -503,7 +549,38 @@ _ANTHROPIC_FALLBACK = (
 _ANTHROPIC_FALLBACK_FIGURES = "every cost figure: Anthropic''s discount, not a listed batch price"
 
 
-def _caveats_sql(organization_tables: frozenset[str] = frozenset(), ledger_tables: frozenset[str] = frozenset()) -> str:
+# Azure, Groq and openai-compatible batches (compatible_views.py), once a load wrote one of their tables: unpriced
+# ones with the reason, and the timing reasons of the OpenAI side.
+_COMPATIBLE_UNPRICED_FIGURES = "every cost figure (batch_jobs.unpriced_reason)"
+
+
+def _compatible_caveats(provider_tables: frozenset[str]) -> str:
+    if not provider_tables & set(COMPATIBLE_TABLES):
+        return ""
+    timing = (_CAVEATS[0], _CAVEATS[1], _CAVEATS[3], _CAVEATS[4])
+    return f"""
+UNION ALL
+SELECT id, provider || ' batch unpriced: ' || unpriced_reason, '{_COMPATIBLE_UNPRICED_FIGURES}'
+FROM {S}.compatible_batch_costs
+WHERE NOT priced
+UNION ALL
+SELECT id, '{_TIERED[0]}', '{_TIERED[1]}'
+FROM {S}.compatible_batch_costs
+WHERE price_tiered""" + "".join(
+        f"""
+UNION ALL
+SELECT id, '{caveat}', '{figures}'
+FROM {S}.compatible_batch_timings
+WHERE {condition}"""
+        for condition, caveat, figures in timing
+    )
+
+
+def _caveats_sql(
+    organization_tables: frozenset[str] = frozenset(),
+    ledger_tables: frozenset[str] = frozenset(),
+    provider_tables: frozenset[str] = frozenset(),
+) -> str:
     kinds = [(condition, caveat, figures) for condition, caveat, figures in _CAVEATS]
     flags = "\n        + ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, _, _) in enumerate(kinds))
     rows = [(1 << i, caveat, figures) for i, (_, caveat, figures) in enumerate(kinds)]
@@ -559,7 +636,7 @@ WHERE is_terminal AND ended_at IS NULL
 UNION ALL
 SELECT id, '{_CAVEATS[4][1]}', '{_CAVEATS[4][2]}'
 FROM {S}.anthropic_batch_costs
-WHERE created_at IS NULL
+WHERE created_at IS NULL{_compatible_caveats(provider_tables)}
 """
 
 
@@ -569,8 +646,6 @@ _TIMING_VIEWS: tuple[tuple[str, str], ...] = (
     ("batch_costs", BATCH_COSTS),
 )
 _LATER_VIEWS: tuple[tuple[str, str], ...] = (
-    ("batch_jobs", BATCH_JOBS),
-    ("batch_job_timings", BATCH_JOB_TIMINGS),
     ("throughput_hourly", THROUGHPUT_HOURLY),
     ("throughput_daily", THROUGHPUT_DAILY),
     ("turnaround_percentiles", TURNAROUND_PERCENTILES),
@@ -578,6 +653,10 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
     ("open_batches", OPEN_BATCHES),
 )
 
+
+_COMPATIBLE_TIMINGS = batch_timings_sql(
+    "compatible_batch_timings", "compatible_batches_in_scope", carry="provider, provider_status, "
+)
 
 # What the reconciliation views (reconciliation.py) build on: the same definitions as every view here.
 _TERMS = BatchTerms(usable=_usable, ended_at=_ENDED_AT, usage_consistent=_USAGE_CONSISTENT, no_model=NO_MODEL)
@@ -597,14 +676,26 @@ def views(
         ("batches_in_scope", batches_in_scope(has_gone_table)),
         *_TIMING_VIEWS,
         *anthropic_views(ledger_tables | provider_tables, has_gone_table, _usable, _elapsed),
+        (
+            "compatible_batches_in_scope",
+            compatible_in_scope(
+                provider_tables, has_gone_table, _USAGE_CONSISTENT, _REQUEST_COUNTS_CONSISTENT, _usable
+            ),
+        ),
+        ("compatible_batch_timings", _COMPATIBLE_TIMINGS),
+        ("compatible_batch_costs", compatible_costs(provider_tables, _TIMING_COLUMNS)),
+        ("batch_jobs", batch_jobs_sql(provider_tables)),
+        ("batch_job_timings", batch_job_timings_sql(provider_tables)),
         *_LATER_VIEWS,
-        ("caveats", _caveats_sql(organization_tables, ledger_tables)),
+        ("caveats", _caveats_sql(organization_tables, ledger_tables, provider_tables)),
         *reconciliation_views(organization_tables, _TERMS),
         *ledger_views(ledger_tables),
     )
 
 
 VIEW_NAMES = tuple(name for name, _ in views(False))
+# Other providers' batch tables the views read when present (session.py passes the ones a load created).
+PROVIDER_TABLES = (*ANTHROPIC_TABLES, *COMPATIBLE_TABLES)
 
 
 def create_views(

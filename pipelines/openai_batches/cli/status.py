@@ -101,8 +101,7 @@ def read_status(where: Store | str) -> StatusReport:
         for provider_name, table in settings.BATCH_TABLES.items():
             if table not in tables:
                 continue
-            status_column, terminal = _OPEN_BY[provider_name]
-            is_open = settings.is_open_sql(status_column, gone_table=gone_table, terminal=terminal)
+            is_open = _open_sql(provider_name, gone_table)
             for project, batches, open_now, oldest in con.execute(
                 f"""SELECT coalesce(project, ''), count(*), count(*) FILTER (WHERE {is_open}),
                            min(created_at) FILTER (WHERE {is_open})
@@ -111,13 +110,18 @@ def read_status(where: Store | str) -> StatusReport:
                 status = line(provider_name, project)
                 status.batches, status.open_now, status.oldest_open = batches, open_now, _utc(oldest)
         if gone_table:
-            anthropic = settings.ANTHROPIC_BATCHES_TABLE
-            of_anthropic = (
-                f"g.id IN (SELECT id FROM {schema}.{anthropic})" if anthropic in tables else "false"
-            )  # ids do not collide (`msgbatch_...`): a gone id in Anthropic's table is Anthropic's
-            query = f"SELECT coalesce(g.project, ''), {of_anthropic}, count(*) FROM {gone_table} g GROUP BY 1, 2"
-            for project, is_anthropic, gone in con.execute(query).fetchall():
-                line("anthropic" if is_anthropic else "openai", project).gone = gone
+            # Whose a gone id is: the provider whose table holds it (ids of two providers do not collide), else OpenAI.
+            owner = " ".join(
+                f"WHEN g.id IN (SELECT id FROM {schema}.{table}) THEN '{provider_name}'"
+                for provider_name, table in settings.BATCH_TABLES.items()
+                if provider_name != settings.DEFAULT_PROVIDER and table in tables
+            )
+            whose = (
+                f"CASE {owner} ELSE '{settings.DEFAULT_PROVIDER}' END" if owner else f"'{settings.DEFAULT_PROVIDER}'"
+            )
+            query = f"SELECT coalesce(g.project, ''), {whose}, count(*) FROM {gone_table} g GROUP BY 1, 2"
+            for project, provider_name, gone in con.execute(query).fetchall():
+                line(str(provider_name), project).gone = gone
         report.projects = sorted(projects.values(), key=lambda p: (p.project, p.provider))
         if settings.FILES_TABLE in tables:
             report.ledger_files = {"read": 0, "pending": 0, "gone": 0}
@@ -131,10 +135,15 @@ def read_status(where: Store | str) -> StatusReport:
 
 
 # What "open" means in each provider's table: the status column and its terminal values.
-_OPEN_BY = {
-    "openai": ("status", settings.TERMINAL_STATUSES),
-    "anthropic": ("processing_status", settings.ANTHROPIC_TERMINAL_STATUSES),
-}
+def _open_sql(provider: str, gone_table: str | None) -> str:
+    """`is_open` of a provider's batch rows: Anthropic's `processing_status`; every other provider's `status` in
+    OpenAI's words (any casing, Mistral's and Together's synonyms: settings.openai_status_sql), OpenAI's as sent."""
+    if provider == "anthropic":
+        return settings.is_open_sql(
+            "processing_status", gone_table=gone_table, terminal=settings.ANTHROPIC_TERMINAL_STATUSES
+        )
+    column = "status" if provider == settings.DEFAULT_PROVIDER else settings.openai_status_sql("status")
+    return settings.is_open_sql(column, gone_table=gone_table)
 
 
 def _read_reconciliation(report: StatusReport, store: Store) -> None:

@@ -157,7 +157,7 @@ class ApiClient:
             body = json.loads(raw)
         except NOT_JSON:
             message, _ = error_details(raw, self.redactor)
-            if expect == "list" and not _cut_short(raw):
+            if expect in ("list", "array") and not _cut_short(raw):
                 # A whole answer that is not JSON (a web page, a gateway's text) where the list was asked for:
                 # base_url points at something that is not a batch API, and asking again cannot change that.
                 raise ApiError(
@@ -173,6 +173,14 @@ class ApiClient:
                 message=f"{self.redactor.clean(wrong, 160)} {_NOT_A_LIST}",
                 request_id=request_id,
             )
+        if expect == "array" and (wrong := _not_an_array(body)):
+            # Together's list is a bare array: an envelope there is another API's answer, refused alike.
+            raise ApiError(
+                what,
+                status=response.status_code,
+                message=f"{self.redactor.clean(wrong, 160)} {_NOT_AN_ARRAY}",
+                request_id=request_id,
+            )
         if expect == "list":
             # One meaning of `has_more` for everything after this (the checks below, every client's Page): a
             # gateway's "false" was `bool("false")`, true, and the empty page after the last was retried until
@@ -185,7 +193,7 @@ class ApiClient:
                 message=f"unexpected response body (not a {expect} object)",
                 request_id=request_id,
             )
-        if expect in ("list", "batch") and self._id_echoes_a_key(body):
+        if expect in ("list", "batch", "array") and self._id_echoes_a_key(body):
             # The id is a merge key, a list cursor and the request ledger's key: masked, it would no longer
             # be the batch's; kept, the key would be stored (state.json, batch_requests). A server echoing a
             # key there is refused like an item without a usable id, in one line; retrying would not help.
@@ -214,11 +222,14 @@ class ApiClient:
             )
         return body, response
 
-    def _id_echoes_a_key(self, body: dict[str, Any]) -> bool:
+    def _id_echoes_a_key(self, body: Any) -> bool:
         """Whether a batch id of a list page (or the batch) shares a run of characters with a configured key."""
         if self._key_pattern is None:
             return False
-        ids = [b["id"] for b in body["data"]] if "data" in body and isinstance(body["data"], list) else [body["id"]]
+        if isinstance(body, list):  # a bare array (Together's list)
+            ids = [b["id"] for b in body]
+        else:
+            ids = [b["id"] for b in body["data"]] if isinstance(body.get("data"), list) else [body["id"]]
         return self._key_pattern.search("\n".join(ids)) is not None
 
     @contextlib.contextmanager
@@ -416,6 +427,23 @@ _NOT_A_LIST = (
 )
 
 
+# The same for a list that is a bare JSON array (Together's), where an envelope came.
+_NOT_AN_ARRAY = (
+    "(expected a bare JSON array of batches [...]; not retried: check base_url and provider, an answer of another "
+    "shape cannot fix itself)"
+)
+
+
+def _not_an_array(body: Any) -> str | None:
+    """Why `body` is not a bare JSON array, in words that name what came; None when it is one."""
+    if isinstance(body, list):
+        return None
+    if isinstance(body, dict):
+        keys = ", ".join(sorted(str(k) for k in body)[:6]) or "none"
+        return f"the answer is a JSON object (keys: {keys}), not a bare array"
+    return f"the answer is a JSON {type(body).__name__}, not a bare array"
+
+
 def _cut_short(raw: bytes) -> bool:
     """Whether a body that does not parse may be JSON cut short on the way (empty, or starting as JSON does: a
     gateway or a dropped connection cut it; retried) rather than a whole answer of something else (a web page,
@@ -460,6 +488,8 @@ def _has_more(value: Any) -> bool | None:
 
 
 def _has_shape(body: Any, expect: str) -> bool:
+    if expect == "array":
+        return isinstance(body, list) and all(_has_id(b) for b in body)
     if not isinstance(body, dict):
         return False
     # A batch without a string id can be neither merged nor used as a cursor: the page is refused.

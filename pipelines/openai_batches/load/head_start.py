@@ -24,9 +24,8 @@ import contextlib
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..client.anthropic import AnthropicClient
@@ -43,9 +42,6 @@ if TYPE_CHECKING:
 # some 20 pages of a fast server, fewer at real latency) and are taken as fast as they came from then on.
 # 32 of Anthropic's 1000-batch pages are ~50 MB of batch objects; OpenAI's pages hold 100.
 READ_AHEAD_PAGES = 32
-# Pages older than this when the run wants them are dropped and read again: the run holds the lock from the
-# start, but a slow start (a machine under load, a DuckDB shell holding the file) must not load an old list.
-FRESH_S = 10.0
 
 Client = BatchesClient | AnthropicClient
 # Whose clients `open_client` opens as their sources do (the others start the ordinary way).
@@ -56,7 +52,6 @@ _PROVIDERS = ("openai", "anthropic")
 class _Fetched:
     page: Page | None = None
     error: BaseException | None = None
-    at: float = field(default_factory=time.monotonic)
 
 
 class HeadStart:
@@ -70,7 +65,8 @@ class HeadStart:
         self.retry = RetryPolicy(max_attempts=config.max_attempts)
         self._client = open_client(self.project, config, self.retry)
         self._fetched: dict[str | None, _Fetched] = {}
-        self._in_flight: str | None | bool = False  # the cursor being requested now; False: none
+        # The cursor of the page being read (or next, once there is room); False: none. The head page first.
+        self._in_flight: str | None | bool = None
         self._stop = False
         self._done = False
         self._taken = False
@@ -91,26 +87,25 @@ class HeadStart:
                         self._changed.wait()
                     if self._stop:
                         return
-                    self._in_flight = pager.cursor
+                cursor = pager.cursor
                 fetched = _Fetched()
                 try:
-                    fetched.page = self._client.list_page(after=pager.cursor)
+                    fetched.page = self._client.list_page(after=cursor)
                 except Exception as e:  # handed to whoever asks for this page: the loop meets it there
                     fetched.error = e
-                # As old as its answer: dated from the request, a page that took longer than FRESH_S to come
-                # (a slow server, retries) was stale on arrival, dropped and requested again.
-                fetched.at = time.monotonic()
+                following: str | None = None
+                if fetched.page is not None:
+                    try:
+                        pager.update_state(fetched.page)
+                        following = pager.cursor if pager.has_next_page else None
+                    except ApiError:  # the loop refuses this page itself, in its own words
+                        following = None
                 with self._changed:
-                    self._fetched[pager.cursor] = fetched
-                    self._in_flight = False
+                    self._fetched[cursor] = fetched
+                    # The next page is marked as coming in the same step: whoever asks for it waits for it.
+                    self._in_flight = following if following is not None else False
                     self._changed.notify_all()
-                if fetched.page is None:
-                    return
-                try:
-                    pager.update_state(fetched.page)
-                except ApiError:  # the loop refuses this page itself, in its own words
-                    return
-                if not pager.has_next_page:
+                if following is None:
                     return
         finally:
             with self._changed:
@@ -140,12 +135,14 @@ class HeadStart:
 
     def take(self, after: str | None) -> _Fetched | None:
         """What was read for the page after `after` (waiting while it is being requested), or None: the
-        thread is stopped and the caller requests it (the pages before it went unused, or it is stale)."""
+        thread is stopped and the caller requests it (it was not read ahead)."""
         with self._changed:
             while after not in self._fetched and self._in_flight == after and not self._done:
                 self._changed.wait(0.5)  # wakes up now and then: a signal is handled at once
+            # A page read while the program started is as good as one read now: a backfill's pages are read over
+            # its whole run anyway, and the lock has been held since before the first request (nothing waited).
             fetched = self._fetched.pop(after, None)
-            if fetched is None or time.monotonic() - fetched.at > FRESH_S:
+            if fetched is None:
                 self._stop = True
                 self._fetched.clear()
                 fetched = None
@@ -293,4 +290,4 @@ def _dlt_files_exist() -> bool:
     )
 
 
-__all__ = ["FRESH_S", "READ_AHEAD_PAGES", "HeadStart", "ReadAhead", "begin"]
+__all__ = ["READ_AHEAD_PAGES", "HeadStart", "ReadAhead", "begin"]

@@ -423,6 +423,25 @@ def _source(
             other_keys=config.every_key(),
             claimed=claimed,
         )
+    if project.provider in settings.OTHER_PROVIDERS:
+        from ..sources.others.source import other_batches
+
+        name = project.name or project.provider
+        return other_batches(
+            project.provider,
+            api_key=project.api_key,
+            base_url=project.base_url,
+            project_name=name,
+            full_refresh=full_refresh,
+            lookback_seconds=config.lookback_seconds,
+            timeout=config.timeout,
+            retry=retry,
+            stats=stats,
+            progress=progress,
+            known_ids=stored_ids(pipeline, settings.BATCH_TABLES[project.provider], name) if full_refresh else None,
+            other_keys=config.every_key(),
+            claimed=claimed,
+        )
     return openai_batches(
         api_key=project.api_key,
         base_url=project.base_url,

@@ -12,12 +12,18 @@ from types import FrameType
 from ..cli.argtypes import number_in
 from .clock import SimClock
 from .faults import DEFAULT_RANDOM_FAULTS, FAULT_KINDS
+from .flavors import AZURE_QUIRKS
 from .org import DEFAULT_PROJECTS, SimulatedOrg
 from .server import SimulatorServer
 from .workload import USAGE_CUTOFF
 
 # The Anthropic workspace `simulate` serves (API key -> workspace id).
 ANTHROPIC_WORKSPACE = {"sk-ant-api03-sim-default": "wrkspc_sim_default"}
+# The Groq organisation and Azure OpenAI resource `simulate --groq-batches/--azure-batches` serve: a project each
+# of the simulated organisation, read through the flavour's paths and key header (flavors.py). Keys of the shape
+# each provider's keys have (`gsk_...`; Azure's 32 hex digits), so the loader takes them as that provider's.
+GROQ_SIM = ("gsk_simdefault00000000000000000000000000000000000000000", "proj_groq")
+AZURE_SIM = ("0a2f5e0000000000000000000000517e", "proj_azure")
 
 
 def parse_projects(spec: str) -> dict[str, str]:
@@ -112,6 +118,32 @@ def build_parser() -> argparse.ArgumentParser:
         "0 serves no Anthropic API (default %(default)s)",
     )
     p.add_argument(
+        "--groq-batches",
+        type=number_in(int, 0),
+        default=0,
+        help="batches of history of a Groq organisation (GET /openai/v1/batches with a gsk_ key: no has_more); "
+        "0 serves none (default %(default)s)",
+    )
+    p.add_argument(
+        "--groq-paging",
+        choices=("honours", "ignores"),
+        default="honours",
+        help="whether the Groq list honours limit/after (unconfirmed on the real API; default %(default)s)",
+    )
+    p.add_argument(
+        "--azure-batches",
+        type=number_in(int, 0),
+        default=0,
+        help="batches of history of an Azure OpenAI resource (api-key header; /openai/v1/batches and "
+        "/openai/batches?api-version=...); 0 serves none (default %(default)s)",
+    )
+    p.add_argument(
+        "--azure-quirks",
+        default=",".join(sorted(AZURE_QUIRKS)),
+        help=f"comma separated, among {', '.join(sorted(AZURE_QUIRKS))}, or empty for OpenAI's shape "
+        "(default %(default)s)",
+    )
+    p.add_argument(
         "--gzip",
         action="store_true",
         help="gzip every answer to a client that accepts it, file contents as they stream (as Cloudflare does)",
@@ -127,6 +159,27 @@ def _print_anthropic(server: SimulatorServer, org: SimulatedOrg, workspaces: dic
         print(f"ANTHROPIC_ADMIN_KEY={key}  # Admin API only (/v1/organizations/...)")
 
 
+def _add_flavored(org: SimulatedOrg, args: argparse.Namespace, days: float) -> list[str]:
+    """The Groq and Azure projects asked for, with their history; the lines that say how to read them."""
+    lines = []
+    for (key, project), count, label in (
+        (GROQ_SIM, args.groq_batches, "GROQ"),
+        (AZURE_SIM, args.azure_batches, "AZURE_OPENAI"),
+    ):
+        if count:
+            org.add_project(project, name=project, api_key=key)
+            org.generate_history(count, project=project, days=min(days, 60.0), open_fraction=args.open_fraction)
+            lines.append(f"{label}_API_KEY={key}  # {project}, {count} batches")
+    return lines
+
+
+def _print_flavored(server: SimulatorServer, lines: list[str]) -> None:
+    root = server.base_url.removesuffix("/v1")  # the groq SDK's root, and an Azure resource's endpoint
+    for line in lines:
+        print(f"{'GROQ_BASE_URL' if line.startswith('GROQ') else 'AZURE_OPENAI_ENDPOINT'}={root}")
+        print(line)
+
+
 def serve(argv: list[str] | None = None) -> int:
     """The `openai-batches simulate` command: serve until Ctrl-C (or SIGTERM), return 0.
 
@@ -140,6 +193,10 @@ def serve(argv: list[str] | None = None) -> int:
         ANTHROPIC_BASE_URL=http://127.0.0.1:8000               (unless --anthropic-batches 0)
         ANTHROPIC_API_KEY=sk-ant-api03-sim-default  # wrkspc_sim_default, N message batches
         ANTHROPIC_ADMIN_KEY=sk-ant-admin01-sim  # Admin API only
+        GROQ_BASE_URL=http://127.0.0.1:8000                    (with --groq-batches N)
+        GROQ_API_KEY=gsk_simdefault...  # proj_groq, N batches
+        AZURE_OPENAI_ENDPOINT=http://127.0.0.1:8000            (with --azure-batches N)
+        AZURE_OPENAI_API_KEY=0a2f5e...  # proj_azure, N batches
         Simulator keys only: ...
     """
     args = build_parser().parse_args(argv)
@@ -149,6 +206,10 @@ def serve(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     kinds = tuple(k.strip() for k in args.fault_kinds.split(",") if k.strip())
+    quirks = frozenset(q.strip() for q in args.azure_quirks.split(",") if q.strip())
+    if quirks - AZURE_QUIRKS:
+        print(f"error: --azure-quirks: unknown {', '.join(sorted(quirks - AZURE_QUIRKS))}", file=sys.stderr)
+        return 2
     clock = SimClock(realtime=True, speed=args.speed)
     days = args.days
     if days is None:
@@ -161,6 +222,7 @@ def serve(argv: list[str] | None = None) -> int:
         org.generate_history(args.batches, days=days, open_fraction=args.open_fraction)
         if anthropic:
             org.anthropic.generate_history(args.anthropic_batches, days=60)
+        flavored = _add_flavored(org, args, days)
     except KeyboardInterrupt:
         return 130  # interrupted before serving anything
     gen_s = time.perf_counter() - t0
@@ -179,6 +241,8 @@ def serve(argv: list[str] | None = None) -> int:
             fault_seed=args.seed,
             admin=args.admin,
             compress=args.gzip,
+            groq_paging=args.groq_paging,
+            azure_quirks=quirks,
         ).start()
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -203,6 +267,7 @@ def serve(argv: list[str] | None = None) -> int:
         print(f"OPENAI_ADMIN_KEY={key}  # Admin API only (/v1/organization/...)")
     if anthropic:
         _print_anthropic(server, org, anthropic, args.anthropic_batches)
+    _print_flavored(server, flavored)
     print("Simulator keys only: they are not secrets. Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):

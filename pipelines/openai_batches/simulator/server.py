@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from . import admin_api, anthropic, anthropic_admin, flavors
+from . import admin_api, anthropic, anthropic_admin, flavors, others
 from .batch_requests import output_expires_seconds
 from .faults import DEFAULT_RANDOM_FAULTS, Fault, fault_response
 from .files import FILES_PREFIX, Streamed
@@ -133,6 +133,8 @@ class SimulatorServer:
         echo_key_in_metadata: bool = False,
         groq_paging: str = "honours",
         azure_quirks: frozenset[str] = frozenset(),
+        together_order: str = "newest",
+        mistral_arrivals: int = 0,
     ) -> None:
         for kind in fault_kinds:
             Fault(kind)  # validates the name
@@ -149,6 +151,13 @@ class SimulatorServer:
         self.groq_paging = groq_paging
         self.azure_quirks = frozenset(azure_quirks)
         self._azure_ids = flavors.IdMap()
+        # Together's, Mistral's and OpenRouter's APIs (others.py): the order of Together's array, and how many new
+        # jobs arrive in a Mistral project after each list page served.
+        if together_order not in others.TOGETHER_ORDERS:
+            raise ValueError(f"together_order must be one of {others.TOGETHER_ORDERS}")
+        self.together_order = together_order
+        self.mistral_arrivals = mistral_arrivals
+        self._other_ids = others.UuidMap()
         self.host = host
         self.port = port
         self.latency = latency
@@ -282,6 +291,10 @@ class SimulatorServer:
             key = flavors.key_of(flavor, headers)
             project = self.org.project_of_key(key) if key else None
             key_valid = project is not None
+        other = others.provider_of(path)
+        if other is not None:  # Together's, Mistral's or OpenRouter's API over the organisation's projects
+            project = self.org.project_of_key(key) if key else None
+            key_valid = project is not None
 
         fault = self._take_fault(path)
 
@@ -332,6 +345,8 @@ class SimulatorServer:
                 resp = anthropic.answer(self.org.anthropic, method, path, query, headers, root, request_id)
             elif flavor is not None:
                 resp = self._flavored(flavor, method, path, query, body, key, project)
+            elif other is not None:
+                resp = self._other(other, method, path, query, project)
             else:
                 resp = self._organization_api(method, path, split.query, key)
                 if resp is None:
@@ -358,7 +373,7 @@ class SimulatorServer:
         else:
             h.send_header("x-request-id", request_id)
             h.send_header("openai-organization", self.org.organization)
-            if project is not None and flavor is None:
+            if project is not None and flavor is None and other is None:
                 h.send_header("openai-project", project)
             h.send_header("openai-version", _OPENAI_VERSION)
             h.send_header("openai-processing-ms", str(max(1, round((time.perf_counter() - started) * 1000))))
@@ -505,6 +520,30 @@ class SimulatorServer:
             openai_query, everything = {}, self._every_batch(project)
         resp = self._route(method, openai_path, openai_query, body, key, project)
         return flavors.render(flavor, resp, quirks, self._azure_ids, everything)
+
+    def _other(self, provider: str, method: str, path: str, query: dict[str, str], project: str | None) -> Response:
+        """A request to Together's, Mistral's or OpenRouter's API (others.py), over the organisation's projects."""
+
+        def arrive(project: str, count: int) -> None:
+            for _ in range(count):
+                self.org.create_batch(project=project)
+
+        return others.answer(
+            provider,
+            method,
+            path,
+            query,
+            project,
+            every_batch=self.org.batches,
+            get=self.org.get,
+            list_page=lambda p, limit, after: self.org.list_page(p, limit=limit, after=after),
+            ids=self._other_ids,
+            options={
+                "together_order": self.together_order,
+                "mistral_arrivals": self.mistral_arrivals,
+                "arrive": arrive,
+            },
+        )
 
     def _every_batch(self, project: str) -> list[dict[str, Any]]:
         """Every batch of `project`, newest first (a list that ignores `limit` and `after`)."""

@@ -41,9 +41,9 @@ def created(item: Mapping[str, Any], latest: float) -> int | None:
 
 
 def status_of(item: Mapping[str, Any]) -> Any:
-    """The status as OpenAI spells it (lower case); the provider's own value stays in its table."""
-    status = item.get("status")
-    return status.strip().lower() if isinstance(status, str) else status
+    """The status in OpenAI's words (any casing; `settings.STATUS_SYNONYMS`), as `batch_jobs` shows it; the
+    provider's own value stays in its table."""
+    return settings.openai_status(item.get("status"))
 
 
 def is_open(item: Mapping[str, Any]) -> bool:

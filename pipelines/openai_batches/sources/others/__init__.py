@@ -1,0 +1,1 @@
+"""Batch APIs of their own shape (issue 19): Together, Mistral, OpenRouter."""
