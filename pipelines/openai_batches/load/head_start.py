@@ -76,9 +76,7 @@ class HeadStart:
 
     def _read(self) -> None:
         # Paged by the one paging rule (client/paging.py's Paginator, with the plan of a backfill, which wants
-        # every page): the thread stops where the run's loop stops. It stopped only at `has_more` false or a
-        # repeated cursor, and went on past a page that repeats what was listed (the loop refuses it at once):
-        # up to 32 requests no run would make.
+        # every page): the thread stops where the run's loop stops, never making a request the run would not.
         pager = Paginator(EveryPage(), self._client.list_what)
         try:
             while True:
