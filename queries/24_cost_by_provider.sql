@@ -1,6 +1,8 @@
 -- What did each provider's batches cost? (one row per provider with batches in scope; unpriced batches counted, never $0)
 -- `price_sources`: which prices priced them (Anthropic: genai-prices' batch price, or its standard price x 0.5
--- where it lists no batch price; see model_prices and caveats).
+-- where it lists no batch price; see model_prices and caveats). `reported_cost_usd`: what the provider itself reports
+-- its batches cost (OpenRouter's `usage.cost`; NULL for a provider that reports none), and `reported_minus_ours_usd`
+-- its difference from our `cost_usd` over the batches that have both.
 SELECT
     provider,
     count(*) AS batches,
@@ -14,7 +16,9 @@ SELECT
     round(100 * sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0), 1) AS cost_share_pct,
     round(sum(sync_cost_usd), 9) AS sync_cost_usd,
     round(sum(batch_savings_usd), 9) AS batch_savings_usd,
-    string_agg(DISTINCT price_source, '; ' ORDER BY price_source) AS price_sources
+    string_agg(DISTINCT price_source, '; ' ORDER BY price_source) AS price_sources,
+    round(sum(reported_cost_usd), 9) AS reported_cost_usd,
+    round(sum(reported_cost_usd - cost_usd), 9) AS reported_minus_ours_usd
 FROM openai_batches.batch_jobs
 GROUP BY provider
 ORDER BY cost_usd DESC NULLS LAST, provider;

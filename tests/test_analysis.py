@@ -344,7 +344,7 @@ def test_the_example_price_file_is_valid_once_uncommented(tmp_path: Path) -> Non
     uncommented = tmp_path / "prices.toml"
     uncommented.write_text("\n".join(lines))
     overrides = load_overrides(uncommented)
-    assert len(overrides.entries) == 6
+    assert len(overrides.entries) == 7
     assert overrides.azure_deployments == (("my-gpt4o", "gpt-4o"), ("chat-prod", "gpt-4.1-mini"))
 
 

@@ -15,7 +15,7 @@ out: an OpenAI-only database is read exactly as before).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..settings import BATCH_TABLES, BATCHES_TABLE, GONE_TABLE, OPENAI_LIKE_PROVIDERS, openai_status_sql
@@ -108,12 +108,28 @@ def _at_standard(sql: str) -> str:
     return re.sub(r"\b(input_usd_per_mtok|cached_input_usd_per_mtok|output_usd_per_mtok)\b", r"std_\1", sql)
 
 
-def costs(present: frozenset[str], timing_columns: tuple[str, ...]) -> str:
-    """`batch_costs` of the OpenAI-shaped providers, over `compatible_batch_timings` (module docstring)."""
+def costs(
+    present: frozenset[str],
+    timing_columns: tuple[str, ...],
+    *,
+    view: str = "compatible_batch_costs",
+    source: str = "compatible_batch_timings",
+    no_price_reasons: Mapping[str, str] | None = None,
+    no_usage_reasons: Mapping[str, str] | None = None,
+    carry: tuple[str, ...] = (),
+) -> str:
+    """`batch_costs` of the OpenAI-shaped providers, over `compatible_batch_timings` (module docstring); or, named
+    ``view`` over ``source``, of other providers mapped onto OpenAI's columns (other_views.py), with their own
+    reasons for a batch without a price or usage (by provider) and the columns ``carry`` passed through."""
+    if no_price_reasons is None:
+        no_price_reasons = {p.provider: p.no_price for p in present_providers(present)}
+    no_usage = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in (no_usage_reasons or {}).items())
+    no_usage_reason = f"CASE b.provider {no_usage} ELSE 'no usage reported' END" if no_usage else "'no usage reported'"
+    carried = "".join(f"{c}, " for c in carry)
     chosen = ",\n        ".join(
         f"CASE WHEN v.model IS NOT NULL THEN v.{c} ELSE s.{c} END AS {_AS.get(c, c)}" for c in _PRICED
     )
-    no_price = " ".join(f"WHEN '{p.provider}' THEN '{p.no_price}'" for p in present_providers(present))
+    no_price = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in no_price_reasons.items())
     no_price_reason = f"CASE b.provider {no_price} END" if no_price else "'no price for model'"
     rule = sync_cost("input_tokens", "cached_input_tokens", "output_tokens")
 
@@ -124,10 +140,11 @@ def costs(present: frozenset[str], timing_columns: tuple[str, ...]) -> str:
         AND b.created_at_as_sent < coalesce({alias}.valid_to, TIMESTAMPTZ 'infinity')"""
 
     return f"""
-CREATE OR REPLACE VIEW {S}.compatible_batch_costs AS
+CREATE OR REPLACE VIEW {S}.{view} AS
 WITH joined AS (
     SELECT
-        b.provider, b.provider_status, b.id, b.project, b.model, b.model_label, b.endpoint, b.status, b.created_at,
+        b.provider, b.provider_status, {"".join(f"b.{c}, " for c in carry)}b.id, b.project, b.model, b.model_label,
+        b.endpoint, b.status, b.created_at,
         CAST(make_timestamp(epoch_us(b.created_at)) AS DATE) AS created_day,
         b.metadata,
         b.input_tokens, b.cached_input_tokens, b.output_tokens, b.reasoning_tokens,
@@ -139,7 +156,7 @@ WITH joined AS (
         coalesce(s.cached_input_usd_per_mtok, s.input_usd_per_mtok) AS std_cached_input_usd_per_mtok,
         s.output_usd_per_mtok AS std_output_usd_per_mtok,
         CASE
-            WHEN b.usage_consistent IS NULL THEN 'no usage reported'
+            WHEN b.usage_consistent IS NULL THEN {no_usage_reason}
             WHEN NOT b.usage_consistent THEN 'inconsistent usage'
             WHEN b.model IS NULL THEN 'no model reported'
             WHEN b.created_at IS NULL THEN 'no usable creation time'
@@ -147,7 +164,7 @@ WITH joined AS (
             WHEN coalesce(v.output_usd_per_mtok, s.output_usd_per_mtok) IS NULL AND coalesce(b.output_tokens, 0) > 0
                 THEN 'no output price for model'
         END AS unpriced_reason
-    FROM {S}.compatible_batch_timings AS b
+    FROM {S}.{source} AS b
     {join("s", "IS NULL")}
     {join("v", "= 'batch'")}
 ),
@@ -161,7 +178,8 @@ priced AS (
     FROM joined
 )
 SELECT
-    provider, provider_status, id, project, model, model_label, endpoint, status, created_at, created_day, metadata,
+    provider, provider_status, {carried}id, project, model, model_label, endpoint, status, created_at, created_day,
+    metadata,
     input_tokens,
     cached_input_tokens,
     input_tokens - coalesce(cached_input_tokens, 0) AS uncached_input_tokens,

@@ -43,11 +43,22 @@ GENAI_PRICES = "genai-prices"
 OVERRIDE = "override"
 OPENAI, ANTHROPIC = "openai", "anthropic"
 GROQ, AZURE, COMPATIBLE = "groq", "azure", "openai-compatible"
+MISTRAL, OPENROUTER, TOGETHER = "mistral", "openrouter", "together"
 # The providers whose price rows an entry of the price file without `provider` covers (what it covered before
 # there were others); any other provider's models are covered by entries that name it.
 _UNNAMED_ENTRY_PROVIDERS = (OPENAI, ANTHROPIC)
 # genai-prices' provider id of each provider priced from it (Azure: OpenAI's, through its deployments).
-_GENAI_PROVIDER = {OPENAI: settings.PRICE_PROVIDER, ANTHROPIC: ANTHROPIC, GROQ: GROQ}
+# Together: none (its batch discount is "up to 50%", per model and unlisted: priced only from the price file).
+_GENAI_PROVIDER = {
+    OPENAI: settings.PRICE_PROVIDER,
+    ANTHROPIC: ANTHROPIC,
+    GROQ: GROQ,
+    MISTRAL: MISTRAL,
+    OPENROUTER: OPENROUTER,
+}
+# OpenRouter lists the batch price of a model as a model of its own, `<model>:batch` (genai-prices' openrouter
+# data: `openai/gpt-4o-mini:batch` at half `openai/gpt-4o-mini`), not as a price variant.
+OPENROUTER_BATCH_SUFFIX = ":batch"
 # The `source` of Anthropic's genai-prices rows: which of its prices a batch pays (see the module's docstring).
 GENAI_PRICES_BATCH = "genai-prices batch price"
 GENAI_PRICES_STANDARD = f"genai-prices standard price x {settings.ANTHROPIC_BATCH_FACTOR:g}"
@@ -232,26 +243,51 @@ def genai_price_rows(models: Iterable[str], provider: str = OPENAI) -> list[Pric
         info = found.find_model(model, all_providers=providers)
         if info is None:
             continue
-        # Ask genai-prices itself which price is in force from each start date on, so its precedence
-        # rules (last active conditional price wins; a variant overrides key by key) apply exactly as it
-        # applies them.
-        standard: list[PriceRow] = []
-        batch: list[PriceRow] = []
-        for start in [None, *sorted(_starts(info))]:
-            at = _utc_midnight(start or date(1970, 1, 1))
-            row = _genai_row(model, info, info.get_prices(at), start, provider, version)
-            if row is not None and not (standard and _same_price(standard[-1], row)):
-                standard.append(row)
-            if provider == OPENAI or not _batch_variant_active(info, at):
-                continue
-            variant = _genai_row(model, info, info.get_prices(at, BATCH_CONTEXT), start, provider, version)
-            if variant is not None:
-                variant = replace(variant, batch_factor=1.0, source=GENAI_PRICES_BATCH, processing="batch")
-                if not (batch and _same_price(batch[-1], variant)):
-                    batch.append(variant)
+        standard, batch = _model_periods(model, info, provider, version)
+        listed = _openrouter_batch_model(found, info) if provider == OPENROUTER else None
+        if listed is not None:  # OpenRouter's own batch price, under the model's name as the batch names it
+            note = f"OpenRouter's batch price ({listed.id})"
+            batch = [
+                replace(
+                    r,
+                    batch_factor=1.0,
+                    source=GENAI_PRICES_BATCH,
+                    processing="batch",
+                    note=note if r.note is None else f"{note}; {r.note}",
+                )
+                for r in _model_periods(model, listed, provider, version)[0]
+            ]
         rows.extend(_close_periods(standard) if standard else [])
         rows.extend(_close_periods(batch) if batch else [])
     return rows
+
+
+def _model_periods(model: str, info: Any, provider: str, version: str) -> tuple[list[PriceRow], list[PriceRow]]:
+    """The standard and batch-variant price periods of one genai-prices model (not yet closed)."""
+    # Ask genai-prices itself which price is in force from each start date on, so its precedence
+    # rules (last active conditional price wins; a variant overrides key by key) apply exactly as it
+    # applies them.
+    standard: list[PriceRow] = []
+    batch: list[PriceRow] = []
+    for start in [None, *sorted(_starts(info))]:
+        at = _utc_midnight(start or date(1970, 1, 1))
+        row = _genai_row(model, info, info.get_prices(at), start, provider, version)
+        if row is not None and not (standard and _same_price(standard[-1], row)):
+            standard.append(row)
+        if provider == OPENAI or not _batch_variant_active(info, at):
+            continue
+        variant = _genai_row(model, info, info.get_prices(at, BATCH_CONTEXT), start, provider, version)
+        if variant is not None:
+            variant = replace(variant, batch_factor=1.0, source=GENAI_PRICES_BATCH, processing="batch")
+            if not (batch and _same_price(batch[-1], variant)):
+                batch.append(variant)
+    return standard, batch
+
+
+def _openrouter_batch_model(found: Any, info: Any) -> Any:
+    """OpenRouter's `<model>:batch` entry of the model genai-prices matched, exactly that id; None without one."""
+    wanted = info.id + OPENROUTER_BATCH_SUFFIX
+    return next((m for m in found.models if m.id == wanted), None)
 
 
 def _same_price(a: PriceRow, b: PriceRow) -> bool:

@@ -28,6 +28,7 @@ from . import settings
 from .anthropic_views import ANTHROPIC_BATCHES_TABLE
 from .compatible_views import OPENAI_SHAPED
 from .ledger_views import LEDGER_TABLES
+from .other_views import model_columns as other_model_columns
 from .prices import Overrides, PriceRow, PricesError, price_overrides, resolve_prices, write_model_prices
 from .reconciliation_anthropic import TABLES as ANTHROPIC_TABLES
 from .views import PROVIDER_TABLES, VIEW_NAMES, create_views, fingerprint
@@ -84,12 +85,16 @@ def _anthropic_models(con: duckdb.DuckDBPyConnection, tables: frozenset[str]) ->
 
 
 def _other_models(con: duckdb.DuckDBPyConnection, tables: frozenset[str]) -> dict[str, list[str]]:
-    """The models the OpenAI-shaped providers' batches name (Azure's: deployment names), by provider."""
+    """The models the other providers' batches name (Azure's: deployment names), by provider."""
     found: dict[str, list[str]] = {}
     for p in OPENAI_SHAPED:
         if p.table in tables:
             sql = f"SELECT DISTINCT model FROM {S}.{quote_identifier(p.table)} WHERE model IS NOT NULL"
             found[p.provider] = [r[0] for r in con.execute(sql).fetchall()]
+    for provider, (table, column) in other_model_columns().items():  # Together's `model_id`, ...
+        if table in tables:
+            sql = f"SELECT DISTINCT {column} FROM {S}.{quote_identifier(table)} WHERE {column} IS NOT NULL"
+            found[provider] = [r[0] for r in con.execute(sql).fetchall()]
     return found
 
 

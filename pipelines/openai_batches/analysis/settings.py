@@ -27,6 +27,11 @@ ANTHROPIC_BATCH_FACTOR = 0.5
 # endpoint is priced only from the price file, whose entries default to 50%, the discount of every batch API in
 # the provider facts. A price file entry's `batch_factor` overrides it.
 PROVIDER_BATCH_FACTORS = {"groq": 0.5, "azure": 0.5, "openai-compatible": 0.5}
+# Mistral documents its batch API at 50% (genai-prices 0.2.3 lists a batch price for some of its models, from
+# 2026-10-14); OpenRouter's batches are "typically 50% of the sync price" (genai-prices lists the batch price of
+# many models itself, as `<model>:batch`); Together's are "up to 50%" off, per model and unlisted: it is priced
+# only from the price file, whose entries default to 50%.
+PROVIDER_BATCH_FACTORS |= {"mistral": 0.5, "openrouter": 0.5, "together": 0.5}
 # A price file's `batch_factor` is the share of the standard price a batch pays: above 1 a batch would
 # cost more than the same requests sent one by one, which no provider bills (a typo, such as 5 for 0.5).
 BATCH_FACTOR_MAX = 1.0

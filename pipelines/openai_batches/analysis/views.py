@@ -29,6 +29,9 @@ from .compatible_views import COMPATIBLE_TABLES
 from .compatible_views import costs as compatible_costs
 from .compatible_views import in_scope as compatible_in_scope
 from .ledger_views import ledger_views, request_redactions
+from .other_views import CARRY as OTHER_CARRY
+from .other_views import OTHER_TABLES, TIMELINE, no_price_reasons, no_usage_reasons
+from .other_views import in_scope as other_in_scope
 from .prices import GENAI_PRICES_STANDARD, PriceRow
 from .reconciliation import BatchTerms, cost_caveats, reconciliation_views
 from .sql_rules import NO_MODEL, sync_cost, usage_consistent
@@ -136,9 +139,20 @@ def _elapsed(later: str, earlier: str) -> str:
 # calendar, ~18x slower (1.4 s of the report over a million batches), and is elapsed time only where no
 # DST change falls in between; the difference of epochs is exact elapsed time in every time zone. And
 # `epoch_us`, not `epoch`: the integer microseconds are ~4x cheaper to get than `epoch`'s double.
-def batch_timings_sql(view: str = "batch_timings", source: str = "batches_in_scope", carry: str = "") -> str:
+# Every stage of a completed batch known and in order, so all four durations are known; comparisons, cheaper than
+# testing the durations.
+_STAGES_IN_ORDER = (
+    "coalesce(created_at <= in_progress_at AND in_progress_at <= finalizing_at AND finalizing_at <= completed_at, "
+    "false)"
+)
+
+
+def batch_timings_sql(
+    view: str = "batch_timings", source: str = "batches_in_scope", carry: str = "", timeline: str = _STAGES_IN_ORDER
+) -> str:
     """`batch_timings` over ``source`` (`batches_in_scope`, or another relation of OpenAI's columns), with the
-    columns ``carry`` (`"provider, provider_status, "`) passed through first."""
+    columns ``carry`` (`"provider, provider_status, "`) passed through first; ``timeline``: when a batch's
+    timeline is complete (a provider without stage times: creation and end known and in order)."""
     return f"""
 CREATE OR REPLACE VIEW {S}.{view} AS
 WITH ends AS (
@@ -169,10 +183,7 @@ SELECT
     gone,
     ended_at,
     queue_s, processing_s, finalizing_s, turnaround_s, open_for_s,
-    -- Every stage of a completed batch known and in order, so all four durations above are known;
-    -- comparisons, cheaper than testing the durations.
-    coalesce(created_at <= in_progress_at AND in_progress_at <= finalizing_at AND finalizing_at <= completed_at, false)
-        AS timeline_complete,
+    {timeline} AS timeline_complete,
     request_counts__total AS requests_total,
     request_counts__completed AS requests_completed,
     request_counts__failed AS requests_failed,
@@ -331,6 +342,8 @@ _JOB_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("timeline_complete", "timeline_complete", "timeline_complete"),
     ("within_window", "within_window", "within_window"),
     ("all_requests_failed", "all_requests_failed", "all_requests_failed"),
+    # the provider's own reported cost of the batch (USD), beside `cost_usd`: OpenRouter's only (other_views.py)
+    ("reported_cost_usd", "CAST(NULL AS DOUBLE)", "CAST(NULL AS DOUBLE)"),
 )
 JOB_COLUMNS = tuple(name for name, _, _ in _JOB_COLUMNS)
 _OPENAI_SHAPED_JOB = {name: expr for name, expr, _ in _JOB_COLUMNS}
@@ -358,6 +371,13 @@ _JOB_SIDES: tuple[JobSide, ...] = (
         "compatible_batch_timings",
         {**_OPENAI_SHAPED_JOB, "provider": "provider"},
         COMPATIBLE_TABLES,
+    ),
+    # Together, Mistral, OpenRouter: mapped onto OpenAI's columns (other_views.py), with OpenRouter's reported cost
+    JobSide(
+        "other_batch_costs",
+        "other_batch_timings",
+        {**_OPENAI_SHAPED_JOB, "provider": "provider", "reported_cost_usd": "reported_cost_usd"},
+        OTHER_TABLES,
     ),
 )
 
@@ -392,6 +412,7 @@ _COST_COLUMNS = frozenset(
         "batch_savings_usd",
         "cache_savings_usd",
         "price_tiered",
+        "reported_cost_usd",
     }
 )
 _JOB_TIMING_COLUMNS = tuple(c for c in JOB_COLUMNS if c not in _COST_COLUMNS)
@@ -554,26 +575,37 @@ _ANTHROPIC_FALLBACK_FIGURES = "every cost figure: Anthropic''s discount, not a l
 _COMPATIBLE_UNPRICED_FIGURES = "every cost figure (batch_jobs.unpriced_reason)"
 
 
-def _compatible_caveats(provider_tables: frozenset[str]) -> str:
-    if not provider_tables & set(COMPATIBLE_TABLES):
+def _compatible_caveats(
+    provider_tables: frozenset[str],
+    tables: tuple[str, ...] = COMPATIBLE_TABLES,
+    costs: str = "compatible_batch_costs",
+    timings: str = "compatible_batch_timings",
+) -> str:
+    """The caveats of the OpenAI-shaped providers' batches (or, over ``costs`` and ``timings``, of other providers
+    mapped onto OpenAI's columns: Together, Mistral, OpenRouter), once a load wrote one of ``tables``."""
+    if not provider_tables & set(tables):
         return ""
     timing = (_CAVEATS[0], _CAVEATS[1], _CAVEATS[3], _CAVEATS[4])
     return f"""
 UNION ALL
 SELECT id, provider || ' batch unpriced: ' || unpriced_reason, '{_COMPATIBLE_UNPRICED_FIGURES}'
-FROM {S}.compatible_batch_costs
+FROM {S}.{costs}
 WHERE NOT priced
 UNION ALL
 SELECT id, '{_TIERED[0]}', '{_TIERED[1]}'
-FROM {S}.compatible_batch_costs
+FROM {S}.{costs}
 WHERE price_tiered""" + "".join(
         f"""
 UNION ALL
 SELECT id, '{caveat}', '{figures}'
-FROM {S}.compatible_batch_timings
+FROM {S}.{timings}
 WHERE {condition}"""
         for condition, caveat, figures in timing
     )
+
+
+def _other_caveats(provider_tables: frozenset[str]) -> str:
+    return _compatible_caveats(provider_tables, OTHER_TABLES, "other_batch_costs", "other_batch_timings")
 
 
 def _caveats_sql(
@@ -636,7 +668,7 @@ WHERE is_terminal AND ended_at IS NULL
 UNION ALL
 SELECT id, '{_CAVEATS[4][1]}', '{_CAVEATS[4][2]}'
 FROM {S}.anthropic_batch_costs
-WHERE created_at IS NULL{_compatible_caveats(provider_tables)}
+WHERE created_at IS NULL{_compatible_caveats(provider_tables)}{_other_caveats(provider_tables)}
 """
 
 
@@ -656,6 +688,12 @@ _LATER_VIEWS: tuple[tuple[str, str], ...] = (
 
 _COMPATIBLE_TIMINGS = batch_timings_sql(
     "compatible_batch_timings", "compatible_batches_in_scope", carry="provider, provider_status, "
+)
+_OTHER_TIMINGS = batch_timings_sql(
+    "other_batch_timings",
+    "other_batches_in_scope",
+    carry="provider, provider_status, " + "".join(f"{c}, " for c in OTHER_CARRY),
+    timeline=TIMELINE,
 )
 
 # What the reconciliation views (reconciliation.py) build on: the same definitions as every view here.
@@ -684,6 +722,23 @@ def views(
         ),
         ("compatible_batch_timings", _COMPATIBLE_TIMINGS),
         ("compatible_batch_costs", compatible_costs(provider_tables, _TIMING_COLUMNS)),
+        (
+            "other_batches_in_scope",
+            other_in_scope(provider_tables, has_gone_table, _USAGE_CONSISTENT, _REQUEST_COUNTS_CONSISTENT, _usable),
+        ),
+        ("other_batch_timings", _OTHER_TIMINGS),
+        (
+            "other_batch_costs",
+            compatible_costs(
+                provider_tables,
+                _TIMING_COLUMNS,
+                view="other_batch_costs",
+                source="other_batch_timings",
+                no_price_reasons=no_price_reasons(provider_tables),
+                no_usage_reasons=no_usage_reasons(provider_tables),
+                carry=OTHER_CARRY,
+            ),
+        ),
         ("batch_jobs", batch_jobs_sql(provider_tables)),
         ("batch_job_timings", batch_job_timings_sql(provider_tables)),
         *_LATER_VIEWS,
@@ -695,7 +750,7 @@ def views(
 
 VIEW_NAMES = tuple(name for name, _ in views(False))
 # Other providers' batch tables the views read when present (session.py passes the ones a load created).
-PROVIDER_TABLES = (*ANTHROPIC_TABLES, *COMPATIBLE_TABLES)
+PROVIDER_TABLES = (*ANTHROPIC_TABLES, *COMPATIBLE_TABLES, *OTHER_TABLES)
 
 
 def create_views(

@@ -11,8 +11,8 @@ base URLs. The key is a project key of the organisation, as `Authorization: Bear
   statuses, request counts on the job. `SimulatorServer.mistral_arrivals` new jobs are created in the project after
   each list page is served: jobs arriving while a client pages.
 - OpenRouter: `GET /batches` in OpenAI's envelope (`after`, `limit` 1-100, default 20, `has_more`), its own batch
-  object with `usage` (tokens and `cost` in USD) and `provider`; a batch read by id carries its `results` inline
-  (content: RESULT_TEXT marks it, which nothing may store).
+  object with `usage` (tokens and `cost` in USD) and `provider`, models named `vendor/model`; a batch read by id
+  carries its `results` inline (content: RESULT_TEXT marks it, which nothing may store).
 """
 
 from __future__ import annotations
@@ -142,6 +142,12 @@ def mistral_job(batch: dict[str, Any], ids: UuidMap) -> dict[str, Any]:
     }
 
 
+def openrouter_model(model: Any) -> Any:
+    """OpenRouter names a model `vendor/model` (`openai/gpt-4o-mini`): the organisation's OpenAI model names under
+    `openai/`, a name that has a vendor as it is."""
+    return f"openai/{model}" if isinstance(model, str) and "/" not in model else model
+
+
 def openrouter_batch(batch: dict[str, Any], *, results: bool = False) -> dict[str, Any]:
     counts = batch.get("request_counts") or {}
     usage = batch.get("usage") or {}
@@ -154,7 +160,7 @@ def openrouter_batch(batch: dict[str, Any], *, results: bool = False) -> dict[st
         "id": batch["id"],
         "object": "batch",
         "endpoint": batch.get("endpoint"),
-        "model": batch.get("model"),
+        "model": openrouter_model(batch.get("model")),
         "provider": ("OpenAI", "Google Vertex", "Anthropic")[digest[1] % 3],
         "status": batch.get("status"),
         "completion_window": batch.get("completion_window"),
@@ -288,6 +294,7 @@ __all__ = [
     "answer",
     "mistral_job",
     "openrouter_batch",
+    "openrouter_model",
     "provider_of",
     "together_batch",
 ]
