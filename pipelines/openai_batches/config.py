@@ -19,7 +19,7 @@ import contextlib
 import contextvars
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -289,13 +289,9 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
                 projects.append(_anthropic_project(str(name), key, entry, where))
                 continue
             if provider in settings.OPENAI_LIKE_PROVIDERS:
-                from .compatible_config import compatible_project
-
                 projects.append(compatible_project(provider, str(name), key, entry, where))
                 continue
             if provider in settings.OTHER_PROVIDERS:
-                from .others_config import other_project
-
                 projects.append(other_project(provider, str(name), key, entry, where))
                 continue
             projects.append(
@@ -314,11 +310,7 @@ def configured_projects() -> tuple[ProjectConfig, ...]:
         projects.insert(0, single)
     if not any(p.provider == "anthropic" for p in projects) and (workspace := _anthropic_single()):
         projects.append(workspace)
-    from .compatible_config import compatible_singles
-
     projects.extend(compatible_singles(projects))
-    from .others_config import other_singles
-
     projects.extend(other_singles(projects))
     _check_unique(projects)
     return tuple(projects)
@@ -623,3 +615,168 @@ def anthropic_admin_config() -> AnthropicAdminConfig | None:
     base_setting = "ANTHROPIC_BASE_URL" if from_env else f"{SECTION}.anthropic_base_url"
     base = from_env or _text(_lookup("anthropic_base_url"), base_setting)
     return AnthropicAdminConfig(admin_key=key, base_url=_url(base or DEFAULT_BASE_URL, base_setting))
+
+
+# --- OpenAI-shaped providers (Azure OpenAI, Groq, OpenAI-compatible endpoints) ---------------------------
+# Configuration of the OpenAI-shaped providers (issue 19): Azure OpenAI, Groq, any OpenAI-compatible endpoint.
+#
+# Per project in `.dlt/` (`[sources.openai_batches.projects.NAME]` with `provider = "azure" | "groq" |
+# "openai-compatible"`, `api_key`, `base_url` = the API root with its version path, as the official SDK takes it;
+# Azure's classic API: `api_version` too), or one project each from the official SDKs' environment names:
+#
+# - `GROQ_API_KEY` (else `groq_api_key`): project `groq` (`groq_project_name` renames it); `GROQ_BASE_URL` is the
+#   groq SDK's root (`https://api.groq.com`, the loader adds `/openai/v1`); default https://api.groq.com/openai/v1.
+# - `AZURE_OPENAI_API_KEY` with `AZURE_OPENAI_ENDPOINT` (the resource root, `https://{resource}.openai.azure.com`):
+#   project `azure` (`azure_project_name`); the v1 API (`{endpoint}/openai/v1`), or with `OPENAI_API_VERSION` set
+#   the classic one with that version (`{endpoint}/openai/batches?api-version=...`), as the `AzureOpenAI` client.
+#
+# Named projects of a provider replace its single-key form, as for OpenAI and Anthropic.
+
+# The Azure paths an endpoint may have been given with (a base_url pasted as the endpoint): taken off.
+_AZURE_SUFFIXES = ("/openai/v1", "/openai")
+
+
+def compatible_project(provider: str, name: str, key: str, entry: Mapping[str, Any], where: str) -> ProjectConfig:
+    """A named project with `provider = "azure" | "groq" | "openai-compatible"`. OpenAI's `organization` and
+    `project_id` mean nothing there: refused rather than ignored. `base_url` is required but for Groq."""
+    for setting in ("organization", "project_id"):
+        if entry.get(setting) not in (None, ""):
+            raise ConfigError(
+                f'{where}.{setting} is an OpenAI setting; a project with provider = "{provider}" has none'
+            )
+    base = _text(entry.get("base_url"), f"{where}.base_url")
+    if base is None and provider == "groq":
+        base = settings.GROQ_DEFAULT_BASE_URL
+    if base is None:
+        example = (
+            "https://{resource}.openai.azure.com/openai/v1"
+            if provider == "azure"
+            else "the API root up to its version, e.g. https://gateway.example.com/v1"
+        )
+        raise ConfigError(f'{where}.base_url is missing: a project with provider = "{provider}" needs it ({example})')
+    api_version = _header(entry.get("api_version"), f"{where}.api_version")
+    if api_version and provider != "azure":
+        raise ConfigError(f'{where}.api_version is an Azure setting (the classic API); provider is "{provider}"')
+    if api_version and base.rstrip("/").endswith("/v1"):
+        raise ConfigError(
+            f"{where}.api_version is set, so the classic Azure API is read, whose base_url ends in /openai "
+            f"(https://{{resource}}.openai.azure.com/openai); unset api_version to read the v1 API"
+        )
+    return ProjectConfig(
+        name=name,
+        api_key=key,
+        base_url=_url(base, f"{where}.base_url"),
+        provider=provider,
+        api_version=api_version,
+    )
+
+
+def compatible_singles(projects: Sequence[ProjectConfig]) -> list[ProjectConfig]:
+    """The single-key projects of Groq and Azure (the section comment above) whose provider has no named project."""
+    found: list[ProjectConfig] = []
+    if not any(p.provider == "groq" for p in projects) and (groq := _groq_single()):
+        found.append(groq)
+    if not any(p.provider == "azure" for p in projects) and (azure := _azure_single()):
+        found.append(azure)
+    return found
+
+
+def _single_key(env: str, setting: str, provider: str) -> tuple[str | None, str]:
+    if os.environ.get(env):
+        return _project_key(os.environ[env], env, provider), env
+    return _project_key(_lookup(setting), f"{SECTION}.{setting}", provider), f"{SECTION}.{setting}"
+
+
+def _name(setting: str, default: str) -> str:
+    return (_text(_lookup(setting), f"{SECTION}.{setting}") or "").strip() or default
+
+
+def _groq_single() -> ProjectConfig | None:
+    key, _ = _single_key("GROQ_API_KEY", "groq_api_key", "groq")
+    if not key:
+        return None
+    if root := os.environ.get("GROQ_BASE_URL", "").strip():
+        base, setting = root.rstrip("/") + "/openai/v1", "GROQ_BASE_URL"
+    else:
+        setting = f"{SECTION}.groq_base_url"
+        base = _text(_lookup("groq_base_url"), setting) or settings.GROQ_DEFAULT_BASE_URL
+    return ProjectConfig(
+        name=_name("groq_project_name", settings.GROQ_PROJECT_NAME),
+        api_key=key,
+        base_url=_url(base, setting),
+        provider="groq",
+    )
+
+
+def _azure_single() -> ProjectConfig | None:
+    key, key_setting = _single_key("AZURE_OPENAI_API_KEY", "azure_api_key", "azure")
+    if not key:
+        return None
+    endpoint = (
+        os.environ.get("AZURE_OPENAI_ENDPOINT", "").strip()
+        or (_text(_lookup("azure_endpoint"), f"{SECTION}.azure_endpoint") or "").strip()
+    )
+    setting = (
+        "AZURE_OPENAI_ENDPOINT" if os.environ.get("AZURE_OPENAI_ENDPOINT", "").strip() else f"{SECTION}.azure_endpoint"
+    )
+    if not endpoint:
+        raise ConfigError(
+            f"{key_setting} is set but AZURE_OPENAI_ENDPOINT is not: set it to the resource's root "
+            "(https://{resource}.openai.azure.com)"
+        )
+    root = endpoint.rstrip("/")
+    for suffix in _AZURE_SUFFIXES:
+        root = root.removesuffix(suffix)
+    version = _header(os.environ.get("OPENAI_API_VERSION"), "OPENAI_API_VERSION")
+    return ProjectConfig(
+        name=_name("azure_project_name", settings.AZURE_PROJECT_NAME),
+        api_key=key,
+        base_url=_url(root + ("/openai" if version else "/openai/v1"), setting),
+        provider="azure",
+        api_version=version,
+    )
+
+
+# --- Together, Mistral and OpenRouter --------------------------------------------------------------------
+# Configuration of Together, Mistral and OpenRouter projects (issue 19).
+#
+# Per project in `.dlt/` (`[sources.openai_batches.projects.NAME]` with `provider = "together" | "mistral" |
+# "openrouter"`, `api_key`, and `base_url` = the API root with its version path, as the official SDK takes it; the
+# provider's own by default), or one project each from the official SDKs' environment names: `TOGETHER_API_KEY`,
+# `MISTRAL_API_KEY`, `OPENROUTER_API_KEY` (else `together_api_key`, ... in `.dlt`), named after the provider
+# (`together_project_name`, ... rename it), at `TOGETHER_BASE_URL` (the together SDK's name), `MISTRAL_BASE_URL`,
+# `OPENROUTER_BASE_URL` or `together_base_url`, ... when set. Named projects of a provider replace its single-key form.
+
+
+def other_project(provider: str, name: str, key: str, entry: Mapping[str, Any], where: str) -> ProjectConfig:
+    """A named project of one of settings.OTHER_PROVIDERS. OpenAI's and Azure's settings mean nothing there: refused
+    rather than ignored."""
+    for setting in ("organization", "project_id", "api_version"):
+        if entry.get(setting) not in (None, ""):
+            raise ConfigError(f'{where}.{setting} is not a setting of a project with provider = "{provider}"')
+    base = _text(entry.get("base_url"), f"{where}.base_url") or settings.OTHER_DEFAULT_BASE_URLS[provider]
+    return ProjectConfig(name=name, api_key=key, base_url=_url(base, f"{where}.base_url"), provider=provider)
+
+
+def other_singles(projects: Sequence[ProjectConfig]) -> list[ProjectConfig]:
+    """The single-key projects (the section comment above) of the providers that have no named project."""
+    found: list[ProjectConfig] = []
+    for provider in settings.OTHER_PROVIDERS:
+        if any(p.provider == provider for p in projects):
+            continue
+        env = provider.upper()
+        if os.environ.get(f"{env}_API_KEY"):
+            key = _project_key(os.environ[f"{env}_API_KEY"], f"{env}_API_KEY", provider)
+        else:
+            key = _project_key(_lookup(f"{provider}_api_key"), f"{SECTION}.{provider}_api_key", provider)
+        if not key:
+            continue
+        if root := os.environ.get(f"{env}_BASE_URL", "").strip():
+            base, setting = root, f"{env}_BASE_URL"
+        else:
+            setting = f"{SECTION}.{provider}_base_url"
+            base = _text(_lookup(f"{provider}_base_url"), setting) or settings.OTHER_DEFAULT_BASE_URLS[provider]
+        name_setting = f"{SECTION}.{provider}_project_name"
+        name = (_text(_lookup(f"{provider}_project_name"), name_setting) or "").strip() or provider
+        found.append(ProjectConfig(name=name, api_key=key, base_url=_url(base, setting), provider=provider))
+    return found

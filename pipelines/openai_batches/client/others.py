@@ -7,6 +7,7 @@ each client's `list_page(after)` continues after the last batch of the page befo
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -113,10 +114,17 @@ class TogetherClient(ApiClient):
 
 
 def _created_key(batch: dict[str, Any]) -> tuple[int, float]:
-    from ..tables.others import time_of
-
-    parsed = time_of(batch.get("created_at"))
-    return (0, 0.0) if parsed is None else (1, parsed.timestamp())
+    """Creation time as a sort key (unparseable first): the order only; the table parses the value strictly."""
+    value = batch.get("created_at")
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return (1, float(value))
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return (0, 0.0)
+        return (1, (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp())
+    return (0, 0.0)
 
 
 class MistralClient(ApiClient):

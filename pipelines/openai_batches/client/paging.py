@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import ApiError
+from .seen import SeenIds  # 8 bytes an id: a million-batch backfill in 8 MB
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -67,8 +68,6 @@ class Paginator(Generic[T]):
     `has_more` but brings nothing new, or a cursor the API repeats, is refused with ApiError in one line."""
 
     def __init__(self, plan: PagePlan[T], what: Callable[[str | None], str]) -> None:
-        from ..sources.batches.plan import SeenIds  # 8 bytes an id: a million-batch backfill in 8 MB
-
         self.plan = plan
         self.what = what  # the request after a cursor, as an error line names it
         self.cursor: str | None = None
