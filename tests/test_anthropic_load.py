@@ -610,15 +610,23 @@ def test_the_demo_shows_an_anthropic_workspace_beside_the_openai_projects(tmp_pa
 
 
 def test_random_faults_on_every_anthropic_request_still_load_exactly(db: str, org: SimulatedOrg) -> None:
-    # Two pages, all within the 29 days results are kept (an archive after the load is not re-read).
-    org.anthropic.generate_history(1100, days=25)
-    with SimulatorServer(org, fault_rate=0.3, fault_seed=5) as srv:
+    # Three pages (of at most 25 here), all within the 29 days results are kept (an archive after the load is
+    # not re-read); small batches, as what is checked is that every request kind survives its faults.
+    org.anthropic.page_max = 25
+    org.anthropic.requests_lognormal = (2.0, 1.0)
+    org.anthropic.generate_history(60, days=25)
+    with SimulatorServer(org, fault_rate=0.3, fault_seed=2) as srv:
         # The random ones, and one of each kind a retry must get past, on the list and on a page after the head.
         srv.inject(*(Fault(kind, path_prefix=LIST) for kind in ("429", "500", "502-html", "503", "truncated-json")))
         result = load(db, srv, max_attempts=8)
         assert result.ok, result.outcomes
         faulted = [r for r in srv.requests if r.fault is not None]
         assert len(faulted) >= 5 and all(r.path.startswith(LIST) for r in srv.requests)
+        # faults landed on the head page, on a page after it, and on results downloads
+        assert any(r.path == LIST and "after_id" not in r.query for r in faulted)
+        assert any(r.path == LIST and "after_id" in r.query for r in faulted)
+        assert {r.fault for r in faulted if r.path.endswith("/results")} == {"429", "500", "502-html", "503"}
+        assert len({r.query.get("after_id") for r in srv.requests if r.path == LIST}) == 3
         assert_matches_simulator(db, org, srv)
         assert result.api_calls == len(srv.requests)  # every retry counted
         org.advance(2 * 86_400)
