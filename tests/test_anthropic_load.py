@@ -647,7 +647,11 @@ def test_sigkill_at_every_stage_with_both_providers_then_a_clean_run_converges(t
     rng = random.Random(20261207)
     org = SimulatedOrg(projects={KEY_A: PROJECT_A}, clock=SimClock(start=NOW), seed=5, anthropic_workspaces={KEY: WS})
     org.generate_history(300, project=PROJECT_A, days=60, open_fraction=0.05)
-    org.anthropic.generate_history(2500, days=20)
+    # Several pages of each provider (Anthropic's of at most 100 here) and results to download in each run:
+    # small batches, so each results file is a few lines rather than ~240 (the kill points are the stages).
+    org.anthropic.page_max = 100
+    org.anthropic.requests_lognormal = (2.0, 1.0)
+    org.anthropic.generate_history(450, days=20)
     db = tmp_path / "killed.duckdb"
     wd = Path(working_dir(str(db))) / "openai_batches"
     with SimulatorServer(org, latency=0.003) as srv:
