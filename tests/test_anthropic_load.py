@@ -56,6 +56,12 @@ def load(db: str, srv: SimulatorServer, *projects: ProjectConfig, **kw: Any) -> 
     return run_load(db, config, full_refresh=full_refresh)
 
 
+def small_batches(org: SimulatedOrg) -> None:
+    """Batches of ~10 requests rather than the API's ~240: for tests of the list, whose results only need to
+    exist (each ended batch's file is still downloaded into the ledger), not to be long."""
+    org.anthropic.requests_lognormal = (2.0, 1.0)
+
+
 def list_requests(srv: SimulatorServer) -> list[Any]:
     return [r for r in srv.requests if r.path == LIST]
 
@@ -104,6 +110,7 @@ def assert_matches_simulator(db: str, org: SimulatedOrg, srv: SimulatorServer, p
 
 
 def test_backfill_equals_the_simulator_field_by_field(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
+    small_batches(org)
     org.anthropic.generate_history(2345, days=20)
     result = load(db, server)
     assert result.ok, result.outcomes
@@ -124,6 +131,7 @@ def test_backfill_equals_the_simulator_field_by_field(db: str, org: SimulatedOrg
 
 
 def test_a_run_with_nothing_new_costs_one_request(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
+    small_batches(org)
     org.anthropic.generate_history(1800, days=20)
     assert load(db, server).ok
     server.reset_requests()
@@ -241,6 +249,7 @@ def test_a_batch_deleted_after_it_ended_is_marked_gone_by_the_next_full_refresh(
 def test_the_lookback_window_finds_late_batches_and_a_full_refresh_the_rest(
     db: str, org: SimulatedOrg, server: SimulatorServer
 ) -> None:
+    small_batches(org)
     org.anthropic.generate_history(1500, days=20)
     assert load(db, server).ok
     newest = max(r["created_at"] for r in rows(db).values()).timestamp()
@@ -258,6 +267,7 @@ def test_the_lookback_window_finds_late_batches_and_a_full_refresh_the_rest(
 
 
 def test_lookback_seconds_is_the_window(db: str, org: SimulatedOrg, server: SimulatorServer) -> None:
+    small_batches(org)
     org.anthropic.generate_history(1500, days=20)
     assert load(db, server, lookback_seconds=6000).ok
     newest = max(r["created_at"] for r in rows(db).values()).timestamp()
@@ -349,6 +359,7 @@ def test_both_providers_load_in_one_run_and_one_failing_leaves_the_other_loaded(
     db: str, org: SimulatedOrg, server: SimulatorServer, failing: str
 ) -> None:
     org.generate_history(230, project=PROJECT_A, days=30)
+    small_batches(org)
     org.anthropic.generate_history(1200, days=20)
     prefix = LIST if failing == "anthropic" else "/v1/batches"
     server.inject(Fault("500", count=1000, path_prefix=prefix))
@@ -610,15 +621,23 @@ def test_the_demo_shows_an_anthropic_workspace_beside_the_openai_projects(tmp_pa
 
 
 def test_random_faults_on_every_anthropic_request_still_load_exactly(db: str, org: SimulatedOrg) -> None:
-    # Two pages, all within the 29 days results are kept (an archive after the load is not re-read).
-    org.anthropic.generate_history(1100, days=25)
-    with SimulatorServer(org, fault_rate=0.3, fault_seed=5) as srv:
+    # Three pages (of at most 25 here), all within the 29 days results are kept (an archive after the load is
+    # not re-read); small batches, as what is checked is that every request kind survives its faults.
+    org.anthropic.page_max = 25
+    small_batches(org)
+    org.anthropic.generate_history(60, days=25)
+    with SimulatorServer(org, fault_rate=0.3, fault_seed=2) as srv:
         # The random ones, and one of each kind a retry must get past, on the list and on a page after the head.
         srv.inject(*(Fault(kind, path_prefix=LIST) for kind in ("429", "500", "502-html", "503", "truncated-json")))
         result = load(db, srv, max_attempts=8)
         assert result.ok, result.outcomes
         faulted = [r for r in srv.requests if r.fault is not None]
         assert len(faulted) >= 5 and all(r.path.startswith(LIST) for r in srv.requests)
+        # faults landed on the head page, on a page after it, and on results downloads
+        assert any(r.path == LIST and "after_id" not in r.query for r in faulted)
+        assert any(r.path == LIST and "after_id" in r.query for r in faulted)
+        assert {r.fault for r in faulted if r.path.endswith("/results")} == {"429", "500", "502-html", "503"}
+        assert len({r.query.get("after_id") for r in srv.requests if r.path == LIST}) == 3
         assert_matches_simulator(db, org, srv)
         assert result.api_calls == len(srv.requests)  # every retry counted
         org.advance(2 * 86_400)
@@ -639,7 +658,11 @@ def test_sigkill_at_every_stage_with_both_providers_then_a_clean_run_converges(t
     rng = random.Random(20261207)
     org = SimulatedOrg(projects={KEY_A: PROJECT_A}, clock=SimClock(start=NOW), seed=5, anthropic_workspaces={KEY: WS})
     org.generate_history(300, project=PROJECT_A, days=60, open_fraction=0.05)
-    org.anthropic.generate_history(2500, days=20)
+    # Several pages of each provider (Anthropic's of at most 100 here) and results to download in each run:
+    # small batches, so each results file is a few lines rather than ~240 (the kill points are the stages).
+    org.anthropic.page_max = 100
+    small_batches(org)
+    org.anthropic.generate_history(450, days=20)
     db = tmp_path / "killed.duckdb"
     wd = Path(working_dir(str(db))) / "openai_batches"
     with SimulatorServer(org, latency=0.003) as srv:
@@ -673,6 +696,7 @@ def test_the_source_in_a_plain_dlt_pipeline_beside_openai_in_one_schema(
     from openai_batches import anthropic_batches, openai_batches
 
     org.generate_history(150, project=PROJECT_A, days=30)
+    small_batches(org)
     org.anthropic.generate_history(1300, days=20)
     db = str(tmp_path / "anywhere.duckdb")
     pipeline = dlt.pipeline(

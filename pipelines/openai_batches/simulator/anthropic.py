@@ -146,6 +146,12 @@ class AnthropicBatches:
         self._lock = threading.RLock()
         self._batches: dict[str, list[_Batch]] = {w: [] for w in dict.fromkeys(self.workspaces.values())}
         self._by_id: dict[str, tuple[str, _Batch]] = {}
+        # Test knobs (defaults: the real API's shape). The number of requests of a new batch is drawn from
+        # lognormal(*requests_lognormal), ~240 on average: a test of lists rather than results may set
+        # smaller ones (e.g. (2.0, 1.0)). `page_max`: the most batches one page holds whatever `limit` asks
+        # (the API's 1000), so that a test pages through a short history.
+        self.requests_lognormal: tuple[float, float] = (4.5, 1.4)
+        self.page_max = LIST_LIMIT_MAX
 
     def workspace_of_key(self, key: str) -> str | None:
         return self.workspaces.get(key)
@@ -176,7 +182,7 @@ class AnthropicBatches:
             if w not in self._batches:
                 raise ValueError(f"unknown Anthropic workspace {w!r}")
             created = self.clock.now() if created_at is None else created_at
-            total = total_requests or max(1, min(5000, int(rng.lognormvariate(4.5, 1.4))))
+            total = total_requests or max(1, min(5000, int(rng.lognormvariate(*self.requests_lognormal))))
             if processing_seconds is None:
                 processing_seconds = (
                     EXPIRY_S + 1 if rng.random() < 0.03 else 60 + rng.expovariate(1 / 1800) + total * 0.2
@@ -243,6 +249,7 @@ class AnthropicBatches:
         with self._lock:
             listed = self._listed(workspace)
             now = self.clock.now()
+            limit = min(limit, self.page_max)
             ids = [b.id for b in listed]
             if before_id:
                 if before_id not in ids:

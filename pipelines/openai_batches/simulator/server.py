@@ -301,9 +301,9 @@ class SimulatorServer:
         def wait_out_latency() -> None:
             # `latency` is how long the server takes to answer, its own work included: a page is
             # rendered within it, so a request at 100 ms latency takes 100 ms, not 100 ms + rendering.
-            remaining = self.latency - (time.perf_counter() - started)
-            if remaining > 0:
-                self._stopping.wait(remaining)
+            # Re-read in slices: a test that lowers `latency` (a held page let go) frees the requests waiting.
+            while (remaining := self.latency - (time.perf_counter() - started)) > 0 and not self._stopping.is_set():
+                self._stopping.wait(min(remaining, 0.05))
 
         def record(status: int) -> None:
             self._record(
