@@ -34,8 +34,9 @@ typecheck: install
 	$(BIN)/mypy pipelines
 
 # Tests on every core (xdist); worksteal rebalances the few long tests (a fresh clone, DuckLake) across workers.
+# The slowest 20 are listed at the end: where the suite's time goes, in every CI log.
 test: install lint typecheck
-	$(BIN)/pytest -q -n auto --dist worksteal
+	$(BIN)/pytest -q -n auto --dist worksteal --durations=20
 
 # The inner loop (under 30 s on 2 cores): the tests of pure logic and the fast ones; no load through dlt, no
 # process of its own, no PostgreSQL (markers set in tests/conftest.py).
