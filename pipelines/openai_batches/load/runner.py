@@ -377,27 +377,31 @@ def _source(
     `head_start`, on its client and the pages it read ahead."""
     client: Any = head_start.client() if head_start is not None else None  # the provider's: head_start.open_client
     pages = head_start.pages() if head_start is not None else None
+    # What every provider's source takes alike: the run's settings, its retry budget, counts and claims.
+    common: dict[str, Any] = {
+        "api_key": project.api_key,
+        "base_url": project.base_url,
+        "full_refresh": full_refresh,
+        "lookback_seconds": config.lookback_seconds,
+        "timeout": config.timeout,
+        "retry": retry,
+        "stats": stats,
+        "progress": progress,
+        "other_keys": config.every_key(),
+        "claimed": claimed,
+    }
     if project.provider == "anthropic":
         from ..sources.anthropic.source import anthropic_batches
 
         name = project.name or settings.ANTHROPIC_PROJECT_NAME
         return anthropic_batches(
-            api_key=project.api_key,
-            base_url=project.base_url,
+            **common,
             project_name=name,
-            full_refresh=full_refresh,
-            lookback_seconds=config.lookback_seconds,
-            timeout=config.timeout,
-            retry=retry,
-            stats=stats,
-            progress=progress,
             # The ledger runs for Anthropic unless turned off explicitly: its results are the only source of
             # model, tokens and cost.
             requests=config.requests is not False,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
             known_ids=stored_ids(pipeline, settings.ANTHROPIC_BATCHES_TABLE, name) if full_refresh else None,
-            other_keys=config.every_key(),
-            claimed=claimed,
             client=client,
             pages=pages,
         )
@@ -407,21 +411,12 @@ def _source(
         name = project.name or project.provider
         return compatible_batches(
             project.provider,
-            api_key=project.api_key,
-            base_url=project.base_url,
+            **common,
             project_name=name,
             api_version=project.api_version,
-            full_refresh=full_refresh,
-            lookback_seconds=config.lookback_seconds,
-            timeout=config.timeout,
-            retry=retry,
-            stats=stats,
-            progress=progress,
             requests=settings.DEFAULT_REQUESTS if config.requests is None else config.requests,
             requests_max_mb_per_run=config.requests_max_mb_per_run,
             known_ids=stored_ids(pipeline, settings.BATCH_TABLES[project.provider], name) if full_refresh else None,
-            other_keys=config.every_key(),
-            claimed=claimed,
         )
     if project.provider in settings.OTHER_PROVIDERS:
         from ..sources.others.source import other_batches
@@ -429,35 +424,17 @@ def _source(
         name = project.name or project.provider
         return other_batches(
             project.provider,
-            api_key=project.api_key,
-            base_url=project.base_url,
+            **common,
             project_name=name,
-            full_refresh=full_refresh,
-            lookback_seconds=config.lookback_seconds,
-            timeout=config.timeout,
-            retry=retry,
-            stats=stats,
-            progress=progress,
             known_ids=stored_ids(pipeline, settings.BATCH_TABLES[project.provider], name) if full_refresh else None,
-            other_keys=config.every_key(),
-            claimed=claimed,
         )
     return openai_batches(
-        api_key=project.api_key,
-        base_url=project.base_url,
+        **common,
         organization=project.organization,
         project=project.project_id,
         project_name=project.name,
-        full_refresh=full_refresh,
-        lookback_seconds=config.lookback_seconds,
-        timeout=config.timeout,
-        retry=retry,
-        stats=stats,
-        progress=progress,
         requests=settings.DEFAULT_REQUESTS if config.requests is None else config.requests,
         requests_max_mb_per_run=config.requests_max_mb_per_run,
-        claimed=claimed,
-        other_keys=config.every_key(),
         client=client,
         pages=pages,
     )
