@@ -17,13 +17,13 @@ import pytest
 
 from openai_batches.analysis import refresh_analysis
 from openai_batches.analysis.prices import PricesError, load_overrides
-from openai_batches.analysis.session import reading
 from openai_batches.analysis.settings import QUERIES_DIR
 from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import SimClock, SimulatedOrg, SimulatorServer
 
 from .support.analysis import dlt_dirs
+from .support.assertions import analysed, batch_jobs_by_id
 from .support.workload import KEY_A, KEY_B, NOW, PROJECT_A
 
 GROQ_KEY = "gsk_simgroqkey0000000000000000000000000000000000000000"
@@ -131,15 +131,11 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
 
 
 def query(org: Org, sql: str) -> list[dict[str, Any]]:
-    with reading(org.db, org.prices) as analysis:
-        cur = analysis.con.execute(sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return analysed(org.db, org.prices, sql)
 
 
 def jobs(org: Org) -> dict[str, dict[str, Any]]:
-    found = query(org, "SELECT * FROM openai_batches.batch_jobs")
-    return {r["batch_id"]: r for r in found}
+    return batch_jobs_by_id(org.db, org.prices)
 
 
 def independent_cost(provider: str, batch: dict[str, Any]) -> Decimal | None:

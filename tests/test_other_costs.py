@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from openai_batches.analysis import refresh_analysis
-from openai_batches.analysis.session import reading
 from openai_batches.analysis.settings import QUERIES_DIR
 from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import run_load
@@ -26,6 +25,7 @@ from openai_batches.simulator import others as sim
 from openai_batches.tables.others import time_of
 
 from .support.analysis import dlt_dirs
+from .support.assertions import analysed, batch_jobs_by_id
 from .support.workload import KEY_A, NOW, PROJECT_A
 
 TOGETHER_KEY = "tgt-sim-0123456789abcdef0123456789abcdef"
@@ -140,14 +140,11 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
 
 
 def query(org: Org, sql: str) -> list[dict[str, Any]]:
-    with reading(org.db, org.prices) as analysis:
-        cur = analysis.con.execute(sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return analysed(org.db, org.prices, sql)
 
 
 def jobs(org: Org) -> dict[str, dict[str, Any]]:
-    return {r["batch_id"]: r for r in query(org, "SELECT * FROM openai_batches.batch_jobs")}
+    return batch_jobs_by_id(org.db, org.prices)
 
 
 def openrouter_cost(obj: dict[str, Any]) -> Decimal | None:

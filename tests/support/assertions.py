@@ -110,3 +110,18 @@ def assert_matches_simulator(db: str, org: SimulatedOrg, project: str) -> None:
         for i, e in enumerate(b["errors"]["data"])
     }
     assert {e for e in errors if e[0] in expected} == want_errors
+
+
+def analysed(db: str, prices: str, sql: str) -> list[dict[str, Any]]:
+    """`sql`'s rows as dicts, over the report's views of `db` with the price file `prices`."""
+    from openai_batches.analysis.session import reading
+
+    with reading(db, prices) as analysis:
+        cur = analysis.con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def batch_jobs_by_id(db: str, prices: str) -> dict[str, dict[str, Any]]:
+    """`batch_jobs` by batch id."""
+    return {r["batch_id"]: r for r in analysed(db, prices, "SELECT * FROM openai_batches.batch_jobs")}

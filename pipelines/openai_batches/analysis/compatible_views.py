@@ -18,10 +18,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..settings import BATCH_TABLES, BATCHES_TABLE, GONE_TABLE, OPENAI_LIKE_PROVIDERS, openai_status_sql
+from ..settings import BATCH_TABLES, BATCHES_TABLE, OPENAI_LIKE_PROVIDERS, openai_status_sql
 from .settings import PRICES_TABLE
 from .settings import SCHEMA as S
-from .sql_rules import NO_MODEL, sync_cost
+from .sql_rules import providers_in_scope_view, sync_cost
 
 
 @dataclass(frozen=True)
@@ -66,24 +66,15 @@ def in_scope(
         f"SELECT CAST(NULL AS VARCHAR) AS provider, status AS provider_status, * FROM {S}.{BATCHES_TABLE} WHERE false"
     ]
     union = "\n    UNION ALL BY NAME\n    ".join(sides)
-    gone = (
-        f"EXISTS (SELECT 1 FROM {S}.{GONE_TABLE} AS g WHERE g.id = b.id AND g.project = b.project)"
-        if has_gone
-        else "false"
+    return providers_in_scope_view(
+        "compatible_batches_in_scope",
+        "*",
+        union,
+        has_gone=has_gone,
+        usage_consistent=usage_consistent,
+        counts_consistent=counts_consistent,
+        usable=usable,
     )
-    return f"""
-CREATE OR REPLACE VIEW {S}.compatible_batches_in_scope AS
-SELECT
-    *,
-    coalesce(model, '{NO_MODEL}') AS model_label,
-    {usage_consistent} AS usage_consistent,
-    {counts_consistent} AS request_counts_consistent,
-    {gone} AS gone
-FROM (
-    {union}
-) AS b
-WHERE {S}.report_since() = TIMESTAMPTZ '-infinity' OR {usable("created_at")} >= {S}.report_since()
-"""
 
 
 _PRICED = (

@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..settings import BATCH_TABLES, GONE_TABLE, OTHER_PROVIDERS, openai_status_sql
+from ..settings import BATCH_TABLES, OTHER_PROVIDERS, openai_status_sql
 from .settings import SCHEMA as S
-from .sql_rules import NO_MODEL
+from .sql_rules import providers_in_scope_view
 
 _T, _TS, _I, _D, _J = "VARCHAR", "TIMESTAMPTZ", "BIGINT", "DOUBLE", "JSON"
 # The relation's columns (OpenAI's names, what `batch_timings_sql` reads) and their types; `ended` is the batch's
@@ -161,26 +161,16 @@ def in_scope(
     batch is gone when `batches_gone` holds its id for its project."""
     sides = [_select(side) for side in present_sides(present)] or [_select(None)]
     union = "\n    UNION ALL\n    ".join(sides)
-    gone = (
-        f"EXISTS (SELECT 1 FROM {S}.{GONE_TABLE} AS g WHERE g.id = b.id AND g.project = b.project)"
-        if has_gone
-        else "false"
+    ended = ", ".join(f"ended AS {c}" for c in ("completed_at", "failed_at", "expired_at", "cancelled_at"))
+    return providers_in_scope_view(
+        "other_batches_in_scope",
+        f"* EXCLUDE (ended), CAST(NULL AS TIMESTAMPTZ) AS finalizing_at, {ended}",
+        union,
+        has_gone=has_gone,
+        usage_consistent=usage_consistent,
+        counts_consistent=counts_consistent,
+        usable=usable,
     )
-    return f"""
-CREATE OR REPLACE VIEW {S}.other_batches_in_scope AS
-SELECT
-    * EXCLUDE (ended),
-    CAST(NULL AS TIMESTAMPTZ) AS finalizing_at,
-    {", ".join(f"ended AS {c}" for c in ("completed_at", "failed_at", "expired_at", "cancelled_at"))},
-    coalesce(model, '{NO_MODEL}') AS model_label,
-    {usage_consistent} AS usage_consistent,
-    {counts_consistent} AS request_counts_consistent,
-    {gone} AS gone
-FROM (
-    {union}
-) AS b
-WHERE {S}.report_since() = TIMESTAMPTZ '-infinity' OR {usable("created_at")} >= {S}.report_since()
-"""
 
 
 # A timeline without stage times: creation and end known and in order (`ended_at`, chosen by status).

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ..settings import GONE_TABLE
 from .settings import MAX_PLAUSIBLE_TOKENS
+from .settings import SCHEMA as S
 
 # Batches from before September 2025 carry no model (nor does an Anthropic batch whose results are not read
 # yet); grouping them under a visible label keeps them in every per-model total instead of a NULL row
@@ -34,3 +38,36 @@ def sync_cost(inp: str, cached: str, out: str) -> str:
 
 
 __all__ = ["NO_MODEL", "sync_cost", "usage_consistent"]
+
+
+def providers_in_scope_view(
+    name: str,
+    columns: str,
+    union: str,
+    *,
+    has_gone: bool,
+    usage_consistent: str,
+    counts_consistent: str,
+    usable: Callable[[str], str],
+) -> str:
+    """`CREATE VIEW name`: the provider tables' `union` (as `b`) in scope of the report window, `columns` first,
+    then what every `batches_in_scope` adds (model label, consistency flags, gone). A batch is gone when
+    `batches_gone` holds its id for its project (ids are unique only within a provider)."""
+    gone = (
+        f"EXISTS (SELECT 1 FROM {S}.{GONE_TABLE} AS g WHERE g.id = b.id AND g.project = b.project)"
+        if has_gone
+        else "false"
+    )
+    return f"""
+CREATE OR REPLACE VIEW {S}.{name} AS
+SELECT
+    {columns},
+    coalesce(model, '{NO_MODEL}') AS model_label,
+    {usage_consistent} AS usage_consistent,
+    {counts_consistent} AS request_counts_consistent,
+    {gone} AS gone
+FROM (
+    {union}
+) AS b
+WHERE {S}.report_since() = TIMESTAMPTZ '-infinity' OR {usable("created_at")} >= {S}.report_since()
+"""
