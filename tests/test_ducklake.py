@@ -5,6 +5,7 @@ from a second machine waits or exits 75; state travels with the data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -267,3 +268,35 @@ def test_the_postgres_lock_holder_names_pid_host_and_start_time_even_on_a_long_h
     assert host.startswith(holder.group(3).removesuffix("...")) and len(holder.group(3)) >= 20
     started = time.strptime(holder.group(4), "%Y-%m-%dT%H:%M:%SZ")
     assert abs(time.mktime(started) - time.mktime(time.gmtime())) < 120
+
+
+def _sessions(dsn: str) -> int:
+    """Connections the catalog's database has seen (PostgreSQL counts a session when it ends), this one not
+    included."""
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(dsn)) as con, con.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_load_on_a_postgres_lake_attaches_the_catalog_once(
+    postgres_dsn: str, tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    """A run opens one DuckDB instance with the lake attached, for dlt's steps and ours: each of dlt's
+    connections used to load the extensions and attach the lake again (~0.5 s each, 6 in a run with nothing
+    new, 2 s more than a file), and each attach is a session of the catalog's database."""
+    org.generate_history(30, project=PROJECT_A, days=30, open_fraction=0.1)
+    env = lake_env(postgres_dsn, tmp_path / "lake", server, tmp_path / "dlt")
+    ok(run_cli("load", "--destination", "ducklake", env=env))
+    for _ in range(2):
+        before = _sessions(postgres_dsn)
+        assert "0 new" in ok(run_cli("load", "--destination", "ducklake", env=env))
+        time.sleep(0.2)  # the sessions' ends are counted as their backends exit
+        seen = _sessions(postgres_dsn) - before - 1  # our own query's session counted when it ended
+        # The load's lock (one session) and the one instance's (its catalog connections: one per transaction
+        # open at once, 3 measured). An instance per dlt connection made 17.
+        assert seen <= 5, f"{seen} sessions of the catalog's database for a run with nothing new"

@@ -240,13 +240,18 @@ def run_load(
     new_database = isinstance(store, DuckDBFile) and not store.exists()
     opened = contextlib.ExitStack()
     try:
-        check_not_foreign(store)
+        if store.opening_writes:  # a file: checked on a connection of its own, before it is opened writable
+            check_not_foreign(store)
         # Open from here to the end of the load, once (nothing is written before this point).
         opened.enter_context(store.one_instance(wait=wait))
+        if not store.opening_writes:  # a lake: checked on the load's instance (attaching it wrote nothing)
+            check_not_foreign(store)
         opened.enter_context(load_settings())
-    except (ForeignDatabase, DatabaseUnavailable):
-        raise
-    except Exception as e:
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            opened.close()  # a lake found foreign: detached again
+        if isinstance(e, ForeignDatabase | DatabaseUnavailable) or not isinstance(e, Exception):
+            raise
         reraise_interruption(e)
         result.error = f"database {db_path}: {cause(e)}"
         result.elapsed = time.monotonic() - started

@@ -1,10 +1,13 @@
-"""dlt's destination for a DuckDB file, and what is checked before dlt may write into one.
+"""dlt's destinations for a DuckDB file and a DuckLake, and what is checked before dlt may write into one.
 
 dlt's DuckDB client writes `openai_batches.<table>`, which does not bind in a file whose catalog is
 named like the schema (why: storage/duckdb_file.py). Here dlt's client qualifies every name with the
 file's catalog (`"openai_batches"."openai_batches"."batches"`), which binds whatever the file is called.
 Everything else is dlt's own DuckDB destination (its type name too, so pipeline state and
 `pipeline.dataset()` are unchanged).
+
+For a DuckLake, dlt's client takes cursors of the load's one instance with the lake attached
+(`held_ducklake`, storage/store.py `DuckLake.one_instance`) instead of an instance per connection.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbClientConfiguration
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from dlt.destinations.impl.ducklake.ducklake import DuckLakeClient
+from dlt.destinations.impl.ducklake.factory import ducklake as ducklake_factory
+from dlt.destinations.impl.ducklake.sql_client import DuckLakeSqlClient
 
 from .. import settings
-from .duckdb_file import CATALOG, duckdb_catalog_name, open_shared
+from .duckdb_file import CATALOG, duckdb_catalog_name, held_cursor, open_shared
 
 
 class _CatalogQualifiedSqlClient(DuckDbSqlClient):
@@ -136,6 +142,66 @@ def duckdb_destination(db_path: str) -> duckdb_file:
     return bounded_duckdb_file(credentials)
 
 
+class _HeldLakeSqlClient(DuckLakeSqlClient):
+    """dlt's DuckLake SQL client on a cursor of the load's one instance (the lake attached once, by
+    `DuckLake.one_instance`), when one is held for `instance_key`; dlt's own connection otherwise."""
+
+    instance_key = ""
+    _held = False
+
+    def open_connection(self) -> Any:
+        cursor = held_cursor(self.instance_key)
+        if cursor is None:
+            return super().open_connection()
+        with contextlib.suppress(duckdb.CatalogException):  # no schema before the first load
+            cursor.execute("SET search_path = ?", [self.fully_qualified_dataset_name(quote=False)])
+        self._conn, self._held = cursor, True
+        return cursor
+
+    def close_connection(self) -> None:
+        if not self._held:
+            return super().close_connection()
+        if self._conn is not None:
+            with contextlib.suppress(duckdb.Error):  # no transaction open: nothing to roll back
+                self._conn.execute("ROLLBACK")
+            self._conn.close()  # the lake stays attached: the instance's owner detaches it
+        self._conn, self._held = None, False  # type: ignore[assignment] # dlt's own close leaves None too
+
+
+class _HeldLakeClient(DuckLakeClient):
+    held_sql_client: type[_HeldLakeSqlClient] = _HeldLakeSqlClient
+
+    def __init__(self, schema: Schema, config: Any, capabilities: DestinationCapabilitiesContext) -> None:
+        super().__init__(schema, config, capabilities)
+        plain = self.sql_client
+        self.sql_client = self.held_sql_client(
+            plain.dataset_name,
+            plain.staging_dataset_name,
+            config.credentials,
+            capabilities,
+            override_data_path=config.override_data_path,
+            automatic_migration=config.automatic_migration,
+        )
+
+
+class held_ducklake(ducklake_factory):  # noqa: N801 - dlt names destination factories in lower case
+    """dlt's `ducklake` destination whose connections are cursors of the load's one instance of the lake
+    (`instance_key`: `DuckLake.instance_key()`) while the load holds it."""
+
+    def __init__(self, instance_key: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        sql_client = type("_HeldLakeSqlClientOf", (_HeldLakeSqlClient,), {"instance_key": instance_key})
+        self._client_class = type("_HeldLakeClientOf", (_HeldLakeClient,), {"held_sql_client": sql_client})
+
+    @property
+    def client_class(self) -> type[DuckLakeClient]:  # type: ignore[override]
+        return self._client_class
+
+    @property
+    def destination_type(self) -> str:
+        return "dlt.destinations.ducklake"
+
+
 def load_config(db_path: str) -> dict[str, Any]:
     """DuckDB's settings while loading (see `duckdb_destination`)."""
     return {
@@ -202,6 +268,7 @@ __all__ = [
     "allow_null_file_ids",
     "duckdb_destination",
     "duckdb_file",
+    "held_ducklake",
     "load_config",
     "remove_duplicates_after_resume",
 ]

@@ -55,12 +55,50 @@ def open_attached(
     return con
 
 
-# The files a load has open in its one DuckDB instance (see `shared_instance`): resolved path -> connection.
+# The places a load has open in its one DuckDB instance (see `shared_instance`, `held_instance`): a file's
+# resolved path, or a lake's `DuckLake.instance_key()` -> connection.
 _SHARED: dict[str, duckdb.DuckDBPyConnection] = {}
 
 
 def _shared_key(db_path: str | Path) -> str:
     return str(Path(db_path).resolve())
+
+
+@contextlib.contextmanager
+def held_instance(
+    key: str,
+    open_: Callable[[], duckdb.DuckDBPyConnection],
+    *,
+    before_close: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB instance, opened by `open_`, for everything this process does with the place `key` until
+    the block ends (`held_cursor(key)` hands out its cursors); nested blocks for the same key share it.
+    `before_close` runs before it closes (a lake is detached first)."""
+    if key in _SHARED:
+        yield _SHARED[key]
+        return
+    con = open_()
+    _SHARED[key] = con
+    try:
+        yield con
+    finally:
+        del _SHARED[key]
+        try:
+            if before_close is not None:
+                before_close(con)
+        finally:
+            con.close()
+
+
+def held_cursor(key: str) -> duckdb.DuckDBPyConnection | None:
+    """A cursor of the instance held for `key` with the data as its default catalog, None outside its block.
+    Closing it leaves the instance open."""
+    shared = _SHARED.get(key)
+    if shared is None:
+        return None
+    cursor = shared.cursor()
+    cursor.execute(f"USE {CATALOG}")
+    return cursor
 
 
 @contextlib.contextmanager
@@ -79,17 +117,8 @@ def shared_instance(
     other's blocks); with one instance that cannot happen. Nested blocks for the same file share it.
 
     `opening` runs the open: a load waits there for another program's DuckDB lock (`lock.open_when_free`)."""
-    key = _shared_key(db_path)
-    if key in _SHARED:
-        yield _SHARED[key]
-        return
-    con = opening(lambda: connect(db_path, config=config))
-    _SHARED[key] = con
-    try:
+    with held_instance(_shared_key(db_path), lambda: opening(lambda: connect(db_path, config=config))) as con:
         yield con
-    finally:
-        del _SHARED[key]
-        con.close()
 
 
 def open_shared(db_path: str | Path) -> duckdb.DuckDBPyConnection | None:
@@ -116,13 +145,13 @@ def connect(
     LoadInProgress, rather than handing out a read-only connection that could write.
     Raises duckdb.Error as `duckdb.connect(db_path)` would (a lock held by another process, a corrupted
     file, a missing file when `read_only`)."""
-    if (shared := open_shared(db_path)) is not None:
+    if open_shared(db_path) is not None:
         if read_only and not in_load:
             raise LoadInProgress(
                 f"{Path(db_path).name} is being loaded by this process: no read-only connection until the load ends"
             )
-        cursor = shared.cursor()
-        cursor.execute(f"USE {CATALOG}")
+        cursor = held_cursor(_shared_key(db_path))
+        assert cursor is not None
         return cursor
     mode = " (READ_ONLY)" if read_only else ""
     # Absolute, as dlt was given it: ATTACH reads `:memory:` as an in-memory database (a load that kept
@@ -210,6 +239,8 @@ __all__ = [
     "has_tables",
     "open_attached",
     "duckdb_catalog_name",
+    "held_cursor",
+    "held_instance",
     "table_exists",
     "table_type",
     "tables_in",

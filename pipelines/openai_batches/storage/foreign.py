@@ -28,16 +28,17 @@ _SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMP WIT
 def check_not_foreign(where: Store | str) -> None:
     """Raise ForeignDatabase when `where` already has an `openai_batches` schema that is not ours.
 
-    Another application's file with a table `openai_batches.batches` of another shape was altered by
-    dlt (29 columns added, dlt tables and a staging schema created) before the load failed, and every
-    later run failed the same way. Ours: the schema's dlt tables record this pipeline, and the
-    declared columns that exist have our types. Checked read-only, before dlt opens the file."""
+        Another application's file with a table `openai_batches.batches` of another shape was altered by
+        dlt (29 columns added, dlt tables and a staging schema created) before the load failed, and every
+        later run failed the same way. Ours: the schema's dlt tables record this pipeline, and the
+        declared columns that exist have our types. Checked before dlt writes: a file on a read-only connection
+    before the load opens it, a lake on the load's instance (`in_load`)."""
     store = as_store(where)
     if not store.exists() or (isinstance(store, DuckDBFile) and Path(store.path).stat().st_size == 0):
         return
     db_path = store.shown()
     schema = settings.DATASET_NAME
-    with connected(store, read_only=True) as con:
+    with connected(store, read_only=True, in_load=True) as con:
         found: dict[str, set[str]] = {name: set() for name in OWN_SCHEMAS}
         for table_schema, table_name in con.execute(
             # DuckDB resolves schema names case-insensitively: `OpenAI_Batches` is the schema dlt would write.

@@ -56,9 +56,13 @@ class Store(ABC):
     def dlt_destination(self) -> Any:
         """The dlt destination a load writes here with."""
 
+    # Whether opening the load's one instance (`one_instance`) may write: then the foreign-database check
+    # runs before it, on a connection of its own; otherwise inside it, on a cursor of it.
+    opening_writes: bool = False
+
     def one_instance(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
-        """The block a load runs in (after the foreign-database check): a place may keep one open
-        connection for all of it, waiting up to `wait` seconds for it (then DatabaseBusy). Nothing by default."""
+        """The block a load runs in: a place may keep one open connection for all of it, waiting up to `wait`
+        seconds for it (then DatabaseBusy). Nothing by default."""
         return contextlib.nullcontext()
 
     @abstractmethod
@@ -85,6 +89,8 @@ class DuckDBFile(Store):
 
     path: str
     kind: str = field(default="duckdb", init=False)
+    # Opening a file writable creates it, and DuckDB may replay a foreign file's WAL into it.
+    opening_writes: bool = field(default=True, init=False)
 
     def shown(self) -> str:
         return self.path
@@ -220,11 +226,44 @@ class DuckLake(Store):
         return statement[:-1] + ", READ_ONLY)" if read_only else statement
 
     def connect(self, *, read_only: bool = False, in_load: bool = False) -> duckdb.DuckDBPyConnection:
-        from .duckdb_file import CATALOG, open_attached
+        """Inside this process's load (`one_instance`), a cursor of its instance for a writer or a step of the
+        load; a reader elsewhere gets an instance of its own, which sees the lake's last snapshot."""
+        from .duckdb_file import CATALOG, held_cursor, open_attached
 
+        if (in_load or not read_only) and (cursor := held_cursor(self.instance_key())) is not None:
+            return cursor
         return open_attached(self.attach_statement(CATALOG, read_only=read_only), prepare=self._prepare)
 
+    def instance_key(self) -> str:
+        """Keys the load's one instance of this lake (`duckdb_file.held_instance`)."""
+        return f"ducklake:{self.identity()}"
+
+    def one_instance(self, *, wait: float = 0.0) -> contextlib.AbstractContextManager[object]:
+        """One DuckDB instance with the lake attached, for the whole load: ours and dlt's steps take cursors of
+        it (storage/destination.py `held_ducklake`). Each of dlt's connections otherwise opened an instance of
+        its own, loaded the extensions and attached the lake (reading its catalog), then detached it: ~0.5 s
+        each, six times in a run with nothing new. Detached before it closes, as dlt does (a catalog left
+        attached at close was seen corrupted)."""
+        from .duckdb_file import CATALOG, held_instance, open_attached
+
+        def open_() -> duckdb.DuckDBPyConnection:
+            return open_attached(
+                self.attach_statement(CATALOG, read_only=False),
+                prepare=self._prepare,
+                config={"threads": settings.DUCKDB_LOAD_THREADS},
+            )
+
+        def detach(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"USE memory; DETACH {CATALOG}")
+
+        return held_instance(self.instance_key(), open_, before_close=detach)
+
     def exists(self) -> bool:
+        from .duckdb_file import held_cursor
+
+        if (cursor := held_cursor(self.instance_key())) is not None:
+            cursor.close()
+            return True  # attached by this process's load
         catalog_file = self._catalog_file()
         if catalog_file is not None:
             return catalog_file.is_file()
@@ -276,21 +315,25 @@ class DuckLake(Store):
         return "postgresql:" + self.catalog.split(":", 1)[1]
 
     def dlt_destination(self) -> Any:
-        import dlt
         from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
+        from .destination import held_ducklake
+        from .duckdb_file import CATALOG
         from .extensions import dlt_credentials_config
 
         s3 = self._s3_access()
+        # Attached under our alias with the lake's name as its metadata schema: the statement of `connect`, so
+        # that inside a load dlt's ATTACH IF NOT EXISTS finds the lake the load's instance attached.
         credentials = DuckLakeCredentials(
-            ducklake_name=self.name,
+            ducklake_name=CATALOG,
+            metadata_schema=self.name,
             catalog=self._credentials(),
             storage=s3.dlt_storage(self._storage_url()) if s3 is not None else self._storage_url(),
         )
         loading = dlt_credentials_config(*self._extensions())
         credentials.extensions = loading["extensions"]
         credentials.global_config = {**loading["global_config"], "threads": settings.DUCKDB_LOAD_THREADS}
-        return dlt.destinations.ducklake(credentials=credentials)
+        return held_ducklake(self.instance_key(), credentials=credentials)
 
     def identity(self) -> str:
         from ..client.urls import shown_url
