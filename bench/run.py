@@ -13,6 +13,7 @@ sections (their rows then replace the same sections' rows in bench/RESULTS.md; t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -427,44 +428,83 @@ def bench_memory(
 
 
 def bench_ducklake(tmp: Path, res: Results, n: int = 100_000) -> None:
-    """Issue 9: the same backfill into a DuckDB file and into a DuckLake on a PostgreSQL catalog (a
-    throwaway cluster of Debian's PostgreSQL, as the tests use), in one run, as a ratio."""
+    """Issues 9 and 20: the same backfill, and then a run with nothing new, into a DuckDB file, a DuckLake on a
+    PostgreSQL catalog (a throwaway cluster of Debian's PostgreSQL, as the tests use) with its files in a folder,
+    and the same lake with its files on S3 (moto's server, as the tests use), in one run, as ratios and
+    differences against the file."""
     sys.path.insert(0, str(ROOT))
     from tests.support.postgres import PostgresUnavailable, throwaway_postgres
 
-    say(f"[7] backfill of {n:,} batches: DuckDB file vs DuckLake (PostgreSQL catalog)")
+    say(f"[7] backfill of {n:,} batches and a run with nothing new: DuckDB file vs DuckLake (PostgreSQL catalog)")
+    lakes: dict[str, tuple[Run, Run]] = {}
     try:
-        with throwaway_postgres() as pg, Simulator(n) as sim:
-            ws_file, ws_lake = Workspace(tmp, "file-100k"), Workspace(tmp, "lake-100k")
+        with throwaway_postgres() as pg, Simulator(n) as sim, contextlib.ExitStack() as stack:
+            ws_file = Workspace(tmp, "file-100k")
             on_file = load(ws_file, sim, "file backfill")
-            lake_env = {
-                "DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": pg.create_database("lake"),
-                "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE": str(ws_lake.dir / "lake-files"),
-            }
-            on_lake = measure_with(
-                "lake backfill", [CLI, "load", "--destination", "ducklake"], ws_lake, sim, lake_env
-            ).check()
-            lake_nochange = measure_with(
-                "lake no-change", [CLI, "load", "--destination", "ducklake"], ws_lake, sim, lake_env
-            ).check()
+            file_nochange = load(ws_file, sim, "file no-change").check()
+            places = {"PostgreSQL catalog, files in a folder": {}}
+            s3 = _moto(stack, tmp)
+            if s3 is not None:
+                places["PostgreSQL catalog, files on S3 (moto)"] = {
+                    **s3.env(),
+                    "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE": s3.url("bench-lake"),
+                }
+            for i, (where, extra) in enumerate(places.items()):
+                ws_lake = Workspace(tmp, f"lake-100k-{i}")
+                lake_env = {
+                    "DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": pg.create_database(f"lake{i}"),
+                    "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE": str(ws_lake.dir / "lake-files"),
+                    **extra,
+                }
+                cmd = [CLI, "load", "--destination", "ducklake"]
+                lakes[where] = (
+                    measure_with("lake backfill", cmd, ws_lake, sim, lake_env).check(),
+                    measure_with("lake no-change", cmd, ws_lake, sim, lake_env).check(),
+                )
     except PostgresUnavailable as e:
         res.add("7 ducklake", "DuckLake backfill", f"skipped: {e}")
         return
     res.add(
         "7 ducklake",
-        f"{n:,}-batch backfill into a DuckDB file",
-        f"{on_file.wall_s:.1f} s, {on_file.peak_rss_mb:.0f} MB",
+        f"{n:,}-batch backfill into a DuckDB file; then nothing new",
+        f"{on_file.wall_s:.1f} s, {on_file.peak_rss_mb:.0f} MB; {file_nochange.wall_s:.2f} s",
     )
-    res.add(
-        "7 ducklake",
-        f"{n:,}-batch backfill into a DuckLake (PostgreSQL catalog)",
-        f"{on_lake.wall_s:.1f} s, {on_lake.peak_rss_mb:.0f} MB; {on_lake.wall_s / on_file.wall_s:.2f}x the file",
-    )
-    res.add(
-        "7 ducklake",
-        "DuckLake `load` with nothing to do",
-        f"{lake_nochange.wall_s:.2f} s, {lake_nochange.requests} request(s)",
-    )
+    for where, (backfill, nochange) in lakes.items():
+        ratio = backfill.wall_s / on_file.wall_s
+        res.add(
+            "7 ducklake",
+            f"{n:,}-batch backfill into a DuckLake ({where}) / the file",
+            f"{ratio:.2f}x ({backfill.wall_s:.1f} s)",
+            "<= 1.1x",
+            ratio <= 1.1,
+        )
+        res.add(
+            "7 ducklake",
+            f"backfill into a DuckLake ({where}): peak RSS",
+            f"{backfill.peak_rss_mb:.0f} MB",
+            "< 400 MB",
+            backfill.peak_rss_mb < 400,
+        )
+        more = nochange.wall_s - file_nochange.wall_s
+        res.add(
+            "7 ducklake",
+            f"DuckLake ({where}) `load` with nothing to do, more than the file",
+            f"{more:+.2f} s ({nochange.wall_s:.2f} s, {nochange.requests} request(s))",
+            "<= +0.5 s",
+            more <= 0.5,
+        )
+
+
+def _moto(stack: contextlib.ExitStack, tmp: Path) -> Any:
+    """moto's S3 server for the bench's S3 lake (stopped with `stack`), None where moto is not installed."""
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        say("  moto is not installed: no S3 lake")
+        return None
+    from tests.support.s3 import moto_s3
+
+    return stack.enter_context(moto_s3(tmp / "moto"))
 
 
 # Results off: the 100k history's results are ~24 million request lines; the listing is what this row measures.

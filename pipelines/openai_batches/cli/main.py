@@ -121,12 +121,16 @@ def _load(args: argparse.Namespace, head: HeadStart | None) -> int:
             try:
                 # A DuckDB shell may open the file between our wait for it and the load's open: same wait.
                 result = run_load(
-                    store, config, full_refresh=args.full_refresh, progress=progress, wait=args.wait, head_start=head
+                    store,
+                    config,
+                    full_refresh=args.full_refresh,
+                    progress=progress,
+                    wait=args.wait,
+                    head_start=head,
+                    after_load=lambda loaded: _refresh_analysis(store, wait=args.wait) if loaded.changed else None,
                 )
             finally:
                 getattr(progress, "close", lambda: None)()
-            if result.changed:
-                _refresh_analysis(store, wait=args.wait)
     except DatabaseUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,9 +224,11 @@ def run_load(
     progress: ProgressSink | None = None,
     wait: float = 0.0,
     head_start: HeadStart | None = None,
+    after_load: Callable[[LoadOutcome], object] | None = None,
 ) -> LoadOutcome:
     """Load every configured project into `where` (a Store, or a DuckDB file's path), each in its own
-    dlt run. The caller holds `where`'s load lock.
+    dlt run. The caller holds `where`'s load lock. `after_load` runs once every project ran, still in the load's
+    one instance (the CLI refreshes the report views there: a lake is not attached a second time).
 
     Raises ForeignDatabase (before anything is written) for a database another program made,
     DatabaseBusy when another program holds the file for longer than `wait` seconds, and
@@ -260,6 +263,8 @@ def run_load(
         _load_projects(
             store, config, result, retry=retry, full_refresh=full_refresh, progress=progress, head_start=head_start
         )
+        if after_load is not None:
+            after_load(result)
     except BaseException:
         opened.close()
         raise
