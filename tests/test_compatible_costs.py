@@ -94,6 +94,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
     labels["azure_cancelled"] = org.create_batch(project=AZURE, created_at=NOW - 4 * DAY, outcome="cancelled")
     labels["azure_open"] = org.create_batch(project=AZURE)  # validating now: `Validating` on Azure
     labels["groq_open"] = org.create_batch(project=GROQ)
+    for project in (AZURE, GROQ, PROJECT_A):  # failed validation: their `errors.data` in batch_validation_errors
+        labels[f"{project}_failed"] = org.create_batch(project=project, created_at=NOW - 5 * DAY, outcome="failed")
     org.create_batch(project=PROJECT_A, created_at=NOW - 2 * DAY, model="gpt-4o-mini", outcome="completed")
     prices = root / "prices.toml"
     prices.write_text(PRICES_TOML)
@@ -123,7 +125,10 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
             for batch in org.batches(project):
                 shown = azure_id(batch["id"]) if provider == "azure" else batch["id"]
                 truth[shown], providers[shown] = batch, provider
-        labels = {k: azure_id(v) if k in AZURE_MODELS or k.startswith("azure_") else v for k, v in labels.items()}
+        labels = {
+            k: azure_id(v) if k in AZURE_MODELS or k.startswith(("azure_", f"{AZURE}_")) else v
+            for k, v in labels.items()
+        }
         yield Org(db, str(prices), truth, providers, labels)
     finally:
         server.stop()
@@ -392,3 +397,25 @@ def test_status_counts_each_providers_batches_and_open_ones_in_any_casing(loaded
         still_open = [b for b in batches if openai_status(b["status"]) not in TERMINAL_STATUSES]
         assert (line.batches, line.open_now) == (len(batches), len(still_open)), provider
     assert lines["azure"].open_now >= 1 and lines["groq"].open_now >= 1  # `Validating` on Azure: open
+
+
+# ------------------------------------------------------------------------------------------------ validation errors
+def test_the_validation_errors_of_every_openai_shaped_provider_are_reported_with_their_provider(loaded: Org) -> None:
+    """Azure's and Groq's `errors.data` (tables of their own) beside OpenAI's, each error once with its provider:
+    `batch_validation_errors` and the report that reads it (queries/13_validation_errors.sql)."""
+    expected = [
+        (loaded.providers[batch_id], batch_id, e["code"], e["message"])
+        for batch_id, batch in loaded.truth.items()
+        for e in (batch.get("errors") or {}).get("data", [])
+    ]
+    assert {p for p, *_ in expected} == {"openai", "azure", "groq"}
+    rows = query(loaded, "SELECT provider, batch_id, code, message FROM openai_batches.batch_validation_errors")
+    assert sorted((r["provider"], r["batch_id"], r["code"], r["message"]) for r in rows) == sorted(expected)
+    report = query(loaded, (QUERIES_DIR / "13_validation_errors.sql").read_text())
+    errors_by_provider: dict[str, int] = {}
+    for provider, *_ in expected:
+        errors_by_provider[provider] = errors_by_provider.get(provider, 0) + 1
+    reported: dict[str, int] = {}
+    for r in report:  # a row per provider and code
+        reported[r["provider"]] = reported.get(r["provider"], 0) + r["errors"]
+    assert reported == errors_by_provider

@@ -329,3 +329,18 @@ def test_iso_created_at_is_read_as_a_time_by_the_plan() -> None:
     assert COMPATIBLE_SHAPE.created({"created_at": stamp}, stamp + 10) == stamp
     assert not is_open({"status": "Completed"}) and is_open({"status": "In_progress"}) and is_open({})
     assert make_batch(1)["id"].startswith("batch_")
+
+
+def test_an_azure_base_url_of_the_classic_api_without_its_version_is_refused_in_one_line(tmp_path: Path) -> None:
+    """`base_url = ".../openai"` without api_version would send every request to /openai/batches without an
+    `api-version`, which Azure answers 404: refused before any request, naming both ways out."""
+    secrets = tmp_path / "project" / ".dlt"
+    secrets.mkdir(parents=True)
+    (secrets / "secrets.toml").write_text(
+        f'[sources.openai_batches.projects.west]\napi_key = "{AZURE_KEY}"\n'
+        'base_url = "https://res.openai.azure.com/openai/"\nprovider = "azure"\n'
+    )
+    result = run_cli("load", "--db", str(tmp_path / "x.duckdb"), env=cli_env())
+    line = assert_one_clear_error(result, 2, "base_url ends in /openai")
+    assert "api_version" in line and "/openai/v1" in line
+    assert AZURE_KEY not in result.stdout + result.stderr

@@ -98,7 +98,7 @@ def test_the_demo_shows_the_same_figures_for_clean_data(tmp_path: Path, capsys: 
     (provider,) = after.pop("cost_by_provider")
     assert provider["provider"] == "openai" and provider["batches"] == after["cost_summary"][0]["batches"]
     assert provider["cost_usd"] == after["cost_summary"][0]["cost_usd"]
-    for name in ("throughput_daily", "turnaround_percentiles", "turnaround_histogram"):
+    for name in ("throughput_daily", "turnaround_percentiles", "turnaround_histogram", "validation_errors"):
         for row in after[name]:
             assert row.pop("provider") in ("openai", "(all)"), name
     assert set(after) == set(before)

@@ -662,6 +662,13 @@ def compatible_project(provider: str, name: str, key: str, entry: Mapping[str, A
             f"{where}.api_version is set, so the classic Azure API is read, whose base_url ends in /openai "
             f"(https://{{resource}}.openai.azure.com/openai); unset api_version to read the v1 API"
         )
+    if provider == "azure" and not api_version and base.rstrip("/").endswith("/openai"):
+        # The classic API's root without its version: every request would go to /openai/batches without
+        # `api-version`, which Azure answers 404.
+        raise ConfigError(
+            f"{where}.base_url ends in /openai, the classic Azure API's root, but api_version is not set: set "
+            f"api_version (e.g. 2024-10-21) for the classic API, or end base_url in /openai/v1 for the v1 API"
+        )
     return ProjectConfig(
         name=name,
         api_key=key,

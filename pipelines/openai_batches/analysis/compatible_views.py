@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..settings import BATCH_TABLES, BATCHES_TABLE, OPENAI_LIKE_PROVIDERS, openai_status_sql
+from ..settings import BATCH_TABLES, BATCHES_TABLE, ERRORS_TABLE, OPENAI_LIKE_PROVIDERS, openai_status_sql
 from .settings import PRICES_TABLE
 from .settings import SCHEMA as S
 from .sql_rules import providers_in_scope_view, sync_cost
@@ -40,8 +40,34 @@ _NO_PRICE = {
 OPENAI_SHAPED: tuple[OpenAIShaped, ...] = tuple(
     OpenAIShaped(p, BATCH_TABLES[p], _NO_PRICE[p]) for p in OPENAI_LIKE_PROVIDERS
 )
+# Each OpenAI-shaped provider's table of validation errors (`errors.data` of its batch objects, as dlt names the
+# nested table), beside OpenAI's own `batches__errors__data`.
+ERROR_TABLES = {"openai": ERRORS_TABLE, **{p.provider: f"{p.table}__errors__data" for p in OPENAI_SHAPED}}
 # Which tables the views read when present (session.py passes the ones a load created).
-COMPATIBLE_TABLES = tuple(p.table for p in OPENAI_SHAPED)
+COMPATIBLE_TABLES = (*(p.table for p in OPENAI_SHAPED), *ERROR_TABLES.values())
+
+
+def validation_errors_sql(present: frozenset[str]) -> str:
+    """`batch_validation_errors`: why batches failed validation, one row per error of a batch in scope, of OpenAI
+    and every OpenAI-shaped provider whose errors table is ``present`` (a provider's own batch ids are matched
+    within that provider only)."""
+    columns = "e.batch_id, e.error_index, e.code, e.line, e.message, e.param"
+    sides = [
+        f"SELECT 'openai' AS provider, b.project, {columns} FROM {S}.{ERRORS_TABLE} AS e "
+        f"JOIN {S}.batches_in_scope AS b ON b.id = e.batch_id"
+    ] * (ERRORS_TABLE in present)
+    sides += [
+        f"SELECT '{p.provider}' AS provider, b.project, {columns} FROM {S}.{ERROR_TABLES[p.provider]} AS e "
+        f"JOIN {S}.compatible_batches_in_scope AS b ON b.provider = '{p.provider}' AND b.id = e.batch_id"
+        for p in OPENAI_SHAPED
+        if p.table in present and ERROR_TABLES[p.provider] in present
+    ]
+    body = "\nUNION ALL\n".join(sides) or (
+        "SELECT CAST(NULL AS VARCHAR) AS provider, CAST(NULL AS VARCHAR) AS project, CAST(NULL AS VARCHAR) AS "
+        "batch_id, CAST(NULL AS BIGINT) AS error_index, CAST(NULL AS VARCHAR) AS code, CAST(NULL AS BIGINT) AS line, "
+        "CAST(NULL AS VARCHAR) AS message, CAST(NULL AS VARCHAR) AS param WHERE false"
+    )
+    return f"CREATE OR REPLACE VIEW {S}.batch_validation_errors AS\n{body}\n"
 
 
 def present_providers(present: frozenset[str]) -> tuple[OpenAIShaped, ...]:

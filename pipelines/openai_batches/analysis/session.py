@@ -99,7 +99,8 @@ def _other_models(con: duckdb.DuckDBPyConnection, tables: frozenset[str]) -> dic
 
 
 def _provider_tables(tables: dict[str, str]) -> frozenset[str]:
-    """Other providers' batch tables a load has created in the file (`anthropic_batches`, `azure_batches`, ...)."""
+    """Other providers' batch tables a load has created in the file (`anthropic_batches`, `azure_batches`, ...), and
+    the validation errors tables of OpenAI and the OpenAI-shaped providers (`batch_validation_errors`)."""
     return frozenset(name for name in PROVIDER_TABLES if tables.get(name) == "BASE TABLE")
 
 

@@ -25,7 +25,7 @@ from .anthropic_views import ENDPOINT as ANTHROPIC_ENDPOINT
 from .anthropic_views import PROVIDER as ANTHROPIC
 from .anthropic_views import PROVIDER_TABLES as ANTHROPIC_TABLES
 from .anthropic_views import anthropic_views
-from .compatible_views import COMPATIBLE_TABLES
+from .compatible_views import COMPATIBLE_TABLES, validation_errors_sql
 from .compatible_views import costs as compatible_costs
 from .compatible_views import in_scope as compatible_in_scope
 from .ledger_views import ledger_views, request_redactions
@@ -740,6 +740,7 @@ def views(
             ),
         ),
         ("batch_jobs", batch_jobs_sql(provider_tables)),
+        ("batch_validation_errors", validation_errors_sql(provider_tables)),
         ("batch_job_timings", batch_job_timings_sql(provider_tables)),
         *_LATER_VIEWS,
         ("caveats", _caveats_sql(organization_tables, ledger_tables, provider_tables)),
