@@ -685,3 +685,21 @@ def test_simulate_prints_the_admin_key() -> None:
         (admin_key,) = printed(lines, "OPENAI_ADMIN_KEY")
         r = httpx.get(base_url + "/organization/projects", headers={"Authorization": f"Bearer {admin_key}"})
         assert r.status_code == 200 and [p["id"] for p in r.json()["data"]] == ["proj_default"]
+
+
+def test_openais_admin_api_knows_nothing_of_the_projects_served_as_groq_or_azure() -> None:
+    """A project whose keys are Groq's (`gsk_...`) or Azure's is served by the simulator as that provider's
+    (flavors.py): OpenAI's books neither list it nor count its batches' tokens, which Groq and Azure bill."""
+    groq_key, azure_key = "gsk_" + "g" * 52, "0123456789abcdef" * 2
+    org = SimulatedOrg(
+        projects={KEY_A: PROJ_A, groq_key: "proj_groq", azure_key: "proj_azure"}, clock=SimClock(T0), seed=5
+    )
+    for project in (PROJ_A, "proj_groq", "proj_azure"):
+        org.generate_history(40, project=project, days=20)
+    org.advance(3 * DAY)
+    with SimulatorServer(org) as srv, admin(srv) as c:
+        listed = c.get("/organization/projects", params={"limit": 100}).json()["data"]
+        assert [p["id"] for p in listed] == [PROJ_A]
+        found = usage_buckets(c, start_time=T0 - 25 * DAY, bucket_width="1d", limit=31)
+    totals = batch_usage_totals(found, by_month=False)
+    assert {key[1] for key in totals} == {PROJ_A}, totals  # the other two have batches of the same kinds

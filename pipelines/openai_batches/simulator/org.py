@@ -132,6 +132,19 @@ class SimulatedOrg:
     def project_of_key(self, api_key: str) -> str | None:
         return self._keys.get(api_key)
 
+    def _openai_projects(self) -> list[str]:
+        """The projects OpenAI's Admin API knows: not those served as another provider's (flavors.py: a project
+        whose every key is a Groq `gsk_...` or an Azure key, not an OpenAI `sk-...` one). OpenAI's books count
+        no Groq or Azure batch: those are billed by Groq and by Azure."""
+        keyed: dict[str, list[str]] = {}
+        for key, project in self._keys.items():
+            keyed.setdefault(project, []).append(key)
+
+        def openai_key(key: str) -> bool:
+            return key.startswith("sk-") and not key.startswith("sk-ant-")
+
+        return [p for p in self._projects if not keyed.get(p) or any(openai_key(k) for k in keyed[p])]
+
     def _project(self, project: str | None) -> str:
         if project is None:
             return self._projects[0]
@@ -190,7 +203,7 @@ class SimulatedOrg:
             self._sync()
             now = self._now()
             out: list[dict[str, Any]] = []
-            for p in self._projects:
+            for p in self._openai_projects():
                 info = self._project_info[p]
                 created = info.get("created_at")
                 if created is None:
@@ -232,7 +245,7 @@ class SimulatedOrg:
         with self._lock:
             self._sync()
             out: list[tuple[str, Columns]] = []
-            for p in self._projects:
+            for p in self._openai_projects():
                 t = self._tables[p]
                 created = t.col("created")
                 lo = int(np.searchsorted(created, start, "left"))
