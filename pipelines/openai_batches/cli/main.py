@@ -67,9 +67,13 @@ def _setup_process(verbose: bool, *, signals: bool = True) -> Callable[[], None]
 
 def cmd_load(args: argparse.Namespace) -> int:
     from ..load.head_start import begin
+    from ..storage.store import preload_lake_extensions
 
-    # Before dlt is imported (by what follows): the first requests leave while the rest starts.
+    # Before dlt is imported (by what follows): the first requests leave while the rest starts, and a lake's
+    # extensions load.
     head = begin(args.db, args.destination)
+    if args.db is None:
+        preload_lake_extensions(args.destination)
     try:
         return _load(args, head)
     finally:

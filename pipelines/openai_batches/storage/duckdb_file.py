@@ -37,13 +37,15 @@ def open_attached(
     *,
     prepare: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
     config: dict[str, Any] | None = None,
+    instance: duckdb.DuckDBPyConnection | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A new DuckDB instance in which `attach` (an ATTACH ... AS CATALOG statement) is the default catalog;
     `prepare` runs first (loading extensions). The one `duckdb.connect` of this program's own SQL: files,
-    DuckLakes and MotherDuck all open through it (see storage/store.py)."""
+    DuckLakes and MotherDuck all open through it (see storage/store.py). `instance`: an in-memory instance
+    opened with `config` already (extensions.preloaded), used instead of a new one."""
     import duckdb
 
-    con = duckdb.connect(":memory:", config=dict(config or {}))
+    con = instance if instance is not None else duckdb.connect(":memory:", config=dict(config or {}))
     try:
         if prepare is not None:
             prepare(con)

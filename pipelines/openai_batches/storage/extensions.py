@@ -21,7 +21,9 @@ connection it opens.
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -142,6 +144,49 @@ def dlt_credentials_config(*names: str) -> dict[str, Any]:
     return {"extensions": load_targets(*(names or (DUCKLAKE, POSTGRES))), "global_config": dict(OFFLINE_SETTINGS)}
 
 
+# Connections with extensions loaded on a thread ahead of need (`preload`), by (names, config).
+_PRELOADED: dict[tuple[Any, ...], concurrent.futures.Future[duckdb.DuckDBPyConnection]] = {}
+
+
+def preload(*names: str, config: dict[str, Any]) -> None:
+    """Open an in-memory DuckDB instance with `config` and load `names` into it on a thread, for `preloaded` to
+    take later: a lake's load starts this before dlt is imported, and the signature checks (~0.1-0.3 s per
+    extension) run meanwhile. Nothing happens twice for the same names and config."""
+    key = (names, tuple(sorted(config.items())))
+    if key in _PRELOADED:
+        return
+    future: concurrent.futures.Future[duckdb.DuckDBPyConnection] = concurrent.futures.Future()
+
+    def load() -> None:
+        try:
+            import duckdb
+
+            con = duckdb.connect(":memory:", config=dict(config))
+            try:
+                prepare(con, *names)
+            except BaseException:
+                con.close()
+                raise
+            future.set_result(con)
+        except BaseException as e:  # noqa: BLE001 -- handed to the taker, who opens the usual way instead
+            future.set_exception(e)
+
+    threading.Thread(target=load, name="duckdb-extensions", daemon=True).start()
+    _PRELOADED[key] = future
+
+
+def preloaded(*names: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection | None:
+    """The connection `preload` opened for the same names and config (waiting for it), once; None when there is
+    none or it failed: the caller then opens one itself, and meets the same error, if any, there."""
+    future = _PRELOADED.pop((names, tuple(sorted(config.items()))), None)
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except Exception:  # noqa: BLE001 -- see the docstring
+        return None
+
+
 __all__ = [
     "DUCKLAKE",
     "HTTPFS",
@@ -152,5 +197,7 @@ __all__ = [
     "PackagedExtension",
     "dlt_credentials_config",
     "load_targets",
+    "preload",
+    "preloaded",
     "prepare",
 ]

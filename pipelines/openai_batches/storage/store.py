@@ -145,6 +145,32 @@ class DuckDBFile(Store):
         return f"ATTACH {literal} AS {CATALOG} (READ_ONLY); USE {CATALOG};"
 
 
+# DuckDB's settings of the instance a load on a lake runs in (`DuckLake.one_instance`).
+LAKE_LOAD_CONFIG: dict[str, Any] = {"threads": settings.DUCKDB_LOAD_THREADS}
+
+
+def preload_lake_extensions(destination: str | None) -> None:
+    """When the environment alone says the load goes to a DuckLake (`--destination ducklake` or
+    OPENAI_BATCHES_DESTINATION, and dlt's catalog variable), load the lake's extensions on a thread while the
+    CLI reads its configuration and imports dlt (`extensions.preload`); `DuckLake.one_instance` takes them.
+    Settings in `.dlt/` files are not looked at: the lake then loads its extensions when it opens, as before."""
+    chosen = destination or os.environ.get("OPENAI_BATCHES_DESTINATION", "")
+    catalog = os.environ.get("DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG", "").strip()
+    if chosen.strip().lower() != "ducklake" or not catalog:
+        return
+    storage = (
+        os.environ.get("DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL")
+        or os.environ.get("DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE")
+        or ""
+    ).strip()
+    lake = DuckLake(catalog=catalog, storage=storage)
+    if lake.driver not in ("postgres", "sqlite", "duckdb"):
+        return
+    from .extensions import preload
+
+    preload(*lake._extensions(), config=LAKE_LOAD_CONFIG)  # a failure is met again, and said, when the lake opens
+
+
 @dataclass(frozen=True)
 class DuckLake(Store):
     """A DuckLake: metadata in a SQL catalog (`postgres://...`, `sqlite:///file`, `duckdb:///file`), data
@@ -245,12 +271,14 @@ class DuckLake(Store):
         each, six times in a run with nothing new. Detached before it closes, as dlt does (a catalog left
         attached at close was seen corrupted)."""
         from .duckdb_file import CATALOG, held_instance, open_attached
+        from .extensions import preloaded
 
         def open_() -> duckdb.DuckDBPyConnection:
             return open_attached(
                 self.attach_statement(CATALOG, read_only=False),
                 prepare=self._prepare,
-                config={"threads": settings.DUCKDB_LOAD_THREADS},
+                config=LAKE_LOAD_CONFIG,
+                instance=preloaded(*self._extensions(), config=LAKE_LOAD_CONFIG),
             )
 
         def detach(con: duckdb.DuckDBPyConnection) -> None:
@@ -427,4 +455,4 @@ def connected(store: Store, *, read_only: bool = False, in_load: bool = False) -
         con.close()
 
 
-__all__ = ["DuckDBFile", "DuckLake", "MotherDuck", "Store", "as_store", "connected"]
+__all__ = ["DuckDBFile", "DuckLake", "MotherDuck", "Store", "as_store", "connected", "preload_lake_extensions"]
