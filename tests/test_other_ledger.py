@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +24,7 @@ from openai_batches.sources.batches import source as batches_source
 from openai_batches.sources.ledger.reader import Ledger
 from openai_batches.tables.ledger import files_column_hints, requests_column_hints
 
-from .support.assertions import table
+from .support.assertions import batch_jobs_by_id, table
 from .support.ledger import FIELDS, finished
 from .support.ledger import truth as request_truth
 from .support.workload import DAY, KEY_A, NOW, PROJECT_A
@@ -287,3 +290,74 @@ def test_a_together_file_that_answers_404_waits_then_is_gone_by_the_rule_of_file
                 db, f"SELECT state FROM openai_batches.batch_files WHERE batch_id = '{shown}' AND kind = 'output'"
             )
             assert state == [("gone" if run == settings.GONE_AFTER_MISSES else "pending",)], run
+
+
+def _sums(org: SimulatedOrg, batch_id: str) -> tuple[int, int, int, int, int, int]:
+    """(requests, succeeded, failed, input, cached, output tokens) of a batch, from the simulator's truth."""
+    rows = list(org.request_truth(batch_id))
+    return (
+        len(rows),
+        sum(r.outcome == "succeeded" for r in rows),
+        sum(r.outcome == "failed" for r in rows),
+        sum(r.input_tokens or 0 for r in rows),
+        sum(r.cached_tokens or 0 for r in rows),
+        sum(r.output_tokens or 0 for r in rows),
+    )
+
+
+def _expected_cost(provider: str, created: float, tokens: tuple[int, int, int]) -> Decimal:
+    """Mistral: genai-prices' batch price of the model at the batch's creation (its own calculator); Together: the
+    price file's 0.88/0.88 USD per million, cached input at the input price, x 0.5 (the default batch factor)."""
+    from genai_prices import Usage, calc_price
+
+    inputs, cached, output = tokens
+    if provider == "together":
+        return (Decimal(inputs) * Decimal("0.88") + Decimal(output) * Decimal("0.88")) / 1_000_000 * Decimal("0.5")
+    usage = Usage(input_tokens=inputs, cache_read_tokens=cached, output_tokens=output)
+    at = datetime.fromtimestamp(created, UTC)
+    price = calc_price(
+        usage,
+        MODELS[provider],
+        provider_id="mistral",
+        genai_request_timestamp=at,
+        price_context={"processing": "batch"},
+    )
+    return price.total_price
+
+
+def test_together_and_mistral_batches_are_priced_from_their_ledgers_tokens_to_the_cent(
+    db: str, tmp_path: Path, others: SimulatedOrg
+) -> None:
+    """Their batches send no tokens (Together no counts either): once the ledger read a batch's files, `batch_jobs`
+    takes its tokens (and Together's counts) from the ledger and prices them (Mistral: genai-prices' batch price;
+    Together: the price file). A batch whose results are not read yet keeps its unpriced reason."""
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICES_TOML)
+    with SimulatorServer(others) as server:
+        _load(db, server, "together", "mistral")
+        read = {p: _ended(others, p) for p in ("together", "mistral")}
+        timing = {"validating_seconds": 5, "processing_seconds": 60, "finalizing_seconds": 5}
+        late = others.create_batch(
+            project=PROJECTS["mistral"], outcome="completed", total_requests=3, model=MODELS["mistral"], **timing
+        )
+        others.advance(600)
+        _load(db, server, "mistral", requests=False)  # listed, its results not read
+        rows = batch_jobs_by_id(db, str(prices))
+        for provider in ("together", "mistral"):
+            for batch in read[provider]:
+                row = rows[_shown(server, provider, batch["id"])]
+                total, succeeded, failed, *tokens = _sums(others, batch["id"])
+                assert (row["input_tokens"], row["cached_input_tokens"], row["output_tokens"]) == tuple(tokens)
+                if provider == "together":  # no counts on the job: the ledger's
+                    assert (row["requests_total"], row["requests_succeeded"], row["requests_failed"]) == (
+                        total,
+                        succeeded,
+                        failed,
+                    )
+                expected = _expected_cost(provider, batch["created_at"], (tokens[0], tokens[1], tokens[2]))
+                assert row["priced"] is True, (provider, row["unpriced_reason"])
+                assert round(Decimal(str(row["cost_usd"])), 2) == round(expected, 2)
+                assert row["cost_usd"] == pytest.approx(float(expected), rel=1e-9, abs=1e-12), provider
+        unread = rows[_shown(server, "mistral", late)]
+        assert unread["priced"] is False and unread["input_tokens"] is None
+        assert unread["unpriced_reason"].startswith("no usage reported: Mistral sends no tokens")
