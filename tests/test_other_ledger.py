@@ -361,3 +361,23 @@ def test_together_and_mistral_batches_are_priced_from_their_ledgers_tokens_to_th
         unread = rows[_shown(server, "mistral", late)]
         assert unread["priced"] is False and unread["input_tokens"] is None
         assert unread["unpriced_reason"].startswith("no usage reported: Mistral sends no tokens")
+
+
+def test_turning_the_ledger_on_for_a_mistral_project_lists_its_history_once_without_the_floor(
+    db: str, others: SimulatedOrg
+) -> None:
+    """A project loaded with the ledger off pages from a `created_after` floor (the newest job less the lookback):
+    the first run with the ledger on lists without it, so the jobs that ended meanwhile are read."""
+    with SimulatorServer(others) as server:
+        _load(db, server, "mistral", requests=False)
+        _load(db, server, "mistral", requests=False)
+        assert "created_after" in server.requests[-1].query  # incremental: from the floor
+        server.reset_requests()
+        _load(db, server, "mistral")
+        listed = [r.query for r in server.requests if r.path == sim.PREFIXES["mistral"] + "/batch/jobs"]
+        assert listed and all("created_after" not in q for q in listed)
+        assert _got(db, "mistral") == _want(others, server, "mistral")
+        server.reset_requests()
+        _load(db, server, "mistral")
+        assert [r.path for r in server.requests] == [sim.PREFIXES["mistral"] + "/batch/jobs"]
+        assert "created_after" in server.requests[-1].query

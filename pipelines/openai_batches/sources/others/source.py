@@ -50,9 +50,6 @@ _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 # of their tokens (and Together's request counts), as Anthropic's are of its; OpenRouter's batches report both, and
 # its ledger follows OpenAI's default.
 REQUESTS_DEFAULTS = {"together": True, "mistral": True, "openrouter": settings.DEFAULT_REQUESTS}
-# How long after a batch ended its files are kept at most: undocumented for Together and Mistral (None: always
-# asked for, the API's 404 decides); OpenRouter's results are `Candidate`'s own (30 days).
-FILES_KEPT_S: dict[str, float | None] = {"together": None, "mistral": None, "openrouter": None}
 
 
 def _ledger_in_sync(ledger_state: Mapping[str, Any], batches_state: Any) -> bool:
@@ -186,7 +183,9 @@ def other_batches(
         label=lambda state, first, _client: _label(name, table, first, claimed),
         tables=tables,
         ledger=provider,
-        files_kept_s=FILES_KEPT_S[provider],
+        # How long after a batch ended its files can exist: undocumented for Together and Mistral (always asked
+        # for, the API's 404 decides); OpenRouter's results are kept 30 days (`Candidate._of_openrouter`).
+        files_kept_s=None,
     )
     return dlt.resource(
         sync_batches(
