@@ -91,6 +91,12 @@ def state_digest(batches_state: Mapping[str, Any] | None) -> str | None:
     return hashlib.sha256(json.dumps(batches_state, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def in_sync(ledger_state: Mapping[str, Any], batches_state: Mapping[str, Any] | None) -> bool:
+    """Whether a project's ledger state last ran with its batches state (`Ledger.in_sync_with`), read from the
+    states alone (a provider's client may need it before the ledger exists: Mistral's `created_after` floor)."""
+    return batches_state is None or ledger_state.get("synced") == state_digest(batches_state)
+
+
 @dataclass
 class _Result:
     """What reading one batch gave: its rows and file rows, or why it stays pending."""
@@ -147,7 +153,7 @@ class Ledger:
         """Whether the batches state is the one this ledger last ran with. If not, batches were loaded
         while the ledger was off (or never on): the run lists the whole history once so that batches that
         finished meanwhile are read while their files exist. A first run (no state at all) lists it anyway."""
-        return batches_state is None or self.state.get("synced") == state_digest(batches_state)
+        return in_sync(self.state, batches_state)
 
     def offer(self, batch: Mapping[str, Any]) -> None:
         """A batch this run loaded: a candidate when it is finished and its files can still exist."""
@@ -623,4 +629,4 @@ def _cached(clean: Callable[[str], str]) -> Callable[[Any], str | None]:
     return cleaned
 
 
-__all__ = ["Ledger", "state_digest"]
+__all__ = ["Ledger", "in_sync", "state_digest"]

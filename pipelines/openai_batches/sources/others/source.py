@@ -38,7 +38,7 @@ from ..batches.echoed import flagged_ids, mask_batches
 from ..batches.plan import ProjectState
 from ..batches.source import Client, Provider, merged_table, sync_batches
 from ..compatible.source import _label
-from ..ledger.reader import state_digest
+from ..ledger.reader import in_sync
 from ..progress import ProgressSink
 from ..stats import ProjectCounts
 from .shape import SHAPES
@@ -50,11 +50,6 @@ _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 # of their tokens (and Together's request counts), as Anthropic's are of its; OpenRouter's batches report both, and
 # its ledger follows OpenAI's default.
 REQUESTS_DEFAULTS = {"together": True, "mistral": True, "openrouter": settings.DEFAULT_REQUESTS}
-
-
-def _ledger_in_sync(ledger_state: Mapping[str, Any], batches_state: Any) -> bool:
-    """`Ledger.in_sync_with`, read before the client opens (Mistral's floor must know whether the run lists all)."""
-    return batches_state is None or ledger_state.get("synced") == state_digest(batches_state)
 
 
 def table_hints(provider: str) -> Any:
@@ -146,7 +141,8 @@ def other_batches(
             state = dlt.current.resource_state()
             raw = state.get("projects", {}).get(name)
             previous = ProjectState.load(raw)
-            if read_ledger and not _ledger_in_sync(state.get("ledger", {}).get(name) or {}, raw):
+            ledger_state = state.get("ledger", {}).get(name) or {}  # sync_batches keeps it there (`_LEDGER`)
+            if read_ledger and not in_sync(ledger_state, raw):
                 previous = None  # the run lists the whole history once for the ledger (sync_batches): no floor
             if previous is not None and previous.watermark is not None:
                 after = float(previous.watermark - max(0, int(lookback_seconds)))
