@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from openai_batches import settings
+from openai_batches.analysis.session import reading
 from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import CONTENT_MARKER, Fault, SimClock, SimulatedOrg, SimulatorServer
@@ -108,6 +109,11 @@ def test_a_database_an_older_version_created_keeps_its_ledger_and_takes_a_second
         _gateway_run(db, server, gateway=False)
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'batch_files'"
     assert "project" not in {c for (c,) in table(db, columns)}
+    with reading(db) as analysis:  # read before the next load: each file row under its batch's project
+        files = analysis.con.execute("SELECT project, batch_id FROM openai_batches.batch_files").fetchall()
+        assert files == [(PROJECT_A, ids[0])]
+        checked = analysis.con.execute("SELECT batch_id, consistent FROM openai_batches.ledger_check").fetchall()
+        assert checked == [(ids[0], True)]
 
     ids.append(finished(org, outcome="completed", total_requests=2, days_ago=1.0))
     _gateway_run(db, server)
