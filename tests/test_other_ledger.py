@@ -17,6 +17,7 @@ import pytest
 
 from openai_batches import settings
 from openai_batches.analysis.session import reading
+from openai_batches.client import others as client_others
 from openai_batches.config import ProjectConfig, RunConfig
 from openai_batches.load.runner import run_load
 from openai_batches.simulator import CONTENT_MARKER, Fault, SimClock, SimulatedOrg, SimulatorServer
@@ -387,3 +388,22 @@ def test_turning_the_ledger_on_for_a_mistral_project_lists_its_history_once_with
         _load(db, server, "mistral")
         assert [r.path for r in server.requests] == [sim.PREFIXES["mistral"] + "/batch/jobs"]
         assert "created_after" in server.requests[-1].query
+
+
+def test_openrouter_results_are_read_page_after_page_by_their_cursor(
+    db: str, others: SimulatedOrg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 2 rows: each batch's results are read page after page (`cursor` = the page before's `next_cursor`)
+    until the last, every row once; a page that fails is retried alone (the run's retry policy)."""
+    monkeypatch.setattr(client_others, "OPENROUTER_RESULTS_LIMIT", 2)
+    with SimulatorServer(others) as server:
+        done = next(b for b in _ended(others, "openrouter") if b["status"] == "completed")
+        results = f"/openrouter/api/v1/batches/{done['id']}/results"
+        server.inject(Fault("500", path_prefix=results))
+        _load(db, server, "openrouter", requests=True)
+        assert _got(db, "openrouter") == _want(others, server, "openrouter")
+        pages = [r for r in server.requests if r.path == results]
+        rows = len(_want(others, server, "openrouter")[done["id"]])
+        assert [r.status for r in pages] == [500] + [200] * -(-rows // 2)
+        assert [r.query.get("cursor") is None for r in pages] == [True, True] + [False] * (len(pages) - 2)
+        assert all(r.query["limit"] == "2" for r in pages)
