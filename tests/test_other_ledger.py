@@ -137,7 +137,7 @@ MODELS = {  # Together's priced by the price file, Mistral's by genai-prices' ba
     "mistral": "mistral-small-latest",
     "openrouter": "gpt-4o-mini",
 }
-ENDED = ("completed", "completed", "expired", "cancelled")
+ENDED = ("completed", "expired", "cancelled")
 PRICES_TOML = """
 [[prices]]
 provider = "together"
@@ -191,7 +191,8 @@ def _want(org: SimulatedOrg, server: SimulatorServer, provider: str) -> dict[str
         rows = request_truth(org, batch["id"])
         if provider == "openrouter":
             rows = {c: v for c, v in rows.items() if v[0] != "missing"}
-        want[_shown(server, provider, batch["id"])] = rows
+        if rows:  # a batch of no row has no ledger rows either (its file rows say it was read)
+            want[_shown(server, provider, batch["id"])] = rows
     return want
 
 
