@@ -5,6 +5,7 @@ on one an older version created."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from openai_batches.sources.ledger.reader import Ledger
 from openai_batches.tables.ledger import files_column_hints, requests_column_hints
 
 from .support.assertions import batch_jobs_by_id, table
+from .support.fake_api import Reply, ScriptedApi, json_reply
 from .support.ledger import FIELDS, finished
 from .support.ledger import truth as request_truth
 from .support.workload import DAY, KEY_A, NOW, PROJECT_A
@@ -408,3 +410,40 @@ def test_openrouter_results_are_read_page_after_page_by_their_cursor(
         assert [r.status for r in pages] == [500] + [200] * -(-rows // 2)
         assert [r.query.get("cursor") is None for r in pages] == [True, True] + [False] * (len(pages) - 2)
         assert all(r.query["limit"] == "2" for r in pages)
+
+
+def test_openrouter_results_that_say_more_without_a_cursor_leave_the_batch_pending_never_read_short(
+    db: str,
+) -> None:
+    """A results page with `has_more` true and no `next_cursor`: the rest cannot be asked for, and taking the page
+    as the end would record the batch read with requests lost. Its batch waits for the next run instead."""
+    now = time.time()
+    batch = {
+        "id": "batch_or_1",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "model": "openai/gpt-4o-mini",
+        "status": "completed",
+        "created_at": int(now - 3600),
+        "finalized_at": int(now - 600),
+        "request_counts": {"total": 2, "completed": 2, "failed": 0},
+    }
+    row = {"id": "r1", "custom_id": "a", "response": {"status_code": 200, "body": {"usage": {"prompt_tokens": 3}}}}
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path == "/api/v1/batches":
+            return json_reply({"object": "list", "data": [batch], "has_more": False, "first_id": None, "last_id": None})
+        return json_reply({"object": "list", "data": [row], "has_more": True, "next_cursor": None})
+
+    with ScriptedApi(route, project=None) as api:
+        base = api.base_url.removesuffix("/v1") + "/api/v1"
+        config = ProjectConfig(name="or", api_key=KEYS["openrouter"], base_url=base, provider="openrouter")
+        result = run_load(db, RunConfig(projects=(config,), requests=True))
+        assert result.ok, [o.error for o in result.outcomes]
+        assert ("/api/v1/batches/batch_or_1/results", {"limit": "1000"}) in api.requests
+    assert table(db, "SELECT batch_id, kind, state FROM openai_batches.batch_files") == [
+        ("batch_or_1", "results", "pending")
+    ]
+    exists = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'batch_requests'"
+    if table(db, exists) == [(1,)]:  # nothing of the page read is kept
+        assert table(db, "SELECT count(*) FROM openai_batches.batch_requests") == [(0,)]

@@ -226,8 +226,10 @@ class OpenRouterClient(BatchesClient):
                 first = False
                 for row in body["data"]:
                     yield orjson.dumps(row) + b"\n"
-                following = body.get("next_cursor")
-                if not body.get("has_more", following is not None) or following is None:
+                following, more = body.get("next_cursor"), body.get("has_more")
+                if following is None and more:  # "more", but no cursor to ask for it: never taken as the end
+                    raise ApiError(what, message="has_more is true but next_cursor is missing")
+                if following is None or more is False:
                     return
                 if not isinstance(following, str) or following in cursors:
                     raise ApiError(what, message="the results' next_cursor repeats (paging does not advance)")
