@@ -144,7 +144,7 @@ joined AS (
         {chosen},
         {standard}
     FROM {relation(REQUESTS_TABLE, present)} AS r
-    JOIN batches AS b ON b.id = r.batch_id
+    JOIN batches AS b ON b.id = r.batch_id AND b.project = r.project
     {_price_join("s", "IS NULL")}
     {_price_join("v", "= 'batch'")}
 ),
@@ -232,12 +232,13 @@ WITH batches AS (
     WHERE {_in_scope(usable)}
 ),
 files AS (
-    SELECT batch_id, bool_or(state = 'read') AS read, bool_or(state = 'gone') AS gone
+    SELECT project, batch_id, bool_or(state = 'read') AS read, bool_or(state = 'gone') AS gone
     FROM {relation(FILES_TABLE, present)}
-    GROUP BY batch_id
+    GROUP BY project, batch_id
 ),
 requests AS (
     SELECT
+        project,
         batch_id,
         count(*) AS requests,
         string_agg(DISTINCT model, ', ' ORDER BY model) AS model,
@@ -254,7 +255,7 @@ requests AS (
         string_agg(DISTINCT price_source, ', ' ORDER BY price_source) AS price_source,
         bool_or(price_tiered) AS price_tiered
     FROM {S}.anthropic_request_costs
-    GROUP BY batch_id
+    GROUP BY project, batch_id
 ),
 joined AS (
     SELECT
@@ -275,8 +276,8 @@ joined AS (
             WHEN r.unpriced > 0 THEN r.unpriced_reason
         END AS unpriced_reason
     FROM batches AS b
-    LEFT JOIN files AS f ON f.batch_id = b.id
-    LEFT JOIN requests AS r ON r.batch_id = b.id
+    LEFT JOIN files AS f ON f.batch_id = b.id AND f.project = b.project
+    LEFT JOIN requests AS r ON r.batch_id = b.id AND r.project = b.project
 )
 SELECT
     id, project, status, processing_status, created_at, expires_at, ended_at, gone, is_terminal,

@@ -31,7 +31,7 @@ _REQUEST_USAGE = usage_consistent("r.input_tokens", "r.cached_tokens", "r.output
 _SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ", "json": "JSON"}
 
 
-def _relation(table: str, columns: Sequence[Column], present: frozenset[str]) -> str:
+def ledger_relation(table: str, columns: Sequence[Column], present: frozenset[str]) -> str:
     """The ledger's table, or (before a load read the ledger) an empty relation with its columns."""
     if table in present:
         return f"{S}.{table}"
@@ -56,7 +56,7 @@ WITH joined AS (
         c.input_usd_per_mtok, c.cached_input_usd_per_mtok, c.output_usd_per_mtok, c.batch_factor,
         c.price_model, c.price_tiered
     FROM {requests} AS r
-    JOIN {S}.batch_costs AS c ON c.id = r.batch_id
+    JOIN {S}.batch_costs AS c ON c.id = r.batch_id AND c.project = r.project
 ),
 reasoned AS (
     SELECT
@@ -100,7 +100,7 @@ SELECT
     r.priced, r.unpriced_reason, r.cost_usd, r.price_model, r.price_tiered,
     '{provider}' AS provider
 FROM {S}.anthropic_request_costs AS r
-LEFT JOIN {S}.anthropic_batch_costs AS b ON b.id = r.batch_id
+LEFT JOIN {S}.anthropic_batch_costs AS b ON b.id = r.batch_id AND b.project = r.project
 """
 
 # Per batch with a read ledger (at least one file read), in scope: the batch's own counts and usage next
@@ -114,15 +114,17 @@ _LEDGER_CHECK = """
 CREATE OR REPLACE VIEW {S}.ledger_check AS
 WITH files AS (
     SELECT
+        project,
         batch_id,
         count(*) FILTER (WHERE state = 'read') AS files_read,
         count(*) FILTER (WHERE state = 'gone') AS files_gone,
         count(*) FILTER (WHERE state = 'pending') AS files_pending
     FROM {files}
-    GROUP BY batch_id
+    GROUP BY project, batch_id
 ),
 requests AS (
     SELECT
+        project,
         batch_id,
         count(*) AS requests,
         count(*) FILTER (WHERE outcome = 'succeeded') AS succeeded,
@@ -136,7 +138,7 @@ requests AS (
         sum(output_tokens) AS output_tokens,
         sum(reasoning_tokens) AS reasoning_tokens
     FROM {requests}
-    GROUP BY batch_id
+    GROUP BY project, batch_id
 ),
 compared AS (
     SELECT
@@ -166,8 +168,8 @@ compared AS (
             AND coalesce(r.reasoning_tokens, 0) = coalesce(b.usage__output_tokens_details__reasoning_tokens, 0)
         END AS tokens_match
     FROM {S}.batches_in_scope AS b
-    JOIN files AS f ON f.batch_id = b.id
-    LEFT JOIN requests AS r ON r.batch_id = b.id
+    JOIN files AS f ON f.batch_id = b.id AND f.project = b.project
+    LEFT JOIN requests AS r ON r.batch_id = b.id AND r.project = b.project
     WHERE f.files_read > 0
 )
 SELECT
@@ -192,19 +194,20 @@ FROM compared
 def request_redactions(present: frozenset[str]) -> str:
     """(batch_id, field) of each batch in scope and `batch_requests` column in which a configured key the
     server sent back was masked in some request (`redacted_fields`): for `caveats`, one row per batch and field."""
-    requests = _relation(REQUESTS_TABLE, REQUEST_COLUMNS, present)
+    requests = ledger_relation(REQUESTS_TABLE, REQUEST_COLUMNS, present)
     return f"""
     SELECT DISTINCT batch_id, field FROM (
         SELECT r.batch_id, unnest(from_json(r.redacted_fields, '["VARCHAR"]')) AS field
         FROM {requests} AS r
-        WHERE r.redacted_fields IS NOT NULL AND r.batch_id IN (SELECT id FROM {S}.batches_in_scope)
+        WHERE r.redacted_fields IS NOT NULL
+            AND EXISTS (SELECT 1 FROM {S}.batches_in_scope AS b WHERE b.id = r.batch_id AND b.project = r.project)
     )"""
 
 
 def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
     """The ledger's views, over its tables among `present` (the others: empty relations)."""
-    requests = _relation(REQUESTS_TABLE, REQUEST_COLUMNS, present)
-    files = _relation(FILES_TABLE, FILE_COLUMNS, present)
+    requests = ledger_relation(REQUESTS_TABLE, REQUEST_COLUMNS, present)
+    files = ledger_relation(FILES_TABLE, FILE_COLUMNS, present)
     return (
         (
             "request_costs",
@@ -225,4 +228,4 @@ def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
 
 LEDGER_TABLES = (REQUESTS_TABLE, FILES_TABLE)
 
-__all__ = ["LEDGER_TABLES", "NO_PREFIX", "ledger_views", "request_redactions"]
+__all__ = ["LEDGER_TABLES", "NO_PREFIX", "ledger_relation", "ledger_views", "request_redactions"]

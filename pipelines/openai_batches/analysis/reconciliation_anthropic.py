@@ -106,7 +106,7 @@ def _batches(present: frozenset[str]) -> str:
     """The loaded batches of the projects whose workspace is known, with the months they started and ended."""
     return f"""(
     SELECT
-        b.id, m.workspace_id, b.request_counts__succeeded AS succeeded,
+        b.id, b.project, m.workspace_id, b.request_counts__succeeded AS succeeded,
         {_month("b.ended_at")} AS counted_month,
         {_month("b.created_at")} AS started_month
     FROM {_rel(ANTHROPIC_BATCHES_TABLE, present)} AS b
@@ -136,10 +136,11 @@ WITH
 batches AS {_batches(present)},
 requests AS (
     SELECT
-        batch_id, coalesce(model, '{no_model}') AS model, count(*) AS succeeded,
+        project, batch_id, coalesce(model, '{no_model}') AS model, count(*) AS succeeded,
         sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
-    FROM {requests}
-    WHERE outcome = 'succeeded' AND batch_id IN (SELECT id FROM batches)
+    FROM {requests} AS r
+    WHERE outcome = 'succeeded'
+        AND EXISTS (SELECT 1 FROM batches AS b WHERE b.id = r.batch_id AND b.project = r.project)
     GROUP BY ALL
 ),
 -- Ended batches whose succeeded requests are not all in the ledger (results not read yet, or gone): the
@@ -147,14 +148,15 @@ requests AS (
 unread AS (
     SELECT b.counted_month AS month, b.workspace_id AS project_id, count(*) AS batches
     FROM batches AS b
-    LEFT JOIN (SELECT batch_id, sum(succeeded) AS succeeded FROM requests GROUP BY ALL) AS r ON r.batch_id = b.id
+    LEFT JOIN (SELECT project, batch_id, sum(succeeded) AS succeeded FROM requests GROUP BY ALL) AS r
+        ON r.batch_id = b.id AND r.project = b.project
     WHERE b.counted_month IS NOT NULL AND coalesce(r.succeeded, 0) < coalesce(b.succeeded, 0)
     GROUP BY ALL
 ),
 work AS (
     SELECT b.id, b.workspace_id AS project_id, q.model, q.input_tokens, q.output_tokens, b.counted_month,
         b.started_month
-    FROM batches AS b JOIN requests AS q ON q.batch_id = b.id
+    FROM batches AS b JOIN requests AS q ON q.batch_id = b.id AND q.project = b.project
 ),
 batch_side AS (
     SELECT counted_month AS month, project_id, model, count(DISTINCT id) AS batches,

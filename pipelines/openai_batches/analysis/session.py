@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ..client.errors import error_line
-from ..settings import BATCHES_TABLE, ERRORS_TABLE, GONE_TABLE, REQUESTS_TABLE, RUN_LOG_TABLE
+from ..settings import BATCHES_TABLE, ERRORS_TABLE, FILES_TABLE, GONE_TABLE, REQUESTS_TABLE, RUN_LOG_TABLE
 from ..storage.duckdb_file import CATALOG, table_exists, table_type, tables_in
 from ..storage.sql import quote_identifier
 from ..tables.admin import ORGANIZATION_TABLES, USAGE_TABLE
+from ..tables.ledger import file_project_updates, ledger_owners
 from . import settings
 from .anthropic_views import ANTHROPIC_BATCHES_TABLE
 from .compatible_views import OPENAI_SHAPED
@@ -44,8 +45,8 @@ _VERSION_VIEW = "_analysis_version"
 # dlt's type names of the declared columns, as DuckDB types: for the empty tables of a database whose
 # projects have no batch yet (dlt creates a table with its first row).
 # Tables whose declared columns a file loaded by an older version may lack (`_absent_columns`): `batches`, the
-# OpenAI-shaped providers' tables (the same column list) and `batch_requests`.
-_DECLARED_TABLES = (BATCHES_TABLE, *(p.table for p in OPENAI_SHAPED), REQUESTS_TABLE)
+# OpenAI-shaped providers' tables (the same column list), `batch_requests` and `batch_files` (its `project`).
+_DECLARED_TABLES = (BATCHES_TABLE, *(p.table for p in OPENAI_SHAPED), REQUESTS_TABLE, FILES_TABLE)
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "timestamp": "TIMESTAMPTZ", "json": "JSON", "bool": "BOOLEAN"}
 
 
@@ -136,7 +137,7 @@ def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | No
     """The declared columns of `batches` (or `batch_requests`) a file loaded by an older version lacks: dlt
     adds them with the next load that writes the table, which a run with nothing new never does."""
     from ..tables.batches import ADDED_COLUMNS, BATCH_COLUMNS
-    from ..tables.ledger import REQUEST_COLUMNS
+    from ..tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
 
     have = {
         row[0]
@@ -146,17 +147,22 @@ def _absent_columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | No
             [catalog, S, name],
         ).fetchall()
     }
-    declared = REQUEST_COLUMNS if name == REQUESTS_TABLE else (*BATCH_COLUMNS, *ADDED_COLUMNS)
+    declared = {REQUESTS_TABLE: REQUEST_COLUMNS, FILES_TABLE: FILE_COLUMNS}.get(name, (*BATCH_COLUMNS, *ADDED_COLUMNS))
     return [c for c in declared if c.name not in have]
 
 
 def _missing_columns(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """`, NULL AS col` for each declared column the file's table lacks (`_absent_columns`), so the views
-    read it the same."""
-    return "".join(
-        f", CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]}) AS {quote_identifier(c.name)}"
-        for c in _absent_columns(con, name, CATALOG)
-    )
+    read it the same. The `project` of an older version's `batch_files`: its batch's in `batch_requests`, as the
+    next load files it (`file_project_updates`)."""
+    added = []
+    for c in _absent_columns(con, name, CATALOG):
+        value = f"CAST(NULL AS {_DUCKDB_TYPES[c.dlt_type]})"
+        if name == FILES_TABLE and c.name == "project" and table_exists(con, S, REQUESTS_TABLE, CATALOG):
+            requests = f"{quote_identifier(CATALOG)}.{S}.{REQUESTS_TABLE}"
+            value = f"(SELECT min(o.project) FROM {requests} AS o WHERE o.batch_id = {FILES_TABLE}.batch_id)"
+        added.append(f", {value} AS {quote_identifier(c.name)}")
+    return "".join(added)
 
 
 def _add_absent_columns(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
@@ -167,6 +173,10 @@ def _add_absent_columns(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) 
             for c in _absent_columns(con, name):
                 column = f"{quote_identifier(c.name)} {_DUCKDB_TYPES[c.dlt_type]}"
                 con.execute(f"ALTER TABLE {S}.{quote_identifier(name)} ADD COLUMN {column}")
+                if name == FILES_TABLE and c.name == "project":  # whose rows they are, as a load files them
+                    owners = {f"{S}.{t}": key for t, key in ledger_owners() if tables.get(t) == "BASE TABLE"}
+                    for update in file_project_updates(f"{S}.{FILES_TABLE}", owners):
+                        con.execute(update)
 
 
 def build_in_memory(con: duckdb.DuckDBPyConnection, overrides: Overrides) -> Analysis:

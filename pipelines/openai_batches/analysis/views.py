@@ -724,7 +724,13 @@ def views(
         ("compatible_batch_costs", compatible_costs(provider_tables, _TIMING_COLUMNS)),
         (
             "other_batches_in_scope",
-            other_in_scope(provider_tables, has_gone_table, _USAGE_CONSISTENT, _REQUEST_COUNTS_CONSISTENT, _usable),
+            other_in_scope(
+                provider_tables | ledger_tables,
+                has_gone_table,
+                _USAGE_CONSISTENT,
+                _REQUEST_COUNTS_CONSISTENT,
+                _usable,
+            ),
         ),
         ("other_batch_timings", _OTHER_TIMINGS),
         (

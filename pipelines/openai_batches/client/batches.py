@@ -37,7 +37,49 @@ _PROJECT_SECRET_RUN = 16
 _PROJECT_HEADER = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 
-class BatchesClient(ApiClient):
+class FilesApi(ApiClient):
+    """OpenAI's files API as the request ledger reads a batch's files: `GET /files/{id}` and its content. OpenAI's,
+    and Together's and Mistral's, whose batches name files of the same API (client/others.py)."""
+
+    # Parameters of every request (Azure's classic `api-version`: BatchesClient sets them).
+    _query: dict[str, str] = {}
+
+    def file_info(self, file_id: str) -> dict[str, Any] | None:
+        """`GET /files/{id}`: the file object (`bytes`, `expires_at`, ...), or None when the API answers 404
+        (the file expired or was deleted)."""
+        what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}"
+        try:
+            body, _ = self._get("/files/" + quote(file_id, safe=""), dict(self._query), what, expect="file")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return body
+
+    def stream_file(
+        self, file_id: str, consume: Callable[[Iterator[bytes]], T], *, size: int | None = None
+    ) -> T | None:
+        """`GET /files/{id}/content`, streamed: `consume(chunks)` reads the body as it arrives (it is never
+        held whole) and its result is returned; None when the API answers 404.
+
+        Retried like every request; a retry calls `consume` again from the first byte, so it must start
+        from nothing each time. A `Content-Encoding: gzip` (or `deflate`) body is decoded as it streams,
+        and the checks apply to the right bytes: the content-length to the bytes on the wire, `size` (the
+        file object's `bytes`) and the end of the compressed stream to the decoded file. A body shorter
+        than `size`, one that ends before its content-length, a compressed stream that is corrupt or cut
+        before its end: each is a download cut short, retried (a content-length that lies, or a
+        connection closed early without one, ends the body quietly, and its last requests would be lost
+        for good). The whole download is bounded in time: at any moment it may have taken `timeout` plus
+        the bytes received so far (on the wire) at settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that
+        arrived extend it, never a size the server announces (a content-length of terabytes would let a
+        server that trickles bytes hold the run for months), nor what they decode to."""
+        what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
+        path = "/files/" + quote(file_id, safe="") + "/content"
+        query = ("?" + urlencode(self._query)) if self._query else ""
+        return self._stream(self._base + path + query, what, consume, size)
+
+
+class BatchesClient(FilesApi):
     """`GET /batches` and `GET /batches/{id}` with authentication, retries and request counting.
 
     Every request is bounded in total time (a server that trickles bytes cannot hold a run, and its
@@ -123,38 +165,3 @@ class BatchesClient(ApiClient):
                 self.redactor.clean(value, 80),
             )
         return None
-
-    # --- batch files (the request ledger) ---------------------------------------------------------
-    def file_info(self, file_id: str) -> dict[str, Any] | None:
-        """`GET /files/{id}`: the file object (`bytes`, `expires_at`, ...), or None when the API answers 404
-        (the file expired or was deleted)."""
-        what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}"
-        try:
-            body, _ = self._get("/files/" + quote(file_id, safe=""), dict(self._query), what, expect="file")
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        return body
-
-    def stream_file(
-        self, file_id: str, consume: Callable[[Iterator[bytes]], T], *, size: int | None = None
-    ) -> T | None:
-        """`GET /files/{id}/content`, streamed: `consume(chunks)` reads the body as it arrives (it is never
-        held whole) and its result is returned; None when the API answers 404.
-
-        Retried like every request; a retry calls `consume` again from the first byte, so it must start
-        from nothing each time. A `Content-Encoding: gzip` (or `deflate`) body is decoded as it streams,
-        and the checks apply to the right bytes: the content-length to the bytes on the wire, `size` (the
-        file object's `bytes`) and the end of the compressed stream to the decoded file. A body shorter
-        than `size`, one that ends before its content-length, a compressed stream that is corrupt or cut
-        before its end: each is a download cut short, retried (a content-length that lies, or a
-        connection closed early without one, ends the body quietly, and its last requests would be lost
-        for good). The whole download is bounded in time: at any moment it may have taken `timeout` plus
-        the bytes received so far (on the wire) at settings.DOWNLOAD_MIN_BYTES_PER_S. Only bytes that
-        arrived extend it, never a size the server announces (a content-length of terabytes would let a
-        server that trickles bytes hold the run for months), nor what they decode to."""
-        what = f"GET {self.shown_base}/files/{self.redactor.clean(file_id, 80)}/content"
-        path = "/files/" + quote(file_id, safe="") + "/content"
-        query = ("?" + urlencode(self._query)) if self._query else ""
-        return self._stream(self._base + path + query, what, consume, size)

@@ -8,16 +8,21 @@ each client's `list_page(after)` continues after the last batch of the page befo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
+from urllib.parse import quote
+
+import orjson
 
 from .. import settings
 from .anthropic import KEY_PREFIX as ANTHROPIC_KEY_PREFIX
+from .batches import BatchesClient, FilesApi
 from .compatible import GROQ_KEY_PREFIX
 from .errors import ApiError
 from .paging import Page
 from .retry import RetryPolicy
-from .transport import ApiClient, server_time
+from .transport import server_time
 from .urls import check_api_key
 
 # OpenRouter's keys start with this (`sk-or-v1-...`), OpenAI's with `sk-` and anything else. Together's and
@@ -42,6 +47,10 @@ _WHERE = {
 # short, and `total` would still page to the end). A no-change run reads the jobs of the lookback window: one page.
 MISTRAL_PAGE_SIZE = 100
 MISTRAL_JOBS_PATH = "/batch/jobs"
+# Result rows per page of OpenRouter's `GET /batches/{id}/results`: its maximum (1-1000), the fewest requests.
+OPENROUTER_RESULTS_LIMIT = 1000
+
+T = TypeVar("T")
 
 
 def key_kind_problem(key: str, *, setting: str, provider: str) -> str | None:
@@ -74,8 +83,9 @@ def _bearer(api_key: str, setting: str, provider: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-class TogetherClient(ApiClient):
-    """`GET /batches` (every batch of the key's user, a bare JSON array: one request) and `GET /batches/{id}`."""
+class TogetherClient(FilesApi):
+    """`GET /batches` (every batch of the key's user, a bare JSON array: one request) and `GET /batches/{id}`; the
+    request ledger reads a batch's files through `GET /files/{id}[/content]` (FilesApi: OpenAI-shaped JSONL)."""
 
     def __init__(
         self,
@@ -127,8 +137,9 @@ def _created_key(batch: dict[str, Any]) -> tuple[int, float]:
     return (0, 0.0)
 
 
-class MistralClient(ApiClient):
-    """`GET /batch/jobs` (page numbers, oldest first from `created_after`) and `GET /batch/jobs/{id}`.
+class MistralClient(FilesApi):
+    """`GET /batch/jobs` (page numbers, oldest first from `created_after`) and `GET /batch/jobs/{id}`; the request
+    ledger reads a job's `output_file` and `error_file` through `GET /files/{id}[/content]` (FilesApi).
 
     The list is asked for in creation order (`order_by=created`) from `created_after` (the run's floor: the newest
     job loaded minus the lookback window; none on a backfill). Jobs created while a run pages are added at the
@@ -187,6 +198,52 @@ class MistralClient(ApiClient):
         return self._retrieve(MISTRAL_JOBS_PATH, batch_id)
 
 
+class OpenRouterClient(BatchesClient):
+    """OpenRouter's batches: OpenAI's envelope and cursor (BatchesClient), and a batch's results from its own
+    endpoint, `GET /batches/{id}/results` (cursor pages of result rows, `next_cursor`), for the request ledger."""
+
+    def stream_results(self, batch_id: str, consume: Callable[[Iterator[bytes]], T]) -> T | None:
+        """The batch's result rows, page after page (`cursor` = the page before's `next_cursor`), handed to
+        `consume` as JSON lines as each page arrives (one page held at a time, never the whole results); its result
+        is returned; None when the API answers 404 for the first page (results past their 30 days, batch deleted).
+
+        Each page is one request under the run's retry policy (`_get`); a page that fails after it, or a cursor
+        that repeats (paging that does not advance), ends the read with ApiError: the batch waits for the next run
+        (its pages are stable for 30 days, so it is read again whole)."""
+        path = "/batches/" + quote(batch_id, safe="") + "/results"
+        what = f"GET {self.shown_base}/batches/{self.redactor.clean(batch_id, 80)}/results"
+        first = True
+
+        def lines() -> Iterator[bytes]:
+            nonlocal first
+            cursor: str | None = None
+            cursors: set[str] = set()
+            while True:
+                params: dict[str, Any] = {"limit": OPENROUTER_RESULTS_LIMIT}
+                if cursor is not None:
+                    params["cursor"] = cursor
+                body, _ = self._get(path, params, what + (f"?cursor={cursor[:40]}" if cursor else ""), "results")
+                first = False
+                for row in body["data"]:
+                    yield orjson.dumps(row) + b"\n"
+                following, more = body.get("next_cursor"), body.get("has_more")
+                if following is None and more:  # "more", but no cursor to ask for it: never taken as the end
+                    raise ApiError(what, message="has_more is true but next_cursor is missing")
+                if following is None or more is False:
+                    return
+                if not isinstance(following, str) or following in cursors:
+                    raise ApiError(what, message="the results' next_cursor repeats (paging does not advance)")
+                cursors.add(following)
+                cursor = following
+
+        try:
+            return consume(lines())
+        except ApiError as e:
+            if e.status == 404 and first:
+                return None
+            raise
+
+
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(max(0.0, seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -196,6 +253,7 @@ __all__ = [
     "MISTRAL_PAGE_SIZE",
     "OPENROUTER_KEY_PREFIX",
     "MistralClient",
+    "OpenRouterClient",
     "TogetherClient",
     "key_kind_problem",
 ]

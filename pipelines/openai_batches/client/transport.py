@@ -497,6 +497,8 @@ def _has_shape(body: Any, expect: str) -> bool:
         return isinstance(body.get("data"), list) and all(_has_id(b) for b in body["data"])
     if expect == "page":  # the Admin API's usage and costs: buckets, each a start time and its results
         return isinstance(body.get("data"), list) and all(_is_bucket(b) for b in body["data"])
+    if expect == "results":  # OpenRouter's results of a batch: a page of result rows (client/others.py)
+        return isinstance(body.get("data"), list) and all(isinstance(r, dict) for r in body["data"])
     if expect == "report":  # Anthropic's usage and cost reports: buckets from an RFC 3339 `starting_at`
         return isinstance(body.get("data"), list) and all(_is_report_bucket(b) for b in body["data"])
     return _has_id(body)

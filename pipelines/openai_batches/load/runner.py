@@ -30,7 +30,7 @@ from ..sources.batches.source import openai_batches
 from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
 from ..sources.stats import ProjectCounts
-from ..storage.destination import allow_null_file_ids, remove_duplicates_after_resume
+from ..storage.destination import allow_null_file_ids, ledger_files_by_project, remove_duplicates_after_resume
 from ..storage.foreign import ForeignDatabase, check_not_foreign
 from ..storage.lock import DatabaseUnavailable
 from ..storage.store import DuckDBFile, Store, as_store, connected
@@ -299,6 +299,7 @@ def _load_projects(
         # directory has none (a database copied or moved here), so the first extract is incremental.
         pipeline.sync_destination()
         allow_null_file_ids(pipeline)  # a file an older version loaded: Anthropic results have no file id
+        ledger_files_by_project(pipeline)  # ... and `batch_files` had no project (the ledger's merge key)
         if pipeline.has_pending_data:
             log.info("loading what an interrupted run had already extracted")
             left = _pending_rows(pipeline, {p.name: p.provider for p in config.projects if p.name})
@@ -437,6 +438,9 @@ def _source(
             **common,
             project_name=name,
             known_ids=stored_ids(pipeline, settings.BATCH_TABLES[project.provider], name) if full_refresh else None,
+            # None: the provider's default (REQUESTS_DEFAULTS: on for Together and Mistral, their only tokens)
+            requests=config.requests,
+            requests_max_mb_per_run=config.requests_max_mb_per_run,
         )
     return openai_batches(
         **common,

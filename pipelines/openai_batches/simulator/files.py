@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from .batch_requests import INPUT_RETENTION_S, TERMINAL_WITH_FILES, BatchSource, RequestPlan
 from .jsonl import FileRenderer, RequestTruth
@@ -218,6 +219,24 @@ class FileStore:
         if len(rest) == 1:
             return 200, info.api_object()
         return 200, Streamed(info.bytes, FileRenderer(plan, kind).chunks(), info.filename)
+
+    def result_rows(self, batch_id: str, project: str) -> list[dict[str, Any]] | None:
+        """A finished batch's results as rows (OpenRouter's `GET /batches/{id}/results`: others.py): the lines of
+        its output file, then of its error file, each parsed (an OpenAI-shaped line is a result row). None when
+        the batch is unknown to `project` or still open, or its files are gone (expired)."""
+        src = self._org.batch_source(batch_id, project)
+        if src is None or src.status not in TERMINAL_WITH_FILES:
+            return None
+        plan = RequestPlan(src)
+        rows: list[dict[str, Any]] = []
+        for kind in ("output", "error"):
+            if not src.batch[_FIELD[kind]]:
+                continue
+            if self.describe(src, kind, plan).gone:
+                return None
+            text = b"".join(FileRenderer(plan, kind).chunks())
+            rows.extend(orjson.loads(line) for line in text.splitlines() if line.strip())
+        return rows
 
     # ------------------------------------------------------------------ ground truth
     def request_truth(self, batch_id: str) -> Iterator[RequestTruth]:

@@ -13,10 +13,19 @@ base URLs. The key is a project key of the organisation, as `Authorization: Bear
 - OpenRouter: `GET /batches` in OpenAI's envelope (`after`, `limit` 1-100, default 20, `has_more`), its own batch
   object with `usage` (tokens and `cost` in USD) and `provider`, models named `vendor/model`; a batch read by id
   carries its `results` inline (content: RESULT_TEXT marks it, which nothing may store).
+
+Results, for the request ledger: Together's and Mistral's batches name files of the organisation (files.py), served
+at `{base}/files/{id}` (the provider's file object: no `expires_at`, Mistral's `sample_type` and `source`) and
+`{base}/files/{id}/content` (the OpenAI-shaped JSONL the facts describe, content included); OpenRouter serves a
+finished batch's results at `GET /batches/{id}/results` (`limit` 1-1000, default 100; `cursor`, the page before's
+`next_cursor`), `{data, has_more, next_cursor, object: "list"}`, each row an OpenAI-shaped line of the batch's output
+or error file (`{id, custom_id, response: {status_code, request_id, body}, error}`); 404 while the batch is open or
+once its results are gone.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import threading
@@ -24,6 +33,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from .responses import Response, error_response, json_response
 
@@ -206,14 +217,23 @@ def answer(
     list_page: Callable[[str, int, str | None], dict[str, Any]],
     ids: UuidMap,
     options: dict[str, Any],
+    files: Callable[[list[str]], Response | None] | None = None,
+    results: Callable[[str], list[dict[str, Any]] | None] | None = None,
 ) -> Response:
-    """The provider's answer to one request (`project`: the key's, None for an unknown key)."""
+    """The provider's answer to one request (`project`: the key's, None for an unknown key). `files`: the
+    organisation's files API answer for the path segments after `/files/`; `results`: a batch's result rows."""
     if project is None:
         return error_response(401, "Invalid API key provided.", code="invalid_api_key")
     rest = path[len(PREFIXES[provider]) :]
     if method != "GET":
         return error_response(405, f"{method} is not simulated here")
     collection = "/batch/jobs" if provider == MISTRAL else "/batches"
+    if provider != OPENROUTER and rest.startswith("/files/") and files is not None:
+        resp = files(rest[len("/files/") :].split("/"))
+        if resp is not None:
+            return _file_object(provider, resp)
+    if provider == OPENROUTER and rest.startswith("/batches/") and rest.endswith("/results") and results is not None:
+        return _openrouter_results(rest[len("/batches/") : -len("/results")], query, results)
     if rest == collection:
         if provider == TOGETHER:
             return _together_list(every_batch(project), ids, options.get("together_order", "newest"))
@@ -235,6 +255,55 @@ def answer(
             return json_response(200, mistral_job(batch, ids))
         return json_response(200, openrouter_batch(batch, results=True))
     return error_response(404, f"Not found: GET {path}")
+
+
+def _file_object(provider: str, resp: Response) -> Response:
+    """A file object of OpenAI's (files.py) as Together or Mistral describe one; content and errors as they are."""
+    if resp.status != 200 or resp.stream is not None:
+        return resp
+    obj = orjson.loads(resp.body)
+    for name in ("expires_at", "status", "status_details"):
+        obj.pop(name, None)
+    if provider == MISTRAL:
+        obj["sample_type"] = {"batch": "batch_request", "batch_output": "batch_result"}.get(obj.get("purpose"), "")
+        obj["source"] = "upload" if obj.get("purpose") == "batch" else "mistral"
+        obj["purpose"] = "batch"
+    else:
+        obj["purpose"] = "batch-api"
+    return json_response(200, obj, resp.headers)
+
+
+# Result rows per page of OpenRouter's results when no `limit` is asked for (its maximum is 1000).
+OPENROUTER_RESULTS_DEFAULT_LIMIT = 100
+
+
+def _openrouter_results(
+    batch_id: str, query: dict[str, str], results: Callable[[str], list[dict[str, Any]] | None]
+) -> Response:
+    try:
+        limit = int(query.get("limit", str(OPENROUTER_RESULTS_DEFAULT_LIMIT)))
+    except ValueError:
+        return error_response(400, "limit must be an integer")
+    if not 1 <= limit <= 1000:
+        return error_response(400, "limit must be between 1 and 1000")
+    start = 0
+    if cursor := query.get("cursor"):
+        try:
+            owner, _, offset = base64.urlsafe_b64decode(cursor.encode()).decode().rpartition(":")
+            start = int(offset)
+        except (ValueError, UnicodeDecodeError):
+            return error_response(400, "invalid cursor")
+        if owner != batch_id or start < 0:
+            return error_response(400, "invalid cursor")
+    rows = results(batch_id)
+    if rows is None:
+        return error_response(404, f"Results of batch {batch_id} not found")
+    page = rows[start : start + limit]
+    end = start + len(page)
+    following = base64.urlsafe_b64encode(f"{batch_id}:{end}".encode()).decode() if end < len(rows) else None
+    return json_response(
+        200, {"data": page, "has_more": following is not None, "next_cursor": following, "object": "list"}
+    )
 
 
 def _together_list(batches: list[dict[str, Any]], ids: UuidMap, order: str) -> Response:

@@ -484,13 +484,9 @@ class SimulatorServer:
             )
         parts = [unquote(p) for p in path.split("/")]
         if path == FILES_PREFIX or path.startswith(FILES_PREFIX + "/"):
-            files = self.org.files.route(method, parts[3:], project)
+            files = self._files(method, parts[3:], project)
             if files is not None:
-                status, answer = files
-                if isinstance(answer, Streamed):
-                    disposition = {"content-disposition": f'attachment; filename="{answer.filename}"'}
-                    return Response(status, b"", "application/octet-stream", disposition, stream=answer)
-                return json_response(status, answer)
+                return files
         # "", "v1", "batches", [id], ["cancel"]
         if len(parts) >= 3 and parts[0] == "" and parts[1] == "v1" and parts[2] == "batches":
             if len(parts) == 3 and method == "GET":
@@ -505,6 +501,17 @@ class SimulatorServer:
             if len(parts) == 5 and parts[3] and parts[4] == "cancel" and method == "POST":
                 return self._cancel(project, parts[3])
         return error_response(404, f"Invalid URL ({method} {path})")
+
+    def _files(self, method: str, rest: list[str], project: str) -> Response | None:
+        """`GET /files/{id}[/content]` of the organisation's files (files.py); None: not a files URL served."""
+        files = self.org.files.route(method, rest, project)
+        if files is None:
+            return None
+        status, answer = files
+        if isinstance(answer, Streamed):
+            disposition = {"content-disposition": f'attachment; filename="{answer.filename}"'}
+            return Response(status, b"", "application/octet-stream", disposition, stream=answer)
+        return json_response(status, answer)
 
     def _flavored(
         self, flavor: str, method: str, path: str, query: dict[str, str], body: bytes, key: str, project: str | None
@@ -538,6 +545,8 @@ class SimulatorServer:
             get=self.org.get,
             list_page=lambda p, limit, after: self.org.list_page(p, limit=limit, after=after),
             ids=self._other_ids,
+            files=lambda rest: self._files(method, [unquote(p) for p in rest], project) if project else None,
+            results=lambda batch_id: self.org.files.result_rows(batch_id, project) if project else None,
             options={
                 "together_order": self.together_order,
                 "mistral_arrivals": self.mistral_arrivals,

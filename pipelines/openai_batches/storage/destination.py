@@ -29,6 +29,7 @@ from dlt.destinations.impl.ducklake.factory import ducklake as ducklake_factory
 from dlt.destinations.impl.ducklake.sql_client import DuckLakeSqlClient
 
 from .. import settings
+from ..tables.ledger import file_project_updates, ledger_owners
 from .duckdb_file import CATALOG, duckdb_catalog_name, held_cursor, open_shared
 
 
@@ -85,9 +86,10 @@ UNIQUE_STAGED_TABLES = {settings.BATCHES_TABLE: ("id",), settings.GONE_TABLE: ("
 KEYS_AFTER_RESUME = {
     **UNIQUE_STAGED_TABLES,
     settings.ERRORS_TABLE: ("batch_id", "error_index"),
-    # The request ledger's (merge key `batch_id`, no primary key: dlt never deduplicates their staged rows).
-    settings.REQUESTS_TABLE: ("batch_id", "custom_id"),
-    settings.FILES_TABLE: ("batch_id", "kind"),
+    # The request ledger's (merge key (`project`, `batch_id`), no primary key: dlt never deduplicates their staged
+    # rows).
+    settings.REQUESTS_TABLE: ("project", "batch_id", "custom_id"),
+    settings.FILES_TABLE: ("project", "batch_id", "kind"),
 }
 
 
@@ -263,9 +265,46 @@ def allow_null_file_ids(pipeline: Any) -> None:
                     client.execute_sql(f"ALTER TABLE {name} ALTER COLUMN file_id DROP NOT NULL")
 
 
+def ledger_files_by_project(pipeline: Any) -> None:
+    """`batch_files` has a `project` column since the ledger's rows are merged on (`project`, `batch_id`) (batch
+    ids are unique only within a provider). A table an older version created lacks it: added before anything is
+    loaded (dlt then finds it there), and its rows given the project whose ledger wrote them (that version kept one
+    project's rows of a batch id: the project of the batch's requests, else of the batch's row in a provider's
+    table), so a batch read again replaces them instead of adding a second set beside rows of no project."""
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return
+        owners = ledger_owners()
+        names = [settings.FILES_TABLE, *(table for table, _ in owners)]
+        # The data's catalog only: every attached catalog's columns (a lake's metadata) took 0.8 s (storage/foreign.py).
+        catalog = client.catalog_name(quote=False)
+        columns = client.execute_sql(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE coalesce(%s, table_catalog) = "
+            f"table_catalog AND table_schema = %s AND table_name IN ({', '.join(['%s'] * len(names))})",
+            catalog,
+            client.dataset_name,
+            *names,
+        )
+        tables: dict[str, set[str]] = {}
+        for table, column in columns or []:
+            tables.setdefault(str(table), set()).add(str(column))
+        if settings.FILES_TABLE not in tables or "project" in tables[settings.FILES_TABLE]:
+            return
+        files = client.make_qualified_table_name(settings.FILES_TABLE)
+        client.execute_sql(f"ALTER TABLE {files} ADD COLUMN project VARCHAR")
+        present = {
+            client.make_qualified_table_name(table): key
+            for table, key in owners
+            if {"project", key} <= tables.get(table, set())
+        }
+        for update in file_project_updates(files, present):
+            client.execute_sql(update)
+
+
 __all__ = [
     "bounded_duckdb_file",
     "allow_null_file_ids",
+    "ledger_files_by_project",
     "duckdb_destination",
     "duckdb_file",
     "held_ducklake",

@@ -91,6 +91,7 @@ REQUEST_COLUMNS: tuple[Column, ...] = (
 
 FILE_COLUMNS: tuple[Column, ...] = (
     _text("batch_id", "The batch (`batches.id`) the file belongs to."),
+    _text("project", "Configured project name, as in `batches.project`: with `batch_id`, the batch the file is of."),
     _text(
         "kind",
         "`output`, `error`, or `input` (read only when the other two do not account for every request); "
@@ -134,22 +135,50 @@ def files_arrow_schema() -> pa.Schema:
     return _schema(FILE_COLUMNS, "batch_id")
 
 
+# The ledger's merge key: a batch's rows are written, and replaced, as a whole, per project. Batch ids are unique
+# only within a provider (a gateway in front of OpenAI, `openai-compatible`, lists OpenAI's own ids): on `batch_id`
+# alone one project's ledger of a batch deleted another's.
+LEDGER_KEY = ("project", "batch_id")
+
+
 def requests_column_hints() -> dict[str, dict[str, Any]]:
-    """dlt hints of `batch_requests`: merge key `batch_id` (a batch's requests are written, and replaced,
-    as a whole; (batch_id, custom_id) is unique by construction), custom_id never NULL."""
+    """dlt hints of `batch_requests`: merge key (`project`, `batch_id`) (LEDGER_KEY; (project, batch_id,
+    custom_id) is unique by construction), custom_id never NULL."""
     hints = _hints(REQUEST_COLUMNS, "batch_id")
-    hints["batch_id"]["merge_key"] = True
+    for name in LEDGER_KEY:
+        hints[name]["merge_key"] = True
     hints["custom_id"]["nullable"] = False
     return hints
 
 
 def files_column_hints() -> dict[str, dict[str, Any]]:
-    """dlt hints of `batch_files`: merge key `batch_id` (a batch's file rows are replaced as a whole)."""
+    """dlt hints of `batch_files`: merge key (`project`, `batch_id`) (a batch's file rows are replaced as a whole)."""
     hints = _hints(FILE_COLUMNS, "batch_id")
-    hints["batch_id"]["merge_key"] = True
+    for name in LEDGER_KEY:
+        hints[name]["merge_key"] = True
     for name in ("kind", "state"):  # file_id: NULL on Anthropic rows
         hints[name]["nullable"] = False
     return hints
+
+
+def ledger_owners() -> list[tuple[str, str]]:
+    """(table, column of the batch id) of the tables that name a project for a batch id: the ledger's requests,
+    then every provider's batches (`file_project_updates`)."""
+    from .. import settings
+
+    return [(settings.REQUESTS_TABLE, "batch_id"), *((t, "id") for t in settings.BATCH_TABLES.values())]
+
+
+def file_project_updates(files: str, owners: Mapping[str, str]) -> list[str]:
+    """The UPDATEs that give the rows of `batch_files` an older version wrote (no `project` column then: added
+    NULL) the project whose ledger wrote them: that version kept one project's rows of a batch id, the project of
+    the batch's requests, else of its row in a provider's table. `files`: the table's qualified name; `owners`:
+    qualified table -> the column holding the batch id (`batch_requests` first)."""
+    return [
+        f"UPDATE {files} AS f SET project = (SELECT min(o.project) FROM {table} AS o WHERE o.{key} = f.batch_id) "
+        "WHERE project IS NULL"
+        for table, key in owners.items()
+    ]
 
 
 def identifier(redactor: Redactor) -> Callable[[str], str]:
@@ -232,10 +261,14 @@ def _with_masked(column: pa.ChunkedArray, masked: dict[int, list[str]]) -> pa.Ch
     return pa.chunked_array([pa.array(values, pa.string(), memory_pool=POOL)], pa.string())
 
 
-def files_to_arrow(rows: Sequence[tuple[str, str, str | None, str, int | None, int | None, float | None]]) -> pa.Table:
-    """Rows of `batch_files` from (batch_id, kind, file_id, state, bytes, lines, read_at epoch seconds)."""
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in FILE_COLUMNS]
-    *texts, size, lines, read_at = columns
+def files_to_arrow(
+    rows: Sequence[tuple[str, str, str | None, str, int | None, int | None, float | None]], project: str
+) -> pa.Table:
+    """Rows of `batch_files` of `project` from (batch_id, kind, file_id, state, bytes, lines, read_at epoch
+    seconds)."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in range(7)]
+    batch_ids, *texts, size, lines, read_at = columns
+    texts = [batch_ids, [project] * len(batch_ids), *texts]
     micros = [None if t is None else int(t * 1_000_000) for t in read_at]
     arrays = [pa.array(list(values), pa.string()) for values in texts]
     arrays += [pa.array(list(size), pa.int64()), pa.array(list(lines), pa.int64())]
@@ -246,12 +279,15 @@ def files_to_arrow(rows: Sequence[tuple[str, str, str | None, str, int | None, i
 __all__ = [
     "FILE_COLUMNS",
     "IDENTIFIER_COLUMNS",
+    "LEDGER_KEY",
     "POOL",
     "REQUEST_COLUMNS",
     "REQUEST_COLUMN_NAMES",
     "files_column_hints",
+    "file_project_updates",
     "files_to_arrow",
     "identifier",
+    "ledger_owners",
     "requests_column_hints",
     "requests_to_arrow",
     "scrub",

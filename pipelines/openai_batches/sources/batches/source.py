@@ -28,7 +28,7 @@ from ...tables.batches import (
     gone_column_hints,
     gone_to_arrow,
 )
-from ...tables.ledger import files_column_hints, requests_column_hints
+from ...tables.ledger import LEDGER_KEY, files_column_hints, requests_column_hints
 from ..dlt_logging import expected_arrow_overrides
 from ..ledger.counts import LedgerCounts
 from ..ledger.reader import Ledger
@@ -43,13 +43,15 @@ log = logging.getLogger(__name__)
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 
 
-def merged_table(table: str, columns: Any, *, key: str | None = None, merge_key: str | None = None) -> Any:
+def merged_table(
+    table: str, columns: Any, *, key: str | None = None, merge_key: str | Sequence[str] | None = None
+) -> Any:
     """Hints of one table the resource yields into, merged on `key` (a primary key) or `merge_key`."""
     return dlt.mark.make_hints(
         table_name=table,
         write_disposition=_MERGE,
         primary_key=key or [],
-        merge_key=merge_key,  # None: no merge key (dlt adds none)
+        merge_key=list(merge_key) if isinstance(merge_key, tuple) else merge_key,  # None: no merge key
         columns=columns,
     )
 
@@ -59,11 +61,12 @@ def merged_table(table: str, columns: Any, *, key: str | None = None, merge_key:
 BATCHES_HINTS = merged_table(settings.BATCHES_TABLE, batches_column_hints(), key="id")
 ERRORS_HINTS = merged_table(settings.ERRORS_TABLE, errors_column_hints(), merge_key="batch_id")
 GONE_HINTS = merged_table(settings.GONE_TABLE, gone_column_hints(), key="id")
-# The request ledger's tables. Merge key `batch_id` without a primary key: a batch's rows are deleted and
-# inserted as a whole (its requests are read together), which DuckDB does in a few bytes per row; a primary
-# key would make dlt deduplicate the staged rows first, ~1 KB per row (a million requests: a gigabyte).
-REQUESTS_HINTS = merged_table(settings.REQUESTS_TABLE, requests_column_hints(), merge_key="batch_id")
-FILES_HINTS = merged_table(settings.FILES_TABLE, files_column_hints(), merge_key="batch_id")
+# The request ledger's tables. Merge key (`project`, `batch_id`) without a primary key: a batch's rows of one
+# project are deleted and inserted as a whole (its requests are read together), which DuckDB does in a few bytes
+# per row; a primary key would make dlt deduplicate the staged rows first, ~1 KB per row (a million requests: a
+# gigabyte). The project is in the key because batch ids are unique only within a provider (LEDGER_KEY).
+REQUESTS_HINTS = merged_table(settings.REQUESTS_TABLE, requests_column_hints(), merge_key=LEDGER_KEY)
+FILES_HINTS = merged_table(settings.FILES_TABLE, files_column_hints(), merge_key=LEDGER_KEY)
 _LEDGER_HINTS = {"requests": REQUESTS_HINTS, "files": FILES_HINTS}
 # Resource state key of the request ledger's state (per project, see sources/ledger/reader.py).
 _LEDGER = "ledger"
@@ -90,6 +93,10 @@ class Provider:
     tables: Callable[[Sequence[Mapping[str, Any]], str, str | None, Redactor], list[Any]]
     # The list as the run pages it, when not the client's own requests (the CLI's head start: pages read ahead).
     pages: Lister | None = None
+    # The request ledger's reading of this provider's batch objects (`Candidate.of`: None, OpenAI's and
+    # Anthropic's; `together`, `mistral`, `openrouter`) and how long its files are kept at most (None: unknown).
+    ledger: str | None = None
+    files_kept_s: float | None = settings.FILES_KEPT_AT_MOST_S
 
 
 @dlt.source(name="openai_batches", max_table_nesting=0)
@@ -239,7 +246,9 @@ def sync_batches(
             latest = latest_believable(first.server_time, time.time())
             ledger = None
             if requests_max_mb is not None:
-                ledger = _ledger(resource_state, project, client, requests_max_mb, first.server_time, stats, progress)
+                ledger = _ledger(
+                    resource_state, project, client, requests_max_mb, first.server_time, stats, progress, provider
+                )
                 # Batches were loaded while the ledger was off: list them all once, to read what finished meanwhile.
                 full_refresh = full_refresh or not ledger.in_sync_with(before)
             previous = None if full_refresh else ProjectState.load(before)
@@ -320,14 +329,26 @@ def _ledger(
     server_time: float | None,
     stats: ProjectCounts,
     progress: ProgressSink | None = None,
+    provider: Provider | None = None,
 ) -> Ledger:
-    """The project's request ledger for this run, with its state from earlier runs."""
+    """The project's request ledger for this run, with its state from earlier runs (`provider`: whose batch
+    objects it reads, and how long their files are kept)."""
     state = resource_state.setdefault(_LEDGER, {}).setdefault(project, {})
     stats.ledger = LedgerCounts()
     now = server_time if server_time is not None else time.time()
     # The ledger reads each provider's results through its client (an Anthropic batch's `results_url`).
     reader: Any = client
-    return Ledger(state, reader, project=project, max_mb=max_mb, now=now, counts=stats.ledger, progress=progress)
+    return Ledger(
+        state,
+        reader,
+        project=project,
+        max_mb=max_mb,
+        now=now,
+        counts=stats.ledger,
+        progress=progress,
+        provider=provider.ledger if provider is not None else None,
+        files_kept_s=provider.files_kept_s if provider is not None else settings.FILES_KEPT_AT_MOST_S,
+    )
 
 
 def _ledger_offer(

@@ -272,17 +272,19 @@ def parse_results(
     clean_message: Callable[[Any], str | None],
     stop: threading.Event | None = None,
     max_lines: int | None = None,
+    openai_results: bool = False,
 ) -> ParsedFile:
-    """The rows of an output or error file, or of an Anthropic batch's results (`kind`: RESULTS). A custom
+    """The rows of an output or error file, or of a batch's results (`kind`: RESULTS): Anthropic's, or with
+    `openai_results` OpenRouter's (OpenAI's lines, errors inline: a 2xx response succeeded). A custom
     id in `seen_before` (an earlier file of the batch) or seen earlier in this file is counted as a
     duplicate, not read twice. `clean_code` and `clean_message` return a `Redacted` text when they masked a
     key: the row's `redacted_fields` says so. A file of more than `max_lines` lines raises ApiError."""
     out = ParsedFile()
     lines = _requests(chunks, out, seen_before, stop, max_lines)
-    if kind == RESULTS:
+    if kind == RESULTS and not openai_results:
         _message_results(lines, out, clean_code, clean_message)
     else:
-        _openai_lines(lines, out, kind == "output", clean_code, clean_message)
+        _openai_lines(lines, out, kind in ("output", RESULTS), clean_code, clean_message)
     out.to_arrow()
     return out
 

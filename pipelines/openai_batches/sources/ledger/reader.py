@@ -15,6 +15,12 @@ API answers 404 for is taken as gone by the rule batches follow (`GONE_AFTER_MIS
 at once when it is past the expiry the API gave for it; until then its batch waits, so a gateway's
 transient 404 loses nothing. 401 and 403 fail the run, as for the list.
 
+Together's and Mistral's batches name files of OpenAI's files API (OpenAI-shaped JSONL) and go through it as
+OpenAI's do (their candidates: candidate.py); their files are kept as long as the provider keeps them, so no age
+stops a read (`files_kept_s` None): the API's 404 decides. OpenRouter's results come from its own endpoint
+(`GET /batches/{id}/results`, cursor pages: OpenRouterClient.stream_results) as one "file" of kind `results`, like
+Anthropic's, whose lines are OpenAI's (`parse_results(openai_results=True)`).
+
 Anthropic's message batches go through the same machinery with one "file" each, their results
 (`results_url`, kind `results`; sources/ledger/parse.py reads its lines): nothing describes them before
 they are read, so their order is their archive date (29 days after creation, results closest to it
@@ -54,8 +60,9 @@ import pyarrow as pa
 
 from ... import settings
 from ...client.anthropic import AnthropicClient
-from ...client.batches import BatchesClient
+from ...client.batches import FilesApi
 from ...client.errors import ApiError
+from ...client.others import OpenRouterClient
 from ...tables.batches import exact_int
 from ...tables.ledger import POOL, REQUEST_COLUMN_NAMES, files_to_arrow, identifier, requests_to_arrow
 from ..progress import ProgressSink
@@ -72,8 +79,9 @@ STATE_VERSION = 1
 _FATAL_STATUSES = frozenset({401, 403})
 
 FileRow = tuple[str, str, str | None, str, int | None, int | None, float | None]
-# What reads the files: OpenAI's files API, or Anthropic's results (`stream_results`).
-LedgerClient = BatchesClient | AnthropicClient
+# What reads the files: the files API (OpenAI's, Together's, Mistral's), or the results of Anthropic's and
+# OpenRouter's batches (`stream_results`).
+LedgerClient = FilesApi | AnthropicClient | OpenRouterClient
 
 
 def state_digest(batches_state: Mapping[str, Any] | None) -> str | None:
@@ -81,6 +89,12 @@ def state_digest(batches_state: Mapping[str, Any] | None) -> str | None:
     if not batches_state:
         return None
     return hashlib.sha256(json.dumps(batches_state, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def in_sync(ledger_state: Mapping[str, Any], batches_state: Mapping[str, Any] | None) -> bool:
+    """Whether a project's ledger state last ran with its batches state (`Ledger.in_sync_with`), read from the
+    states alone (a provider's client may need it before the ledger exists: Mistral's `created_after` floor)."""
+    return batches_state is None or ledger_state.get("synced") == state_digest(batches_state)
 
 
 @dataclass
@@ -107,7 +121,13 @@ class Ledger:
         now: float,
         counts: LedgerCounts,
         progress: ProgressSink | None = None,
+        provider: str | None = None,
+        files_kept_s: float | None = settings.FILES_KEPT_AT_MOST_S,
     ) -> None:
+        """`provider`: whose batch objects are offered (`Candidate.of`; None: OpenAI's and Anthropic's);
+        `files_kept_s`: how long after a batch ended its files can exist at most (None: unknown, always asked for)."""
+        self.provider = provider
+        self.files_kept_s = files_kept_s
         self.state = state
         self.progress = progress or ProgressSink()
         self.client = client
@@ -133,11 +153,11 @@ class Ledger:
         """Whether the batches state is the one this ledger last ran with. If not, batches were loaded
         while the ledger was off (or never on): the run lists the whole history once so that batches that
         finished meanwhile are read while their files exist. A first run (no state at all) lists it anyway."""
-        return batches_state is None or self.state.get("synced") == state_digest(batches_state)
+        return in_sync(self.state, batches_state)
 
     def offer(self, batch: Mapping[str, Any]) -> None:
         """A batch this run loaded: a candidate when it is finished and its files can still exist."""
-        candidate = Candidate.of(batch)
+        candidate = Candidate.of(batch, self.provider)
         if candidate is None:
             return
         # A file id or results_url in which the server sent a configured key back is kept masked: the ledger's
@@ -165,7 +185,7 @@ class Ledger:
         """Whether a batch a full refresh lists must be read again: its ledger was written short and its
         file ids changed since, or a file taken as gone may be back (it is asked for once more)."""
         watched = self.watch.get(str(batch.get("id")))
-        candidate = Candidate.of(batch)
+        candidate = Candidate.of(batch, self.provider)
         if watched is None or candidate is None or self._files_deleted(candidate) or candidate.results_gone(self.now):
             return False
         self._looked_at.add(candidate.batch_id)
@@ -191,7 +211,7 @@ class Ledger:
         then a candidate again (and the caller loads the batch object too)."""
         watched = self.watch[batch_id]
         self._looked_at.add(batch_id)
-        candidate = Candidate.of(batch) if batch is not None else None
+        candidate = Candidate.of(batch, self.provider) if batch is not None else None
         if candidate is not None and candidate.files != watched.get("files"):
             self.offer(batch)  # type: ignore[arg-type]  # not None: it has a candidate
             return True
@@ -201,9 +221,9 @@ class Ledger:
     def _files_deleted(self, candidate: Candidate) -> bool:
         """Whether the batch ended longer ago than the API keeps files: asking for them is a 404 at best.
         (Anthropic results are kept from the batch's creation, not its end: `Candidate.results_gone`.)"""
-        if RESULTS in candidate.files:
+        if RESULTS in candidate.files or self.files_kept_s is None:
             return False
-        return candidate.ended is not None and candidate.ended < self.now - settings.FILES_KEPT_AT_MOST_S
+        return candidate.ended is not None and candidate.ended < self.now - self.files_kept_s
 
     # --- reading ------------------------------------------------------------------------------
     def read(self, batches_state: Mapping[str, Any]) -> Iterator[tuple[str, pa.Table]]:
@@ -273,7 +293,7 @@ class Ledger:
         if len(requests):
             yield from _slices(requests.table(self))
         if files:
-            yield "files", files_to_arrow(files)
+            yield "files", files_to_arrow(files, self.project)
 
     def _give_up_deleted(self) -> list[FileRow]:
         """Batches left pending by earlier runs whose files the API has deleted by now: recorded `gone` and
@@ -291,7 +311,7 @@ class Ledger:
         """`GET /files/{id}` for the files read first of every candidate not described yet: size, expiry."""
         wanted = [(c, kind) for c in self.candidates.values() for kind in c.undescribed()]
         client = self.client
-        if not wanted or not isinstance(client, BatchesClient):  # Anthropic results: nothing describes them
+        if not wanted or not isinstance(client, FilesApi):  # results: nothing describes them
             return
 
         def describe(item: tuple[Candidate, str]) -> dict[str, Any] | None:
@@ -369,7 +389,8 @@ class Ledger:
                     )
             missing: list[str] = []
             only_input = candidate.first_kinds() == ("input",)
-            if complete and "input" in candidate.files and (len(seen) < candidate.total or only_input):
+            wanted = len(seen) < candidate.total or only_input or candidate.uncounted
+            if complete and "input" in candidate.files and wanted:
                 if not only_input:  # read beyond the plan: counted in as it starts
                     self.progress.files_planned(self.project, 1, candidate.sizes.get("input") or 0)
                 ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
@@ -426,8 +447,9 @@ class Ledger:
     def _stream(self, candidate: Candidate, kind: str, consume: Callable[[Iterator[bytes]], Any]) -> Any:
         if kind in candidate.gone:
             return None
-        if isinstance(self.client, AnthropicClient):
+        if kind == RESULTS and isinstance(self.client, AnthropicClient | OpenRouterClient):
             return self.client.stream_results(candidate.files[kind], consume)
+        assert isinstance(self.client, FilesApi)
         return self.client.stream_file(candidate.files[kind], consume, size=candidate.sizes.get(kind))
 
     def _parse(self, chunks: Iterable[bytes], kind: str, seen: set[str], max_lines: int | None = None) -> ParsedFile:
@@ -439,6 +461,7 @@ class Ledger:
             clean_message=self._clean_message,
             stop=self._stop,
             max_lines=max_lines,
+            openai_results=isinstance(self.client, OpenRouterClient),
         )
 
     def _report_odd_lines(self, candidate: Candidate, kind: str, file: ParsedFile) -> None:
@@ -606,4 +629,4 @@ def _cached(clean: Callable[[str], str]) -> Callable[[Any], str | None]:
     return cleaned
 
 
-__all__ = ["Ledger", "state_digest"]
+__all__ = ["Ledger", "in_sync", "state_digest"]

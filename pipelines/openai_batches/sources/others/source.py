@@ -10,8 +10,14 @@ provider's:
 - Mistral: page numbers, oldest first from the run's floor (`created_after` = the newest job loaded minus the
   lookback window, read from the project's state before the first request: MistralClient).
 - OpenRouter: OpenAI's envelope and cursor (BatchesClient), its own batch object with `usage` and `cost`.
-Result content is never kept (Mistral's `outputs`, OpenRouter's `results`: tables/others.py). The request ledger
-is not read for these providers yet.
+Result content is never kept (Mistral's `outputs`, OpenRouter's `results`: tables/others.py).
+
+The request ledger is the same for them (sources/ledger/: the one reader, budget, gone/pending/watch rules; never
+content): Together's and Mistral's batches name files of OpenAI's files API (`GET /files/{id}[/content]`,
+OpenAI-shaped JSONL), OpenRouter's results come from `GET /batches/{id}/results`; each provider's batch object is
+read by `Candidate.of(batch, provider)`. It is on unless `requests` is false for Together and Mistral (their
+results are the only source of their tokens, and Together's of its request counts) and as for OpenAI on OpenRouter
+(its batches report tokens and cost).
 """
 
 from __future__ import annotations
@@ -24,8 +30,7 @@ import dlt
 from dlt.sources import DltResource
 
 from ... import settings
-from ...client.batches import BatchesClient
-from ...client.others import KEY_SETTINGS, MistralClient, TogetherClient
+from ...client.others import KEY_SETTINGS, MistralClient, OpenRouterClient, TogetherClient
 from ...client.redact import Redactor
 from ...client.retry import RetryPolicy
 from ...tables.others import column_hints, to_arrow, without_content
@@ -33,6 +38,7 @@ from ..batches.echoed import flagged_ids, mask_batches
 from ..batches.plan import ProjectState
 from ..batches.source import Client, Provider, merged_table, sync_batches
 from ..compatible.source import _label
+from ..ledger.reader import in_sync
 from ..progress import ProgressSink
 from ..stats import ProjectCounts
 from .shape import SHAPES
@@ -40,6 +46,10 @@ from .shape import SHAPES
 log = logging.getLogger(__name__)
 
 _MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
+# Whether the request ledger is read when `requests` is not set: Together's and Mistral's results are the only source
+# of their tokens (and Together's request counts), as Anthropic's are of its; OpenRouter's batches report both, and
+# its ledger follows OpenAI's default.
+REQUESTS_DEFAULTS = {"together": True, "mistral": True, "openrouter": settings.DEFAULT_REQUESTS}
 
 
 def table_hints(provider: str) -> Any:
@@ -78,7 +88,7 @@ def open_client(
         from ...client.errors import ApiError
 
         raise ApiError(problem)
-    return BatchesClient(**common)
+    return OpenRouterClient(**common)
 
 
 @dlt.source(name="openai_batches", max_table_nesting=0)
@@ -96,8 +106,11 @@ def other_batches(
     other_keys: Sequence[str] = (),
     known_ids: Sequence[str] | None = None,
     claimed: dict[str, str] | None = None,
+    requests: bool | None = None,
+    requests_max_mb_per_run: float = settings.DEFAULT_REQUESTS_MAX_MB,
 ) -> DltResource:
-    """All batches one key can see on `provider`'s batch API (`together`, `mistral`, `openrouter`).
+    """All batches one key can see on `provider`'s batch API (`together`, `mistral`, `openrouter`), and with
+    `requests` the request ledger.
 
     Args:
         provider: One of settings.OTHER_PROVIDERS: the `provider` in `batch_jobs` and the table's name.
@@ -107,6 +120,7 @@ def other_batches(
         known_ids: With `full_refresh`: the project's ids loaded earlier and not gone; those a complete listing
             no longer holds are recorded gone.
         claimed: Batch ids the head pages of this load's projects listed, with the name that listed each.
+        requests: Read the request ledger (the batches' results); None: the provider's default (REQUESTS_DEFAULTS).
         The rest as `openai_batches`.
     """
     if provider not in settings.OTHER_PROVIDERS:
@@ -117,14 +131,19 @@ def other_batches(
     table = settings.BATCH_TABLES[provider]
     hints = table_hints(provider)
     shape = SHAPES[provider]
+    read_ledger = REQUESTS_DEFAULTS[provider] if requests is None else requests
 
     def client() -> Any:
         after = None
         if provider == "mistral" and not full_refresh:
             # The floor of this run's plan, known before the first request: the project's state (committed with
             # the data of the last run). `sync_batches` reads the same state once the head page is in.
-            raw = dlt.current.resource_state().get("projects", {}).get(name)
+            state = dlt.current.resource_state()
+            raw = state.get("projects", {}).get(name)
             previous = ProjectState.load(raw)
+            ledger_state = state.get("ledger", {}).get(name) or {}  # sync_batches keeps it there (`_LEDGER`)
+            if read_ledger and not in_sync(ledger_state, raw):
+                previous = None  # the run lists the whole history once for the ledger (sync_batches): no floor
             if previous is not None and previous.watermark is not None:
                 after = float(previous.watermark - max(0, int(lookback_seconds)))
         return open_client(
@@ -159,6 +178,10 @@ def other_batches(
         shape=shape,
         label=lambda state, first, _client: _label(name, table, first, claimed),
         tables=tables,
+        ledger=provider,
+        # How long after a batch ended its files can exist: undocumented for Together and Mistral (always asked
+        # for, the API's 404 decides); OpenRouter's results are kept 30 days (`Candidate._of_openrouter`).
+        files_kept_s=None,
     )
     return dlt.resource(
         sync_batches(
@@ -167,7 +190,7 @@ def other_batches(
             lookback=lookback_seconds,
             stats=stats if stats is not None else ProjectCounts(),
             progress=progress or ProgressSink(),
-            requests_max_mb=None,
+            requests_max_mb=requests_max_mb_per_run if read_ledger else None,
             known_ids=known_ids if full_refresh else None,
         ),
         name=table,
@@ -175,4 +198,4 @@ def other_batches(
     )
 
 
-__all__ = ["open_client", "other_batches", "table_hints"]
+__all__ = ["REQUESTS_DEFAULTS", "open_client", "other_batches", "table_hints"]
