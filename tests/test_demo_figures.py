@@ -118,7 +118,7 @@ def test_the_demo_loads_every_provider_of_its_organisation_and_every_report_show
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 19: the demo's organisation has OpenAI projects, an Anthropic workspace, an Azure resource and accounts
-    at Groq, Mistral, Together and OpenRouter; every one's batches land in its table and in `batch_jobs`, the backfill
+    at Groq, Mistral and OpenRouter; every one's batches land in its table and in `batch_jobs`, the backfill
     and the cron tick load each, and `cost_by_provider` and the HTML page show each."""
     db = str(tmp_path / "demo.duckdb")
     per_project = 100
@@ -150,7 +150,7 @@ def test_the_demo_loads_every_provider_of_its_organisation_and_every_report_show
     assert jobs["openai"] >= 2 * per_project and jobs["anthropic"] >= demo.DEMO_ANTHROPIC_BATCHES
     # A cron tick costs one request on each provider whose list allows it (Groq's has no has_more: it pages until a
     # page brings nothing new).
-    for provider in ("mistral", "together", "openrouter", "azure"):
+    for provider in ("mistral", "openrouter", "azure"):
         if provider in others:
             assert f"incremental [{others[provider]}] ok: 1 requests" in out, provider
 

@@ -1,7 +1,7 @@
 """`openai-batches demo`: the whole product on the built-in simulator, no API key needed.
 
 Two simulated OpenAI projects, an Anthropic workspace, and the organisation's accounts at the other batch APIs
-(an Azure OpenAI resource, Groq, Mistral, Together, OpenRouter), each with a realistic history, are served on
+(an Azure OpenAI resource, Groq, Mistral, OpenRouter), each with a realistic history, are served on
 loopback; the real `load` backfills them into a fresh demo database, then the simulated clock moves one hour and a
 second `load` shows what a cron run costs on each.
 """
@@ -50,7 +50,9 @@ DEMO_ANTHROPIC_DAYS = 60.0
 # Message batches submitted during the simulated hour, so the cron tick has new ones to pick up.
 DEMO_ANTHROPIC_ARRIVALS = 3
 
-# The organisation's accounts at the other providers, each read with its own key, as its SDK's environment name
+# The organisation's accounts at the other providers (Azure, Groq and Mistral, whose quirks the loader is most
+# careful with, and OpenRouter, whose own reported cost is compared with ours; not Together, to keep the demo's run
+# time: each provider is a load of its own, ~1 s a run), each read with its own key, as its SDK's environment name
 # would give it (provider, project name, key shaped as that provider's keys are: the loader refuses a key of
 # another provider's shape). A second simulated organisation serves them: none of them is a project of the OpenAI
 # organisation, so OpenAI's Admin API must not list them (reconciliation would call them missing).
@@ -58,27 +60,25 @@ DEMO_OTHERS = (
     ("azure", "azure_eastus", "5d0c2a9e7b4f41d8a6e3c1b2f0a9d8e7"),
     ("groq", "groq", "gsk_sim_demo_Yt4Qm8Vx2Lr6Nc0Pw3Bz7Hd5Kf9Js1Ga"),
     ("mistral", "mistral", "MistralSimDemo7Hq2Wx9Lc4Rb6Tz0Vn"),
-    ("together", "together", "tgp_v1_sim_demo_Rk3Nw8Qz5Lt1Vc7Hb"),
     ("openrouter", "openrouter", "sk-or-v1-sim-demo-Pe6Xj2Mu9Ra4Wd8Ln"),
 )
-# A fifth of an OpenAI project's history each (300 batches by default): enough for every report to show the
-# provider, and small enough that they add little to the demo's time (Groq's list pages 20 at a time; Together's is
-# one array each run); `demo --batches` scales them with the OpenAI projects'.
-DEMO_OTHER_SHARE = 5
+# A tenth of an OpenAI project's history each (150 batches by default): enough for every report to show the
+# provider, and small enough that they add little to the demo's time (Groq's list pages 20 at a time);
+# `demo --batches` scales them with the OpenAI projects'.
+DEMO_OTHER_SHARE = 10
 DEMO_OTHER_DAYS = 60.0
 # New batches per hour at each, so the cron tick shows what a run with something new costs on each provider.
 DEMO_OTHER_ARRIVALS_PER_HOUR = 2.0
 # The models each provider runs (Azure: deployments named like OpenAI's models, the simulator's own mix), so their
-# batches are priced as genai-prices prices them there, or show why not (Together: only from .dlt/prices.toml).
+# batches are priced as genai-prices prices them there, or show why not (Mistral's jobs carry no tokens).
 DEMO_OTHER_MODELS = {
     "groq": ("openai/gpt-oss-120b", "openai/gpt-oss-20b", "llama-3.3-70b-versatile", "llama-3.1-8b-instant"),
     "mistral": ("mistral-small-latest", "mistral-large-latest", "mistral-medium-latest"),
-    "together": ("meta-llama/Llama-3.3-70B-Instruct-Turbo", "Qwen/Qwen2.5-72B-Instruct-Turbo"),
     "openrouter": ("openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct", "google/gemini-2.0-flash-001"),
 }
 # Requests per batch at those providers (uniform in this range), of ~1 kB result lines: Groq's files are read into
-# the request ledger like OpenAI's, and this keeps them to a few MB a run, not the demo's whole ledger budget.
-DEMO_OTHER_REQUESTS = (10, 250)
+# the request ledger like OpenAI's, and this keeps them to a few MB, not the demo's whole ledger budget each run.
+DEMO_OTHER_REQUESTS = (5, 80)
 DEMO_OTHER_LINE_BYTES = 1_000
 # XORed into the demo's seed for the other providers' accounts (see _other_accounts): another seed, in range.
 DEMO_OTHER_SEED_MASK = 0x5EED_0719
