@@ -6,8 +6,10 @@ another process (so the simulator's memory and CPU are not the loader's). Peak R
 `ru_maxrss` from wait4(); requests are what the simulator served to the run.
 
 Prints the table and writes bench/RESULTS.md. `--quick` runs fewer repetitions and no million-batch
-history, for development; `--only latency,throughput,incremental,memory,reports,ducklake,help,ledger,anthropic` picks
-sections (their rows then replace the same sections' rows in bench/RESULTS.md; the rest stays as measured).
+history, for development;
+`--only latency,throughput,incremental,memory,reports,ducklake,help,ledger,anthropic,providers` picks sections
+(their rows then replace the same sections' rows in bench/RESULTS.md; the rest stays as measured); a provider's
+name (`--only groq,mistral`) picks that provider's rows of the providers section.
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ LEDGER_MB_S_MIN = 100.0
 LEDGER_RSS_MAX_MB = 300.0
 # Targets of issue 18 (Anthropic).
 ANTHROPIC_BARE_RATIO_MAX = 1.1
+# Issue 19: the other providers, each against its own bare paging loop (bench/bare_providers.py), in the order
+# measured. Each history is modest (20k batches, ~1 min a provider with its repetitions): the rows compare requests
+# and wall time with the bare loop's, which scale alike with the history.
+OTHER_PROVIDERS = ("azure", "groq", "openai-compatible", "together", "mistral", "openrouter")
+OTHER_BATCHES = 20_000
+# Mistral's smaller: the simulator renders and sorts the account's whole list for every page-numbered page (a cost of
+# the simulator, paid alike by the bare loop), ~1.5 s a page at 20k on this machine, minutes a run.
+OTHER_BATCHES_OF = {"mistral": 5_000}
+# Requests a run with nothing new costs, by provider: one list request wherever the list can say "nothing newer"
+# (Mistral's from `created_after`, Together's whole array). Groq's list has no has_more: the head page and the one
+# after it (empty when `after` is honoured), unless the loader can tell the head page ends the list.
+NOCHANGE_REQUESTS = {"azure": 1, "openai-compatible": 1, "together": 1, "mistral": 1, "openrouter": 1}
 
 # Environment that would let the caller's own configuration leak into a measured run.
 _LEAKY_PREFIXES = (
@@ -71,6 +85,12 @@ _LEAKY_PREFIXES = (
     "DATA_WRITER__",
     "RUNTIME__",
     "PIPELINES__",
+    "GROQ_",
+    "AZURE_",
+    "TOGETHER_",
+    "MISTRAL_",
+    "OPENROUTER_",
+    "BARE_",
 )
 
 
@@ -93,17 +113,21 @@ class Run:
 class Simulator:
     """`openai-batches simulate --admin` in its own process; `/_sim/*` drives its clock and counts requests."""
 
-    def __init__(self, batches: int, latency_ms: float = 0.0, anthropic_batches: int = 0) -> None:
+    def __init__(
+        self, batches: int, latency_ms: float = 0.0, anthropic_batches: int = 0, extra: Sequence[str] = ()
+    ) -> None:
         self.batches = batches
         self.latency_ms = latency_ms
         self.anthropic_batches = anthropic_batches
+        self.extra = tuple(extra)  # more `simulate` options (the other providers' histories)
         self.proc: subprocess.Popen[str] | None = None
         self.base_url = ""
         self.anthropic_base_url = ""
+        self.printed: dict[str, str] = {}  # every NAME=value line it printed (the providers' SDK variables)
 
     def __enter__(self) -> Simulator:
         cmd = [CLI, "simulate", "--port", "0", "--batches", str(self.batches), "--admin", "--seed", "0"]
-        cmd += ["--anthropic-batches", str(self.anthropic_batches)]
+        cmd += ["--anthropic-batches", str(self.anthropic_batches), *self.extra]
         if self.latency_ms:
             cmd += ["--latency-ms", str(self.latency_ms)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_clean_env())
@@ -111,6 +135,9 @@ class Simulator:
         seen = []
         for line in self.proc.stdout:
             seen.append(line)
+            if re.match(r"[A-Z_]+=", line):
+                name, value = line.split("  #")[0].strip().split("=", 1)
+                self.printed[name] = value
             if line.startswith("OPENAI_BASE_URL="):
                 self.base_url = line.split("=", 1)[1].strip()
             elif line.startswith("ANTHROPIC_BASE_URL="):
@@ -155,8 +182,11 @@ def _clean_env() -> dict[str, str]:
 class Workspace:
     """A fresh directory per pipeline instance: empty .dlt project dir, own data dir, HOME and database."""
 
-    def __init__(self, root: Path, name: str, *, anthropic: bool = False) -> None:
+    def __init__(
+        self, root: Path, name: str, *, anthropic: bool = False, settings: dict[str, str] | None = None
+    ) -> None:
         self.anthropic = anthropic  # the workspace's key is Anthropic's (and no OpenAI key is set)
+        self.settings = settings  # the environment that configures it instead of OPENAI_API_KEY (another provider)
         self.dir = root / name
         shutil.rmtree(self.dir, ignore_errors=True)
         (self.dir / "project").mkdir(parents=True)
@@ -170,7 +200,9 @@ class Workspace:
             DLT_DATA_DIR=str(self.dir / "data"),
             HOME=str(self.dir),
         )
-        if self.anthropic:
+        if self.settings is not None:
+            env.update(self.settings)
+        elif self.anthropic:
             env.update(ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=sim.anthropic_base_url)
         else:
             env.update(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=sim.base_url)
@@ -575,6 +607,74 @@ def bench_anthropic(
     )
 
 
+def _provider_workspace(tmp: Path, name: str, provider: str, sim: Simulator) -> tuple[Workspace, str, str]:
+    """A workspace configured for `provider` as its README section says (the SDK's environment names; a `.dlt`
+    project for openai-compatible, which has none), the API root the bare loop pages and the key."""
+    root = sim.base_url.removesuffix("/v1")
+    printed = sim.printed
+    if provider == "openai-compatible":  # the OpenAI project's list, read as any OpenAI-compatible endpoint
+        ws = Workspace(tmp, name, settings={})
+        (ws.dir / "project" / ".dlt").mkdir()
+        (ws.dir / "project" / ".dlt" / "secrets.toml").write_text(
+            f'[sources.openai_batches.projects.gateway]\nprovider = "openai-compatible"\napi_key = "{KEY}"\n'
+            f'base_url = "{sim.base_url}"\n'
+        )
+        return ws, sim.base_url, KEY
+    label = {"azure": "AZURE_OPENAI", "groq": "GROQ"}.get(provider, provider.upper())
+    names = [n for n in printed if n.startswith(label + "_")]
+    ws = Workspace(tmp, name, settings={n: printed[n] for n in names})
+    key = printed[f"{label}_API_KEY"]
+    base = root + "/openai/v1" if provider in ("azure", "groq") else printed[f"{label}_BASE_URL"]
+    return ws, base, key
+
+
+def bench_providers(
+    tmp: Path, res: Results, reps: int, providers: Sequence[str] = OTHER_PROVIDERS, n: int = OTHER_BATCHES
+) -> None:
+    """Issue 19: per provider, a backfill of `n` batches against that provider's bare paging loop in the same run
+    (requests and wall time), and the requests of a run with nothing new. One simulator serves all of them."""
+    sizes = {p: OTHER_BATCHES_OF.get(p, n) for p in providers}
+    say(f"[9] other providers: {', '.join(f'{p} {k:,}' for p, k in sizes.items())} batches: backfills, {reps} runs")
+    extra = [f"--{p}-batches={k}" for p, k in sizes.items() if p != "openai-compatible"]
+    with Simulator(sizes.get("openai-compatible", 0), extra=extra) as sim:
+        for provider, n in sizes.items():
+            bare = []
+            for i in range(2):
+                ws, base, key = _provider_workspace(tmp, f"p-bare-{provider}-{i}", provider, sim)
+                ws.settings = {"BARE_API_KEY": key}
+                cmd = [PY, str(BENCH / "bare_providers.py"), provider, base]
+                bare.append(measure("bare paging", cmd, ws, sim).check())
+            runs = []
+            for i in range(reps):
+                ws, _, _ = _provider_workspace(tmp, f"p-ours-{provider}-{i}", provider, sim)
+                runs.append(measure_with("backfill", [CLI, "load", "--db", ws.db], ws, sim, _NO_RESULTS).check())
+            nochange = measure_with("no-change", [CLI, "load", "--db", ws.db], ws, sim, _NO_RESULTS).check()
+            loaded = re.search(r"ok: \d+ requests, (\d+) new", runs[-1].output)
+            if loaded is None or int(loaded.group(1)) != n:
+                raise RuntimeError(f"{provider}: the backfill did not load {n} batches:\n{runs[-1].output[-2000:]}")
+            bare_wall, wall = median([r.wall_s for r in bare]), median([r.wall_s for r in runs])
+            requests = "/".join(map(str, sorted({r.requests for r in runs})))
+            bare_requests = "/".join(map(str, sorted({r.requests for r in bare})))
+            res.add(
+                "9 providers",
+                f"{provider}: {n:,}-batch backfill: requests, ours / bare loop",
+                f"{requests} / {bare_requests}",
+            )
+            res.add(
+                "9 providers",
+                f"{provider}: backfill wall, median: ours / bare loop",
+                f"{wall:.2f} s / {bare_wall:.2f} s = {wall / bare_wall:.2f}x (runs: {_runs(runs)}; bare {_runs(bare)})",
+            )
+            want = NOCHANGE_REQUESTS.get(provider)
+            res.add(
+                "9 providers",
+                f"{provider}: `load` with nothing to do: requests",
+                f"{nochange.requests} ({nochange.wall_s:.2f} s)",
+                "" if want is None else str(want),
+                None if want is None else nochange.requests == want,
+            )
+
+
 def measure_with(label: str, cmd: Sequence[str], ws: Workspace, sim: Simulator, extra: dict[str, str]) -> Run:
     """`measure` with extra environment (a destination's settings)."""
     original = ws.env
@@ -795,7 +895,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--only",
         default="",
-        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger, anthropic",
+        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger, anthropic, "
+        f"providers (or some of them: {', '.join(OTHER_PROVIDERS)})",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary workspaces (their path is printed)")
     args = p.parse_args(argv)
@@ -839,6 +940,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_ledger(tmp, res, reps=2 if args.quick else 3)
         if wanted("anthropic"):
             bench_anthropic(tmp, res, reps=2 if args.quick else 3, n=20_000 if args.quick else 100_000)
+        chosen = [p for p in OTHER_PROVIDERS if wanted("providers") or p in only]
+        if chosen:
+            bench_providers(tmp, res, reps=2 if args.quick else 3, providers=chosen)
     elapsed = time.perf_counter() - started
     print(f"\nopenai-batches benchmarks ({info['cores']} cores, {info['cpu']}, {info['memory']})\n")
     print(table(res))

@@ -18,8 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
+from openai_batches import settings
 from openai_batches.analysis.settings import LEDGER_REPORTS
 from openai_batches.cli import demo
 from openai_batches.cli import main as cli
@@ -110,3 +112,60 @@ def test_the_demo_shows_the_same_figures_for_clean_data(tmp_path: Path, capsys: 
         differ = [(o, n) for o, n in zip(old_sorted, new_sorted, strict=True) if not same_row(o, n)]
         assert not differ, (name, differ[:3])
     assert before["cost_summary"][0]["batches"] == 3010  # the figures the demo has shown
+
+
+def test_the_demo_loads_every_provider_of_its_organisation_and_every_report_shows_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: the demo's organisation has OpenAI projects, an Anthropic workspace, an Azure resource and accounts
+    at Groq, Mistral and OpenRouter; every one's batches land in its table and in `batch_jobs`, the backfill
+    and the cron tick load each, and `cost_by_provider` and the HTML page show each."""
+    db = str(tmp_path / "demo.duckdb")
+    per_project = 100
+    assert demo.run_demo(db_path=db, batches=per_project, seed=4) == 0
+    out = capsys.readouterr().out
+    others = {provider: name for provider, name, _ in demo.DEMO_OTHERS}
+    assert {"groq", "mistral", "azure"} <= set(others)
+    con = duckdb.connect(db, read_only=True)
+    try:
+        jobs = dict(con.execute("SELECT provider, count(*) FROM openai_batches.batch_jobs GROUP BY 1").fetchall())
+        tables = {
+            provider: con.execute(f"SELECT count(*) FROM openai_batches.{settings.BATCH_TABLES[provider]}").fetchone()
+            for provider in ("openai", "anthropic", *others)
+        }
+        projects = dict(
+            con.execute("SELECT provider, list(DISTINCT project) FROM openai_batches.batch_jobs GROUP BY 1").fetchall()
+        )
+    finally:
+        con.close()
+    assert set(jobs) == {"openai", "anthropic", *others}
+    other_batches = per_project // demo.DEMO_OTHER_SHARE
+    for provider, name in others.items():
+        # the history, and whatever arrived in the simulated hour before the cron tick
+        assert other_batches <= jobs[provider] <= other_batches + 10, (provider, jobs[provider])
+        assert tables[provider] == (jobs[provider],), provider
+        assert projects[provider] == [name], provider
+        assert f"backfill [{name}] ok:" in out and f"incremental [{name}] ok:" in out, provider
+        assert f"({provider})" in out
+    assert jobs["openai"] >= 2 * per_project and jobs["anthropic"] >= demo.DEMO_ANTHROPIC_BATCHES
+    # A cron tick costs one request on each provider whose list allows it (Groq's has no has_more: it pages until a
+    # page brings nothing new).
+    for provider in ("mistral", "openrouter", "azure"):
+        if provider in others:
+            assert f"incremental [{others[provider]}] ok: 1 requests" in out, provider
+
+    assert cli.main(["report", "--db", db, "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_provider = {row["provider"]: row for row in report["cost_by_provider"]}
+    assert {p: r["batches"] for p, r in by_provider.items()} == jobs
+    # Priced where genai-prices (or OpenAI's price of an Azure deployment's model) prices them; OpenRouter's own cost
+    # beside ours.
+    for provider in ("openai", "anthropic", "azure", "groq", "openrouter"):
+        assert by_provider[provider]["cost_usd"] > 0, provider
+    assert by_provider["openrouter"]["reported_cost_usd"] > 0
+
+    page = tmp_path / "report.html"
+    assert cli.main(["report", "--db", db, "--html", str(page)]) == 0
+    section = page.read_text().split('id="cost_by_provider"')[1]
+    for provider in jobs:
+        assert f"<td>{provider}</td>" in section, provider

@@ -365,3 +365,27 @@ def test_status_has_a_line_per_provider_counting_its_batches_and_open_ones(loade
         still_open = [o for o in objs if OPENAI_WORD.get(o["status"], o["status"]) not in TERMINAL]
         assert (line.project, line.batches, line.open_now) == (PROJECTS[provider], len(objs), len(still_open))
         assert line.open_now == 1, provider
+
+
+def test_simulate_serves_together_mistral_and_openrouter_that_load_from_the_sdks_variable_names(tmp_path: Path) -> None:
+    """`simulate --together-batches N --mistral-batches M --openrouter-batches K` prints each SDK's variables (the
+    API root with its version path, a key of the provider's shape); `load` with them alone reads all three."""
+    import json
+
+    from .support.cli import cli_env, run_cli, simulate_command
+
+    db = str(tmp_path / "others.duckdb")
+    counts = {"together": 25, "mistral": 35, "openrouter": 45}
+    args = [f"--{p}-batches={n}" for p, n in counts.items()]
+    with simulate_command("--batches", "0", "--anthropic-batches", "0", *args, "--days", "10") as (_, lines):
+        printed = dict(
+            line.split("  #")[0].strip().split("=", 1)
+            for line in lines
+            if line.startswith(("TOGETHER_", "MISTRAL_", "OPENROUTER_"))
+        )
+        assert set(printed) == {f"{p.upper()}_{v}" for p in counts for v in ("API_KEY", "BASE_URL")}
+        result = run_cli("load", "--db", db, env=cli_env(**printed))
+        assert result.returncode == 0, result.stderr
+    report = run_cli("report", "--db", db, "--format", "json", "--only", "cost_by_provider", env=cli_env())
+    assert report.returncode == 0, report.stderr
+    assert {r["provider"]: r["batches"] for r in json.loads(report.stdout)["cost_by_provider"]} == counts

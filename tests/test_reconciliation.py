@@ -127,6 +127,28 @@ def test_a_consistent_organisation_is_all_match(books: Books) -> None:
     assert any(r["boundary_batches"] > 0 for r in compared.values())
 
 
+def test_an_azure_resource_beside_the_openai_projects_leaves_the_usage_reconciliation_as_it_is(tmp_path: Path) -> None:
+    """Azure's batches are priced at the OpenAI model's price, stored as `model_prices` rows of provider `azure`:
+    the Usage API's rows (OpenAI's) were joined to every provider's price of their model, so each counted twice and
+    every compared month of an organisation with an Azure resource 'differs' (the demo showed 166 of 167)."""
+    org = SimulatedOrg(projects={KEY_A: ALPHA}, clock=SimClock(T), seed=21)
+    org.generate_history(300, project=ALPHA, days=120)
+    resource = SimulatedOrg(projects={"5d0c2a9e7b4f41d8a6e3c1b2f0a9d8e7": "proj_azure"}, clock=SimClock(T), seed=5)
+    resource.generate_history(60, project="proj_azure", days=120)
+    with dlt_dirs(tmp_path), SimulatorServer(org) as server, SimulatorServer(resource) as azure:
+        db = str(tmp_path / "with-azure.duckdb")
+        base = azure.base_url.removesuffix("/v1") + "/openai/v1"
+        az = ProjectConfig("azure", "5d0c2a9e7b4f41d8a6e3c1b2f0a9d8e7", base_url=base, provider="azure")
+        run = config(server, KEY_A)
+        assert run_load(db, RunConfig(projects=(*run.projects, az), admin=run.admin)).ok
+    assert rows(db, "SELECT count(*) AS n FROM openai_batches.batch_jobs WHERE provider = 'azure'")[0]["n"] == 60
+    compared = {k: r for k, r in reconciliation(db).items() if r["verdict"] != "no batch usage"}
+    assert len(compared) >= 10
+    assert {r["verdict"] for r in compared.values()} == {"match"}, [
+        (k, r["batches_input_tokens"], r["usage_input_tokens"]) for k, r in compared.items()
+    ][:3]
+
+
 def test_an_injected_discrepancy_differs_exactly_where_injected(books: Books) -> None:
     before, after = reconciliation(books.consistent), reconciliation(books.injected)
     assert set(before) == set(after)

@@ -143,7 +143,7 @@ def _usage_priced(present: frozenset[str], terms: BatchTerms) -> str:
         ) / 1e6 * p.batch_factor END AS estimate_usd
     FROM {usage} AS u
     LEFT JOIN {S}.{settings.PRICES_TABLE} AS p
-        ON p.model = u.model
+        ON p.provider = 'openai' AND p.model = u.model
         AND {day_start} >= coalesce(p.valid_from, TIMESTAMPTZ '-infinity')
         AND {day_start} < coalesce(p.valid_to, TIMESTAMPTZ 'infinity')
 )"""

@@ -10,6 +10,7 @@ import time
 from types import FrameType
 
 from ..cli.argtypes import number_in
+from . import others
 from .clock import SimClock
 from .faults import DEFAULT_RANDOM_FAULTS, FAULT_KINDS
 from .flavors import AZURE_QUIRKS
@@ -24,6 +25,13 @@ ANTHROPIC_WORKSPACE = {"sk-ant-api03-sim-default": "wrkspc_sim_default"}
 # each provider's keys have (`gsk_...`; Azure's 32 hex digits), so the loader takes them as that provider's.
 GROQ_SIM = ("gsk_simdefault00000000000000000000000000000000000000000", "proj_groq")
 AZURE_SIM = ("0a2f5e0000000000000000000000517e", "proj_azure")
+# The Together, Mistral and OpenRouter accounts `simulate --together-batches/--mistral-batches/--openrouter-batches`
+# serve (others.py, under their own path prefixes), with keys of each provider's shape.
+OTHER_SIMS = {
+    "together": ("tgp_v1_simdefault0000000000000000000000", "proj_together"),
+    "mistral": ("MistralSimDefault000000000000000000", "proj_mistral"),
+    "openrouter": ("sk-or-v1-simdefault000000000000000000000000", "proj_openrouter"),
+}
 
 
 def parse_projects(spec: str) -> dict[str, str]:
@@ -143,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma separated, among {', '.join(sorted(AZURE_QUIRKS))}, or empty for OpenAI's shape "
         "(default %(default)s)",
     )
+    for provider in OTHER_SIMS:
+        p.add_argument(
+            f"--{provider}-batches",
+            type=number_in(int, 0),
+            default=0,
+            help=f"batches of history of a {provider.capitalize()} account ({others.PREFIXES[provider]}/...); "
+            "0 serves none (default %(default)s)",
+        )
     p.add_argument(
         "--gzip",
         action="store_true",
@@ -170,13 +186,22 @@ def _add_flavored(org: SimulatedOrg, args: argparse.Namespace, days: float) -> l
             org.add_project(project, name=project, api_key=key)
             org.generate_history(count, project=project, days=min(days, 60.0), open_fraction=args.open_fraction)
             lines.append(f"{label}_API_KEY={key}  # {project}, {count} batches")
+    for provider, (key, project) in OTHER_SIMS.items():
+        if count := getattr(args, f"{provider}_batches"):
+            org.add_project(project, name=project, api_key=key)
+            org.generate_history(count, project=project, days=min(days, 60.0), open_fraction=args.open_fraction)
+            lines.append(f"{provider.upper()}_API_KEY={key}  # {project}, {count} batches")
     return lines
 
 
 def _print_flavored(server: SimulatorServer, lines: list[str]) -> None:
     root = server.base_url.removesuffix("/v1")  # the groq SDK's root, and an Azure resource's endpoint
     for line in lines:
-        print(f"{'GROQ_BASE_URL' if line.startswith('GROQ') else 'AZURE_OPENAI_ENDPOINT'}={root}")
+        label = line.split("_API_KEY=", 1)[0]
+        if label in ("GROQ", "AZURE_OPENAI"):
+            print(f"{'GROQ_BASE_URL' if label == 'GROQ' else 'AZURE_OPENAI_ENDPOINT'}={root}")
+        else:  # the API root with its version path, as the provider's SDK takes it
+            print(f"{label}_BASE_URL={root}{others.PREFIXES[label.lower()]}")
         print(line)
 
 
@@ -197,6 +222,8 @@ def serve(argv: list[str] | None = None) -> int:
         GROQ_API_KEY=gsk_simdefault...  # proj_groq, N batches
         AZURE_OPENAI_ENDPOINT=http://127.0.0.1:8000            (with --azure-batches N)
         AZURE_OPENAI_API_KEY=0a2f5e...  # proj_azure, N batches
+        TOGETHER_BASE_URL=http://127.0.0.1:8000/together/v1    (with --together-batches N; MISTRAL_, OPENROUTER_ alike)
+        TOGETHER_API_KEY=tgp_v1_simdefault...  # proj_together, N batches
         Simulator keys only: ...
     """
     args = build_parser().parse_args(argv)
