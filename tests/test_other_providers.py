@@ -419,3 +419,20 @@ def test_all_three_load_from_the_sdks_environment_names_with_whitespace_around_t
         assert all(name in status.stdout for name in ("together", "mistral", "openrouter")), status.stdout
     finally:
         server.stop()
+
+
+def test_together_base_url_as_the_together_sdk_takes_it_the_root_without_v1_loads(
+    tmp_path: Path, other_org: SimulatedOrg
+) -> None:
+    """together 3.x reads TOGETHER_BASE_URL as the API's root and adds /v1 itself: a value set for the SDK works
+    for the loader too (it answered 404 for every request)."""
+    server = serve(other_org)
+    try:
+        root = base(server, "together").removesuffix("/v1")
+        env = cli_env(TOGETHER_API_KEY=TOGETHER_KEY, TOGETHER_BASE_URL=root + "/")
+        db = tmp_path / "sdk-root.duckdb"
+        result = run_cli("load", "--db", str(db), env=env)
+        assert result.returncode == 0, result.stderr
+        assert len(rows(str(db), "together_batches")) == 130
+    finally:
+        server.stop()

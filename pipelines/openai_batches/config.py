@@ -780,6 +780,10 @@ def other_singles(projects: Sequence[ProjectConfig]) -> list[ProjectConfig]:
             continue
         if root := os.environ.get(f"{env}_BASE_URL", "").strip():
             base, setting = root, f"{env}_BASE_URL"
+            if provider == "together" and not root.rstrip("/").endswith("/v1"):
+                # The together SDK (3.x) takes TOGETHER_BASE_URL as the root and adds /v1 itself
+                # (https://api.together.ai); a value with /v1 (the 1.x SDK's) is taken as it is.
+                base = root.rstrip("/") + "/v1"
         else:
             setting = f"{SECTION}.{provider}_base_url"
             base = _text(_lookup(f"{provider}_base_url"), setting) or settings.OTHER_DEFAULT_BASE_URLS[provider]
