@@ -344,3 +344,29 @@ def test_an_azure_base_url_of_the_classic_api_without_its_version_is_refused_in_
     line = assert_one_clear_error(result, 2, "base_url ends in /openai")
     assert "api_version" in line and "/openai/v1" in line
     assert AZURE_KEY not in result.stdout + result.stderr
+
+
+def test_azures_capitalised_statuses_and_iso_times_reach_the_request_ledger(db: str, flavored_org: SimulatedOrg) -> None:
+    """A `Completed` batch with ISO times is a finished batch to the ledger too: its files are read (it read none:
+    the ledger matched OpenAI's lower-case statuses and epoch times only)."""
+    server = serve(flavored_org, azure_quirks=QUIRKS)
+    try:
+        azure = ProjectConfig(name=AZURE, api_key=AZURE_KEY, base_url=root(server) + "/openai/v1", provider="azure")
+        for _ in range(2):  # the files of a batch that just ended are described a little later: the next run
+            result = run_load(db, RunConfig(projects=(azure,), requests=True))
+            assert result.ok, [o.error for o in result.outcomes]
+            flavored_org.advance(3600)
+        truth = azure_truth(flavored_org, server)
+        ended = {i: b for i, b in truth.items() if b["status"] in ("completed", "expired", "cancelled")}
+        with duckdb.connect(db, read_only=True) as con:
+            counted = dict(
+                con.execute(
+                    "SELECT batch_id, count(*) FROM openai_batches.batch_requests WHERE project = ? GROUP BY 1", [AZURE]
+                ).fetchall()
+            )
+            pending = con.execute("SELECT count(*) FROM openai_batches.batch_files WHERE state = 'pending'").fetchone()
+        read = {i: b["request_counts"]["total"] for i, b in ended.items() if i in counted}
+        assert len(read) >= 90 and counted == read
+        assert pending == (len([i for i, b in ended.items() if i not in counted and b["request_counts"]["total"]]),)
+    finally:
+        server.stop()

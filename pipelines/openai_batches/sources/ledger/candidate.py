@@ -76,7 +76,8 @@ class Candidate:
             return cls._of_message_batch(batch)
         if provider in _OTHERS:
             return _OTHERS[provider](batch)
-        status = batch.get("status")
+        # Azure's documentation shows `Completed` and ISO 8601 times as well as OpenAI's forms: both are read.
+        status = openai_status(batch.get("status"))
         ended_field = _WITH_FILES.get(status) if isinstance(status, str) else None
         if ended_field is None:
             return None
@@ -92,7 +93,9 @@ class Candidate:
             for kind, count in (("output", "completed"), ("error", "failed")):
                 if kind not in files and (exact_int(counts.get(count)) or 0) > 0:
                     awaits.append(kind)
-        return cls(str(batch["id"]), max(0, total or 0), exact_int(batch.get(ended_field)), files, awaits=awaits)
+        ended = batch.get(ended_field)
+        ended_s = epoch(ended) if isinstance(ended, str) and "T" in ended else exact_int(ended)
+        return cls(str(batch["id"]), max(0, total or 0), ended_s, files, awaits=awaits)
 
     @classmethod
     def _of_message_batch(cls, batch: Mapping[str, Any]) -> Candidate | None:
