@@ -346,7 +346,9 @@ def test_an_azure_base_url_of_the_classic_api_without_its_version_is_refused_in_
     assert AZURE_KEY not in result.stdout + result.stderr
 
 
-def test_azures_capitalised_statuses_and_iso_times_reach_the_request_ledger(db: str, flavored_org: SimulatedOrg) -> None:
+def test_azures_capitalised_statuses_and_iso_times_reach_the_request_ledger(
+    db: str, flavored_org: SimulatedOrg
+) -> None:
     """A `Completed` batch with ISO times is a finished batch to the ledger too: its files are read (it read none:
     the ledger matched OpenAI's lower-case statuses and epoch times only)."""
     server = serve(flavored_org, azure_quirks=QUIRKS)
