@@ -39,6 +39,19 @@ def ledger_relation(table: str, columns: Sequence[Column], present: frozenset[st
     return f"(SELECT {typed} WHERE false)"
 
 
+# Each batch's price, of OpenAI and of every provider priced per batch (the OpenAI-shaped ones, Together, Mistral,
+# OpenRouter: their requests are read like OpenAI's), one relation; matched to a request by batch id and project
+# (ids are unique only within a provider; a project is one provider's).
+_PRICE_COLUMNS = (
+    "id, project, model, model_label, endpoint, created_at, created_day, input_usd_per_mtok, "
+    "cached_input_usd_per_mtok, output_usd_per_mtok, batch_factor, price_model, price_tiered"
+)
+_BATCH_PRICES = f"""(
+        SELECT 'openai' AS provider, {_PRICE_COLUMNS} FROM {S}.batch_costs
+        UNION ALL SELECT provider, {_PRICE_COLUMNS} FROM {S}.compatible_batch_costs
+        UNION ALL SELECT provider, {_PRICE_COLUMNS} FROM {S}.other_batch_costs
+    )"""
+
 # Per request: its cost at its batch's price. A request that did not succeed and reports no tokens cost
 # nothing (only completed work is billed): 0, priced. One that succeeded without usage (moderations),
 # with usage that cannot be right, or in a batch without a usable model, time or price: NULL, with why.
@@ -54,9 +67,9 @@ WITH joined AS (
         r.input_tokens IS NULL AND r.cached_tokens IS NULL AND r.output_tokens IS NULL
             AND r.reasoning_tokens IS NULL AS no_tokens,
         c.input_usd_per_mtok, c.cached_input_usd_per_mtok, c.output_usd_per_mtok, c.batch_factor,
-        c.price_model, c.price_tiered
+        c.price_model, c.price_tiered, c.provider
     FROM {requests} AS r
-    JOIN {S}.batch_costs AS c ON c.id = r.batch_id AND c.project = r.project
+    JOIN {batch_prices} AS c ON c.id = r.batch_id AND c.project = r.project
 ),
 reasoned AS (
     SELECT
@@ -86,7 +99,7 @@ SELECT
         WHEN unpriced_reason IS NULL THEN {cost} * batch_factor
     END AS cost_usd,
     price_model, coalesce(unpriced_reason IS NULL AND price_tiered, false) AS price_tiered,
-    'openai' AS provider
+    provider
 FROM reasoned
 UNION ALL
 -- Anthropic's requests, priced by their own rule (anthropic_views.py); the batch's model is the models its
@@ -103,9 +116,11 @@ FROM {S}.anthropic_request_costs AS r
 LEFT JOIN {S}.anthropic_batch_costs AS b ON b.id = r.batch_id AND b.project = r.project
 """
 
-# Per batch with a read ledger (at least one file read), in scope: the batch's own counts and usage next
-# to the ledger's. `consistent`: every file it needs was read, every request is accounted for (a row per
-# request; a batch stopped before it ran anything keeps counts of 0 and has every request missing), the
+# Per batch with a read ledger (at least one file read), in scope, of OpenAI and the OpenAI-shaped providers
+# (whose batch objects count requests and tokens themselves; Together's counts come from the ledger, so there is
+# nothing to check them against): the batch's own counts and usage next to the ledger's. `consistent`: every
+# file it needs was read, every request is accounted for (a row per request; a batch stopped before it ran
+# anything keeps counts of 0 and has every request missing), the
 # requests that succeeded are exactly those the batch calls completed, and the tokens add up to its usage
 # where both report them (`tokens_match` NULL: nothing to compare, e.g. moderations, or a
 # batch from before usage was reported). What did not succeed is `failed`, `expired`, `cancelled` or
@@ -142,7 +157,7 @@ requests AS (
 ),
 compared AS (
     SELECT
-        b.id AS batch_id, b.project, b.model_label AS model, b.endpoint, b.status, b.created_at,
+        b.provider, b.id AS batch_id, b.project, b.model_label AS model, b.endpoint, b.status, b.created_at,
         f.files_read, f.files_gone, f.files_pending,
         b.request_counts__total AS batch_total,
         coalesce(r.requests, 0) AS ledger_requests,
@@ -167,7 +182,10 @@ compared AS (
             AND coalesce(r.output_tokens, 0) = coalesce(b.usage__output_tokens, 0)
             AND coalesce(r.reasoning_tokens, 0) = coalesce(b.usage__output_tokens_details__reasoning_tokens, 0)
         END AS tokens_match
-    FROM {S}.batches_in_scope AS b
+    FROM (
+        SELECT 'openai' AS provider, * FROM {S}.batches_in_scope
+        UNION ALL BY NAME SELECT * FROM {S}.compatible_batches_in_scope
+    ) AS b
     JOIN files AS f ON f.batch_id = b.id AND f.project = b.project
     LEFT JOIN requests AS r ON r.batch_id = b.id AND r.project = b.project
     WHERE f.files_read > 0
@@ -217,6 +235,7 @@ def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
                 prefix=_PREFIX,
                 request_usage=_REQUEST_USAGE,
                 cost=sync_cost("input_tokens", "cached_tokens", "output_tokens"),
+                batch_prices=_BATCH_PRICES,
                 no_model=NO_MODEL,
                 endpoint=ANTHROPIC_ENDPOINT,
                 provider=ANTHROPIC,

@@ -75,6 +75,8 @@ from .workers import as_done, in_order
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+# Files answered 404 named in the run's one warning about them (the rest counted).
+_MISSING_SHOWN = 3
 # Failures that no later run fixes by itself: the key may not read files. They fail the run, as for the list.
 _FATAL_STATUSES = frozenset({401, 403})
 
@@ -105,6 +107,7 @@ class _Result:
     columns: dict[str, list[pa.Array]] | None = None  # RESULT_FIELDS -> arrow arrays
     files: list[FileRow] = field(default_factory=list)
     failure: str | None = None
+    not_yet_gone: bool = False  # the failure is a 404 not yet taken as gone (said once for the run: Ledger._missing)
     bytes_read: int = 0
 
 
@@ -139,7 +142,10 @@ class Ledger:
         # Batches whose ledger was written short: see the module docstring.
         self.watch: dict[str, dict[str, Any]] = {}
         self._looked_at: set[str] = set()  # watched batches this run saw already
-        self._gone: list[FileRow] = []  # Anthropic results found archived when offered: written by read()
+        self._gone: list[FileRow] = []
+        # Files the API answered 404 for in this run, not yet taken as gone: one warning for all of them (a history
+        # with many expired files printed a line per batch, every run, three runs long).
+        self._missing: list[str] = []  # Anthropic results found archived when offered: written by read()
         if state.get("version") == STATE_VERSION:
             for batch_id, raw in (state.get("pending") or {}).items():
                 self.candidates[batch_id] = Candidate.load(batch_id, raw)
@@ -281,6 +287,9 @@ class Ledger:
             # Downloads under way stop at their next chunk; none is waited for, none not begun begins.
             pool.shutdown(wait=False, cancel_futures=True)
             self.counts.seconds = time.monotonic() - started
+        if self._missing:
+            shown = "; ".join(self._missing[:_MISSING_SHOWN]) + ("; ..." if len(self._missing) > _MISSING_SHOWN else "")
+            log.warning("%d file(s) left for the next run: %s", len(self._missing), shown)
         self.state.clear()
         # Watched batches are kept while their files can exist: afterwards nothing can be read again.
         horizon = self.now - settings.FILES_KEPT_AT_MOST_S
@@ -324,9 +333,7 @@ class Ledger:
             elif info is None:
                 if not self._missed(candidate, kind):
                     self.counts.files_failed += 1
-                    log.warning(
-                        "batch %s: left for the next run: %s", candidate.batch_id, self._not_yet_gone(candidate, kind)
-                    )
+                    self._missing.append(f"batch {candidate.batch_id}: {self._not_yet_gone(candidate, kind)}")
             else:
                 candidate.misses.pop(kind, None)  # it answered: misses count in a row
                 size = exact_int(info.get("bytes"))
@@ -365,7 +372,7 @@ class Ledger:
                 limit = 2 * candidate.total + settings.RESULTS_EXTRA_LINES if kind == RESULTS else None
                 file = self._stream(candidate, kind, partial(self._parse, kind=kind, seen=seen, max_lines=limit))
                 if file is None and not self._missed(candidate, kind):
-                    result.failure = self._not_yet_gone(candidate, kind)
+                    result.failure, result.not_yet_gone = self._not_yet_gone(candidate, kind), True
                     return result
                 if file is None:
                     complete = False
@@ -395,7 +402,7 @@ class Ledger:
                     self.progress.files_planned(self.project, 1, candidate.sizes.get("input") or 0)
                 ids = self._stream(candidate, "input", lambda chunks: parse_input(chunks, self._stop))
                 if ids is None and not self._missed(candidate, "input"):
-                    result.failure = self._not_yet_gone(candidate, "input")
+                    result.failure, result.not_yet_gone = self._not_yet_gone(candidate, "input"), True
                     return result
                 if ids is None:
                     result.files.append(self._row(candidate, "input", "gone"))
@@ -488,7 +495,10 @@ class Ledger:
             self.counts.files_failed += 1
             self.counts.batches_pending += 1
             self.counts.bytes_pending += candidate.size()
-            log.warning("batch %s: left for the next run: %s", candidate.batch_id, result.failure)
+            if result.not_yet_gone:
+                self._missing.append(f"batch {candidate.batch_id}: {result.failure}")
+            else:
+                log.warning("batch %s: left for the next run: %s", candidate.batch_id, result.failure)
             if not candidate.announced:
                 files.extend(self._pending_rows(candidate))
                 candidate.announced = True
