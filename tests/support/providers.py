@@ -60,16 +60,15 @@ _CURSORS = {"together": None, "mistral": "page"}
 # Groq's list is asked for without a `limit` (as its SDK): the simulator's default page, 20; Together's is
 # everything in one answer.
 _PAGES = {"groq": 20, "together": 1_000_000}
+# Keys of each provider's kind, none a run of one character (the loader refuses an answer that carries a configured
+# key's tail: the scripted batches' ids have runs of zeros).
 _KEYS = {
-    "azure": ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"),
-    "groq": (
-        "gsk_simgroqalpha00000000000000000000000000000000000000",
-        "gsk_simgroqbravo0000000000000000000000000000000",
-    ),
-    "openai-compatible": ("gw-test-alpha-0123456789", "gw-test-bravo-9876543210"),
-    "together": ("tgt-sim-alpha-0123456789abcdef0123456789", "tgt-sim-bravo-0123456789abcdef0123456789"),
-    "mistral": ("MistralSimAlpha0123456789abcdefAB", "MistralSimBravo0123456789abcdefAB"),
-    "openrouter": ("sk-or-v1-simalpha0123456789abcdef0123456789", "sk-or-v1-simbravo0123456789abcdef0123456789"),
+    "azure": ("3f9c2a7e81d04b6c95e1a0d7c4b8f263", "8e1b5d0a3c7f49e2b6d1f0a9c3e7b524"),
+    "groq": ("gsk_SimGroqAlpha7Qx9Zr2Lm5Np8Vt4Wb6Yc1Hd3Jf", "gsk_SimGroqBravo2Kd8Pw3Xn6Rt1Zq9Ly4Mv7Hc5Gb"),
+    "openai-compatible": ("gw-test-alpha-7Qx9Zr2Lm5Np8Vt4", "gw-test-bravo-2Kd8Pw3Xn6Rt1Zq9"),
+    "together": ("tgt-sim-alpha-7Qx9Zr2Lm5Np8Vt4Wb6Yc1Hd3Jf", "tgt-sim-bravo-2Kd8Pw3Xn6Rt1Zq9Ly4Mv7Hc5Gb"),
+    "mistral": ("MistralSimAlpha7Qx9Zr2Lm5Np8Vt4Wb6", "MistralSimBravo2Kd8Pw3Xn6Rt1Zq9Ly4"),
+    "openrouter": ("sk-or-v1-simalpha7Qx9Zr2Lm5Np8Vt4Wb6Yc1Hd3Jf", "sk-or-v1-simbravo2Kd8Pw3Xn6Rt1Zq9Ly4Mv7Hc5Gb"),
 }
 # Statuses of an ended batch, in any provider's words (lower-cased): Mistral's SUCCESS and TIMEOUT_EXCEEDED too.
 _ENDED = frozenset({"completed", "failed", "expired", "cancelled", "success", "timeout_exceeded"})
