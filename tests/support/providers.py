@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,6 +95,7 @@ class World:
     list_path: str  # the list endpoint's path on the simulator: where a test aims faults at paging
     root: str = "http://simulator"  # the API root the truth's URLs are on (the last server configured)
     server: SimulatorServer | None = None  # the last simulator configured (its id maps: Azure's, Together's, ...)
+    _org_ids: dict[str, str] = field(default_factory=dict)  # an id the provider shows -> the organisation's
 
     @property
     def anthropic(self) -> bool:
@@ -153,9 +154,7 @@ class World:
     @property
     def ended(self) -> str:
         """The status value of a batch that finished normally."""
-        return {"anthropic": "ended", "together": "COMPLETED", "mistral": "SUCCESS", "azure": "Completed"}.get(
-            self.provider, "completed"
-        )
+        return {"anthropic": "ended", "together": "COMPLETED", "mistral": "SUCCESS"}.get(self.provider, "completed")
 
     def opened(self, batch: dict[str, Any]) -> dict[str, Any]:
         """A scripted `batch` (make_batch's) made still open: in progress, no end."""
@@ -318,21 +317,22 @@ class World:
         return self._shown_id(self.org.create_batch(project=project, created_at=created_at))
 
     def _shown_id(self, org_id: str) -> str:
-        """The id the provider's API shows for the organisation's batch `org_id`."""
-        if self.server is None:
-            return org_id
+        """The id the provider's API shows for the organisation's batch `org_id` (Azure's and Together's and
+        Mistral's maps are derived from the id: the same before a simulator is configured as on it)."""
+        from openai_batches.simulator import flavors
+        from openai_batches.simulator import others as sim
+
         if self.provider == "azure":
-            return self.server._azure_ids.azure(org_id)
-        if self.provider in ("together", "mistral"):
-            return self.server._other_ids.out(org_id)
-        return org_id
+            shown = (self.server._azure_ids if self.server else flavors.IdMap()).azure(org_id)
+        elif self.provider in ("together", "mistral"):
+            shown = (self.server._other_ids if self.server else sim.UuidMap()).out(org_id)
+        else:
+            return org_id
+        self._org_ids[shown] = org_id
+        return shown
 
     def _org_id(self, shown: str) -> str:
-        if self.server is not None and self.provider == "azure":
-            return self.server._azure_ids.original(shown) or shown
-        if self.server is not None and self.provider in ("together", "mistral"):
-            return self.server._other_ids.original(shown) or shown
-        return shown
+        return self._org_ids.get(shown, shown)
 
     def cancel(self, batch_id: str) -> None:
         if self.anthropic:
@@ -372,6 +372,7 @@ class World:
             shown = [sim.mistral_job(b, self.server._other_ids) for b in batches]
         else:
             shown = [sim.openrouter_batch(b) for b in batches]
+        self._org_ids.update((b["id"], original["id"]) for b, original in zip(shown, batches, strict=True))
         return {b["id"]: b for b in shown}
 
     def count(self) -> int:
@@ -688,15 +689,26 @@ def make_other_batch(provider: str, n: int, *, created: int = 1_790_000_000, **f
 
 
 def mistral_page(pages: list[tuple[list[dict[str, Any]], bool]], query: dict[str, str]) -> dict[str, Any]:
-    """Mistral's answer to `page`/`page_size`/`created_after` over `pages` (oldest first): the jobs after the
-    bound (strictly; a job whose time is not a number is listed), sliced by page number, with their `total`."""
+    """Mistral's answer to `page`/`page_size`/`created_after` over `pages` (oldest first): the jobs created after
+    the bound (strictly), sliced by page number, with their `total`. The server filters by when a job was really
+    created (make_other_batch's id says it), whatever odd `created_at` the job shows; a job whose id does not
+    say is listed."""
     jobs = [b for items, _ in pages for b in items]
     if after := query.get("created_after"):
         bound = datetime.fromisoformat(after.replace("Z", "+00:00")).timestamp()
-        jobs = [b for b in jobs if not isinstance(b.get("created_at"), int | float) or b["created_at"] > bound]
+        jobs = [b for b in jobs if (created := _created_by_id(b)) is None or created > bound]
     size = int(query.get("page_size", "100"))
     number = int(query.get("page", "0"))
     return {"data": jobs[number * size : (number + 1) * size], "object": "list", "total": len(jobs)}
+
+
+def _created_by_id(job: dict[str, Any]) -> int | None:
+    """The creation time make_other_batch wrote into a Mistral job's id (its last 12 hex digits), else None."""
+    tail = str(job.get("id"))[-12:]
+    try:
+        return int(tail, 16) if len(tail) == 12 else None
+    except ValueError:
+        return None
 
 
 def make_world(provider: str, org: SimulatedOrg) -> World:
