@@ -32,7 +32,7 @@ from openai_batches.load.runner import run_load
 from .support.analysis import CLEAN_MODEL, FORMULA_METADATA, ODD_MODELS, load_batches, module_database, odd_batches
 from .support.cli import cli_env, run_cli
 from .support.fake_api import ScriptedApi
-from .support.providers import World
+from .support.providers import World, over_worlds
 
 # Batch price of gpt-4o-mini: half of 0.15 / 0.075 / 0.60 USD per million input / cached / output tokens.
 MINI = (0.15, 0.075, 0.60)
@@ -471,9 +471,55 @@ ODD_LIST_VALUES: dict[str, list[tuple[str, str, Any, Any]]] = {
         ("counts_not_an_object", "request_counts", "n/a", KEPT_ASIDE),
         ("huge_id", "id", "batch_" + "x" * 10_000, "batch_" + "x" * 10_000),
     ],
+    # Azure's documentation shows ISO 8601 times and capitalised statuses: every OpenAI-shaped provider takes
+    # them (sources/compatible/shape.py), to the second; a time without an offset says no instant.
+    "compatible": [
+        ("text_time", "completed_at", "2026-09-20T08:30:00Z", _ODD_TIME),
+        ("offset", "in_progress_at", "2026-09-20T14:00:00.75+05:30", _ODD_TIME),
+        ("no_offset", "expires_at", "2026-09-20T08:30:00", KEPT_ASIDE),
+        ("null_count", "request_counts.completed", None, None),
+        ("fraction_count", "request_counts.failed", 2.5, KEPT_ASIDE),
+        ("unknown_status", "status", "Paused", "Paused"),
+        ("null_status", "status", None, None),
+        ("counts_not_an_object", "request_counts", "n/a", KEPT_ASIDE),
+        ("huge_id", "id", "batch_" + "x" * 10_000, "batch_" + "x" * 10_000),
+    ],
+    # Together's times are RFC 3339, Mistral's and OpenRouter's epoch seconds: each time column takes both.
+    "together": [
+        ("offset", "created_at", "2026-09-20T14:00:00+05:30", _ODD_TIME),
+        ("nanoseconds", "completed_at", "2026-09-20T08:30:00.123456789Z", _ODD_TIME.replace(microsecond=123_456)),
+        ("epoch_number", "job_deadline", _ODD_TIME.timestamp(), _ODD_TIME),
+        ("progress_integer", "progress", 40, 40.0),
+        ("progress_text", "file_size_bytes", "2 KB", KEPT_ASIDE),
+        ("error_object", "error", {"message": "boom"}, '{"message": "boom"}'),  # a text column: as JSON text
+        ("unknown_status", "status", "PAUSED", "PAUSED"),
+        ("null_status", "status", None, None),
+        ("huge_id", "id", "t" * 10_000, "t" * 10_000),
+    ],
+    "mistral": [
+        ("text_time", "completed_at", "2026-09-20T08:30:00Z", _ODD_TIME),
+        ("no_offset", "started_at", "2026-09-20T08:30:00", KEPT_ASIDE),
+        ("null_count", "succeeded_requests", None, None),
+        ("fraction_count", "failed_requests", 2.5, KEPT_ASIDE),
+        ("huge_count", "total_requests", 2**64, KEPT_ASIDE),
+        ("unknown_status", "status", "PAUSED", "PAUSED"),
+        ("null_status", "status", None, None),
+        ("huge_id", "id", "m" * 10_000, "m" * 10_000),
+    ],
+    "openrouter": [
+        ("text_time", "finalized_at", "2026-09-20T08:30:00Z", _ODD_TIME),
+        ("null_count", "request_counts.completed", None, None),
+        ("fraction_count", "request_counts.failed", 2.5, KEPT_ASIDE),
+        ("text_cost", "usage.cost", "0.01", KEPT_ASIDE),
+        ("unknown_status", "status", "paused", "paused"),
+        ("null_status", "status", None, None),
+        ("huge_id", "id", "batch_" + "x" * 10_000, "batch_" + "x" * 10_000),
+    ],
 }
+ODD_LIST_VALUES |= dict.fromkeys(("azure", "groq", "openai-compatible"), ODD_LIST_VALUES["compatible"])
 
 
+@over_worlds()
 def test_odd_values_in_list_objects_load_without_loss_whatever_batches_they_come_with(
     tmp_path: Path, world: World
 ) -> None:

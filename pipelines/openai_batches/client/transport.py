@@ -187,10 +187,12 @@ class ApiClient:
             # the run failed ("has_more is true but the page has no data").
             body["has_more"] = _has_more(body.get("has_more"))
         if not _has_shape(body, expect):
+            # What was expected, in words (`array`: Together's list, a bare array of batch objects).
+            shape = "an array of batch objects" if expect == "array" else f"a {expect} object"
             raise RetryableApiError(
                 what,
                 status=response.status_code,
-                message=f"unexpected response body (not a {expect} object)",
+                message=f"unexpected response body (not {shape})",
                 request_id=request_id,
             )
         if expect in ("list", "batch", "array") and self._id_echoes_a_key(body):
