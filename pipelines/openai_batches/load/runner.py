@@ -31,7 +31,7 @@ from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
 from ..sources.stats import ProjectCounts
 from ..storage.destination import allow_null_file_ids, remove_duplicates_after_resume
-from ..storage.foreign import ForeignDatabase, check_not_foreign
+from ..storage.foreign import ForeignDatabase, check_catalog_not_foreign, check_not_foreign
 from ..storage.lock import DatabaseUnavailable
 from ..storage.store import DuckDBFile, Store, as_store, connected
 from .failures import cause, reraise_interruption
@@ -245,6 +245,7 @@ def run_load(
     try:
         if store.opening_writes:  # a file: checked on a connection of its own, before it is opened writable
             check_not_foreign(store)
+        check_catalog_not_foreign(store)  # a lake's catalog file: before the ATTACH that would write into it
         # Open from here to the end of the load, once (nothing is written before this point).
         opened.enter_context(store.one_instance(wait=wait))
         if not store.opening_writes:  # a lake: checked on the load's instance (attaching it wrote nothing)
