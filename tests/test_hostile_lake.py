@@ -4,6 +4,7 @@ against the simulator."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -45,3 +46,20 @@ def test_a_catalog_file_of_another_program_is_refused_with_nothing_written(
     assert_one_clear_error(result, 2, "not created by openai-batches", str(catalog), "nothing was written")
     assert catalog.read_bytes() == before
     assert not (tmp_path / "lake").exists()
+
+
+def test_a_damaged_extension_package_fails_a_lake_load_as_a_configuration_error_naming_the_package(
+    tmp_path: Path, server: SimulatorServer
+) -> None:
+    """The extensions load on a thread from the CLI's start and again when the lake opens: a damaged DuckLake
+    package is the one-line configuration error the CLI means it to be (exit 2, the package to reinstall, as
+    `status` says it), not a failed load (exit 1) showing DuckDB's message without the hint."""
+    from .test_extensions import fake_package
+
+    fake_package(tmp_path / "site", "ducklake", duckdb.__version__, b"\x7fELF truncated")
+    catalog = tmp_path / "catalog.sqlite"
+    path = os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")) if p)
+    env = lake_env(f"sqlite:///{catalog}", tmp_path / "lake", server, tmp_path / "dlt", PYTHONPATH=path)
+    result = run_cli("load", "--destination", "ducklake", env=env)
+    assert_one_clear_error(result, 2, "'ducklake' from duckdb-extension-ducklake did not load", "reinstall it")
+    assert not catalog.exists()
