@@ -31,7 +31,8 @@ from ..sources.ledger.counts import LedgerCounts
 from ..sources.progress import ProgressSink
 from ..sources.stats import ProjectCounts
 from ..storage.destination import allow_null_file_ids, ledger_files_by_project, remove_duplicates_after_resume
-from ..storage.foreign import ForeignDatabase, check_not_foreign
+from ..storage.extensions import ExtensionUnavailable
+from ..storage.foreign import ForeignDatabase, check_catalog_not_foreign, check_not_foreign
 from ..storage.lock import DatabaseUnavailable
 from ..storage.store import DuckDBFile, Store, as_store, connected
 from .failures import cause, reraise_interruption
@@ -231,6 +232,7 @@ def run_load(
     one instance (the CLI refreshes the report views there: a lake is not attached a second time).
 
     Raises ForeignDatabase (before anything is written) for a database another program made,
+    ExtensionUnavailable when the database's DuckDB extensions do not load from their packages,
     DatabaseBusy when another program holds the file for longer than `wait` seconds, and
     KeyboardInterrupt / Terminated when the run is interrupted (no further project starts). `head_start`: the
     first project's list as the CLI began reading it (load/head_start.py; it matches `config` and `where`)."""
@@ -245,6 +247,7 @@ def run_load(
     try:
         if store.opening_writes:  # a file: checked on a connection of its own, before it is opened writable
             check_not_foreign(store)
+        check_catalog_not_foreign(store)  # a lake's catalog file: before the ATTACH that would write into it
         # Open from here to the end of the load, once (nothing is written before this point).
         opened.enter_context(store.one_instance(wait=wait))
         if not store.opening_writes:  # a lake: checked on the load's instance (attaching it wrote nothing)
@@ -253,7 +256,8 @@ def run_load(
     except BaseException as e:
         with contextlib.suppress(Exception):
             opened.close()  # a lake found foreign: detached again
-        if isinstance(e, ForeignDatabase | DatabaseUnavailable) or not isinstance(e, Exception):
+        # A missing or damaged extension package is the user's to fix (a configuration error), not a failed load.
+        if isinstance(e, ForeignDatabase | DatabaseUnavailable | ExtensionUnavailable) or not isinstance(e, Exception):
             raise
         reraise_interruption(e)
         result.error = f"database {db_path}: {cause(e)}"

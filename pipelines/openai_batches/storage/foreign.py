@@ -8,13 +8,14 @@ are ours: dlt's state of this pipeline, and our columns with our types.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from .. import settings
 from ..tables.batches import BATCH_COLUMNS, ERROR_COLUMNS
 from .duckdb_file import CATALOG, OWN_SCHEMAS
-from .store import DuckDBFile, Store, as_store, connected
+from .store import DuckDBFile, DuckLake, Store, as_store, connected
 
 
 class ForeignDatabase(Exception):
@@ -71,6 +72,42 @@ def check_not_foreign(where: Store | str) -> None:
         )
 
 
+# The table every DuckLake catalog has (DuckLake's own metadata: its version and settings).
+_DUCKLAKE_METADATA = "ducklake_metadata"
+
+
+def check_catalog_not_foreign(where: Store | str) -> None:
+    """Raise ForeignDatabase when a DuckLake's catalog is a SQLite or DuckDB file with tables but no DuckLake.
+
+    A load attaches its lake writable from its start (`DuckLake.one_instance`), which creates DuckLake's ~40
+    metadata tables in a catalog file that has none: another application's database named as the catalog (or a
+    DuckDB file of ours, by mistake) was filled with them, and then with the lake. Read here without DuckDB's
+    DuckLake (read-only, nothing written), before that ATTACH. Other stores and a PostgreSQL catalog (the lake
+    lives in its own metadata schema there) are not looked at."""
+    store = as_store(where)
+    if not isinstance(store, DuckLake):
+        return
+    catalog_file = store._catalog_file()
+    if catalog_file is None or not catalog_file.is_file() or catalog_file.stat().st_size == 0:
+        return
+    if store.driver == "sqlite":
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(f"{catalog_file.resolve().as_uri()}?mode=ro", uri=True)) as lite:
+            tables = {name for (name,) in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    else:
+        import duckdb
+
+        with duckdb.connect(str(catalog_file), read_only=True) as con:
+            tables = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if tables and _DUCKLAKE_METADATA not in tables:
+        raise ForeignDatabase(
+            f"database {store.shown()} was not created by openai-batches (its catalog {catalog_file} is a "
+            f"{store.driver} database with tables of its own ({_names(tables)}) and no DuckLake); nothing was "
+            "written: use another catalog file"
+        )
+
+
 def _names(tables: set[str]) -> str:
     shown = sorted(tables)[:5]
     return ", ".join(shown) + (", ..." if len(tables) > 5 else "")
@@ -96,3 +133,6 @@ def _column_conflict(con: Any, schema: str, tables: set[str]) -> str | None:
             if found is not None and found != wanted:
                 return f"{schema}.{table}.{column.name} is {found}, not {wanted}"
     return None
+
+
+__all__ = ["ForeignDatabase", "check_catalog_not_foreign", "check_not_foreign"]
