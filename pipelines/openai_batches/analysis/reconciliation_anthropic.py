@@ -74,6 +74,7 @@ _COLUMNS: dict[str, dict[str, str]] = {
     },
     REQUESTS_TABLE: {
         "batch_id": "VARCHAR",
+        "project": "VARCHAR",
         "outcome": "VARCHAR",
         "model": "VARCHAR",
         "input_tokens": "BIGINT",
