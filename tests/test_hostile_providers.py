@@ -1,0 +1,94 @@
+"""Hostile pass over the providers of issue 19 (Azure v1 and classic, Groq, Together, Mistral, OpenRouter) through
+the real CLI, against servers of our own that send what each provider's quirks allow: rows in DuckDB, requests the
+server saw, exit codes, one error line, no key anywhere."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from .support.assertions import analysed
+from .support.cli import cli_env, run_cli
+from .support.fake_api import Reply, ScriptedApi, json_reply
+
+T0 = 1_790_000_000
+GROQ_KEY = "gsk_hostileGroqKey0123456789abcdefABCDEF0123"
+TOGETHER_KEY = "tgt-hostile-0123456789abcdef0123456789ab"
+MISTRAL_KEY = "MistralHostile0123456789abcdefABCD"
+OPENROUTER_KEY = "sk-or-v1-hostile0123456789abcdef0123456789ab"
+AZURE_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def root(api: ScriptedApi) -> str:
+    return api.base_url.removesuffix("/v1")
+
+
+def load(db: Path, timeout: float = 60, *args: str, **env: str) -> Any:
+    return run_cli("load", "--db", str(db), *args, env=cli_env(**env), timeout=timeout)
+
+
+def ids(db: Path, table: str) -> list[str]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return [r[0] for r in con.execute(f"SELECT id FROM openai_batches.{table}").fetchall()]
+
+
+def jobs(db: Path, provider: str) -> list[tuple[Any, ...]]:
+    """(batch id, status) of `provider`'s rows of `batch_jobs`, by id."""
+    rows = analysed(str(db), None, "SELECT batch_id, status, provider FROM openai_batches.batch_jobs")  # type: ignore[arg-type]
+    return sorted((r["batch_id"], r["status"]) for r in rows if r["provider"] == provider)
+
+
+def oai_batch(n: int, **fields: Any) -> dict[str, Any]:
+    created = T0 + n * 60
+    batch = {
+        "id": f"batch_{uuid.UUID(int=n)}",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "model": "llama-3.1-8b-instant",
+        "errors": None,
+        "input_file_id": f"file-in{n}",
+        "completion_window": "24h",
+        "status": "completed",
+        "output_file_id": None,
+        "error_file_id": None,
+        "created_at": created,
+        "in_progress_at": created + 5,
+        "expires_at": created + 86_400,
+        "completed_at": created + 120,
+        "request_counts": {"total": 10, "completed": 10, "failed": 0},
+        "metadata": None,
+    }
+    batch.update(fields)
+    return batch
+
+
+@pytest.mark.parametrize("honours_after", [False, True], ids=["ignores-after", "honours-after"])
+def test_groq_list_that_grows_while_paged_loads_every_batch_once(tmp_path: Path, honours_after: bool) -> None:
+    """Groq's list (no `has_more`; `after` possibly ignored) with a batch created before each request, as on a busy
+    organisation during a backfill. Ignoring `after`, the second page is the head again plus the new batch: its last
+    id is the cursor just used, which the pager took for "paging does not advance" and failed the run (nothing
+    loaded, and the same next run while batches keep coming). A repeated cursor on a list that does not say
+    `has_more` is its end: every batch the pages showed, once, in one run."""
+    calls = itertools.count(1)
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        listed = [oai_batch(i) for i in range(5 + next(calls), 0, -1)]  # one more batch each request
+        if honours_after and (after := query.get("after")):
+            listed = listed[[b["id"] for b in listed].index(after) + 1 :][:3]
+        elif honours_after:
+            listed = listed[:3]
+        return json_reply({"object": "list", "data": listed})
+
+    db = tmp_path / "x.duckdb"
+    with ScriptedApi(route, project=None) as api:
+        result = load(db, 60, GROQ_API_KEY=GROQ_KEY, GROQ_BASE_URL=root(api))
+        assert result.returncode == 0, result.stderr
+        assert len(api.requests) <= 5, api.requests
+    loaded = ids(db, "groq_batches")
+    assert len(loaded) == len(set(loaded)) >= 6
+    assert [b for b, _ in jobs(db, "groq")] == sorted(loaded)
