@@ -22,6 +22,7 @@ TOGETHER_KEY = "tgt-hostile-0123456789abcdef0123456789ab"
 MISTRAL_KEY = "MistralHostile0123456789abcdefABCD"
 OPENROUTER_KEY = "sk-or-v1-hostile0123456789abcdef0123456789ab"
 AZURE_KEY = "0123456789abcdef0123456789abcdef"
+NO_LEDGER = {"SOURCES__OPENAI_BATCHES__REQUESTS": "false"}
 
 
 def root(api: ScriptedApi) -> str:
@@ -92,3 +93,47 @@ def test_groq_list_that_grows_while_paged_loads_every_batch_once(tmp_path: Path,
     loaded = ids(db, "groq_batches")
     assert len(loaded) == len(set(loaded)) >= 6
     assert [b for b, _ in jobs(db, "groq")] == sorted(loaded)
+
+
+def mistral_job(n: int, **fields: Any) -> dict[str, Any]:
+    job = {
+        "id": str(uuid.UUID(int=n)),
+        "object": "batch",
+        "input_files": [f"file-in{n}"],
+        "endpoint": "/v1/chat/completions",
+        "model": "mistral-small-latest",
+        "metadata": None,
+        "output_file": None,
+        "error_file": None,
+        "errors": [],
+        "status": "SUCCESS",
+        "created_at": T0 + n * 60,
+        "started_at": T0 + n * 60 + 5,
+        "completed_at": T0 + n * 60 + 100,
+        "total_requests": 1,
+        "completed_requests": 1,
+        "succeeded_requests": 1,
+        "failed_requests": 0,
+    }
+    job.update(fields)
+    return job
+
+
+def test_mistral_total_that_says_fewer_jobs_than_a_full_page_brought_does_not_end_paging(tmp_path: Path) -> None:
+    """Mistral's `total` is the only end of its page-numbered list the client has; one that lies low (10, while
+    page 0 brought a full 100) ended paging after the first page: 150 of 250 jobs never loaded, on every run while
+    `created_after` is not honoured. A full page past what `total` claims is read as "more": every job once."""
+    listed = [mistral_job(n) for n in range(1, 251)]
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        page, size = int(query.get("page", 0)), int(query.get("page_size", 100))
+        return json_reply({"object": "list", "data": listed[page * size : (page + 1) * size], "total": 10})
+
+    db = tmp_path / "x.duckdb"
+    with ScriptedApi(route, project=None) as api:
+        result = load(db, 60, MISTRAL_API_KEY=MISTRAL_KEY, MISTRAL_BASE_URL=api.base_url, **NO_LEDGER)
+        assert result.returncode == 0, result.stderr
+        assert len(api.requests) <= 4, api.requests
+    loaded = ids(db, "mistral_batches")
+    assert sorted(loaded) == sorted(j["id"] for j in listed)
+    assert [s for _, s in jobs(db, "mistral")] == ["completed"] * 250
