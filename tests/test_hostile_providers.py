@@ -5,6 +5,7 @@ server saw, exit codes, one error line, no key anywhere."""
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,56 @@ def test_azure_iso_8601_times_beyond_rfc_3339_land_in_the_time_columns(tmp_path:
     """ISO 8601 times Azure's older documentation allows (basic offset, no seconds, no offset): NULL today."""
     result, times = _azure_iso_run(tmp_path, created)
     assert times == [(1_796_119_200,) * 3], (times, result.stderr)
+
+
+def test_openrouter_results_with_a_numeric_next_cursor_are_read(tmp_path: Path) -> None:
+    """OpenRouter's results endpoint answering `next_cursor: 2` (a number, as an offset-paged gateway sends): the
+    reader took any non-text cursor for "next_cursor repeats (paging does not advance)" and left the batch for the
+    next run, every run: its requests never reached the ledger. A whole number is the cursor's text."""
+    now = int(time.time()) - 7200
+    batch = {
+        "id": "batch_or0001",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "model": "openai/gpt-4o-mini",
+        "provider": "OpenAI",
+        "status": "completed",
+        "completion_window": "24h",
+        "created_at": now,
+        "finalized_at": now + 100,
+        "expires_at": now + 86_400,
+        "request_counts": {"total": 3, "completed": 3, "failed": 0},
+        "error": None,
+        "usage": {"prompt_tokens": 30, "completion_tokens": 15, "total_tokens": 45, "cost": 0.001},
+        "results": None,
+    }
+
+    def row(custom_id: str) -> dict[str, Any]:
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        body = {"model": "openai/gpt-4o-mini", "usage": usage}
+        return {"id": f"r-{custom_id}", "custom_id": custom_id, "response": {"status_code": 200, "body": body}}
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path.endswith("/results"):
+            if query.get("cursor") is None:
+                return json_reply({"data": [row("a")], "next_cursor": 2, "has_more": True})
+            assert query["cursor"] == "2", query
+            return json_reply({"data": [row("b"), row("c")], "next_cursor": None, "has_more": False})
+        if path.endswith("/batches"):
+            return json_reply({"object": "list", "data": [batch], "has_more": False, "first_id": None, "last_id": None})
+        return json_reply(batch)
+
+    db = tmp_path / "x.duckdb"
+    with ScriptedApi(route, project=None) as api:
+        result = load(
+            db,
+            60,
+            OPENROUTER_API_KEY=OPENROUTER_KEY,
+            OPENROUTER_BASE_URL=api.base_url,
+            SOURCES__OPENAI_BATCHES__REQUESTS="true",
+        )
+    assert result.returncode == 0, result.stderr
+    assert "left for the next run" not in result.stderr, result.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.execute("SELECT custom_id, outcome FROM openai_batches.batch_requests ORDER BY custom_id").fetchall()
+    assert got == [("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded")]

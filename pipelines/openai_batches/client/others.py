@@ -234,7 +234,11 @@ class OpenRouterClient(BatchesClient):
                     raise ApiError(what, message="has_more is true but next_cursor is missing")
                 if following is None or more is False:
                     return
-                if not isinstance(following, str) or following in cursors:
+                if isinstance(following, int) and not isinstance(following, bool):
+                    following = str(following)  # an offset-paged gateway's number: sent as its text
+                if not isinstance(following, str):
+                    raise ApiError(what, message=f"the results' next_cursor is a {type(following).__name__}")
+                if following in cursors:
                     raise ApiError(what, message="the results' next_cursor repeats (paging does not advance)")
                 cursors.add(following)
                 cursor = following
