@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from .support.assertions import analysed
-from .support.cli import cli_env, run_cli
+from .support.cli import cli_env, error_lines, run_cli
 from .support.fake_api import Reply, ScriptedApi, json_reply
 
 T0 = 1_790_000_000
@@ -231,3 +231,20 @@ def test_openrouter_results_with_a_numeric_next_cursor_are_read(tmp_path: Path) 
     with duckdb.connect(str(db), read_only=True) as con:
         got = con.execute("SELECT custom_id, outcome FROM openai_batches.batch_requests ORDER BY custom_id").fetchall()
     assert got == [("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded")]
+
+
+@pytest.mark.parametrize(
+    ("setting", "env"),
+    [("MISTRAL_BASE_URL", {"MISTRAL_API_KEY": MISTRAL_KEY}), ("GROQ_BASE_URL", {"GROQ_API_KEY": GROQ_KEY})],
+)
+def test_a_base_url_with_the_key_as_password_names_no_openai_setting_for_another_provider(
+    tmp_path: Path, setting: str, env: dict[str, str]
+) -> None:
+    """A Mistral (or Groq) base URL carrying the key as its password: refused in one line without the key (exit 2),
+    which told the user to put the key in OPENAI_API_KEY, the one setting that provider never reads."""
+    key = next(iter(env.values()))
+    result = load(tmp_path / "x.duckdb", 30, **env, **{setting: f"http://user:{key}@127.0.0.1:1/v1"})
+    assert result.returncode == 2, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert key not in result.stdout + result.stderr
+    assert setting in line and "user name or password" in line and "key goes in OPENAI_API_KEY" not in line, line
