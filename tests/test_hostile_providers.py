@@ -248,3 +248,20 @@ def test_a_base_url_with_the_key_as_password_names_no_openai_setting_for_another
     (line,) = error_lines(result.stderr)
     assert key not in result.stdout + result.stderr
     assert setting in line and "user name or password" in line and "key goes in OPENAI_API_KEY" not in line, line
+
+
+def test_groq_base_url_with_its_version_path_as_the_openai_sdk_takes_it_loads(tmp_path: Path) -> None:
+    """GROQ_BASE_URL=https://api.groq.com/openai/v1 (Groq's base URL as the openai SDK takes it) was sent to
+    /openai/v1/openai/v1/batches: 404 on every run. Taken as it is, like Azure's and Together's."""
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        if path == "/openai/v1/batches":
+            return json_reply({"object": "list", "data": [oai_batch(1)]})
+        return json_reply({"error": {"message": "Unknown request URL"}}, 404)
+
+    db = tmp_path / "x.duckdb"
+    with ScriptedApi(route, project=None) as api:
+        result = load(db, 60, GROQ_API_KEY=GROQ_KEY, GROQ_BASE_URL=root(api) + "/openai/v1/", **NO_LEDGER)
+        assert result.returncode == 0, result.stderr
+        assert {p for p, _ in api.requests} == {"/openai/v1/batches"}, api.requests
+    assert ids(db, "groq_batches") == [oai_batch(1)["id"]]
