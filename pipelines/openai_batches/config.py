@@ -703,7 +703,9 @@ def _groq_single() -> ProjectConfig | None:
     if not key:
         return None
     if root := os.environ.get("GROQ_BASE_URL", "").strip():
-        base, setting = root.rstrip("/") + "/openai/v1", "GROQ_BASE_URL"
+        # The groq SDK's root (https://api.groq.com); a value with the version path already (as the openai SDK
+        # takes Groq's base URL) is taken as it is, not sent to /openai/v1/openai/v1 (404 on every request).
+        base, setting = root.rstrip("/").removesuffix("/openai/v1") + "/openai/v1", "GROQ_BASE_URL"
     else:
         setting = f"{SECTION}.groq_base_url"
         base = _text(_lookup("groq_base_url"), setting) or settings.GROQ_DEFAULT_BASE_URL

@@ -183,7 +183,10 @@ class MistralClient(FilesApi):
         total = body.get("total")
         has_more = None
         if isinstance(total, int) and not isinstance(total, bool):
-            has_more = number * self.page_size + len(data) < total
+            listed = number * self.page_size + len(data)
+            # A full page past what `total` claims contradicts it: `total` lied low (it ended paging, the jobs after
+            # this page never loaded); a full page then means "more" (an empty page ends it: one request more).
+            has_more = listed < total or (total < listed and len(data) >= self.page_size)
         if data:
             self._next[str(data[-1]["id"])] = number + 1
         return Page(data=data, has_more=has_more, project=None, server_time=server_time(response.headers))
@@ -231,7 +234,11 @@ class OpenRouterClient(BatchesClient):
                     raise ApiError(what, message="has_more is true but next_cursor is missing")
                 if following is None or more is False:
                     return
-                if not isinstance(following, str) or following in cursors:
+                if isinstance(following, int) and not isinstance(following, bool):
+                    following = str(following)  # an offset-paged gateway's number: sent as its text
+                if not isinstance(following, str):
+                    raise ApiError(what, message=f"the results' next_cursor is a {type(following).__name__}")
+                if following in cursors:
                     raise ApiError(what, message="the results' next_cursor repeats (paging does not advance)")
                 cursors.add(following)
                 cursor = following

@@ -92,6 +92,11 @@ class Paginator(Generic[T]):
             self.has_next_page = False  # no `has_more`, nothing new: the end of the list
             return seen
         cursor = str(page.data[-1]["id"])
+        if cursor in self._used and page.has_more is None:
+            # A list that ignores `after` and grew while paged (Groq's, a batch created between two requests):
+            # the head again with the new batch on top, ending where the last page did. It was all read: the end.
+            self.has_next_page = False
+            return seen
         if cursor in self._used:
             self.has_next_page = False
             raise ApiError(

@@ -62,8 +62,8 @@ def base_url_problem(base_url: str) -> str | None:
         # httpx would send them as Basic auth instead of the Bearer key, and every error line would
         # print them: refused, so they can be neither used nor shown.
         return (
-            f"base URL {shown!r} contains a user name or password: remove them (the key goes in OPENAI_API_KEY "
-            "or api_key in .dlt/secrets.toml)"
+            f"base URL {shown!r} contains a user name or password: remove them (the key goes in the provider's "
+            "API key setting, OPENAI_API_KEY, MISTRAL_API_KEY, ..., or api_key in .dlt/secrets.toml)"
         )
     if "%" in url.host or (port is not None and not 0 < port < 65536):
         return f"base URL {shown!r} names an invalid host or port"

@@ -63,9 +63,8 @@ def normalised(batches: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         iso = {
             name: seconds
             for name in TIME_FIELDS
-            if isinstance(value := batch.get(name), str)
-            and "T" in value
-            and (seconds := epoch_seconds(value)) is not None
+            # RFC 3339 text, `T` or a space between date and time (the plan reads both: `created`)
+            if isinstance(value := batch.get(name), str) and (seconds := epoch_seconds(value)) is not None
         }
         out.append({**batch, **{k: math.floor(v) for k, v in iso.items()}} if iso else batch)
     return out
