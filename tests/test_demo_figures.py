@@ -150,9 +150,11 @@ def test_the_demo_loads_every_provider_of_its_organisation_and_every_report_show
         assert f"({provider})" in out
     assert jobs["openai"] >= 2 * per_project and jobs["anthropic"] >= demo.DEMO_ANTHROPIC_BATCHES
     # A cron tick re-reads only what changed: fewer requests than the backfill on every provider (the list's one
-    # request with nothing new is test_other_providers' and the bench's; here the ledger reads what ended, and
-    # Groq's list, 20 a page without has_more, is read back to the lookback window).
+    # request with nothing new is test_other_providers' and the bench's; here the ledger reads what ended). Not
+    # Groq's: its list, 20 a page without has_more, is read back to the lookback window on every run.
     for provider, name in others.items():
+        if provider == "groq":  # read back to the window on every run: about the backfill's pages
+            continue
         backfill = int(re.search(rf"backfill \[{name}\] ok: (\d+) requests", out)[1])  # type: ignore[index]
         tick = int(re.search(rf"incremental \[{name}\] ok: (\d+) requests", out)[1])  # type: ignore[index]
         assert tick < backfill, (provider, tick, backfill)

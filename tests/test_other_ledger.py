@@ -53,6 +53,15 @@ def _truth(org: SimulatedOrg, batch_ids: list[str]) -> dict[str, dict[str, tuple
     return {b: {c: tuple(v[i] for i in at) for c, v in request_truth(org, b).items()} for b in batch_ids}
 
 
+def _assert_both_projects_hold(db: str, org: SimulatedOrg, ids: list[str]) -> None:
+    """The OpenAI project's and the gateway's ledger of the same batch ids: each complete, each under its project."""
+    want = _truth(org, ids)
+    assert _ledger_of(db, PROJECT_A) == want
+    assert _ledger_of(db, GATEWAY) == want
+    files = table(db, "SELECT project, batch_id, kind, state FROM openai_batches.batch_files ORDER BY ALL")
+    assert files == sorted((p, b, "output", "read") for p in (PROJECT_A, GATEWAY) for b in ids)
+
+
 def _gateway_run(db: str, server: SimulatorServer, *, gateway: bool = True) -> None:
     projects = [ProjectConfig(name=PROJECT_A, api_key=KEY_A, base_url=server.base_url)]
     if gateway:  # the same batches through an openai-compatible endpoint (a gateway in front of OpenAI)
@@ -70,11 +79,7 @@ def test_a_gateways_ledger_never_replaces_the_openai_projects_ledger_of_the_same
     (and its file rows): both are kept now, each complete, each under its project."""
     ids = [finished(org, outcome="completed", total_requests=4), finished(org, outcome="completed", total_requests=3)]
     _gateway_run(db, server)
-    want = _truth(org, ids)
-    assert _ledger_of(db, PROJECT_A) == want
-    assert _ledger_of(db, GATEWAY) == want
-    files = table(db, "SELECT project, batch_id, kind, state FROM openai_batches.batch_files ORDER BY ALL")
-    assert files == sorted((p, b, "output", "read") for p in (PROJECT_A, GATEWAY) for b in ids)
+    _assert_both_projects_hold(db, org, ids)
 
 
 def _old_ledger_read(self: Ledger, batches_state: Any) -> Iterator[tuple[str, pa.Table]]:
@@ -120,11 +125,7 @@ def test_a_database_an_older_version_created_keeps_its_ledger_and_takes_a_second
 
     ids.append(finished(org, outcome="completed", total_requests=2, days_ago=1.0))
     _gateway_run(db, server)
-    want = _truth(org, ids)
-    assert _ledger_of(db, PROJECT_A) == want
-    assert _ledger_of(db, GATEWAY) == want
-    files = table(db, "SELECT project, batch_id, kind, state FROM openai_batches.batch_files ORDER BY ALL")
-    assert files == sorted((p, b, "output", "read") for p in (PROJECT_A, GATEWAY) for b in ids)
+    _assert_both_projects_hold(db, org, ids)
 
 
 # --- Together, Mistral, OpenRouter: their results in the one ledger ------------------------------------------------

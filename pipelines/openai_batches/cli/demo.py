@@ -62,19 +62,21 @@ DEMO_OTHERS = (
     ("mistral", "mistral", "MistralSimDemo7Hq2Wx9Lc4Rb6Tz0Vn"),
     ("openrouter", "openrouter", "sk-or-v1-sim-demo-Pe6Xj2Mu9Ra4Wd8Ln"),
 )
-# A tenth of an OpenAI project's history each (150 batches by default): enough for every report to show the
+# A twentieth of an OpenAI project's history each (75 batches by default): enough for every report to show the
 # provider, and small enough that they add little to the demo's time (Groq's list pages 20 at a time);
 # `demo --batches` scales them with the OpenAI projects'.
-DEMO_OTHER_SHARE = 10
+DEMO_OTHER_SHARE = 20
 # Younger than the 30 days the simulator keeps a batch's files (OpenAI's rule): Mistral's retention is undocumented,
 # so the ledger reads every file it names, and an expired one answers 404 for three runs before it is taken as gone
 # (a warning per batch and run).
 DEMO_OTHER_DAYS = 25.0
 # New batches per hour at each, so the cron tick shows what a run with something new costs on each provider.
 DEMO_OTHER_ARRIVALS_PER_HOUR = 2.0
-# The models each provider runs (Azure: deployments named like OpenAI's models, the simulator's own mix), so their
-# batches are priced as genai-prices prices them there, or show why not (Mistral's jobs carry no tokens).
+# The models each provider runs, so their batches are priced as genai-prices prices them there (Mistral's and
+# Together's from the tokens of their results, read into the request ledger).
 DEMO_OTHER_MODELS = {
+    # Azure: deployments named like the OpenAI models they run (priced as those, at OpenAI's batch price)
+    "azure": ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"),
     "groq": ("openai/gpt-oss-120b", "openai/gpt-oss-20b", "llama-3.3-70b-versatile", "llama-3.1-8b-instant"),
     "mistral": ("mistral-small-latest", "mistral-large-latest", "mistral-medium-latest"),
     "openrouter": ("openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct", "google/gemini-2.0-flash-001"),
@@ -252,20 +254,17 @@ def _other_accounts(seed: int, count: int) -> SimulatedOrg:
     now = accounts.clock.now()
     for provider, name, _ in DEMO_OTHERS:
         project = f"proj_{name}"
-        models = DEMO_OTHER_MODELS.get(provider)
-        if models is None:  # Azure: OpenAI's models, as deployments named like them
-            accounts.generate_history(count, project=project, days=DEMO_OTHER_DAYS)
-        else:
-            for age in sorted((rng.uniform(0, DEMO_OTHER_DAYS * 86_400) for _ in range(count)), reverse=True):
-                total = rng.randint(*DEMO_OTHER_REQUESTS)
-                accounts.create_batch(
-                    project=project,
-                    created_at=now - age,
-                    model=rng.choice(models),
-                    endpoint="/v1/chat/completions",
-                    total_requests=total,
-                    output_bytes=total * DEMO_OTHER_LINE_BYTES,
-                )
+        models = DEMO_OTHER_MODELS[provider]
+        for age in sorted((rng.uniform(0, DEMO_OTHER_DAYS * 86_400) for _ in range(count)), reverse=True):
+            total = rng.randint(*DEMO_OTHER_REQUESTS)
+            accounts.create_batch(
+                project=project,
+                created_at=now - age,
+                model=rng.choice(models),
+                endpoint="/v1/chat/completions",
+                total_requests=total,
+                output_bytes=total * DEMO_OTHER_LINE_BYTES,
+            )
         accounts.set_arrival_rate(DEMO_OTHER_ARRIVALS_PER_HOUR, project=project)
     return accounts
 
