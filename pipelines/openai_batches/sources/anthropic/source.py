@@ -25,7 +25,7 @@ from ...client.redact import Redactor
 from ...client.retry import RetryPolicy
 from ...tables.anthropic import anthropic_column_hints, anthropic_to_arrow
 from ..batches.echoed import flagged_ids, mask_batches
-from ..batches.source import Provider, SameProject, merged_table, sync_batches
+from ..batches.source import Provider, SameProject, batches_resource, merged_table
 from ..progress import ProgressSink
 from ..stats import ProjectCounts
 from .shape import ANTHROPIC_SHAPE
@@ -33,7 +33,6 @@ from .shape import ANTHROPIC_SHAPE
 log = logging.getLogger(__name__)
 
 ANTHROPIC_HINTS = merged_table(settings.ANTHROPIC_BATCHES_TABLE, anthropic_column_hints(), key="id")
-_MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.source(name="openai_batches", max_table_nesting=0)
@@ -95,18 +94,15 @@ def anthropic_batches(
         tables=_tables,
         pages=pages,
     )
-    return dlt.resource(
-        sync_batches(
-            provider,
-            full_refresh=full_refresh,
-            lookback=lookback_seconds,
-            stats=stats if stats is not None else ProjectCounts(),
-            progress=progress or ProgressSink(),
-            requests_max_mb=requests_max_mb_per_run if requests else None,
-            known_ids=known_ids if full_refresh else None,
-        ),
-        name=settings.ANTHROPIC_BATCHES_TABLE,
-        write_disposition=_MERGE,
+    return batches_resource(
+        provider,
+        settings.ANTHROPIC_BATCHES_TABLE,
+        full_refresh=full_refresh,
+        lookback=lookback_seconds,
+        stats=stats,
+        progress=progress,
+        requests_max_mb=requests_max_mb_per_run if requests else None,
+        known_ids=known_ids,
     )
 
 

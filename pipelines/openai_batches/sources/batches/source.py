@@ -179,17 +179,14 @@ def openai_batches(
         tables=_tables,
         pages=pages,
     )
-    return dlt.resource(
-        sync_batches(
-            provider,
-            full_refresh=full_refresh,
-            lookback=lookback_seconds,
-            stats=stats if stats is not None else ProjectCounts(),
-            progress=progress or ProgressSink(),
-            requests_max_mb=requests_max_mb_per_run if requests else None,
-        ),
-        name=settings.BATCHES_TABLE,
-        write_disposition=_MERGE,
+    return batches_resource(
+        provider,
+        settings.BATCHES_TABLE,
+        full_refresh=full_refresh,
+        lookback=lookback_seconds,
+        stats=stats,
+        progress=progress,
+        requests_max_mb=requests_max_mb_per_run if requests else None,
     )
 
 
@@ -214,6 +211,34 @@ def _project_label(
         name,
     )
     return name, remembered.get("project_id")
+
+
+def batches_resource(
+    provider: Provider,
+    table: str,
+    *,
+    full_refresh: bool,
+    lookback: int,
+    stats: ProjectCounts | None,
+    progress: ProgressSink | None,
+    requests_max_mb: float | None,
+    known_ids: Sequence[str] | None = None,
+) -> DltResource:
+    """The dlt resource of one project's batches, for every provider: `sync_batches` merged into `table` (the
+    ledger read when `requests_max_mb` is given; `known_ids` used only by a full refresh)."""
+    return dlt.resource(
+        sync_batches(
+            provider,
+            full_refresh=full_refresh,
+            lookback=lookback,
+            stats=stats if stats is not None else ProjectCounts(),
+            progress=progress or ProgressSink(),
+            requests_max_mb=requests_max_mb,
+            known_ids=known_ids if full_refresh else None,
+        ),
+        name=table,
+        write_disposition=_MERGE,
+    )
 
 
 def sync_batches(
@@ -416,4 +441,13 @@ def openai_tables(rows_hints: Any, errors_hints: Any) -> Callable[..., list[Any]
 _tables = openai_tables(BATCHES_HINTS, ERRORS_HINTS)
 
 
-__all__ = ["GONE_HINTS", "Provider", "SameProject", "merged_table", "openai_batches", "openai_tables", "sync_batches"]
+__all__ = [
+    "GONE_HINTS",
+    "Provider",
+    "SameProject",
+    "batches_resource",
+    "merged_table",
+    "openai_batches",
+    "openai_tables",
+    "sync_batches",
+]

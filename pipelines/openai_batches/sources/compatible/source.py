@@ -29,12 +29,10 @@ from ...client.paging import Page
 from ...client.redact import Redactor
 from ...client.retry import RetryPolicy
 from ...tables.batches import batches_column_hints, errors_column_hints
-from ..batches.source import Provider, SameProject, merged_table, openai_tables, sync_batches
+from ..batches.source import Provider, SameProject, batches_resource, merged_table, openai_tables
 from ..progress import ProgressSink
 from ..stats import ProjectCounts
 from .shape import COMPATIBLE_SHAPE, normalised
-
-_MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 
 # The setting each provider's key is named by in an error line (a single-key form; a named project names its own).
 KEY_SETTINGS = {
@@ -139,18 +137,15 @@ def compatible_batches(
         label=lambda state, first, client: _label(project_name, settings.BATCH_TABLES[provider], first, claimed),
         tables=provider_tables,
     )
-    return dlt.resource(
-        sync_batches(
-            spec,
-            full_refresh=full_refresh,
-            lookback=lookback_seconds,
-            stats=stats if stats is not None else ProjectCounts(),
-            progress=progress or ProgressSink(),
-            requests_max_mb=requests_max_mb_per_run if requests else None,
-            known_ids=known_ids if full_refresh else None,
-        ),
-        name=settings.BATCH_TABLES[provider],
-        write_disposition=_MERGE,
+    return batches_resource(
+        spec,
+        settings.BATCH_TABLES[provider],
+        full_refresh=full_refresh,
+        lookback=lookback_seconds,
+        stats=stats,
+        progress=progress,
+        requests_max_mb=requests_max_mb_per_run if requests else None,
+        known_ids=known_ids,
     )
 
 

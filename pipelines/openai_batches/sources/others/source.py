@@ -36,7 +36,7 @@ from ...client.retry import RetryPolicy
 from ...tables.others import column_hints, to_arrow, without_content
 from ..batches.echoed import flagged_ids, mask_batches
 from ..batches.plan import ProjectState
-from ..batches.source import Client, Provider, merged_table, sync_batches
+from ..batches.source import Client, Provider, batches_resource, merged_table
 from ..compatible.source import _label
 from ..ledger.reader import in_sync
 from ..progress import ProgressSink
@@ -45,7 +45,6 @@ from .shape import SHAPES
 
 log = logging.getLogger(__name__)
 
-_MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 # Whether the request ledger is read when `requests` is not set: Together's and Mistral's results are the only source
 # of their tokens (and Together's request counts), as Anthropic's are of its; OpenRouter's batches report both, and
 # its ledger follows OpenAI's default.
@@ -183,18 +182,15 @@ def other_batches(
         # for, the API's 404 decides); OpenRouter's results are kept 30 days (`Candidate._of_openrouter`).
         files_kept_s=None,
     )
-    return dlt.resource(
-        sync_batches(
-            spec,
-            full_refresh=full_refresh,
-            lookback=lookback_seconds,
-            stats=stats if stats is not None else ProjectCounts(),
-            progress=progress or ProgressSink(),
-            requests_max_mb=requests_max_mb_per_run if read_ledger else None,
-            known_ids=known_ids if full_refresh else None,
-        ),
-        name=table,
-        write_disposition=_MERGE,
+    return batches_resource(
+        spec,
+        table,
+        full_refresh=full_refresh,
+        lookback=lookback_seconds,
+        stats=stats,
+        progress=progress,
+        requests_max_mb=requests_max_mb_per_run if read_ledger else None,
+        known_ids=known_ids,
     )
 
 
