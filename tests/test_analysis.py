@@ -428,6 +428,46 @@ def test_views_survive_the_next_load(loaded: Loaded) -> None:
             con.execute(f"SELECT count(*) FROM openai_batches.{name}").fetchone()
 
 
+def _views_and_prices_written(db: str) -> tuple[str, int]:
+    """The stored fingerprint, and the rows of `model_prices` (written again whenever the views are rebuilt)."""
+    with duckdb.connect(db, read_only=True) as con:
+        mark = con.execute("SELECT fingerprint FROM openai_batches._analysis_version").fetchone()
+        rows = con.execute("SELECT count(*) FROM openai_batches.model_prices").fetchone()
+    assert mark is not None and rows is not None
+    return str(mark[0]), int(rows[0])
+
+
+def test_stored_views_are_rebuilt_only_when_what_they_are_made_of_changed(loaded: Loaded, tmp_path: Path) -> None:
+    """Issue 20 (item 5): a refresh whose fingerprint (the views' SQL over the tables present, the price rows) is what
+    is stored writes neither the views nor the prices again (0.1-0.3 s of every load that changed something); a view
+    someone dropped, or a price that changed, is rebuilt."""
+    db = copy_db(loaded, "current")
+    mark, _ = _views_and_prices_written(db)
+    with duckdb.connect(db) as con:  # rows of ours that a rebuild would replace: still there after a current refresh
+        con.execute("DELETE FROM openai_batches.model_prices WHERE model = 'gpt-4o-mini-2024-07-18'")
+        deleted = _count(con, "SELECT count(*) FROM openai_batches.model_prices")
+    refresh_analysis(db)
+    assert _views_and_prices_written(db) == (mark, deleted)
+
+    with duckdb.connect(db) as con:
+        con.execute("DROP VIEW openai_batches.throughput_daily")
+    refresh_analysis(db)
+    with duckdb.connect(db, read_only=True) as con:
+        assert _count(con, "SELECT count(*) FROM openai_batches.throughput_daily") > 0
+    assert _views_and_prices_written(db)[1] > deleted  # written again with the views
+
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[[prices]]\nmodel = "acme-llm-*"\ninput = 0.30\noutput = 1.20\n')
+    refresh_analysis(db, str(prices))
+    assert _views_and_prices_written(db)[0] != mark
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_a_database_without_batches_is_reported_as_such(tmp_path: Path) -> None:
     db = str(tmp_path / "empty.duckdb")
     duckdb.connect(db).close()

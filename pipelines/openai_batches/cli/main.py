@@ -119,6 +119,10 @@ def _load(args: argparse.Namespace, head: HeadStart | None) -> int:
         head = None
     for warning in store.warnings():
         print(f"warning: {warning}", file=sys.stderr)
+    if head is not None:  # a backfill into a new database: it ends building the report views
+        from ..analysis.prices import preload_genai_prices
+
+        preload_genai_prices()
     try:
         with head.locked() if head is not None else store.locked(wait=args.wait):
             progress = make_progress()
