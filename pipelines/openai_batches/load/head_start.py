@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 # 32 of Anthropic's 1000-batch pages are ~50 MB of batch objects; OpenAI's pages hold 100.
 READ_AHEAD_PAGES = 32
 
+# How long the CLI waits for the first page before it goes on starting (`HeadStart.first_answered`): a local or
+# nearby API answers within it; a slower one finds the program started a little later, while its pages are read.
+FIRST_ANSWER_WAIT_S = 0.2
+
 Client = BatchesClient | AnthropicClient
 # Whose clients `open_client` opens as their sources do (the others start the ordinary way).
 _PROVIDERS = ("openai", "anthropic")
@@ -110,6 +114,15 @@ class HeadStart:
                 self._done = True
                 self._in_flight = False
                 self._changed.notify_all()
+
+    def first_answered(self, timeout: float) -> None:
+        """Wait until the first request is answered (or failed, or `timeout` seconds passed). The CLI waits here
+        before it imports dlt: an import holds the interpreter's lock most of the time, and the thread's first
+        request (building it, httpx's first connection) left ~0.1 s later while dlt was being imported
+        (measured; a backfill's whole head start is that first page's lead). Pages read ahead wait for the
+        run anyway: what the program does meanwhile is not on the way of the network's."""
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self._fetched) or self._done, timeout=timeout)
 
     def matches(self, config: RunConfig, store: Store) -> bool:
         """Whether the real configuration and database are those the head start assumed: the same first
@@ -244,7 +257,9 @@ def begin(cli_db: str | None, cli_destination: str | None) -> HeadStart | None:
         except DatabaseUnavailable:
             return None
         try:
-            return HeadStart(config, store, lock)
+            head = HeadStart(config, store, lock)
+            head.first_answered(timeout=FIRST_ANSWER_WAIT_S)
+            return head
         except BaseException:
             lock.__exit__(None, None, None)
             raise

@@ -132,12 +132,12 @@ def wait_for_duckdb(db_path: str, *, wait: float, read_only: bool) -> None:
 
     Errors other than a lock conflict (a corrupted file, say) are left to the caller's own open,
     which reports them in context."""
+    if not Path(db_path).is_file():  # nothing to wait for (and DuckDB not imported: a backfill's first request waits)
+        return
     import duckdb
 
     from .duckdb_file import connect
 
-    if not Path(db_path).is_file():
-        return
     try:
         open_when_free(db_path, lambda: connect(db_path, read_only=read_only), wait=wait).close()
     except DatabaseBusy:
