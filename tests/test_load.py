@@ -72,6 +72,28 @@ def test_a_load_opens_the_database_file_once(
     assert_matches_simulator(db, org, PROJECT_B)
 
 
+def test_a_backfill_appends_into_the_new_table_and_later_runs_merge_exactly(
+    db: str, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    """Into a table with no row a merge of the run's unique rows is an append: the backfill's rows go straight in,
+    nothing is staged (no staging copy, delete, insert). The runs after it merge: open batches updated in place,
+    new ones added, each id once, every field as the simulator has it."""
+    org.generate_history(900, project=PROJECT_A, days=30, open_fraction=0.2)
+    assert load(db, server, KEY_A).ok
+    with duckdb.connect(db, read_only=True) as con:
+        staged = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'openai_batches_staging' "
+            "AND table_name = 'batches'"
+        ).fetchone()
+    assert staged == (0,)
+    assert_matches_simulator(db, org, PROJECT_A)
+    for _ in range(2):
+        org.advance(6 * 3600)  # open ones end, new ones arrive
+        assert load(db, server, KEY_A).ok
+        assert_matches_simulator(db, org, PROJECT_A)
+    assert table(db, "SELECT count(*) = count(DISTINCT id) FROM openai_batches.batches") == [(True,)]
+
+
 def test_lifecycle_changes_are_picked_up_and_nothing_else_is_reread(
     db: str, org: SimulatedOrg, server: SimulatorServer
 ) -> None:

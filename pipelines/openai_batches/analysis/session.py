@@ -239,10 +239,12 @@ def reading(db_path: Store | str, prices_file: str | None = None, *, wait: float
 
 
 # --------------------------------------------------------------------------------------------- stored
-def _conflicts(con: duckdb.DuckDBPyConnection, db_path: str) -> None:
+def _conflicts(tables: dict[str, str], db_path: str) -> None:
+    """AnalysisConflict when one of our views or the prices table is in the way as something else (`tables`: the
+    schema's tables and views, `tables_in`, read once: a query per name took 0.04 s)."""
     expected = {name: "VIEW" for name in VIEW_NAMES} | {settings.PRICES_TABLE: "BASE TABLE"}
     for name, kind in expected.items():
-        found = table_type(con, S, name)
+        found = tables.get(name)
         if found is not None and found != kind:
             what = "table" if found == "BASE TABLE" else found.lower()
             raise AnalysisConflict(
@@ -272,8 +274,8 @@ def refresh_analysis(db_path: Store | str, prices_file: str | None = None, *, wa
     with contextlib.closing(open_when_free(db_path, store.connect, wait=wait)) as con:
         if not table_exists(con, S, BATCHES_TABLE):
             raise NoBatchesError(f"no {S}.{BATCHES_TABLE} table in {db_path} yet")
-        _conflicts(con, db_path)
         tables = tables_in(con, S)
+        _conflicts(tables, db_path)
         organization = _organization_tables(tables)
         has_gone = table_exists(con, S, GONE_TABLE)
         ledger = _ledger_tables(tables)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,55 @@ class _UniqueStaged:
     skipped; the one way a row can still be staged twice, a load resumed after a kill, is repaired by the
     runner (`remove_duplicates_after_resume`)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The dataset's name (the SQL client names the staging dataset instead inside `with_staging_dataset`).
+        self._main_dataset: str = self.sql_client.dataset_name  # type: ignore[attr-defined]
+
     def prepare_load_table(self, table_name: str) -> Any:
         table = super().prepare_load_table(table_name)  # type: ignore[misc]
         if table_name in UNIQUE_STAGED_TABLES:
             table["x-stage-data-deduplicated"] = True
+            # Into an empty table a merge of unique rows is an append: the rows go straight into it, without the
+            # staging copy, the delete and the insert. Only while nothing is staged for it either (what a killed
+            # run staged is merged, never skipped); the merge after the package's jobs runs only where rows were
+            # staged (`_create_merge_followup_jobs`).
+            if (
+                table.get("write_disposition") == "merge"
+                and not self._rows(table_name, staging=False)
+                and not self._rows(table_name, staging=True)
+            ):
+                table["write_disposition"] = "append"
         return table
+
+    def initialize_storage(self, truncate_tables: Any = None) -> None:
+        # After a package loaded straight into a new table, dlt truncates the staging tables of the merged ones:
+        # not one that was never created (its failure was a warning line in every first run's output).
+        if truncate_tables:
+            truncate_tables = [
+                t for t in truncate_tables if t not in UNIQUE_STAGED_TABLES or self._rows(t, staging=True) is not None
+            ]
+        super().initialize_storage(truncate_tables=truncate_tables)  # type: ignore[misc]
+
+    def _create_merge_followup_jobs(self, table_chain: Sequence[Any]) -> list[Any]:
+        root = table_chain[0]["name"]
+        if root in UNIQUE_STAGED_TABLES and not self._rows(root, staging=True):
+            return []  # loaded straight into the table (see `prepare_load_table`): nothing staged to merge
+        return super()._create_merge_followup_jobs(table_chain)  # type: ignore[misc,no-any-return]
+
+    def _rows(self, table_name: str, *, staging: bool) -> bool | None:
+        """Whether the dataset's (or its staging dataset's) `table_name` has a row; None when it does not exist."""
+        sql_client: Any = self.sql_client  # type: ignore[attr-defined]
+        escape = sql_client.capabilities.escape_identifier
+        dataset = sql_client.staging_dataset_name if staging else self._main_dataset
+        name = ".".join(p for p in (sql_client.catalog_name(), escape(dataset), escape(table_name)) if p)
+        # dlt asks for prepared tables with the client's connection open (a job) and without (job creation).
+        opened = contextlib.nullcontext() if sql_client.native_connection is not None else sql_client
+        try:
+            with opened:
+                return bool(sql_client.execute_sql(f"SELECT 1 FROM {name} LIMIT 1"))
+        except (DatabaseUndefinedRelation, duckdb.CatalogException):
+            return None
 
 
 class _BoundedClient(_UniqueStaged, _Client):
