@@ -122,21 +122,30 @@ class _UniqueStaged:
             # staging copy, the delete and the insert. Only while nothing is staged for it either (what a killed
             # run staged is merged, never skipped); the merge after the package's jobs runs only where rows were
             # staged (`_create_merge_followup_jobs`).
-            if table.get("write_disposition") == "merge":
-                staged = self._rows(table_name, staging=True)
-                if not staged and not self._rows(table_name, staging=False):
-                    table["write_disposition"] = "append"
-                elif staged is None and not getattr(self, "_creating_staging", False):
-                    # A merge where the package's start chose the append, so dlt created no staging table: the
-                    # package resumed after a kill that followed its append (the table has rows now). Its file
-                    # is staged and merged; without the table every later run failed at the staging copy.
-                    self._create_staging_table(table_name)
+            if (
+                table.get("write_disposition") == "merge"
+                and not self._rows(table_name, staging=False)
+                and not self._rows(table_name, staging=True)
+            ):
+                table["write_disposition"] = "append"
         return table
+
+    def create_load_job(self, table: Any, file_path: str, load_id: str, restore: bool = False) -> Any:
+        if (
+            table["name"] in UNIQUE_STAGED_TABLES
+            and table.get("write_disposition") == "merge"
+            and self._rows(table["name"], staging=True) is None
+        ):
+            # A file to stage where the package's start chose the append, so dlt created no staging table: the
+            # package resumed after a kill that followed its append (the table has rows now). Without the table
+            # every later run failed at the staging copy; with it the file is staged and merged.
+            self._create_staging_table(table["name"])
+        return super().create_load_job(table, file_path, load_id, restore)  # type: ignore[misc]
 
     def _create_staging_table(self, table_name: str) -> None:
         client: Any = self
         sql_client: Any = client.sql_client
-        mode, self._creating_staging = client.in_staging_dataset_mode, True  # its DDL prepares the table too
+        mode = client.in_staging_dataset_mode
         opened = contextlib.nullcontext() if sql_client.native_connection is not None else sql_client
         try:
             with opened, client.with_staging_dataset():
@@ -144,7 +153,7 @@ class _UniqueStaged:
                     sql_client.create_dataset()
                 client._execute_schema_update_sql(only_tables=[table_name], store_schema=False)
         finally:
-            client.in_staging_dataset_mode, self._creating_staging = mode, False
+            client.in_staging_dataset_mode = mode
 
     def initialize_storage(self, truncate_tables: Any = None) -> None:
         # After a package loaded straight into a new table, dlt truncates the staging tables of the merged ones:
