@@ -4,13 +4,17 @@ destination's configuration resolved once, the stored views' fingerprint, the he
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from openai_batches.simulator import SimulatorServer
 
-from .support.cli import cli_env, run_cli
+from .support.cli import cli_env, error_lines, run_cli, spawn_cli
+from .support.fake_api import Reply, ScriptedApi
 from .support.providers import World
 
 INJECT = str(Path(__file__).resolve().parent / "kill_inject")
@@ -48,3 +52,43 @@ def test_a_load_killed_in_its_load_step_then_a_clean_run_converges(
     cli_load(db, env)
     world.assert_matches_simulator(db, world.a)
     assert killed == ([9, 9] if point == "after_copy" else [0, 9])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.12, 0.2, 0.25, 0.3, 0.35, 0.4])
+def test_a_signal_in_the_first_wait_is_one_line_and_the_next_run_converges(
+    tmp_path: Path, signum: int, delay: float
+) -> None:
+    """A signal while the CLI waits (at most 0.2 s) for the first page of a backfill, or right after it while dlt
+    is imported: the signal's exit code, one line, no traceback, no database left half made: the next run (the
+    server answering now) loads the whole list. A SIGINT landing in dlt's import sometimes (1 in ~7) ended
+    `python -m openai_batches.cli.main` by SIGINT (status -2) after its line, in the interpreter's teardown."""
+    from .test_hostile_head_start import KEY, _list
+
+    hang = {"on": True}
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        while hang["on"]:
+            time.sleep(0.01)
+        return _list(query.get("after"), number)
+
+    db = str(tmp_path / "new.duckdb")
+    with ScriptedApi(route) as api:
+        env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=api.base_url, DLT_PROJECT_DIR=str(tmp_path / "project"))
+        process = spawn_cli("load", "--db", db, env=env)
+        deadline = time.monotonic() + 30
+        while not api.requests and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert api.requests, "the head start made no request"
+        time.sleep(delay)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=20)
+        assert process.returncode == 128 + signum, (process.returncode, err)
+        assert "Traceback" not in out + err, err
+        assert len(error_lines(err)) == 1, err
+        hang["on"] = False
+        result = run_cli("load", "--db", db, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+    with duckdb.connect(db, read_only=True) as con:
+        rows = con.execute("SELECT count(*), count(DISTINCT id) FROM openai_batches.batches").fetchone()
+    assert rows is not None and rows[0] == rows[1] > 0
