@@ -14,7 +14,7 @@ import pytest
 
 from openai_batches.simulator import SimulatedOrg, SimulatorServer
 
-from .support.cli import cli_env, error_lines, run_cli, spawn_cli
+from .support.cli import REPO, cli_env, error_lines, run_cli, spawn_cli
 from .support.fake_api import Reply, ScriptedApi
 from .support.providers import World
 from .support.workload import KEY_A, PROJECT_A
@@ -130,3 +130,28 @@ def settled(value: Any) -> Any:
     if isinstance(value, list):
         return [settled(v) for v in value]
     return round(value, 6) if isinstance(value, float) else value
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="refresh_analysis compares a fingerprint of what the prices and views are made of, not what is stored: "
+    "rows deleted from (or changed in) model_prices, or a view replaced by one of the user's, stay until prices or "
+    "tables change. Needs a content check (model_prices rows, the views' SQL in duckdb_views()) in `current`.",
+)
+def test_model_prices_emptied_by_hand_are_stored_again_by_the_next_load_that_changes_data(
+    tmp_path: Path, org: SimulatedOrg, server: SimulatorServer
+) -> None:
+    org.generate_history(200, project=PROJECT_A, days=30, open_fraction=0.2)
+    db = str(tmp_path / "b.duckdb")
+    env = {"OPENAI_API_KEY": KEY_A, "OPENAI_BASE_URL": server.base_url}
+    cli_load(db, env)
+    with duckdb.connect(db) as con:
+        con.execute("DELETE FROM openai_batches.model_prices")
+    org.advance(6 * 3600)
+    cli_load(db, env)  # changed data: the stored prices and views are refreshed after it
+    with duckdb.connect(db, read_only=True) as con:
+        direct = con.execute((REPO / "queries" / "01_cost_summary.sql").read_text()).fetchone()
+    from .test_ducklake import report_json
+
+    (summary,) = report_json(cli_env(**env), "--db", db, "--only", "cost_summary")["cost_summary"]
+    assert direct is not None and direct[1] == summary["priced_batches"] > 0
