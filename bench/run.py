@@ -7,7 +7,8 @@ another process (so the simulator's memory and CPU are not the loader's). Peak R
 
 Prints the table and writes bench/RESULTS.md. `--quick` runs fewer repetitions and no million-batch
 history, for development;
-`--only latency,throughput,incremental,memory,reports,ducklake,help,ledger,anthropic,providers` picks sections
+`--only latency,throughput,incremental,memory,reports,ducklake,help,ledger,ledger-scale,anthropic,providers` picks
+sections
 (their rows then replace the same sections' rows in bench/RESULTS.md; the rest stays as measured); a provider's
 name (`--only groq,mistral`) picks that provider's rows of the providers section.
 """
@@ -57,6 +58,11 @@ HELP_MAX_S = 0.3  # issue 9
 # Targets of issue 10 (the request ledger).
 LEDGER_MB_S_MIN = 100.0
 LEDGER_RSS_MAX_MB = 300.0
+# Issue 20, item 1: the ledger at a large organisation's scale (bench/ledger_history.py grows the history).
+SCALE_HISTORIES = (10_000_000, 50_000_000)
+SCALE_RSS_MAX_MB = 400.0  # `load --requests` on top of the largest history
+SCALE_RSS_GROWTH_MAX = 0.10  # from the smallest history to the largest
+SCALE_QUERY_MAX_S = 3.0  # each ledger query and each full read of `request_costs`, `ledger_check`
 # Targets of issue 18 (Anthropic): the backfill against the bare paging loop at a network's latency (as OpenAI's
 # latency section); on the local simulator with no latency the same ratio is a figure (what the loader's own CPU,
 # writing and committing 100k rows, adds to a loop that discards its pages, on the simulator's 2 shared cores).
@@ -817,6 +823,77 @@ def bench_ledger(tmp: Path, res: Results, reps: int, big_mb: int = 1000) -> None
     )
 
 
+def bench_ledger_scale(tmp: Path, res: Results, histories: Sequence[int] = SCALE_HISTORIES) -> None:
+    """The request ledger at a large organisation's scale: one part loaded from the simulator (20 batches of 10,000
+    chat requests), grown by copies to each history (bench/ledger_history.py), then at each size a `load --requests`
+    of 10 new batches of 10,000 requests (peak RSS, wall), the ledger's queries and views timed, bytes per row."""
+    say(f"[10] ledger at scale: histories of {', '.join(f'{h:,}' for h in histories)} request rows")
+    grown: list[tuple[int, Run, dict[str, Any]]] = []
+    with Simulator(0) as sim:
+        ws = Workspace(tmp, "ledger-scale")
+
+        def batches_of_requests(count: int) -> None:
+            sim.admin("POST", "create", endpoint="/v1/chat/completions", total_requests=10_000, count=count, **_QUICK)
+            sim.admin("POST", "advance", seconds=3600)
+
+        batches_of_requests(20)
+        ledger_load(ws, sim, "ledger scale: the part")
+        for rows in histories:
+            out = subprocess.run(
+                [PY, str(BENCH / "ledger_history.py"), "grow", ws.db, str(rows)],
+                capture_output=True,
+                text=True,
+                env=_clean_env(),
+                check=True,
+            )
+            built = json.loads(out.stdout.strip().splitlines()[-1])
+            say(f"  grown to {built['rows']:,} rows in {built['seconds']:.0f} s")
+            batches_of_requests(10)
+            step = ledger_load(ws, sim, f"ledger scale: 100k new requests on {rows:,}")
+            out = subprocess.run(
+                [PY, str(BENCH / "ledger_history.py"), "time", ws.db],
+                capture_output=True,
+                text=True,
+                env=_clean_env(),
+                check=True,
+            )
+            grown.append((rows, step, json.loads(out.stdout.strip().splitlines()[-1])))
+    for rows, step, figures in grown:
+        _, mb, seconds = ledger_figures(step)
+        res.add(
+            "10 ledger scale",
+            f"history of {figures['rows']:,} request rows ({figures['batches']:,} batches): "
+            "`load --requests` of 100,000 new, peak RSS",
+            f"{step.peak_rss_mb:.0f} MB ({step.wall_s:.1f} s in all, ledger {seconds:.1f} s, {step.requests} requests)",
+            f"< {SCALE_RSS_MAX_MB:g} MB" if rows == histories[-1] else "",
+            step.peak_rss_mb < SCALE_RSS_MAX_MB if rows == histories[-1] else None,
+        )
+        timings: dict[str, float] = figures["timings"]
+        slowest = max(timings, key=lambda k: timings[k])
+        res.add(
+            "10 ledger scale",
+            f"history of {figures['rows']:,}: ledger queries and views, each",
+            f"slowest {timings[slowest]:.2f} s ({slowest}); "
+            + ", ".join(f"{name.removesuffix('.sql')} {t:.2f}" for name, t in timings.items()),
+            f"< {SCALE_QUERY_MAX_S:g} s each",
+            all(t < SCALE_QUERY_MAX_S for t in timings.values()),
+        )
+        res.add(
+            "10 ledger scale",
+            f"history of {figures['rows']:,}: database size, the ledger's bytes per request row",
+            f"{figures['file_bytes'] / 1e9:.2f} GB; {figures['ledger_bytes'] / figures['rows']:.0f} bytes a row",
+        )
+    first, last = grown[0][1], grown[-1][1]
+    growth = last.peak_rss_mb / first.peak_rss_mb - 1
+    res.add(
+        "10 ledger scale",
+        f"`load --requests` peak RSS, history {histories[0]:,} -> {histories[-1]:,} rows",
+        f"{growth:+.1%} ({first.peak_rss_mb:.0f} -> {last.peak_rss_mb:.0f} MB)",
+        f"< {SCALE_RSS_GROWTH_MAX:.0%}",
+        growth < SCALE_RSS_GROWTH_MAX,
+    )
+
+
 # ---------------------------------------------------------------------------------------------- output
 def machine() -> dict[str, str]:
     cpu = ""
@@ -910,7 +987,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--only",
         default="",
-        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger, anthropic, "
+        help="comma separated: latency, throughput, incremental, memory, reports, ducklake, help, ledger, "
+        "ledger-scale, anthropic, "
         f"providers (or some of them: {', '.join(OTHER_PROVIDERS)})",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary workspaces (their path is printed)")
@@ -953,6 +1031,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_ducklake(tmp, res, n=20_000 if args.quick else 100_000)
         if wanted("ledger"):
             bench_ledger(tmp, res, reps=2 if args.quick else 3)
+        if wanted("ledger-scale"):
+            bench_ledger_scale(tmp, res, histories=(2_000_000, 4_000_000) if args.quick else SCALE_HISTORIES)
         if wanted("anthropic"):
             bench_anthropic(tmp, res, reps=2 if args.quick else 3, n=20_000 if args.quick else 100_000)
         chosen = [p for p in OTHER_PROVIDERS if wanted("providers") or p in only]

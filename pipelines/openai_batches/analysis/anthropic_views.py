@@ -23,7 +23,7 @@ from collections.abc import Callable
 from ..settings import ANTHROPIC_BATCHES_TABLE, FILES_TABLE, GONE_TABLE, REQUESTS_TABLE
 from ..tables.anthropic import ADDED_COLUMNS as ANTHROPIC_ADDED_COLUMNS
 from ..tables.anthropic import ANTHROPIC_COLUMNS
-from ..tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
+from ..tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS, custom_id_prefix_sql
 from .settings import MAX_PLAUSIBLE_TOKENS
 from .settings import SCHEMA as S
 from .sql_rules import usage_consistent
@@ -135,7 +135,7 @@ joined AS (
     SELECT
         r.batch_id, r.custom_id, b.project, r.outcome, r.error_code, r.error_message, r.model, b.created_at,
         CAST(make_timestamp(epoch_us(b.created_at)) AS DATE) AS created_day,
-        r.service_tier,
+        r.service_tier, {custom_id_prefix_sql("r")} AS custom_id_prefix,
         {_usage_consistent()} AS usage_consistent,
         r.input_tokens, r.cached_tokens, r.cache_write_tokens, r.cache_write_1h_tokens, r.output_tokens,
         r.reasoning_tokens,
@@ -169,6 +169,7 @@ reasoned AS (
 )
 SELECT
     batch_id, custom_id, project, outcome, error_code, error_message, model, created_at, created_day, service_tier,
+    custom_id_prefix,
     {masked},
     unpriced_reason IS NULL AS priced,
     unpriced_reason,
@@ -329,6 +330,7 @@ REQUEST_COST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("created_at", _TS),
     ("created_day", "DATE"),
     ("service_tier", _T),
+    ("custom_id_prefix", _T),
     *(
         (c, _I)
         for c in (

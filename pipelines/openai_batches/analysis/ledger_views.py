@@ -15,16 +15,14 @@ from collections.abc import Sequence
 
 from ..settings import FILES_TABLE, REQUESTS_TABLE
 from ..tables.batches import Column
-from ..tables.ledger import FILE_COLUMNS, REQUEST_COLUMNS
+from ..tables.ledger import FILE_COLUMNS, NO_PREFIX, REQUEST_COLUMNS, custom_id_prefix_sql
 from .anthropic_views import ENDPOINT as ANTHROPIC_ENDPOINT
 from .anthropic_views import PROVIDER as ANTHROPIC
 from .settings import SCHEMA as S
 from .sql_rules import NO_MODEL, sync_cost, usage_consistent
 
-# Where users encode their jobs in custom ids (`job-17-req-00042`, `ticket:123`, `acme:doc-4411-3`): the
-# part before the last `-`, `_` or `:`. An id without any is its own job.
-NO_PREFIX = "(no prefix)"
-_PREFIX = f"coalesce(nullif(regexp_extract(r.custom_id, '^(.*)[-_:][^-_:]*$', 1), ''), '{NO_PREFIX}')"
+# The job a custom id names (tables/ledger.py): stored with each row, computed for rows an older version wrote.
+_PREFIX = custom_id_prefix_sql("r")
 
 _REQUEST_USAGE = usage_consistent("r.input_tokens", "r.cached_tokens", "r.output_tokens", "r.reasoning_tokens")
 
@@ -105,7 +103,7 @@ UNION ALL
 -- Anthropic's requests, priced by their own rule (anthropic_views.py); the batch's model is the models its
 -- requests name.
 SELECT
-    r.batch_id, r.custom_id, {prefix} AS custom_id_prefix, r.project, r.outcome, CAST(NULL AS BIGINT) AS status_code,
+    r.batch_id, r.custom_id, r.custom_id_prefix, r.project, r.outcome, CAST(NULL AS BIGINT) AS status_code,
     r.error_code, r.error_message,
     r.model, b.model AS batch_model, coalesce(b.model, '{no_model}') AS model_label, '{endpoint}' AS endpoint,
     r.created_at, r.created_day,
