@@ -8,8 +8,8 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(cached_input_tokens) AS cached_input_tokens,
     sum(output_tokens) AS output_tokens,
-    round(sum(cost_usd), 9) AS cost_usd,
-    round(sum(sync_cost_usd), 9) AS sync_cost_usd
+    round(fsum(cost_usd), 9) AS cost_usd,
+    round(fsum(sync_cost_usd), 9) AS sync_cost_usd
 FROM openai_batches.batch_jobs
 GROUP BY ALL
 ORDER BY day DESC, cost_usd DESC NULLS LAST, model;

@@ -18,8 +18,8 @@ SELECT
     metadata_value,
     count(*) AS batches,
     count(*) FILTER (WHERE NOT priced) AS unpriced_batches,
-    round(sum(cost_usd), 9) AS cost_usd,
-    round(sum(sync_cost_usd), 9) AS sync_cost_usd
+    round(fsum(cost_usd), 9) AS cost_usd,
+    round(fsum(sync_cost_usd), 9) AS sync_cost_usd
 FROM pairs
 GROUP BY ALL
 ORDER BY cost_usd DESC NULLS LAST, batches DESC, metadata_key, metadata_value

@@ -6,8 +6,8 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(cached_input_tokens) AS cached_input_tokens,
     round(100 * sum(cached_input_tokens) / nullif(sum(input_tokens), 0), 1) AS cached_pct,
-    round(sum(cache_savings_usd), 9) AS cache_savings_usd,
-    round(sum(cost_usd), 9) AS cost_usd
+    round(fsum(cache_savings_usd), 9) AS cache_savings_usd,
+    round(fsum(cost_usd), 9) AS cost_usd
 FROM openai_batches.batch_jobs
 WHERE input_tokens IS NOT NULL
 GROUP BY ALL

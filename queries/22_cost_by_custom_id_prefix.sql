@@ -8,7 +8,7 @@ SELECT
     count(*) FILTER (WHERE NOT priced) AS unpriced_requests,
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens,
-    round(sum(cost_usd), 9) AS cost_usd
+    round(fsum(cost_usd), 9) AS cost_usd
 FROM openai_batches.request_costs
 GROUP BY custom_id_prefix
 ORDER BY cost_usd DESC NULLS LAST, requests DESC, custom_id_prefix

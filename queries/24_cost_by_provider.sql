@@ -12,13 +12,13 @@ SELECT
     sum(cached_input_tokens) AS cached_input_tokens,
     sum(cache_write_tokens) AS cache_write_tokens,
     sum(output_tokens) AS output_tokens,
-    round(sum(cost_usd), 9) AS cost_usd,
-    round(100 * sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0), 1) AS cost_share_pct,
-    round(sum(sync_cost_usd), 9) AS sync_cost_usd,
-    round(sum(batch_savings_usd), 9) AS batch_savings_usd,
+    round(fsum(cost_usd), 9) AS cost_usd,
+    round(100 * fsum(cost_usd) / nullif(fsum(fsum(cost_usd)) OVER (), 0), 1) AS cost_share_pct,
+    round(fsum(sync_cost_usd), 9) AS sync_cost_usd,
+    round(fsum(batch_savings_usd), 9) AS batch_savings_usd,
     string_agg(DISTINCT price_source, '; ' ORDER BY price_source) AS price_sources,
-    round(sum(reported_cost_usd), 9) AS reported_cost_usd,
-    round(sum(reported_cost_usd - cost_usd), 9) AS reported_minus_ours_usd
+    round(fsum(reported_cost_usd), 9) AS reported_cost_usd,
+    round(fsum(reported_cost_usd - cost_usd), 9) AS reported_minus_ours_usd
 FROM openai_batches.batch_jobs
 GROUP BY provider
 ORDER BY cost_usd DESC NULLS LAST, provider;

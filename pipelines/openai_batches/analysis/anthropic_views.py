@@ -250,9 +250,9 @@ requests AS (
         sum(reasoning_tokens) AS reasoning_tokens,
         count(*) FILTER (WHERE NOT priced) AS unpriced,
         min(unpriced_reason) AS unpriced_reason,
-        sum(cost_usd) AS cost_usd,
-        sum(sync_cost_usd) AS sync_cost_usd,
-        sum(cache_savings_usd) AS cache_savings_usd,
+        fsum(cost_usd) AS cost_usd,
+        fsum(sync_cost_usd) AS sync_cost_usd,
+        fsum(cache_savings_usd) AS cache_savings_usd,
         string_agg(DISTINCT price_source, ', ' ORDER BY price_source) AS price_source,
         bool_or(price_tiered) AS price_tiered
     FROM {S}.anthropic_request_costs

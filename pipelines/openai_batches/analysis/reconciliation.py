@@ -202,7 +202,7 @@ usage_side AS (
         month, project_id, model,
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens,
-        CASE WHEN bool_and(estimate_usd IS NOT NULL) THEN sum(estimate_usd) END AS estimate_usd
+        CASE WHEN bool_and(estimate_usd IS NOT NULL) THEN fsum(estimate_usd) END AS estimate_usd
     FROM usage_priced
     WHERE batch AND project_id IN (SELECT project_id FROM {_ours(BATCHES_TABLE, present)})
     GROUP BY ALL
@@ -338,7 +338,7 @@ WITH
 cost_rows AS (SELECT * FROM {_cost_rows(present)}),
 -- An amount in another currency is never added into a USD figure: summed per currency, shown apart.
 other_currencies AS (
-    SELECT month, project_id, currency, sum(value) AS value
+    SELECT month, project_id, currency, fsum(value) AS value
     FROM cost_rows
     WHERE currency <> 'usd' AND value IS NOT NULL
     GROUP BY ALL
@@ -347,7 +347,7 @@ costs AS (
     SELECT
         month, project_id,
         -- 0 when the month has line items but none in USD; NULL: the Costs API reported none at all.
-        coalesce(sum(value) FILTER (WHERE currency = 'usd'), 0) AS costs_usd,
+        coalesce(fsum(value) FILTER (WHERE currency = 'usd'), 0) AS costs_usd,
         count(*) FILTER (WHERE value IS NULL) AS costs_not_numbers
     FROM cost_rows
     GROUP BY ALL
@@ -361,7 +361,7 @@ tokens AS (
         sum(CAST(input_tokens AS HUGEINT) + output_tokens) AS all_tokens,
         CASE
             WHEN count(*) FILTER (WHERE batch) = 0 THEN 0
-            WHEN bool_and(estimate_usd IS NOT NULL) FILTER (WHERE batch) THEN sum(estimate_usd) FILTER (WHERE batch)
+            WHEN bool_and(estimate_usd IS NOT NULL) FILTER (WHERE batch) THEN fsum(estimate_usd) FILTER (WHERE batch)
         END AS usage_estimate_usd
     FROM usage_priced
     GROUP BY ALL
@@ -378,7 +378,7 @@ ours AS (
         e.month, e.project_id,
         count(*) FILTER (WHERE NOT c.priced) AS unpriced_batches,
         count(*) FILTER (WHERE c.unpriced_reason = 'no usage reported' AND c.status <> 'failed') AS without_usage,
-        sum(c.cost_usd) AS cost_usd
+        fsum(c.cost_usd) AS cost_usd
     FROM {_ours("batch_costs", present)} AS c
     JOIN ended AS e ON e.id = c.id
     WHERE e.month IS NOT NULL

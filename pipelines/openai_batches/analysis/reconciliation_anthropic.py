@@ -296,7 +296,7 @@ cost_rows AS (
     FROM {costs}
 ),
 other_currencies AS (
-    SELECT month, project_id, currency, sum(value) AS value
+    SELECT month, project_id, currency, fsum(value) AS value
     FROM cost_rows
     WHERE currency <> 'usd' AND value IS NOT NULL
     GROUP BY ALL
@@ -304,8 +304,8 @@ other_currencies AS (
 billed AS (
     SELECT
         month, project_id,
-        coalesce(sum(value) FILTER (WHERE currency = 'usd'), 0) AS costs_usd,
-        coalesce(sum(value) FILTER (WHERE currency = 'usd' AND service_tier = 'batch'), 0) AS batch_costs_usd,
+        coalesce(fsum(value) FILTER (WHERE currency = 'usd'), 0) AS costs_usd,
+        coalesce(fsum(value) FILTER (WHERE currency = 'usd' AND service_tier = 'batch'), 0) AS batch_costs_usd,
         count(*) FILTER (WHERE value IS NULL) AS costs_not_numbers
     FROM cost_rows
     GROUP BY ALL
@@ -324,7 +324,7 @@ ours AS (
     SELECT
         CAST(date_trunc('month', make_timestamp(epoch_us(j.ended_at))) AS DATE) AS month,
         m.workspace_id AS project_id,
-        sum(j.cost_usd) FILTER (WHERE j.priced) AS cost_usd,
+        fsum(j.cost_usd) FILTER (WHERE j.priced) AS cost_usd,
         count(*) FILTER (WHERE NOT j.priced) AS unpriced_batches
     FROM {S}.batch_jobs AS j
     JOIN {mapping} AS m ON m.project = j.project
