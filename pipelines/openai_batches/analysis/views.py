@@ -25,7 +25,7 @@ from .anthropic_views import ENDPOINT as ANTHROPIC_ENDPOINT
 from .anthropic_views import PROVIDER as ANTHROPIC
 from .anthropic_views import PROVIDER_TABLES as ANTHROPIC_TABLES
 from .anthropic_views import anthropic_views
-from .compatible_views import COMPATIBLE_TABLES, validation_errors_sql
+from .compatible_views import COMPATIBLE_BATCH_TABLES, COMPATIBLE_TABLES, validation_errors_sql
 from .compatible_views import costs as compatible_costs
 from .compatible_views import in_scope as compatible_in_scope
 from .ledger_views import ledger_views, request_redactions
@@ -374,7 +374,7 @@ _JOB_SIDES: tuple[JobSide, ...] = (
         "compatible_batch_costs",
         "compatible_batch_timings",
         {**_OPENAI_SHAPED_JOB, "provider": "provider"},
-        COMPATIBLE_TABLES,
+        COMPATIBLE_BATCH_TABLES,
     ),
     # Together, Mistral, OpenRouter: mapped onto OpenAI's columns (other_views.py), with OpenRouter's reported cost
     JobSide(
@@ -582,7 +582,7 @@ _COMPATIBLE_UNPRICED_FIGURES = "every cost figure (batch_jobs.unpriced_reason)"
 
 def _compatible_caveats(
     provider_tables: frozenset[str],
-    tables: tuple[str, ...] = COMPATIBLE_TABLES,
+    tables: tuple[str, ...] = COMPATIBLE_BATCH_TABLES,
     costs: str = "compatible_batch_costs",
     timings: str = "compatible_batch_timings",
 ) -> str:
