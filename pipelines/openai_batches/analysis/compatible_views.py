@@ -45,6 +45,9 @@ OPENAI_SHAPED: tuple[OpenAIShaped, ...] = tuple(
 ERROR_TABLES = {"openai": ERRORS_TABLE, **{p.provider: f"{p.table}__errors__data" for p in OPENAI_SHAPED}}
 # Which tables the views read when present (session.py passes the ones a load created).
 COMPATIBLE_TABLES = (*(p.table for p in OPENAI_SHAPED), *ERROR_TABLES.values())
+# The providers' batch tables: with none of them there is no batch of theirs (OpenAI's own errors table, read by
+# `batch_validation_errors`, brings none), and `batch_jobs` and `caveats` leave this side out.
+COMPATIBLE_BATCH_TABLES = tuple(p.table for p in OPENAI_SHAPED)
 
 
 def validation_errors_sql(present: frozenset[str]) -> str:
@@ -217,4 +220,12 @@ FROM priced
 """
 
 
-__all__ = ["COMPATIBLE_TABLES", "OPENAI_SHAPED", "OpenAIShaped", "costs", "in_scope", "present_providers"]
+__all__ = [
+    "COMPATIBLE_BATCH_TABLES",
+    "COMPATIBLE_TABLES",
+    "OPENAI_SHAPED",
+    "OpenAIShaped",
+    "costs",
+    "in_scope",
+    "present_providers",
+]
