@@ -52,7 +52,7 @@ LATENCY_RATIO_MAX = 1.15
 SPEEDUP_VS_NAIVE_MIN = 5.0
 FLOOR_RATIO_MAX = 2.0
 RSS_MAX_MB = 400.0
-QUERIES_MAX_S = 2.0
+QUERIES_MAX_S = 1.0  # issue 20, item 2 (issue 5 had 2 s)
 STARTUP_MAX_S = 2.0
 HELP_MAX_S = 0.3  # issue 9
 # Targets of issue 10 (the request ledger).
@@ -520,29 +520,36 @@ def bench_ducklake(tmp: Path, res: Results, n: int = 100_000) -> None:
         f"{on_file.wall_s:.1f} s, {on_file.peak_rss_mb:.0f} MB; {file_nochange.wall_s:.2f} s",
     )
     for where, (backfill, nochange) in lakes.items():
+        # Issue 20, item 4 sets targets for the lake with its files in a folder and asks the same figures for
+        # S3: moto, on the same 2 cores, pays for its own PUTs, which a real object store does not.
+        targets = "S3" not in where
         ratio = backfill.wall_s / on_file.wall_s
-        res.add(
-            "7 ducklake",
-            f"{n:,}-batch backfill into a DuckLake ({where}) / the file",
-            f"{ratio:.2f}x ({backfill.wall_s:.1f} s)",
-            "<= 1.1x",
-            ratio <= 1.1,
-        )
-        res.add(
-            "7 ducklake",
-            f"backfill into a DuckLake ({where}): peak RSS",
-            f"{backfill.peak_rss_mb:.0f} MB",
-            "< 400 MB",
-            backfill.peak_rss_mb < 400,
-        )
         more = nochange.wall_s - file_nochange.wall_s
-        res.add(
-            "7 ducklake",
-            f"DuckLake ({where}) `load` with nothing to do, more than the file",
-            f"{more:+.2f} s ({nochange.wall_s:.2f} s, {nochange.requests} request(s))",
-            "<= +0.5 s",
-            more <= 0.5,
+        rows = (
+            (
+                f"{n:,}-batch backfill into a DuckLake ({where}) / the file",
+                f"{ratio:.2f}x ({backfill.wall_s:.1f} s)",
+                "<= 1.1x",
+                ratio <= 1.1,
+            ),
+            (
+                f"backfill into a DuckLake ({where}): peak RSS",
+                f"{backfill.peak_rss_mb:.0f} MB",
+                "< 400 MB",
+                backfill.peak_rss_mb < 400,
+            ),
+            (
+                f"DuckLake ({where}) `load` with nothing to do, more than the file",
+                f"{more:+.2f} s ({nochange.wall_s:.2f} s, {nochange.requests} request(s))",
+                "<= +0.5 s",
+                more <= 0.5,
+            ),
         )
+        for metric, value, target, ok in rows:
+            if targets:
+                res.add("7 ducklake", metric, value, target, ok)
+            else:
+                res.add("7 ducklake", metric, value)
 
 
 def _moto(stack: contextlib.ExitStack, tmp: Path) -> Any:
@@ -746,8 +753,8 @@ def bench_reports(res: Results, db: str, n: int) -> None:
     res.add("5 reports", "prepare (prices + views), once per load", f"{report['prepare_s']:.2f} s")
     res.add(
         "5 reports",
-        f"all {len(timings)} queries over {n:,} batches",
-        f"{total:.2f} s (slowest: " + ", ".join(f"{k} {v:.2f}s" for k, v in slowest) + ")",
+        f"every query of queries/ over {n:,} batches, in all",
+        f"{total:.2f} s for {len(timings)} (slowest: " + ", ".join(f"{k} {v:.2f}s" for k, v in slowest) + ")",
         f"< {QUERIES_MAX_S:g} s",
         total < QUERIES_MAX_S,
     )
