@@ -25,9 +25,11 @@ POOL = pa.system_memory_pool()
 # Where users encode their jobs in custom ids (`job-17-req-00042`, `ticket:123`, `acme:doc-4411-3`): the part before
 # the last `-`, `_` or `:`; an id without any (or with nothing before it) is its own job. One pattern for the loader,
 # which stores the prefix with each row (arrow's RE2), and the views, which compute it for rows stored before
-# (DuckDB's RE2): the same engine, the same result (tests/test_ledger_scale.py compares them on odd ids). Stored
+# (DuckDB's RE2): the same engine, the same result (tests/test_custom_id_prefix.py compares them on odd ids). Stored
 # because it is the costliest part of `request_costs`: the regex over 50M custom ids took ~6 s of every query.
-CUSTOM_ID_PREFIX_PATTERN = "^(.*)[-_:][^-_:]*$"
+# `(?s)`: a newline is part of the job like any other character (without it `.` stops at one, and `line1\nline2-7`
+# was its own job instead of `line1\nline2`; tests/test_hostile_s26.py).
+CUSTOM_ID_PREFIX_PATTERN = "(?s)^(.*)[-_:][^-_:]*$"
 NO_PREFIX = "(no prefix)"
 
 REQUEST_COLUMNS: tuple[Column, ...] = (

@@ -1,0 +1,99 @@
+"""A hostile tester's holes in the stored `batch_requests.custom_id_prefix` (tables/ledger.py), each kept closed: custom
+ids a server can send, read by the real loader from a scripted loopback API, then reported by the views both ways
+(the value stored at load, and the one they compute for rows an older version wrote)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from openai_batches.analysis import reading
+from openai_batches.load.runner import run_load
+from openai_batches.tables.ledger import NO_PREFIX, custom_id_prefix
+
+from .support.assertions import table
+from .support.fake_api import Reply, ScriptedApi, json_reply, make_batch
+from .support.workload import KEY_A, config_for
+
+# id -> the job the README names for it: "its part before the last `-`, `_` or `:`". A custom id is any string;
+# a newline before the last separator is still part of the job (a multi-line id pasted from a spreadsheet cell).
+JOBS = {
+    "job-17-req-00042": "job-17-req",
+    "line1\nline2-7": "line1\nline2",
+    "ticket\n:123": "ticket\n",
+    "a\r\nb_c": "a\r\nb",
+    "multi\nline\nid": NO_PREFIX,
+    "\n-x": "\n",
+    "tail-\n": "tail",
+    "plain": NO_PREFIX,
+    "-lead": NO_PREFIX,
+}
+
+
+def _result_line(custom_id: str, n: int) -> bytes:
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    body = {"id": f"chatcmpl-{n}", "model": "gpt-4o-mini-2024-07-18", "usage": usage}
+    response = {"status_code": 200, "request_id": f"req_{n}", "body": body}
+    return json.dumps({"id": f"batch_req_{n}", "custom_id": custom_id, "response": response, "error": None}).encode()
+
+
+def _api(custom_ids: list[str]) -> ScriptedApi:
+    """One completed batch (finished an hour ago) whose output file answers one succeeded request per custom id."""
+    batch = make_batch(1, error_file_id=None)
+    batch["created_at"] = int(time.time()) - 2 * 3600
+    batch["in_progress_at"] = batch["created_at"] + 5
+    batch["finalizing_at"] = batch["created_at"] + 100
+    batch["completed_at"] = int(time.time()) - 3600
+    batch["expires_at"] = batch["created_at"] + 86_400
+    n = len(custom_ids)
+    batch["request_counts"] = {"total": n, "completed": n, "failed": 0}
+    batch["usage"] = {
+        "input_tokens": 10 * n,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 2 * n,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 12 * n,
+    }
+    files = {
+        batch["output_file_id"]: b"\n".join(_result_line(c, i) for i, c in enumerate(custom_ids)) + b"\n",
+        batch["input_file_id"]: b"".join(json.dumps({"custom_id": c, "body": {}}).encode() + b"\n" for c in custom_ids),
+    }
+
+    def route(path: str, query: dict[str, str], number: int) -> Reply:
+        parts = path.split("/")
+        if path.startswith("/v1/files/") and path.endswith("/content"):
+            return Reply(200, files[parts[3]], "application/octet-stream")
+        if path.startswith("/v1/files/"):
+            size = len(files[parts[3]])
+            return json_reply({"id": parts[3], "object": "file", "bytes": size, "purpose": "batch_output"})
+        if path.startswith("/v1/batches/"):
+            return json_reply(batch)
+        return json_reply({"object": "list", "data": [batch], "has_more": False})
+
+    return ScriptedApi(route)
+
+
+def _per_request(db: str) -> dict[str, Any]:
+    with reading(db) as analysis:
+        rows = analysis.con.execute("SELECT custom_id, custom_id_prefix FROM openai_batches.request_costs").fetchall()
+    return dict(rows)
+
+
+def test_a_newline_in_a_custom_id_leaves_its_job_the_part_before_the_last_separator(db: str) -> None:
+    """`.` of the pattern did not match a newline: `line1\\nline2-7` was `(no prefix)`, its own job, although its part
+    before the last `-` is `line1\\nline2`; stored so by the loader and computed so by the views alike."""
+    assert custom_id_prefix(pa.chunked_array([list(JOBS)], pa.string())).to_pylist() == list(JOBS.values())
+    with _api(list(JOBS)) as api:
+        result = run_load(db, config_for(api.base_url, KEY_A, requests=True, max_attempts=2))
+    assert result.ok, [o.error for o in result.outcomes]
+    stored = dict(table(db, "SELECT custom_id, custom_id_prefix FROM openai_batches.batch_requests"))
+    assert stored == JOBS
+    assert _per_request(db) == JOBS
+    # A row an older version wrote (no stored prefix): the views compute the same job.
+    with duckdb.connect(db) as con:
+        con.execute("UPDATE openai_batches.batch_requests SET custom_id_prefix = NULL")
+    assert _per_request(db) == JOBS
