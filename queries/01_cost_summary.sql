@@ -2,7 +2,8 @@
 -- Every provider's batches (`batch_jobs`); `cost_by_provider` splits the totals by provider.
 -- Unpriced batches (no usage reported, or no price for their model) are counted, never taken as $0; with no
 -- batch in scope every amount is 0. Amounts to 9 decimals (a billionth of a dollar): no small total reads as 0;
--- added by `fsum` (compensated: no amount lost below a large total's precision, whatever order the rows come in).
+-- added by `fsum` (compensated: small amounts are not lost below a large total's precision, and the total is the
+-- same to 9 decimals whatever order the rows come in).
 SELECT
     count(*) AS batches,
     count(*) FILTER (WHERE priced) AS priced_batches,

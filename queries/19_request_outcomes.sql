@@ -1,7 +1,8 @@
 -- What happened to the requests, per model and endpoint? (the request ledger, read by `load --requests`)
 -- `missing`: in the input file, yet in neither the output nor the error file. The model is the batch's.
 -- Counted per batch first, then per model and endpoint: the same counts as counting distinct batch ids over every
--- request, without a set of ids per group (50M requests: 4.1 -> 3.0 s of CPU).
+-- request, without a set of ids per group (50M requests: 4.1 -> 3.0 s of CPU). The sums are cast back to BIGINT,
+-- the type of a count.
 WITH per_batch AS (
     SELECT
         model_label,
@@ -20,12 +21,12 @@ SELECT
     model_label AS model,
     endpoint,
     count(DISTINCT batch_id) AS batches,
-    sum(requests) AS requests,
-    sum(succeeded) AS succeeded,
-    sum(failed) AS failed,
-    sum(expired) AS expired,
-    sum(cancelled) AS cancelled,
-    sum(missing) AS missing,
+    CAST(sum(requests) AS BIGINT) AS requests,
+    CAST(sum(succeeded) AS BIGINT) AS succeeded,
+    CAST(sum(failed) AS BIGINT) AS failed,
+    CAST(sum(expired) AS BIGINT) AS expired,
+    CAST(sum(cancelled) AS BIGINT) AS cancelled,
+    CAST(sum(missing) AS BIGINT) AS missing,
     round(100 * sum(succeeded) / sum(requests), 2) AS succeeded_pct
 FROM per_batch
 GROUP BY ALL

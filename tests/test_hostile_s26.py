@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -97,3 +98,18 @@ def test_a_newline_in_a_custom_id_leaves_its_job_the_part_before_the_last_separa
     with duckdb.connect(db) as con:
         con.execute("UPDATE openai_batches.batch_requests SET custom_id_prefix = NULL")
     assert _per_request(db) == JOBS
+
+
+def test_request_outcomes_counts_are_bigint_as_every_count(db: str) -> None:
+    """Query 19 adds per-batch counts: DuckDB's sum of BIGINT is a HUGEINT, a type other clients read as a decimal or
+    a string; the counts are cast back to the BIGINT of a count, as before the query counted per batch."""
+    with _api(["job-1", "job-2", "other_1"]) as api:
+        assert run_load(db, config_for(api.base_url, KEY_A, requests=True, max_attempts=2)).ok
+    sql = (Path(__file__).parents[1] / "queries" / "19_request_outcomes.sql").read_text()
+    with reading(db) as analysis:
+        rel = analysis.con.sql(sql)
+        types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+        rows = rel.fetchall()
+    counts = ("batches", "requests", "succeeded", "failed", "expired", "cancelled", "missing")
+    assert {c: types[c] for c in counts} == dict.fromkeys(counts, "BIGINT")
+    assert [r[2:5] for r in rows] == [(1, 3, 3)]
