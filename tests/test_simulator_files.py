@@ -171,7 +171,16 @@ def test_files_agree_with_the_batch_object(shared: tuple[SimulatedOrg, Simulator
     counts = batch["request_counts"]
     assert batch["status"] == ("completed" if outcome == "all_failed" else outcome)
     inputs = [line["custom_id"] for line in got["input"]]
-    assert len(inputs) == counts["total"] == 300 and len(set(inputs)) == 300
+    assert len(inputs) == 300 and len(set(inputs)) == 300
+    if batch["in_progress_at"] is None:
+        # Cancelled while validating (the simulator's share: 1 in 10; which one this test draws depends on the order
+        # the shared org's batches are created in, so on how xdist spreads the tests): it never ran, no counts,
+        # no files.
+        assert outcome == "cancelled" and batch["cancelled_at"] is not None
+        assert counts == {"total": 0, "completed": 0, "failed": 0}
+        assert batch["output_file_id"] is None and batch["error_file_id"] is None
+        return
+    assert counts["total"] == 300
     assert all(line["url"] == endpoint and line["method"] == "POST" for line in got["input"])
 
     out = [ledger_view(line, endpoint) for line in got["output"]]
