@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from openai_batches.analysis import reading
 from openai_batches.load.runner import run_load
-from openai_batches.tables.ledger import NO_PREFIX, custom_id_prefix
+from openai_batches.tables.ledger import NO_PREFIX, OUTCOMES, custom_id_prefix
 
 from .support.assertions import table
 from .support.fake_api import Reply, ScriptedApi, json_reply, make_batch
@@ -110,6 +110,19 @@ def test_request_outcomes_counts_are_bigint_as_every_count(db: str) -> None:
         rel = analysis.con.sql(sql)
         types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
         rows = rel.fetchall()
-    counts = ("batches", "requests", "succeeded", "failed", "expired", "cancelled", "missing")
+    counts = ("batches", "requests", *OUTCOMES)
     assert {c: types[c] for c in counts} == dict.fromkeys(counts, "BIGINT")
     assert [r[2:5] for r in rows] == [(1, 3, 3)]
+
+
+def test_query_19_and_ledger_check_count_every_outcome_the_ledger_writes(db: str) -> None:
+    """The outcomes are listed twice: in `ledger_check` (built from `OUTCOMES`) and in queries/19, a SQL file users
+    read. An outcome added to the ledger and left out of either would be counted in `requests` and nowhere else."""
+    with _api(["job-1"]) as api:
+        assert run_load(db, config_for(api.base_url, KEY_A, requests=True, max_attempts=2)).ok
+    sql = (Path(__file__).parents[1] / "queries" / "19_request_outcomes.sql").read_text()
+    with reading(db) as analysis:
+        query = analysis.con.sql(sql).columns
+        check = analysis.con.sql("SELECT * FROM openai_batches.ledger_check").columns
+    assert query[query.index("requests") + 1 : query.index("requests") + 1 + len(OUTCOMES)] == list(OUTCOMES)
+    assert {f"ledger_{o}" for o in OUTCOMES} <= set(check)

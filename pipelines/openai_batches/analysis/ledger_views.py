@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..settings import FILES_TABLE, REQUESTS_TABLE
 from ..tables.batches import Column
-from ..tables.ledger import FILE_COLUMNS, NO_PREFIX, REQUEST_COLUMNS, custom_id_prefix_sql
+from ..tables.ledger import FILE_COLUMNS, NO_PREFIX, OUTCOMES, REQUEST_COLUMNS, custom_id_prefix_sql
 from .anthropic_views import ENDPOINT as ANTHROPIC_ENDPOINT
 from .anthropic_views import PROVIDER as ANTHROPIC
 from .settings import SCHEMA as S
@@ -123,6 +123,8 @@ LEFT JOIN {S}.anthropic_batch_costs AS b ON b.id = r.batch_id AND b.project = r.
 # where both report them (`tokens_match` NULL: nothing to compare, e.g. moderations, or a
 # batch from before usage was reported). What did not succeed is `failed`, `expired`, `cancelled` or
 # `missing`, next to the batch's `failed` and the requests it says never ran.
+# A count per outcome, one list for every outcome the ledger writes.
+_OUTCOME_COUNTS = ",\n        ".join(f"count(*) FILTER (WHERE outcome = '{o}') AS {o}" for o in OUTCOMES)
 _LEDGER_CHECK = """
 CREATE OR REPLACE VIEW {S}.ledger_check AS
 WITH files AS (
@@ -140,11 +142,7 @@ requests AS (
         project,
         batch_id,
         count(*) AS requests,
-        count(*) FILTER (WHERE outcome = 'succeeded') AS succeeded,
-        count(*) FILTER (WHERE outcome = 'failed') AS failed,
-        count(*) FILTER (WHERE outcome = 'expired') AS expired,
-        count(*) FILTER (WHERE outcome = 'cancelled') AS cancelled,
-        count(*) FILTER (WHERE outcome = 'missing') AS missing,
+        {outcome_counts},
         count(input_tokens) + count(output_tokens) AS token_counts,
         sum(input_tokens) AS input_tokens,
         sum(cached_tokens) AS cached_tokens,
@@ -239,7 +237,7 @@ def ledger_views(present: frozenset[str]) -> tuple[tuple[str, str], ...]:
                 provider=ANTHROPIC,
             ),
         ),
-        ("ledger_check", _LEDGER_CHECK.format(S=S, requests=requests, files=files)),
+        ("ledger_check", _LEDGER_CHECK.format(S=S, requests=requests, files=files, outcome_counts=_OUTCOME_COUNTS)),
     )
 
 

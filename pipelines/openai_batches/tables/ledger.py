@@ -31,6 +31,10 @@ POOL = pa.system_memory_pool()
 # was its own job instead of `line1\nline2`; tests/test_hostile_s26.py).
 CUSTOM_ID_PREFIX_PATTERN = "(?s)^(.*)[-_:][^-_:]*$"
 NO_PREFIX = "(no prefix)"
+# Every value of `batch_requests.outcome`, in the order the reports show them: `ledger_check` has a count per value
+# (built from this), and so has queries/19_request_outcomes.sql, a file users read and edit (its columns are checked
+# against this in tests/test_hostile_s26.py).
+OUTCOMES = ("succeeded", "failed", "expired", "cancelled", "missing")
 
 REQUEST_COLUMNS: tuple[Column, ...] = (
     _text("batch_id", "The batch (`batches.id`) the request belongs to."),
